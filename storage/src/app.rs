@@ -1,0 +1,30 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// An M2M app as stored. Secrets are present only as SHA-256 digests (hex).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRecord {
+    pub id: String,
+    pub client_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub scopes: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub is_active: bool,
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+    #[serde(default)]
+    pub token_claims: Map<String, Value>,
+    #[serde(default)]
+    pub access_token_ttl_secs: Option<u64>,
+    #[serde(default)]
+    pub public_key_jwk: Option<Value>,
+    pub secret_hash: String,
+    /// The second secret accepted while a Stytch-style rotation is under way.
+    #[serde(default)]
+    pub next_secret_hash: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}

@@ -1,0 +1,45 @@
+//! Tessera's durable state behind domain operations.
+//!
+//! The actors above this crate speak in apps, keys and changes, never in redb transactions, so
+//! that a shared SQL backend can implement [`Storage`] later without touching them. Every write
+//! returns only after its transaction is committed with `Durability::Immediate`: an acknowledged
+//! write survives a crash.
+
+mod app;
+mod error;
+mod key;
+mod record;
+mod seal;
+mod store;
+mod tables;
+
+pub use app::AppRecord;
+pub use error::StoreError;
+pub use key::{KeyRecord, KeyState};
+pub use seal::Kek;
+pub use store::Store;
+
+/// The boundary a backend implements. Operations carry their conditions (create fails on an
+/// existing id) so that no caller relies on being the only process.
+pub trait Storage: Send + Sync + 'static {
+    /// Every app, in id order.
+    fn load_apps(&self) -> Result<Vec<AppRecord>, StoreError>;
+    /// Inserts a new app; `Conflict` when the id or client id is taken.
+    fn create_app(&self, app: &AppRecord) -> Result<u64, StoreError>;
+    /// Replaces an existing app; `NotFound` when it is gone.
+    fn update_app(&self, app: &AppRecord) -> Result<u64, StoreError>;
+    /// Removes an app; `NotFound` when it is gone.
+    fn delete_app(&self, id: &str) -> Result<u64, StoreError>;
+    /// The signing keys, private parts opened with the KEK.
+    fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Replaces the whole key ring in one transaction.
+    fn save_keys(&self, keys: &[KeyRecord]) -> Result<u64, StoreError>;
+    /// A small named value (bootstrap markers and the like).
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets a named value only when it is absent; `Conflict` otherwise.
+    fn put_meta_once(&self, name: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// The version of the last committed change to apps or keys; it only grows.
+    fn version(&self) -> Result<u64, StoreError>;
+    /// Changes committed after `since`, as `(version, "kind:id")`, oldest first.
+    fn changes_since(&self, since: u64) -> Result<Vec<(u64, String)>, StoreError>;
+}

@@ -1,0 +1,48 @@
+//! Record encoding: one version byte, then JSON. The version byte lets a later release read
+//! records an older one wrote and migrate them on load.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::StoreError;
+
+const V1: u8 = 1;
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![V1];
+    // unwrap: records are plain structs of strings, numbers and JSON values, which always serialize
+    serde_json::to_writer(&mut out, value).expect("record serializes");
+    out
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&V1, rest)) => {
+            serde_json::from_slice(rest).map_err(|e| StoreError::Corrupt(e.to_string()))
+        }
+        Some((v, _)) => Err(StoreError::Corrupt(format!("unknown record version {v}"))),
+        None => Err(StoreError::Corrupt("empty record".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_unknown_versions() {
+        let bytes = encode(&vec!["a".to_string()]);
+        assert_eq!(bytes[0], V1);
+        assert_eq!(
+            decode::<Vec<String>>(&bytes).unwrap(),
+            vec!["a".to_string()]
+        );
+        let mut future = bytes.clone();
+        future[0] = 9;
+        assert!(matches!(
+            decode::<Vec<String>>(&future),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(decode::<Vec<String>>(&[]).is_err());
+    }
+}

@@ -1,0 +1,324 @@
+//! The redb implementation of [`Storage`].
+
+use std::path::Path;
+
+use redb::{
+    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, WriteTransaction,
+};
+
+use crate::error::db;
+use crate::key::StoredKey;
+use crate::record::{decode, encode};
+use crate::tables::{APPS, CHANGES, CLIENT_IDS, KEYS, META, VERSION};
+use crate::{AppRecord, Kek, KeyRecord, Storage, StoreError};
+
+/// The embedded store: one redb file in the data directory, opened by one process at a time.
+pub struct Store {
+    db: Database,
+    kek: Option<Kek>,
+}
+
+impl Store {
+    pub const FILE: &'static str = "tessera.redb";
+
+    /// Opens (creating when absent) the store in `dir`. A second process gets
+    /// [`StoreError::InUse`] rather than a shared, corruptible file.
+    pub fn open(dir: &Path, kek: Option<Kek>) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let database = match Database::create(dir.join(Self::FILE)) {
+            Ok(database) => database,
+            Err(DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::InUse),
+            Err(e) => return Err(db(e)),
+        };
+        let store = Store { db: database, kek };
+        // Creating every table up front lets readers open them without a write first.
+        store.write(|txn| {
+            txn.open_table(APPS).map_err(db)?;
+            txn.open_table(CLIENT_IDS).map_err(db)?;
+            txn.open_table(KEYS).map_err(db)?;
+            txn.open_table(META).map_err(db)?;
+            txn.open_table(CHANGES).map_err(db)?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `body` in one write transaction committed with `Durability::Immediate`: when this
+    /// returns `Ok`, the change is on disk.
+    fn write<T>(
+        &self,
+        body: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut txn = self.db.begin_write().map_err(db)?;
+        txn.set_durability(Durability::Immediate).map_err(db)?;
+        let out = body(&txn)?; // dropping an uncommitted txn aborts it
+        txn.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    /// Bumps the version and logs the change inside the caller's transaction.
+    fn record_change(txn: &WriteTransaction, change: &str) -> Result<u64, StoreError> {
+        let mut meta = txn.open_table(META).map_err(db)?;
+        let version = match meta.get(VERSION).map_err(db)? {
+            Some(v) => u64_from(v.value())? + 1,
+            None => 1,
+        };
+        meta.insert(VERSION, version.to_be_bytes().as_slice())
+            .map_err(db)?;
+        txn.open_table(CHANGES)
+            .map_err(db)?
+            .insert(version, change)
+            .map_err(db)?;
+        Ok(version)
+    }
+}
+
+fn u64_from(bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("version".into()))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+impl Storage for Store {
+    fn load_apps(&self) -> Result<Vec<AppRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(APPS).map_err(db)?;
+        let mut apps = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (_, value) = entry.map_err(db)?;
+            apps.push(decode(value.value())?);
+        }
+        Ok(apps)
+    }
+
+    fn create_app(&self, app: &AppRecord) -> Result<u64, StoreError> {
+        self.write(|txn| {
+            let mut apps = txn.open_table(APPS).map_err(db)?;
+            let mut ids = txn.open_table(CLIENT_IDS).map_err(db)?;
+            if apps.get(app.id.as_str()).map_err(db)?.is_some() {
+                return Err(StoreError::Conflict("app id"));
+            }
+            if ids.get(app.client_id.as_str()).map_err(db)?.is_some() {
+                return Err(StoreError::Conflict("client id"));
+            }
+            apps.insert(app.id.as_str(), encode(app).as_slice())
+                .map_err(db)?;
+            ids.insert(app.client_id.as_str(), app.id.as_str())
+                .map_err(db)?;
+            drop((apps, ids));
+            Self::record_change(txn, &format!("app:{}", app.id))
+        })
+    }
+
+    fn update_app(&self, app: &AppRecord) -> Result<u64, StoreError> {
+        self.write(|txn| {
+            let mut apps = txn.open_table(APPS).map_err(db)?;
+            let old: AppRecord = match apps.get(app.id.as_str()).map_err(db)? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::NotFound),
+            };
+            if old.client_id != app.client_id {
+                return Err(StoreError::Conflict("client id change"));
+            }
+            apps.insert(app.id.as_str(), encode(app).as_slice())
+                .map_err(db)?;
+            drop(apps);
+            Self::record_change(txn, &format!("app:{}", app.id))
+        })
+    }
+
+    fn delete_app(&self, id: &str) -> Result<u64, StoreError> {
+        self.write(|txn| {
+            let mut apps = txn.open_table(APPS).map_err(db)?;
+            let old: AppRecord = match apps.remove(id).map_err(db)? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::NotFound),
+            };
+            txn.open_table(CLIENT_IDS)
+                .map_err(db)?
+                .remove(old.client_id.as_str())
+                .map_err(db)?;
+            drop(apps);
+            Self::record_change(txn, &format!("app:{id}"))
+        })
+    }
+
+    fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(KEYS).map_err(db)?;
+        let mut keys = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (_, value) = entry.map_err(db)?;
+            let stored: StoredKey = decode(value.value())?;
+            keys.push(stored.open(self.kek.as_ref())?);
+        }
+        Ok(keys)
+    }
+
+    fn save_keys(&self, keys: &[KeyRecord]) -> Result<u64, StoreError> {
+        let sealed = keys
+            .iter()
+            .map(|k| {
+                Ok((
+                    k.kid.as_str(),
+                    encode(&StoredKey::seal(k, self.kek.as_ref())?),
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write(|txn| {
+            let mut table = txn.open_table(KEYS).map_err(db)?;
+            table.retain(|_, _| false).map_err(db)?;
+            for (kid, bytes) in &sealed {
+                table.insert(*kid, bytes.as_slice()).map_err(db)?;
+            }
+            drop(table);
+            Self::record_change(txn, "keys:")
+        })
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(META).map_err(db)?;
+        Ok(table.get(name).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+
+    fn put_meta_once(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.write(|txn| {
+            let mut table = txn.open_table(META).map_err(db)?;
+            if table.get(name).map_err(db)?.is_some() {
+                return Err(StoreError::Conflict("meta entry"));
+            }
+            table.insert(name, value).map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn version(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta(VERSION)?
+            .map(|v| u64_from(&v))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    fn changes_since(&self, since: u64) -> Result<Vec<(u64, String)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(CHANGES).map_err(db)?;
+        let mut out = Vec::new();
+        for entry in table.range(since.saturating_add(1)..).map_err(db)? {
+            let (k, v) = entry.map_err(db)?;
+            out.push((k.value(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KeyState;
+
+    fn app(id: &str, client_id: &str) -> AppRecord {
+        AppRecord {
+            id: id.into(),
+            client_id: client_id.into(),
+            name: "n".into(),
+            description: String::new(),
+            scopes: vec!["read_app".into()],
+            grant_types: vec!["client_credentials".into()],
+            is_active: true,
+            metadata: Default::default(),
+            token_claims: Default::default(),
+            access_token_ttl_secs: None,
+            public_key_jwk: None,
+            secret_hash: "00".into(),
+            next_secret_hash: None,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    fn key(kid: &str) -> KeyRecord {
+        KeyRecord {
+            kid: kid.into(),
+            state: KeyState::Next,
+            secret: [3; 32],
+            created_at: 1,
+            published_at: 1,
+            is_in_every_jwks: true,
+            activated_at: None,
+            retired_at: None,
+            remove_after: None,
+        }
+    }
+
+    #[test]
+    fn reopening_gives_back_what_was_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = Kek::from_hex(&"11".repeat(32)).unwrap();
+        {
+            let store = Store::open(dir.path(), Some(kek.clone())).unwrap();
+            assert_eq!(store.create_app(&app("a", "ca")).unwrap(), 1);
+            store.create_app(&app("b", "cb")).unwrap();
+            assert!(matches!(
+                store.create_app(&app("a", "cz")),
+                Err(StoreError::Conflict(_))
+            ));
+            assert!(matches!(
+                store.create_app(&app("z", "ca")),
+                Err(StoreError::Conflict(_))
+            ));
+            let mut changed = app("b", "cb");
+            changed.name = "renamed".into();
+            store.update_app(&changed).unwrap();
+            store.delete_app("a").unwrap();
+            assert!(matches!(store.delete_app("a"), Err(StoreError::NotFound)));
+            store.save_keys(&[key("k1"), key("k2")]).unwrap();
+            store.save_keys(&[key("k2")]).unwrap();
+            store.put_meta_once("root", b"b").unwrap();
+            assert!(store.put_meta_once("root", b"x").is_err());
+        }
+        let store = Store::open(dir.path(), Some(kek)).unwrap();
+        let apps = store.load_apps().unwrap();
+        assert_eq!(apps.len(), 1);
+        assert_eq!(apps[0].name, "renamed");
+        assert_eq!(store.load_keys().unwrap(), vec![key("k2")]);
+        assert_eq!(store.meta("root").unwrap().as_deref(), Some(&b"b"[..]));
+        assert_eq!(store.version().unwrap(), 6);
+        let changes = store.changes_since(4).unwrap();
+        assert_eq!(
+            changes,
+            vec![(5, "keys:".to_string()), (6, "keys:".to_string())]
+        );
+        // The client id of a deleted app is free again.
+        store.create_app(&app("c", "ca")).unwrap();
+    }
+
+    #[test]
+    fn sealed_keys_need_their_kek_and_never_hit_the_file_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = Kek::from_hex(&"22".repeat(32)).unwrap();
+        let mut k = key("k1");
+        k.secret = [0xA5; 32];
+        Store::open(dir.path(), Some(kek))
+            .unwrap()
+            .save_keys(&[k])
+            .unwrap();
+        let file = std::fs::read(dir.path().join(Store::FILE)).unwrap();
+        assert!(!file.windows(64).any(|w| w == "a5".repeat(32).as_bytes()));
+        assert!(!file.windows(32).any(|w| w == [0xA5; 32]));
+        let store = Store::open(dir.path(), None).unwrap();
+        assert!(matches!(store.load_keys(), Err(StoreError::KekMissing)));
+    }
+
+    #[test]
+    fn a_second_opener_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path(), None).unwrap();
+        assert!(matches!(
+            Store::open(dir.path(), None),
+            Err(StoreError::InUse)
+        ));
+    }
+}

@@ -1,0 +1,16 @@
+//! Every table, in one place.
+
+use redb::TableDefinition;
+
+/// app id → encoded [`crate::AppRecord`].
+pub(crate) const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+/// client id → app id; the uniqueness condition for client ids.
+pub(crate) const CLIENT_IDS: TableDefinition<&str, &str> = TableDefinition::new("client_ids");
+/// kid → encoded [`crate::KeyRecord`] with its private part sealed.
+pub(crate) const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+/// name → small value (bootstrap markers, the version counter).
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// version → "kind:id", the change log a follower node reads "since N".
+pub(crate) const CHANGES: TableDefinition<u64, &str> = TableDefinition::new("changes");
+
+pub(crate) const VERSION: &str = "version";
