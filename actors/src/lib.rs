@@ -1,1 +1,22 @@
+//! Tessera's state owners and the pure rules they apply.
+//!
+//! Actors (`KeyRing`, `ClientRegistry`) own every piece of mutable state and publish snapshots
+//! (`KeySet`, `ClientTable`) that the token hot path reads without a message hop. Nothing here
+//! knows about HTTP.
 
+pub mod app;
+pub mod claims;
+pub mod client;
+pub mod clients;
+pub mod clock;
+pub mod fuzzing;
+pub mod issuer;
+pub mod jws;
+pub mod keys;
+pub mod keyset;
+pub mod limiter;
+pub mod oauth;
+pub mod policy;
+pub mod request;
+pub mod ring;
+pub mod secret;

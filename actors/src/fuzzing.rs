@@ -1,0 +1,1 @@
+//! Property checks shared by the fuzz targets and the corpus replay test.

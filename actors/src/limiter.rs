@@ -1,0 +1,92 @@
+//! Failed-authentication limits per client and per address (API.md §2, `429`).
+//!
+//! A fixed window per key. Only failures count, so a client that authenticates correctly is
+//! never slowed; a key over its limit is refused before any secret is checked.
+
+use std::net::IpAddr;
+
+use dashmap::DashMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LimitKey {
+    Client(String),
+    Addr(IpAddr),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub window_secs: u64,
+    pub per_client: u32,
+    pub per_addr: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { window_secs: 60, per_client: 20, per_addr: 100 }
+    }
+}
+
+pub struct FailureLimiter {
+    limits: Limits,
+    windows: DashMap<LimitKey, (u64, u32)>,
+}
+
+/// Beyond this many tracked keys, stale windows are swept on the next failure.
+const SWEEP_AT: usize = 10_000;
+
+impl FailureLimiter {
+    pub fn new(limits: Limits) -> FailureLimiter {
+        FailureLimiter { limits, windows: DashMap::new() }
+    }
+
+    fn limit(&self, key: &LimitKey) -> u32 {
+        match key {
+            LimitKey::Client(_) => self.limits.per_client,
+            LimitKey::Addr(_) => self.limits.per_addr,
+        }
+    }
+
+    /// `Err(retry_after)` when `key` has used up its failures in the current window.
+    pub fn check(&self, key: &LimitKey, now: u64) -> Result<(), u64> {
+        if self.windows.is_empty() {
+            return Ok(());
+        }
+        match self.windows.get(key) {
+            Some(entry) => {
+                let (start, count) = *entry;
+                let ends = start + self.limits.window_secs;
+                if now < ends && count >= self.limit(key) { Err(ends - now) } else { Ok(()) }
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub fn record_failure(&self, key: LimitKey, now: u64) {
+        let window = self.limits.window_secs;
+        if self.windows.len() >= SWEEP_AT {
+            self.windows.retain(|_, (start, _)| now < *start + window);
+        }
+        let mut entry = self.windows.entry(key).or_insert((now, 0));
+        if now >= entry.0 + window {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_over_its_failures_waits_out_its_window_and_others_do_not() {
+        let limiter = FailureLimiter::new(Limits { window_secs: 60, per_client: 2, per_addr: 5 });
+        let a = LimitKey::Client("a".into());
+        limiter.record_failure(a.clone(), 100);
+        assert!(limiter.check(&a, 100).is_ok());
+        limiter.record_failure(a.clone(), 110);
+        assert_eq!(limiter.check(&a, 120), Err(40));
+        assert!(limiter.check(&LimitKey::Client("b".into()), 120).is_ok());
+        assert!(limiter.check(&a, 160).is_ok());
+    }
+}

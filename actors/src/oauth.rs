@@ -1,0 +1,81 @@
+//! The token endpoint's errors, each naming the section of the RFC it implements.
+
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    /// RFC 6749 §5.2 `invalid_request`: missing, repeated or malformed parameter, two
+    /// authentication methods, or an unreadable body.
+    InvalidRequest(&'static str),
+    /// RFC 6749 §5.2 `invalid_client` (401). `is_basic` asks for `WWW-Authenticate: Basic`,
+    /// since the client tried that scheme. Unknown client and wrong secret are one variant,
+    /// so they cannot answer differently.
+    InvalidClient { is_basic: bool },
+    /// RFC 6749 §5.2 `invalid_grant`.
+    InvalidGrant(&'static str),
+    /// RFC 6749 §5.2 `unauthorized_client`: the app may not use this grant.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2 `unsupported_grant_type`.
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2 `invalid_scope`, naming the scope the client does not hold.
+    InvalidScope(String),
+    /// RFC 6585 §4: too many failed authentications from this client or address.
+    TooManyRequests { retry_after: u64 },
+    /// RFC 9110 §15.5.16: neither form nor JSON, or an encoded body.
+    UnsupportedMediaType,
+    /// RFC 9110 §15.5.14: the body is over the limit.
+    PayloadTooLarge,
+}
+
+impl OAuthError {
+    pub fn status(&self) -> u16 {
+        match self {
+            OAuthError::InvalidClient { .. } => 401,
+            OAuthError::TooManyRequests { .. } => 429,
+            OAuthError::UnsupportedMediaType => 415,
+            OAuthError::PayloadTooLarge => 413,
+            _ => 400,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest(_)
+            | OAuthError::UnsupportedMediaType
+            | OAuthError::PayloadTooLarge => "invalid_request",
+            OAuthError::InvalidClient { .. } => "invalid_client",
+            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::UnauthorizedClient => "unauthorized_client",
+            OAuthError::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::TooManyRequests { .. } => "slow_down",
+        }
+    }
+
+    pub fn description(&self) -> Cow<'static, str> {
+        match self {
+            OAuthError::InvalidRequest(why) | OAuthError::InvalidGrant(why) => Cow::Borrowed(why),
+            OAuthError::InvalidClient { .. } => Cow::Borrowed("client authentication failed"),
+            OAuthError::UnauthorizedClient => {
+                Cow::Borrowed("the client is not allowed to use this grant type")
+            }
+            OAuthError::UnsupportedGrantType => Cow::Borrowed("the grant type is not supported"),
+            OAuthError::InvalidScope(scope) => {
+                Cow::Owned(format!("the client does not hold the scope '{scope}'"))
+            }
+            OAuthError::TooManyRequests { .. } => {
+                Cow::Borrowed("too many failed authentications; retry later")
+            }
+            OAuthError::UnsupportedMediaType => Cow::Borrowed(
+                "the body must be application/x-www-form-urlencoded or application/json, not encoded",
+            ),
+            OAuthError::PayloadTooLarge => Cow::Borrowed("the request body is too large"),
+        }
+    }
+
+    /// The RFC 6749 §5.2 JSON body.
+    pub fn body(&self) -> Vec<u8> {
+        let body = serde_json::json!({ "error": self.code(), "error_description": self.description() });
+        body.to_string().into_bytes()
+    }
+}

@@ -1,0 +1,147 @@
+//! The escalation and scope rules, as pure functions. Every path that changes an app (HTTP,
+//! CLI, bootstrap) goes through the registry, and the registry asks these functions, so a rule
+//! holds everywhere or nowhere.
+
+/// The scope that passes every check.
+pub const ROOT: &str = "root";
+
+/// Scopes Tessera defines; they gate its own admin API (API.md §4).
+pub const BUILT_IN_SCOPES: [&str; 13] = [
+    ROOT,
+    "read_user",
+    "write_user",
+    "read_app",
+    "write_app",
+    "read_role",
+    "write_role",
+    "read_scope",
+    "write_scope",
+    "read_key",
+    "write_key",
+    "read_service",
+    "write_service",
+];
+
+/// Who asks for a change: an app with its token's scopes, or the operator at the console,
+/// who holds the data directory and so everything in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    App { client_id: String, scopes: Vec<String> },
+    Operator,
+}
+
+impl Caller {
+    pub fn is_root(&self) -> bool {
+        match self {
+            Caller::App { scopes, .. } => scopes.iter().any(|s| s == ROOT),
+            Caller::Operator => true,
+        }
+    }
+}
+
+/// A refused change. Each message is part of the contract, byte for byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyError {
+    /// API.md §4 rule 1.
+    RootAssignment,
+    /// An app that holds `root` is as powerful as root: only root may change, rotate or
+    /// delete it, or a `write_app` token could take its secret and so its power.
+    RootAppManagement,
+}
+
+impl PolicyError {
+    pub fn message(self) -> &'static str {
+        match self {
+            PolicyError::RootAssignment => {
+                "Only an app with the root scope can assign the root scope to an app."
+            }
+            PolicyError::RootAppManagement => {
+                "Only an app with the root scope can manage an app that holds the root scope."
+            }
+        }
+    }
+}
+
+/// Rule 1: only a root caller may put `root` in an app's scopes.
+pub fn check_app_scopes(caller: &Caller, scopes: &[String]) -> Result<(), PolicyError> {
+    if scopes.iter().any(|s| s == ROOT) && !caller.is_root() {
+        return Err(PolicyError::RootAssignment);
+    }
+    Ok(())
+}
+
+/// Only a root caller may change an app that already holds `root`.
+pub fn check_manage_app(caller: &Caller, current_scopes: &[String]) -> Result<(), PolicyError> {
+    if current_scopes.iter().any(|s| s == ROOT) && !caller.is_root() {
+        return Err(PolicyError::RootAppManagement);
+    }
+    Ok(())
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+/// The scope a token gets. Omitted (or empty, RFC 6749 §3.1) means everything assigned; a
+/// requested scope the client does not hold is refused by name, never silently dropped.
+pub fn grant_scope<'r>(requested: Option<&'r str>, assigned: &[String]) -> Result<String, &'r str> {
+    let requested = requested.filter(|r| !r.is_empty());
+    let Some(requested) = requested else {
+        return Ok(assigned.join(" "));
+    };
+    let mut granted = String::with_capacity(requested.len());
+    for token in requested.split(' ').filter(|t| !t.is_empty()) {
+        if !assigned.iter().any(|a| a == token) {
+            return Err(token);
+        }
+        if !granted.split(' ').any(|g| g == token) {
+            if !granted.is_empty() {
+                granted.push(' ');
+            }
+            granted.push_str(token);
+        }
+    }
+    Ok(granted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn omitted_scope_grants_everything_assigned() {
+        assert_eq!(grant_scope(None, &v(&["a", "b"])).unwrap(), "a b");
+        assert_eq!(grant_scope(Some(""), &v(&["a"])).unwrap(), "a");
+    }
+
+    #[test]
+    fn an_unassigned_scope_is_named() {
+        assert_eq!(grant_scope(Some("a zz"), &v(&["a"])), Err("zz"));
+        assert_eq!(grant_scope(Some("a a  a"), &v(&["a", "b"])).unwrap(), "a");
+    }
+
+    #[test]
+    fn scope_tokens_follow_rfc_6749() {
+        assert!(is_scope_token("read:settings"));
+        assert!(!is_scope_token("a b"));
+        assert!(!is_scope_token("a\"b"));
+        assert!(!is_scope_token("a\\b"));
+        assert!(!is_scope_token(""));
+    }
+
+    #[test]
+    fn root_rules() {
+        let app = Caller::App { client_id: "c".into(), scopes: v(&["write_app"]) };
+        assert_eq!(check_app_scopes(&app, &v(&["root"])), Err(PolicyError::RootAssignment));
+        assert!(check_app_scopes(&app, &v(&["read_app"])).is_ok());
+        assert!(check_app_scopes(&Caller::Operator, &v(&["root"])).is_ok());
+        assert_eq!(check_manage_app(&app, &v(&["root"])), Err(PolicyError::RootAppManagement));
+    }
+}

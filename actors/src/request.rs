@@ -1,0 +1,349 @@
+//! Parsing a token request (RFC 6749 §4.4, §2.3.1, §3.2) from its body and `Authorization`
+//! header. No actix here: this is the code the fuzzer drives.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use percent_encoding::percent_decode_str;
+use serde::de::{Deserializer, MapAccess, Visitor};
+
+use crate::oauth::OAuthError;
+
+pub const CLIENT_ASSERTION_JWT: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How the client said who it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Credentials {
+    #[default]
+    None,
+    /// `client_secret_basic`.
+    Basic { client_id: String, secret: String },
+    /// `client_secret_post`.
+    Post { client_id: String, secret: String },
+    /// `private_key_jwt` (RFC 7523 §2.2).
+    Assertion { client_id: Option<String>, assertion: String },
+    /// A `client_id` alone: a public client, or a refresh token that speaks for itself.
+    ClientId(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenRequest {
+    pub grant_type: String,
+    pub scope: Option<String>,
+    /// `resource` (RFC 8707) or `audience`; becomes `aud`.
+    pub audience: Option<String>,
+    pub refresh_token: Option<String>,
+    pub credentials: Credentials,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Form,
+    Json,
+}
+
+/// The body's kind from its `Content-Type`; anything else is `415`.
+pub fn body_kind(content_type: Option<&str>) -> Result<BodyKind, OAuthError> {
+    let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(BodyKind::Form)
+    } else if media.eq_ignore_ascii_case("application/json") {
+        Ok(BodyKind::Json)
+    } else {
+        Err(OAuthError::UnsupportedMediaType)
+    }
+}
+
+/// The parameters as sent, before the authentication method is decided.
+#[derive(Default)]
+struct Params {
+    grant_type: Option<String>,
+    scope: Option<String>,
+    resource: Option<String>,
+    audience: Option<String>,
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+impl Params {
+    /// RFC 6749 §3.2: no parameter twice; an empty value counts as omitted.
+    fn set(&mut self, name: &str, value: String) -> Result<(), OAuthError> {
+        let slot = match name {
+            "grant_type" => &mut self.grant_type,
+            "scope" => &mut self.scope,
+            "resource" => &mut self.resource,
+            "audience" => &mut self.audience,
+            "refresh_token" => &mut self.refresh_token,
+            "client_id" => &mut self.client_id,
+            "client_secret" => &mut self.client_secret,
+            "client_assertion_type" => &mut self.client_assertion_type,
+            "client_assertion" => &mut self.client_assertion,
+            _ => return Ok(()), // RFC 6749 §3.2: unrecognized parameters are ignored
+        };
+        if value.is_empty() {
+            return Ok(());
+        }
+        if slot.is_some() {
+            return Err(OAuthError::InvalidRequest("a parameter was sent more than once"));
+        }
+        *slot = Some(value);
+        Ok(())
+    }
+}
+
+pub fn parse(
+    kind: BodyKind,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Result<TokenRequest, OAuthError> {
+    let mut params = Params::default();
+    match kind {
+        BodyKind::Form => {
+            for (name, value) in form_urlencoded::parse(body) {
+                params.set(&name, value.into_owned())?;
+            }
+        }
+        BodyKind::Json => {
+            let mut de = serde_json::Deserializer::from_slice(body);
+            de.deserialize_map(JsonParams(&mut params))
+                .map_err(|_| OAuthError::InvalidRequest("the JSON body must be an object of string values"))?;
+            de.end().map_err(|_| OAuthError::InvalidRequest("trailing data after the JSON body"))?;
+        }
+    }
+    let basic = authorization.map(parse_basic).transpose()?;
+    let credentials = credentials(&mut params, basic)?;
+    let Some(grant_type) = params.grant_type else {
+        return Err(OAuthError::InvalidRequest("grant_type is required"));
+    };
+    if params.resource.is_some() && params.audience.is_some() && params.resource != params.audience {
+        return Err(OAuthError::InvalidRequest("resource and audience disagree"));
+    }
+    Ok(TokenRequest {
+        grant_type,
+        scope: params.scope,
+        audience: params.resource.or(params.audience),
+        refresh_token: params.refresh_token,
+        credentials,
+    })
+}
+
+/// RFC 6749 §2.3: exactly one authentication method. A `client_id` in the body beside Basic
+/// is tolerated when it names the same client, as several client libraries send both.
+fn credentials(
+    params: &mut Params,
+    basic: Option<(String, String)>,
+) -> Result<Credentials, OAuthError> {
+    let has_assertion = params.client_assertion.is_some() || params.client_assertion_type.is_some();
+    if let Some((client_id, secret)) = basic {
+        if params.client_secret.is_some() || has_assertion {
+            return Err(OAuthError::InvalidRequest("more than one client authentication method"));
+        }
+        if params.client_id.as_ref().is_some_and(|id| *id != client_id) {
+            return Err(OAuthError::InvalidRequest("client_id differs from the Basic credentials"));
+        }
+        return Ok(Credentials::Basic { client_id, secret });
+    }
+    if has_assertion {
+        if params.client_secret.is_some() {
+            return Err(OAuthError::InvalidRequest("more than one client authentication method"));
+        }
+        if params.client_assertion_type.as_deref() != Some(CLIENT_ASSERTION_JWT) {
+            return Err(OAuthError::InvalidRequest("unsupported client_assertion_type"));
+        }
+        let Some(assertion) = params.client_assertion.take() else {
+            return Err(OAuthError::InvalidRequest("client_assertion is required"));
+        };
+        return Ok(Credentials::Assertion { client_id: params.client_id.take(), assertion });
+    }
+    Ok(match (params.client_id.take(), params.client_secret.take()) {
+        (Some(client_id), Some(secret)) => Credentials::Post { client_id, secret },
+        (Some(client_id), None) => Credentials::ClientId(client_id),
+        (None, Some(_)) => return Err(OAuthError::InvalidRequest("client_secret without client_id")),
+        (None, None) => Credentials::None,
+    })
+}
+
+/// `Basic base64(urlencode(id):urlencode(secret))`, scheme name in any case (RFC 7617 §2,
+/// RFC 6749 §2.3.1). Another scheme is not a client authentication this endpoint knows.
+fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::InvalidClient { is_basic: false });
+    }
+    let bad = OAuthError::InvalidClient { is_basic: true };
+    let rest = rest.trim();
+    let decoded = STANDARD.decode(rest).or_else(|_| STANDARD_NO_PAD.decode(rest)).map_err(|_| bad.clone())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad.clone())?;
+    let (id, secret) = text.split_once(':').ok_or_else(|| bad.clone())?;
+    let id = form_decode(id).ok_or_else(|| bad.clone())?;
+    let secret = form_decode(secret).ok_or_else(|| bad.clone())?;
+    if id.is_empty() {
+        return Err(bad);
+    }
+    Ok((id, secret))
+}
+
+fn form_decode(text: &str) -> Option<String> {
+    let spaced = text.replace('+', " ");
+    percent_decode_str(&spaced).decode_utf8().ok().map(|s| s.into_owned())
+}
+
+/// Reads a JSON object into [`Params`], refusing repeated keys, which serde_json alone would
+/// let the last one win.
+struct JsonParams<'p>(&'p mut Params);
+
+impl<'de> Visitor<'de> for JsonParams<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of string values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(name) = map.next_key::<String>()? {
+            let value: serde_json::Value = map.next_value()?;
+            let value = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => continue,
+                _ if !is_known(&name) => continue,
+                _ => return Err(serde::de::Error::custom("values must be strings")),
+            };
+            self.0.set(&name, value).map_err(|_| serde::de::Error::custom("repeated parameter"))?;
+        }
+        Ok(())
+    }
+}
+
+fn is_known(name: &str) -> bool {
+    matches!(
+        name,
+        "grant_type"
+            | "scope"
+            | "resource"
+            | "audience"
+            | "refresh_token"
+            | "client_id"
+            | "client_secret"
+            | "client_assertion_type"
+            | "client_assertion"
+    )
+}
+
+impl TokenRequest {
+    /// Writes the request back as a form body and `Authorization` header: the inverse of
+    /// [`parse`] for every request it returns (the fuzzer checks this).
+    pub fn to_form(&self) -> (Option<String>, String) {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", &self.grant_type);
+        if let Some(scope) = &self.scope {
+            form.append_pair("scope", scope);
+        }
+        if let Some(audience) = &self.audience {
+            form.append_pair("resource", audience);
+        }
+        if let Some(token) = &self.refresh_token {
+            form.append_pair("refresh_token", token);
+        }
+        let mut authorization = None;
+        match &self.credentials {
+            Credentials::None => {}
+            Credentials::Basic { client_id, secret } => {
+                let pair = format!("{}:{}", form_encode(client_id), form_encode(secret));
+                authorization = Some(format!("Basic {}", STANDARD.encode(pair)));
+            }
+            Credentials::Post { client_id, secret } => {
+                form.append_pair("client_id", client_id);
+                form.append_pair("client_secret", secret);
+            }
+            Credentials::Assertion { client_id, assertion } => {
+                if let Some(id) = client_id {
+                    form.append_pair("client_id", id);
+                }
+                form.append_pair("client_assertion_type", CLIENT_ASSERTION_JWT);
+                form.append_pair("client_assertion", assertion);
+            }
+            Credentials::ClientId(id) => {
+                form.append_pair("client_id", id);
+            }
+        }
+        (authorization, form.finish())
+    }
+}
+
+fn form_encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(body: &str, auth: Option<&str>) -> Result<TokenRequest, OAuthError> {
+        parse(BodyKind::Form, auth, body.as_bytes())
+    }
+
+    #[test]
+    fn seed_000_lowercase_basic_with_form_body() {
+        let auth = format!("basic {}", STANDARD.encode("my%3Aid:s3cr%2Bt"));
+        let req = form("grant_type=client_credentials&scope=read_user+write_user", Some(&auth)).unwrap();
+        assert_eq!(req.scope.as_deref(), Some("read_user write_user"));
+        assert_eq!(
+            req.credentials,
+            Credentials::Basic { client_id: "my:id".into(), secret: "s3cr+t".into() }
+        );
+    }
+
+    #[test]
+    fn repeated_parameters_and_two_methods_are_invalid_requests() {
+        assert!(matches!(
+            form("grant_type=a&grant_type=b", None),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        let auth = format!("Basic {}", STANDARD.encode("a:b"));
+        assert!(matches!(
+            form("grant_type=client_credentials&client_secret=x&client_id=a", Some(&auth)),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(form("scope=a", None), Err(OAuthError::InvalidRequest(_))));
+        assert!(matches!(
+            parse(BodyKind::Json, None, br#"{"grant_type":"a","grant_type":"b"}"#),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn json_bodies_follow_stytch() {
+        let req = parse(
+            BodyKind::Json,
+            None,
+            br#"{"grant_type":"client_credentials","client_id":"c","client_secret":"s","scope":"a b","extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(req.credentials, Credentials::Post { client_id: "c".into(), secret: "s".into() });
+        assert!(parse(BodyKind::Json, None, b"[1]").is_err());
+        assert!(parse(BodyKind::Json, None, br#"{"grant_type":5}"#).is_err());
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(body_kind(Some("application/x-www-form-urlencoded; charset=UTF-8")), Ok(BodyKind::Form));
+        assert_eq!(body_kind(Some("Application/JSON")), Ok(BodyKind::Json));
+        assert_eq!(body_kind(Some("text/plain")), Err(OAuthError::UnsupportedMediaType));
+        assert_eq!(body_kind(None), Err(OAuthError::UnsupportedMediaType));
+    }
+
+    #[test]
+    fn to_form_round_trips() {
+        let req = TokenRequest {
+            grant_type: "client_credentials".into(),
+            scope: Some("a b:c".into()),
+            audience: Some("https://api/x?y=1&z".into()),
+            refresh_token: None,
+            credentials: Credentials::Basic { client_id: "i d:+".into(), secret: "p@ss:w%rd".into() },
+        };
+        let (auth, body) = req.to_form();
+        assert_eq!(form(&body, auth.as_deref()).unwrap(), req);
+    }
+}
