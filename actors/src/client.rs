@@ -35,7 +35,10 @@ impl Client {
             client_id: app.client_id.clone(),
             secrets,
             scopes: app.scopes.clone(),
-            has_client_credentials: app.grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS),
+            has_client_credentials: app
+                .grant_types
+                .iter()
+                .any(|g| g == GRANT_CLIENT_CREDENTIALS),
             has_refresh_token: app.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN),
             is_active: app.is_active,
             ttl: app.access_token_ttl_secs,

@@ -58,10 +58,19 @@ pub struct ClientRegistry {
     limits: AppLimits,
 }
 
-/// The root app's credentials when bootstrap generated them (to be written out once).
+/// The root app's credentials: the operator's, or generated on first start.
 pub struct RootCredentials {
     pub client_id: String,
     pub client_secret: String,
+}
+
+impl RootCredentials {
+    pub fn generate() -> RootCredentials {
+        RootCredentials {
+            client_id: new_client_id(),
+            client_secret: new_secret(),
+        }
+    }
 }
 
 const ROOT_MARKER: &str = "root_app_id";
@@ -79,42 +88,45 @@ impl ClientRegistry {
             table.put(Client::from_record(&app));
             apps.insert(app.id.clone(), app);
         }
-        Ok(ClientRegistry { store, apps, table, clock, limits })
+        Ok(ClientRegistry {
+            store,
+            apps,
+            table,
+            clock,
+            limits,
+        })
     }
 
     pub fn table(&self) -> ClientTable {
         self.table.clone()
     }
 
+    /// True until the root app has been created in this store.
+    pub fn needs_root(&self) -> Result<bool, StoreError> {
+        Ok(self.store.meta(ROOT_MARKER)?.is_none())
+    }
+
     /// Creates the root app on a store's first start; later starts change nothing.
-    /// `given` are operator-chosen credentials; without them they are generated and returned.
-    pub fn bootstrap_root(
-        &mut self,
-        given: Option<RootCredentials>,
-    ) -> Result<Option<RootCredentials>, RegistryError> {
-        if self.store.meta(ROOT_MARKER)?.is_some() {
-            return Ok(None);
+    pub fn bootstrap_root(&mut self, creds: &RootCredentials) -> Result<(), RegistryError> {
+        if !self.needs_root()? {
+            return Ok(());
         }
-        let is_generated = given.is_none();
-        let creds = match given {
-            Some(c) => {
-                if c.client_secret.chars().count() < 32 {
-                    return Err(RegistryError::Invalid(
-                        "TESSERA_ROOT_CLIENT_SECRET must be at least 32 characters".into(),
-                    ));
-                }
-                if c.client_id.is_empty()
-                    || c.client_id.len() > 128
-                    || !c.client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-                {
-                    return Err(RegistryError::Invalid(
-                        "TESSERA_ROOT_CLIENT_ID must be 1 to 128 characters of [A-Za-z0-9._~-]".into(),
-                    ));
-                }
-                c
-            }
-            None => RootCredentials { client_id: new_client_id(), client_secret: new_secret() },
-        };
+        if creds.client_secret.chars().count() < 32 {
+            return Err(RegistryError::Invalid(
+                "TESSERA_ROOT_CLIENT_SECRET must be at least 32 characters".into(),
+            ));
+        }
+        if creds.client_id.is_empty()
+            || creds.client_id.len() > 128
+            || !creds
+                .client_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        {
+            return Err(RegistryError::Invalid(
+                "TESSERA_ROOT_CLIENT_ID must be 1 to 128 characters of [A-Za-z0-9._~-]".into(),
+            ));
+        }
         let now = self.clock.now();
         let record = AppRecord {
             id: random_token(12),
@@ -134,8 +146,9 @@ impl ClientRegistry {
             updated_at: now,
         };
         self.commit_new(record.clone())?;
-        self.store.put_meta_once(ROOT_MARKER, record.id.as_bytes())?;
-        Ok(is_generated.then_some(creds))
+        self.store
+            .put_meta_once(ROOT_MARKER, record.id.as_bytes())?;
+        Ok(())
     }
 
     fn commit_new(&mut self, record: AppRecord) -> Result<(), RegistryError> {
@@ -159,7 +172,11 @@ impl ClientRegistry {
         self.apps.get(id).ok_or(RegistryError::NotFound)
     }
 
-    pub fn create(&mut self, caller: &Caller, input: NewApp) -> Result<(AppRecord, String), RegistryError> {
+    pub fn create(
+        &mut self,
+        caller: &Caller,
+        input: NewApp,
+    ) -> Result<(AppRecord, String), RegistryError> {
         let name = app::check_name(&input.name).map_err(RegistryError::Invalid)?;
         if input.kind.as_deref().is_some_and(|k| k != "s2s") {
             return Err(RegistryError::Invalid("type must be \"s2s\"".into()));
@@ -167,7 +184,10 @@ impl ClientRegistry {
         let scopes = app::check_scopes(&input.scopes).map_err(RegistryError::Invalid)?;
         policy::check_app_scopes(caller, &scopes)?;
         let grant_types = app::check_grant_types(
-            input.grant_types.as_deref().unwrap_or(&[GRANT_CLIENT_CREDENTIALS.to_string()]),
+            input
+                .grant_types
+                .as_deref()
+                .unwrap_or(&[GRANT_CLIENT_CREDENTIALS.to_string()]),
         )
         .map_err(RegistryError::Invalid)?;
         app::check_description(&input.description).map_err(RegistryError::Invalid)?;
@@ -201,7 +221,12 @@ impl ClientRegistry {
         Ok((record, secret))
     }
 
-    pub fn update(&mut self, caller: &Caller, id: &str, patch: AppPatch) -> Result<AppRecord, RegistryError> {
+    pub fn update(
+        &mut self,
+        caller: &Caller,
+        id: &str,
+        patch: AppPatch,
+    ) -> Result<AppRecord, RegistryError> {
         let mut record = self.existing(id)?.clone();
         // Rule 1 first: a request carrying root is answered with rule 1's message.
         if let Some(scopes) = &patch.scopes {
@@ -272,7 +297,8 @@ impl ClientRegistry {
             RotationStep::Start => {
                 if record.next_secret_hash.is_some() {
                     return Err(RegistryError::Conflict(
-                        "a secret rotation is already under way; complete or cancel it first".into(),
+                        "a secret rotation is already under way; complete or cancel it first"
+                            .into(),
                     ));
                 }
                 let secret = new_secret();
@@ -281,7 +307,9 @@ impl ClientRegistry {
             }
             RotationStep::Complete | RotationStep::Cancel => {
                 let Some(next) = record.next_secret_hash.take() else {
-                    return Err(RegistryError::Conflict("no secret rotation is under way".into()));
+                    return Err(RegistryError::Conflict(
+                        "no secret rotation is under way".into(),
+                    ));
                 };
                 if step == RotationStep::Complete {
                     record.secret_hash = next;
@@ -295,7 +323,10 @@ impl ClientRegistry {
     pub fn list(&self, page: Page) -> AppPage {
         let size = page.size.clamp(1, Page::MAX_SIZE);
         let skip = page.number.saturating_sub(1).saturating_mul(size);
-        AppPage { apps: self.apps.values().skip(skip).take(size).cloned().collect(), count: self.apps.len() }
+        AppPage {
+            apps: self.apps.values().skip(skip).take(size).cloned().collect(),
+            count: self.apps.len(),
+        }
     }
 }
 

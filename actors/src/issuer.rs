@@ -127,10 +127,24 @@ impl Issuer {
         };
         let keys = self.keys.load();
         // A server without a current key is not ready; /readyz says so and this refuses.
-        let signer = keys.signer.as_ref().ok_or(OAuthError::InvalidRequest("no signing key is ready"))?;
-        let ttl = client.ttl.unwrap_or(self.settings.default_ttl).min(self.settings.max_ttl);
+        let signer = keys
+            .signer
+            .as_ref()
+            .ok_or(OAuthError::InvalidRequest("no signing key is ready"))?;
+        let ttl = client
+            .ttl
+            .unwrap_or(self.settings.default_ttl)
+            .min(self.settings.max_ttl);
         let now = self.clock.now();
-        let access_token = self.mint(signer, &client, &client.client_id, &scope, audience, ttl, now);
+        let access_token = self.mint(
+            signer,
+            &client,
+            &client.client_id,
+            &scope,
+            audience,
+            ttl,
+            now,
+        );
         Ok(Issued {
             access_token,
             token_type: "Bearer",
@@ -142,7 +156,11 @@ impl Issuer {
         })
     }
 
-    fn authenticate(&self, credentials: &Credentials, addr: Option<IpAddr>) -> Result<Arc<Client>, OAuthError> {
+    fn authenticate(
+        &self,
+        credentials: &Credentials,
+        addr: Option<IpAddr>,
+    ) -> Result<Arc<Client>, OAuthError> {
         let (client_id, secret, is_basic) = match credentials {
             Credentials::Basic { client_id, secret } => (client_id, secret, true),
             Credentials::Post { client_id, secret } => (client_id, secret, false),
@@ -187,7 +205,9 @@ impl Issuer {
         rand::rng().fill_bytes(&mut jti_bytes);
         let mut jti = [0u8; 22];
         // unwrap: 16 bytes always encode to exactly 22 base64url characters
-        let n = URL_SAFE_NO_PAD.encode_slice(jti_bytes, &mut jti).expect("22 bytes fit");
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(jti_bytes, &mut jti)
+            .expect("22 bytes fit");
         // unwrap: base64url output is ASCII
         let jti = std::str::from_utf8(&jti[..n]).expect("ascii");
         let claims = OutgoingClaims {
@@ -232,7 +252,8 @@ impl Issuer {
     /// Verifies signature, issuer and lifetime of an access token, whatever its audience.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, BearerError> {
         let payload = jws::verify(token, &self.keys.load()).map_err(|_| BearerError::Invalid)?;
-        let claims: AccessClaims = serde_json::from_slice(&payload).map_err(|_| BearerError::Invalid)?;
+        let claims: AccessClaims =
+            serde_json::from_slice(&payload).map_err(|_| BearerError::Invalid)?;
         if claims.iss != self.settings.issuer {
             return Err(BearerError::Invalid);
         }

@@ -57,5 +57,7 @@ pub fn verify(token: &str, keys: &KeySet) -> Result<Vec<u8>, JwsError> {
     key.key
         .verify_strict(signing_input.as_bytes(), &Signature::from_bytes(&sig))
         .map_err(|_| JwsError::BadSignature)?;
-    URL_SAFE_NO_PAD.decode(payload).map_err(|_| JwsError::Malformed)
+    URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| JwsError::Malformed)
 }

@@ -25,7 +25,9 @@ pub struct KeyRing {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
-    #[error("rotation is not safe before {safe_at}: the next key has not been published for one JWKS max-age")]
+    #[error(
+        "rotation is not safe before {safe_at}: the next key has not been published for one JWKS max-age"
+    )]
     NotSafe { safe_at: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -47,7 +49,10 @@ pub struct KeyInfo {
 fn fresh_key() -> Result<FreshKey, StoreError> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
-    Ok(FreshKey { kid: random_token(9), secret })
+    Ok(FreshKey {
+        kid: random_token(9),
+        secret,
+    })
 }
 
 impl KeyRing {
@@ -66,8 +71,14 @@ impl KeyRing {
             Ring::from_records(records).map_err(|e| StoreError::Corrupt(e.into()))?
         };
         let published = Arc::new(ArcSwap::from_pointee(KeySet::build(ring.records())));
-        let mut keyring =
-            KeyRing { store, ring, rules, clock, published, tick_every: Duration::from_secs(30) };
+        let mut keyring = KeyRing {
+            store,
+            ring,
+            rules,
+            clock,
+            published,
+            tick_every: Duration::from_secs(30),
+        };
         keyring.tick()?;
         Ok(keyring)
     }
@@ -79,16 +90,16 @@ impl KeyRing {
     /// Durable first, published second: a key in a served JWKS is always a stored key.
     fn commit(&mut self, ring: Ring) -> Result<(), StoreError> {
         self.store.save_keys(ring.records())?;
-        self.published.store(Arc::new(KeySet::build(ring.records())));
+        self.published
+            .store(Arc::new(KeySet::build(ring.records())));
         self.ring = ring;
         Ok(())
     }
 
     pub fn rotate(&mut self, force: bool) -> Result<Vec<KeyInfo>, KeyRingError> {
         let mut ring = self.ring.clone();
-        ring.rotate(self.clock.now(), force, &self.rules, fresh_key()?).map_err(
-            |RotateError::NotSafe { safe_at }| KeyRingError::NotSafe { safe_at },
-        )?;
+        ring.rotate(self.clock.now(), force, &self.rules, fresh_key()?)
+            .map_err(|RotateError::NotSafe { safe_at }| KeyRingError::NotSafe { safe_at })?;
         self.commit(ring)?;
         tracing::info!(kid = %self.ring.current().kid, force, "signing key rotated");
         Ok(self.list())

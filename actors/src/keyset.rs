@@ -56,7 +56,11 @@ impl KeySet {
             let signing = SigningKey::from_bytes(&record.secret);
             let header = header_b64(&record.kid);
             if record.state == KeyState::Current {
-                signer = Some(Signer { kid: record.kid.clone(), key: signing.clone(), header_b64: header.clone() });
+                signer = Some(Signer {
+                    kid: record.kid.clone(),
+                    key: signing.clone(),
+                    header_b64: header.clone(),
+                });
             }
             published.push(PublishedKey {
                 kid: record.kid.clone(),
@@ -87,7 +91,12 @@ impl KeySet {
         let jwks = serde_json::json!({ "keys": keys }).to_string().into_bytes();
         let digest = Sha256::digest(&jwks);
         let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]));
-        KeySet { signer, published, jwks: jwks.into(), etag }
+        KeySet {
+            signer,
+            published,
+            jwks: jwks.into(),
+            etag,
+        }
     }
 
     pub fn find(&self, kid: &str) -> Option<&PublishedKey> {

@@ -22,7 +22,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { window_secs: 60, per_client: 20, per_addr: 100 }
+        Limits {
+            window_secs: 60,
+            per_client: 20,
+            per_addr: 100,
+        }
     }
 }
 
@@ -36,7 +40,10 @@ const SWEEP_AT: usize = 10_000;
 
 impl FailureLimiter {
     pub fn new(limits: Limits) -> FailureLimiter {
-        FailureLimiter { limits, windows: DashMap::new() }
+        FailureLimiter {
+            limits,
+            windows: DashMap::new(),
+        }
     }
 
     fn limit(&self, key: &LimitKey) -> u32 {
@@ -55,7 +62,11 @@ impl FailureLimiter {
             Some(entry) => {
                 let (start, count) = *entry;
                 let ends = start + self.limits.window_secs;
-                if now < ends && count >= self.limit(key) { Err(ends - now) } else { Ok(()) }
+                if now < ends && count >= self.limit(key) {
+                    Err(ends - now)
+                } else {
+                    Ok(())
+                }
             }
             None => Ok(()),
         }
@@ -80,7 +91,11 @@ mod tests {
 
     #[test]
     fn a_key_over_its_failures_waits_out_its_window_and_others_do_not() {
-        let limiter = FailureLimiter::new(Limits { window_secs: 60, per_client: 2, per_addr: 5 });
+        let limiter = FailureLimiter::new(Limits {
+            window_secs: 60,
+            per_client: 2,
+            per_addr: 5,
+        });
         let a = LimitKey::Client("a".into());
         limiter.record_failure(a.clone(), 100);
         assert!(limiter.check(&a, 100).is_ok());

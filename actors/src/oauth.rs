@@ -75,7 +75,8 @@ impl OAuthError {
 
     /// The RFC 6749 §5.2 JSON body.
     pub fn body(&self) -> Vec<u8> {
-        let body = serde_json::json!({ "error": self.code(), "error_description": self.description() });
+        let body =
+            serde_json::json!({ "error": self.code(), "error_description": self.description() });
         body.to_string().into_bytes()
     }
 }

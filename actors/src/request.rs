@@ -20,7 +20,10 @@ pub enum Credentials {
     /// `client_secret_post`.
     Post { client_id: String, secret: String },
     /// `private_key_jwt` (RFC 7523 §2.2).
-    Assertion { client_id: Option<String>, assertion: String },
+    Assertion {
+        client_id: Option<String>,
+        assertion: String,
+    },
     /// A `client_id` alone: a public client, or a refresh token that speaks for itself.
     ClientId(String),
 }
@@ -43,7 +46,12 @@ pub enum BodyKind {
 
 /// The body's kind from its `Content-Type`; anything else is `415`.
 pub fn body_kind(content_type: Option<&str>) -> Result<BodyKind, OAuthError> {
-    let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim();
+    let media = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
     if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         Ok(BodyKind::Form)
     } else if media.eq_ignore_ascii_case("application/json") {
@@ -86,7 +94,9 @@ impl Params {
             return Ok(());
         }
         if slot.is_some() {
-            return Err(OAuthError::InvalidRequest("a parameter was sent more than once"));
+            return Err(OAuthError::InvalidRequest(
+                "a parameter was sent more than once",
+            ));
         }
         *slot = Some(value);
         Ok(())
@@ -107,9 +117,11 @@ pub fn parse(
         }
         BodyKind::Json => {
             let mut de = serde_json::Deserializer::from_slice(body);
-            de.deserialize_map(JsonParams(&mut params))
-                .map_err(|_| OAuthError::InvalidRequest("the JSON body must be an object of string values"))?;
-            de.end().map_err(|_| OAuthError::InvalidRequest("trailing data after the JSON body"))?;
+            de.deserialize_map(JsonParams(&mut params)).map_err(|_| {
+                OAuthError::InvalidRequest("the JSON body must be an object of string values")
+            })?;
+            de.end()
+                .map_err(|_| OAuthError::InvalidRequest("trailing data after the JSON body"))?;
         }
     }
     let basic = authorization.map(parse_basic).transpose()?;
@@ -117,7 +129,8 @@ pub fn parse(
     let Some(grant_type) = params.grant_type else {
         return Err(OAuthError::InvalidRequest("grant_type is required"));
     };
-    if params.resource.is_some() && params.audience.is_some() && params.resource != params.audience {
+    if params.resource.is_some() && params.audience.is_some() && params.resource != params.audience
+    {
         return Err(OAuthError::InvalidRequest("resource and audience disagree"));
     }
     Ok(TokenRequest {
@@ -138,31 +151,48 @@ fn credentials(
     let has_assertion = params.client_assertion.is_some() || params.client_assertion_type.is_some();
     if let Some((client_id, secret)) = basic {
         if params.client_secret.is_some() || has_assertion {
-            return Err(OAuthError::InvalidRequest("more than one client authentication method"));
+            return Err(OAuthError::InvalidRequest(
+                "more than one client authentication method",
+            ));
         }
         if params.client_id.as_ref().is_some_and(|id| *id != client_id) {
-            return Err(OAuthError::InvalidRequest("client_id differs from the Basic credentials"));
+            return Err(OAuthError::InvalidRequest(
+                "client_id differs from the Basic credentials",
+            ));
         }
         return Ok(Credentials::Basic { client_id, secret });
     }
     if has_assertion {
         if params.client_secret.is_some() {
-            return Err(OAuthError::InvalidRequest("more than one client authentication method"));
+            return Err(OAuthError::InvalidRequest(
+                "more than one client authentication method",
+            ));
         }
         if params.client_assertion_type.as_deref() != Some(CLIENT_ASSERTION_JWT) {
-            return Err(OAuthError::InvalidRequest("unsupported client_assertion_type"));
+            return Err(OAuthError::InvalidRequest(
+                "unsupported client_assertion_type",
+            ));
         }
         let Some(assertion) = params.client_assertion.take() else {
             return Err(OAuthError::InvalidRequest("client_assertion is required"));
         };
-        return Ok(Credentials::Assertion { client_id: params.client_id.take(), assertion });
+        return Ok(Credentials::Assertion {
+            client_id: params.client_id.take(),
+            assertion,
+        });
     }
-    Ok(match (params.client_id.take(), params.client_secret.take()) {
-        (Some(client_id), Some(secret)) => Credentials::Post { client_id, secret },
-        (Some(client_id), None) => Credentials::ClientId(client_id),
-        (None, Some(_)) => return Err(OAuthError::InvalidRequest("client_secret without client_id")),
-        (None, None) => Credentials::None,
-    })
+    Ok(
+        match (params.client_id.take(), params.client_secret.take()) {
+            (Some(client_id), Some(secret)) => Credentials::Post { client_id, secret },
+            (Some(client_id), None) => Credentials::ClientId(client_id),
+            (None, Some(_)) => {
+                return Err(OAuthError::InvalidRequest(
+                    "client_secret without client_id",
+                ));
+            }
+            (None, None) => Credentials::None,
+        },
+    )
 }
 
 /// `Basic base64(urlencode(id):urlencode(secret))`, scheme name in any case (RFC 7617 §2,
@@ -174,7 +204,10 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     }
     let bad = OAuthError::InvalidClient { is_basic: true };
     let rest = rest.trim();
-    let decoded = STANDARD.decode(rest).or_else(|_| STANDARD_NO_PAD.decode(rest)).map_err(|_| bad.clone())?;
+    let decoded = STANDARD
+        .decode(rest)
+        .or_else(|_| STANDARD_NO_PAD.decode(rest))
+        .map_err(|_| bad.clone())?;
     let text = String::from_utf8(decoded).map_err(|_| bad.clone())?;
     let (id, secret) = text.split_once(':').ok_or_else(|| bad.clone())?;
     let id = form_decode(id).ok_or_else(|| bad.clone())?;
@@ -187,7 +220,10 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
 
 fn form_decode(text: &str) -> Option<String> {
     let spaced = text.replace('+', " ");
-    percent_decode_str(&spaced).decode_utf8().ok().map(|s| s.into_owned())
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 /// Reads a JSON object into [`Params`], refusing repeated keys, which serde_json alone would
@@ -210,7 +246,9 @@ impl<'de> Visitor<'de> for JsonParams<'_> {
                 _ if !is_known(&name) => continue,
                 _ => return Err(serde::de::Error::custom("values must be strings")),
             };
-            self.0.set(&name, value).map_err(|_| serde::de::Error::custom("repeated parameter"))?;
+            self.0
+                .set(&name, value)
+                .map_err(|_| serde::de::Error::custom("repeated parameter"))?;
         }
         Ok(())
     }
@@ -257,7 +295,10 @@ impl TokenRequest {
                 form.append_pair("client_id", client_id);
                 form.append_pair("client_secret", secret);
             }
-            Credentials::Assertion { client_id, assertion } => {
+            Credentials::Assertion {
+                client_id,
+                assertion,
+            } => {
                 if let Some(id) = client_id {
                     form.append_pair("client_id", id);
                 }
@@ -287,11 +328,18 @@ mod tests {
     #[test]
     fn seed_000_lowercase_basic_with_form_body() {
         let auth = format!("basic {}", STANDARD.encode("my%3Aid:s3cr%2Bt"));
-        let req = form("grant_type=client_credentials&scope=read_user+write_user", Some(&auth)).unwrap();
+        let req = form(
+            "grant_type=client_credentials&scope=read_user+write_user",
+            Some(&auth),
+        )
+        .unwrap();
         assert_eq!(req.scope.as_deref(), Some("read_user write_user"));
         assert_eq!(
             req.credentials,
-            Credentials::Basic { client_id: "my:id".into(), secret: "s3cr+t".into() }
+            Credentials::Basic {
+                client_id: "my:id".into(),
+                secret: "s3cr+t".into()
+            }
         );
     }
 
@@ -303,12 +351,22 @@ mod tests {
         ));
         let auth = format!("Basic {}", STANDARD.encode("a:b"));
         assert!(matches!(
-            form("grant_type=client_credentials&client_secret=x&client_id=a", Some(&auth)),
+            form(
+                "grant_type=client_credentials&client_secret=x&client_id=a",
+                Some(&auth)
+            ),
             Err(OAuthError::InvalidRequest(_))
         ));
-        assert!(matches!(form("scope=a", None), Err(OAuthError::InvalidRequest(_))));
         assert!(matches!(
-            parse(BodyKind::Json, None, br#"{"grant_type":"a","grant_type":"b"}"#),
+            form("scope=a", None),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse(
+                BodyKind::Json,
+                None,
+                br#"{"grant_type":"a","grant_type":"b"}"#
+            ),
             Err(OAuthError::InvalidRequest(_))
         ));
     }
@@ -321,16 +379,28 @@ mod tests {
             br#"{"grant_type":"client_credentials","client_id":"c","client_secret":"s","scope":"a b","extra":1}"#,
         )
         .unwrap();
-        assert_eq!(req.credentials, Credentials::Post { client_id: "c".into(), secret: "s".into() });
+        assert_eq!(
+            req.credentials,
+            Credentials::Post {
+                client_id: "c".into(),
+                secret: "s".into()
+            }
+        );
         assert!(parse(BodyKind::Json, None, b"[1]").is_err());
         assert!(parse(BodyKind::Json, None, br#"{"grant_type":5}"#).is_err());
     }
 
     #[test]
     fn content_types() {
-        assert_eq!(body_kind(Some("application/x-www-form-urlencoded; charset=UTF-8")), Ok(BodyKind::Form));
+        assert_eq!(
+            body_kind(Some("application/x-www-form-urlencoded; charset=UTF-8")),
+            Ok(BodyKind::Form)
+        );
         assert_eq!(body_kind(Some("Application/JSON")), Ok(BodyKind::Json));
-        assert_eq!(body_kind(Some("text/plain")), Err(OAuthError::UnsupportedMediaType));
+        assert_eq!(
+            body_kind(Some("text/plain")),
+            Err(OAuthError::UnsupportedMediaType)
+        );
         assert_eq!(body_kind(None), Err(OAuthError::UnsupportedMediaType));
     }
 
@@ -341,7 +411,10 @@ mod tests {
             scope: Some("a b:c".into()),
             audience: Some("https://api/x?y=1&z".into()),
             refresh_token: None,
-            credentials: Credentials::Basic { client_id: "i d:+".into(), secret: "p@ss:w%rd".into() },
+            credentials: Credentials::Basic {
+                client_id: "i d:+".into(),
+                secret: "p@ss:w%rd".into(),
+            },
         };
         let (auth, body) = req.to_form();
         assert_eq!(form(&body, auth.as_deref()).unwrap(), req);

@@ -42,7 +42,9 @@ impl Ring {
     pub fn genesis(now: u64, current: FreshKey, next: FreshKey) -> Ring {
         let mut current = record(current, KeyState::Current, now, true);
         current.activated_at = Some(now);
-        Ring { keys: vec![current, record(next, KeyState::Next, now, true)] }
+        Ring {
+            keys: vec![current, record(next, KeyState::Next, now, true)],
+        }
     }
 
     pub fn from_records(keys: Vec<KeyRecord>) -> Result<Ring, &'static str> {
@@ -59,7 +61,10 @@ impl Ring {
 
     fn find(&self, state: KeyState) -> &KeyRecord {
         // unwrap: construction and every transition keep exactly one current and one next key
-        self.keys.iter().find(|k| k.state == state).expect("ring invariant")
+        self.keys
+            .iter()
+            .find(|k| k.state == state)
+            .expect("ring invariant")
     }
 
     pub fn current(&self) -> &KeyRecord {
@@ -73,7 +78,11 @@ impl Ring {
     /// The first second at which promoting the next key is safe.
     pub fn safe_at(&self, rules: &RotationRules) -> u64 {
         let next = self.next();
-        if next.is_in_every_jwks { 0 } else { next.published_at + rules.jwks_max_age + 1 }
+        if next.is_in_every_jwks {
+            0
+        } else {
+            next.published_at + rules.jwks_max_age + 1
+        }
     }
 
     pub fn is_due(&self, now: u64, rules: &RotationRules) -> bool {
@@ -118,7 +127,8 @@ impl Ring {
     /// Drops retiring keys whose tokens have all expired. True when the ring changed.
     pub fn prune(&mut self, now: u64) -> bool {
         let before = self.keys.len();
-        self.keys.retain(|k| k.state != KeyState::Retiring || k.remove_after.is_none_or(|t| now <= t));
+        self.keys
+            .retain(|k| k.state != KeyState::Retiring || k.remove_after.is_none_or(|t| now <= t));
         self.keys.len() != before
     }
 }
@@ -141,10 +151,17 @@ fn record(fresh: FreshKey, state: KeyState, now: u64, is_in_every_jwks: bool) ->
 mod tests {
     use super::*;
 
-    const RULES: RotationRules = RotationRules { jwks_max_age: 300, max_token_ttl: 3600, rotate_every: 86400 };
+    const RULES: RotationRules = RotationRules {
+        jwks_max_age: 300,
+        max_token_ttl: 3600,
+        rotate_every: 86400,
+    };
 
     fn fresh(n: u8) -> FreshKey {
-        FreshKey { kid: format!("k{n}"), secret: [n; 32] }
+        FreshKey {
+            kid: format!("k{n}"),
+            secret: [n; 32],
+        }
     }
 
     #[test]
@@ -154,7 +171,9 @@ mod tests {
         assert_eq!(ring.current().kid, "k2");
         assert_eq!(
             ring.rotate(1002, false, &RULES, fresh(4)),
-            Err(RotateError::NotSafe { safe_at: 1001 + 300 + 1 })
+            Err(RotateError::NotSafe {
+                safe_at: 1001 + 300 + 1
+            })
         );
         ring.rotate(1302, false, &RULES, fresh(4)).unwrap();
         assert_eq!(ring.current().kid, "k3");

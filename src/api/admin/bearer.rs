@@ -1,0 +1,75 @@
+//! The bearer check of every admin call: our own token, verified against the published keys,
+//! its app still active, then the scope the call needs (`root` passes every check).
+
+use std::future::{Ready, ready};
+
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use tessera_actors::claims::AccessClaims;
+use tessera_actors::policy::{Caller, ROOT};
+
+use super::AdminError;
+use crate::api::ClientTag;
+use crate::server::AppState;
+
+/// An authenticated admin caller.
+pub struct Bearer {
+    pub claims: AccessClaims,
+}
+
+impl Bearer {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.claims.scopes().any(|s| s == scope || s == ROOT)
+    }
+
+    /// `403 insufficient_scope` unless the token holds `scope` or `root`.
+    pub fn require(&self, scope: &'static str) -> Result<(), AdminError> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(AdminError::Forbidden(scope))
+        }
+    }
+
+    /// The caller as the escalation rules see it.
+    pub fn caller(&self) -> Caller {
+        Caller::App {
+            client_id: self.claims.client_id.clone(),
+            scopes: self.claims.scopes().map(str::to_string).collect(),
+        }
+    }
+}
+
+impl FromRequest for Bearer {
+    type Error = AdminError;
+    type Future = Ready<Result<Bearer, AdminError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Bearer, AdminError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or(AdminError::Internal)?;
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(AdminError::Unauthorized)?;
+    let value = value.to_str().map_err(|_| AdminError::Unauthorized)?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or(AdminError::Unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AdminError::Unauthorized);
+    }
+    let (claims, _client) = state
+        .issuer
+        .verify_bearer(token.trim())
+        .map_err(|_| AdminError::Unauthorized)?;
+    req.extensions_mut()
+        .insert(ClientTag(claims.client_id.clone()));
+    Ok(Bearer { claims })
+}

@@ -1,0 +1,137 @@
+//! Admin API errors: `{"error","message"}` with the status API.md §4 gives each.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use tessera_actors::clients::RegistryError;
+use tessera_actors::keys::KeyRingError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// RFC 6750 §3.1 `invalid_token`: no, bad, expired or revoked token, or its app is gone.
+    #[error("the access token is missing, invalid, expired or revoked")]
+    Unauthorized,
+    /// RFC 6750 §3.1 `insufficient_scope`.
+    #[error("this call needs the scope '{0}'")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        safe_at: Option<u64>,
+    },
+    #[error("the body is too large")]
+    TooLarge,
+    #[error("the store failed; the change was not made")]
+    Internal,
+}
+
+impl AdminError {
+    pub fn from_json(err: actix_web::error::JsonPayloadError) -> AdminError {
+        use actix_web::error::JsonPayloadError as E;
+        match err {
+            E::Overflow { .. } | E::OverflowKnownLength { .. } => AdminError::TooLarge,
+            E::ContentType => AdminError::BadRequest("the body must be application/json".into()),
+            other => AdminError::BadRequest(format!("invalid JSON body: {other}")),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            AdminError::Unauthorized => "invalid_token",
+            AdminError::Forbidden(_) => "insufficient_scope",
+            AdminError::BadRequest(_) => "invalid_request",
+            AdminError::NotFound => "not_found",
+            AdminError::Conflict { .. } => "conflict",
+            AdminError::TooLarge => "payload_too_large",
+            AdminError::Internal => "server_error",
+        }
+    }
+}
+
+impl From<RegistryError> for AdminError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::NotFound => AdminError::NotFound,
+            RegistryError::Invalid(m) => AdminError::BadRequest(m),
+            RegistryError::Policy(p) => AdminError::BadRequest(p.message().to_string()),
+            RegistryError::Conflict(m) => AdminError::Conflict {
+                message: m,
+                safe_at: None,
+            },
+            RegistryError::Store(e) => {
+                tracing::error!(error = %e, "registry store failure");
+                AdminError::Internal
+            }
+        }
+    }
+}
+
+impl From<KeyRingError> for AdminError {
+    fn from(e: KeyRingError) -> Self {
+        match e {
+            KeyRingError::NotSafe { safe_at } => AdminError::Conflict {
+                message: format!(
+                    "rotation is not safe until {}: the next key has not been published for one JWKS max-age; send {{\"force\":true}} only for a compromised key",
+                    super::rfc3339(safe_at)
+                ),
+                safe_at: Some(safe_at),
+            },
+            KeyRingError::Store(e) => {
+                tracing::error!(error = %e, "key store failure");
+                AdminError::Internal
+            }
+        }
+    }
+}
+
+impl From<actix::MailboxError> for AdminError {
+    fn from(e: actix::MailboxError) -> Self {
+        tracing::error!(error = %e, "actor unavailable");
+        AdminError::Internal
+    }
+}
+
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AdminError::NotFound => StatusCode::NOT_FOUND,
+            AdminError::Conflict { .. } => StatusCode::CONFLICT,
+            AdminError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AdminError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status_code());
+        match self {
+            AdminError::Unauthorized => {
+                builder.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                ));
+            }
+            AdminError::Forbidden(scope) => {
+                builder.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
+                ));
+            }
+            _ => {}
+        }
+        let mut body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
+        if let AdminError::Conflict {
+            safe_at: Some(t), ..
+        } = self
+        {
+            body["safeAt"] = serde_json::Value::from(super::rfc3339(*t));
+        }
+        builder.json(body)
+    }
+}

@@ -1,0 +1,40 @@
+//! `GET /info`: the server's client-facing configuration (seed 000), for any valid token.
+
+use actix_web::{HttpResponse, web};
+
+use super::{AdminError, Bearer};
+use crate::server::AppState;
+
+pub async fn info(_caller: Bearer, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
+    let c = &state.config;
+    let s = &state.issuer.settings;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "configs": {
+            "issuer": s.issuer,
+            "defaultAudience": s.default_audience,
+            "tokenEndpoint": format!("{}/oauth2/v1/token", s.issuer),
+            "jwksUri": format!("{}/.well-known/jwks.json", s.issuer),
+            "accessTokenTtlSecs": c.access_token_ttl,
+            "maxAccessTokenTtlSecs": c.max_access_token_ttl,
+            "grantTypes": ["client_credentials"],
+            "tokenEndpointAuthMethods": ["client_secret_basic", "client_secret_post"],
+            "signingAlgorithm": "EdDSA",
+            "keyRotation": {
+                "rotateEverySecs": c.rotate_every,
+                "jwksMaxAgeSecs": c.jwks_max_age,
+            },
+            "rateLimit": {
+                "windowSecs": c.rate_window,
+                "failuresPerClient": c.failures_per_client,
+                "failuresPerAddress": c.failures_per_address,
+            },
+            "bodyLimitBytes": c.body_limit,
+            "features": {
+                "allowUserCredentials": false,
+                "privateKeyJwt": false,
+                "refreshTokens": false,
+            },
+            "version": env!("CARGO_PKG_VERSION"),
+        }
+    })))
+}

@@ -1,0 +1,69 @@
+//! The S2S admin API (API.md §4): bearer-authenticated, scope-gated, Melody Auth envelopes.
+
+mod apps;
+pub use apps::view as app_view;
+mod bearer;
+mod error;
+mod info;
+mod keys;
+
+pub use bearer::Bearer;
+pub use error::AdminError;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/info", web::get().to(info::info));
+    apps::configure(cfg);
+    keys::configure(cfg);
+}
+
+/// JSON bodies: bounded, and any fault (syntax, unknown field, wrong type) is a `400` that
+/// says what was wrong.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _| AdminError::from_json(err).into())
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _| AdminError::BadRequest(format!("bad query: {err}")).into())
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default()
+        .error_handler(|err, _| AdminError::BadRequest(format!("bad path: {err}")).into())
+}
+
+/// `pageSize` and `pageNumber` (1-based), as Melody Auth lists take them.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PageQuery {
+    page_size: Option<usize>,
+    page_number: Option<usize>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<tessera_actors::clients::Page, AdminError> {
+        use tessera_actors::clients::Page;
+        let size = self.page_size.unwrap_or(100);
+        let number = self.page_number.unwrap_or(1);
+        if size == 0 || size > Page::MAX_SIZE || number == 0 {
+            return Err(AdminError::BadRequest(format!(
+                "pageSize must be 1 to {} and pageNumber at least 1",
+                Page::MAX_SIZE
+            )));
+        }
+        Ok(Page { size, number })
+    }
+}
+
+/// RFC 3339 for a Unix time, as the admin API writes every date.
+pub fn rfc3339(secs: u64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}

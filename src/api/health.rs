@@ -1,0 +1,26 @@
+//! Liveness and readiness.
+
+use actix_web::{HttpResponse, web};
+
+use crate::server::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+/// Ready when a signing key is current. The store is open by construction: the server does
+/// not start without it.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.issuer.keys().load().signer.is_some() {
+        HttpResponse::Ok().content_type("text/plain").body("ready")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("no current signing key")
+    }
+}

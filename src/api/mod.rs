@@ -1,0 +1,70 @@
+//! HTTP routes. [`configure`] is the one routing table, used by `main` and by the tests.
+
+pub mod admin;
+pub mod health;
+pub mod oauth2;
+pub mod wellknown;
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpMessage, HttpResponse, web};
+
+use crate::server::AppState;
+
+/// Set by a handler that knows which client a request came from, for the request log.
+#[derive(Clone)]
+pub struct ClientTag(pub String);
+
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    let limit = state.config.body_limit;
+    cfg.app_data(state)
+        .app_data(admin::json_config(limit))
+        .app_data(admin::query_config())
+        .app_data(admin::path_config())
+        .service(
+            web::scope("")
+                .wrap(from_fn(log_request))
+                .configure(oauth2::configure)
+                .configure(wellknown::configure)
+                .configure(health::configure)
+                .configure(admin::configure)
+                .default_service(web::to(not_found)),
+        );
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .json(serde_json::json!({"error": "not_found", "message": "no such endpoint"}))
+}
+
+/// One structured line per request: method, path (never the query, which may carry a token),
+/// status, latency and, where known, the client. Successful hot-path requests log at debug so
+/// that a busy server does not spend its cores on log lines.
+async fn log_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let res = next.call(req).await?;
+    let status = res.status().as_u16();
+    let latency_us = started.elapsed().as_micros() as u64;
+    let client_id = res
+        .request()
+        .extensions()
+        .get::<ClientTag>()
+        .map(|t| t.0.clone());
+    let client_id = client_id.as_deref().unwrap_or("-");
+    let is_routine =
+        status < 400 && (path.ends_with("/token") || path.contains("jwks") || path.ends_with("z"));
+    if is_routine {
+        tracing::debug!(%method, %path, status, latency_us, client_id, "request");
+    } else {
+        tracing::info!(%method, %path, status, latency_us, client_id, "request");
+    }
+    Ok(res)
+}

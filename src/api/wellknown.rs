@@ -1,0 +1,75 @@
+//! Discovery: the JWKS and RFC 8414 metadata.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::server::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/.well-known/jwks.json", web::get().to(jwks))
+        .route("/oauth2/v1/jwks", web::get().to(jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(metadata_doc),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(metadata_doc),
+        );
+}
+
+/// The pre-serialized JWKS of the current snapshot, cacheable for `jwks_max_age`: the
+/// rotation rules are written so that a verifier caching it that long never misses a key.
+async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let keys = state.issuer.keys().load();
+    let cache = format!("public, max-age={}", state.config.jwks_max_age);
+    let is_fresh = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == keys.etag || tag.trim() == "*")
+        });
+    let mut builder = if is_fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    builder
+        .insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((
+            header::ETAG,
+            HeaderValue::from_str(&keys.etag).unwrap_or(HeaderValue::from_static("\"\"")),
+        ));
+    if is_fresh {
+        builder.finish()
+    } else {
+        builder
+            .content_type("application/json")
+            .body(keys.jwks.to_vec())
+    }
+}
+
+async fn metadata_doc(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .content_type("application/json")
+        .body(state.metadata.clone())
+}
+
+/// RFC 8414 §2 metadata for this issuer.
+pub fn metadata(issuer: &str) -> Vec<u8> {
+    serde_json::json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth2/v1/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        "response_types_supported": [],
+        "scopes_supported": tessera_actors::policy::BUILT_IN_SCOPES,
+    })
+    .to_string()
+    .into_bytes()
+}

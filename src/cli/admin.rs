@@ -1,0 +1,176 @@
+//! `tessera keys …` and `tessera apps …` against a data directory. They go through the same
+//! owners (KeyRing, ClientRegistry) as the HTTP API, so the same rules hold; the operator at
+//! the console holds the data directory and so acts as root.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use tessera_actors::app::NewApp;
+use tessera_actors::clients::{AppLimits, ClientRegistry, Page, RotationStep};
+use tessera_actors::clock::SystemClock;
+use tessera_actors::keys::KeyRing;
+use tessera_actors::policy::Caller;
+use tessera_storage::{Storage, Store, StoreError};
+
+use super::ServeArgs;
+use crate::server::{kek_from_env, rotation_rules};
+
+#[derive(Args, Debug, Clone)]
+pub struct DataDirArgs {
+    /// Data directory holding the embedded store.
+    #[arg(long, env = "TESSERA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their states.
+    List(DataDirArgs),
+    /// Promote the next key and publish a fresh one.
+    Rotate {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        /// Rotate even when unsafe and withdraw the old key at once (a compromised key).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AppsCommand {
+    /// Create an app; its secret is printed once.
+    Create {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        #[arg(long)]
+        name: String,
+        /// A scope to assign; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List apps.
+    List(DataDirArgs),
+    /// Rotate an app's secret: start (prints the new secret), then complete or cancel.
+    RotateSecret {
+        #[command(flatten)]
+        dir: DataDirArgs,
+        id: String,
+        #[arg(long, value_parser = ["start", "complete", "cancel"], default_value = "start")]
+        step: String,
+    },
+}
+
+fn open(dir: &DataDirArgs) -> Result<(Arc<dyn Storage>, crate::config::Config), String> {
+    let args = ServeArgs {
+        listen: None,
+        data_dir: dir.data_dir.clone(),
+        config: dir.config.clone(),
+        issuer: None,
+    };
+    let config = super::load_config(&args)?;
+    let store = Store::open(&config.data_dir, kek_from_env()?).map_err(|e| match e {
+        StoreError::InUse => format!(
+            "{e} ({}): stop it, or use the admin API of the running server",
+            config.data_dir.display()
+        ),
+        other => other.to_string(),
+    })?;
+    Ok((Arc::new(store), config))
+}
+
+fn finish(result: Result<serde_json::Value, String>) -> ExitCode {
+    match result {
+        Ok(v) => {
+            println!("{v:#}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn keys(command: KeysCommand) -> ExitCode {
+    finish((|| {
+        let (dir, force) = match &command {
+            KeysCommand::List(dir) => (dir, None),
+            KeysCommand::Rotate { dir, force } => (dir, Some(*force)),
+        };
+        let (store, config) = open(dir)?;
+        let mut ring = KeyRing::load(store, Arc::new(SystemClock), rotation_rules(&config))
+            .map_err(|e| e.to_string())?;
+        let keys = match force {
+            None => ring.list(),
+            Some(force) => ring.rotate(force).map_err(|e| e.to_string())?,
+        };
+        Ok(serde_json::json!({ "keys": keys }))
+    })())
+}
+
+pub fn apps(command: AppsCommand) -> ExitCode {
+    finish((|| {
+        let dir = match &command {
+            AppsCommand::Create { dir, .. }
+            | AppsCommand::List(dir)
+            | AppsCommand::RotateSecret { dir, .. } => dir,
+        };
+        let (store, config) = open(dir)?;
+        let limits = AppLimits {
+            max_token_ttl: config.max_access_token_ttl,
+        };
+        let mut registry = ClientRegistry::load(store, Arc::new(SystemClock), limits)
+            .map_err(|e| e.to_string())?;
+        match command {
+            AppsCommand::Create {
+                name,
+                scopes,
+                description,
+                ..
+            } => {
+                let input = NewApp {
+                    name,
+                    scopes,
+                    description,
+                    ..Default::default()
+                };
+                let (app, secret) = registry
+                    .create(&Caller::Operator, input)
+                    .map_err(|e| e.to_string())?;
+                let mut v = crate::api::admin::app_view(&app);
+                v["secret"] = serde_json::json!(secret);
+                Ok(serde_json::json!({ "app": v }))
+            }
+            AppsCommand::List(_) => {
+                let page = registry.list(Page {
+                    size: Page::MAX_SIZE,
+                    number: 1,
+                });
+                let apps: Vec<_> = page.apps.iter().map(crate::api::admin::app_view).collect();
+                Ok(serde_json::json!({ "apps": apps, "count": page.count }))
+            }
+            AppsCommand::RotateSecret { id, step, .. } => {
+                let step = match step.as_str() {
+                    "complete" => RotationStep::Complete,
+                    "cancel" => RotationStep::Cancel,
+                    _ => RotationStep::Start,
+                };
+                let (app, next) = registry
+                    .rotate_secret(&Caller::Operator, &id, step)
+                    .map_err(|e| e.to_string())?;
+                let mut v = serde_json::json!({ "app": crate::api::admin::app_view(&app) });
+                if let Some(secret) = next {
+                    v["nextSecret"] = serde_json::json!(secret);
+                }
+                Ok(v)
+            }
+        }
+    })())
+}

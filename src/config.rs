@@ -1,0 +1,208 @@
+//! Server configuration: flags and env vars (API.md §1) over an optional TOML file over
+//! defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The TOML file's shape. Unknown keys are an error, so a typo is not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub default_audience: Option<String>,
+    pub access_token_ttl: Option<Duration>,
+    pub max_access_token_ttl: Option<Duration>,
+    pub body_limit: Option<usize>,
+    pub workers: Option<usize>,
+    #[serde(default)]
+    pub keys: KeysFile,
+    #[serde(default)]
+    pub rate_limit: RateLimitFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysFile {
+    pub rotate_every: Option<Duration>,
+    pub jwks_max_age: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    pub window: Option<Duration>,
+    pub failures_per_client: Option<u32>,
+    pub failures_per_address: Option<u32>,
+}
+
+/// Seconds, written as a number or as `"30s"`, `"15m"`, `"12h"`, `"7d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub u64);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(de)? {
+            Raw::Secs(s) => Ok(Duration(s)),
+            Raw::Text(t) => parse_duration(&t)
+                .map(Duration)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let bad = || format!("'{text}' is not a duration (e.g. 90, \"30s\", \"15m\", \"12h\", \"7d\")");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale).ok_or_else(bad)
+}
+
+/// The settled configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// `None` means `http://<bound address>`, known only after binding.
+    pub issuer: Option<String>,
+    pub default_audience: Option<String>,
+    pub access_token_ttl: u64,
+    pub max_access_token_ttl: u64,
+    pub body_limit: usize,
+    pub workers: Option<usize>,
+    pub rotate_every: u64,
+    pub jwks_max_age: u64,
+    pub rate_window: u64,
+    pub failures_per_client: u32,
+    pub failures_per_address: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./tessera-data"),
+            issuer: None,
+            default_audience: None,
+            access_token_ttl: 3600,
+            max_access_token_ttl: 86400,
+            body_limit: 64 * 1024,
+            workers: None,
+            rotate_every: 7 * 86400,
+            jwks_max_age: 600,
+            rate_window: 60,
+            failures_per_client: 20,
+            failures_per_address: 100,
+        }
+    }
+}
+
+impl Config {
+    /// Applies a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        let file: FileConfig =
+            toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))?;
+        let mut config = Config::default();
+        config.apply(file);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, file: FileConfig) {
+        let d = |v: Option<Duration>| v.map(|d| d.0);
+        if let Some(v) = file.listen {
+            self.listen = v;
+        }
+        if let Some(v) = file.data_dir {
+            self.data_dir = v;
+        }
+        self.issuer = file.issuer.or(self.issuer.take());
+        self.default_audience = file.default_audience.or(self.default_audience.take());
+        self.access_token_ttl = d(file.access_token_ttl).unwrap_or(self.access_token_ttl);
+        self.max_access_token_ttl =
+            d(file.max_access_token_ttl).unwrap_or(self.max_access_token_ttl);
+        self.body_limit = file.body_limit.unwrap_or(self.body_limit);
+        self.workers = file.workers.or(self.workers);
+        self.rotate_every = d(file.keys.rotate_every).unwrap_or(self.rotate_every);
+        self.jwks_max_age = d(file.keys.jwks_max_age).unwrap_or(self.jwks_max_age);
+        self.rate_window = d(file.rate_limit.window).unwrap_or(self.rate_window);
+        self.failures_per_client = file
+            .rate_limit
+            .failures_per_client
+            .unwrap_or(self.failures_per_client);
+        self.failures_per_address = file
+            .rate_limit
+            .failures_per_address
+            .unwrap_or(self.failures_per_address);
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.access_token_ttl == 0 || self.access_token_ttl > self.max_access_token_ttl {
+            return Err(
+                "access_token_ttl must be between 1 second and max_access_token_ttl".into(),
+            );
+        }
+        if self.jwks_max_age == 0 || self.rotate_every <= self.jwks_max_age {
+            return Err(
+                "keys.jwks_max_age must be positive and shorter than keys.rotate_every".into(),
+            );
+        }
+        if self.body_limit < 1024 {
+            return Err("body_limit must be at least 1024 bytes".into());
+        }
+        if self.rate_window == 0 {
+            return Err("rate_limit.window must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_units() {
+        assert_eq!(parse_duration("7d"), Ok(7 * 86400));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert!(parse_duration("7 weeks").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn files_override_defaults_and_typos_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "access_token_ttl = \"15m\"\n[keys]\njwks_max_age = 60\n",
+        )
+        .unwrap();
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(config.access_token_ttl, 900);
+        assert_eq!(config.jwks_max_age, 60);
+        std::fs::write(&path, "acess_token_ttl = 5\n").unwrap();
+        assert!(Config::from_file(&path).is_err());
+    }
+}

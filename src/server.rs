@@ -1,0 +1,213 @@
+//! Opening the store, starting the actors, and binding the HTTP server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::{Actor, Addr, Arbiter};
+use actix_web::{App, HttpServer, web};
+use tessera_actors::clients::{AppLimits, ClientRegistry, RootCredentials};
+use tessera_actors::clock::SharedClock;
+use tessera_actors::issuer::{Issuer, TokenSettings};
+use tessera_actors::keys::KeyRing;
+use tessera_actors::limiter::Limits;
+use tessera_actors::ring::RotationRules;
+use tessera_storage::{Kek, Storage, Store, StoreError};
+
+use crate::api;
+use crate::config::Config;
+
+/// Everything a handler reads. Cheap to share: snapshots and actor addresses.
+pub struct AppState {
+    pub issuer: Arc<Issuer>,
+    pub registry: Addr<ClientRegistry>,
+    pub keyring: Addr<KeyRing>,
+    pub config: Config,
+    /// RFC 8414 metadata, serialized once.
+    pub metadata: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+}
+
+/// A started server: where it listens and the handle that stops it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub issuer_url: String,
+    pub server: actix_web::dev::Server,
+    pub state: web::Data<AppState>,
+    /// Set when this start created the root app with generated credentials.
+    pub root_credentials_file: Option<PathBuf>,
+    arbiter: Arbiter,
+}
+
+impl Running {
+    /// Stops the actors' thread once the HTTP server has stopped.
+    pub async fn wait(self) -> std::io::Result<()> {
+        let out = self.server.await;
+        self.arbiter.stop();
+        out
+    }
+}
+
+/// Root credentials from the environment (API.md §1), both or neither.
+pub fn root_from_env() -> Result<Option<RootCredentials>, String> {
+    let id = std::env::var("TESSERA_ROOT_CLIENT_ID")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let secret = std::env::var("TESSERA_ROOT_CLIENT_SECRET")
+        .ok()
+        .filter(|v| !v.is_empty());
+    match (id, secret) {
+        (Some(client_id), Some(client_secret)) => Ok(Some(RootCredentials {
+            client_id,
+            client_secret,
+        })),
+        (None, None) => Ok(None),
+        _ => {
+            Err("set both TESSERA_ROOT_CLIENT_ID and TESSERA_ROOT_CLIENT_SECRET, or neither".into())
+        }
+    }
+}
+
+pub fn kek_from_env() -> Result<Option<Kek>, String> {
+    match std::env::var("TESSERA_KEK") {
+        Ok(v) if !v.is_empty() => Kek::from_hex(&v).map(Some),
+        _ => Ok(None),
+    }
+}
+
+pub fn rotation_rules(config: &Config) -> RotationRules {
+    RotationRules {
+        jwks_max_age: config.jwks_max_age,
+        max_token_ttl: config.max_access_token_ttl,
+        rotate_every: config.rotate_every,
+    }
+}
+
+/// Starts Tessera: must run inside an actix system (`#[actix_web::main]` or `actix_rt`).
+pub async fn start(
+    config: Config,
+    root: Option<RootCredentials>,
+    kek: Option<Kek>,
+    clock: SharedClock,
+) -> Result<Running, StartError> {
+    config.validate().map_err(StartError::Config)?;
+    let store: Arc<dyn Storage> = Arc::new(Store::open(&config.data_dir, kek)?);
+    let limits = AppLimits {
+        max_token_ttl: config.max_access_token_ttl,
+    };
+    let mut registry = ClientRegistry::load(Arc::clone(&store), Arc::clone(&clock), limits)?;
+    let mut root_credentials_file = None;
+    if registry.needs_root()? {
+        // Generated credentials reach the file before the app exists: a crash in between
+        // leaves a file for an app that a restart creates anew, never an app nobody can use.
+        let creds = match root {
+            Some(given) => given,
+            None => {
+                let generated = RootCredentials::generate();
+                root_credentials_file = Some(write_root_credentials(&config, &generated)?);
+                generated
+            }
+        };
+        registry
+            .bootstrap_root(&creds)
+            .map_err(|e| StartError::Config(e.to_string()))?;
+    }
+    let keyring = KeyRing::load(
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        rotation_rules(&config),
+    )?;
+
+    let listener = TcpListener::bind(&config.listen)
+        .map_err(|e| StartError::Bind(config.listen.clone(), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.listen.clone(), e))?;
+    let issuer_url = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let settings = TokenSettings {
+        issuer: issuer_url.clone(),
+        default_audience: config
+            .default_audience
+            .clone()
+            .unwrap_or_else(|| issuer_url.clone()),
+        default_ttl: config.access_token_ttl,
+        max_ttl: config.max_access_token_ttl,
+    };
+    let issuer = Arc::new(Issuer::new(
+        settings,
+        keyring.key_set(),
+        registry.table(),
+        Limits {
+            window_secs: config.rate_window,
+            per_client: config.failures_per_client,
+            per_addr: config.failures_per_address,
+        },
+        clock,
+    ));
+
+    // The actors get a thread of their own: their durable commits (fsync) never stall a worker.
+    let arbiter = Arbiter::new();
+    let registry = ClientRegistry::start_in_arbiter(&arbiter.handle(), move |_| registry);
+    let keyring = KeyRing::start_in_arbiter(&arbiter.handle(), move |_| keyring);
+
+    let metadata = api::wellknown::metadata(&issuer_url);
+    let state = web::Data::new(AppState {
+        issuer,
+        registry,
+        keyring,
+        config: config.clone(),
+        metadata,
+    });
+    let data = state.clone();
+    let mut server =
+        HttpServer::new(move || App::new().configure(|cfg| api::configure(cfg, data.clone())))
+            .listen(listener)
+            .map_err(|e| StartError::Bind(config.listen.clone(), e))?
+            .shutdown_timeout(10);
+    if let Some(workers) = config.workers {
+        server = server.workers(workers);
+    }
+    Ok(Running {
+        addr,
+        issuer_url,
+        server: server.run(),
+        state,
+        root_credentials_file,
+        arbiter,
+    })
+}
+
+/// Writes generated root credentials once, readable by the owner only.
+fn write_root_credentials(config: &Config, creds: &RootCredentials) -> Result<PathBuf, StartError> {
+    use std::io::Write;
+    let path = config.data_dir.join("root-credentials.json");
+    let body = serde_json::json!({
+        "clientId": creds.client_id,
+        "clientSecret": creds.client_secret,
+        "note": "Root app credentials, written once on first start. Store them safely and delete this file.",
+    });
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path).map_err(StoreError::Io)?;
+    file.write_all(format!("{body:#}\n").as_bytes())
+        .map_err(StoreError::Io)?;
+    file.sync_all().map_err(StoreError::Io)?;
+    Ok(path)
+}
