@@ -52,7 +52,10 @@ impl Running {
     /// Stops the actors' thread once the HTTP server has stopped.
     pub async fn wait(self) -> std::io::Result<()> {
         let out = self.server.await;
+        drop(self.state);
+        // Joining lets the actors drop the store, so the data directory is free on return.
         self.arbiter.stop();
+        self.arbiter.join().ok();
         out
     }
 }

@@ -1,0 +1,218 @@
+//! Acknowledged writes survive restarts and `kill -9`; a second process is refused.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::json;
+
+use crate::support::{ROOT_ID, ROOT_SECRET, TestServer, basic};
+
+#[test]
+fn apps_and_keys_survive_a_clean_restart() {
+    let server = TestServer::start();
+    let (_, id, secret) = server.create_app(json!({"name": "kept", "scopes": ["read_app"]}));
+    let jwks = server.jwks();
+    let dir = server.stop();
+    let config = tessera::config::Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let server = TestServer::start_in(dir, config, crate::support::now());
+    assert_eq!(server.token_response(&id, &secret, None).status, 200);
+    assert_eq!(server.jwks(), jwks, "the same keys after a restart");
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+/// Starts the real binary and waits for its "listening" line.
+fn spawn(dir: &std::path::Path) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TESSERA_DATA_DIR", dir)
+        .env("TESSERA_ROOT_CLIENT_ID", ROOT_ID)
+        .env("TESSERA_ROOT_CLIENT_SECRET", ROOT_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tessera");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("tessera printed its address")
+            .expect("line");
+        if let Some(url) = line.strip_prefix("tessera listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    (Proc(child), url)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn token(agent: &ureq::Agent, url: &str, id: &str, secret: &str) -> (u16, serde_json::Value) {
+    let mut res = agent
+        .post(format!("{url}/oauth2/v1/token"))
+        .header("authorization", &basic(id, secret))
+        .content_type("application/x-www-form-urlencoded")
+        .send("grant_type=client_credentials")
+        .expect("token exchange");
+    let status = res.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap(),
+    )
+}
+
+#[test]
+fn every_acknowledged_app_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent();
+    let (mut proc, url) = spawn(dir.path());
+
+    // A second process on the same data dir gets a clear error and exit code 1.
+    let second = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TESSERA_DATA_DIR", dir.path())
+        .output()
+        .expect("second process");
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+
+    let (_, root) = token(&agent, &url, ROOT_ID, ROOT_SECRET);
+    let root = root["access_token"].as_str().unwrap().to_string();
+    let mut created = Vec::new();
+    for i in 0..20 {
+        let mut res = agent
+            .post(format!("{url}/api/v1/apps"))
+            .header("authorization", &format!("Bearer {root}"))
+            .send_json(json!({"name": format!("app-{i}")}))
+            .expect("create");
+        assert_eq!(res.status().as_u16(), 201);
+        let body: serde_json::Value =
+            serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+        created.push((
+            body["app"]["clientId"].as_str().unwrap().to_string(),
+            body["app"]["secret"].as_str().unwrap().to_string(),
+        ));
+    }
+    let mut res = agent
+        .post(format!("{url}/api/v1/keys/rotate"))
+        .header("authorization", &format!("Bearer {root}"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let rotated: serde_json::Value =
+        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+
+    proc.0.kill().expect("kill -9"); // SIGKILL: no shutdown code runs
+    proc.0.wait().ok();
+    drop(proc);
+
+    let (_proc, url) = spawn(dir.path());
+    for (id, secret) in &created {
+        assert_eq!(
+            token(&agent, &url, id, secret).0,
+            200,
+            "acknowledged app {id} survived"
+        );
+    }
+    let (_, root) = token(&agent, &url, ROOT_ID, ROOT_SECRET);
+    let mut res = agent
+        .get(format!("{url}/api/v1/keys"))
+        .header(
+            "authorization",
+            &format!("Bearer {}", root["access_token"].as_str().unwrap()),
+        )
+        .call()
+        .unwrap();
+    let keys: serde_json::Value =
+        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let kids = |v: &serde_json::Value| -> Vec<String> {
+        let mut kids: Vec<String> = v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| format!("{}:{}", k["kid"], k["state"]))
+            .collect();
+        kids.sort();
+        kids
+    };
+    assert_eq!(kids(&keys), kids(&rotated), "the rotated ring survived");
+}
+
+#[test]
+fn generated_root_credentials_are_written_once_with_mode_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TESSERA_DATA_DIR", dir.path())
+        .env_remove("TESSERA_ROOT_CLIENT_ID")
+        .env_remove("TESSERA_ROOT_CLIENT_SECRET")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    loop {
+        let line = lines.next().unwrap().unwrap();
+        printed.push_str(&line);
+        if line.starts_with("tessera listening on ") {
+            break;
+        }
+    }
+    let url = printed
+        .rsplit("tessera listening on ")
+        .next()
+        .unwrap()
+        .to_string();
+    let path = dir.path().join("root-credentials.json");
+    assert!(
+        printed.contains(&path.display().to_string()),
+        "the path is printed: {printed}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let creds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let (status, body) = token(
+        &agent(),
+        &url,
+        creds["clientId"].as_str().unwrap(),
+        creds["clientSecret"].as_str().unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body["scope"], "root");
+    child.kill().ok();
+    child.wait().ok();
+    // The store never holds the secret in the clear.
+    let file = std::fs::read(dir.path().join("tessera.redb")).unwrap();
+    let secret = creds["clientSecret"].as_str().unwrap().as_bytes();
+    assert!(!file.windows(secret.len()).any(|w| w == secret));
+}

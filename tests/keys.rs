@@ -1,0 +1,260 @@
+//! Keys, the JWKS and rotation (API.md §3, DESIGN.md invariant 4).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use serde_json::json;
+use tessera_actors::clock::ManualClock;
+use tessera_actors::keys::KeyRing;
+use tessera_actors::ring::RotationRules;
+use tessera_storage::{Storage, Store};
+
+use crate::support::{TestServer, claims, verify_independently};
+
+#[test]
+fn jwks_is_cacheable_with_etag_and_304() {
+    let server = TestServer::start_with(|c| c.jwks_max_age = 120);
+    let res = server.get("/.well-known/jwks.json", &[]);
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("cache-control"), Some("public, max-age=120"));
+    let etag = res.header("etag").unwrap().to_string();
+    let keys = res.json()["keys"].as_array().unwrap().clone();
+    assert_eq!(
+        keys.len(),
+        2,
+        "current and next are both published from the start"
+    );
+    for key in &keys {
+        assert_eq!(key["kty"], "OKP");
+        assert_eq!(key["crv"], "Ed25519");
+        assert_eq!(key["alg"], "EdDSA");
+        assert_eq!(key["use"], "sig");
+        assert!(key.get("d").is_none(), "never private material");
+    }
+    let again = server.get("/.well-known/jwks.json", &[("if-none-match", &etag)]);
+    assert_eq!(again.status, 304);
+    assert_eq!(again.body, "");
+    assert_eq!(server.get("/oauth2/v1/jwks", &[]).body, res.body);
+}
+
+#[test]
+fn metadata_is_served_at_both_well_known_paths() {
+    let server = TestServer::start();
+    let a = server
+        .get("/.well-known/oauth-authorization-server", &[])
+        .json();
+    let b = server.get("/.well-known/openid-configuration", &[]).json();
+    assert_eq!(a, b);
+    assert_eq!(a["issuer"], server.url.as_str());
+    assert_eq!(
+        a["token_endpoint"],
+        format!("{}/oauth2/v1/token", server.url)
+    );
+    assert_eq!(
+        a["jwks_uri"],
+        format!("{}/.well-known/jwks.json", server.url)
+    );
+    assert!(
+        a["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("client_credentials"))
+    );
+    assert_eq!(
+        a["token_endpoint_auth_signing_alg_values_supported"],
+        json!(["EdDSA"])
+    );
+}
+
+#[test]
+fn rotation_over_http_keeps_old_tokens_valid_and_refuses_unsafe_rotation() {
+    let server = TestServer::start();
+    let root = server.root_token();
+    let before = claims(&root);
+    let old_kid = jwt_kid(&root);
+    let jwks0 = server.jwks();
+
+    let res = server.admin("POST", "/api/v1/keys/rotate", &root, None);
+    assert_eq!(
+        res.status, 200,
+        "the first rotation is safe: every JWKS held the next key"
+    );
+    let fresh = server.root_token();
+    let new_kid = jwt_kid(&fresh);
+    assert_ne!(old_kid, new_kid);
+    // A verifier that cached the JWKS before the rotation still knows the new key.
+    verify_independently(&fresh, &jwks0, &server.url).expect("cached JWKS verifies the new key");
+    // The old token still verifies against the fresh JWKS, and still works here.
+    verify_independently(&root, &server.jwks(), &server.url).expect("retiring key still published");
+    assert_eq!(server.admin("GET", "/api/v1/keys", &root, None).status, 200);
+
+    let res = server.admin("POST", "/api/v1/keys/rotate", &fresh, Some(json!({})));
+    assert_eq!(
+        res.status, 409,
+        "the new next key has not been out one max-age"
+    );
+    assert!(res.json()["safeAt"].is_string());
+    assert_eq!(
+        server
+            .admin(
+                "POST",
+                "/api/v1/keys/rotate",
+                &fresh,
+                Some(json!({"bogus": 1}))
+            )
+            .status,
+        400
+    );
+
+    // Forced: the old current key is withdrawn at once, and its tokens stop working here.
+    let res = server.admin(
+        "POST",
+        "/api/v1/keys/rotate",
+        &fresh,
+        Some(json!({"force": true})),
+    );
+    assert_eq!(res.status, 200);
+    let kids: Vec<String> = server.jwks()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !kids.contains(&new_kid),
+        "forced rotation withdrew {new_kid}"
+    );
+    assert_eq!(
+        server.admin("GET", "/api/v1/keys", &fresh, None).status,
+        401
+    );
+
+    // The retiring key leaves once every token it signed has expired.
+    assert!(kids.contains(&old_kid));
+    server.clock.advance(86_400 + 1);
+    server.tick_keys();
+    let kids = server.jwks().to_string();
+    assert!(
+        !kids.contains(&old_kid),
+        "retired key pruned after the longest token lifetime"
+    );
+    let _ = before;
+}
+
+#[test]
+fn rotation_needs_write_key_and_listing_read_key() {
+    let server = TestServer::start();
+    let (_, id, secret) = server.create_app(json!({"name": "r", "scopes": ["read_key"]}));
+    let token = server.token(&id, &secret, None);
+    let res = server.admin("POST", "/api/v1/keys/rotate", &token, None);
+    assert_eq!(res.status, 403);
+    let listed = server.admin("GET", "/api/v1/keys", &token, None);
+    assert_eq!(listed.status, 200);
+    let text = listed.body;
+    assert!(text.contains("\"current\"") && text.contains("\"next\""));
+    assert!(!text.contains("secret") && !text.contains("seed"));
+}
+
+fn jwt_kid(token: &str) -> String {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["typ"], "at+jwt");
+    assert_eq!(v["alg"], "EdDSA");
+    v["kid"].as_str().unwrap().to_string()
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Advance(u64),
+    ServeJwks,
+    Sign,
+    Rotate { force: bool },
+    Tick,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u64..2_000).prop_map(Op::Advance),
+        1 => (80_000u64..100_000).prop_map(Op::Advance),
+        4 => Just(Op::ServeJwks),
+        4 => Just(Op::Sign),
+        2 => Just(Op::Rotate { force: false }),
+        1 => Just(Op::Rotate { force: true }),
+        2 => Just(Op::Tick),
+    ]
+}
+
+const RULES: RotationRules = RotationRules {
+    jwks_max_age: 300,
+    max_token_ttl: 3600,
+    rotate_every: 86_400,
+};
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// (c) Across any sequence of rotations (safe and forced), scheduled maintenance and clock
+    /// advances, on the real KeyRing over a real store: no key signs while a JWKS served less
+    /// than one max-age ago lacked it, and every unexpired token's kid stays in the JWKS unless
+    /// a forced rotation withdrew it.
+    #[test]
+    fn rotation_invariant(ops in proptest::collection::vec(op(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Storage> = Arc::new(Store::open(dir.path(), None).unwrap());
+        let clock = ManualClock::new(1_000_000);
+        let mut ring = KeyRing::load(store, clock.clone(), RULES).unwrap();
+        let keys = ring.key_set();
+        let mut served: Vec<(u64, HashSet<String>)> = Vec::new();
+        let mut tokens: Vec<(String, u64)> = Vec::new();
+        let mut withdrawn: HashSet<String> = HashSet::new();
+        let mut forced_in: HashSet<String> = HashSet::new();
+        for op in ops {
+            let now = tessera_actors::clock::Clock::now(&*clock);
+            match op {
+                Op::Advance(s) => clock.advance(s),
+                Op::ServeJwks => {
+                    let set = keys.load();
+                    let kids: HashSet<String> = set.published.iter().map(|k| k.kid.clone()).collect();
+                    // The served bytes say the same as the snapshot.
+                    let bytes: serde_json::Value = serde_json::from_slice(&set.jwks).unwrap();
+                    prop_assert_eq!(bytes["keys"].as_array().unwrap().len(), kids.len());
+                    for (kid, exp) in &tokens {
+                        if *exp > now && !withdrawn.contains(kid) {
+                            prop_assert!(kids.contains(kid), "unexpired token's key {} left the JWKS", kid);
+                        }
+                    }
+                    served.push((now, kids));
+                }
+                Op::Sign => {
+                    let set = keys.load();
+                    let kid = set.signer.as_ref().unwrap().kid.clone();
+                    if !forced_in.contains(&kid) {
+                        for (t, kids) in &served {
+                            if now - t < RULES.jwks_max_age {
+                                prop_assert!(kids.contains(&kid), "{} signs while a JWKS served at {} lacked it", kid, t);
+                            }
+                        }
+                    }
+                    tokens.push((kid, now + RULES.max_token_ttl));
+                }
+                Op::Rotate { force } => {
+                    let before: HashMap<String, _> = ring.list().into_iter().map(|k| (k.kid.clone(), k.state)).collect();
+                    if ring.rotate(force).is_ok() && force {
+                        for (kid, state) in before {
+                            if state == tessera_storage::KeyState::Current {
+                                withdrawn.insert(kid);
+                            }
+                        }
+                        forced_in.insert(keys.load().signer.as_ref().unwrap().kid.clone());
+                    }
+                }
+                Op::Tick => ring.tick().unwrap(),
+            }
+        }
+    }
+}

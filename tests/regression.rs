@@ -1,0 +1,1 @@
+//! Regression tests, named after the issue that found them.

@@ -1,0 +1,10 @@
+//! Tessera's integration tests: one binary, real HTTP against servers on `127.0.0.1:0`.
+
+mod support;
+
+mod admin;
+mod durability;
+mod escalation;
+mod keys;
+mod regression;
+mod token;
