@@ -137,7 +137,10 @@ impl Config {
         if let Some(v) = file.data_dir {
             self.data_dir = v;
         }
-        self.issuer = file.issuer.or(self.issuer.take());
+        self.issuer = file
+            .issuer
+            .map(|i| i.trim_end_matches('/').to_string())
+            .or(self.issuer.take());
         self.default_audience = file.default_audience.or(self.default_audience.take());
         self.access_token_ttl = d(file.access_token_ttl).unwrap_or(self.access_token_ttl);
         self.max_access_token_ttl =

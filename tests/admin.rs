@@ -259,6 +259,16 @@ fn admin_bodies_are_bounded_and_must_be_json() {
     );
     assert_eq!(res.status, 400);
     assert_eq!(server.get("/no/such/path", &[]).status, 404);
+    assert_eq!(
+        server
+            .request("POST", "/.well-known/jwks.json", &[], None)
+            .status,
+        405
+    );
+    assert_eq!(
+        server.request("DELETE", "/api/v1/keys", &[], None).status,
+        405
+    );
 }
 
 #[test]

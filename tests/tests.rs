@@ -1,4 +1,5 @@
 //! Tessera's integration tests: one binary, real HTTP against servers on `127.0.0.1:0`.
+#![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
 
 mod support;
 

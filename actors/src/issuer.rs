@@ -171,7 +171,7 @@ impl Issuer {
         };
         let now = self.clock.now();
         let addr_key = addr.map(LimitKey::Addr);
-        let client_key = LimitKey::Client(client_id.clone());
+        let client_key = LimitKey::Client(client_id.clone(), addr);
         for key in addr_key.iter().chain(std::iter::once(&client_key)) {
             if let Err(retry_after) = self.limiter.check(key, now) {
                 return Err(OAuthError::TooManyRequests { retry_after });

@@ -1,7 +1,8 @@
 //! Failed-authentication limits per client and per address (API.md §2, `429`).
 //!
-//! A fixed window per key. Only failures count, so a client that authenticates correctly is
-//! never slowed; a key over its limit is refused before any secret is checked.
+//! A fixed window per key. Only failures count. The per-client window is kept per client *and*
+//! address, so failures sent from elsewhere under a client's id cannot lock that client out;
+//! guessing a 256-bit secret is hopeless anyway, and the per-address window bounds the noise.
 
 use std::net::IpAddr;
 
@@ -9,7 +10,8 @@ use dashmap::DashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LimitKey {
-    Client(String),
+    /// A client id as presented, from one address (or from anywhere when none is known).
+    Client(String, Option<IpAddr>),
     Addr(IpAddr),
 }
 
@@ -48,7 +50,7 @@ impl FailureLimiter {
 
     fn limit(&self, key: &LimitKey) -> u32 {
         match key {
-            LimitKey::Client(_) => self.limits.per_client,
+            LimitKey::Client(..) => self.limits.per_client,
             LimitKey::Addr(_) => self.limits.per_addr,
         }
     }
@@ -96,12 +98,21 @@ mod tests {
             per_client: 2,
             per_addr: 5,
         });
-        let a = LimitKey::Client("a".into());
+        let a = LimitKey::Client("a".into(), None);
         limiter.record_failure(a.clone(), 100);
         assert!(limiter.check(&a, 100).is_ok());
         limiter.record_failure(a.clone(), 110);
         assert_eq!(limiter.check(&a, 120), Err(40));
-        assert!(limiter.check(&LimitKey::Client("b".into()), 120).is_ok());
+        assert!(
+            limiter
+                .check(&LimitKey::Client("b".into(), None), 120)
+                .is_ok()
+        );
+        let elsewhere = LimitKey::Client("a".into(), Some(IpAddr::from([10, 0, 0, 1])));
+        assert!(
+            limiter.check(&elsewhere, 120).is_ok(),
+            "another address is not locked out"
+        );
         assert!(limiter.check(&a, 160).is_ok());
     }
 }

@@ -67,7 +67,7 @@ impl OAuthError {
                 Cow::Borrowed("too many failed authentications; retry later")
             }
             OAuthError::UnsupportedMediaType => Cow::Borrowed(
-                "the body must be application/x-www-form-urlencoded or application/json, not encoded",
+                "the body must be application/x-www-form-urlencoded or application/json, without Content-Encoding",
             ),
             OAuthError::PayloadTooLarge => Cow::Borrowed("the request body is too large"),
         }

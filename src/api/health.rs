@@ -5,8 +5,8 @@ use actix_web::{HttpResponse, web};
 use crate::server::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+    cfg.service(web::resource("/healthz").get(healthz))
+        .service(web::resource("/readyz").get(readyz));
 }
 
 async fn healthz() -> HttpResponse {

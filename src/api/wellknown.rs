@@ -6,15 +6,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::server::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/.well-known/jwks.json", web::get().to(jwks))
-        .route("/oauth2/v1/jwks", web::get().to(jwks))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            web::get().to(metadata_doc),
-        )
-        .route(
-            "/.well-known/openid-configuration",
-            web::get().to(metadata_doc),
+    cfg.service(web::resource(["/.well-known/jwks.json", "/oauth2/v1/jwks"]).get(jwks))
+        .service(
+            web::resource([
+                "/.well-known/oauth-authorization-server",
+                "/.well-known/openid-configuration",
+            ])
+            .get(metadata_doc),
         );
 }
 

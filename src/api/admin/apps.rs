@@ -23,18 +23,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::put().to(update))
             .route(web::delete().to(delete)),
     )
-    .route(
-        "/api/v1/apps/{id}/secrets/rotate/start",
-        web::post().to(rotate_start),
-    )
-    .route(
-        "/api/v1/apps/{id}/secrets/rotate",
-        web::post().to(rotate_complete),
-    )
-    .route(
-        "/api/v1/apps/{id}/secrets/rotate/cancel",
-        web::post().to(rotate_cancel),
-    );
+    .service(web::resource("/api/v1/apps/{id}/secrets/rotate/start").post(rotate_start))
+    .service(web::resource("/api/v1/apps/{id}/secrets/rotate").post(rotate_complete))
+    .service(web::resource("/api/v1/apps/{id}/secrets/rotate/cancel").post(rotate_cancel));
 }
 
 /// An app as the API shows it: never a secret or its hash.

@@ -8,8 +8,8 @@ use super::{AdminError, Bearer, rfc3339};
 use crate::server::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/keys", web::get().to(list))
-        .route("/api/v1/keys/rotate", web::post().to(rotate));
+    cfg.service(web::resource("/api/v1/keys").get(list))
+        .service(web::resource("/api/v1/keys/rotate").post(rotate));
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,7 +13,7 @@ pub use error::AdminError;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/info", web::get().to(info::info));
+    cfg.service(web::resource("/info").get(info::info));
     apps::configure(cfg);
     keys::configure(cfg);
 }

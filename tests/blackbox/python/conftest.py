@@ -1,0 +1,139 @@
+"""Shared fixtures for Tessera's black-box Python suite.
+
+The suite never starts a server itself: run it through ../run.sh, which starts one and exports
+TESSERA_URL, TESSERA_ROOT_CLIENT_ID and TESSERA_ROOT_CLIENT_SECRET.
+"""
+
+import base64
+import json
+import os
+import uuid
+
+import jwt
+import pytest
+import requests
+
+# The server under test listens on plain-HTTP loopback; both OAuth libraries refuse http://
+# token endpoints unless told otherwise.
+os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+
+TIMEOUT = 10
+
+
+def _env(name):
+    value = os.environ.get(name)
+    if not value:
+        pytest.exit(f"{name} is not set: run tests/blackbox/run.sh", returncode=2)
+    return value
+
+
+@pytest.fixture(scope="session")
+def base_url():
+    return _env("TESSERA_URL").rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def root_creds():
+    return _env("TESSERA_ROOT_CLIENT_ID"), _env("TESSERA_ROOT_CLIENT_SECRET")
+
+
+@pytest.fixture(scope="session")
+def token_url(base_url):
+    return f"{base_url}/oauth2/v1/token"
+
+
+@pytest.fixture(scope="session")
+def metadata(base_url):
+    r = requests.get(f"{base_url}/.well-known/oauth-authorization-server", timeout=TIMEOUT)
+    r.raise_for_status()
+    return r.json()
+
+
+@pytest.fixture(scope="session")
+def issuer(metadata):
+    return metadata["issuer"]
+
+
+def fetch_token(token_url, client_id, client_secret, **params):
+    """A plain RFC 6749 client_credentials request with client_secret_basic."""
+    data = {"grant_type": "client_credentials", **params}
+    r = requests.post(token_url, data=data, auth=(client_id, client_secret), timeout=TIMEOUT)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.fixture(scope="session")
+def root_token(token_url, root_creds):
+    return fetch_token(token_url, *root_creds)["access_token"]
+
+
+class Admin:
+    def __init__(self, base_url, token):
+        self.base_url = base_url
+        self.token = token
+
+    def call(self, method, path, body=None, token=None):
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        return requests.request(
+            method, f"{self.base_url}{path}", json=body, headers=headers, timeout=TIMEOUT
+        )
+
+    def create_app(self, scopes, token_claims=None, name=None):
+        body = {"name": name or f"bb-{uuid.uuid4().hex[:10]}", "scopes": scopes}
+        if token_claims is not None:
+            body["tokenClaims"] = token_claims
+        r = self.call("POST", "/api/v1/apps", body)
+        assert r.status_code == 201, r.text
+        return r.json()["app"]
+
+
+@pytest.fixture(scope="session")
+def admin(base_url, root_token):
+    return Admin(base_url, root_token)
+
+
+TOKEN_CLAIMS = {"tenant": "acme", "tier": 3}
+
+
+@pytest.fixture(scope="session")
+def svc_app(admin):
+    """An ordinary s2s app with read_app and write_app, and custom token claims."""
+    return admin.create_app(["read_app", "write_app"], TOKEN_CLAIMS)
+
+
+@pytest.fixture(scope="session")
+def reader_app(admin):
+    """An app holding only read_app."""
+    return admin.create_app(["read_app"])
+
+
+@pytest.fixture(scope="session")
+def jwks_client(metadata):
+    return jwt.PyJWKClient(metadata["jwks_uri"], cache_keys=True)
+
+
+@pytest.fixture(scope="session")
+def verify(jwks_client, issuer):
+    """Verify an access token with PyJWT against the server's JWKS; return its claims."""
+
+    def _verify(token, audience=None):
+        header = jwt.get_unverified_header(token)
+        assert header["alg"] == "EdDSA"
+        assert header["typ"] == "at+jwt"
+        assert header.get("kid")
+        key = jwks_client.get_signing_key_from_jwt(token)
+        return jwt.decode(
+            token,
+            key.key,
+            algorithms=["EdDSA"],
+            audience=audience or issuer,
+            issuer=issuer,
+            options={"require": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti"]},
+        )
+
+    return _verify
+
+
+def b64url_json(segment):
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
