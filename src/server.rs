@@ -95,18 +95,26 @@ pub fn rotation_rules(config: &Config) -> RotationRules {
     }
 }
 
-/// Starts Tessera: must run inside an actix system (`#[actix_web::main]` or `actix_rt`).
-pub async fn start(
+/// The state a server serves from, with the thread its actors run on.
+pub struct Prepared {
+    pub state: web::Data<AppState>,
+    pub arbiter: Arbiter,
+    /// Set when this start created the root app with generated credentials.
+    pub root_credentials_file: Option<PathBuf>,
+}
+
+/// Opens the store, bootstraps it, loads the actors and starts them on their own thread:
+/// everything but the HTTP listener. Must run inside an actix system.
+pub fn prepare(
     config: Config,
+    issuer_url: &str,
     root: Option<RootCredentials>,
     kek: Option<Kek>,
     clock: SharedClock,
-) -> Result<Running, StartError> {
+) -> Result<Prepared, StartError> {
     config.validate().map_err(StartError::Config)?;
     let store: Arc<dyn Storage> = Arc::new(Store::open(&config.data_dir, kek)?);
-    let limits = AppLimits {
-        max_token_ttl: config.max_access_token_ttl,
-    };
+    let limits = AppLimits { max_token_ttl: config.max_access_token_ttl };
     let mut registry = ClientRegistry::load(Arc::clone(&store), Arc::clone(&clock), limits)?;
     let mut root_credentials_file = None;
     if registry.needs_root()? {
@@ -120,76 +128,55 @@ pub async fn start(
                 generated
             }
         };
-        registry
-            .bootstrap_root(&creds)
-            .map_err(|e| StartError::Config(e.to_string()))?;
+        registry.bootstrap_root(&creds).map_err(|e| StartError::Config(e.to_string()))?;
     }
-    let keyring = KeyRing::load(
-        Arc::clone(&store),
-        Arc::clone(&clock),
-        rotation_rules(&config),
-    )?;
-
-    let listener = TcpListener::bind(&config.listen)
-        .map_err(|e| StartError::Bind(config.listen.clone(), e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Bind(config.listen.clone(), e))?;
-    let issuer_url = config
-        .issuer
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let keyring = KeyRing::load(Arc::clone(&store), Arc::clone(&clock), rotation_rules(&config))?;
     let settings = TokenSettings {
-        issuer: issuer_url.clone(),
-        default_audience: config
-            .default_audience
-            .clone()
-            .unwrap_or_else(|| issuer_url.clone()),
+        issuer: issuer_url.to_string(),
+        default_audience: config.default_audience.clone().unwrap_or_else(|| issuer_url.to_string()),
         default_ttl: config.access_token_ttl,
         max_ttl: config.max_access_token_ttl,
     };
-    let issuer = Arc::new(Issuer::new(
-        settings,
-        keyring.key_set(),
-        registry.table(),
-        Limits {
-            window_secs: config.rate_window,
-            per_client: config.failures_per_client,
-            per_addr: config.failures_per_address,
-        },
-        clock,
-    ));
+    let limits = Limits {
+        window_secs: config.rate_window,
+        per_client: config.failures_per_client,
+        per_addr: config.failures_per_address,
+    };
+    let issuer = Arc::new(Issuer::new(settings, keyring.key_set(), registry.table(), limits, clock));
 
     // The actors get a thread of their own: their durable commits (fsync) never stall a worker.
     let arbiter = Arbiter::new();
     let registry = ClientRegistry::start_in_arbiter(&arbiter.handle(), move |_| registry);
     let keyring = KeyRing::start_in_arbiter(&arbiter.handle(), move |_| keyring);
+    let metadata = api::wellknown::metadata(issuer_url);
+    let state = web::Data::new(AppState { issuer, registry, keyring, config, metadata });
+    Ok(Prepared { state, arbiter, root_credentials_file })
+}
 
-    let metadata = api::wellknown::metadata(&issuer_url);
-    let state = web::Data::new(AppState {
-        issuer,
-        registry,
-        keyring,
-        config: config.clone(),
-        metadata,
-    });
+/// Starts Tessera: must run inside an actix system (`#[actix_web::main]` or `actix_rt`).
+pub async fn start(
+    config: Config,
+    root: Option<RootCredentials>,
+    kek: Option<Kek>,
+    clock: SharedClock,
+) -> Result<Running, StartError> {
+    let bind_err = |e| StartError::Bind(config.listen.clone(), e);
+    let listener = TcpListener::bind(&config.listen).map_err(bind_err)?;
+    let addr = listener.local_addr().map_err(bind_err)?;
+    let issuer_url = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let workers = config.workers;
+    let Prepared { state, arbiter, root_credentials_file } =
+        prepare(config.clone(), &issuer_url, root, kek, clock)?;
     let data = state.clone();
     let mut server =
         HttpServer::new(move || App::new().configure(|cfg| api::configure(cfg, data.clone())))
             .listen(listener)
-            .map_err(|e| StartError::Bind(config.listen.clone(), e))?
+            .map_err(bind_err)?
             .shutdown_timeout(10);
-    if let Some(workers) = config.workers {
+    if let Some(workers) = workers {
         server = server.workers(workers);
     }
-    Ok(Running {
-        addr,
-        issuer_url,
-        server: server.run(),
-        state,
-        root_credentials_file,
-        arbiter,
-    })
+    Ok(Running { addr, issuer_url, server: server.run(), state, root_credentials_file, arbiter })
 }
 
 /// Writes generated root credentials once, readable by the owner only.
