@@ -22,10 +22,24 @@ const SECRET: &str = "bench-secret-bench-secret-bench-secret-0000";
 fn token_path(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let system = actix_web::rt::System::new();
-    let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
-    let root = RootCredentials { client_id: ID.into(), client_secret: SECRET.into() };
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let root = RootCredentials {
+        client_id: ID.into(),
+        client_secret: SECRET.into(),
+    };
     let prepared = system
-        .block_on(async { prepare(config, "http://127.0.0.1:8080", Some(root), None, Arc::new(SystemClock)) })
+        .block_on(async {
+            prepare(
+                config,
+                "http://127.0.0.1:8080",
+                Some(root),
+                None,
+                Arc::new(SystemClock),
+            )
+        })
         .expect("prepare");
     let state = prepared.state.clone();
     let issuer = Arc::clone(&state.issuer);
@@ -34,7 +48,15 @@ fn token_path(c: &mut Criterion) {
     let client = issuer.clients().get(ID).expect("root client");
 
     // A message the size of a real signing input (header + claims, base64url).
-    let sample = issuer.mint(signer, &client, ID, "root", "http://127.0.0.1:8080", 3600, 0);
+    let sample = issuer.mint(
+        signer,
+        &client,
+        ID,
+        "root",
+        "http://127.0.0.1:8080",
+        3600,
+        0,
+    );
     let message = sample.rsplit_once('.').expect("jws").0.as_bytes().to_vec();
     let raw = SigningKey::from_bytes(&[7; 32]);
 
@@ -45,9 +67,21 @@ fn token_path(c: &mut Criterion) {
     let body = b"grant_type=client_credentials&scope=root";
 
     let mut group = c.benchmark_group("token");
-    group.bench_function("baseline_raw_ed25519_sign", |b| b.iter(|| raw.sign(black_box(&message))));
+    group.bench_function("baseline_raw_ed25519_sign", |b| {
+        b.iter(|| raw.sign(black_box(&message)))
+    });
     group.bench_function("mint", |b| {
-        b.iter(|| issuer.mint(signer, &client, ID, black_box("root"), "http://127.0.0.1:8080", 3600, 1))
+        b.iter(|| {
+            issuer.mint(
+                signer,
+                &client,
+                ID,
+                black_box("root"),
+                "http://127.0.0.1:8080",
+                3600,
+                1,
+            )
+        })
     });
     group.bench_function("parse_authenticate_mint", |b| {
         b.iter(|| {
@@ -74,7 +108,9 @@ fn token_path(c: &mut Criterion) {
     });
     group.bench_function("jwks", |b| {
         b.iter(|| {
-            let req = test::TestRequest::get().uri("/.well-known/jwks.json").to_request();
+            let req = test::TestRequest::get()
+                .uri("/.well-known/jwks.json")
+                .to_request();
             system.block_on(test::call_service(&app, req))
         })
     });

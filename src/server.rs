@@ -114,7 +114,9 @@ pub fn prepare(
 ) -> Result<Prepared, StartError> {
     config.validate().map_err(StartError::Config)?;
     let store: Arc<dyn Storage> = Arc::new(Store::open(&config.data_dir, kek)?);
-    let limits = AppLimits { max_token_ttl: config.max_access_token_ttl };
+    let limits = AppLimits {
+        max_token_ttl: config.max_access_token_ttl,
+    };
     let mut registry = ClientRegistry::load(Arc::clone(&store), Arc::clone(&clock), limits)?;
     let mut root_credentials_file = None;
     if registry.needs_root()? {
@@ -128,12 +130,21 @@ pub fn prepare(
                 generated
             }
         };
-        registry.bootstrap_root(&creds).map_err(|e| StartError::Config(e.to_string()))?;
+        registry
+            .bootstrap_root(&creds)
+            .map_err(|e| StartError::Config(e.to_string()))?;
     }
-    let keyring = KeyRing::load(Arc::clone(&store), Arc::clone(&clock), rotation_rules(&config))?;
+    let keyring = KeyRing::load(
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        rotation_rules(&config),
+    )?;
     let settings = TokenSettings {
         issuer: issuer_url.to_string(),
-        default_audience: config.default_audience.clone().unwrap_or_else(|| issuer_url.to_string()),
+        default_audience: config
+            .default_audience
+            .clone()
+            .unwrap_or_else(|| issuer_url.to_string()),
         default_ttl: config.access_token_ttl,
         max_ttl: config.max_access_token_ttl,
     };
@@ -142,15 +153,31 @@ pub fn prepare(
         per_client: config.failures_per_client,
         per_addr: config.failures_per_address,
     };
-    let issuer = Arc::new(Issuer::new(settings, keyring.key_set(), registry.table(), limits, clock));
+    let issuer = Arc::new(Issuer::new(
+        settings,
+        keyring.key_set(),
+        registry.table(),
+        limits,
+        clock,
+    ));
 
     // The actors get a thread of their own: their durable commits (fsync) never stall a worker.
     let arbiter = Arbiter::new();
     let registry = ClientRegistry::start_in_arbiter(&arbiter.handle(), move |_| registry);
     let keyring = KeyRing::start_in_arbiter(&arbiter.handle(), move |_| keyring);
     let metadata = api::wellknown::metadata(issuer_url);
-    let state = web::Data::new(AppState { issuer, registry, keyring, config, metadata });
-    Ok(Prepared { state, arbiter, root_credentials_file })
+    let state = web::Data::new(AppState {
+        issuer,
+        registry,
+        keyring,
+        config,
+        metadata,
+    });
+    Ok(Prepared {
+        state,
+        arbiter,
+        root_credentials_file,
+    })
 }
 
 /// Starts Tessera: must run inside an actix system (`#[actix_web::main]` or `actix_rt`).
@@ -163,10 +190,16 @@ pub async fn start(
     let bind_err = |e| StartError::Bind(config.listen.clone(), e);
     let listener = TcpListener::bind(&config.listen).map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;
-    let issuer_url = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let issuer_url = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let workers = config.workers;
-    let Prepared { state, arbiter, root_credentials_file } =
-        prepare(config.clone(), &issuer_url, root, kek, clock)?;
+    let Prepared {
+        state,
+        arbiter,
+        root_credentials_file,
+    } = prepare(config.clone(), &issuer_url, root, kek, clock)?;
     let data = state.clone();
     let mut server =
         HttpServer::new(move || App::new().configure(|cfg| api::configure(cfg, data.clone())))
@@ -176,7 +209,14 @@ pub async fn start(
     if let Some(workers) = workers {
         server = server.workers(workers);
     }
-    Ok(Running { addr, issuer_url, server: server.run(), state, root_credentials_file, arbiter })
+    Ok(Running {
+        addr,
+        issuer_url,
+        server: server.run(),
+        state,
+        root_credentials_file,
+        arbiter,
+    })
 }
 
 /// Writes generated root credentials once, readable by the owner only.

@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod durability;
 mod escalation;
+mod fuzz_corpus;
 mod keys;
 mod regression;
 mod token;

@@ -1,1 +1,120 @@
-//! Property checks shared by the fuzz targets and the corpus replay test.
+//! Property checks shared by the fuzz targets (`fuzz/`) and the corpus replay test, so CI
+//! exercises every saved input without a fuzzer. Each panics when its property fails.
+
+use std::sync::OnceLock;
+
+use tessera_storage::{KeyRecord, KeyState};
+
+use crate::jws;
+use crate::keyset::KeySet;
+use crate::request::{self, BodyKind};
+
+/// Token request parsing: never panics, and every request it accepts survives a trip through
+/// [`request::TokenRequest::to_form`] and back unchanged.
+///
+/// Input layout: byte 0 picks the body kind (even: form, odd: JSON); the bytes up to the first
+/// NUL are the `Authorization` header (absent when empty or not UTF-8); the rest is the body.
+pub fn token_request_round_trip(data: &[u8]) {
+    let Some((&kind, rest)) = data.split_first() else {
+        return;
+    };
+    let kind = if kind % 2 == 0 {
+        BodyKind::Form
+    } else {
+        BodyKind::Json
+    };
+    let (header, body) = match rest.iter().position(|&b| b == 0) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (&[][..], rest),
+    };
+    let header = std::str::from_utf8(header).ok().filter(|h| !h.is_empty());
+    let Ok(parsed) = request::parse(kind, header, body) else {
+        return;
+    };
+    let (authorization, form) = parsed.to_form();
+    let again = request::parse(BodyKind::Form, authorization.as_deref(), form.as_bytes());
+    assert_eq!(
+        again.as_ref(),
+        Ok(&parsed),
+        "round trip changed the request: {form}"
+    );
+}
+
+struct Fixture {
+    keys: KeySet,
+    signed: Vec<String>,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let record = |n: u8, state| KeyRecord {
+            kid: format!("fuzz-key-{n}"),
+            state,
+            secret: [n; 32],
+            created_at: 0,
+            published_at: 0,
+            is_in_every_jwks: true,
+            activated_at: None,
+            retired_at: None,
+            remove_after: None,
+        };
+        let records = [record(1, KeyState::Current), record(2, KeyState::Next), record(3, KeyState::Retiring)];
+        let keys = KeySet::build(&records);
+        // unwrap: the fixture has a current key
+        let signer = keys.signer.as_ref().expect("current key");
+        let signed = [
+            r#"{"iss":"http://t","sub":"a","aud":"http://t","exp":9999999999,"iat":1,"nbf":1,"jti":"j1","client_id":"a","scope":"root"}"#,
+            r#"{"iss":"http://t","sub":"b","aud":"x","exp":2,"iat":1,"nbf":1,"jti":"j2","client_id":"b","scope":""}"#,
+        ]
+        .iter()
+        .map(|claims| jws::sign(signer, claims.as_bytes()))
+        .collect();
+        Fixture { keys, signed }
+    })
+}
+
+/// The bearer verifier accepts only tokens our signer produced, byte for byte.
+///
+/// Input layout: byte 0 = 0 means the rest is a token as is; otherwise the rest edits one of
+/// the genuine tokens (pairs of position, byte), so the fuzzer explores near misses.
+pub fn verifier_accepts_only_our_tokens(data: &[u8]) {
+    let fixture = fixture();
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let candidate = if mode == 0 {
+        String::from_utf8_lossy(rest).into_owned()
+    } else {
+        let base = &fixture.signed[mode as usize % fixture.signed.len()];
+        let mut bytes = base.clone().into_bytes();
+        for pair in rest.chunks_exact(2) {
+            let at = pair[0] as usize * 7 % bytes.len();
+            bytes[at] = pair[1];
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    if let Ok(payload) = jws::verify(&candidate, &fixture.keys) {
+        assert!(
+            fixture.signed.iter().any(|t| *t == candidate),
+            "accepted a token we never signed: {candidate}"
+        );
+        assert!(!payload.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn genuine_tokens_verify_and_edited_ones_do_not() {
+        let f = fixture();
+        for token in &f.signed {
+            assert!(jws::verify(token, &f.keys).is_ok());
+        }
+        verifier_accepts_only_our_tokens(&[1, 3, b'A', 200, b'x']);
+        verifier_accepts_only_our_tokens(b"\0eyJ.eyJ.sig");
+        token_request_round_trip(b"\0Basic YTpi\0grant_type=client_credentials&scope=a+b");
+    }
+}
