@@ -96,7 +96,7 @@ pub fn verifier_accepts_only_our_tokens(data: &[u8]) {
     };
     if let Ok(payload) = jws::verify(&candidate, &fixture.keys) {
         assert!(
-            fixture.signed.iter().any(|t| *t == candidate),
+            fixture.signed.contains(&candidate),
             "accepted a token we never signed: {candidate}"
         );
         assert!(!payload.is_empty());
