@@ -216,3 +216,30 @@ fn generated_root_credentials_are_written_once_with_mode_0600() {
     let secret = creds["clientSecret"].as_str().unwrap().as_bytes();
     assert!(!file.windows(secret.len()).any(|w| w == secret));
 }
+
+#[test]
+fn sigterm_stops_the_server_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut proc, url) = spawn(dir.path());
+    assert_eq!(token(&agent(), &url, ROOT_ID, ROOT_SECRET).0, 200);
+    let pid = proc.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = proc.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed().as_secs() < 15, "no exit after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    // And the data dir is free again for the next start.
+    let (_proc, url) = spawn(dir.path());
+    assert_eq!(token(&agent(), &url, ROOT_ID, ROOT_SECRET).0, 200);
+}

@@ -90,6 +90,35 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// (b) over HTTP: whatever is requested, a token's scopes are a subset of the app's.
+    #[test]
+    fn issued_scopes_over_http(
+        assigned in scope_pool(),
+        requests in proptest::collection::vec(proptest::option::of(scope_pool()), 1..6),
+    ) {
+        let server = TestServer::start();
+        let (_, id, secret) = server.create_app(json!({"name": "a", "scopes": assigned}));
+        for requested in requests {
+            let scope = requested.map(|r| r.join(" "));
+            let res = server.token_response(&id, &secret, scope.as_deref());
+            if res.status == 200 {
+                let granted = res.json()["scope"].as_str().unwrap().to_string();
+                let claims = crate::support::claims(res.json()["access_token"].as_str().unwrap());
+                prop_assert_eq!(claims["scope"].as_str(), Some(granted.as_str()));
+                for s in granted.split(' ').filter(|s| !s.is_empty()) {
+                    prop_assert!(assigned.iter().any(|a| a == s), "{} was not assigned", s);
+                }
+            } else {
+                prop_assert_eq!(res.status, 400);
+                prop_assert_eq!(res.json()["error"].clone(), json!("invalid_scope"));
+            }
+        }
+    }
+}
+
 /// A non-root write_app token cannot take over an app that holds root by rotating its secret,
 /// demoting it, or deleting it.
 #[test]

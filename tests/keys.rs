@@ -143,6 +143,18 @@ fn rotation_over_http_keeps_old_tokens_valid_and_refuses_unsafe_rotation() {
 }
 
 #[test]
+fn keys_rotate_on_schedule() {
+    let server = TestServer::start_with(|c| c.rotate_every = 3600);
+    let before = jwt_kid(&server.root_token());
+    server.clock.advance(3599);
+    server.tick_keys();
+    assert_eq!(jwt_kid(&server.root_token()), before, "not due yet");
+    server.clock.advance(1);
+    server.tick_keys();
+    assert_ne!(jwt_kid(&server.root_token()), before, "rotated when due");
+}
+
+#[test]
 fn rotation_needs_write_key_and_listing_read_key() {
     let server = TestServer::start();
     let (_, id, secret) = server.create_app(json!({"name": "r", "scopes": ["read_key"]}));
