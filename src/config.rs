@@ -161,6 +161,19 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        // Bounds keep every `now + duration` far from overflow and every window meaningful.
+        const TEN_YEARS: u64 = 10 * 365 * 86400;
+        if self.max_access_token_ttl > TEN_YEARS || self.rotate_every > TEN_YEARS {
+            return Err(
+                "max_access_token_ttl and keys.rotate_every must be at most 10 years".into(),
+            );
+        }
+        if self.jwks_max_age > 86400 * 7 || self.rate_window > 86400 {
+            return Err(
+                "keys.jwks_max_age must be at most 7 days and rate_limit.window at most 1 day"
+                    .into(),
+            );
+        }
         if self.access_token_ttl == 0 || self.access_token_ttl > self.max_access_token_ttl {
             return Err(
                 "access_token_ttl must be between 1 second and max_access_token_ttl".into(),
@@ -205,6 +218,8 @@ mod tests {
         let config = Config::from_file(&path).unwrap();
         assert_eq!(config.access_token_ttl, 900);
         assert_eq!(config.jwks_max_age, 60);
+        std::fs::write(&path, "max_access_token_ttl = \"99999d\"\n").unwrap();
+        assert!(Config::from_file(&path).is_err());
         std::fs::write(&path, "acess_token_ttl = 5\n").unwrap();
         assert!(Config::from_file(&path).is_err());
     }

@@ -219,17 +219,24 @@ pub async fn start(
     })
 }
 
-/// Writes generated root credentials once, readable by the owner only.
+/// Writes generated root credentials, readable by the owner only, and makes the file durable
+/// before the root app is created. A file left by an earlier start that crashed before
+/// creating the app is replaced, never followed if it is a link.
 fn write_root_credentials(config: &Config, creds: &RootCredentials) -> Result<PathBuf, StartError> {
     use std::io::Write;
     let path = config.data_dir.join("root-credentials.json");
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::Io(e).into()),
+    }
     let body = serde_json::json!({
         "clientId": creds.client_id,
         "clientSecret": creds.client_secret,
         "note": "Root app credentials, written once on first start. Store them safely and delete this file.",
     });
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -239,5 +246,8 @@ fn write_root_credentials(config: &Config, creds: &RootCredentials) -> Result<Pa
     file.write_all(format!("{body:#}\n").as_bytes())
         .map_err(StoreError::Io)?;
     file.sync_all().map_err(StoreError::Io)?;
+    std::fs::File::open(&config.data_dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(StoreError::Io)?;
     Ok(path)
 }

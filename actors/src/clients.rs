@@ -145,9 +145,16 @@ impl ClientRegistry {
             created_at: now,
             updated_at: now,
         };
-        self.commit_new(record.clone())?;
         self.store
-            .put_meta_once(ROOT_MARKER, record.id.as_bytes())?;
+            .create_root_app(&record, ROOT_MARKER)
+            .map_err(|e| match e {
+                StoreError::Conflict(what) => {
+                    RegistryError::Conflict(format!("{what} already exists"))
+                }
+                other => RegistryError::Store(other),
+            })?;
+        self.table.put(Client::from_record(&record));
+        self.apps.insert(record.id.clone(), record);
         Ok(())
     }
 

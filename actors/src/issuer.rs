@@ -170,9 +170,9 @@ impl Issuer {
             }
         };
         let now = self.clock.now();
-        let addr_key = addr.map(LimitKey::Addr);
-        let client_key = LimitKey::Client(client_id.clone(), addr);
-        for key in addr_key.iter().chain(std::iter::once(&client_key)) {
+        let addr_key = addr.map(LimitKey::addr);
+        let client_key = LimitKey::client(client_id, addr);
+        for key in addr_key.iter().chain(client_key.iter()) {
             if let Err(retry_after) = self.limiter.check(key, now) {
                 return Err(OAuthError::TooManyRequests { retry_after });
             }
@@ -180,10 +180,9 @@ impl Issuer {
         match self.clients.authenticate(client_id, secret) {
             Some(client) => Ok(client),
             None => {
-                if let Some(key) = addr_key {
+                for key in addr_key.into_iter().chain(client_key) {
                     self.limiter.record_failure(key, now);
                 }
-                self.limiter.record_failure(client_key, now);
                 Err(OAuthError::InvalidClient { is_basic })
             }
         }

@@ -62,6 +62,7 @@ impl KeyRing {
         clock: SharedClock,
         rules: RotationRules,
     ) -> Result<KeyRing, StoreError> {
+        let rules = widest_rules(store.as_ref(), rules)?;
         let records = store.load_keys()?;
         let ring = if records.is_empty() {
             let ring = Ring::genesis(clock.now(), fresh_key()?, fresh_key()?);
@@ -88,10 +89,15 @@ impl KeyRing {
     }
 
     /// Durable first, published second: a key in a served JWKS is always a stored key.
-    fn commit(&mut self, ring: Ring) -> Result<(), StoreError> {
+    fn commit(&mut self, mut ring: Ring) -> Result<(), StoreError> {
         self.store.save_keys(ring.records())?;
         self.published
             .store(Arc::new(KeySet::build(ring.records())));
+        // A JWKS served during the commit lacked the new key: its publication time is the
+        // swap, not the moment the ring was changed. Re-stamp when the commit crossed a second.
+        if ring.restamp_next(self.clock.now()) {
+            self.store.save_keys(ring.records())?;
+        }
         self.ring = ring;
         Ok(())
     }
@@ -136,6 +142,34 @@ impl KeyRing {
             })
             .collect()
     }
+}
+
+const WIDEST_RULES: &str = "widest_rotation_rules";
+
+/// The rules never narrow across restarts: JWKS responses cached under an older, longer
+/// max-age and tokens signed under an older, longer lifetime cap are still out there. The
+/// largest values ever configured are kept in the store and used from then on.
+fn widest_rules(store: &dyn Storage, rules: RotationRules) -> Result<RotationRules, StoreError> {
+    let stored = store.meta(WIDEST_RULES)?.and_then(|v| {
+        let arr: [u8; 16] = v.try_into().ok()?;
+        let (a, b) = arr.split_at(8);
+        Some((
+            u64::from_be_bytes(a.try_into().ok()?),
+            u64::from_be_bytes(b.try_into().ok()?),
+        ))
+    });
+    let (max_age, max_ttl) = stored.unwrap_or((0, 0));
+    let widest = RotationRules {
+        jwks_max_age: rules.jwks_max_age.max(max_age),
+        max_token_ttl: rules.max_token_ttl.max(max_ttl),
+        rotate_every: rules.rotate_every,
+    };
+    if stored != Some((widest.jwks_max_age, widest.max_token_ttl)) {
+        let mut bytes = widest.jwks_max_age.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&widest.max_token_ttl.to_be_bytes());
+        store.put_meta(WIDEST_RULES, &bytes)?;
+    }
+    Ok(widest)
 }
 
 impl Actor for KeyRing {

@@ -39,6 +39,36 @@ pub struct FailureLimiter {
 
 /// Beyond this many tracked keys, stale windows are swept on the next failure.
 const SWEEP_AT: usize = 10_000;
+/// A hard cap: past it (after a sweep), new client windows are not opened; address windows
+/// still are, so every source stays bounded while memory does too.
+const HARD_CAP: usize = 100_000;
+/// Longer client ids are not ours (ours are 22 characters; operators' at most 128) and are not
+/// worth a window of their own: the address window covers them.
+const MAX_TRACKED_ID: usize = 128;
+
+impl LimitKey {
+    /// A client id as presented from an address. IPv6 addresses count per /64, the block one
+    /// host usually holds, so a host cannot mint fresh keys from its own subnet.
+    pub fn client(client_id: &str, addr: Option<IpAddr>) -> Option<LimitKey> {
+        (client_id.len() <= MAX_TRACKED_ID)
+            .then(|| LimitKey::Client(client_id.to_string(), addr.map(prefix)))
+    }
+
+    pub fn addr(addr: IpAddr) -> LimitKey {
+        LimitKey::Addr(prefix(addr))
+    }
+}
+
+fn prefix(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::from(segments)
+        }
+    }
+}
 
 impl FailureLimiter {
     pub fn new(limits: Limits) -> FailureLimiter {
@@ -63,7 +93,7 @@ impl FailureLimiter {
         match self.windows.get(key) {
             Some(entry) => {
                 let (start, count) = *entry;
-                let ends = start + self.limits.window_secs;
+                let ends = start.saturating_add(self.limits.window_secs);
                 if now < ends && count >= self.limit(key) {
                     Err(ends - now)
                 } else {
@@ -77,10 +107,17 @@ impl FailureLimiter {
     pub fn record_failure(&self, key: LimitKey, now: u64) {
         let window = self.limits.window_secs;
         if self.windows.len() >= SWEEP_AT {
-            self.windows.retain(|_, (start, _)| now < *start + window);
+            self.windows
+                .retain(|_, (start, _)| now < start.saturating_add(window));
+            if self.windows.len() >= HARD_CAP
+                && matches!(key, LimitKey::Client(..))
+                && !self.windows.contains_key(&key)
+            {
+                return;
+            }
         }
         let mut entry = self.windows.entry(key).or_insert((now, 0));
-        if now >= entry.0 + window {
+        if now >= entry.0.saturating_add(window) {
             *entry = (now, 0);
         }
         entry.1 = entry.1.saturating_add(1);
@@ -114,5 +151,14 @@ mod tests {
             "another address is not locked out"
         );
         assert!(limiter.check(&a, 160).is_ok());
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_long_ids_are_not_tracked() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(LimitKey::addr(a), LimitKey::addr(b));
+        assert!(LimitKey::client(&"x".repeat(129), Some(a)).is_none());
+        assert!(LimitKey::client("abc", Some(a)).is_some());
     }
 }

@@ -92,7 +92,8 @@ pub fn is_scope_token(s: &str) -> bool {
 /// The scope a token gets. Omitted (or empty, RFC 6749 §3.1) means everything assigned; a
 /// requested scope the client does not hold is refused by name, never silently dropped.
 pub fn grant_scope<'r>(requested: Option<&'r str>, assigned: &[String]) -> Result<String, &'r str> {
-    let requested = requested.filter(|r| !r.is_empty());
+    // Omitted, empty or only separators: all the same, "no particular scope asked for".
+    let requested = requested.filter(|r| r.bytes().any(|b| b != b' '));
     let Some(requested) = requested else {
         return Ok(assigned.join(" "));
     };
@@ -123,6 +124,7 @@ mod tests {
     fn omitted_scope_grants_everything_assigned() {
         assert_eq!(grant_scope(None, &v(&["a", "b"])).unwrap(), "a b");
         assert_eq!(grant_scope(Some(""), &v(&["a"])).unwrap(), "a");
+        assert_eq!(grant_scope(Some("  "), &v(&["a"])).unwrap(), "a");
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::oauth::OAuthError;
 
 pub const CLIENT_ASSERTION_JWT: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// How the client said who it is.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// How the client said who it is. `Debug` never shows a secret or an assertion.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub enum Credentials {
     #[default]
     None,
@@ -28,7 +28,22 @@ pub enum Credentials {
     ClientId(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::Basic { client_id, .. } => write!(f, "Basic({client_id}, <secret>)"),
+            Credentials::Post { client_id, .. } => write!(f, "Post({client_id}, <secret>)"),
+            Credentials::Assertion { client_id, .. } => {
+                write!(f, "Assertion({client_id:?}, <jwt>)")
+            }
+            Credentials::ClientId(id) => write!(f, "ClientId({id})"),
+        }
+    }
+}
+
+/// A parsed token request. `Debug` hides the refresh token.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct TokenRequest {
     pub grant_type: String,
     pub scope: Option<String>,
@@ -36,6 +51,18 @@ pub struct TokenRequest {
     pub audience: Option<String>,
     pub refresh_token: Option<String>,
     pub credentials: Credentials,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("grant_type", &self.grant_type)
+            .field("scope", &self.scope)
+            .field("audience", &self.audience)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("credentials", &self.credentials)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -81,7 +81,9 @@ impl Ring {
         if next.is_in_every_jwks {
             0
         } else {
-            next.published_at + rules.jwks_max_age + 1
+            next.published_at
+                .saturating_add(rules.jwks_max_age)
+                .saturating_add(1)
         }
     }
 
@@ -111,7 +113,7 @@ impl Ring {
                 KeyState::Current => {
                     key.state = KeyState::Retiring;
                     key.retired_at = Some(now);
-                    key.remove_after = Some(now + rules.max_token_ttl);
+                    key.remove_after = Some(now.saturating_add(rules.max_token_ttl));
                 }
                 KeyState::Next => {
                     key.state = KeyState::Current;
@@ -122,6 +124,19 @@ impl Ring {
         }
         self.keys.push(record(fresh, KeyState::Next, now, false));
         Ok(())
+    }
+
+    /// Moves the publication time of a freshly published next key forward to `now`, when it
+    /// lies before it. True when it changed.
+    pub fn restamp_next(&mut self, now: u64) -> bool {
+        let next = self.keys.iter_mut().find(|k| k.state == KeyState::Next);
+        match next {
+            Some(k) if !k.is_in_every_jwks && k.published_at < now => {
+                k.published_at = now;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Drops retiring keys whose tokens have all expired. True when the ring changed.

@@ -25,10 +25,7 @@ async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|tag| tag.trim() == keys.etag || tag.trim() == "*")
-        });
+        .is_some_and(|v| v.split(',').any(|tag| matches_etag(tag, &keys.etag)));
     let mut builder = if is_fresh {
         HttpResponse::NotModified()
     } else {
@@ -47,6 +44,12 @@ async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             .content_type("application/json")
             .body(keys.jwks.to_vec())
     }
+}
+
+/// RFC 9110 §13.1.2: If-None-Match compares weakly, so `W/"x"` matches `"x"`.
+fn matches_etag(tag: &str, etag: &str) -> bool {
+    let tag = tag.trim();
+    tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
 }
 
 async fn metadata_doc(state: web::Data<AppState>) -> HttpResponse {

@@ -38,6 +38,11 @@ pub trait Storage: Send + Sync + 'static {
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Sets a named value only when it is absent; `Conflict` otherwise.
     fn put_meta_once(&self, name: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Sets a named value.
+    fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Creates the root app and sets `marker` to its id in one transaction, so a crash leaves
+    /// either both or neither; `Conflict` when the marker is already set.
+    fn create_root_app(&self, app: &AppRecord, marker: &str) -> Result<u64, StoreError>;
     /// The version of the last committed change to apps or keys; it only grows.
     fn version(&self) -> Result<u64, StoreError>;
     /// Changes committed after `since`, as `(version, "kind:id")`, oldest first.

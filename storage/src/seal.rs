@@ -16,7 +16,7 @@ impl Kek {
     /// Reads a KEK given as 64 hex digits (as `openssl rand -hex 32` prints).
     pub fn from_hex(text: &str) -> Result<Kek, String> {
         let text = text.trim();
-        if text.len() != 64 {
+        if text.len() != 64 || !text.is_ascii() {
             return Err("TESSERA_KEK must be 64 hex digits (32 random bytes)".into());
         }
         let mut bytes = [0u8; 32];

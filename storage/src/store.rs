@@ -24,12 +24,19 @@ impl Store {
     /// Opens (creating when absent) the store in `dir`. A second process gets
     /// [`StoreError::InUse`] rather than a shared, corruptible file.
     pub fn open(dir: &Path, kek: Option<Kek>) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)?;
-        let database = match Database::create(dir.join(Self::FILE)) {
+        create_private_dir(dir)?;
+        let path = dir.join(Self::FILE);
+        let database = match Database::create(&path) {
             Ok(database) => database,
             Err(DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::InUse),
             Err(e) => return Err(db(e)),
         };
+        // The file holds signing keys (sealed only when a KEK is set): owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
         let store = Store { db: database, kek };
         // Creating every table up front lets readers open them without a write first.
         store.write(|txn| {
@@ -41,6 +48,22 @@ impl Store {
             Ok(())
         })?;
         Ok(store)
+    }
+
+    fn insert_app(txn: &WriteTransaction, app: &AppRecord) -> Result<(), StoreError> {
+        let mut apps = txn.open_table(APPS).map_err(db)?;
+        let mut ids = txn.open_table(CLIENT_IDS).map_err(db)?;
+        if apps.get(app.id.as_str()).map_err(db)?.is_some() {
+            return Err(StoreError::Conflict("app id"));
+        }
+        if ids.get(app.client_id.as_str()).map_err(db)?.is_some() {
+            return Err(StoreError::Conflict("client id"));
+        }
+        apps.insert(app.id.as_str(), encode(app).as_slice())
+            .map_err(db)?;
+        ids.insert(app.client_id.as_str(), app.id.as_str())
+            .map_err(db)?;
+        Ok(())
     }
 
     /// Runs `body` in one write transaction committed with `Durability::Immediate`: when this
@@ -73,6 +96,18 @@ impl Store {
     }
 }
 
+/// Creates the data directory readable by its owner only (an existing one is left as it is).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 fn u64_from(bytes: &[u8]) -> Result<u64, StoreError> {
     let arr: [u8; 8] = bytes
         .try_into()
@@ -94,19 +129,20 @@ impl Storage for Store {
 
     fn create_app(&self, app: &AppRecord) -> Result<u64, StoreError> {
         self.write(|txn| {
-            let mut apps = txn.open_table(APPS).map_err(db)?;
-            let mut ids = txn.open_table(CLIENT_IDS).map_err(db)?;
-            if apps.get(app.id.as_str()).map_err(db)?.is_some() {
-                return Err(StoreError::Conflict("app id"));
+            Self::insert_app(txn, app)?;
+            Self::record_change(txn, &format!("app:{}", app.id))
+        })
+    }
+
+    fn create_root_app(&self, app: &AppRecord, marker: &str) -> Result<u64, StoreError> {
+        self.write(|txn| {
+            let mut meta = txn.open_table(META).map_err(db)?;
+            if meta.get(marker).map_err(db)?.is_some() {
+                return Err(StoreError::Conflict("root app"));
             }
-            if ids.get(app.client_id.as_str()).map_err(db)?.is_some() {
-                return Err(StoreError::Conflict("client id"));
-            }
-            apps.insert(app.id.as_str(), encode(app).as_slice())
-                .map_err(db)?;
-            ids.insert(app.client_id.as_str(), app.id.as_str())
-                .map_err(db)?;
-            drop((apps, ids));
+            meta.insert(marker, app.id.as_bytes()).map_err(db)?;
+            drop(meta);
+            Self::insert_app(txn, app)?;
             Self::record_change(txn, &format!("app:{}", app.id))
         })
     }
@@ -190,6 +226,16 @@ impl Storage for Store {
                 return Err(StoreError::Conflict("meta entry"));
             }
             table.insert(name, value).map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.write(|txn| {
+            txn.open_table(META)
+                .map_err(db)?
+                .insert(name, value)
+                .map_err(db)?;
             Ok(())
         })
     }
@@ -278,6 +324,14 @@ mod tests {
             store.save_keys(&[key("k2")]).unwrap();
             store.put_meta_once("root", b"b").unwrap();
             assert!(store.put_meta_once("root", b"x").is_err());
+            assert!(matches!(
+                store.create_root_app(&app("r", "cr"), "root"),
+                Err(StoreError::Conflict(_))
+            ));
+            assert!(
+                store.load_apps().unwrap().iter().all(|a| a.id != "r"),
+                "refused as a whole"
+            );
         }
         let store = Store::open(dir.path(), Some(kek)).unwrap();
         let apps = store.load_apps().unwrap();
@@ -286,6 +340,15 @@ mod tests {
         assert_eq!(store.load_keys().unwrap(), vec![key("k2")]);
         assert_eq!(store.meta("root").unwrap().as_deref(), Some(&b"b"[..]));
         assert_eq!(store.version().unwrap(), 6);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(Store::FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         let changes = store.changes_since(4).unwrap();
         assert_eq!(
             changes,
