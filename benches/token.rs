@@ -14,6 +14,7 @@ use tessera::config::Config;
 use tessera::server::prepare;
 use tessera_actors::clients::RootCredentials;
 use tessera_actors::clock::SystemClock;
+use tessera_actors::issuer::mint_with;
 use tessera_actors::request::{BodyKind, parse};
 
 const ID: &str = "bench-client";
@@ -22,23 +23,11 @@ const SECRET: &str = "bench-secret-bench-secret-bench-secret-0000";
 fn token_path(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let system = actix_web::rt::System::new();
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    let root = RootCredentials {
-        client_id: ID.into(),
-        client_secret: SECRET.into(),
-    };
+    let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+    let root = RootCredentials { client_id: ID.into(), client_secret: SECRET.into() };
     let prepared = system
         .block_on(async {
-            prepare(
-                config,
-                "http://127.0.0.1:8080",
-                Some(root),
-                None,
-                Arc::new(SystemClock),
-            )
+            prepare(config, "http://127.0.0.1:8080", Some(root), None, Arc::new(SystemClock))
         })
         .expect("prepare");
     let state = prepared.state.clone();
@@ -48,15 +37,8 @@ fn token_path(c: &mut Criterion) {
     let client = issuer.clients().get(ID).expect("root client");
 
     // A message the size of a real signing input (header + claims, base64url).
-    let sample = issuer.mint(
-        signer,
-        &client,
-        ID,
-        "root",
-        "http://127.0.0.1:8080",
-        3600,
-        0,
-    );
+    let iss = "http://127.0.0.1:8080";
+    let sample = mint_with(signer, iss, &client, ID, "root", iss, 3600, 0).token;
     let message = sample.rsplit_once('.').expect("jws").0.as_bytes().to_vec();
     let raw = SigningKey::from_bytes(&[7; 32]);
 
@@ -67,26 +49,14 @@ fn token_path(c: &mut Criterion) {
     let body = b"grant_type=client_credentials&scope=root";
 
     let mut group = c.benchmark_group("token");
-    group.bench_function("baseline_raw_ed25519_sign", |b| {
-        b.iter(|| raw.sign(black_box(&message)))
-    });
+    group.bench_function("baseline_raw_ed25519_sign", |b| b.iter(|| raw.sign(black_box(&message))));
     group.bench_function("mint", |b| {
-        b.iter(|| {
-            issuer.mint(
-                signer,
-                &client,
-                ID,
-                black_box("root"),
-                "http://127.0.0.1:8080",
-                3600,
-                1,
-            )
-        })
+        b.iter(|| mint_with(signer, iss, &client, ID, black_box("root"), iss, 3600, 1))
     });
     group.bench_function("parse_authenticate_mint", |b| {
         b.iter(|| {
             let req = parse(BodyKind::Form, Some(&basic), black_box(body)).expect("parse");
-            issuer.token(&req, None).expect("token")
+            system.block_on(issuer.answer(&req, None)).expect("token")
         })
     });
     let data = state.clone();
@@ -108,9 +78,7 @@ fn token_path(c: &mut Criterion) {
     });
     group.bench_function("jwks", |b| {
         b.iter(|| {
-            let req = test::TestRequest::get()
-                .uri("/.well-known/jwks.json")
-                .to_request();
+            let req = test::TestRequest::get().uri("/.well-known/jwks.json").to_request();
             system.block_on(test::call_service(&app, req))
         })
     });

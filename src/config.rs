@@ -17,6 +17,9 @@ pub struct FileConfig {
     pub max_access_token_ttl: Option<Duration>,
     pub body_limit: Option<usize>,
     pub workers: Option<usize>,
+    pub refresh_token_ttl: Option<Duration>,
+    pub max_assertion_lifetime: Option<Duration>,
+    pub grant_cleanup_every: Option<Duration>,
     #[serde(default)]
     pub keys: KeysFile,
     #[serde(default)]
@@ -52,9 +55,7 @@ impl<'de> Deserialize<'de> for Duration {
         }
         match Raw::deserialize(de)? {
             Raw::Secs(s) => Ok(Duration(s)),
-            Raw::Text(t) => parse_duration(&t)
-                .map(Duration)
-                .map_err(serde::de::Error::custom),
+            Raw::Text(t) => parse_duration(&t).map(Duration).map_err(serde::de::Error::custom),
         }
     }
 }
@@ -62,9 +63,7 @@ impl<'de> Deserialize<'de> for Duration {
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let bad = || format!("'{text}' is not a duration (e.g. 90, \"30s\", \"15m\", \"12h\", \"7d\")");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits.parse().map_err(|_| bad())?;
     let scale = match unit {
@@ -89,6 +88,9 @@ pub struct Config {
     pub max_access_token_ttl: u64,
     pub body_limit: usize,
     pub workers: Option<usize>,
+    pub refresh_token_ttl: u64,
+    pub max_assertion_lifetime: u64,
+    pub grant_cleanup_every: u64,
     pub rotate_every: u64,
     pub jwks_max_age: u64,
     pub rate_window: u64,
@@ -107,6 +109,9 @@ impl Default for Config {
             max_access_token_ttl: 86400,
             body_limit: 64 * 1024,
             workers: None,
+            refresh_token_ttl: 30 * 86400,
+            max_assertion_lifetime: 300,
+            grant_cleanup_every: 60,
             rotate_every: 7 * 86400,
             jwks_max_age: 600,
             rate_window: 60,
@@ -137,27 +142,25 @@ impl Config {
         if let Some(v) = file.data_dir {
             self.data_dir = v;
         }
-        self.issuer = file
-            .issuer
-            .map(|i| i.trim_end_matches('/').to_string())
-            .or(self.issuer.take());
+        self.issuer =
+            file.issuer.map(|i| i.trim_end_matches('/').to_string()).or(self.issuer.take());
         self.default_audience = file.default_audience.or(self.default_audience.take());
         self.access_token_ttl = d(file.access_token_ttl).unwrap_or(self.access_token_ttl);
         self.max_access_token_ttl =
             d(file.max_access_token_ttl).unwrap_or(self.max_access_token_ttl);
         self.body_limit = file.body_limit.unwrap_or(self.body_limit);
         self.workers = file.workers.or(self.workers);
+        self.refresh_token_ttl = d(file.refresh_token_ttl).unwrap_or(self.refresh_token_ttl);
+        self.max_assertion_lifetime =
+            d(file.max_assertion_lifetime).unwrap_or(self.max_assertion_lifetime);
+        self.grant_cleanup_every = d(file.grant_cleanup_every).unwrap_or(self.grant_cleanup_every);
         self.rotate_every = d(file.keys.rotate_every).unwrap_or(self.rotate_every);
         self.jwks_max_age = d(file.keys.jwks_max_age).unwrap_or(self.jwks_max_age);
         self.rate_window = d(file.rate_limit.window).unwrap_or(self.rate_window);
-        self.failures_per_client = file
-            .rate_limit
-            .failures_per_client
-            .unwrap_or(self.failures_per_client);
-        self.failures_per_address = file
-            .rate_limit
-            .failures_per_address
-            .unwrap_or(self.failures_per_address);
+        self.failures_per_client =
+            file.rate_limit.failures_per_client.unwrap_or(self.failures_per_client);
+        self.failures_per_address =
+            file.rate_limit.failures_per_address.unwrap_or(self.failures_per_address);
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -165,8 +168,17 @@ impl Config {
         const TEN_YEARS: u64 = 10 * 365 * 86400;
         if self.max_access_token_ttl > TEN_YEARS || self.rotate_every > TEN_YEARS {
             return Err(
-                "max_access_token_ttl and keys.rotate_every must be at most 10 years".into(),
+                "max_access_token_ttl and keys.rotate_every must be at most 10 years".into()
             );
+        }
+        if self.refresh_token_ttl == 0 || self.refresh_token_ttl > TEN_YEARS {
+            return Err("refresh_token_ttl must be between 1 second and 10 years".into());
+        }
+        if self.max_assertion_lifetime == 0 || self.max_assertion_lifetime > 3600 {
+            return Err("max_assertion_lifetime must be between 1 second and 1 hour".into());
+        }
+        if self.grant_cleanup_every == 0 || self.grant_cleanup_every > 86400 {
+            return Err("grant_cleanup_every must be between 1 second and 1 day".into());
         }
         if self.jwks_max_age > 86400 * 7 || self.rate_window > 86400 {
             return Err(
@@ -175,13 +187,11 @@ impl Config {
             );
         }
         if self.access_token_ttl == 0 || self.access_token_ttl > self.max_access_token_ttl {
-            return Err(
-                "access_token_ttl must be between 1 second and max_access_token_ttl".into(),
-            );
+            return Err("access_token_ttl must be between 1 second and max_access_token_ttl".into());
         }
         if self.jwks_max_age == 0 || self.rotate_every <= self.jwks_max_age {
             return Err(
-                "keys.jwks_max_age must be positive and shorter than keys.rotate_every".into(),
+                "keys.jwks_max_age must be positive and shorter than keys.rotate_every".into()
             );
         }
         if self.body_limit < 1024 {
@@ -210,11 +220,7 @@ mod tests {
     fn files_override_defaults_and_typos_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.toml");
-        std::fs::write(
-            &path,
-            "access_token_ttl = \"15m\"\n[keys]\njwks_max_age = 60\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "access_token_ttl = \"15m\"\n[keys]\njwks_max_age = 60\n").unwrap();
         let config = Config::from_file(&path).unwrap();
         assert_eq!(config.access_token_ttl, 900);
         assert_eq!(config.jwks_max_age, 60);

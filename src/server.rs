@@ -8,6 +8,7 @@ use actix::{Actor, Addr, Arbiter};
 use actix_web::{App, HttpServer, web};
 use tessera_actors::clients::{AppLimits, ClientRegistry, RootCredentials};
 use tessera_actors::clock::SharedClock;
+use tessera_actors::grants::GrantStore;
 use tessera_actors::issuer::{Issuer, TokenSettings};
 use tessera_actors::keys::KeyRing;
 use tessera_actors::limiter::Limits;
@@ -62,17 +63,12 @@ impl Running {
 
 /// Root credentials from the environment (API.md §1), both or neither.
 pub fn root_from_env() -> Result<Option<RootCredentials>, String> {
-    let id = std::env::var("TESSERA_ROOT_CLIENT_ID")
-        .ok()
-        .filter(|v| !v.is_empty());
-    let secret = std::env::var("TESSERA_ROOT_CLIENT_SECRET")
-        .ok()
-        .filter(|v| !v.is_empty());
+    let id = std::env::var("TESSERA_ROOT_CLIENT_ID").ok().filter(|v| !v.is_empty());
+    let secret = std::env::var("TESSERA_ROOT_CLIENT_SECRET").ok().filter(|v| !v.is_empty());
     match (id, secret) {
-        (Some(client_id), Some(client_secret)) => Ok(Some(RootCredentials {
-            client_id,
-            client_secret,
-        })),
+        (Some(client_id), Some(client_secret)) => {
+            Ok(Some(RootCredentials { client_id, client_secret }))
+        }
         (None, None) => Ok(None),
         _ => {
             Err("set both TESSERA_ROOT_CLIENT_ID and TESSERA_ROOT_CLIENT_SECRET, or neither".into())
@@ -114,9 +110,7 @@ pub fn prepare(
 ) -> Result<Prepared, StartError> {
     config.validate().map_err(StartError::Config)?;
     let store: Arc<dyn Storage> = Arc::new(Store::open(&config.data_dir, kek)?);
-    let limits = AppLimits {
-        max_token_ttl: config.max_access_token_ttl,
-    };
+    let limits = AppLimits { max_token_ttl: config.max_access_token_ttl };
     let mut registry = ClientRegistry::load(Arc::clone(&store), Arc::clone(&clock), limits)?;
     let mut root_credentials_file = None;
     if registry.needs_root()? {
@@ -130,54 +124,41 @@ pub fn prepare(
                 generated
             }
         };
-        registry
-            .bootstrap_root(&creds)
-            .map_err(|e| StartError::Config(e.to_string()))?;
+        registry.bootstrap_root(&creds).map_err(|e| StartError::Config(e.to_string()))?;
     }
-    let keyring = KeyRing::load(
-        Arc::clone(&store),
-        Arc::clone(&clock),
-        rotation_rules(&config),
-    )?;
+    let keyring = KeyRing::load(Arc::clone(&store), Arc::clone(&clock), rotation_rules(&config))?;
+    let mut assertion_audiences: Vec<String> =
+        api::oauth2::TOKEN_PATHS.iter().map(|p| format!("{issuer_url}{p}")).collect();
+    assertion_audiences.push(issuer_url.to_string());
     let settings = TokenSettings {
         issuer: issuer_url.to_string(),
-        default_audience: config
-            .default_audience
-            .clone()
-            .unwrap_or_else(|| issuer_url.to_string()),
+        default_audience: config.default_audience.clone().unwrap_or_else(|| issuer_url.to_string()),
         default_ttl: config.access_token_ttl,
         max_ttl: config.max_access_token_ttl,
+        refresh_ttl: config.refresh_token_ttl,
+        max_assertion_lifetime: config.max_assertion_lifetime,
+        assertion_audiences,
     };
+    let grants = GrantStore::start(
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        std::time::Duration::from_secs(config.grant_cleanup_every),
+    )?;
     let limits = Limits {
         window_secs: config.rate_window,
         per_client: config.failures_per_client,
         per_addr: config.failures_per_address,
     };
-    let issuer = Arc::new(Issuer::new(
-        settings,
-        keyring.key_set(),
-        registry.table(),
-        limits,
-        clock,
-    ));
+    let issuer =
+        Arc::new(Issuer::new(settings, keyring.key_set(), registry.table(), limits, grants, clock));
 
     // The actors get a thread of their own: their durable commits (fsync) never stall a worker.
     let arbiter = Arbiter::new();
     let registry = ClientRegistry::start_in_arbiter(&arbiter.handle(), move |_| registry);
     let keyring = KeyRing::start_in_arbiter(&arbiter.handle(), move |_| keyring);
     let metadata = api::wellknown::metadata(issuer_url);
-    let state = web::Data::new(AppState {
-        issuer,
-        registry,
-        keyring,
-        config,
-        metadata,
-    });
-    Ok(Prepared {
-        state,
-        arbiter,
-        root_credentials_file,
-    })
+    let state = web::Data::new(AppState { issuer, registry, keyring, config, metadata });
+    Ok(Prepared { state, arbiter, root_credentials_file })
 }
 
 /// Starts Tessera: must run inside an actix system (`#[actix_web::main]` or `actix_rt`).
@@ -190,16 +171,10 @@ pub async fn start(
     let bind_err = |e| StartError::Bind(config.listen.clone(), e);
     let listener = TcpListener::bind(&config.listen).map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;
-    let issuer_url = config
-        .issuer
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let issuer_url = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
     let workers = config.workers;
-    let Prepared {
-        state,
-        arbiter,
-        root_credentials_file,
-    } = prepare(config.clone(), &issuer_url, root, kek, clock)?;
+    let Prepared { state, arbiter, root_credentials_file } =
+        prepare(config.clone(), &issuer_url, root, kek, clock)?;
     let data = state.clone();
     let mut server =
         HttpServer::new(move || App::new().configure(|cfg| api::configure(cfg, data.clone())))
@@ -209,14 +184,7 @@ pub async fn start(
     if let Some(workers) = workers {
         server = server.workers(workers);
     }
-    Ok(Running {
-        addr,
-        issuer_url,
-        server: server.run(),
-        state,
-        root_credentials_file,
-        arbiter,
-    })
+    Ok(Running { addr, issuer_url, server: server.run(), state, root_credentials_file, arbiter })
 }
 
 /// Writes generated root credentials, readable by the owner only, and makes the file durable
@@ -243,11 +211,8 @@ fn write_root_credentials(config: &Config, creds: &RootCredentials) -> Result<Pa
         options.mode(0o600);
     }
     let mut file = options.open(&path).map_err(StoreError::Io)?;
-    file.write_all(format!("{body:#}\n").as_bytes())
-        .map_err(StoreError::Io)?;
+    file.write_all(format!("{body:#}\n").as_bytes()).map_err(StoreError::Io)?;
     file.sync_all().map_err(StoreError::Io)?;
-    std::fs::File::open(&config.data_dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(StoreError::Io)?;
+    std::fs::File::open(&config.data_dir).and_then(|dir| dir.sync_all()).map_err(StoreError::Io)?;
     Ok(path)
 }

@@ -43,10 +43,7 @@ pub fn verify(
     if meta.algorithm() != "EdDSA" {
         return Err(format!("algorithm {} is not EdDSA", meta.algorithm()));
     }
-    let kid = meta
-        .key_id()
-        .ok_or("the token names no key (kid)")?
-        .to_string();
+    let kid = meta.key_id().ok_or("the token names no key (kid)")?.to_string();
     let jwk = jwks["keys"]
         .as_array()
         .and_then(|keys| keys.iter().find(|k| k["kid"] == kid.as_str()))
@@ -68,19 +65,10 @@ pub fn verify(
     let claims = key
         .verify_token::<TesseraClaims>(token, Some(options))
         .map_err(|e| format!("invalid token: {e}"))?;
-    let scopes: Vec<String> = claims
-        .custom
-        .scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
+    let scopes: Vec<String> =
+        claims.custom.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     let is_root = opts.root_satisfies && scopes.iter().any(|s| s == "root");
-    if let Some(missing) = opts
-        .required_scopes
-        .iter()
-        .find(|r| !is_root && !scopes.contains(r))
-    {
+    if let Some(missing) = opts.required_scopes.iter().find(|r| !is_root && !scopes.contains(r)) {
         return Err(format!("the token lacks the required scope '{missing}'"));
     }
     Ok(Verified {

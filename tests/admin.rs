@@ -11,10 +11,7 @@ fn bearer_checks_answer_401_and_403_with_rfc_6750_headers() {
         let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
         let res = server.get("/api/v1/apps", &headers);
         assert_eq!(res.status, 401);
-        assert_eq!(
-            res.header("www-authenticate"),
-            Some("Bearer error=\"invalid_token\"")
-        );
+        assert_eq!(res.header("www-authenticate"), Some("Bearer error=\"invalid_token\""));
     }
     let (_, id, secret) = server.create_app(json!({"name": "reader", "scopes": ["read_key"]}));
     let token = server.token(&id, &secret, None);
@@ -25,16 +22,10 @@ fn bearer_checks_answer_401_and_403_with_rfc_6750_headers() {
         Some("Bearer error=\"insufficient_scope\", scope=\"read_app\"")
     );
     assert_eq!(res.json()["error"], "insufficient_scope");
-    assert_eq!(
-        server.admin("GET", "/api/v1/keys", &token, None).status,
-        200
-    );
+    assert_eq!(server.admin("GET", "/api/v1/keys", &token, None).status, 200);
     // An expired token.
     server.clock.advance(3601);
-    assert_eq!(
-        server.admin("GET", "/api/v1/keys", &token, None).status,
-        401
-    );
+    assert_eq!(server.admin("GET", "/api/v1/keys", &token, None).status, 401);
 }
 
 #[test]
@@ -62,27 +53,15 @@ fn apps_crud_with_melody_envelopes() {
     assert_eq!(app["grantTypes"], json!(["client_credentials"]));
     assert_eq!(app["secret"].as_str().unwrap().len(), 43);
 
-    let got = server
-        .admin("GET", &format!("/api/v1/apps/{id}"), &root, None)
-        .json();
+    let got = server.admin("GET", &format!("/api/v1/apps/{id}"), &root, None).json();
     assert_eq!(got["app"]["name"], "billing");
-    assert!(
-        got["app"].get("secret").is_none(),
-        "the secret is shown once only"
-    );
+    assert!(got["app"].get("secret").is_none(), "the secret is shown once only");
     assert!(!got.to_string().contains("secretHash"));
 
-    let list = server
-        .admin("GET", "/api/v1/apps?pageSize=1&pageNumber=2", &root, None)
-        .json();
+    let list = server.admin("GET", "/api/v1/apps?pageSize=1&pageNumber=2", &root, None).json();
     assert_eq!(list["count"], 2, "root app and billing");
     assert_eq!(list["apps"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        server
-            .admin("GET", "/api/v1/apps?pageSize=abc", &root, None)
-            .status,
-        400
-    );
+    assert_eq!(server.admin("GET", "/api/v1/apps?pageSize=abc", &root, None).status, 400);
 
     let res = server.admin(
         "PUT",
@@ -93,11 +72,7 @@ fn apps_crud_with_melody_envelopes() {
     assert_eq!(res.status, 200);
     assert_eq!(res.json()["app"]["name"], "renamed");
     assert_eq!(res.json()["app"]["scopes"], json!([]));
-    assert_eq!(
-        res.json()["app"]["description"],
-        "d",
-        "absent fields are kept"
-    );
+    assert_eq!(res.json()["app"]["description"], "d", "absent fields are kept");
 
     for bad in [
         json!({"name": ""}),
@@ -105,34 +80,14 @@ fn apps_crud_with_melody_envelopes() {
         json!({"grantTypes": ["password"]}),
         json!({"nope": 1}),
     ] {
-        let res = server.admin(
-            "PUT",
-            &format!("/api/v1/apps/{id}"),
-            &root,
-            Some(bad.clone()),
-        );
+        let res = server.admin("PUT", &format!("/api/v1/apps/{id}"), &root, Some(bad.clone()));
         assert_eq!(res.status, 400, "{bad}: {}", res.body);
         assert_eq!(res.json()["error"], "invalid_request");
     }
 
-    assert_eq!(
-        server
-            .admin("DELETE", &format!("/api/v1/apps/{id}"), &root, None)
-            .status,
-        204
-    );
-    assert_eq!(
-        server
-            .admin("GET", &format!("/api/v1/apps/{id}"), &root, None)
-            .status,
-        404
-    );
-    assert_eq!(
-        server
-            .admin("DELETE", &format!("/api/v1/apps/{id}"), &root, None)
-            .status,
-        404
-    );
+    assert_eq!(server.admin("DELETE", &format!("/api/v1/apps/{id}"), &root, None).status, 204);
+    assert_eq!(server.admin("GET", &format!("/api/v1/apps/{id}"), &root, None).status, 404);
+    assert_eq!(server.admin("DELETE", &format!("/api/v1/apps/{id}"), &root, None).status, 404);
 }
 
 #[test]
@@ -141,35 +96,13 @@ fn a_deleted_or_disabled_apps_tokens_are_refused_at_once() {
     let (app, id, secret) = server.create_app(json!({"name": "ops", "scopes": ["read_key"]}));
     let path = format!("/api/v1/apps/{}", app["id"].as_str().unwrap());
     let token = server.token(&id, &secret, None);
-    assert_eq!(
-        server.admin("GET", "/api/v1/keys", &token, None).status,
-        200
-    );
-    server.admin(
-        "PUT",
-        &path,
-        &server.root_token(),
-        Some(json!({"isActive": false})),
-    );
-    assert_eq!(
-        server.admin("GET", "/api/v1/keys", &token, None).status,
-        401
-    );
-    server.admin(
-        "PUT",
-        &path,
-        &server.root_token(),
-        Some(json!({"isActive": true})),
-    );
-    assert_eq!(
-        server.admin("GET", "/api/v1/keys", &token, None).status,
-        200
-    );
+    assert_eq!(server.admin("GET", "/api/v1/keys", &token, None).status, 200);
+    server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": false})));
+    assert_eq!(server.admin("GET", "/api/v1/keys", &token, None).status, 401);
+    server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": true})));
+    assert_eq!(server.admin("GET", "/api/v1/keys", &token, None).status, 200);
     server.admin("DELETE", &path, &server.root_token(), None);
-    assert_eq!(
-        server.admin("GET", "/api/v1/keys", &token, None).status,
-        401
-    );
+    assert_eq!(server.admin("GET", "/api/v1/keys", &token, None).status, 401);
 }
 
 #[test]
@@ -177,55 +110,24 @@ fn secret_rotation_follows_stytch() {
     let server = TestServer::start();
     let root = server.root_token();
     let (app, id, old) = server.create_app(json!({"name": "rot"}));
-    let base = format!(
-        "/api/v1/apps/{}/secrets/rotate",
-        app["id"].as_str().unwrap()
-    );
+    let base = format!("/api/v1/apps/{}/secrets/rotate", app["id"].as_str().unwrap());
 
-    assert_eq!(
-        server.admin("POST", &base, &root, None).status,
-        409,
-        "nothing to complete yet"
-    );
+    assert_eq!(server.admin("POST", &base, &root, None).status, 409, "nothing to complete yet");
     let started = server.admin("POST", &format!("{base}/start"), &root, None);
     assert_eq!(started.status, 200);
     let new = started.json()["nextSecret"].as_str().unwrap().to_string();
-    assert_eq!(
-        server.token_response(&id, &old, None).status,
-        200,
-        "both work during rotation"
-    );
+    assert_eq!(server.token_response(&id, &old, None).status, 200, "both work during rotation");
     assert_eq!(server.token_response(&id, &new, None).status, 200);
-    assert_eq!(
-        server
-            .admin("POST", &format!("{base}/start"), &root, None)
-            .status,
-        409
-    );
+    assert_eq!(server.admin("POST", &format!("{base}/start"), &root, None).status, 409);
 
     assert_eq!(server.admin("POST", &base, &root, None).status, 200);
-    assert_eq!(
-        server.token_response(&id, &old, None).status,
-        401,
-        "the old one is gone"
-    );
+    assert_eq!(server.token_response(&id, &old, None).status, 401, "the old one is gone");
     assert_eq!(server.token_response(&id, &new, None).status, 200);
 
-    let again = server
-        .admin("POST", &format!("{base}/start"), &root, None)
-        .json();
+    let again = server.admin("POST", &format!("{base}/start"), &root, None).json();
     let dropped = again["nextSecret"].as_str().unwrap().to_string();
-    assert_eq!(
-        server
-            .admin("POST", &format!("{base}/cancel"), &root, None)
-            .status,
-        200
-    );
-    assert_eq!(
-        server.token_response(&id, &dropped, None).status,
-        401,
-        "cancel drops the new one"
-    );
+    assert_eq!(server.admin("POST", &format!("{base}/cancel"), &root, None).status, 200);
+    assert_eq!(server.token_response(&id, &dropped, None).status, 401, "cancel drops the new one");
     assert_eq!(server.token_response(&id, &new, None).status, 200);
 }
 
@@ -234,12 +136,7 @@ fn admin_bodies_are_bounded_and_must_be_json() {
     let server = TestServer::start();
     let root = server.root_token();
     let huge = json!({"name": "x", "description": "d".repeat(70 * 1024)});
-    assert_eq!(
-        server
-            .admin("POST", "/api/v1/apps", &root, Some(huge))
-            .status,
-        413
-    );
+    assert_eq!(server.admin("POST", "/api/v1/apps", &root, Some(huge)).status, 413);
     let auth = format!("Bearer {root}");
     let res = server.request(
         "POST",
@@ -251,24 +148,13 @@ fn admin_bodies_are_bounded_and_must_be_json() {
     let res = server.request(
         "POST",
         "/api/v1/apps",
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
+        &[("authorization", &auth), ("content-type", "application/json")],
         Some(b"{"),
     );
     assert_eq!(res.status, 400);
     assert_eq!(server.get("/no/such/path", &[]).status, 404);
-    assert_eq!(
-        server
-            .request("POST", "/.well-known/jwks.json", &[], None)
-            .status,
-        405
-    );
-    assert_eq!(
-        server.request("DELETE", "/api/v1/keys", &[], None).status,
-        405
-    );
+    assert_eq!(server.request("POST", "/.well-known/jwks.json", &[], None).status, 405);
+    assert_eq!(server.request("DELETE", "/api/v1/keys", &[], None).status, 405);
 }
 
 #[test]

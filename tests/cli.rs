@@ -32,22 +32,9 @@ fn apps_and_keys_commands_work_on_a_stopped_servers_data_dir() {
     let server = TestServer::start();
     let dir = server.stop();
 
-    let created = tessera(
-        &[
-            "apps",
-            "create",
-            "--name",
-            "cli-app",
-            "--scope",
-            "orders:read",
-        ],
-        dir.path(),
-    );
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    let created =
+        tessera(&["apps", "create", "--name", "cli-app", "--scope", "orders:read"], dir.path());
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let app = json(&created)["app"].clone();
     let (id, secret) = (
         app["clientId"].as_str().unwrap().to_string(),
@@ -91,43 +78,18 @@ fn apps_and_keys_commands_work_on_a_stopped_servers_data_dir() {
         tessera(&args, &dir)
     };
     let ok = verify(&["--required-scope", "orders:read"], &token);
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
     assert_eq!(json(&ok)["token"]["client_id"], id.as_str());
-    assert_eq!(
-        verify(&["--required-scope", "orders:write"], &token)
-            .status
-            .code(),
-        Some(1)
-    );
+    assert_eq!(verify(&["--required-scope", "orders:write"], &token).status.code(), Some(1));
     let mut tampered = token.clone().into_bytes();
     let at = tampered.len() - 5;
     tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
-    assert_eq!(
-        verify(&[], std::str::from_utf8(&tampered).unwrap())
-            .status
-            .code(),
-        Some(1)
-    );
+    assert_eq!(verify(&[], std::str::from_utf8(&tampered).unwrap()).status.code(), Some(1));
     // root does not stand in for a required scope unless asked.
     let root = server.root_token();
+    assert_eq!(verify(&["--required-scope", "orders:read"], &root).status.code(), Some(1));
     assert_eq!(
-        verify(&["--required-scope", "orders:read"], &root)
-            .status
-            .code(),
-        Some(1)
-    );
-    assert_eq!(
-        verify(
-            &["--required-scope", "orders:read", "--root-satisfies"],
-            &root
-        )
-        .status
-        .code(),
+        verify(&["--required-scope", "orders:read", "--root-satisfies"], &root).status.code(),
         Some(0)
     );
 }

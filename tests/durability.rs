@@ -47,10 +47,7 @@ fn spawn(dir: &std::path::Path) -> (Proc, String) {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let url = loop {
-        let line = lines
-            .next()
-            .expect("tessera printed its address")
-            .expect("line");
+        let line = lines.next().expect("tessera printed its address").expect("line");
         if let Some(url) = line.strip_prefix("tessera listening on ") {
             break url.trim().to_string();
         }
@@ -59,10 +56,7 @@ fn spawn(dir: &std::path::Path) -> (Proc, String) {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
 }
 
 fn token(agent: &ureq::Agent, url: &str, id: &str, secret: &str) -> (u16, serde_json::Value) {
@@ -73,10 +67,7 @@ fn token(agent: &ureq::Agent, url: &str, id: &str, secret: &str) -> (u16, serde_
         .send("grant_type=client_credentials")
         .expect("token exchange");
     let status = res.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap(),
-    )
+    (status, serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap())
 }
 
 #[test]
@@ -130,19 +121,12 @@ fn every_acknowledged_app_survives_kill_9() {
 
     let (_proc, url) = spawn(dir.path());
     for (id, secret) in &created {
-        assert_eq!(
-            token(&agent, &url, id, secret).0,
-            200,
-            "acknowledged app {id} survived"
-        );
+        assert_eq!(token(&agent, &url, id, secret).0, 200, "acknowledged app {id} survived");
     }
     let (_, root) = token(&agent, &url, ROOT_ID, ROOT_SECRET);
     let mut res = agent
         .get(format!("{url}/api/v1/keys"))
-        .header(
-            "authorization",
-            &format!("Bearer {}", root["access_token"].as_str().unwrap()),
-        )
+        .header("authorization", &format!("Bearer {}", root["access_token"].as_str().unwrap()))
         .call()
         .unwrap();
     let keys: serde_json::Value =
@@ -181,23 +165,13 @@ fn generated_root_credentials_are_written_once_with_mode_0600() {
             break;
         }
     }
-    let url = printed
-        .rsplit("tessera listening on ")
-        .next()
-        .unwrap()
-        .to_string();
+    let url = printed.rsplit("tessera listening on ").next().unwrap().to_string();
     let path = dir.path().join("root-credentials.json");
-    assert!(
-        printed.contains(&path.display().to_string()),
-        "the path is printed: {printed}"
-    );
+    assert!(printed.contains(&path.display().to_string()), "the path is printed: {printed}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
     let creds: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -223,13 +197,7 @@ fn sigterm_stops_the_server_gracefully() {
     let (mut proc, url) = spawn(dir.path());
     assert_eq!(token(&agent(), &url, ROOT_ID, ROOT_SECRET).0, 200);
     let pid = proc.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let started = std::time::Instant::now();
     let status = loop {
         if let Some(status) = proc.0.try_wait().unwrap() {

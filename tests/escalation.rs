@@ -10,14 +10,7 @@ use crate::support::TestServer;
 const ROOT_RULE: &str = "Only an app with the root scope can assign the root scope to an app.";
 
 fn scope_pool() -> impl Strategy<Value = Vec<String>> {
-    let names = [
-        "root",
-        "read_app",
-        "write_app",
-        "read_key",
-        "custom:a",
-        "write_key",
-    ];
+    let names = ["root", "read_app", "write_app", "read_key", "custom:a", "write_key"];
     proptest::sample::subsequence(names.to_vec(), 0..=names.len())
         .prop_map(|v| v.into_iter().map(String::from).collect())
 }
@@ -146,9 +139,7 @@ fn a_non_root_caller_cannot_manage_a_root_app() {
         assert_eq!(res.status, 400, "{method} {p}: {}", res.body);
     }
     assert_eq!(
-        server
-            .token_response(crate::support::ROOT_ID, crate::support::ROOT_SECRET, None)
-            .status,
+        server.token_response(crate::support::ROOT_ID, crate::support::ROOT_SECRET, None).status,
         200
     );
 }

@@ -4,9 +4,7 @@
 use std::path::Path;
 
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
@@ -20,16 +18,10 @@ fn replay(target: &str, check: fn(&[u8])) {
 
 #[test]
 fn token_request_corpus() {
-    replay(
-        "token_request",
-        tessera_actors::fuzzing::token_request_round_trip,
-    );
+    replay("token_request", tessera_actors::fuzzing::token_request_round_trip);
 }
 
 #[test]
 fn bearer_verify_corpus() {
-    replay(
-        "bearer_verify",
-        tessera_actors::fuzzing::verifier_accepts_only_our_tokens,
-    );
+    replay("bearer_verify", tessera_actors::fuzzing::verifier_accepts_only_our_tokens);
 }

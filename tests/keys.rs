@@ -20,11 +20,7 @@ fn jwks_is_cacheable_with_etag_and_304() {
     assert_eq!(res.header("cache-control"), Some("public, max-age=120"));
     let etag = res.header("etag").unwrap().to_string();
     let keys = res.json()["keys"].as_array().unwrap().clone();
-    assert_eq!(
-        keys.len(),
-        2,
-        "current and next are both published from the start"
-    );
+    assert_eq!(keys.len(), 2, "current and next are both published from the start");
     for key in &keys {
         assert_eq!(key["kty"], "OKP");
         assert_eq!(key["crv"], "Ed25519");
@@ -41,30 +37,14 @@ fn jwks_is_cacheable_with_etag_and_304() {
 #[test]
 fn metadata_is_served_at_both_well_known_paths() {
     let server = TestServer::start();
-    let a = server
-        .get("/.well-known/oauth-authorization-server", &[])
-        .json();
+    let a = server.get("/.well-known/oauth-authorization-server", &[]).json();
     let b = server.get("/.well-known/openid-configuration", &[]).json();
     assert_eq!(a, b);
     assert_eq!(a["issuer"], server.url.as_str());
-    assert_eq!(
-        a["token_endpoint"],
-        format!("{}/oauth2/v1/token", server.url)
-    );
-    assert_eq!(
-        a["jwks_uri"],
-        format!("{}/.well-known/jwks.json", server.url)
-    );
-    assert!(
-        a["grant_types_supported"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("client_credentials"))
-    );
-    assert_eq!(
-        a["token_endpoint_auth_signing_alg_values_supported"],
-        json!(["EdDSA"])
-    );
+    assert_eq!(a["token_endpoint"], format!("{}/oauth2/v1/token", server.url));
+    assert_eq!(a["jwks_uri"], format!("{}/.well-known/jwks.json", server.url));
+    assert!(a["grant_types_supported"].as_array().unwrap().contains(&json!("client_credentials")));
+    assert_eq!(a["token_endpoint_auth_signing_alg_values_supported"], json!(["EdDSA"]));
 }
 
 #[test]
@@ -76,10 +56,7 @@ fn rotation_over_http_keeps_old_tokens_valid_and_refuses_unsafe_rotation() {
     let jwks0 = server.jwks();
 
     let res = server.admin("POST", "/api/v1/keys/rotate", &root, None);
-    assert_eq!(
-        res.status, 200,
-        "the first rotation is safe: every JWKS held the next key"
-    );
+    assert_eq!(res.status, 200, "the first rotation is safe: every JWKS held the next key");
     let fresh = server.root_token();
     let new_kid = jwt_kid(&fresh);
     assert_ne!(old_kid, new_kid);
@@ -90,30 +67,15 @@ fn rotation_over_http_keeps_old_tokens_valid_and_refuses_unsafe_rotation() {
     assert_eq!(server.admin("GET", "/api/v1/keys", &root, None).status, 200);
 
     let res = server.admin("POST", "/api/v1/keys/rotate", &fresh, Some(json!({})));
-    assert_eq!(
-        res.status, 409,
-        "the new next key has not been out one max-age"
-    );
+    assert_eq!(res.status, 409, "the new next key has not been out one max-age");
     assert!(res.json()["safeAt"].is_string());
     assert_eq!(
-        server
-            .admin(
-                "POST",
-                "/api/v1/keys/rotate",
-                &fresh,
-                Some(json!({"bogus": 1}))
-            )
-            .status,
+        server.admin("POST", "/api/v1/keys/rotate", &fresh, Some(json!({"bogus": 1}))).status,
         400
     );
 
     // Forced: the old current key is withdrawn at once, and its tokens stop working here.
-    let res = server.admin(
-        "POST",
-        "/api/v1/keys/rotate",
-        &fresh,
-        Some(json!({"force": true})),
-    );
+    let res = server.admin("POST", "/api/v1/keys/rotate", &fresh, Some(json!({"force": true})));
     assert_eq!(res.status, 200);
     let kids: Vec<String> = server.jwks()["keys"]
         .as_array()
@@ -121,24 +83,15 @@ fn rotation_over_http_keeps_old_tokens_valid_and_refuses_unsafe_rotation() {
         .iter()
         .map(|k| k["kid"].as_str().unwrap().to_string())
         .collect();
-    assert!(
-        !kids.contains(&new_kid),
-        "forced rotation withdrew {new_kid}"
-    );
-    assert_eq!(
-        server.admin("GET", "/api/v1/keys", &fresh, None).status,
-        401
-    );
+    assert!(!kids.contains(&new_kid), "forced rotation withdrew {new_kid}");
+    assert_eq!(server.admin("GET", "/api/v1/keys", &fresh, None).status, 401);
 
     // The retiring key leaves once every token it signed has expired.
     assert!(kids.contains(&old_kid));
     server.clock.advance(86_400 + 1);
     server.tick_keys();
     let kids = server.jwks().to_string();
-    assert!(
-        !kids.contains(&old_kid),
-        "retired key pruned after the longest token lifetime"
-    );
+    assert!(!kids.contains(&old_kid), "retired key pruned after the longest token lifetime");
     let _ = before;
 }
 
@@ -171,9 +124,7 @@ fn rotation_needs_write_key_and_listing_read_key() {
 fn jwt_kid(token: &str) -> String {
     use base64::Engine;
     let header = token.split('.').next().unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(v["typ"], "at+jwt");
     assert_eq!(v["alg"], "EdDSA");
@@ -201,11 +152,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-const RULES: RotationRules = RotationRules {
-    jwks_max_age: 300,
-    max_token_ttl: 3600,
-    rotate_every: 86_400,
-};
+const RULES: RotationRules =
+    RotationRules { jwks_max_age: 300, max_token_ttl: 3600, rotate_every: 86_400 };
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]

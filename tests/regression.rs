@@ -18,16 +18,9 @@ fn issue_2_rotation_rules_never_narrow_across_restarts() {
     };
     let server = TestServer::start_in(dir, config, crate::support::now());
     let root = server.root_token();
-    let keys = server
-        .admin("POST", "/api/v1/keys/rotate", &root, None)
-        .json();
-    let retiring = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["state"] == "retiring")
-        .unwrap()
-        .clone();
+    let keys = server.admin("POST", "/api/v1/keys/rotate", &root, None).json();
+    let retiring =
+        keys["keys"].as_array().unwrap().iter().find(|k| k["state"] == "retiring").unwrap().clone();
     let parse = |v: &serde_json::Value| {
         time::OffsetDateTime::parse(
             v.as_str().unwrap(),
@@ -57,16 +50,7 @@ fn issue_2_blank_scope_is_treated_as_omitted() {
 #[test]
 fn issue_2_weak_etag_matches() {
     let server = TestServer::start();
-    let etag = server
-        .get("/.well-known/jwks.json", &[])
-        .header("etag")
-        .unwrap()
-        .to_string();
+    let etag = server.get("/.well-known/jwks.json", &[]).header("etag").unwrap().to_string();
     let weak = format!("W/{etag}");
-    assert_eq!(
-        server
-            .get("/.well-known/jwks.json", &[("if-none-match", &weak)])
-            .status,
-        304
-    );
+    assert_eq!(server.get("/.well-known/jwks.json", &[("if-none-match", &weak)]).status, 304);
 }

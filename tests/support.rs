@@ -41,9 +41,7 @@ impl Resp {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 }
 
@@ -75,10 +73,7 @@ impl TestServer {
                     client_id: ROOT_ID.into(),
                     client_secret: ROOT_SECRET.into(),
                 };
-                let config = Config {
-                    workers: Some(1),
-                    ..config
-                };
+                let config = Config { workers: Some(1), ..config };
                 match tessera::start(config, Some(root), None, server_clock).await {
                     Ok(running) => {
                         tx.send(Ok((
@@ -101,15 +96,7 @@ impl TestServer {
             .allow_non_standard_methods(true)
             .build()
             .into();
-        TestServer {
-            url,
-            clock,
-            dir,
-            handle,
-            keyring,
-            thread: Some(thread),
-            agent,
-        }
+        TestServer { url, clock, dir, handle, keyring, thread: Some(thread), agent }
     }
 
     /// Stops the server and hands back its data directory.
@@ -133,15 +120,12 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Resp {
-        let mut builder = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url));
+        let mut builder =
+            ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.url));
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let request = builder
-            .body(body.map(<[u8]>::to_vec).unwrap_or_default())
-            .expect("request");
+        let request = builder.body(body.map(<[u8]>::to_vec).unwrap_or_default()).expect("request");
         let mut res = self.agent.run(request).expect("HTTP exchange");
         let status = res.status().as_u16();
         let headers = res
@@ -150,11 +134,7 @@ impl TestServer {
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
         let body = res.body_mut().read_to_string().unwrap_or_default();
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        Resp { status, headers, body }
     }
 
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
@@ -192,10 +172,7 @@ impl TestServer {
     pub fn token(&self, client_id: &str, secret: &str, scope: Option<&str>) -> String {
         let res = self.token_response(client_id, secret, scope);
         assert_eq!(res.status, 200, "token request failed: {}", res.body);
-        res.json()["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
+        res.json()["access_token"].as_str().expect("access_token").to_string()
     }
 
     pub fn root_token(&self) -> String {
@@ -233,10 +210,7 @@ impl Drop for TestServer {
 
 pub fn basic(id: &str, secret: &str) -> String {
     let pair = format!("{}:{}", form(id), form(secret));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
 }
 
 pub fn form(text: &str) -> String {
@@ -246,18 +220,15 @@ pub fn form(text: &str) -> String {
 /// The claims of a compact JWS, unverified (tests verify separately).
 pub fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
+    let bytes =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
     serde_json::from_slice(&bytes).expect("claims JSON")
 }
 
 /// Verifies with jwt-simple, an implementation independent of our signer.
 pub fn verify_independently(token: &str, jwks: &Value, issuer: &str) -> Result<Value, String> {
-    let opts = tessera::verify::VerifyOptions {
-        issuer: Some(issuer.to_string()),
-        ..Default::default()
-    };
+    let opts =
+        tessera::verify::VerifyOptions { issuer: Some(issuer.to_string()), ..Default::default() };
     tessera::verify::verify(token, jwks, &opts).map(|_| claims(token))
 }
 

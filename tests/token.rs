@@ -30,10 +30,7 @@ fn seed_000_request_as_written_with_lowercase_basic() {
     assert_eq!(c["client_id"], id.as_str());
     assert_eq!(c["iss"], server.url.as_str());
     assert_eq!(c["aud"], server.url.as_str());
-    assert_eq!(
-        c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(),
-        3600
-    );
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 3600);
     assert_eq!(c["nbf"], c["iat"]);
     verify_independently(token, &server.jwks(), &server.url).expect("jwt-simple accepts our token");
 }
@@ -42,24 +39,12 @@ fn seed_000_request_as_written_with_lowercase_basic() {
 fn every_path_body_kind_and_auth_method_issues_tokens() {
     let server = TestServer::start();
     let (_, id, secret) = server.create_app(json!({"name": "a", "scopes": ["read_app"]}));
-    for path in [
-        "/oauth2/v1/token",
-        "/oauth2/token",
-        "/token",
-        "/authorization/token",
-    ] {
-        let res = server.post_form(
-            path,
-            Some(&basic(&id, &secret)),
-            "grant_type=client_credentials",
-        );
+    for path in ["/oauth2/v1/token", "/oauth2/token", "/token", "/authorization/token"] {
+        let res =
+            server.post_form(path, Some(&basic(&id, &secret)), "grant_type=client_credentials");
         assert_eq!(res.status, 200, "{path}: {}", res.body);
         let body = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
-        assert_eq!(
-            server.post_form(path, None, &body).status,
-            200,
-            "{path} post"
-        );
+        assert_eq!(server.post_form(path, None, &body).status, 200, "{path} post");
         let json_body =
             json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret});
         let res = server.request(
@@ -77,25 +62,15 @@ fn scopes_are_all_assigned_when_omitted_and_refused_by_name_when_not_held() {
     let server = TestServer::start();
     let (_, id, secret) =
         server.create_app(json!({"name": "a", "scopes": ["read_app", "read:settings"]}));
+    assert_eq!(server.token_response(&id, &secret, None).json()["scope"], "read_app read:settings");
     assert_eq!(
-        server.token_response(&id, &secret, None).json()["scope"],
-        "read_app read:settings"
-    );
-    assert_eq!(
-        server
-            .token_response(&id, &secret, Some("read:settings"))
-            .json()["scope"],
+        server.token_response(&id, &secret, Some("read:settings")).json()["scope"],
         "read:settings"
     );
     let res = server.token_response(&id, &secret, Some("read_app write_app"));
     assert_eq!(res.status, 400);
     assert_eq!(res.json()["error"], "invalid_scope");
-    assert!(
-        res.json()["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("write_app")
-    );
+    assert!(res.json()["error_description"].as_str().unwrap().contains("write_app"));
 }
 
 #[test]
@@ -106,14 +81,8 @@ fn unknown_client_and_wrong_secret_get_identical_answers() {
     let unknown = server.token_response("no-such-client", "not-the-secret", None);
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.body, unknown.body);
-    assert_eq!(
-        wrong.header("www-authenticate"),
-        Some("Basic realm=\"tessera\"")
-    );
-    assert_eq!(
-        unknown.header("www-authenticate"),
-        wrong.header("www-authenticate")
-    );
+    assert_eq!(wrong.header("www-authenticate"), Some("Basic realm=\"tessera\""));
+    assert_eq!(unknown.header("www-authenticate"), wrong.header("www-authenticate"));
     // client_secret_post failures do not ask for Basic.
     let res = server.post_form(
         "/token",
@@ -129,32 +98,12 @@ fn rfc_6749_errors_and_http_statuses() {
     let server = TestServer::start();
     let auth = basic(ROOT_ID, ROOT_SECRET);
     let cases: &[(&str, &str, u16, &str)] = &[
-        (
-            "application/x-www-form-urlencoded",
-            "scope=root",
-            400,
-            "invalid_request",
-        ),
-        (
-            "application/x-www-form-urlencoded",
-            "grant_type=password",
-            400,
-            "unsupported_grant_type",
-        ),
-        (
-            "application/x-www-form-urlencoded",
-            "grant_type=a&grant_type=b",
-            400,
-            "invalid_request",
-        ),
+        ("application/x-www-form-urlencoded", "scope=root", 400, "invalid_request"),
+        ("application/x-www-form-urlencoded", "grant_type=password", 400, "unsupported_grant_type"),
+        ("application/x-www-form-urlencoded", "grant_type=a&grant_type=b", 400, "invalid_request"),
         ("application/json", "{not json", 400, "invalid_request"),
         ("application/json", "[]", 400, "invalid_request"),
-        (
-            "text/plain",
-            "grant_type=client_credentials",
-            415,
-            "invalid_request",
-        ),
+        ("text/plain", "grant_type=client_credentials", 415, "invalid_request"),
     ];
     for (ct, body, status, error) in cases {
         let res = server.request(
@@ -179,16 +128,8 @@ fn rfc_6749_errors_and_http_statuses() {
     // Other methods.
     assert_eq!(server.get("/oauth2/v1/token", &[]).status, 405);
     // Over the body limit.
-    let big = format!(
-        "grant_type=client_credentials&pad={}",
-        "x".repeat(70 * 1024)
-    );
-    assert_eq!(
-        server
-            .post_form("/oauth2/v1/token", Some(&auth), &big)
-            .status,
-        413
-    );
+    let big = format!("grant_type=client_credentials&pad={}", "x".repeat(70 * 1024));
+    assert_eq!(server.post_form("/oauth2/v1/token", Some(&auth), &big).status, 413);
     // Encoded bodies are not expanded.
     let res = server.request(
         "POST",
@@ -214,12 +155,7 @@ fn disabled_apps_cannot_get_tokens() {
     let server = TestServer::start();
     let (app, id, secret) = server.create_app(json!({"name": "a"}));
     let path = format!("/api/v1/apps/{}", app["id"].as_str().unwrap());
-    let res = server.admin(
-        "PUT",
-        &path,
-        &server.root_token(),
-        Some(json!({"isActive": false})),
-    );
+    let res = server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": false})));
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(server.token_response(&id, &secret, None).status, 401);
 }
@@ -275,10 +211,7 @@ fn repeated_failures_are_rate_limited_per_client_without_locking_out_others() {
     assert_eq!(res.status, 429);
     assert!(res.header("retry-after").unwrap().parse::<u64>().unwrap() > 0);
     // Another client is not affected.
-    assert_eq!(
-        server.token_response(ROOT_ID, ROOT_SECRET, None).status,
-        200
-    );
+    assert_eq!(server.token_response(ROOT_ID, ROOT_SECRET, None).status, 200);
     // The window passes.
     server.clock.advance(61);
     assert_eq!(server.token_response(&id, &secret, None).status, 200);
@@ -291,9 +224,5 @@ fn raw_status(url: &str, request: &[u8]) -> u16 {
     stream.write_all(request).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).ok();
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }

@@ -84,9 +84,7 @@ pub fn check_scopes(scopes: &[String]) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::with_capacity(scopes.len());
     for scope in scopes {
         if !is_scope_token(scope) {
-            return Err(format!(
-                "'{scope}' is not a valid scope name (RFC 6749 §3.3)"
-            ));
+            return Err(format!("'{scope}' is not a valid scope name (RFC 6749 §3.3)"));
         }
         if !out.contains(scope) {
             out.push(scope.clone());
@@ -114,27 +112,18 @@ pub fn check_grant_types(grants: &[String]) -> Result<Vec<String>, String> {
 }
 
 pub fn check_token_claims(claims: &Map<String, Value>) -> Result<(), String> {
-    if let Some(name) = claims
-        .keys()
-        .find(|k| REGISTERED_CLAIMS.contains(&k.as_str()))
-    {
-        return Err(format!(
-            "tokenClaims cannot set the registered claim '{name}'"
-        ));
+    if let Some(name) = claims.keys().find(|k| REGISTERED_CLAIMS.contains(&k.as_str())) {
+        return Err(format!("tokenClaims cannot set the registered claim '{name}'"));
     }
     if Value::Object(claims.clone()).to_string().len() > MAX_BLOB {
-        return Err(format!(
-            "tokenClaims must serialize to at most {MAX_BLOB} bytes"
-        ));
+        return Err(format!("tokenClaims must serialize to at most {MAX_BLOB} bytes"));
     }
     Ok(())
 }
 
 pub fn check_metadata(metadata: &Map<String, Value>) -> Result<(), String> {
     if Value::Object(metadata.clone()).to_string().len() > MAX_BLOB {
-        return Err(format!(
-            "metadata must serialize to at most {MAX_BLOB} bytes"
-        ));
+        return Err(format!("metadata must serialize to at most {MAX_BLOB} bytes"));
     }
     Ok(())
 }
@@ -146,6 +135,13 @@ pub fn check_ttl(ttl: Option<u64>, max: u64) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// The 32 key bytes of a checked Ed25519 public JWK.
+pub fn jwk_key_bytes(jwk: &Value) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let x = jwk.get("x")?.as_str()?;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x).ok()?.try_into().ok()
 }
 
 /// An Ed25519 public JWK (RFC 8037): `kty` OKP, `crv` Ed25519, `x` of 32 bytes; no private part.
@@ -163,9 +159,7 @@ pub fn check_public_jwk(jwk: &Value) -> Result<(), String> {
         return Err(bad());
     }
     let x = obj.get("x").and_then(Value::as_str).ok_or_else(bad)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(x)
-        .map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x).map_err(|_| bad())?;
     let bytes: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
     ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| bad())?;
     Ok(())

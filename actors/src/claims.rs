@@ -3,18 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Claims a client's `tokenClaims` may not set: the registered ones and ours.
-pub const REGISTERED_CLAIMS: [&str; 10] = [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "jti",
-    "client_id",
-    "scope",
-    "typ",
-];
+pub const REGISTERED_CLAIMS: [&str; 10] =
+    ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "typ"];
 
 /// The claims as written: borrowed, so minting allocates only the output.
 #[derive(Serialize)]

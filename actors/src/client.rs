@@ -21,6 +21,8 @@ pub struct Client {
     pub ttl: Option<u64>,
     /// `tokenClaims` serialized without braces (`"k":v,…`), spliced into every token.
     pub claims_fragment: String,
+    /// The Ed25519 key its client assertions must be signed with (`private_key_jwt`).
+    pub public_key: Option<[u8; 32]>,
 }
 
 impl Client {
@@ -35,14 +37,12 @@ impl Client {
             client_id: app.client_id.clone(),
             secrets,
             scopes: app.scopes.clone(),
-            has_client_credentials: app
-                .grant_types
-                .iter()
-                .any(|g| g == GRANT_CLIENT_CREDENTIALS),
+            has_client_credentials: app.grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS),
             has_refresh_token: app.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN),
             is_active: app.is_active,
             ttl: app.access_token_ttl_secs,
             claims_fragment: claims[1..claims.len() - 1].to_string(),
+            public_key: app.public_key_jwk.as_ref().and_then(crate::app::jwk_key_bytes),
         }
     }
 }

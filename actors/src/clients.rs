@@ -66,10 +66,7 @@ pub struct RootCredentials {
 
 impl RootCredentials {
     pub fn generate() -> RootCredentials {
-        RootCredentials {
-            client_id: new_client_id(),
-            client_secret: new_secret(),
-        }
+        RootCredentials { client_id: new_client_id(), client_secret: new_secret() }
     }
 }
 
@@ -88,13 +85,7 @@ impl ClientRegistry {
             table.put(Client::from_record(&app));
             apps.insert(app.id.clone(), app);
         }
-        Ok(ClientRegistry {
-            store,
-            apps,
-            table,
-            clock,
-            limits,
-        })
+        Ok(ClientRegistry { store, apps, table, clock, limits })
     }
 
     pub fn table(&self) -> ClientTable {
@@ -118,10 +109,7 @@ impl ClientRegistry {
         }
         if creds.client_id.is_empty()
             || creds.client_id.len() > 128
-            || !creds
-                .client_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            || !creds.client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
         {
             return Err(RegistryError::Invalid(
                 "TESSERA_ROOT_CLIENT_ID must be 1 to 128 characters of [A-Za-z0-9._~-]".into(),
@@ -145,14 +133,10 @@ impl ClientRegistry {
             created_at: now,
             updated_at: now,
         };
-        self.store
-            .create_root_app(&record, ROOT_MARKER)
-            .map_err(|e| match e {
-                StoreError::Conflict(what) => {
-                    RegistryError::Conflict(format!("{what} already exists"))
-                }
-                other => RegistryError::Store(other),
-            })?;
+        self.store.create_root_app(&record, ROOT_MARKER).map_err(|e| match e {
+            StoreError::Conflict(what) => RegistryError::Conflict(format!("{what} already exists")),
+            other => RegistryError::Store(other),
+        })?;
         self.table.put(Client::from_record(&record));
         self.apps.insert(record.id.clone(), record);
         Ok(())
@@ -191,10 +175,7 @@ impl ClientRegistry {
         let scopes = app::check_scopes(&input.scopes).map_err(RegistryError::Invalid)?;
         policy::check_app_scopes(caller, &scopes)?;
         let grant_types = app::check_grant_types(
-            input
-                .grant_types
-                .as_deref()
-                .unwrap_or(&[GRANT_CLIENT_CREDENTIALS.to_string()]),
+            input.grant_types.as_deref().unwrap_or(&[GRANT_CLIENT_CREDENTIALS.to_string()]),
         )
         .map_err(RegistryError::Invalid)?;
         app::check_description(&input.description).map_err(RegistryError::Invalid)?;
@@ -314,9 +295,7 @@ impl ClientRegistry {
             }
             RotationStep::Complete | RotationStep::Cancel => {
                 let Some(next) = record.next_secret_hash.take() else {
-                    return Err(RegistryError::Conflict(
-                        "no secret rotation is under way".into(),
-                    ));
+                    return Err(RegistryError::Conflict("no secret rotation is under way".into()));
                 };
                 if step == RotationStep::Complete {
                     record.secret_hash = next;

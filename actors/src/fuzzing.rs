@@ -18,11 +18,7 @@ pub fn token_request_round_trip(data: &[u8]) {
     let Some((&kind, rest)) = data.split_first() else {
         return;
     };
-    let kind = if kind % 2 == 0 {
-        BodyKind::Form
-    } else {
-        BodyKind::Json
-    };
+    let kind = if kind % 2 == 0 { BodyKind::Form } else { BodyKind::Json };
     let (header, body) = match rest.iter().position(|&b| b == 0) {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (&[][..], rest),
@@ -33,11 +29,7 @@ pub fn token_request_round_trip(data: &[u8]) {
     };
     let (authorization, form) = parsed.to_form();
     let again = request::parse(BodyKind::Form, authorization.as_deref(), form.as_bytes());
-    assert_eq!(
-        again.as_ref(),
-        Ok(&parsed),
-        "round trip changed the request: {form}"
-    );
+    assert_eq!(again.as_ref(), Ok(&parsed), "round trip changed the request: {form}");
 }
 
 struct Fixture {

@@ -42,11 +42,7 @@ pub fn verify(token: &str, keys: &KeySet) -> Result<Vec<u8>, JwsError> {
     else {
         return Err(JwsError::Malformed);
     };
-    let key = keys
-        .published
-        .iter()
-        .find(|k| k.header_b64 == header)
-        .ok_or(JwsError::UnknownKey)?;
+    let key = keys.published.iter().find(|k| k.header_b64 == header).ok_or(JwsError::UnknownKey)?;
     // 86 base64 characters may be estimated at up to 66 bytes before decoding.
     let mut buf = [0u8; 66];
     let sig: [u8; 64] = match URL_SAFE_NO_PAD.decode_slice(signature, &mut buf) {
@@ -57,7 +53,5 @@ pub fn verify(token: &str, keys: &KeySet) -> Result<Vec<u8>, JwsError> {
     key.key
         .verify_strict(signing_input.as_bytes(), &Signature::from_bytes(&sig))
         .map_err(|_| JwsError::BadSignature)?;
-    URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| JwsError::Malformed)
+    URL_SAFE_NO_PAD.decode(payload).map_err(|_| JwsError::Malformed)
 }

@@ -49,10 +49,7 @@ pub struct KeyInfo {
 fn fresh_key() -> Result<FreshKey, StoreError> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
-    Ok(FreshKey {
-        kid: random_token(9),
-        secret,
-    })
+    Ok(FreshKey { kid: random_token(9), secret })
 }
 
 impl KeyRing {
@@ -72,14 +69,8 @@ impl KeyRing {
             Ring::from_records(records).map_err(|e| StoreError::Corrupt(e.into()))?
         };
         let published = Arc::new(ArcSwap::from_pointee(KeySet::build(ring.records())));
-        let mut keyring = KeyRing {
-            store,
-            ring,
-            rules,
-            clock,
-            published,
-            tick_every: Duration::from_secs(30),
-        };
+        let mut keyring =
+            KeyRing { store, ring, rules, clock, published, tick_every: Duration::from_secs(30) };
         keyring.tick()?;
         Ok(keyring)
     }
@@ -91,8 +82,7 @@ impl KeyRing {
     /// Durable first, published second: a key in a served JWKS is always a stored key.
     fn commit(&mut self, mut ring: Ring) -> Result<(), StoreError> {
         self.store.save_keys(ring.records())?;
-        self.published
-            .store(Arc::new(KeySet::build(ring.records())));
+        self.published.store(Arc::new(KeySet::build(ring.records())));
         // A JWKS served during the commit lacked the new key: its publication time is the
         // swap, not the moment the ring was changed. Re-stamp when the commit crossed a second.
         if ring.restamp_next(self.clock.now()) {
@@ -153,10 +143,7 @@ fn widest_rules(store: &dyn Storage, rules: RotationRules) -> Result<RotationRul
     let stored = store.meta(WIDEST_RULES)?.and_then(|v| {
         let arr: [u8; 16] = v.try_into().ok()?;
         let (a, b) = arr.split_at(8);
-        Some((
-            u64::from_be_bytes(a.try_into().ok()?),
-            u64::from_be_bytes(b.try_into().ok()?),
-        ))
+        Some((u64::from_be_bytes(a.try_into().ok()?), u64::from_be_bytes(b.try_into().ok()?)))
     });
     let (max_age, max_ttl) = stored.unwrap_or((0, 0));
     let widest = RotationRules {

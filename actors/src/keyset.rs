@@ -91,12 +91,7 @@ impl KeySet {
         let jwks = serde_json::json!({ "keys": keys }).to_string().into_bytes();
         let digest = Sha256::digest(&jwks);
         let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]));
-        KeySet {
-            signer,
-            published,
-            jwks: jwks.into(),
-            etag,
-        }
+        KeySet { signer, published, jwks: jwks.into(), etag }
     }
 
     pub fn find(&self, kid: &str) -> Option<&PublishedKey> {

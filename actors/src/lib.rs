@@ -5,11 +5,13 @@
 //! knows about HTTP.
 
 pub mod app;
+pub mod assertion;
 pub mod claims;
 pub mod client;
 pub mod clients;
 pub mod clock;
 pub mod fuzzing;
+pub mod grants;
 pub mod issuer;
 pub mod jws;
 pub mod keys;

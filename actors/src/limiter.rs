@@ -24,11 +24,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            window_secs: 60,
-            per_client: 20,
-            per_addr: 100,
-        }
+        Limits { window_secs: 60, per_client: 20, per_addr: 100 }
     }
 }
 
@@ -72,10 +68,7 @@ fn prefix(addr: IpAddr) -> IpAddr {
 
 impl FailureLimiter {
     pub fn new(limits: Limits) -> FailureLimiter {
-        FailureLimiter {
-            limits,
-            windows: DashMap::new(),
-        }
+        FailureLimiter { limits, windows: DashMap::new() }
     }
 
     fn limit(&self, key: &LimitKey) -> u32 {
@@ -94,11 +87,7 @@ impl FailureLimiter {
             Some(entry) => {
                 let (start, count) = *entry;
                 let ends = start.saturating_add(self.limits.window_secs);
-                if now < ends && count >= self.limit(key) {
-                    Err(ends - now)
-                } else {
-                    Ok(())
-                }
+                if now < ends && count >= self.limit(key) { Err(ends - now) } else { Ok(()) }
             }
             None => Ok(()),
         }
@@ -107,8 +96,7 @@ impl FailureLimiter {
     pub fn record_failure(&self, key: LimitKey, now: u64) {
         let window = self.limits.window_secs;
         if self.windows.len() >= SWEEP_AT {
-            self.windows
-                .retain(|_, (start, _)| now < start.saturating_add(window));
+            self.windows.retain(|_, (start, _)| now < start.saturating_add(window));
             if self.windows.len() >= HARD_CAP
                 && matches!(key, LimitKey::Client(..))
                 && !self.windows.contains_key(&key)
@@ -130,26 +118,15 @@ mod tests {
 
     #[test]
     fn a_key_over_its_failures_waits_out_its_window_and_others_do_not() {
-        let limiter = FailureLimiter::new(Limits {
-            window_secs: 60,
-            per_client: 2,
-            per_addr: 5,
-        });
+        let limiter = FailureLimiter::new(Limits { window_secs: 60, per_client: 2, per_addr: 5 });
         let a = LimitKey::Client("a".into(), None);
         limiter.record_failure(a.clone(), 100);
         assert!(limiter.check(&a, 100).is_ok());
         limiter.record_failure(a.clone(), 110);
         assert_eq!(limiter.check(&a, 120), Err(40));
-        assert!(
-            limiter
-                .check(&LimitKey::Client("b".into(), None), 120)
-                .is_ok()
-        );
+        assert!(limiter.check(&LimitKey::Client("b".into(), None), 120).is_ok());
         let elsewhere = LimitKey::Client("a".into(), Some(IpAddr::from([10, 0, 0, 1])));
-        assert!(
-            limiter.check(&elsewhere, 120).is_ok(),
-            "another address is not locked out"
-        );
+        assert!(limiter.check(&elsewhere, 120).is_ok(), "another address is not locked out");
         assert!(limiter.check(&a, 160).is_ok());
     }
 

@@ -25,6 +25,8 @@ pub enum OAuthError {
     UnsupportedMediaType,
     /// RFC 9110 §15.5.14: the body is over the limit.
     PayloadTooLarge,
+    /// RFC 6749 §4.1.2.1 `server_error`: the store failed; nothing was granted.
+    ServerError,
 }
 
 impl OAuthError {
@@ -34,6 +36,7 @@ impl OAuthError {
             OAuthError::TooManyRequests { .. } => 429,
             OAuthError::UnsupportedMediaType => 415,
             OAuthError::PayloadTooLarge => 413,
+            OAuthError::ServerError => 500,
             _ => 400,
         }
     }
@@ -49,6 +52,7 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::TooManyRequests { .. } => "slow_down",
+            OAuthError::ServerError => "server_error",
         }
     }
 
@@ -70,6 +74,9 @@ impl OAuthError {
                 "the body must be application/x-www-form-urlencoded or application/json, without Content-Encoding",
             ),
             OAuthError::PayloadTooLarge => Cow::Borrowed("the request body is too large"),
+            OAuthError::ServerError => {
+                Cow::Borrowed("the server could not complete the grant; retry")
+            }
         }
     }
 

@@ -26,10 +26,7 @@ pub const BUILT_IN_SCOPES: [&str; 13] = [
 /// who holds the data directory and so everything in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    App {
-        client_id: String,
-        scopes: Vec<String>,
-    },
+    App { client_id: String, scopes: Vec<String> },
     Operator,
 }
 
@@ -85,8 +82,7 @@ pub fn check_manage_app(caller: &Caller, current_scopes: &[String]) -> Result<()
 pub fn is_scope_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 /// The scope a token gets. Omitted (or empty, RFC 6749 §3.1) means everything assigned; a
@@ -144,19 +140,10 @@ mod tests {
 
     #[test]
     fn root_rules() {
-        let app = Caller::App {
-            client_id: "c".into(),
-            scopes: v(&["write_app"]),
-        };
-        assert_eq!(
-            check_app_scopes(&app, &v(&["root"])),
-            Err(PolicyError::RootAssignment)
-        );
+        let app = Caller::App { client_id: "c".into(), scopes: v(&["write_app"]) };
+        assert_eq!(check_app_scopes(&app, &v(&["root"])), Err(PolicyError::RootAssignment));
         assert!(check_app_scopes(&app, &v(&["read_app"])).is_ok());
         assert!(check_app_scopes(&Caller::Operator, &v(&["root"])).is_ok());
-        assert_eq!(
-            check_manage_app(&app, &v(&["root"])),
-            Err(PolicyError::RootAppManagement)
-        );
+        assert_eq!(check_manage_app(&app, &v(&["root"])), Err(PolicyError::RootAppManagement));
     }
 }

@@ -20,10 +20,7 @@ pub enum Credentials {
     /// `client_secret_post`.
     Post { client_id: String, secret: String },
     /// `private_key_jwt` (RFC 7523 §2.2).
-    Assertion {
-        client_id: Option<String>,
-        assertion: String,
-    },
+    Assertion { client_id: Option<String>, assertion: String },
     /// A `client_id` alone: a public client, or a refresh token that speaks for itself.
     ClientId(String),
 }
@@ -73,12 +70,7 @@ pub enum BodyKind {
 
 /// The body's kind from its `Content-Type`; anything else is `415`.
 pub fn body_kind(content_type: Option<&str>) -> Result<BodyKind, OAuthError> {
-    let media = content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim();
+    let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim();
     if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         Ok(BodyKind::Form)
     } else if media.eq_ignore_ascii_case("application/json") {
@@ -100,6 +92,8 @@ struct Params {
     client_secret: Option<String>,
     client_assertion_type: Option<String>,
     client_assertion: Option<String>,
+    token: Option<String>,
+    token_type_hint: Option<String>,
 }
 
 impl Params {
@@ -115,26 +109,22 @@ impl Params {
             "client_secret" => &mut self.client_secret,
             "client_assertion_type" => &mut self.client_assertion_type,
             "client_assertion" => &mut self.client_assertion,
+            "token" => &mut self.token,
+            "token_type_hint" => &mut self.token_type_hint,
             _ => return Ok(()), // RFC 6749 §3.2: unrecognized parameters are ignored
         };
         if value.is_empty() {
             return Ok(());
         }
         if slot.is_some() {
-            return Err(OAuthError::InvalidRequest(
-                "a parameter was sent more than once",
-            ));
+            return Err(OAuthError::InvalidRequest("a parameter was sent more than once"));
         }
         *slot = Some(value);
         Ok(())
     }
 }
 
-pub fn parse(
-    kind: BodyKind,
-    authorization: Option<&str>,
-    body: &[u8],
-) -> Result<TokenRequest, OAuthError> {
+fn read_params(kind: BodyKind, body: &[u8]) -> Result<Params, OAuthError> {
     let mut params = Params::default();
     match kind {
         BodyKind::Form => {
@@ -151,6 +141,37 @@ pub fn parse(
                 .map_err(|_| OAuthError::InvalidRequest("trailing data after the JSON body"))?;
         }
     }
+    Ok(params)
+}
+
+/// A revocation (RFC 7009 §2.1) or introspection (RFC 7662 §2.1) request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenQuery {
+    pub token: String,
+    pub token_type_hint: Option<String>,
+    pub credentials: Credentials,
+}
+
+pub fn parse_query(
+    kind: BodyKind,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Result<TokenQuery, OAuthError> {
+    let mut params = read_params(kind, body)?;
+    let basic = authorization.map(parse_basic).transpose()?;
+    let credentials = credentials(&mut params, basic)?;
+    let Some(token) = params.token else {
+        return Err(OAuthError::InvalidRequest("token is required"));
+    };
+    Ok(TokenQuery { token, token_type_hint: params.token_type_hint, credentials })
+}
+
+pub fn parse(
+    kind: BodyKind,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Result<TokenRequest, OAuthError> {
+    let mut params = read_params(kind, body)?;
     let basic = authorization.map(parse_basic).transpose()?;
     let credentials = credentials(&mut params, basic)?;
     let Some(grant_type) = params.grant_type else {
@@ -178,48 +199,33 @@ fn credentials(
     let has_assertion = params.client_assertion.is_some() || params.client_assertion_type.is_some();
     if let Some((client_id, secret)) = basic {
         if params.client_secret.is_some() || has_assertion {
-            return Err(OAuthError::InvalidRequest(
-                "more than one client authentication method",
-            ));
+            return Err(OAuthError::InvalidRequest("more than one client authentication method"));
         }
         if params.client_id.as_ref().is_some_and(|id| *id != client_id) {
-            return Err(OAuthError::InvalidRequest(
-                "client_id differs from the Basic credentials",
-            ));
+            return Err(OAuthError::InvalidRequest("client_id differs from the Basic credentials"));
         }
         return Ok(Credentials::Basic { client_id, secret });
     }
     if has_assertion {
         if params.client_secret.is_some() {
-            return Err(OAuthError::InvalidRequest(
-                "more than one client authentication method",
-            ));
+            return Err(OAuthError::InvalidRequest("more than one client authentication method"));
         }
         if params.client_assertion_type.as_deref() != Some(CLIENT_ASSERTION_JWT) {
-            return Err(OAuthError::InvalidRequest(
-                "unsupported client_assertion_type",
-            ));
+            return Err(OAuthError::InvalidRequest("unsupported client_assertion_type"));
         }
         let Some(assertion) = params.client_assertion.take() else {
             return Err(OAuthError::InvalidRequest("client_assertion is required"));
         };
-        return Ok(Credentials::Assertion {
-            client_id: params.client_id.take(),
-            assertion,
-        });
+        return Ok(Credentials::Assertion { client_id: params.client_id.take(), assertion });
     }
-    Ok(
-        match (params.client_id.take(), params.client_secret.take()) {
-            (Some(client_id), Some(secret)) => Credentials::Post { client_id, secret },
-            (Some(client_id), None) => Credentials::ClientId(client_id),
-            (None, Some(_)) => {
-                return Err(OAuthError::InvalidRequest(
-                    "client_secret without client_id",
-                ));
-            }
-            (None, None) => Credentials::None,
-        },
-    )
+    Ok(match (params.client_id.take(), params.client_secret.take()) {
+        (Some(client_id), Some(secret)) => Credentials::Post { client_id, secret },
+        (Some(client_id), None) => Credentials::ClientId(client_id),
+        (None, Some(_)) => {
+            return Err(OAuthError::InvalidRequest("client_secret without client_id"));
+        }
+        (None, None) => Credentials::None,
+    })
 }
 
 /// `Basic base64(urlencode(id):urlencode(secret))`, scheme name in any case (RFC 7617 §2,
@@ -231,10 +237,8 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     }
     let bad = OAuthError::InvalidClient { is_basic: true };
     let rest = rest.trim();
-    let decoded = STANDARD
-        .decode(rest)
-        .or_else(|_| STANDARD_NO_PAD.decode(rest))
-        .map_err(|_| bad.clone())?;
+    let decoded =
+        STANDARD.decode(rest).or_else(|_| STANDARD_NO_PAD.decode(rest)).map_err(|_| bad.clone())?;
     let text = String::from_utf8(decoded).map_err(|_| bad.clone())?;
     let (id, secret) = text.split_once(':').ok_or_else(|| bad.clone())?;
     let id = form_decode(id).ok_or_else(|| bad.clone())?;
@@ -247,10 +251,7 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
 
 fn form_decode(text: &str) -> Option<String> {
     let spaced = text.replace('+', " ");
-    percent_decode_str(&spaced)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
+    percent_decode_str(&spaced).decode_utf8().ok().map(|s| s.into_owned())
 }
 
 /// Reads a JSON object into [`Params`], refusing repeated keys, which serde_json alone would
@@ -273,9 +274,7 @@ impl<'de> Visitor<'de> for JsonParams<'_> {
                 _ if !is_known(&name) => continue,
                 _ => return Err(serde::de::Error::custom("values must be strings")),
             };
-            self.0
-                .set(&name, value)
-                .map_err(|_| serde::de::Error::custom("repeated parameter"))?;
+            self.0.set(&name, value).map_err(|_| serde::de::Error::custom("repeated parameter"))?;
         }
         Ok(())
     }
@@ -293,6 +292,8 @@ fn is_known(name: &str) -> bool {
             | "client_secret"
             | "client_assertion_type"
             | "client_assertion"
+            | "token"
+            | "token_type_hint"
     )
 }
 
@@ -322,10 +323,7 @@ impl TokenRequest {
                 form.append_pair("client_id", client_id);
                 form.append_pair("client_secret", secret);
             }
-            Credentials::Assertion {
-                client_id,
-                assertion,
-            } => {
+            Credentials::Assertion { client_id, assertion } => {
                 if let Some(id) = client_id {
                     form.append_pair("client_id", id);
                 }
@@ -355,18 +353,12 @@ mod tests {
     #[test]
     fn seed_000_lowercase_basic_with_form_body() {
         let auth = format!("basic {}", STANDARD.encode("my%3Aid:s3cr%2Bt"));
-        let req = form(
-            "grant_type=client_credentials&scope=read_user+write_user",
-            Some(&auth),
-        )
-        .unwrap();
+        let req =
+            form("grant_type=client_credentials&scope=read_user+write_user", Some(&auth)).unwrap();
         assert_eq!(req.scope.as_deref(), Some("read_user write_user"));
         assert_eq!(
             req.credentials,
-            Credentials::Basic {
-                client_id: "my:id".into(),
-                secret: "s3cr+t".into()
-            }
+            Credentials::Basic { client_id: "my:id".into(), secret: "s3cr+t".into() }
         );
     }
 
@@ -378,22 +370,12 @@ mod tests {
         ));
         let auth = format!("Basic {}", STANDARD.encode("a:b"));
         assert!(matches!(
-            form(
-                "grant_type=client_credentials&client_secret=x&client_id=a",
-                Some(&auth)
-            ),
+            form("grant_type=client_credentials&client_secret=x&client_id=a", Some(&auth)),
             Err(OAuthError::InvalidRequest(_))
         ));
+        assert!(matches!(form("scope=a", None), Err(OAuthError::InvalidRequest(_))));
         assert!(matches!(
-            form("scope=a", None),
-            Err(OAuthError::InvalidRequest(_))
-        ));
-        assert!(matches!(
-            parse(
-                BodyKind::Json,
-                None,
-                br#"{"grant_type":"a","grant_type":"b"}"#
-            ),
+            parse(BodyKind::Json, None, br#"{"grant_type":"a","grant_type":"b"}"#),
             Err(OAuthError::InvalidRequest(_))
         ));
     }
@@ -408,10 +390,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             req.credentials,
-            Credentials::Post {
-                client_id: "c".into(),
-                secret: "s".into()
-            }
+            Credentials::Post { client_id: "c".into(), secret: "s".into() }
         );
         assert!(parse(BodyKind::Json, None, b"[1]").is_err());
         assert!(parse(BodyKind::Json, None, br#"{"grant_type":5}"#).is_err());
@@ -424,10 +403,7 @@ mod tests {
             Ok(BodyKind::Form)
         );
         assert_eq!(body_kind(Some("Application/JSON")), Ok(BodyKind::Json));
-        assert_eq!(
-            body_kind(Some("text/plain")),
-            Err(OAuthError::UnsupportedMediaType)
-        );
+        assert_eq!(body_kind(Some("text/plain")), Err(OAuthError::UnsupportedMediaType));
         assert_eq!(body_kind(None), Err(OAuthError::UnsupportedMediaType));
     }
 

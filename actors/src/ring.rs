@@ -42,9 +42,7 @@ impl Ring {
     pub fn genesis(now: u64, current: FreshKey, next: FreshKey) -> Ring {
         let mut current = record(current, KeyState::Current, now, true);
         current.activated_at = Some(now);
-        Ring {
-            keys: vec![current, record(next, KeyState::Next, now, true)],
-        }
+        Ring { keys: vec![current, record(next, KeyState::Next, now, true)] }
     }
 
     pub fn from_records(keys: Vec<KeyRecord>) -> Result<Ring, &'static str> {
@@ -61,10 +59,7 @@ impl Ring {
 
     fn find(&self, state: KeyState) -> &KeyRecord {
         // unwrap: construction and every transition keep exactly one current and one next key
-        self.keys
-            .iter()
-            .find(|k| k.state == state)
-            .expect("ring invariant")
+        self.keys.iter().find(|k| k.state == state).expect("ring invariant")
     }
 
     pub fn current(&self) -> &KeyRecord {
@@ -81,9 +76,7 @@ impl Ring {
         if next.is_in_every_jwks {
             0
         } else {
-            next.published_at
-                .saturating_add(rules.jwks_max_age)
-                .saturating_add(1)
+            next.published_at.saturating_add(rules.jwks_max_age).saturating_add(1)
         }
     }
 
@@ -166,17 +159,11 @@ fn record(fresh: FreshKey, state: KeyState, now: u64, is_in_every_jwks: bool) ->
 mod tests {
     use super::*;
 
-    const RULES: RotationRules = RotationRules {
-        jwks_max_age: 300,
-        max_token_ttl: 3600,
-        rotate_every: 86400,
-    };
+    const RULES: RotationRules =
+        RotationRules { jwks_max_age: 300, max_token_ttl: 3600, rotate_every: 86400 };
 
     fn fresh(n: u8) -> FreshKey {
-        FreshKey {
-            kid: format!("k{n}"),
-            secret: [n; 32],
-        }
+        FreshKey { kid: format!("k{n}"), secret: [n; 32] }
     }
 
     #[test]
@@ -186,9 +173,7 @@ mod tests {
         assert_eq!(ring.current().kid, "k2");
         assert_eq!(
             ring.rotate(1002, false, &RULES, fresh(4)),
-            Err(RotateError::NotSafe {
-                safe_at: 1001 + 300 + 1
-            })
+            Err(RotateError::NotSafe { safe_at: 1001 + 300 + 1 })
         );
         ring.rotate(1302, false, &RULES, fresh(4)).unwrap();
         assert_eq!(ring.current().kid, "k3");

@@ -61,11 +61,7 @@ mod tests {
     fn generated_values_are_url_unreserved_and_long_enough() {
         let secret = new_secret();
         assert_eq!(secret.len(), 43);
-        assert!(
-            secret
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-        );
+        assert!(secret.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)));
         assert_ne!(new_secret(), secret);
         assert_eq!(new_client_id().len(), 22);
     }

@@ -19,8 +19,6 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.issuer.keys().load().signer.is_some() {
         HttpResponse::Ok().content_type("text/plain").body("ready")
     } else {
-        HttpResponse::ServiceUnavailable()
-            .content_type("text/plain")
-            .body("no current signing key")
+        HttpResponse::ServiceUnavailable().content_type("text/plain").body("no current signing key")
     }
 }

@@ -53,11 +53,7 @@ async fn log_request(
     let res = next.call(req).await?;
     let status = res.status().as_u16();
     let latency_us = started.elapsed().as_micros() as u64;
-    let client_id = res
-        .request()
-        .extensions()
-        .get::<ClientTag>()
-        .map(|t| t.0.clone());
+    let client_id = res.request().extensions().get::<ClientTag>().map(|t| t.0.clone());
     let client_id = client_id.as_deref().unwrap_or("-");
     let is_routine =
         status < 400 && (path.ends_with("/token") || path.contains("jwks") || path.ends_with("z"));

@@ -1,24 +1,54 @@
-//! The token endpoint (RFC 6749 §3.2, §4.4). Thin: read the body within its limit, hand it to
-//! the parser and the issuer, write the answer.
+//! The OAuth endpoints: token (RFC 6749 §3.2), introspection (RFC 7662) and revocation
+//! (RFC 7009). Thin: read the body within its limit, hand it to the parser and the issuer,
+//! write the answer.
 
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use serde_json::json;
+use tessera_actors::client::Client;
 use tessera_actors::oauth::OAuthError;
-use tessera_actors::request;
+use tessera_actors::request::{self, BodyKind};
+use tessera_actors::secret::hash_secret;
+use tessera_storage::{GrantOp, RefreshStatus};
 
 use crate::api::ClientTag;
 use crate::server::AppState;
 
-pub const TOKEN_PATHS: [&str; 4] = [
-    "/oauth2/v1/token",
-    "/oauth2/token",
-    "/token",
-    "/authorization/token",
-];
+pub const TOKEN_PATHS: [&str; 4] =
+    ["/oauth2/v1/token", "/oauth2/token", "/token", "/authorization/token"];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in TOKEN_PATHS {
         cfg.service(web::resource(path).route(web::post().to(token)));
+    }
+    cfg.service(web::resource("/oauth2/v1/introspect").route(web::post().to(introspect)))
+        .service(web::resource("/oauth2/v1/revoke").route(web::post().to(revoke)));
+}
+
+/// The body and `Authorization` header of an OAuth request, checked for media type and size.
+async fn read(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(BodyKind, Bytes), OAuthError> {
+    // Encoded bodies are refused, not expanded: no decompression bombs (DEPENDENCIES.md).
+    if req.headers().get(header::CONTENT_ENCODING).is_some_and(|v| v != "identity") {
+        return Err(OAuthError::UnsupportedMediaType);
+    }
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let kind = request::body_kind(content_type)?;
+    match payload.to_bytes_limited(state.config.body_limit).await {
+        Ok(Ok(body)) => Ok((kind, body)),
+        Ok(Err(_)) => Err(OAuthError::InvalidRequest("the request body could not be read")),
+        Err(_) => Err(OAuthError::PayloadTooLarge),
+    }
+}
+
+fn authorization(req: &HttpRequest) -> Result<Option<&str>, OAuthError> {
+    match req.headers().get(header::AUTHORIZATION) {
+        Some(v) => v.to_str().map(Some).map_err(|_| OAuthError::InvalidClient { is_basic: true }),
+        None => Ok(None),
     }
 }
 
@@ -27,57 +57,118 @@ async fn token(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    match answer(&req, payload, &state).await {
+    let answer = async {
+        let (kind, body) = read(&req, payload, &state).await?;
+        let parsed = request::parse(kind, authorization(&req)?, &body)?;
+        state.issuer.answer(&parsed, req.peer_addr().map(|a| a.ip())).await
+    };
+    match answer.await {
         Ok(issued) => {
-            req.extensions_mut()
-                .insert(ClientTag(issued.client_id.clone()));
+            req.extensions_mut().insert(ClientTag(issued.client_id.clone()));
             // unwrap: a struct of strings and integers always serializes
             let body = serde_json::to_vec(&issued).expect("token response serializes");
-            no_store(HttpResponse::Ok())
-                .content_type("application/json")
-                .body(body)
+            no_store(HttpResponse::Ok()).content_type("application/json").body(body)
         }
         Err(e) => error_response(&e),
     }
 }
 
-async fn answer(
+/// Authenticates the caller of introspection or revocation; both require a client.
+async fn caller(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
-) -> Result<tessera_actors::issuer::Issued, OAuthError> {
-    // Encoded bodies are refused, not expanded: no decompression bombs (DEPENDENCIES.md).
-    if req
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| v != "identity")
-    {
-        return Err(OAuthError::UnsupportedMediaType);
-    }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let kind = request::body_kind(content_type)?;
-    let body = match payload.to_bytes_limited(state.config.body_limit).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(_)) => {
-            return Err(OAuthError::InvalidRequest(
-                "the request body could not be read",
-            ));
-        }
-        Err(_) => return Err(OAuthError::PayloadTooLarge),
-    };
-    let authorization = match req.headers().get(header::AUTHORIZATION) {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| OAuthError::InvalidClient { is_basic: true })?,
-        ),
-        None => None,
-    };
-    let parsed = request::parse(kind, authorization, &body)?;
+) -> Result<(std::sync::Arc<Client>, request::TokenQuery), OAuthError> {
+    let (kind, body) = read(req, payload, state).await?;
+    let query = request::parse_query(kind, authorization(req)?, &body)?;
     let peer = req.peer_addr().map(|a| a.ip());
-    state.issuer.token(&parsed, peer)
+    let is_basic = matches!(query.credentials, request::Credentials::Basic { .. });
+    let client = state
+        .issuer
+        .authenticate(&query.credentials, peer)
+        .await?
+        .ok_or(OAuthError::InvalidClient { is_basic })?;
+    req.extensions_mut().insert(ClientTag(client.client_id.clone()));
+    Ok((client, query))
+}
+
+fn is_jwt(token: &str) -> bool {
+    token.bytes().filter(|&b| b == b'.').count() == 2
+}
+
+/// RFC 7662: any authenticated client may ask; anything not valid is `{"active":false}`.
+async fn introspect(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (_, query) = match caller(&req, payload, &state).await {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    let issuer = &state.issuer;
+    let is_active_client = |id: &str| issuer.clients().get(id).is_some_and(|c| c.is_active);
+    let body = if is_jwt(&query.token) {
+        match issuer.verify_access(&query.token) {
+            Ok(c) if is_active_client(&c.client_id) => json!({
+                "active": true, "scope": c.scope, "client_id": c.client_id, "token_type": "Bearer",
+                "exp": c.exp, "iat": c.iat, "nbf": c.nbf, "sub": c.sub, "aud": c.aud, "iss": c.iss, "jti": c.jti,
+            }),
+            _ => json!({"active": false}),
+        }
+    } else {
+        match issuer.refresh_status(hash_secret(&query.token)).await {
+            Ok(Some(RefreshStatus { record, family }))
+                if !record.is_spent
+                    && !family.is_revoked
+                    && issuer.now() < record.expires_at
+                    && is_active_client(&record.client_id) =>
+            {
+                json!({
+                    "active": true, "scope": family.scope, "client_id": record.client_id,
+                    "token_type": "refresh_token", "exp": record.expires_at, "iat": record.issued_at,
+                    "sub": family.subject, "iss": issuer.settings.issuer,
+                })
+            }
+            Ok(_) => json!({"active": false}),
+            Err(e) => return error_response(&e),
+        }
+    };
+    no_store(HttpResponse::Ok()).json(body)
+}
+
+/// RFC 7009: `200` whether or not the token was known; only a token's own client can revoke
+/// it. Revoking a refresh token ends its family and the access tokens issued from it.
+async fn revoke(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (client, query) = match caller(&req, payload, &state).await {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    let issuer = &state.issuer;
+    let op = if is_jwt(&query.token) {
+        match issuer.verify_signature(&query.token) {
+            Ok(c) if c.client_id == client.client_id && c.exp > issuer.now() => {
+                Some(GrantOp::RevokeAccess { jti: c.jti, exp: c.exp })
+            }
+            _ => None,
+        }
+    } else {
+        Some(GrantOp::RevokeFamily {
+            token: hash_secret(&query.token),
+            client_id: Some(client.client_id.clone()),
+        })
+    };
+    if let Some(op) = op {
+        if let Err(e) = issuer.grants().submit(op).await {
+            tracing::error!(error = %e, "revocation not committed");
+            return error_response(&OAuthError::ServerError);
+        }
+    }
+    no_store(HttpResponse::Ok()).finish()
 }
 
 fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {

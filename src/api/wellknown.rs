@@ -6,14 +6,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::server::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(["/.well-known/jwks.json", "/oauth2/v1/jwks"]).get(jwks))
-        .service(
-            web::resource([
-                "/.well-known/oauth-authorization-server",
-                "/.well-known/openid-configuration",
-            ])
-            .get(metadata_doc),
-        );
+    cfg.service(web::resource(["/.well-known/jwks.json", "/oauth2/v1/jwks"]).get(jwks)).service(
+        web::resource([
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/openid-configuration",
+        ])
+        .get(metadata_doc),
+    );
 }
 
 /// The pre-serialized JWKS of the current snapshot, cacheable for `jwks_max_age`: the
@@ -26,23 +25,15 @@ async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|tag| matches_etag(tag, &keys.etag)));
-    let mut builder = if is_fresh {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    builder
-        .insert_header((header::CACHE_CONTROL, cache))
-        .insert_header((
-            header::ETAG,
-            HeaderValue::from_str(&keys.etag).unwrap_or(HeaderValue::from_static("\"\"")),
-        ));
+    let mut builder = if is_fresh { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    builder.insert_header((header::CACHE_CONTROL, cache)).insert_header((
+        header::ETAG,
+        HeaderValue::from_str(&keys.etag).unwrap_or(HeaderValue::from_static("\"\"")),
+    ));
     if is_fresh {
         builder.finish()
     } else {
-        builder
-            .content_type("application/json")
-            .body(keys.jwks.to_vec())
+        builder.content_type("application/json").body(keys.jwks.to_vec())
     }
 }
 
@@ -61,14 +52,19 @@ async fn metadata_doc(state: web::Data<AppState>) -> HttpResponse {
 
 /// RFC 8414 §2 metadata for this issuer.
 pub fn metadata(issuer: &str) -> Vec<u8> {
+    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
     serde_json::json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth2/v1/token"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        "introspection_endpoint": format!("{issuer}/oauth2/v1/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth2/v1/revoke"),
+        "grant_types_supported": ["client_credentials", "refresh_token"],
         "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
         "scopes_supported": tessera_actors::policy::BUILT_IN_SCOPES,
     })
     .to_string()

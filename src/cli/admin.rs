@@ -123,36 +123,20 @@ pub fn apps(command: AppsCommand) -> ExitCode {
             | AppsCommand::RotateSecret { dir, .. } => dir,
         };
         let (store, config) = open(dir)?;
-        let limits = AppLimits {
-            max_token_ttl: config.max_access_token_ttl,
-        };
+        let limits = AppLimits { max_token_ttl: config.max_access_token_ttl };
         let mut registry = ClientRegistry::load(store, Arc::new(SystemClock), limits)
             .map_err(|e| e.to_string())?;
         match command {
-            AppsCommand::Create {
-                name,
-                scopes,
-                description,
-                ..
-            } => {
-                let input = NewApp {
-                    name,
-                    scopes,
-                    description,
-                    ..Default::default()
-                };
-                let (app, secret) = registry
-                    .create(&Caller::Operator, input)
-                    .map_err(|e| e.to_string())?;
+            AppsCommand::Create { name, scopes, description, .. } => {
+                let input = NewApp { name, scopes, description, ..Default::default() };
+                let (app, secret) =
+                    registry.create(&Caller::Operator, input).map_err(|e| e.to_string())?;
                 let mut v = crate::api::admin::app_view(&app);
                 v["secret"] = serde_json::json!(secret);
                 Ok(serde_json::json!({ "app": v }))
             }
             AppsCommand::List(_) => {
-                let page = registry.list(Page {
-                    size: Page::MAX_SIZE,
-                    number: 1,
-                });
+                let page = registry.list(Page { size: Page::MAX_SIZE, number: 1 });
                 let apps: Vec<_> = page.apps.iter().map(crate::api::admin::app_view).collect();
                 Ok(serde_json::json!({ "apps": apps, "count": page.count }))
             }

@@ -88,36 +88,19 @@ pub fn run() -> ExitCode {
         Command::Apps { command } => admin::apps(command),
         Command::Token {
             command:
-                TokenCommand::Verify {
-                    jwks,
-                    required_scopes,
-                    root_satisfies,
-                    issuer,
-                    audience,
-                    token,
-                },
+                TokenCommand::Verify { jwks, required_scopes, root_satisfies, issuer, audience, token },
         } => {
-            let opts = crate::verify::VerifyOptions {
-                required_scopes,
-                root_satisfies,
-                issuer,
-                audience,
-            };
+            let opts =
+                crate::verify::VerifyOptions { required_scopes, root_satisfies, issuer, audience };
             let result = crate::verify::fetch_jwks(&jwks)
                 .and_then(|jwks| crate::verify::verify(&token, &jwks, &opts));
             match result {
                 Ok(verified) => {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "valid": true, "token": verified })
-                    );
+                    println!("{}", serde_json::json!({ "valid": true, "token": verified }));
                     ExitCode::SUCCESS
                 }
                 Err(reason) => {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "valid": false, "reason": reason })
-                    );
+                    println!("{}", serde_json::json!({ "valid": false, "reason": reason }));
                     ExitCode::from(1)
                 }
             }

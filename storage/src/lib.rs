@@ -7,6 +7,7 @@
 
 mod app;
 mod error;
+mod grant;
 mod key;
 mod record;
 mod seal;
@@ -15,6 +16,9 @@ mod tables;
 
 pub use app::AppRecord;
 pub use error::StoreError;
+pub use grant::{
+    FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenHash,
+};
 pub use key::{KeyRecord, KeyState};
 pub use seal::Kek;
 pub use store::Store;
@@ -45,6 +49,14 @@ pub trait Storage: Send + Sync + 'static {
     fn create_root_app(&self, app: &AppRecord, marker: &str) -> Result<u64, StoreError>;
     /// The version of the last committed change to apps or keys; it only grows.
     fn version(&self) -> Result<u64, StoreError>;
+    /// Applies a batch of grant operations in one durable transaction and answers each in
+    /// order. An operation that fails its condition is answered, not an error; an `Err` means
+    /// the whole batch was not committed.
+    fn apply_grants(&self, ops: &[GrantOp]) -> Result<Vec<GrantOutcome>, StoreError>;
+    /// A refresh token's record and family, if it is known.
+    fn refresh_status(&self, token: &TokenHash) -> Result<Option<RefreshStatus>, StoreError>;
+    /// Every revoked access token still in the table: (jti, exp).
+    fn revoked_access_tokens(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Changes committed after `since`, as `(version, "kind:id")`, oldest first.
     fn changes_since(&self, since: u64) -> Result<Vec<(u64, String)>, StoreError>;
 }

@@ -33,16 +33,10 @@ mod tests {
     fn round_trips_and_rejects_unknown_versions() {
         let bytes = encode(&vec!["a".to_string()]);
         assert_eq!(bytes[0], V1);
-        assert_eq!(
-            decode::<Vec<String>>(&bytes).unwrap(),
-            vec!["a".to_string()]
-        );
+        assert_eq!(decode::<Vec<String>>(&bytes).unwrap(), vec!["a".to_string()]);
         let mut future = bytes.clone();
         future[0] = 9;
-        assert!(matches!(
-            decode::<Vec<String>>(&future),
-            Err(StoreError::Corrupt(_))
-        ));
+        assert!(matches!(decode::<Vec<String>>(&future), Err(StoreError::Corrupt(_))));
         assert!(decode::<Vec<String>>(&[]).is_err());
     }
 }

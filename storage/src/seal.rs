@@ -42,10 +42,7 @@ pub(crate) fn seal(kek: Option<&Kek>, seed: &[u8; 32], kid: &str) -> Result<Stri
     let mut nonce = [0u8; 12];
     getrandom::fill(&mut nonce).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
     // The kid is bound as associated data so a sealed seed cannot be moved to another record.
-    let payload = chacha20poly1305::aead::Payload {
-        msg: seed,
-        aad: kid.as_bytes(),
-    };
+    let payload = chacha20poly1305::aead::Payload { msg: seed, aad: kid.as_bytes() };
     let sealed = cipher
         .encrypt(&Nonce::from(nonce), payload)
         .map_err(|_| StoreError::Corrupt("sealing failed".into()))?;
@@ -54,9 +51,7 @@ pub(crate) fn seal(kek: Option<&Kek>, seed: &[u8; 32], kid: &str) -> Result<Stri
 
 pub(crate) fn open(kek: Option<&Kek>, text: &str, kid: &str) -> Result<[u8; 32], StoreError> {
     if let Some(plain) = text.strip_prefix(PLAIN) {
-        return unhex(plain)?
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("key seed length".into()));
+        return unhex(plain)?.try_into().map_err(|_| StoreError::Corrupt("key seed length".into()));
     }
     let Some(sealed) = text.strip_prefix(SEALED) else {
         return Err(StoreError::Corrupt("key seed encoding".into()));
@@ -69,18 +64,10 @@ pub(crate) fn open(kek: Option<&Kek>, text: &str, kid: &str) -> Result<[u8; 32],
         return Err(StoreError::Corrupt("sealed seed length".into()));
     }
     let (nonce, body) = bytes.split_at(12);
-    let nonce: [u8; 12] = nonce
-        .try_into()
-        .map_err(|_| StoreError::Corrupt("nonce".into()))?;
-    let payload = chacha20poly1305::aead::Payload {
-        msg: body,
-        aad: kid.as_bytes(),
-    };
-    let seed = cipher
-        .decrypt(&Nonce::from(nonce), payload)
-        .map_err(|_| StoreError::KekMismatch)?;
-    seed.try_into()
-        .map_err(|_| StoreError::Corrupt("key seed length".into()))
+    let nonce: [u8; 12] = nonce.try_into().map_err(|_| StoreError::Corrupt("nonce".into()))?;
+    let payload = chacha20poly1305::aead::Payload { msg: body, aad: kid.as_bytes() };
+    let seed = cipher.decrypt(&Nonce::from(nonce), payload).map_err(|_| StoreError::KekMismatch)?;
+    seed.try_into().map_err(|_| StoreError::Corrupt("key seed length".into()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -111,18 +98,9 @@ mod tests {
         let text = seal(Some(&kek), &seed, "k1").unwrap();
         assert!(!text.contains(&hex(&seed)));
         assert_eq!(open(Some(&kek), &text, "k1").unwrap(), seed);
-        assert!(matches!(
-            open(Some(&other), &text, "k1"),
-            Err(StoreError::KekMismatch)
-        ));
-        assert!(matches!(
-            open(Some(&kek), &text, "k2"),
-            Err(StoreError::KekMismatch)
-        ));
-        assert!(matches!(
-            open(None, &text, "k1"),
-            Err(StoreError::KekMissing)
-        ));
+        assert!(matches!(open(Some(&other), &text, "k1"), Err(StoreError::KekMismatch)));
+        assert!(matches!(open(Some(&kek), &text, "k2"), Err(StoreError::KekMismatch)));
+        assert!(matches!(open(None, &text, "k1"), Err(StoreError::KekMissing)));
         let plain = seal(None, &seed, "k1").unwrap();
         assert_eq!(open(Some(&kek), &plain, "k1").unwrap(), seed);
     }

@@ -9,8 +9,14 @@ use redb::{
 use crate::error::db;
 use crate::key::StoredKey;
 use crate::record::{decode, encode};
-use crate::tables::{APPS, CHANGES, CLIENT_IDS, KEYS, META, VERSION};
-use crate::{AppRecord, Kek, KeyRecord, Storage, StoreError};
+use crate::tables::{
+    APPS, ASSERTIONS, CHANGES, CLIENT_IDS, FAMILIES, KEYS, META, REFRESH_TOKENS, REVOKED_JTIS,
+    VERSION,
+};
+use crate::{
+    AppRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord, RefreshRecord, RefreshStatus,
+    Storage, StoreError, TokenHash,
+};
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
 pub struct Store {
@@ -45,6 +51,10 @@ impl Store {
             txn.open_table(KEYS).map_err(db)?;
             txn.open_table(META).map_err(db)?;
             txn.open_table(CHANGES).map_err(db)?;
+            txn.open_table(REFRESH_TOKENS).map_err(db)?;
+            txn.open_table(FAMILIES).map_err(db)?;
+            txn.open_table(REVOKED_JTIS).map_err(db)?;
+            txn.open_table(ASSERTIONS).map_err(db)?;
             Ok(())
         })?;
         Ok(store)
@@ -59,10 +69,8 @@ impl Store {
         if ids.get(app.client_id.as_str()).map_err(db)?.is_some() {
             return Err(StoreError::Conflict("client id"));
         }
-        apps.insert(app.id.as_str(), encode(app).as_slice())
-            .map_err(db)?;
-        ids.insert(app.client_id.as_str(), app.id.as_str())
-            .map_err(db)?;
+        apps.insert(app.id.as_str(), encode(app).as_slice()).map_err(db)?;
+        ids.insert(app.client_id.as_str(), app.id.as_str()).map_err(db)?;
         Ok(())
     }
 
@@ -86,12 +94,8 @@ impl Store {
             Some(v) => u64_from(v.value())? + 1,
             None => 1,
         };
-        meta.insert(VERSION, version.to_be_bytes().as_slice())
-            .map_err(db)?;
-        txn.open_table(CHANGES)
-            .map_err(db)?
-            .insert(version, change)
-            .map_err(db)?;
+        meta.insert(VERSION, version.to_be_bytes().as_slice()).map_err(db)?;
+        txn.open_table(CHANGES).map_err(db)?.insert(version, change).map_err(db)?;
         Ok(version)
     }
 }
@@ -109,9 +113,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 fn u64_from(bytes: &[u8]) -> Result<u64, StoreError> {
-    let arr: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt("version".into()))?;
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt("version".into()))?;
     Ok(u64::from_be_bytes(arr))
 }
 
@@ -157,8 +159,7 @@ impl Storage for Store {
             if old.client_id != app.client_id {
                 return Err(StoreError::Conflict("client id change"));
             }
-            apps.insert(app.id.as_str(), encode(app).as_slice())
-                .map_err(db)?;
+            apps.insert(app.id.as_str(), encode(app).as_slice()).map_err(db)?;
             drop(apps);
             Self::record_change(txn, &format!("app:{}", app.id))
         })
@@ -171,10 +172,7 @@ impl Storage for Store {
                 Some(v) => decode(v.value())?,
                 None => return Err(StoreError::NotFound),
             };
-            txn.open_table(CLIENT_IDS)
-                .map_err(db)?
-                .remove(old.client_id.as_str())
-                .map_err(db)?;
+            txn.open_table(CLIENT_IDS).map_err(db)?.remove(old.client_id.as_str()).map_err(db)?;
             drop(apps);
             Self::record_change(txn, &format!("app:{id}"))
         })
@@ -195,12 +193,7 @@ impl Storage for Store {
     fn save_keys(&self, keys: &[KeyRecord]) -> Result<u64, StoreError> {
         let sealed = keys
             .iter()
-            .map(|k| {
-                Ok((
-                    k.kid.as_str(),
-                    encode(&StoredKey::seal(k, self.kek.as_ref())?),
-                ))
-            })
+            .map(|k| Ok((k.kid.as_str(), encode(&StoredKey::seal(k, self.kek.as_ref())?))))
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.write(|txn| {
             let mut table = txn.open_table(KEYS).map_err(db)?;
@@ -232,20 +225,41 @@ impl Storage for Store {
 
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.write(|txn| {
-            txn.open_table(META)
-                .map_err(db)?
-                .insert(name, value)
-                .map_err(db)?;
+            txn.open_table(META).map_err(db)?.insert(name, value).map_err(db)?;
             Ok(())
         })
     }
 
     fn version(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .meta(VERSION)?
-            .map(|v| u64_from(&v))
-            .transpose()?
-            .unwrap_or(0))
+        Ok(self.meta(VERSION)?.map(|v| u64_from(&v)).transpose()?.unwrap_or(0))
+    }
+
+    fn apply_grants(&self, ops: &[GrantOp]) -> Result<Vec<GrantOutcome>, StoreError> {
+        self.write(|txn| ops.iter().map(|op| crate::grant::apply(txn, op)).collect())
+    }
+
+    fn refresh_status(&self, token: &TokenHash) -> Result<Option<RefreshStatus>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let tokens = txn.open_table(REFRESH_TOKENS).map_err(db)?;
+        let Some(record) = tokens.get(token.as_slice()).map_err(db)? else { return Ok(None) };
+        let record: RefreshRecord = decode(record.value())?;
+        let families = txn.open_table(FAMILIES).map_err(db)?;
+        let Some(family) = families.get(record.family.as_str()).map_err(db)? else {
+            return Ok(None);
+        };
+        let family: FamilyRecord = decode(family.value())?;
+        Ok(Some(RefreshStatus { record, family }))
+    }
+
+    fn revoked_access_tokens(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(REVOKED_JTIS).map_err(db)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (jti, exp) = entry.map_err(db)?;
+            out.push((jti.value().to_string(), exp.value()));
+        }
+        Ok(out)
     }
 
     fn changes_since(&self, since: u64) -> Result<Vec<(u64, String)>, StoreError> {
@@ -307,14 +321,8 @@ mod tests {
             let store = Store::open(dir.path(), Some(kek.clone())).unwrap();
             assert_eq!(store.create_app(&app("a", "ca")).unwrap(), 1);
             store.create_app(&app("b", "cb")).unwrap();
-            assert!(matches!(
-                store.create_app(&app("a", "cz")),
-                Err(StoreError::Conflict(_))
-            ));
-            assert!(matches!(
-                store.create_app(&app("z", "ca")),
-                Err(StoreError::Conflict(_))
-            ));
+            assert!(matches!(store.create_app(&app("a", "cz")), Err(StoreError::Conflict(_))));
+            assert!(matches!(store.create_app(&app("z", "ca")), Err(StoreError::Conflict(_))));
             let mut changed = app("b", "cb");
             changed.name = "renamed".into();
             store.update_app(&changed).unwrap();
@@ -328,10 +336,7 @@ mod tests {
                 store.create_root_app(&app("r", "cr"), "root"),
                 Err(StoreError::Conflict(_))
             ));
-            assert!(
-                store.load_apps().unwrap().iter().all(|a| a.id != "r"),
-                "refused as a whole"
-            );
+            assert!(store.load_apps().unwrap().iter().all(|a| a.id != "r"), "refused as a whole");
         }
         let store = Store::open(dir.path(), Some(kek)).unwrap();
         let apps = store.load_apps().unwrap();
@@ -343,17 +348,12 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(Store::FILE))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode =
+                std::fs::metadata(dir.path().join(Store::FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let changes = store.changes_since(4).unwrap();
-        assert_eq!(
-            changes,
-            vec![(5, "keys:".to_string()), (6, "keys:".to_string())]
-        );
+        assert_eq!(changes, vec![(5, "keys:".to_string()), (6, "keys:".to_string())]);
         // The client id of a deleted app is free again.
         store.create_app(&app("c", "ca")).unwrap();
     }
@@ -364,10 +364,7 @@ mod tests {
         let kek = Kek::from_hex(&"22".repeat(32)).unwrap();
         let mut k = key("k1");
         k.secret = [0xA5; 32];
-        Store::open(dir.path(), Some(kek))
-            .unwrap()
-            .save_keys(&[k])
-            .unwrap();
+        Store::open(dir.path(), Some(kek)).unwrap().save_keys(&[k]).unwrap();
         let file = std::fs::read(dir.path().join(Store::FILE)).unwrap();
         assert!(!file.windows(64).any(|w| w == "a5".repeat(32).as_bytes()));
         assert!(!file.windows(32).any(|w| w == [0xA5; 32]));
@@ -379,9 +376,6 @@ mod tests {
     fn a_second_opener_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path(), None).unwrap();
-        assert!(matches!(
-            Store::open(dir.path(), None),
-            Err(StoreError::InUse)
-        ));
+        assert!(matches!(Store::open(dir.path(), None), Err(StoreError::InUse)));
     }
 }

@@ -14,3 +14,13 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 pub(crate) const CHANGES: TableDefinition<u64, &str> = TableDefinition::new("changes");
 
 pub(crate) const VERSION: &str = "version";
+
+/// SHA-256 of a refresh token → encoded [`crate::RefreshRecord`]. Never the token itself.
+pub(crate) const REFRESH_TOKENS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("refresh_tokens");
+/// family id → encoded [`crate::FamilyRecord`].
+pub(crate) const FAMILIES: TableDefinition<&str, &[u8]> = TableDefinition::new("families");
+/// jti of a revoked access token → its `exp`; pruned once it has passed.
+pub(crate) const REVOKED_JTIS: TableDefinition<&str, u64> = TableDefinition::new("revoked_jtis");
+/// "client id\0jti" of a used client assertion → its `exp` (RFC 7523 replay cache).
+pub(crate) const ASSERTIONS: TableDefinition<&str, u64> = TableDefinition::new("assertions");

@@ -13,9 +13,7 @@ use crate::server::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/v1/apps")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
+        web::resource("/api/v1/apps").route(web::get().to(list)).route(web::post().to(create)),
     )
     .service(
         web::resource("/api/v1/apps/{id}")
@@ -83,10 +81,7 @@ async fn create(
     caller.require("write_app")?;
     let (app, secret) = state
         .registry
-        .send(CreateApp {
-            caller: caller.caller(),
-            app: body.into_inner(),
-        })
+        .send(CreateApp { caller: caller.caller(), app: body.into_inner() })
         .await??;
     tracing::info!(by = %caller.claims.client_id, app = %app.id, client_id = %app.client_id, "app created");
     let mut v = view(&app);
@@ -103,11 +98,7 @@ async fn update(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     caller.require("write_app")?;
-    let msg = UpdateApp {
-        caller: caller.caller(),
-        id: id.into_inner(),
-        patch: body.into_inner(),
-    };
+    let msg = UpdateApp { caller: caller.caller(), id: id.into_inner(), patch: body.into_inner() };
     let app = state.registry.send(msg).await??;
     tracing::info!(by = %caller.claims.client_id, app = %app.id, "app updated");
     Ok(HttpResponse::Ok().json(json!({ "app": view(&app) })))
@@ -120,13 +111,7 @@ async fn delete(
 ) -> Result<HttpResponse, AdminError> {
     caller.require("write_app")?;
     let id = id.into_inner();
-    state
-        .registry
-        .send(DeleteApp {
-            caller: caller.caller(),
-            id: id.clone(),
-        })
-        .await??;
+    state.registry.send(DeleteApp { caller: caller.caller(), id: id.clone() }).await??;
     tracing::info!(by = %caller.claims.client_id, app = %id, "app deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -138,20 +123,14 @@ async fn rotate(
     step: RotationStep,
 ) -> Result<HttpResponse, AdminError> {
     caller.require("write_app")?;
-    let msg = RotateSecret {
-        caller: caller.caller(),
-        id: id.into_inner(),
-        step,
-    };
+    let msg = RotateSecret { caller: caller.caller(), id: id.into_inner(), step };
     let (app, next) = state.registry.send(msg).await??;
     tracing::info!(by = %caller.claims.client_id, app = %app.id, ?step, "app secret rotation");
     let mut body = json!({ "app": view(&app) });
     if let Some(secret) = next {
         body["nextSecret"] = json!(secret);
     }
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(body))
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body))
 }
 
 async fn rotate_start(

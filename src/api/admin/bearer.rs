@@ -24,11 +24,7 @@ impl Bearer {
 
     /// `403 insufficient_scope` unless the token holds `scope` or `root`.
     pub fn require(&self, scope: &'static str) -> Result<(), AdminError> {
-        if self.has_scope(scope) {
-            Ok(())
-        } else {
-            Err(AdminError::Forbidden(scope))
-        }
+        if self.has_scope(scope) { Ok(()) } else { Err(AdminError::Forbidden(scope)) }
     }
 
     /// The caller as the escalation rules see it.
@@ -50,26 +46,15 @@ impl FromRequest for Bearer {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<Bearer, AdminError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or(AdminError::Internal)?;
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or(AdminError::Unauthorized)?;
+    let state = req.app_data::<web::Data<AppState>>().ok_or(AdminError::Internal)?;
+    let value = req.headers().get(header::AUTHORIZATION).ok_or(AdminError::Unauthorized)?;
     let value = value.to_str().map_err(|_| AdminError::Unauthorized)?;
-    let (scheme, token) = value
-        .trim()
-        .split_once(' ')
-        .ok_or(AdminError::Unauthorized)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(AdminError::Unauthorized)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AdminError::Unauthorized);
     }
-    let (claims, _client) = state
-        .issuer
-        .verify_bearer(token.trim())
-        .map_err(|_| AdminError::Unauthorized)?;
-    req.extensions_mut()
-        .insert(ClientTag(claims.client_id.clone()));
+    let (claims, _client) =
+        state.issuer.verify_bearer(token.trim()).map_err(|_| AdminError::Unauthorized)?;
+    req.extensions_mut().insert(ClientTag(claims.client_id.clone()));
     Ok(Bearer { claims })
 }

@@ -19,10 +19,7 @@ pub enum AdminError {
     #[error("not found")]
     NotFound,
     #[error("{message}")]
-    Conflict {
-        message: String,
-        safe_at: Option<u64>,
-    },
+    Conflict { message: String, safe_at: Option<u64> },
     #[error("the body is too large")]
     TooLarge,
     #[error("the store failed; the change was not made")]
@@ -58,10 +55,7 @@ impl From<RegistryError> for AdminError {
             RegistryError::NotFound => AdminError::NotFound,
             RegistryError::Invalid(m) => AdminError::BadRequest(m),
             RegistryError::Policy(p) => AdminError::BadRequest(p.message().to_string()),
-            RegistryError::Conflict(m) => AdminError::Conflict {
-                message: m,
-                safe_at: None,
-            },
+            RegistryError::Conflict(m) => AdminError::Conflict { message: m, safe_at: None },
             RegistryError::Store(e) => {
                 tracing::error!(error = %e, "registry store failure");
                 AdminError::Internal
@@ -126,10 +120,7 @@ impl ResponseError for AdminError {
             _ => {}
         }
         let mut body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
-        if let AdminError::Conflict {
-            safe_at: Some(t), ..
-        } = self
-        {
+        if let AdminError::Conflict { safe_at: Some(t), .. } = self {
             body["safeAt"] = serde_json::Value::from(super::rfc3339(*t));
         }
         builder.json(body)

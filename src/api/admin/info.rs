@@ -16,8 +16,10 @@ pub async fn info(_caller: Bearer, state: web::Data<AppState>) -> Result<HttpRes
             "jwksUri": format!("{}/.well-known/jwks.json", s.issuer),
             "accessTokenTtlSecs": c.access_token_ttl,
             "maxAccessTokenTtlSecs": c.max_access_token_ttl,
-            "grantTypes": ["client_credentials"],
-            "tokenEndpointAuthMethods": ["client_secret_basic", "client_secret_post"],
+            "grantTypes": ["client_credentials", "refresh_token"],
+            "tokenEndpointAuthMethods": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "refreshTokenTtlSecs": c.refresh_token_ttl,
+            "maxAssertionLifetimeSecs": c.max_assertion_lifetime,
             "signingAlgorithm": "EdDSA",
             "keyRotation": {
                 "rotateEverySecs": c.rotate_every,
@@ -31,8 +33,10 @@ pub async fn info(_caller: Bearer, state: web::Data<AppState>) -> Result<HttpRes
             "bodyLimitBytes": c.body_limit,
             "features": {
                 "allowUserCredentials": false,
-                "privateKeyJwt": false,
-                "refreshTokens": false,
+                "privateKeyJwt": true,
+                "refreshTokens": true,
+                "introspection": true,
+                "revocation": true,
             },
             "version": env!("CARGO_PKG_VERSION"),
         }

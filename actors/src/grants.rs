@@ -1,0 +1,178 @@
+//! The GrantStore: the one owner of grant state (refresh families, revocations, used client
+//! assertions), with group commit.
+//!
+//! It runs on a thread of its own rather than as an actix actor because group commit needs to
+//! take *everything queued* while a commit was in flight and commit it as one transaction;
+//! a mailbox hands messages over one at a time. Callers hold a cloneable [`GrantStore`] handle
+//! and await the answer: a write is answered only after its batch is durable.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tessera_storage::{GrantOp, GrantOutcome, Storage, StoreError};
+use tokio::sync::oneshot;
+
+use crate::clock::SharedClock;
+
+/// Revoked access tokens (jti → exp), read by bearer checks and introspection.
+#[derive(Clone, Default)]
+pub struct RevocationSet(Arc<DashMap<String, u64>>);
+
+impl RevocationSet {
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        // An empty map is the common case: skip the hash and shard lock.
+        !self.0.is_empty() && self.0.contains_key(jti)
+    }
+
+    fn insert(&self, jti: String, exp: u64) {
+        self.0.insert(jti, exp);
+    }
+
+    fn prune(&self, now: u64) {
+        self.0.retain(|_, exp| *exp > now);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+struct Job {
+    op: GrantOp,
+    reply: oneshot::Sender<Result<GrantOutcome, Arc<StoreError>>>,
+}
+
+/// The handle. Dropping every handle stops the committer thread.
+#[derive(Clone)]
+pub struct GrantStore {
+    jobs: mpsc::Sender<Job>,
+    revoked: RevocationSet,
+    store: Arc<dyn Storage>,
+}
+
+/// Commits at most this many operations in one transaction, so one batch never holds the
+/// writer for long.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("grant store: {0}")]
+    Store(Arc<StoreError>),
+    #[error("the grant store has stopped")]
+    Stopped,
+}
+
+impl GrantStore {
+    /// Loads the revocation set and starts the committer, which also sweeps expired state
+    /// every `cleanup_every`.
+    pub fn start(
+        store: Arc<dyn Storage>,
+        clock: SharedClock,
+        cleanup_every: Duration,
+    ) -> Result<GrantStore, StoreError> {
+        let revoked = RevocationSet::default();
+        let now = clock.now();
+        for (jti, exp) in store.revoked_access_tokens()? {
+            if exp > now {
+                revoked.insert(jti, exp);
+            }
+        }
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread_store = Arc::clone(&store);
+        let thread_revoked = revoked.clone();
+        std::thread::Builder::new()
+            .name("grant-store".into())
+            .spawn(move || committer(thread_store, thread_revoked, clock, queue, cleanup_every))
+            .map_err(StoreError::Io)?;
+        Ok(GrantStore { jobs, revoked, store })
+    }
+
+    pub fn revoked(&self) -> &RevocationSet {
+        &self.revoked
+    }
+
+    /// The store, for reads (introspection) that need no ordering with writes in flight.
+    pub fn store(&self) -> &Arc<dyn Storage> {
+        &self.store
+    }
+
+    /// Queues `op` and waits until the batch holding it is committed.
+    pub async fn submit(&self, op: GrantOp) -> Result<GrantOutcome, GrantError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job { op, reply }).map_err(|_| GrantError::Stopped)?;
+        match answer.await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(e)) => Err(GrantError::Store(e)),
+            Err(_) => Err(GrantError::Stopped),
+        }
+    }
+
+    /// The same, blocking the calling thread (tests, CLI).
+    pub fn submit_blocking(&self, op: GrantOp) -> Result<GrantOutcome, GrantError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job { op, reply }).map_err(|_| GrantError::Stopped)?;
+        match answer.blocking_recv() {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(e)) => Err(GrantError::Store(e)),
+            Err(_) => Err(GrantError::Stopped),
+        }
+    }
+}
+
+fn committer(
+    store: Arc<dyn Storage>,
+    revoked: RevocationSet,
+    clock: SharedClock,
+    queue: mpsc::Receiver<Job>,
+    cleanup_every: Duration,
+) {
+    loop {
+        let first = match queue.recv_timeout(cleanup_every) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                let now = clock.now();
+                match store.apply_grants(&[GrantOp::Cleanup { now }]) {
+                    Ok(_) => revoked.prune(now),
+                    Err(e) => tracing::error!(error = %e, "grant cleanup failed; will retry"),
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        // Group commit: everything that queued up while the last commit ran goes in this one.
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let ops: Vec<GrantOp> = batch.iter().map(|j| j.op.clone()).collect();
+        match store.apply_grants(&ops) {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    for (jti, exp) in outcome.revoked_jtis() {
+                        revoked.insert(jti.clone(), *exp);
+                    }
+                    if let GrantOutcome::Cleaned { .. } = outcome {
+                        revoked.prune(clock.now());
+                    }
+                    job.reply.send(Ok(outcome)).ok();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, ops = ops.len(), "grant batch not committed");
+                let e = Arc::new(e);
+                for job in batch {
+                    job.reply.send(Err(Arc::clone(&e))).ok();
+                }
+            }
+        }
+    }
+}

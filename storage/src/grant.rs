@@ -1,0 +1,273 @@
+//! Grant state: refresh-token families, revoked access tokens, used client assertions.
+//!
+//! Operations carry their conditions (a spend succeeds only on a fresh token of a live family),
+//! so that exactly one of several concurrent spends can win, whichever process runs them.
+
+use serde::{Deserialize, Serialize};
+
+/// A refresh token as stored, under the SHA-256 of the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub family: String,
+    pub client_id: String,
+    pub issued_at: u64,
+    pub expires_at: u64,
+    pub is_spent: bool,
+}
+
+/// A chain of refresh tokens from one grant. Revoking it revokes every live access token
+/// issued from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyRecord {
+    pub id: String,
+    pub client_id: String,
+    pub subject: String,
+    /// The scope originally granted; a refresh may narrow the access token, never this.
+    pub scope: String,
+    pub created_at: u64,
+    /// When the newest refresh token of the family expires.
+    pub expires_at: u64,
+    pub is_revoked: bool,
+    /// Access tokens issued from the family that may still be live: (jti, exp).
+    pub access_tokens: Vec<(String, u64)>,
+}
+
+pub type TokenHash = [u8; 32];
+
+/// One grant-state change. A batch of them is applied in one transaction (group commit).
+#[derive(Debug, Clone)]
+pub enum GrantOp {
+    /// A new family and its first refresh token (and the access token issued with it).
+    CreateFamily { family: FamilyRecord, token: TokenHash, token_expires_at: u64 },
+    /// Spends `token`, issuing `next` in its place and recording the new access token.
+    /// `client_id`, when given, must own the token.
+    Spend {
+        token: TokenHash,
+        client_id: Option<String>,
+        next: TokenHash,
+        next_expires_at: u64,
+        jti: String,
+        jti_exp: u64,
+        now: u64,
+    },
+    /// Ends the family of `token` (its owner must be `client_id` when given).
+    RevokeFamily { token: TokenHash, client_id: Option<String> },
+    /// Revokes one access token until its expiry.
+    RevokeAccess { jti: String, exp: u64 },
+    /// Records a used client assertion; `Replayed` when it was seen before.
+    RecordAssertion { key: String, exp: u64 },
+    /// Removes everything that has expired by `now`.
+    Cleanup { now: u64 },
+}
+
+/// Why a spend did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Unknown,
+    /// A spent token came back: the family is revoked now.
+    Reused,
+    Revoked,
+    Expired,
+    WrongClient,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantOutcome {
+    Created,
+    /// The spend won; the family as it now stands.
+    Spent(FamilyRecord),
+    Refused(Refusal),
+    /// Access tokens revoked by this operation, to refuse at once: (jti, exp).
+    Revoked(Vec<(String, u64)>),
+    /// Nothing matched (unknown token, or another client's).
+    NoMatch,
+    Recorded,
+    Replayed,
+    Cleaned {
+        removed: usize,
+    },
+}
+
+impl GrantOutcome {
+    /// Access tokens this outcome revokes, for the in-memory revocation set.
+    pub fn revoked_jtis(&self) -> &[(String, u64)] {
+        match self {
+            GrantOutcome::Revoked(jtis) => jtis,
+            _ => &[],
+        }
+    }
+}
+
+/// What introspection needs to know of a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshStatus {
+    pub record: RefreshRecord,
+    pub family: FamilyRecord,
+}
+
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::StoreError;
+use crate::error::db;
+use crate::record::{decode, encode};
+use crate::tables::{ASSERTIONS, FAMILIES, REFRESH_TOKENS, REVOKED_JTIS};
+
+/// Applies one operation inside the batch's transaction.
+pub(crate) fn apply(txn: &WriteTransaction, op: &GrantOp) -> Result<GrantOutcome, StoreError> {
+    match op {
+        GrantOp::CreateFamily { family, token, token_expires_at } => {
+            let record = RefreshRecord {
+                family: family.id.clone(),
+                client_id: family.client_id.clone(),
+                issued_at: family.created_at,
+                expires_at: *token_expires_at,
+                is_spent: false,
+            };
+            txn.open_table(REFRESH_TOKENS)
+                .map_err(db)?
+                .insert(token.as_slice(), encode(&record).as_slice())
+                .map_err(db)?;
+            put_family(txn, family)?;
+            Ok(GrantOutcome::Created)
+        }
+        GrantOp::Spend { token, client_id, next, next_expires_at, jti, jti_exp, now } => {
+            spend(txn, token, client_id.as_deref(), next, *next_expires_at, jti, *jti_exp, *now)
+        }
+        GrantOp::RevokeFamily { token, client_id } => {
+            let Some(record) = get_refresh(txn, token)? else { return Ok(GrantOutcome::NoMatch) };
+            if client_id.as_ref().is_some_and(|c| *c != record.client_id) {
+                return Ok(GrantOutcome::NoMatch);
+            }
+            revoke_family(txn, &record.family)
+        }
+        GrantOp::RevokeAccess { jti, exp } => {
+            txn.open_table(REVOKED_JTIS).map_err(db)?.insert(jti.as_str(), *exp).map_err(db)?;
+            Ok(GrantOutcome::Revoked(vec![(jti.clone(), *exp)]))
+        }
+        GrantOp::RecordAssertion { key, exp } => {
+            let mut table = txn.open_table(ASSERTIONS).map_err(db)?;
+            if table.get(key.as_str()).map_err(db)?.is_some() {
+                return Ok(GrantOutcome::Replayed);
+            }
+            table.insert(key.as_str(), *exp).map_err(db)?;
+            Ok(GrantOutcome::Recorded)
+        }
+        GrantOp::Cleanup { now } => cleanup(txn, *now),
+    }
+}
+
+fn get_refresh(
+    txn: &WriteTransaction,
+    token: &TokenHash,
+) -> Result<Option<RefreshRecord>, StoreError> {
+    let table = txn.open_table(REFRESH_TOKENS).map_err(db)?;
+    let value = table.get(token.as_slice()).map_err(db)?;
+    value.map(|v| decode(v.value())).transpose()
+}
+
+fn get_family(txn: &WriteTransaction, id: &str) -> Result<Option<FamilyRecord>, StoreError> {
+    let table = txn.open_table(FAMILIES).map_err(db)?;
+    let value = table.get(id).map_err(db)?;
+    value.map(|v| decode(v.value())).transpose()
+}
+
+fn put_family(txn: &WriteTransaction, family: &FamilyRecord) -> Result<(), StoreError> {
+    txn.open_table(FAMILIES)
+        .map_err(db)?
+        .insert(family.id.as_str(), encode(family).as_slice())
+        .map_err(db)?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // the fields of GrantOp::Spend, unpacked
+fn spend(
+    txn: &WriteTransaction,
+    token: &TokenHash,
+    client_id: Option<&str>,
+    next: &TokenHash,
+    next_expires_at: u64,
+    jti: &str,
+    jti_exp: u64,
+    now: u64,
+) -> Result<GrantOutcome, StoreError> {
+    use crate::Refusal::*;
+    let Some(mut record) = get_refresh(txn, token)? else {
+        return Ok(GrantOutcome::Refused(Unknown));
+    };
+    if client_id.is_some_and(|c| c != record.client_id) {
+        // Not spent: the token's owner can still use it.
+        return Ok(GrantOutcome::Refused(WrongClient));
+    }
+    let Some(mut family) = get_family(txn, &record.family)? else {
+        return Ok(GrantOutcome::Refused(Unknown));
+    };
+    if record.is_spent {
+        // RFC 9700 §4.14.2: a spent token coming back means it leaked; end the family.
+        revoke_family(txn, &family.id)?;
+        return Ok(GrantOutcome::Refused(Reused));
+    }
+    if family.is_revoked {
+        return Ok(GrantOutcome::Refused(Revoked));
+    }
+    if now >= record.expires_at {
+        return Ok(GrantOutcome::Refused(Expired));
+    }
+    record.is_spent = true;
+    let mut tokens = txn.open_table(REFRESH_TOKENS).map_err(db)?;
+    tokens.insert(token.as_slice(), encode(&record).as_slice()).map_err(db)?;
+    let fresh = RefreshRecord {
+        family: family.id.clone(),
+        client_id: family.client_id.clone(),
+        issued_at: now,
+        expires_at: next_expires_at,
+        is_spent: false,
+    };
+    tokens.insert(next.as_slice(), encode(&fresh).as_slice()).map_err(db)?;
+    drop(tokens);
+    family.access_tokens.retain(|(_, exp)| *exp > now);
+    family.access_tokens.push((jti.to_string(), jti_exp));
+    family.expires_at = family.expires_at.max(next_expires_at);
+    put_family(txn, &family)?;
+    Ok(GrantOutcome::Spent(family))
+}
+
+/// Marks a family revoked and revokes its live access tokens.
+fn revoke_family(txn: &WriteTransaction, id: &str) -> Result<GrantOutcome, StoreError> {
+    let Some(mut family) = get_family(txn, id)? else { return Ok(GrantOutcome::NoMatch) };
+    let jtis = std::mem::take(&mut family.access_tokens);
+    family.is_revoked = true;
+    put_family(txn, &family)?;
+    let mut revoked = txn.open_table(REVOKED_JTIS).map_err(db)?;
+    for (jti, exp) in &jtis {
+        revoked.insert(jti.as_str(), *exp).map_err(db)?;
+    }
+    Ok(GrantOutcome::Revoked(jtis))
+}
+
+/// Removes refresh tokens, families, revocations and assertion records that can no longer
+/// matter: a token past its expiry is refused whether it is known or not.
+fn cleanup(txn: &WriteTransaction, now: u64) -> Result<GrantOutcome, StoreError> {
+    let mut removed = 0;
+    let mut tokens = txn.open_table(REFRESH_TOKENS).map_err(db)?;
+    removed += tokens
+        .extract_if(|_, v| decode::<RefreshRecord>(v).is_ok_and(|r| r.expires_at <= now))
+        .map_err(db)?
+        .count();
+    drop(tokens);
+    let mut families = txn.open_table(FAMILIES).map_err(db)?;
+    removed += families
+        .extract_if(|_, v| {
+            decode::<FamilyRecord>(v).is_ok_and(|f| {
+                f.expires_at <= now && f.access_tokens.iter().all(|(_, exp)| *exp <= now)
+            })
+        })
+        .map_err(db)?
+        .count();
+    drop(families);
+    let mut revoked = txn.open_table(REVOKED_JTIS).map_err(db)?;
+    removed += revoked.extract_if(|_, exp| exp <= now).map_err(db)?.count();
+    drop(revoked);
+    let mut assertions = txn.open_table(ASSERTIONS).map_err(db)?;
+    removed += assertions.extract_if(|_, exp| exp <= now).map_err(db)?.count();
+    Ok(GrantOutcome::Cleaned { removed })
+}
