@@ -53,6 +53,7 @@ impl Running {
     /// Stops the actors' thread once the HTTP server has stopped.
     pub async fn wait(self) -> std::io::Result<()> {
         let out = self.server.await;
+        self.state.issuer.grants().stop();
         drop(self.state);
         // Joining lets the actors drop the store, so the data directory is free on return.
         self.arbiter.stop();

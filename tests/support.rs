@@ -25,6 +25,7 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
     pub keyring: actix::Addr<tessera_actors::keys::KeyRing>,
+    issuer: Option<Arc<tessera_actors::issuer::Issuer>>,
     thread: Option<JoinHandle<()>>,
     agent: ureq::Agent,
 }
@@ -80,6 +81,7 @@ impl TestServer {
                             running.issuer_url.clone(),
                             running.server.handle(),
                             running.state.keyring.clone(),
+                            Arc::clone(&running.state.issuer),
                         )))
                         .ok();
                         running.wait().await.ok();
@@ -90,13 +92,23 @@ impl TestServer {
                 }
             });
         });
-        let (url, handle, keyring) = rx.recv().expect("server thread").expect("server starts");
+        let (url, handle, keyring, issuer) =
+            rx.recv().expect("server thread").expect("server starts");
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .allow_non_standard_methods(true)
             .build()
             .into();
-        TestServer { url, clock, dir, handle, keyring, thread: Some(thread), agent }
+        TestServer {
+            url,
+            clock,
+            dir,
+            handle,
+            keyring,
+            issuer: Some(issuer),
+            thread: Some(thread),
+            agent,
+        }
     }
 
     /// Stops the server and hands back its data directory.
@@ -106,7 +118,14 @@ impl TestServer {
         std::mem::replace(&mut self.dir, dir)
     }
 
+    /// The running server's issuer (grant store, revocation set, clients).
+    pub fn issuer(&self) -> &tessera_actors::issuer::Issuer {
+        self.issuer.as_deref().expect("server running")
+    }
+
     fn shutdown(&mut self) {
+        // Our reference would keep the store open past the server's stop.
+        self.issuer = None;
         if let Some(thread) = self.thread.take() {
             block_on(self.handle.stop(true));
             thread.join().ok();

@@ -8,6 +8,7 @@ mod cli;
 mod durability;
 mod escalation;
 mod fuzz_corpus;
+mod grants;
 mod keys;
 mod regression;
 mod token;

@@ -48,10 +48,16 @@ struct Job {
     reply: oneshot::Sender<Result<GrantOutcome, Arc<StoreError>>>,
 }
 
+enum Msg {
+    Job(Job),
+    /// Commit what is queued, then stop and report back.
+    Stop(mpsc::Sender<()>),
+}
+
 /// The handle. Dropping every handle stops the committer thread.
 #[derive(Clone)]
 pub struct GrantStore {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Msg>,
     revoked: RevocationSet,
     store: Arc<dyn Storage>,
 }
@@ -83,7 +89,7 @@ impl GrantStore {
                 revoked.insert(jti, exp);
             }
         }
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Msg>();
         let thread_store = Arc::clone(&store);
         let thread_revoked = revoked.clone();
         std::thread::Builder::new()
@@ -102,10 +108,19 @@ impl GrantStore {
         &self.store
     }
 
+    /// Commits everything queued, then stops the committer and waits for it: after this the
+    /// committer holds no reference to the store. Later submissions answer `Stopped`.
+    pub fn stop(&self) {
+        let (done, wait) = mpsc::channel();
+        if self.jobs.send(Msg::Stop(done)).is_ok() {
+            wait.recv().ok();
+        }
+    }
+
     /// Queues `op` and waits until the batch holding it is committed.
     pub async fn submit(&self, op: GrantOp) -> Result<GrantOutcome, GrantError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job { op, reply }).map_err(|_| GrantError::Stopped)?;
+        self.jobs.send(Msg::Job(Job { op, reply })).map_err(|_| GrantError::Stopped)?;
         match answer.await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(e)) => Err(GrantError::Store(e)),
@@ -116,7 +131,7 @@ impl GrantStore {
     /// The same, blocking the calling thread (tests, CLI).
     pub fn submit_blocking(&self, op: GrantOp) -> Result<GrantOutcome, GrantError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job { op, reply }).map_err(|_| GrantError::Stopped)?;
+        self.jobs.send(Msg::Job(Job { op, reply })).map_err(|_| GrantError::Stopped)?;
         match answer.blocking_recv() {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(e)) => Err(GrantError::Store(e)),
@@ -129,12 +144,17 @@ fn committer(
     store: Arc<dyn Storage>,
     revoked: RevocationSet,
     clock: SharedClock,
-    queue: mpsc::Receiver<Job>,
+    queue: mpsc::Receiver<Msg>,
     cleanup_every: Duration,
 ) {
     loop {
         let first = match queue.recv_timeout(cleanup_every) {
-            Ok(job) => job,
+            Ok(Msg::Job(job)) => job,
+            Ok(Msg::Stop(done)) => {
+                drop(store);
+                done.send(()).ok();
+                return;
+            }
             Err(RecvTimeoutError::Timeout) => {
                 let now = clock.now();
                 match store.apply_grants(&[GrantOp::Cleanup { now }]) {
@@ -147,9 +167,14 @@ fn committer(
         };
         // Group commit: everything that queued up while the last commit ran goes in this one.
         let mut batch = vec![first];
+        let mut stop = None;
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Msg::Job(job)) => batch.push(job),
+                Ok(Msg::Stop(done)) => {
+                    stop = Some(done);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -173,6 +198,11 @@ fn committer(
                     job.reply.send(Err(Arc::clone(&e))).ok();
                 }
             }
+        }
+        if let Some(done) = stop {
+            drop(store);
+            done.send(()).ok();
+            return;
         }
     }
 }

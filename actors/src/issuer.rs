@@ -272,7 +272,7 @@ impl Issuer {
         };
         match self.grants.submit(op).await.map_err(store_failure)? {
             GrantOutcome::Spent(_) => Ok(self.issued(minted, ttl, now, scope, Some(next), &client)),
-            GrantOutcome::Refused(why) => {
+            GrantOutcome::Refused { why, .. } => {
                 tracing::info!(client_id = %record.client_id, ?why, "refresh refused");
                 Err(INVALID_GRANT)
             }

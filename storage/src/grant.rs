@@ -76,7 +76,11 @@ pub enum GrantOutcome {
     Created,
     /// The spend won; the family as it now stands.
     Spent(FamilyRecord),
-    Refused(Refusal),
+    /// The spend lost; `revoked` lists access tokens a detected reuse revoked.
+    Refused {
+        why: Refusal,
+        revoked: Vec<(String, u64)>,
+    },
     /// Access tokens revoked by this operation, to refuse at once: (jti, exp).
     Revoked(Vec<(String, u64)>),
     /// Nothing matched (unknown token, or another client's).
@@ -92,7 +96,7 @@ impl GrantOutcome {
     /// Access tokens this outcome revokes, for the in-memory revocation set.
     pub fn revoked_jtis(&self) -> &[(String, u64)] {
         match self {
-            GrantOutcome::Revoked(jtis) => jtis,
+            GrantOutcome::Revoked(jtis) | GrantOutcome::Refused { revoked: jtis, .. } => jtis,
             _ => &[],
         }
     }
@@ -191,26 +195,30 @@ fn spend(
     now: u64,
 ) -> Result<GrantOutcome, StoreError> {
     use crate::Refusal::*;
+    let refused = |why| Ok(GrantOutcome::Refused { why, revoked: Vec::new() });
     let Some(mut record) = get_refresh(txn, token)? else {
-        return Ok(GrantOutcome::Refused(Unknown));
+        return refused(Unknown);
     };
     if client_id.is_some_and(|c| c != record.client_id) {
         // Not spent: the token's owner can still use it.
-        return Ok(GrantOutcome::Refused(WrongClient));
+        return refused(WrongClient);
     }
     let Some(mut family) = get_family(txn, &record.family)? else {
-        return Ok(GrantOutcome::Refused(Unknown));
+        return refused(Unknown);
     };
     if record.is_spent {
         // RFC 9700 §4.14.2: a spent token coming back means it leaked; end the family.
-        revoke_family(txn, &family.id)?;
-        return Ok(GrantOutcome::Refused(Reused));
+        let revoked = match revoke_family(txn, &family.id)? {
+            GrantOutcome::Revoked(jtis) => jtis,
+            _ => Vec::new(),
+        };
+        return Ok(GrantOutcome::Refused { why: Reused, revoked });
     }
     if family.is_revoked {
-        return Ok(GrantOutcome::Refused(Revoked));
+        return refused(Revoked);
     }
     if now >= record.expires_at {
-        return Ok(GrantOutcome::Refused(Expired));
+        return refused(Expired);
     }
     record.is_spent = true;
     let mut tokens = txn.open_table(REFRESH_TOKENS).map_err(db)?;

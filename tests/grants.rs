@@ -1,0 +1,413 @@
+//! Grant state over HTTP (API.md §2, §3): refresh tokens, revocation, introspection,
+//! private_key_jwt, cleanup.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::Signer;
+use serde_json::{Value, json};
+use tessera_actors::clock::Clock;
+use tessera_storage::GrantOp;
+
+use crate::support::{Resp, TestServer, basic, form};
+
+const BOTH: [&str; 2] = ["client_credentials", "refresh_token"];
+
+fn refresh_app(server: &TestServer, scopes: &[&str]) -> (Value, String, String) {
+    server.create_app(json!({"name": "r", "scopes": scopes, "grantTypes": BOTH}))
+}
+
+fn refresh(
+    server: &TestServer,
+    token: &str,
+    auth: Option<(&str, &str)>,
+    scope: Option<&str>,
+) -> Resp {
+    let mut body = format!("grant_type=refresh_token&refresh_token={}", form(token));
+    if let Some(scope) = scope {
+        body.push_str(&format!("&scope={}", form(scope)));
+    }
+    let auth = auth.map(|(id, secret)| basic(id, secret));
+    server.post_form("/oauth2/v1/token", auth.as_deref(), &body)
+}
+
+fn rt(res: &Resp) -> String {
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.json()["refresh_token"].as_str().expect("refresh_token").to_string()
+}
+
+fn introspect(server: &TestServer, caller: (&str, &str), token: &str) -> Value {
+    let res = server.post_form(
+        "/oauth2/v1/introspect",
+        Some(&basic(caller.0, caller.1)),
+        &format!("token={}", form(token)),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    res.json()
+}
+
+fn revoke(server: &TestServer, caller: (&str, &str), token: &str) -> u16 {
+    server
+        .post_form(
+            "/oauth2/v1/revoke",
+            Some(&basic(caller.0, caller.1)),
+            &format!("token={}", form(token)),
+        )
+        .status
+}
+
+#[test]
+fn refresh_tokens_only_for_apps_that_opt_in() {
+    let server = TestServer::start();
+    let (_, plain, plain_secret) = server.create_app(json!({"name": "p"}));
+    assert!(
+        server.token_response(&plain, &plain_secret, None).json().get("refresh_token").is_none()
+    );
+    let (_, id, secret) = refresh_app(&server, &["a"]);
+    let token = rt(&server.token_response(&id, &secret, None));
+    assert_eq!(token.len(), 43, "256 bits, base64url");
+}
+
+#[test]
+fn refresh_rotates_and_reuse_revokes_the_family() {
+    let server = TestServer::start();
+    let (_, id, secret) = refresh_app(&server, &["a", "b"]);
+    let first = server.token_response(&id, &secret, None);
+    let access0 = first.json()["access_token"].as_str().unwrap().to_string();
+    let t1 = rt(&first);
+
+    // With the refresh token alone (seed 003) and with matching client credentials.
+    let r2 = refresh(&server, &t1, None, None);
+    let t2 = rt(&r2);
+    assert_eq!(r2.json()["scope"], "a b");
+    let t3 = rt(&refresh(&server, &t2, Some((&id, &secret)), Some("a")));
+    let narrowed = refresh(&server, &t3, None, Some("a"));
+    let t4 = rt(&narrowed);
+    let access4 = narrowed.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(crate::support::claims(&access4)["scope"], "a");
+
+    // Widening is refused and does not spend the token.
+    let wide = refresh(&server, &t4, None, Some("a c"));
+    assert_eq!(wide.status, 400);
+    assert_eq!(wide.json()["error"], "invalid_scope");
+
+    // A spent token comes back: invalid_grant, and the whole family ends.
+    let reused = refresh(&server, &t1, None, None);
+    assert_eq!(reused.status, 400);
+    assert_eq!(reused.json()["error"], "invalid_grant");
+    assert_eq!(
+        refresh(&server, &t4, None, None).json()["error"],
+        "invalid_grant",
+        "family revoked"
+    );
+    // ...and the access tokens issued from it are refused at once.
+    assert_eq!(introspect(&server, (&id, &secret), &access4), json!({"active": false}));
+    assert_eq!(introspect(&server, (&id, &secret), &access0), json!({"active": false}));
+}
+
+#[test]
+fn refresh_tokens_are_bound_to_their_app() {
+    let server = TestServer::start();
+    let (_, id, secret) = refresh_app(&server, &["a"]);
+    let (_, other, other_secret) = refresh_app(&server, &["a"]);
+    let t1 = rt(&server.token_response(&id, &secret, None));
+    let res = refresh(&server, &t1, Some((&other, &other_secret)), None);
+    assert_eq!(res.json()["error"], "invalid_grant");
+    // Not spent by the failed attempt: its owner still can.
+    assert_eq!(refresh(&server, &t1, Some((&id, &secret)), None).status, 200);
+    // Wrong credentials are an authentication failure, not a grant failure.
+    assert_eq!(refresh(&server, "whatever", Some((&id, "wrong")), None).status, 401);
+    assert_eq!(refresh(&server, "not-a-token", None, None).json()["error"], "invalid_grant");
+    let res = server.post_form("/token", None, "grant_type=refresh_token");
+    assert_eq!(res.json()["error"], "invalid_request");
+}
+
+#[test]
+fn a_disabled_app_and_expiry_end_the_family() {
+    let server = TestServer::start_with(|c| c.refresh_token_ttl = 1000);
+    let (app, id, secret) = refresh_app(&server, &["a"]);
+    let path = format!("/api/v1/apps/{}", app["id"].as_str().unwrap());
+    let t1 = rt(&server.token_response(&id, &secret, None));
+    server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": false})));
+    assert_eq!(refresh(&server, &t1, None, None).json()["error"], "invalid_grant");
+    server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": true})));
+    assert_eq!(
+        refresh(&server, &t1, None, None).json()["error"],
+        "invalid_grant",
+        "the family stays ended"
+    );
+
+    let t2 = rt(&server.token_response(&id, &secret, None));
+    let t3 = rt(&refresh(&server, &t2, None, None));
+    server.clock.advance(999);
+    let t4 = rt(&refresh(&server, &t3, None, None));
+    server.clock.advance(1000);
+    assert_eq!(refresh(&server, &t4, None, None).json()["error"], "invalid_grant", "expired");
+}
+
+#[test]
+fn concurrent_redemptions_of_one_token_let_exactly_one_win() {
+    let server = TestServer::start();
+    let (_, id, secret) = refresh_app(&server, &["a"]);
+    for _ in 0..3 {
+        let token = rt(&server.token_response(&id, &secret, None));
+        let wins = std::thread::scope(|s| {
+            let handles: Vec<_> =
+                (0..8).map(|_| s.spawn(|| refresh(&server, &token, None, None).status)).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).filter(|&st| st == 200).count()
+        });
+        assert_eq!(wins, 1);
+    }
+}
+
+#[test]
+fn revocation_follows_rfc_7009() {
+    let server = TestServer::start();
+    let (_, id, secret) =
+        server.create_app(json!({"name": "ops", "scopes": ["read_key"], "grantTypes": BOTH}));
+    let (_, other, other_secret) = server.create_app(json!({"name": "other"}));
+    let res = server.token_response(&id, &secret, None);
+    let access = res.json()["access_token"].as_str().unwrap().to_string();
+    let refresh_token = rt(&res);
+
+    // Another client cannot revoke it (answered 200, nothing happens).
+    assert_eq!(revoke(&server, (&other, &other_secret), &access), 200);
+    assert_eq!(revoke(&server, (&other, &other_secret), &refresh_token), 200);
+    assert_eq!(server.admin("GET", "/api/v1/keys", &access, None).status, 200);
+    assert_eq!(
+        refresh(&server, &refresh_token, None, None).status,
+        200,
+        "still usable by its owner"
+    );
+
+    // Its own client can; the admin API refuses it at once.
+    let res = server.token_response(&id, &secret, None);
+    let access = res.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(revoke(&server, (&id, &secret), &access), 200);
+    assert_eq!(server.admin("GET", "/api/v1/keys", &access, None).status, 401);
+
+    // Revoking a refresh token ends its family and the access tokens issued from it.
+    let res = server.token_response(&id, &secret, None);
+    let (access, family_token) =
+        (res.json()["access_token"].as_str().unwrap().to_string(), rt(&res));
+    let next = refresh(&server, &family_token, None, None);
+    let (access2, t2) = (next.json()["access_token"].as_str().unwrap().to_string(), rt(&next));
+    assert_eq!(
+        server
+            .post_form(
+                "/oauth2/v1/revoke",
+                Some(&basic(&id, &secret)),
+                &format!("token={t2}&token_type_hint=refresh_token")
+            )
+            .status,
+        200
+    );
+    assert_eq!(refresh(&server, &t2, None, None).status, 400);
+    assert_eq!(server.admin("GET", "/api/v1/keys", &access, None).status, 401);
+    assert_eq!(server.admin("GET", "/api/v1/keys", &access2, None).status, 401);
+
+    // Unknown tokens: 200. Unauthenticated callers: 401.
+    assert_eq!(revoke(&server, (&id, &secret), "garbage"), 200);
+    assert_eq!(server.post_form("/oauth2/v1/revoke", None, "token=x").status, 401);
+    assert_eq!(
+        server.post_form("/oauth2/v1/revoke", Some(&basic(&id, &secret)), "").json()["error"],
+        "invalid_request"
+    );
+}
+
+#[test]
+fn introspection_follows_rfc_7662() {
+    let server = TestServer::start();
+    let (_, id, secret) = refresh_app(&server, &["a", "b"]);
+    let (_, rs, rs_secret) = server.create_app(json!({"name": "resource-server"}));
+    let res = server.token_response(&id, &secret, Some("a"));
+    let access = res.json()["access_token"].as_str().unwrap().to_string();
+    let refresh_token = rt(&res);
+
+    let v = introspect(&server, (&rs, &rs_secret), &access);
+    assert_eq!(v["active"], true);
+    assert_eq!(v["scope"], "a");
+    assert_eq!(v["client_id"], id.as_str());
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["iss"], server.url.as_str());
+    for field in ["exp", "iat", "nbf", "sub", "aud", "jti"] {
+        assert!(!v[field].is_null(), "{field}");
+    }
+    let v = introspect(&server, (&rs, &rs_secret), &refresh_token);
+    assert_eq!(v["active"], true);
+    assert_eq!(v["token_type"], "refresh_token");
+    assert_eq!(v["scope"], "a", "the family's grant");
+
+    let mut tampered = access.clone().into_bytes();
+    let at = tampered.len() - 3;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    for garbage in ["", "x", "a.b.c", std::str::from_utf8(&tampered).unwrap()] {
+        if garbage.is_empty() {
+            continue;
+        }
+        assert_eq!(
+            introspect(&server, (&rs, &rs_secret), garbage),
+            json!({"active": false}),
+            "{garbage}"
+        );
+    }
+    server.clock.advance(3601);
+    assert_eq!(
+        introspect(&server, (&rs, &rs_secret), &access),
+        json!({"active": false}),
+        "expired"
+    );
+    assert_eq!(
+        server.post_form("/oauth2/v1/introspect", Some(&basic(&rs, "wrong")), "token=x").status,
+        401
+    );
+}
+
+fn jwk(key: &ed25519_dalek::SigningKey) -> Value {
+    json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes())})
+}
+
+fn assertion(key: &ed25519_dalek::SigningKey, header: Value, claims: Value) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = key.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+}
+
+fn with_assertion(server: &TestServer, client_assertion: &str) -> Resp {
+    let body = format!(
+        "grant_type=client_credentials&client_assertion_type={}&client_assertion={}",
+        form("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        form(client_assertion)
+    );
+    server.post_form("/oauth2/v1/token", None, &body)
+}
+
+#[test]
+fn private_key_jwt_follows_rfc_7523() {
+    let server = TestServer::start();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let (_, id, _) =
+        server.create_app(json!({"name": "keyed", "scopes": ["a"], "publicKeyJwk": jwk(&key)}));
+    let now = server.clock.now();
+    let aud = format!("{}/oauth2/v1/token", server.url);
+    let claims = |jti: &str, exp: u64, aud: &str| json!({"iss": id, "sub": id, "aud": aud, "exp": exp, "iat": now, "jti": jti});
+    let header = json!({"alg": "EdDSA", "typ": "JWT"});
+
+    let good = assertion(&key, header.clone(), claims("j1", now + 60, &aud));
+    let res = with_assertion(&server, &good);
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["scope"], "a");
+    // The issuer is an accepted audience too.
+    assert_eq!(
+        with_assertion(
+            &server,
+            &assertion(&key, header.clone(), claims("j2", now + 60, &server.url))
+        )
+        .status,
+        200
+    );
+
+    let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+    let refused = [
+        ("replayed jti", good.clone()),
+        ("wrong key", assertion(&other, header.clone(), claims("j3", now + 60, &aud))),
+        (
+            "wrong audience",
+            assertion(&key, header.clone(), claims("j4", now + 60, "https://elsewhere")),
+        ),
+        ("expired", assertion(&key, header.clone(), claims("j5", now - 100, &aud))),
+        ("too long-lived", assertion(&key, header.clone(), claims("j6", now + 3600, &aud))),
+        (
+            "embedded jwk",
+            assertion(
+                &key,
+                json!({"alg": "EdDSA", "jwk": jwk(&key)}),
+                claims("j7", now + 60, &aud),
+            ),
+        ),
+        (
+            "jku",
+            assertion(
+                &key,
+                json!({"alg": "EdDSA", "jku": "https://x"}),
+                claims("j8", now + 60, &aud),
+            ),
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+                URL_SAFE_NO_PAD.encode(claims("j9", now + 60, &aud).to_string())
+            ),
+        ),
+        (
+            "no jti",
+            assertion(
+                &key,
+                header.clone(),
+                json!({"iss": id, "sub": id, "aud": aud, "exp": now + 60}),
+            ),
+        ),
+    ];
+    for (why, a) in refused {
+        let res = with_assertion(&server, &a);
+        assert_eq!(res.status, 401, "{why}: {}", res.body);
+        assert_eq!(res.json()["error"], "invalid_client", "{why}");
+    }
+    let meta = server.get("/.well-known/oauth-authorization-server", &[]).json();
+    assert!(
+        meta["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("private_key_jwt"))
+    );
+}
+
+#[test]
+fn cleanup_removes_expired_grant_state() {
+    let server = TestServer::start_with(|c| c.refresh_token_ttl = 100);
+    let (_, id, secret) = refresh_app(&server, &["a"]);
+    let res = server.token_response(&id, &secret, None);
+    let access = res.json()["access_token"].as_str().unwrap().to_string();
+    let t1 = rt(&res);
+    assert_eq!(revoke(&server, (&id, &secret), &access), 200);
+    let grants = server.issuer().grants();
+    let store = grants.store();
+    assert_eq!(store.revoked_access_tokens().unwrap().len(), 1);
+    assert!(store.refresh_status(&tessera_actors::secret::hash_secret(&t1)).unwrap().is_some());
+
+    server.clock.advance(3601);
+    grants.submit_blocking(GrantOp::Cleanup { now: server.clock.now() }).unwrap();
+    assert!(store.revoked_access_tokens().unwrap().is_empty(), "revocations pruned after exp");
+    assert!(
+        store.refresh_status(&tessera_actors::secret::hash_secret(&t1)).unwrap().is_none(),
+        "expired token gone"
+    );
+    assert!(grants.revoked().is_empty());
+}
+
+#[test]
+fn the_store_file_holds_no_raw_refresh_token_or_secret() {
+    let server = TestServer::start();
+    let (_, id, secret) = refresh_app(&server, &["a"]);
+    let mut tokens = vec![rt(&server.token_response(&id, &secret, None))];
+    for _ in 0..5 {
+        let next = rt(&refresh(&server, tokens.last().unwrap(), None, None));
+        tokens.push(next);
+    }
+    let path = server.dir.path().join("tessera.redb");
+    let dir = server.stop();
+    let file = std::fs::read(&path).unwrap();
+    for needle in tokens.iter().chain([&secret]) {
+        assert!(
+            !file.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "found {needle} in the store file"
+        );
+    }
+    drop(dir);
+}
