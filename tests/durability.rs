@@ -211,3 +211,96 @@ fn sigterm_stops_the_server_gracefully() {
     let (_proc, url) = spawn(dir.path());
     assert_eq!(token(&agent(), &url, ROOT_ID, ROOT_SECRET).0, 200);
 }
+
+/// Issue 3: every refresh token the server returned survives `kill -9` mid-load and is
+/// redeemable after restart; every token it spent stays spent.
+#[test]
+fn refresh_tokens_survive_kill_9_under_load() {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut proc, url) = spawn(dir.path());
+    let agent = agent();
+    let (_, root) = token(&agent, &url, ROOT_ID, ROOT_SECRET);
+    let mut res = agent
+        .post(format!("{url}/api/v1/apps"))
+        .header("authorization", &format!("Bearer {}", root["access_token"].as_str().unwrap()))
+        .send_json(json!({"name": "r", "grantTypes": ["client_credentials", "refresh_token"]}))
+        .unwrap();
+    let app: serde_json::Value =
+        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let (id, secret) = (
+        app["app"]["clientId"].as_str().unwrap().to_string(),
+        app["app"]["secret"].as_str().unwrap().to_string(),
+    );
+
+    let live: Mutex<HashSet<String>> = Mutex::default();
+    let spent: Mutex<HashSet<String>> = Mutex::default();
+    let stop = AtomicBool::new(false);
+    let redeem = |agent: &ureq::Agent, token: &str| -> Option<(u16, serde_json::Value)> {
+        let mut res = agent
+            .post(format!("{url}/oauth2/v1/token"))
+            .content_type("application/x-www-form-urlencoded")
+            .send(format!("grant_type=refresh_token&refresh_token={token}"))
+            .ok()?;
+        let status = res.status().as_u16();
+        Some((status, serde_json::from_str(&res.body_mut().read_to_string().ok()?).ok()?))
+    };
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let agent = self::agent();
+                while !stop.load(Ordering::Relaxed) {
+                    let issued = agent
+                        .post(format!("{url}/oauth2/v1/token"))
+                        .header("authorization", &basic(&id, &secret))
+                        .content_type("application/x-www-form-urlencoded")
+                        .send("grant_type=client_credentials");
+                    let Ok(mut issued) = issued else { break };
+                    let Ok(text) = issued.body_mut().read_to_string() else { break };
+                    let Ok(body) = serde_json::from_str::<serde_json::Value>(&text) else { break };
+                    let mut current = body["refresh_token"].as_str().unwrap().to_string();
+                    live.lock().unwrap().insert(current.clone());
+                    for _ in 0..3 {
+                        // In flight: neither live nor spent until the answer says which.
+                        live.lock().unwrap().remove(&current);
+                        match redeem(&agent, &current) {
+                            Some((200, body)) => {
+                                spent.lock().unwrap().insert(current.clone());
+                                current = body["refresh_token"].as_str().unwrap().to_string();
+                                live.lock().unwrap().insert(current.clone());
+                            }
+                            _ => return,
+                        }
+                    }
+                }
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        proc.0.kill().expect("kill -9");
+        stop.store(true, Ordering::Relaxed);
+    });
+    proc.0.wait().ok();
+    drop(proc);
+
+    let live = live.into_inner().unwrap();
+    let spent = spent.into_inner().unwrap();
+    assert!(live.len() >= 10, "the load ran ({} live, {} spent)", live.len(), spent.len());
+    let (_proc, url2) = spawn(dir.path());
+    let check = |token: &str| {
+        let mut res = agent
+            .post(format!("{url2}/oauth2/v1/token"))
+            .content_type("application/x-www-form-urlencoded")
+            .send(format!("grant_type=refresh_token&refresh_token={token}"))
+            .unwrap();
+        res.status().as_u16()
+    };
+    for token in &live {
+        assert_eq!(check(token), 200, "a returned refresh token was lost");
+    }
+    for token in &spent {
+        assert_eq!(check(token), 400, "a spent refresh token was redeemable again");
+    }
+}

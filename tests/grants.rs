@@ -411,3 +411,112 @@ fn the_store_file_holds_no_raw_refresh_token_or_secret() {
     }
     drop(dir);
 }
+
+#[derive(Debug, Clone)]
+enum FamilyOp {
+    Redeem,
+    Replay(usize),
+    Revoke,
+    Advance(u64),
+    Disable,
+    Enable,
+    CheckAccess,
+}
+
+fn family_op() -> impl proptest::strategy::Strategy<Value = FamilyOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        5 => Just(FamilyOp::Redeem),
+        1 => (0usize..8).prop_map(FamilyOp::Replay),
+        1 => Just(FamilyOp::Revoke),
+        2 => (0u64..400).prop_map(FamilyOp::Advance),
+        1 => Just(FamilyOp::Disable),
+        1 => Just(FamilyOp::Enable),
+        3 => Just(FamilyOp::CheckAccess),
+    ]
+}
+
+/// The reference model of one refresh family: what must succeed and what must not.
+#[derive(Debug)]
+struct Model {
+    current: String,
+    current_exp: u64,
+    spent: Vec<String>,
+    is_revoked: bool,
+    is_app_active: bool,
+    access: String,
+    access_exp: u64,
+}
+
+const REFRESH_TTL: u64 = 500;
+const ACCESS_TTL: u64 = 300;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 16, failure_persistence: None, ..Default::default() })]
+
+    /// A refresh family against its model over HTTP: redeem, replay, revoke, expire, disable.
+    #[test]
+    fn refresh_family_matches_its_model(ops in proptest::collection::vec(family_op(), 1..24)) {
+        let server = TestServer::start_with(|c| c.refresh_token_ttl = REFRESH_TTL);
+        let (app, id, secret) = server.create_app(json!({
+            "name": "m", "scopes": ["a"], "grantTypes": BOTH, "accessTokenTtlSecs": ACCESS_TTL
+        }));
+        let path = format!("/api/v1/apps/{}", app["id"].as_str().unwrap());
+        let first = server.token_response(&id, &secret, None);
+        let now = server.clock.now();
+        let mut m = Model {
+            current: rt(&first),
+            current_exp: now + REFRESH_TTL,
+            spent: Vec::new(),
+            is_revoked: false,
+            is_app_active: true,
+            access: first.json()["access_token"].as_str().unwrap().to_string(),
+            access_exp: now + ACCESS_TTL,
+        };
+        for op in ops {
+            let now = server.clock.now();
+            match op {
+                FamilyOp::Redeem => {
+                    let res = refresh(&server, &m.current, None, None);
+                    let should = !m.is_revoked && m.is_app_active && now < m.current_exp;
+                    proptest::prop_assert_eq!(res.status == 200, should, "redeem: {:?} {}", m, res.body);
+                    if should {
+                        m.spent.push(std::mem::replace(&mut m.current, rt(&res)));
+                        m.current_exp = now + REFRESH_TTL;
+                        m.access = res.json()["access_token"].as_str().unwrap().to_string();
+                        m.access_exp = now + ACCESS_TTL;
+                    } else if !m.is_app_active {
+                        m.is_revoked = true;
+                    }
+                }
+                FamilyOp::Replay(i) => {
+                    if m.spent.is_empty() { continue; }
+                    let token = m.spent[i % m.spent.len()].clone();
+                    let res = refresh(&server, &token, None, None);
+                    proptest::prop_assert_eq!(res.status, 400);
+                    m.is_revoked = true;
+                }
+                FamilyOp::Revoke => {
+                    // A disabled app cannot authenticate, so cannot revoke either.
+                    let status = revoke(&server, (&id, &secret), &m.current);
+                    proptest::prop_assert_eq!(status, if m.is_app_active { 200 } else { 401 });
+                    m.is_revoked |= m.is_app_active;
+                }
+                FamilyOp::Advance(s) => server.clock.advance(s),
+                FamilyOp::Disable | FamilyOp::Enable => {
+                    let active = matches!(op, FamilyOp::Enable);
+                    // A fresh root token: the clock may have outrun the first.
+                    let res = server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": active})));
+                    proptest::prop_assert_eq!(res.status, 200);
+                    m.is_app_active = active;
+                }
+                FamilyOp::CheckAccess => {
+                    let (rs, rs_secret) = (crate::support::ROOT_ID, crate::support::ROOT_SECRET);
+                    let active = introspect(&server, (rs, rs_secret), &m.access)["active"] == true;
+                    let should = !m.is_revoked && m.is_app_active && now < m.access_exp;
+                    proptest::prop_assert_eq!(active, should, "access: {:?}", m);
+                }
+            }
+        }
+    }
+}

@@ -55,6 +55,16 @@ def issuer(metadata):
     return metadata["issuer"]
 
 
+@pytest.fixture(scope="session")
+def introspect_url(base_url):
+    return f"{base_url}/oauth2/v1/introspect"
+
+
+@pytest.fixture(scope="session")
+def revoke_url(base_url):
+    return f"{base_url}/oauth2/v1/revoke"
+
+
 def fetch_token(token_url, client_id, client_secret, **params):
     """A plain RFC 6749 client_credentials request with client_secret_basic."""
     data = {"grant_type": "client_credentials", **params}
@@ -79,10 +89,16 @@ class Admin:
             method, f"{self.base_url}{path}", json=body, headers=headers, timeout=TIMEOUT
         )
 
-    def create_app(self, scopes, token_claims=None, name=None):
+    def create_app(
+        self, scopes, token_claims=None, name=None, grant_types=None, public_key_jwk=None
+    ):
         body = {"name": name or f"bb-{uuid.uuid4().hex[:10]}", "scopes": scopes}
         if token_claims is not None:
             body["tokenClaims"] = token_claims
+        if grant_types is not None:
+            body["grantTypes"] = grant_types
+        if public_key_jwk is not None:
+            body["publicKeyJwk"] = public_key_jwk
         r = self.call("POST", "/api/v1/apps", body)
         assert r.status_code == 201, r.text
         return r.json()["app"]
@@ -106,6 +122,28 @@ def svc_app(admin):
 def reader_app(admin):
     """An app holding only read_app."""
     return admin.create_app(["read_app"])
+
+
+REFRESH_GRANTS = ["client_credentials", "refresh_token"]
+
+
+@pytest.fixture
+def refresh_app(admin):
+    """A fresh app (per test) that also gets refresh tokens, holding read_app and read_key."""
+    return admin.create_app(["read_app", "read_key"], grant_types=REFRESH_GRANTS)
+
+
+def introspect(introspect_url, token, client_id, client_secret, **params):
+    """Raw RFC 7662 request with client_secret_basic; returns the parsed 200 body."""
+    r = requests.post(
+        introspect_url,
+        data={"token": token, **params},
+        auth=(client_id, client_secret),
+        timeout=TIMEOUT,
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["Cache-Control"] == "no-store"
+    return r.json()
 
 
 @pytest.fixture(scope="session")
