@@ -290,7 +290,7 @@ fn refresh_tokens_survive_kill_9_under_load() {
     assert!(live.len() >= 10, "the load ran ({} live, {} spent)", live.len(), spent.len());
     let (_proc, url2) = spawn(dir.path());
     let check = |token: &str| {
-        let mut res = agent
+        let res = agent
             .post(format!("{url2}/oauth2/v1/token"))
             .content_type("application/x-www-form-urlencoded")
             .send(format!("grant_type=refresh_token&refresh_token={token}"))

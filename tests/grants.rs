@@ -377,7 +377,7 @@ fn cleanup_removes_expired_grant_state() {
     let t1 = rt(&res);
     assert_eq!(revoke(&server, (&id, &secret), &access), 200);
     let grants = server.issuer().grants();
-    let store = grants.store();
+    let store = grants.store().unwrap();
     assert_eq!(store.revoked_access_tokens().unwrap().len(), 1);
     assert!(store.refresh_status(&tessera_actors::secret::hash_secret(&t1)).unwrap().is_some());
 

@@ -59,7 +59,8 @@ enum Msg {
 pub struct GrantStore {
     jobs: mpsc::Sender<Msg>,
     revoked: RevocationSet,
-    store: Arc<dyn Storage>,
+    /// For reads. Emptied by [`GrantStore::stop`], so no handle keeps the store open after it.
+    reader: Arc<std::sync::RwLock<Option<Arc<dyn Storage>>>>,
 }
 
 /// Commits at most this many operations in one transaction, so one batch never holds the
@@ -96,21 +97,24 @@ impl GrantStore {
             .name("grant-store".into())
             .spawn(move || committer(thread_store, thread_revoked, clock, queue, cleanup_every))
             .map_err(StoreError::Io)?;
-        Ok(GrantStore { jobs, revoked, store })
+        Ok(GrantStore { jobs, revoked, reader: Arc::new(std::sync::RwLock::new(Some(store))) })
     }
 
     pub fn revoked(&self) -> &RevocationSet {
         &self.revoked
     }
 
-    /// The store, for reads (introspection) that need no ordering with writes in flight.
-    pub fn store(&self) -> &Arc<dyn Storage> {
-        &self.store
+    /// The store, for reads (introspection) that need no ordering with writes in flight;
+    /// `Stopped` once the store has been let go.
+    pub fn store(&self) -> Result<Arc<dyn Storage>, GrantError> {
+        let reader = self.reader.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        reader.clone().ok_or(GrantError::Stopped)
     }
 
     /// Commits everything queued, then stops the committer and waits for it: after this the
     /// committer holds no reference to the store. Later submissions answer `Stopped`.
     pub fn stop(&self) {
+        self.reader.write().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         let (done, wait) = mpsc::channel();
         if self.jobs.send(Msg::Stop(done)).is_ok() {
             wait.recv().ok();

@@ -285,7 +285,7 @@ impl Issuer {
         &self,
         hash: [u8; 32],
     ) -> Result<Option<RefreshStatus>, OAuthError> {
-        let store = Arc::clone(self.grants.store());
+        let store = self.grants.store().map_err(store_failure)?;
         tokio::task::spawn_blocking(move || store.refresh_status(&hash))
             .await
             .map_err(store_failure)?
