@@ -1,0 +1,84 @@
+//! Group commit on the grant path, against its own floor: one durable redb commit of one
+//! small record. Figures are ratios to that baseline (BENCHMARKS.md).
+//!
+//! `cargo bench --bench grants`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rand::Rng;
+use redb::{Database, Durability, TableDefinition};
+use tessera_actors::clock::SystemClock;
+use tessera_actors::grants::GrantStore;
+use tessera_storage::{FamilyRecord, GrantOp, Storage, Store};
+
+const RAW: TableDefinition<&[u8], &[u8]> = TableDefinition::new("raw");
+
+fn family_op() -> GrantOp {
+    let mut token = [0u8; 32];
+    rand::rng().fill_bytes(&mut token);
+    let id = tessera_actors::secret::random_token(16);
+    let family = FamilyRecord {
+        id,
+        client_id: "bench-client".into(),
+        subject: "bench-client".into(),
+        scope: "orders:read".into(),
+        created_at: 1,
+        expires_at: u64::MAX / 2,
+        is_revoked: false,
+        access_tokens: vec![("jti-0123456789abcdef".into(), u64::MAX / 2)],
+    };
+    GrantOp::CreateFamily { family, token, token_expires_at: u64::MAX / 2 }
+}
+
+fn grants(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = Database::create(dir.path().join("raw.redb")).expect("raw db");
+    let store: Arc<dyn Storage> = Arc::new(Store::open(&dir.path().join("store"), None).expect("store"));
+    let grants = GrantStore::start(store, Arc::new(SystemClock), Duration::from_secs(3600)).expect("start");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+
+    let mut group = c.benchmark_group("grants");
+    group.sample_size(20).measurement_time(Duration::from_secs(8));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("baseline_one_durable_redb_commit", |b| {
+        b.iter(|| {
+            let mut txn = raw.begin_write().expect("txn");
+            txn.set_durability(Durability::Immediate).expect("durability");
+            {
+                let mut table = txn.open_table(RAW).expect("table");
+                let mut key = [0u8; 32];
+                rand::rng().fill_bytes(&mut key);
+                table.insert(key.as_slice(), black_box([7u8; 200].as_slice())).expect("insert");
+            }
+            txn.commit().expect("commit");
+        })
+    });
+    group.bench_function("one_family_alone", |b| {
+        b.iter(|| rt.block_on(grants.submit(family_op())).expect("commit"))
+    });
+    for concurrent in [16u64, 64] {
+        group.throughput(Throughput::Elements(concurrent));
+        group.bench_function(format!("{concurrent}_families_concurrently"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let mut set = tokio::task::JoinSet::new();
+                    for _ in 0..concurrent {
+                        let grants = grants.clone();
+                        set.spawn(async move { grants.submit(family_op()).await });
+                    }
+                    while let Some(done) = set.join_next().await {
+                        done.expect("task").expect("commit");
+                    }
+                })
+            })
+        });
+    }
+    group.finish();
+    grants.stop();
+}
+
+criterion_group!(benches, grants);
+criterion_main!(benches);
