@@ -36,9 +36,15 @@ fn family_op() -> GrantOp {
 fn grants(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = Database::create(dir.path().join("raw.redb")).expect("raw db");
-    let store: Arc<dyn Storage> = Arc::new(Store::open(&dir.path().join("store"), None).expect("store"));
-    let grants = GrantStore::start(store, Arc::new(SystemClock), Duration::from_secs(3600)).expect("start");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let store: Arc<dyn Storage> =
+        Arc::new(Store::open(&dir.path().join("store"), None).expect("store"));
+    let grants =
+        GrantStore::start(store, Arc::new(SystemClock), Duration::from_secs(3600)).expect("start");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     let mut group = c.benchmark_group("grants");
     group.sample_size(20).measurement_time(Duration::from_secs(8));

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Load test: the release server on loopback, POST /oauth2/v1/token against GET /healthz in one
-# run, so the figure is a ratio that holds on a noisy shared machine (BENCHMARKS.md).
+# Load test: the release server on loopback; every token scenario against GET /healthz and
+# against each other in one run, so the figures are ratios that hold on a noisy shared machine
+# (BENCHMARKS.md). Scenarios: access token only; client_credentials that also opens a durable
+# refresh-token family (group committed); refresh-token redemption (rotating, durable).
 #
 #   scripts/load.sh [seconds per run, default 10] [connections, default 64]
 #
@@ -35,12 +37,61 @@ APP=$(curl -sf -H "Authorization: Bearer $ROOT_TOKEN" -H 'content-type: applicat
 CLIENT_ID=$(echo "$APP" | python3 -c 'import json,sys; print(json.load(sys.stdin)["app"]["clientId"])')
 SECRET=$(echo "$APP" | python3 -c 'import json,sys; print(json.load(sys.stdin)["app"]["secret"])')
 BASIC=$(printf '%s:%s' "$CLIENT_ID" "$SECRET" | base64 -w0)
+RAPP=$(curl -sf -H "Authorization: Bearer $ROOT_TOKEN" -H 'content-type: application/json' \
+  -d '{"name":"load-refresh","scopes":["orders:read"],"grantTypes":["client_credentials","refresh_token"]}' "$URL/api/v1/apps")
+RBASIC=$(echo "$RAPP" | python3 -c 'import json,sys,base64; a=json.load(sys.stdin)["app"]; print(base64.b64encode((a["clientId"]+":"+a["secret"]).encode()).decode())')
+# Refresh tokens to start the redemption chains: one per connection and some to spare.
+for _ in $(seq 1 $((CONNS * 2))); do
+  curl -sf -H "Authorization: Basic $RBASIC" -d grant_type=client_credentials "$URL/oauth2/v1/token" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])'
+done >"$DATA/refresh-tokens.txt"
 
 cat >"$DATA/token.lua" <<LUA
 wrk.method = "POST"
 wrk.body = "grant_type=client_credentials&scope=orders:read"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic $BASIC"
+done = function(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("NON2XX %d\n", errors))
+end
+LUA
+
+cat >"$DATA/cc-refresh.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials&scope=orders:read"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $RBASIC"
+done = function(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("NON2XX %d\n", errors))
+end
+LUA
+
+# Each answer carries the next refresh token; each thread keeps a queue of them.
+cat >"$DATA/redeem.lua" <<LUA
+local next_id = 1
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+end
+function init(args)
+  queue = {}
+  local i = 0
+  for line in io.lines("$DATA/refresh-tokens.txt") do
+    if i % $THREADS == id - 1 then table.insert(queue, line) end
+    i = i + 1
+  end
+end
+function request()
+  local token = table.remove(queue) or "exhausted"
+  return wrk.format("POST", nil, {["Content-Type"] = "application/x-www-form-urlencoded"},
+    "grant_type=refresh_token&refresh_token=" .. token)
+end
+function response(status, headers, body)
+  local token = string.match(body, '"refresh_token":"([^"]+)"')
+  if token then table.insert(queue, token) end
+end
 done = function(summary, latency, requests)
   local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
   io.write(string.format("NON2XX %d\n", errors))
@@ -59,11 +110,20 @@ run() { # name, extra wrk args...
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $CONNS connections, ${DURATION}s each"
 HEALTH=$(run healthz "$URL/healthz")
 TOKEN=$(run token -s "$DATA/token.lua" "$URL/oauth2/v1/token")
-grep NON2XX "$DATA/token.out" | grep -qx 'NON2XX 0' || { echo "token run had errors:"; cat "$DATA/token.out"; exit 1; }
-echo "$HEALTH" | awk '{printf "GET  /healthz          %10.0f req/s   p99 %s\n", $2, $3}'
-echo "$TOKEN" | awk '{printf "POST /oauth2/v1/token   %10.0f req/s   p99 %s\n", $2, $3}'
-python3 - "$HEALTH" "$TOKEN" <<'PY'
+CCREFRESH=$(run cc-refresh -s "$DATA/cc-refresh.lua" "$URL/oauth2/v1/token")
+REDEEM=$(run redeem -s "$DATA/redeem.lua" "$URL/oauth2/v1/token")
+for name in token cc-refresh redeem; do
+  grep NON2XX "$DATA/$name.out" | grep -qx 'NON2XX 0' || { echo "$name run had errors:"; cat "$DATA/$name.out"; exit 1; }
+done
+fmt() { awk -v label="$1" '{printf "%-44s %10.0f req/s   p99 %s\n", label, $2, $3}'; }
+echo "$HEALTH" | fmt "GET  /healthz"
+echo "$TOKEN" | fmt "POST token: access token only"
+echo "$CCREFRESH" | fmt "POST token: + refresh token (durable)"
+echo "$REDEEM" | fmt "POST token: refresh redemption (durable)"
+python3 - "$HEALTH" "$TOKEN" "$CCREFRESH" "$REDEEM" <<'PY'
 import sys
-h, t = sys.argv[1].split(), sys.argv[2].split()
-print(f"ratio token/healthz: {float(t[1]) / float(h[1]):.2f}")
+h, t, c, r = (float(a.split()[1]) for a in sys.argv[1:])
+print(f"ratio access-token / healthz:          {t / h:.2f}")
+print(f"ratio with refresh / access-only:      {c / t:.2f}   (target >= 0.5)")
+print(f"ratio refresh redemption / access-only: {r / t:.2f}   (target >= 0.4)")
 PY

@@ -112,7 +112,13 @@ pub fn prepare(
     config.validate().map_err(StartError::Config)?;
     let store: Arc<dyn Storage> = Arc::new(Store::open(&config.data_dir, kek)?);
     let limits = AppLimits { max_token_ttl: config.max_access_token_ttl };
-    let mut registry = ClientRegistry::load(Arc::clone(&store), Arc::clone(&clock), limits)?;
+    let grants = GrantStore::start(
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        std::time::Duration::from_secs(config.grant_cleanup_every),
+    )?;
+    let mut registry =
+        ClientRegistry::load(Arc::clone(&store), grants.clone(), Arc::clone(&clock), limits)?;
     let mut root_credentials_file = None;
     if registry.needs_root()? {
         // Generated credentials reach the file before the app exists: a crash in between
@@ -140,11 +146,6 @@ pub fn prepare(
         max_assertion_lifetime: config.max_assertion_lifetime,
         assertion_audiences,
     };
-    let grants = GrantStore::start(
-        Arc::clone(&store),
-        Arc::clone(&clock),
-        std::time::Duration::from_secs(config.grant_cleanup_every),
-    )?;
     let limits = Limits {
         window_secs: config.rate_window,
         per_client: config.failures_per_client,

@@ -137,6 +137,12 @@ fn a_disabled_app_and_expiry_end_the_family() {
         "the family stays ended"
     );
 
+    // Ended at the moment of disabling, even if re-enabled before the token comes back.
+    let t1b = rt(&server.token_response(&id, &secret, None));
+    server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": false})));
+    server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": true})));
+    assert_eq!(refresh(&server, &t1b, None, None).json()["error"], "invalid_grant");
+
     let t2 = rt(&server.token_response(&id, &secret, None));
     let t3 = rt(&refresh(&server, &t2, None, None));
     server.clock.advance(999);
@@ -508,6 +514,8 @@ proptest::proptest! {
                     // A fresh root token: the clock may have outrun the first.
                     let res = server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": active})));
                     proptest::prop_assert_eq!(res.status, 200);
+                    // Disabling ends the app's families at once, whatever comes after.
+                    m.is_revoked |= m.is_app_active && !active;
                     m.is_app_active = active;
                 }
                 FamilyOp::CheckAccess => {
@@ -519,4 +527,27 @@ proptest::proptest! {
             }
         }
     }
+}
+
+/// Issue 3: the scheduled sweep also runs while the grant queue never goes idle.
+#[test]
+fn cleanup_runs_under_steady_load() {
+    let server = TestServer::start_with(|c| {
+        c.refresh_token_ttl = 100;
+        c.grant_cleanup_every = 1;
+    });
+    let (_, id, secret) = refresh_app(&server, &["a"]);
+    let res = server.token_response(&id, &secret, None);
+    let access = res.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(revoke(&server, (&id, &secret), &access), 200);
+    server.clock.advance(3601);
+    let store = server.issuer().grants().store().unwrap();
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(2500) {
+        rt(&server.token_response(&id, &secret, None));
+        if store.revoked_access_tokens().unwrap().is_empty() {
+            return;
+        }
+    }
+    panic!("no sweep ran while grants kept arriving");
 }

@@ -5,6 +5,9 @@ use std::collections::HashSet;
 
 use jwt_simple::prelude::*;
 
+/// Clock skew allowed between a client and us when checking `exp`, `nbf` and `iat`.
+pub const CLOCK_TOLERANCE: u64 = 30;
+
 /// A checked assertion: who it speaks for, and what the replay cache must remember.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assertion {
@@ -49,7 +52,7 @@ pub fn verify(
         allowed_issuers: Some(HashSet::from([client_id.to_string()])),
         required_subject: Some(client_id.to_string()),
         allowed_audiences: Some(audiences.iter().cloned().collect()),
-        time_tolerance: Some(Duration::from_secs(30)),
+        time_tolerance: Some(Duration::from_secs(CLOCK_TOLERANCE)),
         artificial_time: Some(UnixTimeStamp::from_secs(now)),
         max_validity: Some(Duration::from_secs(max_lifetime)),
         ..Default::default()

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message};
-use tessera_storage::{AppRecord, Storage, StoreError};
+use tessera_storage::{AppRecord, GrantOp, Storage, StoreError};
+
+use crate::grants::GrantStore;
 
 use crate::app::{self, AppPatch, GRANT_CLIENT_CREDENTIALS, NewApp};
 use crate::client::{Client, ClientTable};
@@ -52,6 +54,7 @@ pub struct AppLimits {
 
 pub struct ClientRegistry {
     store: Arc<dyn Storage>,
+    grants: GrantStore,
     apps: BTreeMap<String, AppRecord>,
     table: ClientTable,
     clock: SharedClock,
@@ -76,6 +79,7 @@ impl ClientRegistry {
     /// Loads every app and publishes them before the actor starts serving.
     pub fn load(
         store: Arc<dyn Storage>,
+        grants: GrantStore,
         clock: SharedClock,
         limits: AppLimits,
     ) -> Result<ClientRegistry, StoreError> {
@@ -85,7 +89,16 @@ impl ClientRegistry {
             table.put(Client::from_record(&app));
             apps.insert(app.id.clone(), app);
         }
-        Ok(ClientRegistry { store, apps, table, clock, limits })
+        Ok(ClientRegistry { store, grants, apps, table, clock, limits })
+    }
+
+    /// Ends every refresh family of an app that is being disabled or deleted, before the app
+    /// change commits: a failed change then leaves the families ended, never the reverse.
+    fn end_families(&self, client_id: &str) -> Result<(), RegistryError> {
+        self.grants
+            .submit_blocking(GrantOp::RevokeClient { client_id: client_id.to_string() })
+            .map(drop)
+            .map_err(|e| RegistryError::Store(StoreError::Io(std::io::Error::other(e.to_string()))))
     }
 
     pub fn table(&self) -> ClientTable {
@@ -236,6 +249,9 @@ impl ClientRegistry {
             record.grant_types = app::check_grant_types(grants).map_err(RegistryError::Invalid)?;
         }
         if let Some(active) = patch.is_active {
+            if record.is_active && !active {
+                self.end_families(&record.client_id)?;
+            }
             record.is_active = active;
         }
         if let Some(metadata) = patch.metadata {
@@ -264,6 +280,7 @@ impl ClientRegistry {
         let record = self.existing(id)?;
         policy::check_manage_app(caller, &record.scopes)?;
         let client_id = record.client_id.clone();
+        self.end_families(&client_id)?;
         self.store.delete_app(id)?;
         self.table.remove(&client_id);
         self.apps.remove(id);

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use tessera_storage::{GrantOp, GrantOutcome, Storage, StoreError};
@@ -43,9 +43,27 @@ impl RevocationSet {
     }
 }
 
+type Answer = Result<GrantOutcome, Arc<StoreError>>;
+
+/// Where an answer goes: an awaiting task, or a thread blocked on it (an actor's own thread,
+/// where a runtime forbids blocking on a task channel).
+enum Reply {
+    Task(oneshot::Sender<Answer>),
+    Thread(mpsc::Sender<Answer>),
+}
+
+impl Reply {
+    fn send(self, answer: Answer) {
+        match self {
+            Reply::Task(tx) => drop(tx.send(answer)),
+            Reply::Thread(tx) => drop(tx.send(answer)),
+        }
+    }
+}
+
 struct Job {
     op: GrantOp,
-    reply: oneshot::Sender<Result<GrantOutcome, Arc<StoreError>>>,
+    reply: Reply,
 }
 
 enum Msg {
@@ -124,7 +142,9 @@ impl GrantStore {
     /// Queues `op` and waits until the batch holding it is committed.
     pub async fn submit(&self, op: GrantOp) -> Result<GrantOutcome, GrantError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Msg::Job(Job { op, reply })).map_err(|_| GrantError::Stopped)?;
+        self.jobs
+            .send(Msg::Job(Job { op, reply: Reply::Task(reply) }))
+            .map_err(|_| GrantError::Stopped)?;
         match answer.await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(e)) => Err(GrantError::Store(e)),
@@ -132,11 +152,13 @@ impl GrantStore {
         }
     }
 
-    /// The same, blocking the calling thread (tests, CLI).
+    /// The same, blocking the calling thread (actors on their own thread, the CLI, tests).
     pub fn submit_blocking(&self, op: GrantOp) -> Result<GrantOutcome, GrantError> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs.send(Msg::Job(Job { op, reply })).map_err(|_| GrantError::Stopped)?;
-        match answer.blocking_recv() {
+        let (reply, answer) = mpsc::channel();
+        self.jobs
+            .send(Msg::Job(Job { op, reply: Reply::Thread(reply) }))
+            .map_err(|_| GrantError::Stopped)?;
+        match answer.recv() {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(e)) => Err(GrantError::Store(e)),
             Err(_) => Err(GrantError::Stopped),
@@ -151,22 +173,27 @@ fn committer(
     queue: mpsc::Receiver<Msg>,
     cleanup_every: Duration,
 ) {
+    // Swept on a schedule whether the queue is idle or busy: under steady load the queue never
+    // times out, and the store must not grow without bound then either.
+    let mut last_cleanup = Instant::now();
     loop {
-        let first = match queue.recv_timeout(cleanup_every) {
+        if last_cleanup.elapsed() >= cleanup_every {
+            let now = clock.now();
+            match store.apply_grants(&[GrantOp::Cleanup { now }]) {
+                Ok(_) => revoked.prune(now),
+                Err(e) => tracing::error!(error = %e, "grant cleanup failed; will retry"),
+            }
+            last_cleanup = Instant::now();
+        }
+        let wait = cleanup_every.saturating_sub(last_cleanup.elapsed());
+        let first = match queue.recv_timeout(wait) {
             Ok(Msg::Job(job)) => job,
             Ok(Msg::Stop(done)) => {
                 drop(store);
                 done.send(()).ok();
                 return;
             }
-            Err(RecvTimeoutError::Timeout) => {
-                let now = clock.now();
-                match store.apply_grants(&[GrantOp::Cleanup { now }]) {
-                    Ok(_) => revoked.prune(now),
-                    Err(e) => tracing::error!(error = %e, "grant cleanup failed; will retry"),
-                }
-                continue;
-            }
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
         // Group commit: everything that queued up while the last commit ran goes in this one.
@@ -192,14 +219,14 @@ fn committer(
                     if let GrantOutcome::Cleaned { .. } = outcome {
                         revoked.prune(clock.now());
                     }
-                    job.reply.send(Ok(outcome)).ok();
+                    job.reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, ops = ops.len(), "grant batch not committed");
                 let e = Arc::new(e);
                 for job in batch {
-                    job.reply.send(Err(Arc::clone(&e))).ok();
+                    job.reply.send(Err(Arc::clone(&e)));
                 }
             }
         }

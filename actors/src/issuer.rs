@@ -24,7 +24,7 @@ use crate::keyset::{SharedKeySet, Signer};
 use crate::limiter::{FailureLimiter, LimitKey, Limits};
 use crate::oauth::OAuthError;
 use crate::policy::grant_scope;
-use crate::request::{Credentials, TokenRequest};
+use crate::request::{self, Credentials, TokenRequest};
 use crate::secret::{hash_secret, random_token};
 
 #[derive(Debug, Clone)]
@@ -232,7 +232,12 @@ impl Issuer {
         let hash = hash_secret(presented);
         let status = self.refresh_status(hash).await?.ok_or(INVALID_GRANT)?;
         let RefreshStatus { record, family } = status;
-        if authenticated.as_ref().is_some_and(|c| c.client_id != record.client_id) {
+        // Whoever the request names, by credentials or a bare client_id, must own the token.
+        let named = match &req.credentials {
+            request::Credentials::ClientId(id) => Some(id.as_str()),
+            _ => authenticated.as_ref().map(|c| c.client_id.as_str()),
+        };
+        if named.is_some_and(|id| id != record.client_id) {
             return Err(INVALID_GRANT);
         }
         let client = match self.clients.get(&record.client_id) {
@@ -388,7 +393,11 @@ impl Issuer {
         let key = format!("{}\0{}", checked.client_id, checked.jti);
         match self
             .grants
-            .submit(GrantOp::RecordAssertion { key, exp: checked.exp })
+            // Kept past `exp` by the verifier's clock tolerance: no sweep opens a replay window.
+            .submit(GrantOp::RecordAssertion {
+                key,
+                exp: checked.exp.saturating_add(assertion::CLOCK_TOLERANCE),
+            })
             .await
             .map_err(store_failure)?
         {

@@ -122,7 +122,10 @@ async fn introspect(
                 if !record.is_spent
                     && !family.is_revoked
                     && issuer.now() < record.expires_at
-                    && is_active_client(&record.client_id) =>
+                    && issuer
+                        .clients()
+                        .get(&record.client_id)
+                        .is_some_and(|c| c.is_active && c.has_refresh_token) =>
             {
                 json!({
                     "active": true, "scope": family.scope, "client_id": record.client_id,

@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use tessera_actors::app::NewApp;
 use tessera_actors::clients::{AppLimits, ClientRegistry, Page, RotationStep};
 use tessera_actors::clock::SystemClock;
+use tessera_actors::grants::GrantStore;
 use tessera_actors::keys::KeyRing;
 use tessera_actors::policy::Caller;
 use tessera_storage::{Storage, Store, StoreError};
@@ -124,7 +125,11 @@ pub fn apps(command: AppsCommand) -> ExitCode {
         };
         let (store, config) = open(dir)?;
         let limits = AppLimits { max_token_ttl: config.max_access_token_ttl };
-        let mut registry = ClientRegistry::load(store, Arc::new(SystemClock), limits)
+        let clock = Arc::new(SystemClock);
+        let cleanup = std::time::Duration::from_secs(config.grant_cleanup_every);
+        let grants = GrantStore::start(Arc::clone(&store), clock.clone(), cleanup)
+            .map_err(|e| e.to_string())?;
+        let mut registry = ClientRegistry::load(store, grants.clone(), clock, limits)
             .map_err(|e| e.to_string())?;
         match command {
             AppsCommand::Create { name, scopes, description, .. } => {

@@ -54,6 +54,8 @@ pub enum GrantOp {
     RevokeFamily { token: TokenHash, client_id: Option<String> },
     /// Revokes one access token until its expiry.
     RevokeAccess { jti: String, exp: u64 },
+    /// Ends every family of a client (the app was disabled or deleted).
+    RevokeClient { client_id: String },
     /// Records a used client assertion; `Replayed` when it was seen before.
     RecordAssertion { key: String, exp: u64 },
     /// Removes everything that has expired by `now`.
@@ -143,6 +145,27 @@ pub(crate) fn apply(txn: &WriteTransaction, op: &GrantOp) -> Result<GrantOutcome
                 return Ok(GrantOutcome::NoMatch);
             }
             revoke_family(txn, &record.family)
+        }
+        GrantOp::RevokeClient { client_id } => {
+            let ids: Vec<String> = {
+                let table = txn.open_table(FAMILIES).map_err(db)?;
+                let mut ids = Vec::new();
+                for entry in table.iter().map_err(db)? {
+                    let (id, value) = entry.map_err(db)?;
+                    let family: FamilyRecord = decode(value.value())?;
+                    if family.client_id == *client_id && !family.is_revoked {
+                        ids.push(id.value().to_string());
+                    }
+                }
+                ids
+            };
+            let mut jtis = Vec::new();
+            for id in ids {
+                if let GrantOutcome::Revoked(mut more) = revoke_family(txn, &id)? {
+                    jtis.append(&mut more);
+                }
+            }
+            Ok(GrantOutcome::Revoked(jtis))
         }
         GrantOp::RevokeAccess { jti, exp } => {
             txn.open_table(REVOKED_JTIS).map_err(db)?.insert(jti.as_str(), *exp).map_err(db)?;

@@ -77,7 +77,9 @@ def test_access_token_with_own_audience(admin, token_url, introspect_url):
 def test_active_refresh_token(admin, token_url, introspect_url, issuer):
     app = admin.create_app(["read_app", "read_key"], grant_types=REFRESH_GRANTS)
     token = fetch_token(token_url, app["clientId"], app["secret"], scope="read_app")
-    body = introspected(app, introspect_url, token["refresh_token"], token_type_hint="refresh_token")
+    body = introspected(
+        app, introspect_url, token["refresh_token"], token_type_hint="refresh_token"
+    )
     assert body["active"] is True
     assert body["client_id"] == body["sub"] == app["clientId"]
     assert body["scope"] == "read_app"
@@ -158,7 +160,9 @@ def test_introspection_requires_client_authentication(admin, token_url, introspe
 
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
-def test_revoked_access_token_is_refused_at_once(method, admin, token_url, introspect_url, revoke_url):
+def test_revoked_access_token_is_refused_at_once(
+    method, admin, token_url, introspect_url, revoke_url
+):
     app = admin.create_app(["read_key"])
     at = fetch_token(token_url, app["clientId"], app["secret"])["access_token"]
     other = fetch_token(token_url, app["clientId"], app["secret"])["access_token"]

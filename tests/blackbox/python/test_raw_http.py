@@ -206,17 +206,19 @@ def test_discovery_metadata(base_url):
     assert {"root", "read_app", "write_app"} <= set(md["scopes_supported"])
 
 
-@pytest.mark.xfail(
-    reason="server bug: RFC 8414 metadata lacks introspection_endpoint and revocation_endpoint "
-    "(API.md §3), and POST /oauth2/v1/introspect and /oauth2/v1/revoke answer 404",
-    strict=False,
-)
 def test_discovery_metadata_names_introspection_and_revocation(base_url):
     md = requests.get(
         f"{base_url}/.well-known/oauth-authorization-server", timeout=TIMEOUT
     ).json()
     assert md["introspection_endpoint"] == f"{base_url}/oauth2/v1/introspect"
     assert md["revocation_endpoint"] == f"{base_url}/oauth2/v1/revoke"
+    assert {"client_credentials", "refresh_token"} <= set(md["grant_types_supported"])
+    assert "private_key_jwt" in md["token_endpoint_auth_methods_supported"]
+    # Both endpoints exist and want client authentication (not 404).
+    for url in (md["introspection_endpoint"], md["revocation_endpoint"]):
+        r = requests.post(url, data={"token": "x"}, timeout=TIMEOUT)
+        assert r.status_code == 401, url
+        assert r.json()["error"] == "invalid_client"
 
 
 def test_jwks_shape_cache_headers_and_304(base_url, root_token):

@@ -3,6 +3,7 @@ opt-in refresh tokens with client_credentials, rotation on every use, reuse dete
 the whole family, refresh-token-only requests, client binding and scope narrowing."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -61,6 +62,20 @@ def test_refresh_rotates_on_every_use(method, refresh_app, token_url, verify, ad
     assert keys_status(admin, first["access_token"]) == 200
 
 
+def test_spent_refresh_token_is_inactive_while_its_successor_is_active(
+    refresh_app, token_url, introspect_url
+):
+    s = session(refresh_app)
+    old = s.fetch_token(token_url, grant_type="client_credentials")["refresh_token"]
+    new = s.refresh_token(token_url)["refresh_token"]
+    creds = refresh_app["clientId"], refresh_app["secret"]
+    # Introspection only reads: asking twice changes nothing, and spends nothing.
+    for _ in range(2):
+        assert introspect(introspect_url, old, *creds) == {"active": False}
+        assert introspect(introspect_url, new, *creds)["active"] is True
+    assert s.refresh_token(token_url)["refresh_token"] != new
+
+
 def test_reusing_a_spent_refresh_token_revokes_the_family(
     refresh_app, token_url, admin, introspect_url
 ):
@@ -90,6 +105,60 @@ def test_reusing_a_spent_refresh_token_revokes_the_family(
     fresh = session(refresh_app).fetch_token(token_url, grant_type="client_credentials")
     assert keys_status(admin, fresh["access_token"]) == 200
     assert session(refresh_app).refresh_token(token_url, refresh_token=fresh["refresh_token"])
+
+
+def test_concurrent_use_of_one_refresh_token_has_one_winner(refresh_app, token_url, admin):
+    rt = session(refresh_app).fetch_token(token_url, grant_type="client_credentials")[
+        "refresh_token"
+    ]
+    data = {"grant_type": "refresh_token", "refresh_token": rt}
+    auth = (refresh_app["clientId"], refresh_app["secret"])
+
+    def attempt(_):
+        return requests.post(token_url, data=data, auth=auth, timeout=TIMEOUT)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(attempt, range(6)))
+    ok = [r for r in answers if r.status_code == 200]
+    assert len(ok) == 1, [(r.status_code, r.text) for r in answers]
+    for r in answers:
+        if r.status_code != 200:
+            assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    # The losers presented a spent token: reuse, so the winner's family is gone as well.
+    winner = ok[0].json()
+    assert keys_status(admin, winner["access_token"]) == 401
+    r = requests.post(
+        token_url,
+        data={"grant_type": "refresh_token", "refresh_token": winner["refresh_token"]},
+        auth=auth,
+        timeout=TIMEOUT,
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"isActive": False}, {"grantTypes": ["client_credentials"]}],
+    ids=["disabled", "grant_removed"],
+)
+def test_app_that_may_no_longer_refresh_loses_its_families(change, refresh_app, token_url, admin):
+    s = session(refresh_app)
+    rt = s.fetch_token(token_url, grant_type="client_credentials")["refresh_token"]
+    r = admin.call("PUT", f"/api/v1/apps/{refresh_app['id']}", change)
+    assert r.status_code == 200, r.text
+    refused = requests.post(
+        token_url, data={"grant_type": "refresh_token", "refresh_token": rt}, timeout=TIMEOUT
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_grant"
+    # Restoring the app does not bring the ended family back.
+    r = admin.call(
+        "PUT", f"/api/v1/apps/{refresh_app['id']}", {"isActive": True, "grantTypes": REFRESH_GRANTS}
+    )
+    assert r.status_code == 200, r.text
+    with pytest.raises(OAuthError) as e:
+        s.refresh_token(token_url, refresh_token=rt)
+    assert e.value.error == "invalid_grant"
 
 
 def test_refresh_token_alone_is_accepted(refresh_app, token_url, verify):

@@ -28,9 +28,10 @@ export async function rawToken(clientId, secret, params = {}) {
 }
 
 let rootToken;
-export async function createApp(scopes, tokenClaims) {
+// `extra` takes further app fields, e.g. { grantTypes: [...], publicKeyJwk: {...} }.
+export async function createApp(scopes, tokenClaims, extra = {}) {
   rootToken ??= (await rawToken(ROOT_ID, ROOT_SECRET)).access_token;
-  const body = { name: `bb-js-${randomUUID().slice(0, 8)}`, scopes };
+  const body = { name: `bb-js-${randomUUID().slice(0, 8)}`, scopes, ...extra };
   if (tokenClaims) body.tokenClaims = tokenClaims;
   const res = await fetch(`${BASE}/api/v1/apps`, {
     method: 'POST',
@@ -39,4 +40,15 @@ export async function createApp(scopes, tokenClaims) {
   });
   if (res.status !== 201) throw new Error(`create app: ${res.status} ${await res.text()}`);
   return (await res.json()).app;
+}
+
+export const REFRESH_GRANTS = ['client_credentials', 'refresh_token'];
+
+// Status of GET /api/v1/keys (needs read_key) with the given access token.
+export async function keysStatus(accessToken) {
+  const res = await fetch(`${BASE}/api/v1/keys`, {
+    headers: { authorization: `Bearer ${accessToken}` },
+  });
+  await res.arrayBuffer();
+  return res.status;
 }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oauth from 'oauth4webapi';
 import * as jose from 'jose';
-import { BASE, createApp } from './helpers.js';
+import { BASE, REFRESH_GRANTS, createApp, keysStatus } from './helpers.js';
 
 test('discoveryRequest + clientCredentialsGrantRequest', async () => {
   const app = await createApp(['read_app']);
@@ -28,4 +28,64 @@ test('discoveryRequest + clientCredentialsGrantRequest', async () => {
     { issuer: as.issuer, audience: as.issuer, typ: 'at+jwt', algorithms: ['EdDSA'] },
   );
   assert.equal(payload.client_id, app.clientId);
+});
+
+test('refresh, introspection and revocation requests with PrivateKeyJwt (Ed25519)', async () => {
+  const insecure = { [oauth.allowInsecureRequests]: true };
+  const issuer = new URL(BASE);
+  const as = await oauth
+    .discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure })
+    .then((r) => oauth.processDiscoveryResponse(issuer, r));
+
+  const { privateKey, publicKey } = await jose.generateKeyPair('EdDSA', { crv: 'Ed25519' });
+  const app = await createApp(['read_key'], undefined, {
+    grantTypes: REFRESH_GRANTS,
+    publicKeyJwk: await jose.exportJWK(publicKey),
+  });
+  const c = { client_id: app.clientId };
+  // The metadata offers EdDSA only; oauth4webapi would name the key's algorithm "Ed25519".
+  const auth = oauth.PrivateKeyJwt(privateKey, {
+    [oauth.modifyAssertion]: (header, payload) => {
+      header.alg = 'EdDSA';
+      assert.equal(payload.aud, as.issuer);
+    },
+  });
+
+  const first = await oauth.processClientCredentialsResponse(
+    as, c, await oauth.clientCredentialsGrantRequest(as, c, auth, new URLSearchParams(), insecure),
+  );
+  assert.equal(first.refresh_token.length, 43);
+  const second = await oauth.processRefreshTokenResponse(
+    as, c, await oauth.refreshTokenGrantRequest(as, c, auth, first.refresh_token, insecure),
+  );
+  assert.notEqual(second.refresh_token, first.refresh_token);
+  assert.equal(second.scope, 'read_key');
+
+  // Reuse of the spent token: RFC 6749 invalid_grant.
+  await assert.rejects(
+    oauth.processRefreshTokenResponse(
+      as, c, await oauth.refreshTokenGrantRequest(as, c, auth, first.refresh_token, insecure),
+    ),
+    (e) => e instanceof oauth.ResponseBodyError && e.error === 'invalid_grant' && e.status === 400,
+  );
+  const introspect = async (token) =>
+    oauth.processIntrospectionResponse(
+      as, c, await oauth.introspectionRequest(as, c, auth, token, insecure),
+    );
+  // That reuse ended the family: the access token minted by the refresh is inactive too.
+  assert.deepEqual(await introspect(second.access_token), { active: false });
+
+  const third = await oauth.processClientCredentialsResponse(
+    as, c, await oauth.clientCredentialsGrantRequest(as, c, auth, new URLSearchParams(), insecure),
+  );
+  const active = await introspect(third.access_token);
+  assert.equal(active.active, true);
+  assert.equal(active.client_id, app.clientId);
+  assert.equal(active.scope, 'read_key');
+
+  const res = await oauth.revocationRequest(as, c, auth, third.access_token, insecure);
+  assert.equal(res.status, 200);
+  await oauth.processRevocationResponse(res);
+  assert.deepEqual(await introspect(third.access_token), { active: false });
+  assert.equal(await keysStatus(third.access_token), 401);
 });
