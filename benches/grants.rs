@@ -28,7 +28,6 @@ fn family_op() -> GrantOp {
         created_at: 1,
         expires_at: u64::MAX / 2,
         is_revoked: false,
-        access_tokens: vec![("jti-0123456789abcdef".into(), u64::MAX / 2)],
     };
     GrantOp::CreateFamily { family, token, token_expires_at: u64::MAX / 2 }
 }

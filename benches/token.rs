@@ -38,7 +38,7 @@ fn token_path(c: &mut Criterion) {
 
     // A message the size of a real signing input (header + claims, base64url).
     let iss = "http://127.0.0.1:8080";
-    let sample = mint_with(signer, iss, &client, ID, "root", iss, 3600, 0).token;
+    let sample = mint_with(signer, iss, &client, ID, "root", iss, 3600, 0, None).token;
     let message = sample.rsplit_once('.').expect("jws").0.as_bytes().to_vec();
     let raw = SigningKey::from_bytes(&[7; 32]);
 
@@ -51,7 +51,7 @@ fn token_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("token");
     group.bench_function("baseline_raw_ed25519_sign", |b| b.iter(|| raw.sign(black_box(&message))));
     group.bench_function("mint", |b| {
-        b.iter(|| mint_with(signer, iss, &client, ID, black_box("root"), iss, 3600, 1))
+        b.iter(|| mint_with(signer, iss, &client, ID, black_box("root"), iss, 3600, 1, None))
     });
     group.bench_function("parse_authenticate_mint", |b| {
         b.iter(|| {

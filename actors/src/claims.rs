@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Claims a client's `tokenClaims` may not set: the registered ones and ours.
-pub const REGISTERED_CLAIMS: [&str; 10] =
-    ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "typ"];
+pub const REGISTERED_CLAIMS: [&str; 11] =
+    ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "typ", "sid"];
 
 /// The claims as written: borrowed, so minting allocates only the output.
 #[derive(Serialize)]
@@ -18,6 +18,9 @@ pub(crate) struct OutgoingClaims<'a> {
     pub jti: &'a str,
     pub client_id: &'a str,
     pub scope: &'a str,
+    /// The refresh family a token was issued from (its "session"); revoked with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<&'a str>,
 }
 
 /// The claims as read back from a verified token.
@@ -33,6 +36,8 @@ pub struct AccessClaims {
     pub client_id: String,
     #[serde(default)]
     pub scope: String,
+    #[serde(default)]
+    pub sid: Option<String>,
 }
 
 impl AccessClaims {

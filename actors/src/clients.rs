@@ -96,7 +96,10 @@ impl ClientRegistry {
     /// change commits: a failed change then leaves the families ended, never the reverse.
     fn end_families(&self, client_id: &str) -> Result<(), RegistryError> {
         self.grants
-            .submit_blocking(GrantOp::RevokeClient { client_id: client_id.to_string() })
+            .submit_blocking(GrantOp::RevokeClient {
+                client_id: client_id.to_string(),
+                horizon: self.clock.now().saturating_add(self.limits.max_token_ttl),
+            })
             .map(drop)
             .map_err(|e| RegistryError::Store(StoreError::Io(std::io::Error::other(e.to_string()))))
     }

@@ -210,7 +210,14 @@ fn committer(
             }
         }
         let ops: Vec<GrantOp> = batch.iter().map(|j| j.op.clone()).collect();
-        match store.apply_grants(&ops) {
+        let started = Instant::now();
+        let result = store.apply_grants(&ops);
+        tracing::debug!(
+            ops = ops.len(),
+            commit_us = started.elapsed().as_micros() as u64,
+            "grant batch"
+        );
+        match result {
             Ok(outcomes) => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     for (jti, exp) in outcome.revoked_jtis() {

@@ -175,35 +175,37 @@ impl Issuer {
         let audience = self.audience(req)?;
         let now = self.clock.now();
         let ttl = self.ttl(&client);
-        let minted = self.mint(&client, &client.client_id, &scope, audience, ttl, now)?;
-        let refresh_token = if client.has_refresh_token {
-            Some(self.open_family(&client, &client.client_id, &scope, &minted, now).await?)
-        } else {
-            None
-        };
-        Ok(self.issued(minted, ttl, now, scope, refresh_token, &client))
+        if !client.has_refresh_token {
+            let minted = self.mint(&client, &client.client_id, &scope, audience, ttl, now, None)?;
+            return Ok(self.issued(minted, ttl, now, scope, None, &client));
+        }
+        let family = random_token(16);
+        let minted =
+            self.mint(&client, &client.client_id, &scope, audience, ttl, now, Some(&family))?;
+        let refresh_token =
+            self.open_family(family, &client, &client.client_id, &scope, now).await?;
+        Ok(self.issued(minted, ttl, now, scope, Some(refresh_token), &client))
     }
 
     /// Starts a refresh-token family; answers only once it is durable.
     async fn open_family(
         &self,
+        id: String,
         client: &Client,
         subject: &str,
         scope: &str,
-        minted: &Minted,
         now: u64,
     ) -> Result<String, OAuthError> {
         let token = random_token(32);
         let expires_at = now.saturating_add(self.settings.refresh_ttl);
         let family = FamilyRecord {
-            id: random_token(16),
+            id,
             client_id: client.client_id.clone(),
             subject: subject.to_string(),
             scope: scope.to_string(),
             created_at: now,
             expires_at,
             is_revoked: false,
-            access_tokens: vec![(minted.jti.clone(), minted.exp)],
         };
         let op = GrantOp::CreateFamily {
             family,
@@ -214,6 +216,11 @@ impl Issuer {
             GrantOutcome::Created => Ok(token),
             other => Err(store_failure(format!("unexpected outcome {other:?}"))),
         }
+    }
+
+    /// Until when a revocation made now must be kept: no access token outlives it.
+    pub fn revocation_horizon(&self) -> u64 {
+        self.clock.now().saturating_add(self.settings.max_ttl)
     }
 
     /// The refresh_token grant (RFC 6749 §6): rotate on every use; a spent token coming back
@@ -244,18 +251,22 @@ impl Issuer {
             Some(c) if c.is_active && c.has_refresh_token => c,
             // A disabled or deleted app, or one that lost the grant, ends the family.
             _ => {
-                self.grants
-                    .submit(GrantOp::RevokeFamily { token: hash, client_id: None })
-                    .await
-                    .map_err(store_failure)?;
+                let op = GrantOp::RevokeFamily {
+                    token: hash,
+                    client_id: None,
+                    horizon: self.revocation_horizon(),
+                };
+                self.grants.submit(op).await.map_err(store_failure)?;
                 return Err(INVALID_GRANT);
             }
         };
         // Narrow, never widen: within the family's grant and within what the app holds now.
-        let family_scopes: Vec<String> =
-            family.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
-        let held: Vec<String> =
-            family_scopes.iter().filter(|s| client.scopes.contains(s)).cloned().collect();
+        let held: Vec<String> = family
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty() && client.scopes.iter().any(|c| c == s))
+            .map(String::from)
+            .collect();
         let scope = match req.scope.as_deref() {
             None => held.join(" "),
             Some(requested) => grant_scope(Some(requested), &held)
@@ -264,16 +275,16 @@ impl Issuer {
         let audience = self.audience(req)?;
         let now = self.clock.now();
         let ttl = self.ttl(&client);
-        let minted = self.mint(&client, &family.subject, &scope, audience, ttl, now)?;
+        let minted =
+            self.mint(&client, &family.subject, &scope, audience, ttl, now, Some(&family.id))?;
         let next = random_token(32);
         let op = GrantOp::Spend {
             token: hash,
             client_id: Some(record.client_id.clone()),
             next: hash_secret(&next),
             next_expires_at: now.saturating_add(self.settings.refresh_ttl),
-            jti: minted.jti.clone(),
-            jti_exp: minted.exp,
             now,
+            horizon: now.saturating_add(self.settings.max_ttl),
         };
         match self.grants.submit(op).await.map_err(store_failure)? {
             GrantOutcome::Spent(_) => Ok(self.issued(minted, ttl, now, scope, Some(next), &client)),
@@ -432,6 +443,7 @@ impl Issuer {
     }
 
     /// Builds, serializes and signs one access token with the current key.
+    #[allow(clippy::too_many_arguments)] // each is a distinct claim source
     pub fn mint(
         &self,
         client: &Client,
@@ -440,11 +452,12 @@ impl Issuer {
         audience: &str,
         ttl: u64,
         now: u64,
+        sid: Option<&str>,
     ) -> Result<Minted, OAuthError> {
         let keys = self.keys.load();
         // A server without a current key is not ready; /readyz says so and this refuses.
         let signer = keys.signer.as_ref().ok_or(OAuthError::ServerError)?;
-        Ok(mint_with(signer, &self.settings.issuer, client, sub, scope, audience, ttl, now))
+        Ok(mint_with(signer, &self.settings.issuer, client, sub, scope, audience, ttl, now, sid))
     }
 
     /// Verifies one of our access tokens for Tessera's own API: signature by a published key,
@@ -470,7 +483,10 @@ impl Issuer {
         if !claims.is_live(self.clock.now()) {
             return Err(BearerError::Expired);
         }
-        if self.grants.revoked().is_revoked(&claims.jti) {
+        let revoked = self.grants.revoked();
+        if revoked.is_revoked(&claims.jti)
+            || claims.sid.as_deref().is_some_and(|sid| revoked.is_revoked(sid))
+        {
             return Err(BearerError::Revoked);
         }
         Ok(claims)
@@ -499,6 +515,7 @@ pub fn mint_with(
     audience: &str,
     ttl: u64,
     now: u64,
+    sid: Option<&str>,
 ) -> Minted {
     let mut jti_bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut jti_bytes);
@@ -514,6 +531,7 @@ pub fn mint_with(
         jti: &jti,
         client_id: &client.client_id,
         scope,
+        sid,
     };
     let mut json = Vec::with_capacity(256 + client.claims_fragment.len());
     // unwrap: a struct of strings and integers always serializes

@@ -161,6 +161,7 @@ async fn revoke(
         }
     } else {
         Some(GrantOp::RevokeFamily {
+            horizon: issuer.revocation_horizon(),
             token: hash_secret(&query.token),
             client_id: Some(client.client_id.clone()),
         })

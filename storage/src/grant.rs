@@ -28,8 +28,6 @@ pub struct FamilyRecord {
     /// When the newest refresh token of the family expires.
     pub expires_at: u64,
     pub is_revoked: bool,
-    /// Access tokens issued from the family that may still be live: (jti, exp).
-    pub access_tokens: Vec<(String, u64)>,
 }
 
 pub type TokenHash = [u8; 32];
@@ -37,25 +35,27 @@ pub type TokenHash = [u8; 32];
 /// One grant-state change. A batch of them is applied in one transaction (group commit).
 #[derive(Debug, Clone)]
 pub enum GrantOp {
-    /// A new family and its first refresh token (and the access token issued with it).
+    /// A new family and its first refresh token. Access tokens issued from a family carry its
+    /// id as `sid`, so ending the family revokes them with one entry, however many there are.
     CreateFamily { family: FamilyRecord, token: TokenHash, token_expires_at: u64 },
-    /// Spends `token`, issuing `next` in its place and recording the new access token.
-    /// `client_id`, when given, must own the token.
+    /// Spends `token`, issuing `next` in its place. `client_id`, when given, must own the
+    /// token. A reuse ends the family, its revocation kept until `horizon` (no access token
+    /// issued from it lives longer).
     Spend {
         token: TokenHash,
         client_id: Option<String>,
         next: TokenHash,
         next_expires_at: u64,
-        jti: String,
-        jti_exp: u64,
         now: u64,
+        horizon: u64,
     },
-    /// Ends the family of `token` (its owner must be `client_id` when given).
-    RevokeFamily { token: TokenHash, client_id: Option<String> },
+    /// Ends the family of `token` (its owner must be `client_id` when given), its revocation
+    /// kept until `horizon`.
+    RevokeFamily { token: TokenHash, client_id: Option<String>, horizon: u64 },
     /// Revokes one access token until its expiry.
     RevokeAccess { jti: String, exp: u64 },
     /// Ends every family of a client (the app was disabled or deleted).
-    RevokeClient { client_id: String },
+    RevokeClient { client_id: String, horizon: u64 },
     /// Records a used client assertion; `Replayed` when it was seen before.
     RecordAssertion { key: String, exp: u64 },
     /// Removes everything that has expired by `now`.
@@ -136,17 +136,17 @@ pub(crate) fn apply(txn: &WriteTransaction, op: &GrantOp) -> Result<GrantOutcome
             put_family(txn, family)?;
             Ok(GrantOutcome::Created)
         }
-        GrantOp::Spend { token, client_id, next, next_expires_at, jti, jti_exp, now } => {
-            spend(txn, token, client_id.as_deref(), next, *next_expires_at, jti, *jti_exp, *now)
+        GrantOp::Spend { token, client_id, next, next_expires_at, now, horizon } => {
+            spend(txn, token, client_id.as_deref(), next, *next_expires_at, *now, *horizon)
         }
-        GrantOp::RevokeFamily { token, client_id } => {
+        GrantOp::RevokeFamily { token, client_id, horizon } => {
             let Some(record) = get_refresh(txn, token)? else { return Ok(GrantOutcome::NoMatch) };
             if client_id.as_ref().is_some_and(|c| *c != record.client_id) {
                 return Ok(GrantOutcome::NoMatch);
             }
-            revoke_family(txn, &record.family)
+            revoke_family(txn, &record.family, *horizon)
         }
-        GrantOp::RevokeClient { client_id } => {
+        GrantOp::RevokeClient { client_id, horizon } => {
             let ids: Vec<String> = {
                 let table = txn.open_table(FAMILIES).map_err(db)?;
                 let mut ids = Vec::new();
@@ -161,7 +161,7 @@ pub(crate) fn apply(txn: &WriteTransaction, op: &GrantOp) -> Result<GrantOutcome
             };
             let mut jtis = Vec::new();
             for id in ids {
-                if let GrantOutcome::Revoked(mut more) = revoke_family(txn, &id)? {
+                if let GrantOutcome::Revoked(mut more) = revoke_family(txn, &id, *horizon)? {
                     jtis.append(&mut more);
                 }
             }
@@ -206,16 +206,14 @@ fn put_family(txn: &WriteTransaction, family: &FamilyRecord) -> Result<(), Store
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)] // the fields of GrantOp::Spend, unpacked
 fn spend(
     txn: &WriteTransaction,
     token: &TokenHash,
     client_id: Option<&str>,
     next: &TokenHash,
     next_expires_at: u64,
-    jti: &str,
-    jti_exp: u64,
     now: u64,
+    horizon: u64,
 ) -> Result<GrantOutcome, StoreError> {
     use crate::Refusal::*;
     let refused = |why| Ok(GrantOutcome::Refused { why, revoked: Vec::new() });
@@ -231,7 +229,7 @@ fn spend(
     };
     if record.is_spent {
         // RFC 9700 §4.14.2: a spent token coming back means it leaked; end the family.
-        let revoked = match revoke_family(txn, &family.id)? {
+        let revoked = match revoke_family(txn, &family.id, horizon)? {
             GrantOutcome::Revoked(jtis) => jtis,
             _ => Vec::new(),
         };
@@ -255,24 +253,28 @@ fn spend(
     };
     tokens.insert(next.as_slice(), encode(&fresh).as_slice()).map_err(db)?;
     drop(tokens);
-    family.access_tokens.retain(|(_, exp)| *exp > now);
-    family.access_tokens.push((jti.to_string(), jti_exp));
-    family.expires_at = family.expires_at.max(next_expires_at);
-    put_family(txn, &family)?;
+    // The family record is rewritten at most once a day of refreshing, not on every spend: its
+    // expiry only tells the sweep when the family can go, and a day late is fine for that.
+    if next_expires_at > family.expires_at {
+        family.expires_at = next_expires_at.saturating_add(FAMILY_EXPIRY_SLACK);
+        put_family(txn, &family)?;
+    }
     Ok(GrantOutcome::Spent(family))
 }
 
-/// Marks a family revoked and revokes its live access tokens.
-fn revoke_family(txn: &WriteTransaction, id: &str) -> Result<GrantOutcome, StoreError> {
+const FAMILY_EXPIRY_SLACK: u64 = 86_400;
+
+/// Marks a family revoked and revokes every access token issued from it, by its `sid`.
+fn revoke_family(
+    txn: &WriteTransaction,
+    id: &str,
+    horizon: u64,
+) -> Result<GrantOutcome, StoreError> {
     let Some(mut family) = get_family(txn, id)? else { return Ok(GrantOutcome::NoMatch) };
-    let jtis = std::mem::take(&mut family.access_tokens);
     family.is_revoked = true;
     put_family(txn, &family)?;
-    let mut revoked = txn.open_table(REVOKED_JTIS).map_err(db)?;
-    for (jti, exp) in &jtis {
-        revoked.insert(jti.as_str(), *exp).map_err(db)?;
-    }
-    Ok(GrantOutcome::Revoked(jtis))
+    txn.open_table(REVOKED_JTIS).map_err(db)?.insert(id, horizon).map_err(db)?;
+    Ok(GrantOutcome::Revoked(vec![(id.to_string(), horizon)]))
 }
 
 /// Removes refresh tokens, families, revocations and assertion records that can no longer
@@ -287,11 +289,7 @@ fn cleanup(txn: &WriteTransaction, now: u64) -> Result<GrantOutcome, StoreError>
     drop(tokens);
     let mut families = txn.open_table(FAMILIES).map_err(db)?;
     removed += families
-        .extract_if(|_, v| {
-            decode::<FamilyRecord>(v).is_ok_and(|f| {
-                f.expires_at <= now && f.access_tokens.iter().all(|(_, exp)| *exp <= now)
-            })
-        })
+        .extract_if(|_, v| decode::<FamilyRecord>(v).is_ok_and(|f| f.expires_at <= now))
         .map_err(db)?
         .count();
     drop(families);

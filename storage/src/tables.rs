@@ -20,7 +20,8 @@ pub(crate) const REFRESH_TOKENS: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("refresh_tokens");
 /// family id → encoded [`crate::FamilyRecord`].
 pub(crate) const FAMILIES: TableDefinition<&str, &[u8]> = TableDefinition::new("families");
-/// jti of a revoked access token → its `exp`; pruned once it has passed.
+/// jti of a revoked access token, or id of an ended refresh family (the `sid` of the access
+/// tokens issued from it) → until when the revocation matters; pruned after that.
 pub(crate) const REVOKED_JTIS: TableDefinition<&str, u64> = TableDefinition::new("revoked_jtis");
 /// "client id\0jti" of a used client assertion → its `exp` (RFC 7523 replay cache).
 pub(crate) const ASSERTIONS: TableDefinition<&str, u64> = TableDefinition::new("assertions");
