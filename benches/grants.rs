@@ -17,9 +17,8 @@ use tessera_storage::{FamilyRecord, GrantOp, Storage, Store};
 const RAW: TableDefinition<&[u8], &[u8]> = TableDefinition::new("raw");
 
 fn family_op() -> GrantOp {
-    let mut token = [0u8; 32];
-    rand::rng().fill_bytes(&mut token);
-    let id = tessera_actors::secret::random_token(16);
+    let (_, token) = tessera_actors::secret::new_refresh_token();
+    let id = tessera_actors::secret::time_ordered_id();
     let family = FamilyRecord {
         id,
         client_id: "bench-client".into(),

@@ -65,7 +65,7 @@ fn refresh_tokens_only_for_apps_that_opt_in() {
     );
     let (_, id, secret) = refresh_app(&server, &["a"]);
     let token = rt(&server.token_response(&id, &secret, None));
-    assert_eq!(token.len(), 43, "256 bits, base64url");
+    assert_eq!(token.len(), 65, "a 128-bit selector and a 256-bit secret, base64url");
 }
 
 #[test]
@@ -385,13 +385,21 @@ fn cleanup_removes_expired_grant_state() {
     let grants = server.issuer().grants();
     let store = grants.store().unwrap();
     assert_eq!(store.revoked_access_tokens().unwrap().len(), 1);
-    assert!(store.refresh_status(&tessera_actors::secret::hash_secret(&t1)).unwrap().is_some());
+    assert!(
+        store
+            .refresh_status(&tessera_actors::secret::parse_refresh_token(&t1).unwrap())
+            .unwrap()
+            .is_some()
+    );
 
     server.clock.advance(3601);
     grants.submit_blocking(GrantOp::Cleanup { now: server.clock.now() }).unwrap();
     assert!(store.revoked_access_tokens().unwrap().is_empty(), "revocations pruned after exp");
     assert!(
-        store.refresh_status(&tessera_actors::secret::hash_secret(&t1)).unwrap().is_none(),
+        store
+            .refresh_status(&tessera_actors::secret::parse_refresh_token(&t1).unwrap())
+            .unwrap()
+            .is_none(),
         "expired token gone"
     );
     assert!(grants.revoked().is_empty());

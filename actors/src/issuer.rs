@@ -25,7 +25,7 @@ use crate::limiter::{FailureLimiter, LimitKey, Limits};
 use crate::oauth::OAuthError;
 use crate::policy::grant_scope;
 use crate::request::{self, Credentials, TokenRequest};
-use crate::secret::{hash_secret, random_token};
+use crate::secret::{new_refresh_token, parse_refresh_token, time_ordered_id};
 
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
@@ -179,7 +179,7 @@ impl Issuer {
             let minted = self.mint(&client, &client.client_id, &scope, audience, ttl, now, None)?;
             return Ok(self.issued(minted, ttl, now, scope, None, &client));
         }
-        let family = random_token(16);
+        let family = time_ordered_id();
         let minted =
             self.mint(&client, &client.client_id, &scope, audience, ttl, now, Some(&family))?;
         let refresh_token =
@@ -196,7 +196,7 @@ impl Issuer {
         scope: &str,
         now: u64,
     ) -> Result<String, OAuthError> {
-        let token = random_token(32);
+        let (token, key) = new_refresh_token();
         let expires_at = now.saturating_add(self.settings.refresh_ttl);
         let family = FamilyRecord {
             id,
@@ -207,11 +207,7 @@ impl Issuer {
             expires_at,
             is_revoked: false,
         };
-        let op = GrantOp::CreateFamily {
-            family,
-            token: hash_secret(&token),
-            token_expires_at: expires_at,
-        };
+        let op = GrantOp::CreateFamily { family, token: key, token_expires_at: expires_at };
         match self.grants.submit(op).await.map_err(store_failure)? {
             GrantOutcome::Created => Ok(token),
             other => Err(store_failure(format!("unexpected outcome {other:?}"))),
@@ -236,7 +232,7 @@ impl Issuer {
             .as_deref()
             .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
         let authenticated = self.authenticate(&req.credentials, addr).await?;
-        let hash = hash_secret(presented);
+        let hash = parse_refresh_token(presented).ok_or(INVALID_GRANT)?;
         let status = self.refresh_status(hash).await?.ok_or(INVALID_GRANT)?;
         let RefreshStatus { record, family } = status;
         // Whoever the request names, by credentials or a bare client_id, must own the token.
@@ -277,11 +273,11 @@ impl Issuer {
         let ttl = self.ttl(&client);
         let minted =
             self.mint(&client, &family.subject, &scope, audience, ttl, now, Some(&family.id))?;
-        let next = random_token(32);
+        let (next, next_key) = new_refresh_token();
         let op = GrantOp::Spend {
             token: hash,
             client_id: Some(record.client_id.clone()),
-            next: hash_secret(&next),
+            next: next_key,
             next_expires_at: now.saturating_add(self.settings.refresh_ttl),
             now,
             horizon: now.saturating_add(self.settings.max_ttl),
@@ -299,7 +295,7 @@ impl Issuer {
     /// Reads a refresh token's state off the worker thread (it may touch the disk).
     pub async fn refresh_status(
         &self,
-        hash: [u8; 32],
+        hash: tessera_storage::TokenKey,
     ) -> Result<Option<RefreshStatus>, OAuthError> {
         let store = self.grants.store().map_err(store_failure)?;
         tokio::task::spawn_blocking(move || store.refresh_status(&hash))

@@ -75,3 +75,68 @@ mod tests {
         assert_eq!(from_hex("zz"), None);
     }
 }
+
+/// Sixteen bytes that sort by creation time: 6 bytes of Unix milliseconds, then 10 random.
+/// Keys like these land together at the end of a B-tree, so a batch of inserts dirties a few
+/// pages rather than one page each.
+pub fn time_ordered_bytes() -> [u8; 16] {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut out = [0u8; 16];
+    out[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    rand::rng().fill_bytes(&mut out[6..]);
+    out
+}
+
+/// A time-ordered id as 32 hex digits (hex keeps the byte order when compared as text).
+pub fn time_ordered_id() -> String {
+    time_ordered_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const SELECTOR_CHARS: usize = 22;
+const SECRET_CHARS: usize = 43;
+
+/// A new refresh token: a 16-byte selector (22 characters) then a 256-bit secret (43), and the
+/// key the store keeps for it (never the secret).
+pub fn new_refresh_token() -> (String, tessera_storage::TokenKey) {
+    let selector = time_ordered_bytes();
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let mut token = URL_SAFE_NO_PAD.encode(selector);
+    URL_SAFE_NO_PAD.encode_string(secret, &mut token);
+    let verifier = Sha256::digest(secret).into();
+    (token, tessera_storage::TokenKey { selector, verifier })
+}
+
+/// The store key of a presented refresh token; `None` when it cannot be one of ours.
+pub fn parse_refresh_token(token: &str) -> Option<tessera_storage::TokenKey> {
+    if token.len() != SELECTOR_CHARS + SECRET_CHARS || !token.is_ascii() {
+        return None;
+    }
+    let (selector, secret) = token.split_at(SELECTOR_CHARS);
+    let selector: [u8; 16] = URL_SAFE_NO_PAD.decode(selector).ok()?.try_into().ok()?;
+    let secret = URL_SAFE_NO_PAD.decode(secret).ok()?;
+    if secret.len() != 32 {
+        return None;
+    }
+    Some(tessera_storage::TokenKey { selector, verifier: Sha256::digest(&secret).into() })
+}
+
+#[cfg(test)]
+mod refresh_tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_parse_back_to_their_key_and_nothing_else_does() {
+        let (token, key) = new_refresh_token();
+        assert_eq!(token.len(), 65);
+        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)));
+        assert_eq!(parse_refresh_token(&token), Some(key));
+        assert_eq!(parse_refresh_token(&token[1..]), None);
+        assert_eq!(parse_refresh_token(&format!("{}!", &token[..64])), None);
+        let (later, _) = new_refresh_token();
+        assert!(time_ordered_id() > "0".repeat(32));
+        assert_ne!(later, token);
+    }
+}

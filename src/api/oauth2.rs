@@ -9,7 +9,7 @@ use serde_json::json;
 use tessera_actors::client::Client;
 use tessera_actors::oauth::OAuthError;
 use tessera_actors::request::{self, BodyKind};
-use tessera_actors::secret::hash_secret;
+use tessera_actors::secret::parse_refresh_token;
 use tessera_storage::{GrantOp, RefreshStatus};
 
 use crate::api::ClientTag;
@@ -117,7 +117,11 @@ async fn introspect(
             _ => json!({"active": false}),
         }
     } else {
-        match issuer.refresh_status(hash_secret(&query.token)).await {
+        let status = match parse_refresh_token(&query.token) {
+            Some(key) => issuer.refresh_status(key).await,
+            None => Ok(None),
+        };
+        match status {
             Ok(Some(RefreshStatus { record, family }))
                 if !record.is_spent
                     && !family.is_revoked
@@ -160,9 +164,9 @@ async fn revoke(
             _ => None,
         }
     } else {
-        Some(GrantOp::RevokeFamily {
+        parse_refresh_token(&query.token).map(|token| GrantOp::RevokeFamily {
             horizon: issuer.revocation_horizon(),
-            token: hash_secret(&query.token),
+            token,
             client_id: Some(client.client_id.clone()),
         })
     };

@@ -5,9 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A refresh token as stored, under the SHA-256 of the token.
+/// A refresh token as stored, under its selector; the secret part only as a SHA-256 digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshRecord {
+    /// Hex SHA-256 of the token's secret part.
+    pub verifier: String,
     pub family: String,
     pub client_id: String,
     pub issued_at: u64,
@@ -30,28 +32,48 @@ pub struct FamilyRecord {
     pub is_revoked: bool,
 }
 
-pub type TokenHash = [u8; 32];
+/// How a refresh token is found and checked: a 16-byte selector (time-ordered, so new tokens
+/// land together at the end of the table and a batch of them dirties few pages) and the
+/// SHA-256 of its 256-bit secret part, compared in constant time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenKey {
+    pub selector: [u8; 16],
+    pub verifier: [u8; 32],
+}
+
+impl TokenKey {
+    /// The presented secret's digest against the stored one, in constant time: a selector
+    /// alone (it is not secret) finds a record but never passes for the token.
+    pub fn matches(&self, record: &RefreshRecord) -> bool {
+        use subtle::ConstantTimeEq;
+        hex(&self.verifier).as_bytes().ct_eq(record.verifier.as_bytes()).into()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// One grant-state change. A batch of them is applied in one transaction (group commit).
 #[derive(Debug, Clone)]
 pub enum GrantOp {
     /// A new family and its first refresh token. Access tokens issued from a family carry its
     /// id as `sid`, so ending the family revokes them with one entry, however many there are.
-    CreateFamily { family: FamilyRecord, token: TokenHash, token_expires_at: u64 },
+    CreateFamily { family: FamilyRecord, token: TokenKey, token_expires_at: u64 },
     /// Spends `token`, issuing `next` in its place. `client_id`, when given, must own the
     /// token. A reuse ends the family, its revocation kept until `horizon` (no access token
     /// issued from it lives longer).
     Spend {
-        token: TokenHash,
+        token: TokenKey,
         client_id: Option<String>,
-        next: TokenHash,
+        next: TokenKey,
         next_expires_at: u64,
         now: u64,
         horizon: u64,
     },
     /// Ends the family of `token` (its owner must be `client_id` when given), its revocation
     /// kept until `horizon`.
-    RevokeFamily { token: TokenHash, client_id: Option<String>, horizon: u64 },
+    RevokeFamily { token: TokenKey, client_id: Option<String>, horizon: u64 },
     /// Revokes one access token until its expiry.
     RevokeAccess { jti: String, exp: u64 },
     /// Ends every family of a client (the app was disabled or deleted).
@@ -123,6 +145,7 @@ pub(crate) fn apply(txn: &WriteTransaction, op: &GrantOp) -> Result<GrantOutcome
     match op {
         GrantOp::CreateFamily { family, token, token_expires_at } => {
             let record = RefreshRecord {
+                verifier: hex(&token.verifier),
                 family: family.id.clone(),
                 client_id: family.client_id.clone(),
                 issued_at: family.created_at,
@@ -131,7 +154,7 @@ pub(crate) fn apply(txn: &WriteTransaction, op: &GrantOp) -> Result<GrantOutcome
             };
             txn.open_table(REFRESH_TOKENS)
                 .map_err(db)?
-                .insert(token.as_slice(), encode(&record).as_slice())
+                .insert(token.selector.as_slice(), encode(&record).as_slice())
                 .map_err(db)?;
             put_family(txn, family)?;
             Ok(GrantOutcome::Created)
@@ -185,11 +208,12 @@ pub(crate) fn apply(txn: &WriteTransaction, op: &GrantOp) -> Result<GrantOutcome
 
 fn get_refresh(
     txn: &WriteTransaction,
-    token: &TokenHash,
+    token: &TokenKey,
 ) -> Result<Option<RefreshRecord>, StoreError> {
     let table = txn.open_table(REFRESH_TOKENS).map_err(db)?;
-    let value = table.get(token.as_slice()).map_err(db)?;
-    value.map(|v| decode(v.value())).transpose()
+    let value = table.get(token.selector.as_slice()).map_err(db)?;
+    let record: Option<RefreshRecord> = value.map(|v| decode(v.value())).transpose()?;
+    Ok(record.filter(|r| token.matches(r)))
 }
 
 fn get_family(txn: &WriteTransaction, id: &str) -> Result<Option<FamilyRecord>, StoreError> {
@@ -208,9 +232,9 @@ fn put_family(txn: &WriteTransaction, family: &FamilyRecord) -> Result<(), Store
 
 fn spend(
     txn: &WriteTransaction,
-    token: &TokenHash,
+    token: &TokenKey,
     client_id: Option<&str>,
-    next: &TokenHash,
+    next: &TokenKey,
     next_expires_at: u64,
     now: u64,
     horizon: u64,
@@ -243,15 +267,16 @@ fn spend(
     }
     record.is_spent = true;
     let mut tokens = txn.open_table(REFRESH_TOKENS).map_err(db)?;
-    tokens.insert(token.as_slice(), encode(&record).as_slice()).map_err(db)?;
+    tokens.insert(token.selector.as_slice(), encode(&record).as_slice()).map_err(db)?;
     let fresh = RefreshRecord {
+        verifier: hex(&next.verifier),
         family: family.id.clone(),
         client_id: family.client_id.clone(),
         issued_at: now,
         expires_at: next_expires_at,
         is_spent: false,
     };
-    tokens.insert(next.as_slice(), encode(&fresh).as_slice()).map_err(db)?;
+    tokens.insert(next.selector.as_slice(), encode(&fresh).as_slice()).map_err(db)?;
     drop(tokens);
     // The family record is rewritten at most once a day of refreshing, not on every spend: its
     // expiry only tells the sweep when the family can go, and a day late is fine for that.

@@ -17,7 +17,7 @@ mod tables;
 pub use app::AppRecord;
 pub use error::StoreError;
 pub use grant::{
-    FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenHash,
+    FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
 };
 pub use key::{KeyRecord, KeyState};
 pub use seal::Kek;
@@ -54,7 +54,7 @@ pub trait Storage: Send + Sync + 'static {
     /// the whole batch was not committed.
     fn apply_grants(&self, ops: &[GrantOp]) -> Result<Vec<GrantOutcome>, StoreError>;
     /// A refresh token's record and family, if it is known.
-    fn refresh_status(&self, token: &TokenHash) -> Result<Option<RefreshStatus>, StoreError>;
+    fn refresh_status(&self, token: &TokenKey) -> Result<Option<RefreshStatus>, StoreError>;
     /// Every revoked access token still in the table: (jti, exp).
     fn revoked_access_tokens(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Changes committed after `since`, as `(version, "kind:id")`, oldest first.

@@ -15,7 +15,7 @@ use crate::tables::{
 };
 use crate::{
     AppRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord, RefreshRecord, RefreshStatus,
-    Storage, StoreError, TokenHash,
+    Storage, StoreError, TokenKey,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -238,11 +238,16 @@ impl Storage for Store {
         self.write(|txn| ops.iter().map(|op| crate::grant::apply(txn, op)).collect())
     }
 
-    fn refresh_status(&self, token: &TokenHash) -> Result<Option<RefreshStatus>, StoreError> {
+    fn refresh_status(&self, token: &TokenKey) -> Result<Option<RefreshStatus>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let tokens = txn.open_table(REFRESH_TOKENS).map_err(db)?;
-        let Some(record) = tokens.get(token.as_slice()).map_err(db)? else { return Ok(None) };
+        let Some(record) = tokens.get(token.selector.as_slice()).map_err(db)? else {
+            return Ok(None);
+        };
         let record: RefreshRecord = decode(record.value())?;
+        if !token.matches(&record) {
+            return Ok(None);
+        }
         let families = txn.open_table(FAMILIES).map_err(db)?;
         let Some(family) = families.get(record.family.as_str()).map_err(db)? else {
             return Ok(None);
