@@ -112,7 +112,7 @@ def test_anything_not_valid_is_exactly_inactive(kind, admin, token_url, introspe
         "garbage": "definitely-not-a-token",
         "foreign_jwt": _foreign_jwt(issuer, app["clientId"]),
         "tampered_jwt": f"{h}.{p}.{s[:-6]}{'AAAAAA' if not s.endswith('AAAAAA') else 'BBBBBB'}",
-        "unknown_refresh": "R" * 43,
+        "unknown_refresh": "R" * 65,
         "dotted_garbage": "x.y.z",
     }[kind]
     r = session(app).introspect_token(introspect_url, token=token, token_type_hint="access_token")

@@ -34,7 +34,7 @@ def test_client_credentials_gives_refresh_token_only_when_opted_in(admin, token_
     )
     token = session(refresh_app).fetch_token(token_url, grant_type="client_credentials")
     rt = token["refresh_token"]
-    assert len(rt) == 43  # 32 random bytes, base64url without padding
+    assert len(rt) == 65  # 16-byte selector + 32-byte secret, base64url without padding
     assert set(rt) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     assert refresh_app["grantTypes"] == REFRESH_GRANTS
 
@@ -50,7 +50,7 @@ def test_refresh_rotates_on_every_use(method, refresh_app, token_url, verify, ad
         assert token["expires_in"] == 3600
         assert set(token["scope"].split()) == {"read_app", "read_key"}
         assert token["refresh_token"] not in seen_rt
-        assert len(token["refresh_token"]) == 43
+        assert len(token["refresh_token"]) == 65
         seen_rt.add(token["refresh_token"])
         claims = verify(token["access_token"])
         assert claims["sub"] == claims["client_id"] == refresh_app["clientId"]
@@ -279,7 +279,7 @@ def test_requests_oauthlib_refresh_and_auto_refresh(refresh_app, token_url, base
         token_updater=updates.append,
     )
     first = s.fetch_token(token_url, client_id=auth[0], client_secret=auth[1])
-    assert len(first["refresh_token"]) == 43
+    assert len(first["refresh_token"]) == 65
 
     second = s.refresh_token(token_url, refresh_token=first["refresh_token"], auth=auth)
     assert second["refresh_token"] != first["refresh_token"]

@@ -54,7 +54,7 @@ test('refresh, introspection and revocation requests with PrivateKeyJwt (Ed25519
   const first = await oauth.processClientCredentialsResponse(
     as, c, await oauth.clientCredentialsGrantRequest(as, c, auth, new URLSearchParams(), insecure),
   );
-  assert.equal(first.refresh_token.length, 43);
+  assert.equal(first.refresh_token.length, 65);
   const second = await oauth.processRefreshTokenResponse(
     as, c, await oauth.refreshTokenGrantRequest(as, c, auth, first.refresh_token, insecure),
   );

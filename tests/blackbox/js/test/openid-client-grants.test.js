@@ -53,7 +53,7 @@ test('refreshTokenGrant rotates the refresh token on every use', async () => {
   const app = await refreshApp(['read_app', 'read_key']);
   const config = await secretConfig(app);
   let tokens = await client.clientCredentialsGrant(config);
-  assert.equal(tokens.refresh_token.length, 43);
+  assert.equal(tokens.refresh_token.length, 65);
   const seen = new Set([tokens.refresh_token]);
   for (let i = 0; i < 3; i++) {
     tokens = await client.refreshTokenGrant(config, tokens.refresh_token);
