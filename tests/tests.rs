@@ -9,6 +9,7 @@ mod durability;
 mod escalation;
 mod fuzz_corpus;
 mod grants;
+mod identity;
 mod keys;
 mod regression;
 mod token;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message};
-use tessera_storage::{AppRecord, GrantOp, Storage, StoreError};
+use tessera_storage::{AppRecord, GrantOp, RoleRecord, ScopeRecord, Storage, StoreError};
 
 use crate::grants::GrantStore;
 
@@ -53,12 +53,16 @@ pub struct AppLimits {
 }
 
 pub struct ClientRegistry {
-    store: Arc<dyn Storage>,
+    pub(crate) store: Arc<dyn Storage>,
     grants: GrantStore,
-    apps: BTreeMap<String, AppRecord>,
-    table: ClientTable,
-    clock: SharedClock,
+    pub(crate) apps: BTreeMap<String, AppRecord>,
+    pub(crate) table: ClientTable,
+    pub(crate) clock: SharedClock,
     limits: AppLimits,
+    /// Custom scopes by id (built-ins are constants in `policy`).
+    pub(crate) scopes: BTreeMap<String, ScopeRecord>,
+    /// Custom roles by id (built-ins are constants in `policy`).
+    pub(crate) roles: BTreeMap<String, RoleRecord>,
 }
 
 /// The root app's credentials: the operator's, or generated on first start.
@@ -89,7 +93,9 @@ impl ClientRegistry {
             table.put(Client::from_record(&app));
             apps.insert(app.id.clone(), app);
         }
-        Ok(ClientRegistry { store, grants, apps, table, clock, limits })
+        let scopes = store.load_scopes()?.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let roles = store.load_roles()?.into_iter().map(|r| (r.id.clone(), r)).collect();
+        Ok(ClientRegistry { store, grants, apps, table, clock, limits, scopes, roles })
     }
 
     /// Ends every refresh family of an app that is being disabled or deleted, before the app

@@ -21,4 +21,5 @@ pub mod oauth;
 pub mod policy;
 pub mod request;
 pub mod ring;
+pub mod scopes;
 pub mod secret;

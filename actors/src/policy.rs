@@ -22,6 +22,18 @@ pub const BUILT_IN_SCOPES: [&str; 13] = [
     "write_service",
 ];
 
+/// Roles Tessera defines: `(name, privileged)`. `super_admin` gates cross-app trust (seed 000);
+/// `consumer` is the default role of new users (seed 001), with no scopes until given some.
+pub const BUILT_IN_ROLES: [(&str, bool); 2] = [("super_admin", true), ("consumer", false)];
+
+pub fn is_built_in_scope(name: &str) -> bool {
+    BUILT_IN_SCOPES.contains(&name)
+}
+
+pub fn is_built_in_role(name: &str) -> bool {
+    BUILT_IN_ROLES.iter().any(|(n, _)| *n == name)
+}
+
 /// Who asks for a change: an app with its token's scopes, or the operator at the console,
 /// who holds the data directory and so everything in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +59,14 @@ pub enum PolicyError {
     /// An app that holds `root` is as powerful as root: only root may change, rotate or
     /// delete it, or a `write_app` token could take its secret and so its power.
     RootAppManagement,
+    /// API.md §4 rule 3: built-ins are fixed, and no custom scope or role takes their names
+    /// (no path to `root` through renames).
+    BuiltIn,
+    /// A role holding `root` would hand it to every user given the role.
+    RootInRole,
+    /// A privileged role can only be changed by root, or a `write_role` token could unmark it
+    /// and then have it assigned.
+    PrivilegedRoleManagement,
 }
 
 impl PolicyError {
@@ -58,6 +78,15 @@ impl PolicyError {
             PolicyError::RootAppManagement => {
                 "Only an app with the root scope can manage an app that holds the root scope."
             }
+            PolicyError::BuiltIn => {
+                "Built-in scopes and roles cannot be created, renamed, updated or deleted."
+            }
+            PolicyError::RootInRole => {
+                "Only an app with the root scope can assign the root scope to a role."
+            }
+            PolicyError::PrivilegedRoleManagement => {
+                "Only an app with the root scope can manage a privileged role."
+            }
         }
     }
 }
@@ -66,6 +95,22 @@ impl PolicyError {
 pub fn check_app_scopes(caller: &Caller, scopes: &[String]) -> Result<(), PolicyError> {
     if scopes.iter().any(|s| s == ROOT) && !caller.is_root() {
         return Err(PolicyError::RootAssignment);
+    }
+    Ok(())
+}
+
+/// Only a root caller may put `root` in a role's scopes.
+pub fn check_role_scopes(caller: &Caller, scopes: &[String]) -> Result<(), PolicyError> {
+    if scopes.iter().any(|s| s == ROOT) && !caller.is_root() {
+        return Err(PolicyError::RootInRole);
+    }
+    Ok(())
+}
+
+/// Only a root caller may change a privileged role, or make a role privileged.
+pub fn check_manage_role(caller: &Caller, is_privileged: bool) -> Result<(), PolicyError> {
+    if is_privileged && !caller.is_root() {
+        return Err(PolicyError::PrivilegedRoleManagement);
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod error;
 mod grant;
 mod key;
 mod record;
+mod scope;
 mod seal;
 mod store;
 mod tables;
@@ -20,6 +21,7 @@ pub use grant::{
     FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
 };
 pub use key::{KeyRecord, KeyState};
+pub use scope::{RegistryChange, RoleRecord, ScopeRecord};
 pub use seal::Kek;
 pub use store::Store;
 
@@ -34,6 +36,12 @@ pub trait Storage: Send + Sync + 'static {
     fn update_app(&self, app: &AppRecord) -> Result<u64, StoreError>;
     /// Removes an app; `NotFound` when it is gone.
     fn delete_app(&self, id: &str) -> Result<u64, StoreError>;
+    /// Applies related registry changes in one transaction; one version bump each.
+    fn apply_registry(&self, changes: &[RegistryChange]) -> Result<u64, StoreError>;
+    /// Every custom scope.
+    fn load_scopes(&self) -> Result<Vec<ScopeRecord>, StoreError>;
+    /// Every custom role.
+    fn load_roles(&self) -> Result<Vec<RoleRecord>, StoreError>;
     /// The signing keys, private parts opened with the KEK.
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Replaces the whole key ring in one transaction.

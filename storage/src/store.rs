@@ -11,11 +11,11 @@ use crate::key::StoredKey;
 use crate::record::{decode, encode};
 use crate::tables::{
     APPS, ASSERTIONS, CHANGES, CLIENT_IDS, FAMILIES, KEYS, META, REFRESH_TOKENS, REVOKED_JTIS,
-    VERSION,
+    ROLES, SCOPES, VERSION,
 };
 use crate::{
     AppRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord, RefreshRecord, RefreshStatus,
-    Storage, StoreError, TokenKey,
+    RegistryChange, RoleRecord, ScopeRecord, Storage, StoreError, TokenKey,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -55,6 +55,8 @@ impl Store {
             txn.open_table(FAMILIES).map_err(db)?;
             txn.open_table(REVOKED_JTIS).map_err(db)?;
             txn.open_table(ASSERTIONS).map_err(db)?;
+            txn.open_table(SCOPES).map_err(db)?;
+            txn.open_table(ROLES).map_err(db)?;
             Ok(())
         })?;
         Ok(store)
@@ -97,6 +99,22 @@ impl Store {
         meta.insert(VERSION, version.to_be_bytes().as_slice()).map_err(db)?;
         txn.open_table(CHANGES).map_err(db)?.insert(version, change).map_err(db)?;
         Ok(version)
+    }
+}
+
+impl Store {
+    fn load_all<T: serde::de::DeserializeOwned>(
+        &self,
+        table: redb::TableDefinition<&str, &[u8]>,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(table).map_err(db)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (_, value) = entry.map_err(db)?;
+            out.push(decode(value.value())?);
+        }
+        Ok(out)
     }
 }
 
@@ -176,6 +194,49 @@ impl Storage for Store {
             drop(apps);
             Self::record_change(txn, &format!("app:{id}"))
         })
+    }
+
+    fn apply_registry(&self, changes: &[RegistryChange]) -> Result<u64, StoreError> {
+        self.write(|txn| {
+            let mut version = 0;
+            for change in changes {
+                let what = match change {
+                    RegistryChange::PutApp(app) => {
+                        let mut apps = txn.open_table(APPS).map_err(db)?;
+                        apps.insert(app.id.as_str(), encode(app).as_slice()).map_err(db)?;
+                        format!("app:{}", app.id)
+                    }
+                    RegistryChange::PutScope(scope) => {
+                        let mut scopes = txn.open_table(SCOPES).map_err(db)?;
+                        scopes.insert(scope.id.as_str(), encode(scope).as_slice()).map_err(db)?;
+                        format!("scope:{}", scope.id)
+                    }
+                    RegistryChange::DeleteScope(id) => {
+                        txn.open_table(SCOPES).map_err(db)?.remove(id.as_str()).map_err(db)?;
+                        format!("scope:{id}")
+                    }
+                    RegistryChange::PutRole(role) => {
+                        let mut roles = txn.open_table(ROLES).map_err(db)?;
+                        roles.insert(role.id.as_str(), encode(role).as_slice()).map_err(db)?;
+                        format!("role:{}", role.id)
+                    }
+                    RegistryChange::DeleteRole(id) => {
+                        txn.open_table(ROLES).map_err(db)?.remove(id.as_str()).map_err(db)?;
+                        format!("role:{id}")
+                    }
+                };
+                version = Self::record_change(txn, &what)?;
+            }
+            Ok(version)
+        })
+    }
+
+    fn load_scopes(&self) -> Result<Vec<ScopeRecord>, StoreError> {
+        self.load_all(SCOPES)
+    }
+
+    fn load_roles(&self) -> Result<Vec<RoleRecord>, StoreError> {
+        self.load_all(ROLES)
     }
 
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {

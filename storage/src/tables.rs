@@ -25,3 +25,7 @@ pub(crate) const FAMILIES: TableDefinition<&str, &[u8]> = TableDefinition::new("
 pub(crate) const REVOKED_JTIS: TableDefinition<&str, u64> = TableDefinition::new("revoked_jtis");
 /// "client id\0jti" of a used client assertion → its `exp` (RFC 7523 replay cache).
 pub(crate) const ASSERTIONS: TableDefinition<&str, u64> = TableDefinition::new("assertions");
+/// custom scope id → encoded [`crate::ScopeRecord`].
+pub(crate) const SCOPES: TableDefinition<&str, &[u8]> = TableDefinition::new("scopes");
+/// custom role id → encoded [`crate::RoleRecord`].
+pub(crate) const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("roles");

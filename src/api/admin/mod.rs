@@ -6,6 +6,7 @@ mod bearer;
 mod error;
 mod info;
 mod keys;
+mod scopes;
 
 pub use bearer::Bearer;
 pub use error::AdminError;
@@ -16,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/info").get(info::info));
     apps::configure(cfg);
     keys::configure(cfg);
+    scopes::configure(cfg);
 }
 
 /// JSON bodies: bounded, and any fault (syntax, unknown field, wrong type) is a `400` that

@@ -1,0 +1,482 @@
+//! Scopes and roles, owned by the ClientRegistry (API.md §4). Built-ins are constants and
+//! cannot be created, renamed, updated or deleted; no custom scope or role takes a built-in
+//! name; a scope's rename or deletion reaches every app and role that names it in the same
+//! transaction.
+
+use actix::{Context, Handler, Message, MessageResult};
+use serde::{Deserialize, Serialize};
+use tessera_storage::{RegistryChange, RoleRecord, ScopeRecord};
+
+use crate::client::Client;
+use crate::clients::{ClientRegistry, Page, RegistryError};
+use crate::policy::{self, BUILT_IN_ROLES, BUILT_IN_SCOPES, Caller, PolicyError};
+use crate::secret::random_token;
+
+/// A scope as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeView {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub note: String,
+    pub built_in: bool,
+}
+
+/// A role as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleView {
+    pub id: String,
+    pub name: String,
+    pub note: String,
+    pub scopes: Vec<String>,
+    pub privileged: bool,
+    pub built_in: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScopeInput {
+    pub name: Option<String>,
+    pub note: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleInput {
+    pub name: Option<String>,
+    pub note: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub privileged: Option<bool>,
+}
+
+fn scope_view(s: &ScopeRecord) -> ScopeView {
+    ScopeView {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        kind: "s2s",
+        note: s.note.clone(),
+        built_in: false,
+    }
+}
+
+fn built_in_scope(name: &str) -> ScopeView {
+    ScopeView {
+        id: name.into(),
+        name: name.into(),
+        kind: "s2s",
+        note: "built-in".into(),
+        built_in: true,
+    }
+}
+
+fn role_view(r: &RoleRecord) -> RoleView {
+    RoleView {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        note: r.note.clone(),
+        scopes: r.scopes.clone(),
+        privileged: r.is_privileged,
+        built_in: false,
+    }
+}
+
+fn built_in_role(name: &str, privileged: bool) -> RoleView {
+    RoleView {
+        id: name.into(),
+        name: name.into(),
+        note: "built-in".into(),
+        scopes: Vec::new(),
+        privileged,
+        built_in: true,
+    }
+}
+
+fn invalid(message: impl Into<String>) -> RegistryError {
+    RegistryError::Invalid(message.into())
+}
+
+fn check_note(note: &str) -> Result<(), RegistryError> {
+    if note.chars().count() > 1024 {
+        Err(invalid("note must be at most 1024 characters"))
+    } else {
+        Ok(())
+    }
+}
+
+fn page<T: Clone>(items: Vec<T>, page: Page) -> (Vec<T>, usize) {
+    let size = page.size.clamp(1, Page::MAX_SIZE);
+    let skip = page.number.saturating_sub(1).saturating_mul(size);
+    let count = items.len();
+    (items.into_iter().skip(skip).take(size).collect(), count)
+}
+
+impl ClientRegistry {
+    /// Whether a scope name exists, built in or custom.
+    pub fn scope_exists(&self, name: &str) -> bool {
+        policy::is_built_in_scope(name) || self.scopes.values().any(|s| s.name == name)
+    }
+
+    fn check_new_scope_name(
+        &self,
+        name: &str,
+        except_id: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        if !policy::is_scope_token(name) {
+            return Err(invalid(format!("'{name}' is not a valid scope name (RFC 6749 §3.3)")));
+        }
+        if policy::is_built_in_scope(name) {
+            return Err(PolicyError::BuiltIn.into());
+        }
+        if self.scopes.values().any(|s| s.name == name && Some(s.id.as_str()) != except_id) {
+            return Err(RegistryError::Conflict(format!("a scope named '{name}' already exists")));
+        }
+        Ok(())
+    }
+
+    pub fn list_scopes(&self, p: Page) -> (Vec<ScopeView>, usize) {
+        let mut all: Vec<ScopeView> = BUILT_IN_SCOPES.iter().map(|n| built_in_scope(n)).collect();
+        all.extend(self.scopes.values().map(scope_view));
+        page(all, p)
+    }
+
+    pub fn get_scope(&self, id: &str) -> Result<ScopeView, RegistryError> {
+        if policy::is_built_in_scope(id) {
+            return Ok(built_in_scope(id));
+        }
+        self.scopes.get(id).map(scope_view).ok_or(RegistryError::NotFound)
+    }
+
+    pub fn create_scope(
+        &mut self,
+        _caller: &Caller,
+        input: ScopeInput,
+    ) -> Result<ScopeView, RegistryError> {
+        let name = input.name.ok_or_else(|| invalid("name is required"))?;
+        self.check_new_scope_name(&name, None)?;
+        if input.kind.as_deref().is_some_and(|k| k != "s2s") {
+            return Err(invalid("type must be \"s2s\""));
+        }
+        let note = input.note.unwrap_or_default();
+        check_note(&note)?;
+        let now = self.clock.now();
+        let record =
+            ScopeRecord { id: random_token(12), name, note, created_at: now, updated_at: now };
+        self.store.apply_registry(&[RegistryChange::PutScope(record.clone())])?;
+        let view = scope_view(&record);
+        self.scopes.insert(record.id.clone(), record);
+        Ok(view)
+    }
+
+    /// A rename reaches every app and role that names the scope, in one transaction.
+    pub fn update_scope(
+        &mut self,
+        _caller: &Caller,
+        id: &str,
+        input: ScopeInput,
+    ) -> Result<ScopeView, RegistryError> {
+        if policy::is_built_in_scope(id) {
+            return Err(PolicyError::BuiltIn.into());
+        }
+        let mut record = self.scopes.get(id).cloned().ok_or(RegistryError::NotFound)?;
+        if let Some(note) = input.note {
+            check_note(&note)?;
+            record.note = note;
+        }
+        if input.kind.as_deref().is_some_and(|k| k != "s2s") {
+            return Err(invalid("type must be \"s2s\""));
+        }
+        let old = record.name.clone();
+        if let Some(name) = input.name {
+            self.check_new_scope_name(&name, Some(id))?;
+            record.name = name;
+        }
+        record.updated_at = self.clock.now();
+        let new = record.name.clone();
+        let mut changes = vec![RegistryChange::PutScope(record.clone())];
+        if new != old {
+            changes.extend(self.replace_scope_everywhere(&old, Some(&new)));
+        }
+        self.commit_changes(changes)?;
+        Ok(scope_view(&record))
+    }
+
+    pub fn delete_scope(&mut self, _caller: &Caller, id: &str) -> Result<(), RegistryError> {
+        if policy::is_built_in_scope(id) {
+            return Err(PolicyError::BuiltIn.into());
+        }
+        let record = self.scopes.get(id).cloned().ok_or(RegistryError::NotFound)?;
+        let mut changes = vec![RegistryChange::DeleteScope(id.to_string())];
+        changes.extend(self.replace_scope_everywhere(&record.name, None));
+        self.commit_changes(changes)
+    }
+
+    /// The app and role changes that rename (or, with `None`, remove) a scope name.
+    fn replace_scope_everywhere(&self, old: &str, new: Option<&str>) -> Vec<RegistryChange> {
+        let rewrite = |scopes: &[String]| -> Option<Vec<String>> {
+            if !scopes.iter().any(|s| s == old) {
+                return None;
+            }
+            let mut out: Vec<String> = Vec::with_capacity(scopes.len());
+            for s in scopes {
+                let s = if s == old { new } else { Some(s.as_str()) };
+                if let Some(s) = s.filter(|s| !out.iter().any(|o| o == s)) {
+                    out.push(s.to_string());
+                }
+            }
+            Some(out)
+        };
+        let now = self.clock.now();
+        let mut changes = Vec::new();
+        for app in self.apps.values() {
+            if let Some(scopes) = rewrite(&app.scopes) {
+                let mut app = app.clone();
+                app.scopes = scopes;
+                app.updated_at = now;
+                changes.push(RegistryChange::PutApp(app));
+            }
+        }
+        for role in self.roles.values() {
+            if let Some(scopes) = rewrite(&role.scopes) {
+                let mut role = role.clone();
+                role.scopes = scopes;
+                role.updated_at = now;
+                changes.push(RegistryChange::PutRole(role));
+            }
+        }
+        changes
+    }
+
+    /// Durable first, then the in-memory state and the published client table.
+    fn commit_changes(&mut self, changes: Vec<RegistryChange>) -> Result<(), RegistryError> {
+        self.store.apply_registry(&changes)?;
+        for change in changes {
+            match change {
+                RegistryChange::PutApp(app) => {
+                    self.table.put(Client::from_record(&app));
+                    self.apps.insert(app.id.clone(), app);
+                }
+                RegistryChange::PutScope(scope) => {
+                    self.scopes.insert(scope.id.clone(), scope);
+                }
+                RegistryChange::DeleteScope(id) => {
+                    self.scopes.remove(&id);
+                }
+                RegistryChange::PutRole(role) => {
+                    self.roles.insert(role.id.clone(), role);
+                }
+                RegistryChange::DeleteRole(id) => {
+                    self.roles.remove(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_role_name(
+        &self,
+        name: &str,
+        except_id: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err(invalid("name must be 1 to 128 characters"));
+        }
+        if policy::is_built_in_role(name) {
+            return Err(PolicyError::BuiltIn.into());
+        }
+        if self.roles.values().any(|r| r.name == name && Some(r.id.as_str()) != except_id) {
+            return Err(RegistryError::Conflict(format!("a role named '{name}' already exists")));
+        }
+        Ok(name.to_string())
+    }
+
+    fn check_role_scopes(
+        &self,
+        caller: &Caller,
+        scopes: &[String],
+    ) -> Result<Vec<String>, RegistryError> {
+        policy::check_role_scopes(caller, scopes)?;
+        let mut out: Vec<String> = Vec::new();
+        for scope in scopes {
+            if !self.scope_exists(scope) {
+                return Err(invalid(format!("scope '{scope}' does not exist")));
+            }
+            if !out.contains(scope) {
+                out.push(scope.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn list_roles(&self, p: Page) -> (Vec<RoleView>, usize) {
+        let mut all: Vec<RoleView> =
+            BUILT_IN_ROLES.iter().map(|(n, p)| built_in_role(n, *p)).collect();
+        all.extend(self.roles.values().map(role_view));
+        page(all, p)
+    }
+
+    pub fn get_role(&self, id: &str) -> Result<RoleView, RegistryError> {
+        if let Some((name, privileged)) = BUILT_IN_ROLES.iter().find(|(n, _)| *n == id) {
+            return Ok(built_in_role(name, *privileged));
+        }
+        self.roles.get(id).map(role_view).ok_or(RegistryError::NotFound)
+    }
+
+    /// A role holding `root` is privileged whatever it says: assigning it is rule 2's business.
+    pub fn create_role(
+        &mut self,
+        caller: &Caller,
+        input: RoleInput,
+    ) -> Result<RoleView, RegistryError> {
+        let name = self.check_role_name(
+            input.name.as_deref().ok_or_else(|| invalid("name is required"))?,
+            None,
+        )?;
+        let scopes = self.check_role_scopes(caller, input.scopes.as_deref().unwrap_or(&[]))?;
+        let is_privileged =
+            input.privileged.unwrap_or(false) || scopes.iter().any(|s| s == policy::ROOT);
+        policy::check_manage_role(caller, is_privileged)?;
+        let note = input.note.unwrap_or_default();
+        check_note(&note)?;
+        let now = self.clock.now();
+        let record = RoleRecord {
+            id: random_token(12),
+            name,
+            note,
+            scopes,
+            is_privileged,
+            created_at: now,
+            updated_at: now,
+        };
+        self.commit_changes(vec![RegistryChange::PutRole(record.clone())])?;
+        Ok(role_view(&record))
+    }
+
+    pub fn update_role(
+        &mut self,
+        caller: &Caller,
+        id: &str,
+        input: RoleInput,
+    ) -> Result<RoleView, RegistryError> {
+        if policy::is_built_in_role(id) {
+            return Err(PolicyError::BuiltIn.into());
+        }
+        let mut record = self.roles.get(id).cloned().ok_or(RegistryError::NotFound)?;
+        policy::check_manage_role(caller, record.is_privileged)?;
+        if let Some(scopes) = &input.scopes {
+            record.scopes = self.check_role_scopes(caller, scopes)?;
+        }
+        if let Some(name) = &input.name {
+            record.name = self.check_role_name(name, Some(id))?;
+        }
+        if let Some(note) = input.note {
+            check_note(&note)?;
+            record.note = note;
+        }
+        record.is_privileged = input.privileged.unwrap_or(record.is_privileged)
+            || record.scopes.iter().any(|s| s == policy::ROOT);
+        policy::check_manage_role(caller, record.is_privileged)?;
+        record.updated_at = self.clock.now();
+        self.commit_changes(vec![RegistryChange::PutRole(record.clone())])?;
+        Ok(role_view(&record))
+    }
+
+    pub fn delete_role(&mut self, caller: &Caller, id: &str) -> Result<(), RegistryError> {
+        if policy::is_built_in_role(id) {
+            return Err(PolicyError::BuiltIn.into());
+        }
+        let record = self.roles.get(id).ok_or(RegistryError::NotFound)?;
+        policy::check_manage_role(caller, record.is_privileged)?;
+        self.commit_changes(vec![RegistryChange::DeleteRole(id.to_string())])
+    }
+}
+
+/// Typed messages for the scope and role operations, each answered by the method of the same
+/// name on the registry.
+macro_rules! registry_messages {
+    ($($name:ident { $($field:ident : $ty:ty),* } -> $res:ty => $method:ident;)*) => {$(
+        pub struct $name { $(pub $field: $ty),* }
+
+        impl Message for $name {
+            type Result = $res;
+        }
+
+        impl Handler<$name> for ClientRegistry {
+            type Result = MessageResult<$name>;
+            fn handle(&mut self, msg: $name, _: &mut Context<Self>) -> Self::Result {
+                let $name { $($field),* } = msg;
+                MessageResult(self.$method($($field),*))
+            }
+        }
+    )*};
+}
+
+// Adapters so every message maps onto one method signature shape.
+impl ClientRegistry {
+    fn list_scopes_msg(&mut self, page: Page) -> (Vec<ScopeView>, usize) {
+        self.list_scopes(page)
+    }
+    fn get_scope_msg(&mut self, id: String) -> Result<ScopeView, RegistryError> {
+        self.get_scope(&id)
+    }
+    fn create_scope_msg(
+        &mut self,
+        caller: Caller,
+        input: ScopeInput,
+    ) -> Result<ScopeView, RegistryError> {
+        self.create_scope(&caller, input)
+    }
+    fn update_scope_msg(
+        &mut self,
+        caller: Caller,
+        id: String,
+        input: ScopeInput,
+    ) -> Result<ScopeView, RegistryError> {
+        self.update_scope(&caller, &id, input)
+    }
+    fn delete_scope_msg(&mut self, caller: Caller, id: String) -> Result<(), RegistryError> {
+        self.delete_scope(&caller, &id)
+    }
+    fn list_roles_msg(&mut self, page: Page) -> (Vec<RoleView>, usize) {
+        self.list_roles(page)
+    }
+    fn get_role_msg(&mut self, id: String) -> Result<RoleView, RegistryError> {
+        self.get_role(&id)
+    }
+    fn create_role_msg(
+        &mut self,
+        caller: Caller,
+        input: RoleInput,
+    ) -> Result<RoleView, RegistryError> {
+        self.create_role(&caller, input)
+    }
+    fn update_role_msg(
+        &mut self,
+        caller: Caller,
+        id: String,
+        input: RoleInput,
+    ) -> Result<RoleView, RegistryError> {
+        self.update_role(&caller, &id, input)
+    }
+    fn delete_role_msg(&mut self, caller: Caller, id: String) -> Result<(), RegistryError> {
+        self.delete_role(&caller, &id)
+    }
+}
+
+registry_messages! {
+    ListScopes { page: Page } -> (Vec<ScopeView>, usize) => list_scopes_msg;
+    GetScope { id: String } -> Result<ScopeView, RegistryError> => get_scope_msg;
+    CreateScope { caller: Caller, input: ScopeInput } -> Result<ScopeView, RegistryError> => create_scope_msg;
+    UpdateScope { caller: Caller, id: String, input: ScopeInput } -> Result<ScopeView, RegistryError> => update_scope_msg;
+    DeleteScope { caller: Caller, id: String } -> Result<(), RegistryError> => delete_scope_msg;
+    ListRoles { page: Page } -> (Vec<RoleView>, usize) => list_roles_msg;
+    GetRole { id: String } -> Result<RoleView, RegistryError> => get_role_msg;
+    CreateRole { caller: Caller, input: RoleInput } -> Result<RoleView, RegistryError> => create_role_msg;
+    UpdateRole { caller: Caller, id: String, input: RoleInput } -> Result<RoleView, RegistryError> => update_role_msg;
+    DeleteRole { caller: Caller, id: String } -> Result<(), RegistryError> => delete_role_msg;
+}
