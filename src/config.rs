@@ -20,6 +20,9 @@ pub struct FileConfig {
     pub refresh_token_ttl: Option<Duration>,
     pub max_assertion_lifetime: Option<Duration>,
     pub grant_cleanup_every: Option<Duration>,
+    pub default_role: Option<String>,
+    pub invitation_ttl: Option<Duration>,
+    pub allow_user_credentials: Option<bool>,
     #[serde(default)]
     pub keys: KeysFile,
     #[serde(default)]
@@ -91,6 +94,11 @@ pub struct Config {
     pub refresh_token_ttl: u64,
     pub max_assertion_lifetime: u64,
     pub grant_cleanup_every: u64,
+    /// The role new users get (seed 001); never a privileged one.
+    pub default_role: String,
+    pub invitation_ttl: u64,
+    /// `client_credentials` with a user's `username:password` (seed 001); off by default.
+    pub allow_user_credentials: bool,
     pub rotate_every: u64,
     pub jwks_max_age: u64,
     pub rate_window: u64,
@@ -112,6 +120,9 @@ impl Default for Config {
             refresh_token_ttl: 30 * 86400,
             max_assertion_lifetime: 300,
             grant_cleanup_every: 60,
+            default_role: "consumer".into(),
+            invitation_ttl: 7 * 86400,
+            allow_user_credentials: false,
             rotate_every: 7 * 86400,
             jwks_max_age: 600,
             rate_window: 60,
@@ -154,6 +165,12 @@ impl Config {
         self.max_assertion_lifetime =
             d(file.max_assertion_lifetime).unwrap_or(self.max_assertion_lifetime);
         self.grant_cleanup_every = d(file.grant_cleanup_every).unwrap_or(self.grant_cleanup_every);
+        if let Some(role) = file.default_role {
+            self.default_role = role;
+        }
+        self.invitation_ttl = d(file.invitation_ttl).unwrap_or(self.invitation_ttl);
+        self.allow_user_credentials =
+            file.allow_user_credentials.unwrap_or(self.allow_user_credentials);
         self.rotate_every = d(file.keys.rotate_every).unwrap_or(self.rotate_every);
         self.jwks_max_age = d(file.keys.jwks_max_age).unwrap_or(self.jwks_max_age);
         self.rate_window = d(file.rate_limit.window).unwrap_or(self.rate_window);

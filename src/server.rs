@@ -151,8 +151,15 @@ pub fn prepare(
         per_client: config.failures_per_client,
         per_addr: config.failures_per_address,
     };
-    let issuer =
-        Arc::new(Issuer::new(settings, keyring.key_set(), registry.table(), limits, grants, clock));
+    let issuer = Arc::new(Issuer::new(
+        settings,
+        keyring.key_set(),
+        registry.table(),
+        limits,
+        grants,
+        registry.users_table(),
+        clock,
+    ));
 
     // The actors get a thread of their own: their durable commits (fsync) never stall a worker.
     let arbiter = Arbiter::new();

@@ -13,3 +13,4 @@ mod identity;
 mod keys;
 mod regression;
 mod token;
+mod users;

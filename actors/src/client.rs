@@ -47,6 +47,33 @@ impl Client {
     }
 }
 
+/// The `client_id` of tokens issued to people who signed in (consumer login, user credentials):
+/// no app holds it, so such tokens never pass Tessera's admin API.
+pub const CONSUMER_CLIENT_ID: &str = "tessera-consumer";
+
+impl Client {
+    /// The stand-in client for a signed-in user holding `scopes`.
+    pub fn consumer_with(scopes: Vec<String>) -> Client {
+        Client { scopes, ..Client::consumer() }
+    }
+
+    /// The stand-in client of consumer tokens: no secret, no claims of its own.
+    pub fn consumer() -> Client {
+        Client {
+            app_id: String::new(),
+            client_id: CONSUMER_CLIENT_ID.into(),
+            secrets: Vec::new(),
+            scopes: Vec::new(),
+            has_client_credentials: false,
+            has_refresh_token: true,
+            is_active: true,
+            ttl: None,
+            claims_fragment: String::new(),
+            public_key: None,
+        }
+    }
+}
+
 /// A digest no secret maps to in practice, compared against when the client is unknown so
 /// that both failures cost the same work.
 const DUMMY: SecretHash = [0x5a; 32];

@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message};
-use tessera_storage::{AppRecord, GrantOp, RoleRecord, ScopeRecord, Storage, StoreError};
+use tessera_storage::{
+    AppRecord, GrantOp, RoleRecord, ScopeRecord, Storage, StoreError, UserRecord,
+};
+
+use crate::users::UserTable;
 
 use crate::grants::GrantStore;
 
@@ -63,6 +67,8 @@ pub struct ClientRegistry {
     pub(crate) scopes: BTreeMap<String, ScopeRecord>,
     /// Custom roles by id (built-ins are constants in `policy`).
     pub(crate) roles: BTreeMap<String, RoleRecord>,
+    pub(crate) users: BTreeMap<String, UserRecord>,
+    pub(crate) user_table: UserTable,
 }
 
 /// The root app's credentials: the operator's, or generated on first start.
@@ -95,7 +101,21 @@ impl ClientRegistry {
         }
         let scopes = store.load_scopes()?.into_iter().map(|s| (s.id.clone(), s)).collect();
         let roles = store.load_roles()?.into_iter().map(|r| (r.id.clone(), r)).collect();
-        Ok(ClientRegistry { store, grants, apps, table, clock, limits, scopes, roles })
+        let users = store.load_users()?.into_iter().map(|u| (u.auth_id.clone(), u)).collect();
+        let registry = ClientRegistry {
+            store,
+            grants,
+            apps,
+            table,
+            clock,
+            limits,
+            scopes,
+            roles,
+            users,
+            user_table: UserTable::default(),
+        };
+        registry.republish_users();
+        Ok(registry)
     }
 
     /// Ends every refresh family of an app that is being disabled or deleted, before the app

@@ -16,7 +16,7 @@ use tessera_storage::{FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
 
 use crate::assertion;
 use crate::claims::{AccessClaims, OutgoingClaims};
-use crate::client::{Client, ClientTable};
+use crate::client::{CONSUMER_CLIENT_ID, Client, ClientTable};
 use crate::clock::SharedClock;
 use crate::grants::GrantStore;
 use crate::jws;
@@ -26,6 +26,7 @@ use crate::oauth::OAuthError;
 use crate::policy::grant_scope;
 use crate::request::{self, Credentials, TokenRequest};
 use crate::secret::{new_refresh_token, parse_refresh_token, time_ordered_id};
+use crate::users::UserTable;
 
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
@@ -56,6 +57,8 @@ pub struct Issuer {
     clients: ClientTable,
     limiter: FailureLimiter,
     grants: GrantStore,
+    users: UserTable,
+    consumer: Client,
     clock: SharedClock,
     pub counters: Counters,
 }
@@ -106,6 +109,7 @@ impl Issuer {
         clients: ClientTable,
         limits: Limits,
         grants: GrantStore,
+        users: UserTable,
         clock: SharedClock,
     ) -> Issuer {
         Issuer {
@@ -114,9 +118,44 @@ impl Issuer {
             clients,
             limiter: FailureLimiter::new(limits),
             grants,
+            users,
+            consumer: Client::consumer(),
             clock,
             counters: Counters::default(),
         }
+    }
+
+    pub fn users(&self) -> &UserTable {
+        &self.users
+    }
+
+    /// Whether the subject of a token can still act: its app, or for consumer tokens its user.
+    pub fn is_subject_active(&self, client_id: &str, sub: &str) -> bool {
+        if client_id == CONSUMER_CLIENT_ID {
+            return self.users.get(sub).is_some_and(|u| u.is_active);
+        }
+        self.clients.get(client_id).is_some_and(|c| c.is_active)
+    }
+
+    /// A signed-in user's token (seed 001): `sub` is the user's authId, `scope` the union of
+    /// its roles' scopes, with a refresh token of its own family.
+    pub async fn user_token(&self, auth_id: &str) -> Result<Issued, OAuthError> {
+        let user = self
+            .users
+            .get(auth_id)
+            .filter(|u| u.is_active)
+            .ok_or(OAuthError::InvalidGrant("the user cannot sign in"))?;
+        let scope = user.scopes.join(" ");
+        let now = self.clock.now();
+        let ttl = self.settings.default_ttl.min(self.settings.max_ttl);
+        let family = time_ordered_id();
+        let audience = self.settings.default_audience.clone();
+        let minted =
+            self.mint(&self.consumer, auth_id, &scope, &audience, ttl, now, Some(&family))?;
+        let refresh = self.open_family(family, &self.consumer, auth_id, &scope, now).await?;
+        let mut issued = self.issued(minted, ttl, now, scope, Some(refresh), &self.consumer);
+        issued.client_id = auth_id.to_string();
+        Ok(issued)
     }
 
     pub fn keys(&self) -> &SharedKeySet {
@@ -243,17 +282,33 @@ impl Issuer {
         if named.is_some_and(|id| id != record.client_id) {
             return Err(INVALID_GRANT);
         }
-        let client = match self.clients.get(&record.client_id) {
-            Some(c) if c.is_active && c.has_refresh_token => c,
-            // A disabled or deleted app, or one that lost the grant, ends the family.
-            _ => {
-                let op = GrantOp::RevokeFamily {
-                    token: hash,
-                    client_id: None,
-                    horizon: self.revocation_horizon(),
-                };
-                self.grants.submit(op).await.map_err(store_failure)?;
-                return Err(INVALID_GRANT);
+        let client = if record.client_id == CONSUMER_CLIENT_ID {
+            // A person's family: the user must still be active; its scopes come from its roles.
+            match self.users.get(&family.subject) {
+                Some(u) if u.is_active => Arc::new(Client::consumer_with(u.scopes.clone())),
+                _ => {
+                    let op = GrantOp::RevokeFamily {
+                        token: hash,
+                        client_id: None,
+                        horizon: self.revocation_horizon(),
+                    };
+                    self.grants.submit(op).await.map_err(store_failure)?;
+                    return Err(INVALID_GRANT);
+                }
+            }
+        } else {
+            match self.clients.get(&record.client_id) {
+                Some(c) if c.is_active && c.has_refresh_token => c,
+                // A disabled or deleted app, or one that lost the grant, ends the family.
+                _ => {
+                    let op = GrantOp::RevokeFamily {
+                        token: hash,
+                        client_id: None,
+                        horizon: self.revocation_horizon(),
+                    };
+                    self.grants.submit(op).await.map_err(store_failure)?;
+                    return Err(INVALID_GRANT);
+                }
             }
         };
         // Narrow, never widen: within the family's grant and within what the app holds now.
@@ -416,7 +471,8 @@ impl Issuer {
         }
     }
 
-    fn check_limits(
+    /// Failed-authentication limits for a name (client id or username) from an address.
+    pub fn check_limits(
         &self,
         client_id: &str,
         addr: Option<IpAddr>,
@@ -432,7 +488,7 @@ impl Issuer {
         Ok(())
     }
 
-    fn record_failure(&self, client_id: &str, addr: Option<IpAddr>, now: u64) {
+    pub fn record_failure(&self, client_id: &str, addr: Option<IpAddr>, now: u64) {
         for key in addr.map(LimitKey::addr).into_iter().chain(LimitKey::client(client_id, addr)) {
             self.limiter.record_failure(key, now);
         }

@@ -4,6 +4,9 @@
 //! (`KeySet`, `ClientTable`) that the token hot path reads without a message hop. Nothing here
 //! knows about HTTP.
 
+#[macro_use]
+mod macros;
+
 pub mod app;
 pub mod assertion;
 pub mod claims;
@@ -18,8 +21,10 @@ pub mod keys;
 pub mod keyset;
 pub mod limiter;
 pub mod oauth;
+pub mod password;
 pub mod policy;
 pub mod request;
 pub mod ring;
 pub mod scopes;
 pub mod secret;
+pub mod users;

@@ -64,6 +64,8 @@ pub enum PolicyError {
     BuiltIn,
     /// A role holding `root` would hand it to every user given the role.
     RootInRole,
+    /// API.md §4 rule 2.
+    PrivilegedRole,
     /// A privileged role can only be changed by root, or a `write_role` token could unmark it
     /// and then have it assigned.
     PrivilegedRoleManagement,
@@ -80,6 +82,9 @@ impl PolicyError {
             }
             PolicyError::BuiltIn => {
                 "Built-in scopes and roles cannot be created, renamed, updated or deleted."
+            }
+            PolicyError::PrivilegedRole => {
+                "Only an app with the root scope can assign a privileged role."
             }
             PolicyError::RootInRole => {
                 "Only an app with the root scope can assign the root scope to a role."

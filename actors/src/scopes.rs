@@ -3,7 +3,6 @@
 //! name; a scope's rename or deletion reaches every app and role that names it in the same
 //! transaction.
 
-use actix::{Context, Handler, Message, MessageResult};
 use serde::{Deserialize, Serialize};
 use tessera_storage::{RegistryChange, RoleRecord, ScopeRecord};
 
@@ -272,8 +271,17 @@ impl ClientRegistry {
                 RegistryChange::DeleteRole(id) => {
                     self.roles.remove(&id);
                 }
+                RegistryChange::PutUser(user) => {
+                    self.users.insert(user.auth_id.clone(), user);
+                }
+                RegistryChange::DeleteUser(id) => {
+                    self.users.remove(&id);
+                    self.user_table.remove(&id);
+                }
             }
         }
+        // Role and scope changes move users' scopes.
+        self.republish_users();
         Ok(())
     }
 
@@ -382,7 +390,12 @@ impl ClientRegistry {
             || record.scopes.iter().any(|s| s == policy::ROOT);
         policy::check_manage_role(caller, record.is_privileged)?;
         record.updated_at = self.clock.now();
-        self.commit_changes(vec![RegistryChange::PutRole(record.clone())])?;
+        let old_name = self.roles.get(id).map(|r| r.name.clone()).unwrap_or_default();
+        let mut changes = vec![RegistryChange::PutRole(record.clone())];
+        if old_name != record.name {
+            changes.extend(self.replace_role_in_users(&old_name, Some(&record.name)));
+        }
+        self.commit_changes(changes)?;
         Ok(role_view(&record))
     }
 
@@ -392,28 +405,10 @@ impl ClientRegistry {
         }
         let record = self.roles.get(id).ok_or(RegistryError::NotFound)?;
         policy::check_manage_role(caller, record.is_privileged)?;
-        self.commit_changes(vec![RegistryChange::DeleteRole(id.to_string())])
+        let mut changes = vec![RegistryChange::DeleteRole(id.to_string())];
+        changes.extend(self.replace_role_in_users(&record.name, None));
+        self.commit_changes(changes)
     }
-}
-
-/// Typed messages for the scope and role operations, each answered by the method of the same
-/// name on the registry.
-macro_rules! registry_messages {
-    ($($name:ident { $($field:ident : $ty:ty),* } -> $res:ty => $method:ident;)*) => {$(
-        pub struct $name { $(pub $field: $ty),* }
-
-        impl Message for $name {
-            type Result = $res;
-        }
-
-        impl Handler<$name> for ClientRegistry {
-            type Result = MessageResult<$name>;
-            fn handle(&mut self, msg: $name, _: &mut Context<Self>) -> Self::Result {
-                let $name { $($field),* } = msg;
-                MessageResult(self.$method($($field),*))
-            }
-        }
-    )*};
 }
 
 // Adapters so every message maps onto one method signature shape.

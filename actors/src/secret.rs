@@ -140,3 +140,8 @@ mod refresh_tests {
         assert_ne!(later, token);
     }
 }
+
+/// Compares two hex digests in constant time.
+pub fn hex_matches(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}

@@ -1,6 +1,7 @@
 //! HTTP routes. [`configure`] is the one routing table, used by `main` and by the tests.
 
 pub mod admin;
+pub mod consumer;
 pub mod health;
 pub mod oauth2;
 pub mod wellknown;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .configure(wellknown::configure)
                 .configure(health::configure)
                 .configure(admin::configure)
+                .configure(consumer::configure)
                 .default_service(web::to(not_found)),
         );
 }

@@ -21,7 +21,7 @@ pub use grant::{
     FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
 };
 pub use key::{KeyRecord, KeyState};
-pub use scope::{RegistryChange, RoleRecord, ScopeRecord};
+pub use scope::{RegistryChange, RoleRecord, ScopeRecord, UserRecord};
 pub use seal::Kek;
 pub use store::Store;
 
@@ -42,6 +42,8 @@ pub trait Storage: Send + Sync + 'static {
     fn load_scopes(&self) -> Result<Vec<ScopeRecord>, StoreError>;
     /// Every custom role.
     fn load_roles(&self) -> Result<Vec<RoleRecord>, StoreError>;
+    /// Every user.
+    fn load_users(&self) -> Result<Vec<UserRecord>, StoreError>;
     /// The signing keys, private parts opened with the KEK.
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Replaces the whole key ring in one transaction.

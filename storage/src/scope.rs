@@ -38,4 +38,27 @@ pub enum RegistryChange {
     DeleteScope(String),
     PutRole(RoleRecord),
     DeleteRole(String),
+    PutUser(UserRecord),
+    DeleteUser(String),
+}
+
+/// A person. Passwords only as Argon2id PHC strings; invitation tokens only as SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRecord {
+    pub auth_id: String,
+    pub username: Option<String>,
+    pub email: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    /// Role names.
+    pub roles: Vec<String>,
+    pub is_active: bool,
+    pub password_hash: Option<String>,
+    pub invitation_hash: Option<String>,
+    pub invitation_expires_at: Option<u64>,
+    pub created_at: u64,
+    pub updated_at: u64,
 }

@@ -11,11 +11,11 @@ use crate::key::StoredKey;
 use crate::record::{decode, encode};
 use crate::tables::{
     APPS, ASSERTIONS, CHANGES, CLIENT_IDS, FAMILIES, KEYS, META, REFRESH_TOKENS, REVOKED_JTIS,
-    ROLES, SCOPES, VERSION,
+    ROLES, SCOPES, USERS, VERSION,
 };
 use crate::{
     AppRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord, RefreshRecord, RefreshStatus,
-    RegistryChange, RoleRecord, ScopeRecord, Storage, StoreError, TokenKey,
+    RegistryChange, RoleRecord, ScopeRecord, Storage, StoreError, TokenKey, UserRecord,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -57,6 +57,7 @@ impl Store {
             txn.open_table(ASSERTIONS).map_err(db)?;
             txn.open_table(SCOPES).map_err(db)?;
             txn.open_table(ROLES).map_err(db)?;
+            txn.open_table(USERS).map_err(db)?;
             Ok(())
         })?;
         Ok(store)
@@ -224,6 +225,15 @@ impl Storage for Store {
                         txn.open_table(ROLES).map_err(db)?.remove(id.as_str()).map_err(db)?;
                         format!("role:{id}")
                     }
+                    RegistryChange::PutUser(user) => {
+                        let mut users = txn.open_table(USERS).map_err(db)?;
+                        users.insert(user.auth_id.as_str(), encode(user).as_slice()).map_err(db)?;
+                        format!("user:{}", user.auth_id)
+                    }
+                    RegistryChange::DeleteUser(id) => {
+                        txn.open_table(USERS).map_err(db)?.remove(id.as_str()).map_err(db)?;
+                        format!("user:{id}")
+                    }
                 };
                 version = Self::record_change(txn, &what)?;
             }
@@ -237,6 +247,10 @@ impl Storage for Store {
 
     fn load_roles(&self) -> Result<Vec<RoleRecord>, StoreError> {
         self.load_all(ROLES)
+    }
+
+    fn load_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.load_all(USERS)
     }
 
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {

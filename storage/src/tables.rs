@@ -29,3 +29,5 @@ pub(crate) const ASSERTIONS: TableDefinition<&str, u64> = TableDefinition::new("
 pub(crate) const SCOPES: TableDefinition<&str, &[u8]> = TableDefinition::new("scopes");
 /// custom role id → encoded [`crate::RoleRecord`].
 pub(crate) const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("roles");
+/// auth id → encoded [`crate::UserRecord`].
+pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");

@@ -7,6 +7,7 @@ mod error;
 mod info;
 mod keys;
 mod scopes;
+mod users;
 
 pub use bearer::Bearer;
 pub use error::AdminError;
@@ -18,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     apps::configure(cfg);
     keys::configure(cfg);
     scopes::configure(cfg);
+    users::configure(cfg);
 }
 
 /// JSON bodies: bounded, and any fault (syntax, unknown field, wrong type) is a `400` that

@@ -1,0 +1,449 @@
+//! Users, owned by the ClientRegistry (API.md §4, seed 001): CRUD, invitations, the
+//! privileged-role rule, registration, and the lookups that login needs. Password hashes are
+//! computed by callers off the workers; this owner only stores them.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use tessera_storage::{RegistryChange, UserRecord};
+
+use crate::clients::{ClientRegistry, Page, RegistryError};
+use crate::policy::{BUILT_IN_ROLES, Caller, PolicyError};
+use crate::secret::{hash_secret, random_token, to_hex};
+
+/// What token issuance needs of a user, republished after every user, role or scope change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub auth_id: String,
+    pub is_active: bool,
+    /// The union of the user's roles' scopes.
+    pub scopes: Vec<String>,
+}
+
+/// auth id → user, read by the refresh grant and bearer checks.
+#[derive(Clone, Default)]
+pub struct UserTable(Arc<DashMap<String, Arc<UserEntry>>>);
+
+impl UserTable {
+    pub fn get(&self, auth_id: &str) -> Option<Arc<UserEntry>> {
+        self.0.get(auth_id).map(|u| Arc::clone(&u))
+    }
+
+    pub(crate) fn remove(&self, auth_id: &str) {
+        self.0.remove(auth_id);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub auth_id: String,
+    pub username: Option<String>,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub roles: Vec<String>,
+    pub is_active: bool,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserPatch {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub is_active: Option<bool>,
+    pub roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Invitation {
+    pub email: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// What a login needs to check a password: the hash, or `None` for anyone who cannot sign in
+/// (unknown, inactive, no password yet) — the caller verifies against a dummy then.
+#[derive(Debug, Clone)]
+pub struct LoginTarget {
+    pub auth_id: Option<String>,
+    pub password_hash: Option<String>,
+}
+
+pub fn view(u: &UserRecord) -> UserView {
+    UserView {
+        auth_id: u.auth_id.clone(),
+        username: u.username.clone(),
+        email: u.email.clone(),
+        first_name: u.first_name.clone(),
+        last_name: u.last_name.clone(),
+        roles: u.roles.clone(),
+        is_active: u.is_active,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+    }
+}
+
+fn invalid(message: impl Into<String>) -> RegistryError {
+    RegistryError::Invalid(message.into())
+}
+
+fn check_email(email: &str) -> Result<String, RegistryError> {
+    let email = email.trim();
+    let ok = email.len() <= 254
+        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
+    if !ok || email.chars().any(char::is_whitespace) {
+        return Err(invalid("email must be an address like name@example.com"));
+    }
+    Ok(email.to_string())
+}
+
+fn check_username(username: &str) -> Result<String, RegistryError> {
+    let username = username.trim();
+    let ok = (3..=64).contains(&username.chars().count())
+        && username.chars().all(|c| c.is_alphanumeric() || "._-".contains(c));
+    if !ok {
+        return Err(invalid("username must be 3 to 64 letters, digits, '.', '_' or '-'"));
+    }
+    Ok(username.to_string())
+}
+
+fn check_person_name(name: &str) -> Result<(), RegistryError> {
+    if name.chars().count() > 128 {
+        Err(invalid("names must be at most 128 characters"))
+    } else {
+        Ok(())
+    }
+}
+
+impl ClientRegistry {
+    pub fn users_table(&self) -> UserTable {
+        self.user_table.clone()
+    }
+
+    /// Whether a role (by name) is privileged; `None` when there is no such role.
+    fn role_is_privileged(&self, name: &str) -> Option<bool> {
+        if let Some((_, p)) = BUILT_IN_ROLES.iter().find(|(n, _)| *n == name) {
+            return Some(*p);
+        }
+        self.roles.values().find(|r| r.name == name).map(|r| r.is_privileged)
+    }
+
+    /// Rule 2: a role list with a privileged role needs a root caller. Unknown roles are refused.
+    fn check_roles(&self, caller: &Caller, roles: &[String]) -> Result<Vec<String>, RegistryError> {
+        let mut out: Vec<String> = Vec::new();
+        let mut has_privileged = false;
+        for role in roles {
+            has_privileged |= self
+                .role_is_privileged(role)
+                .ok_or_else(|| invalid(format!("role '{role}' does not exist")))?;
+            if !out.contains(role) {
+                out.push(role.clone());
+            }
+        }
+        if has_privileged && !caller.is_root() {
+            return Err(PolicyError::PrivilegedRole.into());
+        }
+        Ok(out)
+    }
+
+    /// The scopes a user's roles give.
+    pub(crate) fn user_scopes(&self, roles: &[String]) -> Vec<String> {
+        let mut scopes: Vec<String> = Vec::new();
+        for role in self.roles.values().filter(|r| roles.contains(&r.name)) {
+            for s in &role.scopes {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+        }
+        scopes
+    }
+
+    pub(crate) fn publish_user(&self, user: &UserRecord) {
+        let entry = UserEntry {
+            auth_id: user.auth_id.clone(),
+            is_active: user.is_active,
+            scopes: self.user_scopes(&user.roles),
+        };
+        self.user_table.0.insert(user.auth_id.clone(), Arc::new(entry));
+    }
+
+    /// After a role or scope change every user's scopes may differ.
+    pub(crate) fn republish_users(&self) {
+        for user in self.users.values() {
+            self.publish_user(user);
+        }
+    }
+
+    fn find_by_login(&self, login: &str) -> Option<&UserRecord> {
+        let login = login.trim().to_lowercase();
+        self.users.values().find(|u| {
+            u.username.as_deref().is_some_and(|n| n.to_lowercase() == login)
+                || u.email.to_lowercase() == login
+        })
+    }
+
+    fn check_unique(
+        &self,
+        username: Option<&str>,
+        email: &str,
+        except: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        for u in self.users.values().filter(|u| Some(u.auth_id.as_str()) != except) {
+            if u.email.eq_ignore_ascii_case(email)
+                || username.is_some_and(|n| {
+                    u.username.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(n))
+                })
+            {
+                return Err(RegistryError::Conflict(
+                    "a user with that username or email already exists".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_user(&mut self, user: UserRecord) -> Result<UserView, RegistryError> {
+        self.store.apply_registry(&[RegistryChange::PutUser(user.clone())])?;
+        self.publish_user(&user);
+        let v = view(&user);
+        self.users.insert(user.auth_id.clone(), user);
+        Ok(v)
+    }
+
+    pub fn list_users(&self, page: Page) -> (Vec<UserView>, usize) {
+        let size = page.size.clamp(1, Page::MAX_SIZE);
+        let skip = page.number.saturating_sub(1).saturating_mul(size);
+        (self.users.values().skip(skip).take(size).map(view).collect(), self.users.len())
+    }
+
+    pub fn get_user(&self, auth_id: &str) -> Result<UserView, RegistryError> {
+        self.users.get(auth_id).map(view).ok_or(RegistryError::NotFound)
+    }
+
+    pub fn update_user(
+        &mut self,
+        caller: &Caller,
+        auth_id: &str,
+        patch: UserPatch,
+    ) -> Result<UserView, RegistryError> {
+        let mut user = self.users.get(auth_id).cloned().ok_or(RegistryError::NotFound)?;
+        if let Some(roles) = &patch.roles {
+            user.roles = self.check_roles(caller, roles)?;
+        }
+        if let Some(first) = patch.first_name {
+            check_person_name(&first)?;
+            user.first_name = first;
+        }
+        if let Some(last) = patch.last_name {
+            check_person_name(&last)?;
+            user.last_name = last;
+        }
+        if let Some(active) = patch.is_active {
+            user.is_active = active;
+        }
+        user.updated_at = self.clock.now();
+        self.commit_user(user)
+    }
+
+    pub fn delete_user(&mut self, _caller: &Caller, auth_id: &str) -> Result<(), RegistryError> {
+        if !self.users.contains_key(auth_id) {
+            return Err(RegistryError::NotFound);
+        }
+        self.store.apply_registry(&[RegistryChange::DeleteUser(auth_id.to_string())])?;
+        self.users.remove(auth_id);
+        self.user_table.0.remove(auth_id);
+        Ok(())
+    }
+
+    /// An inactive user and the one-time token that activates it (shown once, kept hashed).
+    pub fn invite(
+        &mut self,
+        caller: &Caller,
+        input: Invitation,
+        ttl: u64,
+    ) -> Result<(UserView, String), RegistryError> {
+        let email = check_email(&input.email)?;
+        let username = input.username.as_deref().map(check_username).transpose()?;
+        check_person_name(&input.first_name)?;
+        check_person_name(&input.last_name)?;
+        let roles = self.check_roles(caller, &input.roles)?;
+        self.check_unique(username.as_deref(), &email, None)?;
+        let token = random_token(32);
+        let now = self.clock.now();
+        let user = UserRecord {
+            auth_id: random_token(16),
+            username,
+            email,
+            first_name: input.first_name,
+            last_name: input.last_name,
+            roles,
+            is_active: false,
+            password_hash: None,
+            invitation_hash: Some(to_hex(&hash_secret(&token))),
+            invitation_expires_at: Some(now.saturating_add(ttl)),
+            created_at: now,
+            updated_at: now,
+        };
+        Ok((self.commit_user(user)?, token))
+    }
+
+    /// Activates an invited user with a password (its hash computed by the caller).
+    pub fn accept_invitation(
+        &mut self,
+        token: &str,
+        password_hash: String,
+    ) -> Result<UserView, RegistryError> {
+        let digest = to_hex(&hash_secret(token));
+        let now = self.clock.now();
+        let user = self.users.values().find(|u| {
+            u.invitation_hash.as_deref().is_some_and(|h| crate::secret::hex_matches(h, &digest))
+                && u.invitation_expires_at.is_some_and(|t| now < t)
+        });
+        let mut user = user
+            .cloned()
+            .ok_or_else(|| invalid("the invitation is invalid, expired or already used"))?;
+        user.invitation_hash = None;
+        user.invitation_expires_at = None;
+        user.password_hash = Some(password_hash);
+        user.is_active = true;
+        user.updated_at = now;
+        self.commit_user(user)
+    }
+
+    /// Self-registration (seed 001): an active user with the default role.
+    pub fn register(
+        &mut self,
+        username: &str,
+        email: &str,
+        password_hash: String,
+        default_role: &str,
+    ) -> Result<UserView, RegistryError> {
+        let username = check_username(username)?;
+        let email = check_email(email)?;
+        self.check_unique(Some(&username), &email, None)?;
+        // The default role is never privileged: registration must not be a way to one.
+        let roles = match self.role_is_privileged(default_role) {
+            Some(false) => vec![default_role.to_string()],
+            _ => Vec::new(),
+        };
+        let now = self.clock.now();
+        let user = UserRecord {
+            auth_id: random_token(16),
+            username: Some(username),
+            email,
+            first_name: String::new(),
+            last_name: String::new(),
+            roles,
+            is_active: true,
+            password_hash: Some(password_hash),
+            invitation_hash: None,
+            invitation_expires_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.commit_user(user)
+    }
+
+    pub fn login_target(&self, login: &str) -> LoginTarget {
+        match self.find_by_login(login) {
+            Some(u) if u.is_active && u.password_hash.is_some() => LoginTarget {
+                auth_id: Some(u.auth_id.clone()),
+                password_hash: u.password_hash.clone(),
+            },
+            _ => LoginTarget { auth_id: None, password_hash: None },
+        }
+    }
+
+    /// Role renames and deletions reach the users that hold the role.
+    pub(crate) fn replace_role_in_users(
+        &self,
+        old: &str,
+        new: Option<&str>,
+    ) -> Vec<RegistryChange> {
+        let now = self.clock.now();
+        let mut changes = Vec::new();
+        for user in self.users.values().filter(|u| u.roles.iter().any(|r| r == old)) {
+            let mut user = user.clone();
+            user.roles = user
+                .roles
+                .iter()
+                .filter_map(|r| if r == old { new.map(String::from) } else { Some(r.clone()) })
+                .collect();
+            user.roles.dedup();
+            user.updated_at = now;
+            changes.push(RegistryChange::PutUser(user));
+        }
+        changes
+    }
+}
+
+// Adapters so every message maps onto one method signature shape.
+impl ClientRegistry {
+    fn list_users_msg(&mut self, page: Page) -> (Vec<UserView>, usize) {
+        self.list_users(page)
+    }
+    fn get_user_msg(&mut self, auth_id: String) -> Result<UserView, RegistryError> {
+        self.get_user(&auth_id)
+    }
+    fn update_user_msg(
+        &mut self,
+        caller: Caller,
+        auth_id: String,
+        patch: UserPatch,
+    ) -> Result<UserView, RegistryError> {
+        self.update_user(&caller, &auth_id, patch)
+    }
+    fn delete_user_msg(&mut self, caller: Caller, auth_id: String) -> Result<(), RegistryError> {
+        self.delete_user(&caller, &auth_id)
+    }
+    fn invite_msg(
+        &mut self,
+        caller: Caller,
+        input: Invitation,
+        ttl: u64,
+    ) -> Result<(UserView, String), RegistryError> {
+        self.invite(&caller, input, ttl)
+    }
+    fn accept_msg(
+        &mut self,
+        token: String,
+        password_hash: String,
+    ) -> Result<UserView, RegistryError> {
+        self.accept_invitation(&token, password_hash)
+    }
+    fn register_msg(
+        &mut self,
+        username: String,
+        email: String,
+        password_hash: String,
+        default_role: String,
+    ) -> Result<UserView, RegistryError> {
+        self.register(&username, &email, password_hash, &default_role)
+    }
+    fn login_msg(&mut self, login: String) -> LoginTarget {
+        self.login_target(&login)
+    }
+}
+
+registry_messages! {
+    ListUsers { page: Page } -> (Vec<UserView>, usize) => list_users_msg;
+    GetUser { auth_id: String } -> Result<UserView, RegistryError> => get_user_msg;
+    UpdateUser { caller: Caller, auth_id: String, patch: UserPatch } -> Result<UserView, RegistryError> => update_user_msg;
+    DeleteUser { caller: Caller, auth_id: String } -> Result<(), RegistryError> => delete_user_msg;
+    InviteUser { caller: Caller, input: Invitation, ttl: u64 } -> Result<(UserView, String), RegistryError> => invite_msg;
+    AcceptInvitation { token: String, password_hash: String } -> Result<UserView, RegistryError> => accept_msg;
+    Register { username: String, email: String, password_hash: String, default_role: String } -> Result<UserView, RegistryError> => register_msg;
+    LoginLookup { login: String } -> LoginTarget => login_msg;
+}

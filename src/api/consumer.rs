@@ -1,0 +1,124 @@
+//! People signing in (seed 001): `/consumer/register`, `/consumer/login`, and accepting an
+//! invitation. Argon2id runs on the blocking pool, never on a worker; wrong password, unknown
+//! user and inactive user get the same bytes after the same work.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+use tessera_actors::password;
+use tessera_actors::users::{AcceptInvitation, LoginLookup, Register};
+
+use crate::api::admin::AdminError;
+use crate::server::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/consumer/register").post(register))
+        .service(web::resource("/consumer/login").post(login))
+        .service(web::resource("/consumer/invitations/accept").post(accept));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registration {
+    username: String,
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Acceptance {
+    token: String,
+    password: String,
+}
+
+async fn hash(password: String) -> Result<String, AdminError> {
+    password::check_policy(&password).map_err(AdminError::BadRequest)?;
+    web::block(move || password::hash(&password))
+        .await
+        .map_err(|_| AdminError::Internal)?
+        .map_err(|_| AdminError::Internal)
+}
+
+async fn register(
+    body: web::Json<Registration>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let Registration { username, email, password } = body.into_inner();
+    let password_hash = hash(password).await?;
+    let default_role = state.config.default_role.clone();
+    let user =
+        state.registry.send(Register { username, email, password_hash, default_role }).await??;
+    tracing::info!(auth_id = %user.auth_id, "user registered");
+    Ok(HttpResponse::Created().json(json!({ "user": user })))
+}
+
+async fn accept(
+    body: web::Json<Acceptance>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let Acceptance { token, password } = body.into_inner();
+    let password_hash = hash(password).await?;
+    let user = state.registry.send(AcceptInvitation { token, password_hash }).await??;
+    tracing::info!(auth_id = %user.auth_id, "invitation accepted");
+    Ok(HttpResponse::Ok().json(json!({ "user": user })))
+}
+
+/// Checks a person's password; `Ok(Some(auth_id))` when it is right. Used by the login
+/// endpoint and by `client_credentials` with user credentials.
+pub async fn check_password(
+    state: &AppState,
+    login: &str,
+    password: &str,
+    addr: Option<std::net::IpAddr>,
+) -> Result<Option<String>, tessera_actors::oauth::OAuthError> {
+    let issuer = &state.issuer;
+    let now = issuer.now();
+    issuer.check_limits(login, addr, now)?;
+    let target = state
+        .registry
+        .send(LoginLookup { login: login.to_string() })
+        .await
+        .map_err(|_| tessera_actors::oauth::OAuthError::ServerError)?;
+    let hash = target.password_hash.unwrap_or_else(|| password::DUMMY.clone());
+    let password = password.to_string();
+    let is_match = web::block(move || password::verify(&password, &hash)).await.unwrap_or(false);
+    match target.auth_id {
+        Some(auth_id) if is_match => Ok(Some(auth_id)),
+        _ => {
+            issuer.record_failure(login, addr, now);
+            Ok(None)
+        }
+    }
+}
+
+async fn login(
+    req: HttpRequest,
+    body: web::Json<Credentials>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let addr = req.peer_addr().map(|a| a.ip());
+    match check_password(&state, &body.username, &body.password, addr).await {
+        Ok(Some(auth_id)) => match state.issuer.user_token(&auth_id).await {
+            Ok(issued) => {
+                HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
+                    "token": issued.access_token,
+                    "expires_in": issued.expires_in,
+                    "refresh_token": issued.refresh_token,
+                }))
+            }
+            Err(e) => crate::api::oauth2::error_response(&e),
+        },
+        Ok(None) => HttpResponse::Unauthorized()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(json!({"error": "invalid_credentials", "message": "wrong username or password"})),
+        Err(e) => crate::api::oauth2::error_response(&e),
+    }
+}
