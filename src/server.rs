@@ -12,6 +12,7 @@ use tessera_actors::grants::GrantStore;
 use tessera_actors::issuer::{Issuer, TokenSettings};
 use tessera_actors::keys::KeyRing;
 use tessera_actors::limiter::Limits;
+use tessera_actors::password::PasswordPool;
 use tessera_actors::ring::RotationRules;
 use tessera_storage::{Kek, Storage, Store, StoreError};
 
@@ -26,6 +27,8 @@ pub struct AppState {
     pub config: Config,
     /// RFC 8414 metadata, serialized once.
     pub metadata: Vec<u8>,
+    /// Argon2id off the workers, at the lowest priority.
+    pub passwords: PasswordPool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +169,8 @@ pub fn prepare(
     let registry = ClientRegistry::start_in_arbiter(&arbiter.handle(), move |_| registry);
     let keyring = KeyRing::start_in_arbiter(&arbiter.handle(), move |_| keyring);
     let metadata = api::wellknown::metadata(issuer_url);
-    let state = web::Data::new(AppState { issuer, registry, keyring, config, metadata });
+    let passwords = PasswordPool::start(2).map_err(StoreError::Io)?;
+    let state = web::Data::new(AppState { issuer, registry, keyring, config, metadata, passwords });
     Ok(Prepared { state, arbiter, root_credentials_file })
 }
 

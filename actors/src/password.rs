@@ -1,7 +1,11 @@
-//! Human passwords: Argon2id (OWASP parameters, the crate's defaults), always computed off the
-//! request workers by the callers (`spawn_blocking`), since one hash costs tens of milliseconds.
+//! Human passwords: Argon2id (OWASP parameters, the crate's defaults), computed on a pool of
+//! lowest-priority threads: one hash costs tens of milliseconds of CPU, and a burst of logins
+//! must yield the cores to token issuance rather than compete with it.
 
-use std::sync::LazyLock;
+use std::sync::mpsc;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use tokio::sync::oneshot;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -35,6 +39,68 @@ pub fn verify(password: &str, phc: &str) -> bool {
 /// login costs one Argon2id verification, like a wrong password does.
 pub static DUMMY: LazyLock<String> =
     LazyLock::new(|| hash("not a password of anyone's").unwrap_or_default());
+
+enum Work {
+    Hash(String, oneshot::Sender<Result<String, String>>),
+    Verify(String, String, oneshot::Sender<bool>),
+}
+
+/// The hashing pool. Cloneable; the threads end when every handle is gone.
+#[derive(Clone)]
+pub struct PasswordPool {
+    jobs: mpsc::Sender<Work>,
+}
+
+impl PasswordPool {
+    pub fn start(threads: usize) -> std::io::Result<PasswordPool> {
+        let (jobs, queue) = mpsc::channel::<Work>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new().name(format!("password-{i}")).spawn(move || {
+                if let Err(e) = thread_priority::set_current_thread_priority(
+                    thread_priority::ThreadPriority::Min,
+                ) {
+                    tracing::warn!(error = ?e, "password threads run at normal priority");
+                }
+                loop {
+                    let work = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    match work {
+                        // A caller that gave up has nobody to answer; that is fine.
+                        Ok(Work::Hash(password, reply)) => {
+                            let _ = reply.send(hash(&password));
+                        }
+                        Ok(Work::Verify(password, phc, reply)) => {
+                            let _ = reply.send(verify(&password, &phc));
+                        }
+                        Err(_) => return,
+                    }
+                }
+            })?;
+        }
+        Ok(PasswordPool { jobs })
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, String> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Work::Hash(password, reply))
+            .map_err(|_| "password pool stopped".to_string())?;
+        answer.await.map_err(|_| "password pool stopped".to_string())?
+    }
+
+    /// False on a wrong password and on any failure.
+    pub async fn verify(&self, password: String, phc: String) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send(Work::Verify(password, phc, reply)).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+}
 
 #[cfg(test)]
 mod tests {

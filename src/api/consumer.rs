@@ -1,5 +1,5 @@
 //! People signing in (seed 001): `/consumer/register`, `/consumer/login`, and accepting an
-//! invitation. Argon2id runs on the blocking pool, never on a worker; wrong password, unknown
+//! invitation. Argon2id runs on the lowest-priority password pool, never on a worker; wrong password, unknown
 //! user and inactive user get the same bytes after the same work.
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -39,12 +39,9 @@ struct Acceptance {
     password: String,
 }
 
-async fn hash(password: String) -> Result<String, AdminError> {
+async fn hash(state: &AppState, password: String) -> Result<String, AdminError> {
     password::check_policy(&password).map_err(AdminError::BadRequest)?;
-    web::block(move || password::hash(&password))
-        .await
-        .map_err(|_| AdminError::Internal)?
-        .map_err(|_| AdminError::Internal)
+    state.passwords.hash(password).await.map_err(|_| AdminError::Internal)
 }
 
 async fn register(
@@ -52,7 +49,7 @@ async fn register(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let Registration { username, email, password } = body.into_inner();
-    let password_hash = hash(password).await?;
+    let password_hash = hash(&state, password).await?;
     let default_role = state.config.default_role.clone();
     let user =
         state.registry.send(Register { username, email, password_hash, default_role }).await??;
@@ -65,7 +62,7 @@ async fn accept(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let Acceptance { token, password } = body.into_inner();
-    let password_hash = hash(password).await?;
+    let password_hash = hash(&state, password).await?;
     let user = state.registry.send(AcceptInvitation { token, password_hash }).await??;
     tracing::info!(auth_id = %user.auth_id, "invitation accepted");
     Ok(HttpResponse::Ok().json(json!({ "user": user })))
@@ -88,8 +85,7 @@ pub async fn check_password(
         .await
         .map_err(|_| tessera_actors::oauth::OAuthError::ServerError)?;
     let hash = target.password_hash.unwrap_or_else(|| password::DUMMY.clone());
-    let password = password.to_string();
-    let is_match = web::block(move || password::verify(&password, &hash)).await.unwrap_or(false);
+    let is_match = state.passwords.verify(password.to_string(), hash).await;
     match target.auth_id {
         Some(auth_id) if is_match => Ok(Some(auth_id)),
         _ => {
