@@ -98,6 +98,14 @@ done = function(summary, latency, requests)
 end
 LUA
 
+curl -sf -H 'content-type: application/json' \
+  -d '{"username":"loadtester","email":"load@example.com","password":"load test password"}' "$URL/consumer/register" >/dev/null
+cat >"$DATA/login.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"username":"loadtester","password":"load test password"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
 run() { # name, extra wrk args...
   local name=$1; shift
   wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$@" >"$DATA/$name.out"
@@ -112,7 +120,14 @@ HEALTH=$(run healthz "$URL/healthz")
 TOKEN=$(run token -s "$DATA/token.lua" "$URL/oauth2/v1/token")
 CCREFRESH=$(run cc-refresh -s "$DATA/cc-refresh.lua" "$URL/oauth2/v1/token")
 REDEEM=$(run redeem -s "$DATA/redeem.lua" "$URL/oauth2/v1/token")
-for name in token cc-refresh redeem; do
+LOGINS_ALONE=$(run logins-alone -t1 -c8 -s "$DATA/login.lua" "$URL/consumer/login")
+# Logins (Argon2id) hammering the server while tokens are issued: the token rate must hold.
+wrk -t1 -c8 -d"${DURATION}s" -s "$DATA/login.lua" "$URL/consumer/login" >"$DATA/logins.out" &
+LOGINS_PID=$!
+WITHLOGINS=$(run token-with-logins -s "$DATA/token.lua" "$URL/oauth2/v1/token")
+wait $LOGINS_PID
+LOGIN_RPS=$(awk '/Requests\/sec/ {print $2}' "$DATA/logins.out")
+for name in token cc-refresh redeem token-with-logins; do
   grep NON2XX "$DATA/$name.out" | grep -qx 'NON2XX 0' || { echo "$name run had errors:"; cat "$DATA/$name.out"; exit 1; }
 done
 fmt() { awk -v label="$1" '{printf "%-44s %10.0f req/s   p99 %s\n", label, $2, $3}'; }
@@ -120,10 +135,14 @@ echo "$HEALTH" | fmt "GET  /healthz"
 echo "$TOKEN" | fmt "POST token: access token only"
 echo "$CCREFRESH" | fmt "POST token: + refresh token (durable)"
 echo "$REDEEM" | fmt "POST token: refresh redemption (durable)"
-python3 - "$HEALTH" "$TOKEN" "$CCREFRESH" "$REDEEM" <<'PY'
+echo "$WITHLOGINS" | fmt "POST token: access only, during logins"
+echo "$LOGINS_ALONE" | fmt "POST /consumer/login alone (wrk -t1 -c8)"
+echo "$LOGIN_RPS" | awk '{printf "%-44s %10.0f req/s (Argon2id, concurrently)\n", "POST /consumer/login during tokens", $1}'
+python3 - "$HEALTH" "$TOKEN" "$CCREFRESH" "$REDEEM" "$WITHLOGINS" <<'PY'
 import sys
-h, t, c, r = (float(a.split()[1]) for a in sys.argv[1:])
+h, t, c, r, w = (float(a.split()[1]) for a in sys.argv[1:])
 print(f"ratio access-token / healthz:          {t / h:.2f}")
 print(f"ratio with refresh / access-only:      {c / t:.2f}   (target >= 0.5)")
 print(f"ratio refresh redemption / access-only: {r / t:.2f}   (target >= 0.4)")
+print(f"ratio access-only during logins / alone: {w / t:.2f}   (target >= 0.8)")
 PY

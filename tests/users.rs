@@ -269,3 +269,40 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Login uniformity: whatever makes a login fail (unknown user, wrong password, inactive
+    /// user, invited but not yet active), the answer is the same status and the same bytes.
+    #[test]
+    fn every_failed_login_looks_the_same(
+        exists in any::<bool>(),
+        is_active in any::<bool>(),
+        is_invited in any::<bool>(),
+        right_password in any::<bool>(),
+        by_email in any::<bool>(),
+    ) {
+        let server = TestServer::start();
+        let reference = login(&server, "no-such-user", "whatever password");
+        prop_assert_eq!(reference.status, 401);
+        let op = writer(&server);
+        if exists && is_invited {
+            server.admin("POST", "/api/v1/users/invitations", &op, Some(json!({"email": "p@example.com", "username": "pat"})));
+        } else if exists {
+            let res = post_json(&server, "/consumer/register", json!({"username": "pat", "email": "p@example.com", "password": "the right one"}));
+            if !is_active {
+                let id = res.json()["user"]["authId"].as_str().unwrap().to_string();
+                server.admin("PUT", &format!("/api/v1/users/{id}"), &op, Some(json!({"isActive": false})));
+            }
+        }
+        let name = if by_email { "p@example.com" } else { "pat" };
+        let res = login(&server, name, if right_password { "the right one" } else { "the wrong one" });
+        let should_succeed = exists && !is_invited && is_active && right_password;
+        if should_succeed {
+            prop_assert_eq!(res.status, 200);
+        } else {
+            prop_assert_eq!((res.status, res.body), (reference.status, reference.body));
+        }
+    }
+}
