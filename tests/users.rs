@@ -93,8 +93,22 @@ fn register_then_login_gives_a_user_token_with_its_roles_scopes() {
         );
         assert_eq!(res.status, 200, "{}", res.body);
         assert_eq!(claims(res.json()["access_token"].as_str().unwrap())["sub"], auth_id);
-        // A person's token is not an app's: the admin API refuses it.
-        assert_eq!(server.admin("GET", "/info", body["token"].as_str().unwrap(), None).status, 401);
+        // A person's token is not an app's: the admin API refuses it; introspection knows it.
+        let token = body["token"].as_str().unwrap();
+        assert_eq!(server.admin("GET", "/info", token, None).status, 401);
+        let res = server.post_form(
+            "/oauth2/v1/introspect",
+            Some(&basic(crate::support::ROOT_ID, crate::support::ROOT_SECRET)),
+            &format!("token={token}"),
+        );
+        assert_eq!(res.json()["active"], true);
+        assert_eq!(res.json()["sub"], auth_id);
+        let res = server.post_form(
+            "/oauth2/v1/introspect",
+            Some(&basic(crate::support::ROOT_ID, crate::support::ROOT_SECRET)),
+            &format!("token={rt}"),
+        );
+        assert_eq!(res.json()["active"], false, "spent by the refresh above");
     }
 }
 

@@ -137,6 +137,15 @@ impl Issuer {
         self.clients.get(client_id).is_some_and(|c| c.is_active)
     }
 
+    /// Whether a refresh family's owner may still refresh: its user is active, or its app is
+    /// active and holds the refresh grant.
+    pub fn can_refresh(&self, client_id: &str, subject: &str) -> bool {
+        if client_id == CONSUMER_CLIENT_ID {
+            return self.users.get(subject).is_some_and(|u| u.is_active);
+        }
+        self.clients.get(client_id).is_some_and(|c| c.is_active && c.has_refresh_token)
+    }
+
     /// A signed-in user's token (seed 001): `sub` is the user's authId, `scope` the union of
     /// its roles' scopes, with a refresh token of its own family.
     pub async fn user_token(&self, auth_id: &str) -> Result<Issued, OAuthError> {

@@ -126,10 +126,9 @@ async fn introspect(
         Err(e) => return error_response(&e),
     };
     let issuer = &state.issuer;
-    let is_active_client = |id: &str| issuer.clients().get(id).is_some_and(|c| c.is_active);
     let body = if is_jwt(&query.token) {
         match issuer.verify_access(&query.token) {
-            Ok(c) if is_active_client(&c.client_id) => json!({
+            Ok(c) if issuer.is_subject_active(&c.client_id, &c.sub) => json!({
                 "active": true, "scope": c.scope, "client_id": c.client_id, "token_type": "Bearer",
                 "exp": c.exp, "iat": c.iat, "nbf": c.nbf, "sub": c.sub, "aud": c.aud, "iss": c.iss, "jti": c.jti,
             }),
@@ -145,10 +144,7 @@ async fn introspect(
                 if !record.is_spent
                     && !family.is_revoked
                     && issuer.now() < record.expires_at
-                    && issuer
-                        .clients()
-                        .get(&record.client_id)
-                        .is_some_and(|c| c.is_active && c.has_refresh_token) =>
+                    && issuer.can_refresh(&record.client_id, &family.subject) =>
             {
                 json!({
                     "active": true, "scope": family.scope, "client_id": record.client_id,
