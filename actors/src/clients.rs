@@ -68,6 +68,8 @@ pub struct ClientRegistry {
     /// Custom roles by id (built-ins are constants in `policy`).
     pub(crate) roles: BTreeMap<String, RoleRecord>,
     pub(crate) users: BTreeMap<String, UserRecord>,
+    /// Lowercased username and email → auth id: logins and uniqueness without a scan.
+    pub(crate) logins: std::collections::HashMap<String, String>,
     pub(crate) user_table: UserTable,
 }
 
@@ -101,7 +103,9 @@ impl ClientRegistry {
         }
         let scopes = store.load_scopes()?.into_iter().map(|s| (s.id.clone(), s)).collect();
         let roles = store.load_roles()?.into_iter().map(|r| (r.id.clone(), r)).collect();
-        let users = store.load_users()?.into_iter().map(|u| (u.auth_id.clone(), u)).collect();
+        let users: BTreeMap<String, UserRecord> =
+            store.load_users()?.into_iter().map(|u| (u.auth_id.clone(), u)).collect();
+        let logins = crate::users::login_index(users.values());
         let registry = ClientRegistry {
             store,
             grants,
@@ -112,6 +116,7 @@ impl ClientRegistry {
             scopes,
             roles,
             users,
+            logins,
             user_table: UserTable::default(),
         };
         registry.republish_users();

@@ -94,6 +94,16 @@ pub fn view(u: &UserRecord) -> UserView {
     }
 }
 
+fn login_keys(u: &UserRecord) -> impl Iterator<Item = String> + '_ {
+    u.username.iter().map(|n| n.to_lowercase()).chain(std::iter::once(u.email.to_lowercase()))
+}
+
+pub(crate) fn login_index<'a>(
+    users: impl Iterator<Item = &'a UserRecord>,
+) -> std::collections::HashMap<String, String> {
+    users.flat_map(|u| login_keys(u).map(move |k| (k, u.auth_id.clone()))).collect()
+}
+
 fn invalid(message: impl Into<String>) -> RegistryError {
     RegistryError::Invalid(message.into())
 }
@@ -187,11 +197,7 @@ impl ClientRegistry {
     }
 
     fn find_by_login(&self, login: &str) -> Option<&UserRecord> {
-        let login = login.trim().to_lowercase();
-        self.users.values().find(|u| {
-            u.username.as_deref().is_some_and(|n| n.to_lowercase() == login)
-                || u.email.to_lowercase() == login
-        })
+        self.logins.get(&login.trim().to_lowercase()).and_then(|id| self.users.get(id))
     }
 
     fn check_unique(
@@ -200,12 +206,8 @@ impl ClientRegistry {
         email: &str,
         except: Option<&str>,
     ) -> Result<(), RegistryError> {
-        for u in self.users.values().filter(|u| Some(u.auth_id.as_str()) != except) {
-            if u.email.eq_ignore_ascii_case(email)
-                || username.is_some_and(|n| {
-                    u.username.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(n))
-                })
-            {
+        for key in username.into_iter().chain(std::iter::once(email)) {
+            if self.logins.get(&key.to_lowercase()).is_some_and(|id| Some(id.as_str()) != except) {
                 return Err(RegistryError::Conflict(
                     "a user with that username or email already exists".into(),
                 ));
@@ -217,6 +219,9 @@ impl ClientRegistry {
     fn commit_user(&mut self, user: UserRecord) -> Result<UserView, RegistryError> {
         self.store.apply_registry(&[RegistryChange::PutUser(user.clone())])?;
         self.publish_user(&user);
+        for key in login_keys(&user) {
+            self.logins.insert(key, user.auth_id.clone());
+        }
         let v = view(&user);
         self.users.insert(user.auth_id.clone(), user);
         Ok(v)
@@ -262,7 +267,11 @@ impl ClientRegistry {
             return Err(RegistryError::NotFound);
         }
         self.store.apply_registry(&[RegistryChange::DeleteUser(auth_id.to_string())])?;
-        self.users.remove(auth_id);
+        if let Some(user) = self.users.remove(auth_id) {
+            for key in login_keys(&user) {
+                self.logins.remove(&key);
+            }
+        }
         self.user_table.0.remove(auth_id);
         Ok(())
     }
