@@ -54,3 +54,23 @@ fn issue_2_weak_etag_matches() {
     let weak = format!("W/{etag}");
     assert_eq!(server.get("/.well-known/jwks.json", &[("if-none-match", &weak)]).status, 304);
 }
+
+/// Issue 4 review: the root app may not take the client id of user tokens, or every user
+/// token would speak for the root app at the admin API.
+#[test]
+fn issue_4_root_client_id_cannot_be_the_consumer_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tessera::config::Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let root = tessera_actors::clients::RootCredentials {
+        client_id: tessera_actors::client::CONSUMER_CLIENT_ID.into(),
+        client_secret: ROOT_SECRET.into(),
+    };
+    let clock = tessera_actors::clock::ManualClock::new(crate::support::now());
+    let started = actix_web::rt::System::new()
+        .block_on(async { tessera::start(config, Some(root), None, clock).await.map(|_| ()) });
+    assert!(started.is_err_and(|e| e.to_string().contains("tessera-consumer")));
+}

@@ -149,6 +149,12 @@ impl ClientRegistry {
         if !self.needs_root()? {
             return Ok(());
         }
+        if creds.client_id == crate::client::CONSUMER_CLIENT_ID {
+            return Err(RegistryError::Invalid(format!(
+                "TESSERA_ROOT_CLIENT_ID may not be '{}', the client id of user tokens",
+                crate::client::CONSUMER_CLIENT_ID
+            )));
+        }
         if creds.client_secret.chars().count() < 32 {
             return Err(RegistryError::Invalid(
                 "TESSERA_ROOT_CLIENT_SECRET must be at least 32 characters".into(),

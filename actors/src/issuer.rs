@@ -529,6 +529,10 @@ impl Issuer {
         if claims.aud != s.issuer && claims.aud != s.default_audience {
             return Err(BearerError::Invalid);
         }
+        // A person's token never speaks for an app, whatever app ids exist.
+        if claims.client_id == CONSUMER_CLIENT_ID {
+            return Err(BearerError::ClientGone);
+        }
         let client = self
             .clients
             .get(&claims.client_id)

@@ -54,7 +54,7 @@ async fn register(
     let user =
         state.registry.send(Register { username, email, password_hash, default_role }).await??;
     tracing::info!(auth_id = %user.auth_id, "user registered");
-    Ok(HttpResponse::Created().json(json!({ "user": user })))
+    Ok(HttpResponse::Created().json(json!({ "user": crate::api::admin::user_json(&user) })))
 }
 
 async fn accept(
@@ -65,7 +65,7 @@ async fn accept(
     let password_hash = hash(&state, password).await?;
     let user = state.registry.send(AcceptInvitation { token, password_hash }).await??;
     tracing::info!(auth_id = %user.auth_id, "invitation accepted");
-    Ok(HttpResponse::Ok().json(json!({ "user": user })))
+    Ok(HttpResponse::Ok().json(json!({ "user": crate::api::admin::user_json(&user) })))
 }
 
 /// Checks a person's password; `Ok(Some(auth_id))` when it is right. Used by the login
@@ -78,7 +78,9 @@ pub async fn check_password(
 ) -> Result<Option<String>, tessera_actors::oauth::OAuthError> {
     let issuer = &state.issuer;
     let now = issuer.now();
-    issuer.check_limits(login, addr, now)?;
+    // Limits count per person, however the name is capitalised.
+    let limit_key = login.trim().to_lowercase();
+    issuer.check_limits(&limit_key, addr, now)?;
     let target = state
         .registry
         .send(LoginLookup { login: login.to_string() })
@@ -89,7 +91,7 @@ pub async fn check_password(
     match target.auth_id {
         Some(auth_id) if is_match => Ok(Some(auth_id)),
         _ => {
-            issuer.record_failure(login, addr, now);
+            issuer.record_failure(&limit_key, addr, now);
             Ok(None)
         }
     }

@@ -61,25 +61,25 @@ async fn token(
         let (kind, body) = read(&req, payload, &state).await?;
         let parsed = request::parse(kind, authorization(&req)?, &body)?;
         let addr = req.peer_addr().map(|a| a.ip());
-        match state.issuer.answer(&parsed, addr).await {
-            // Seed 001: with `allow_user_credentials`, Basic may carry a user's username and
-            // password instead of an app's id and secret.
-            Err(OAuthError::InvalidClient { is_basic: true })
-                if state.config.allow_user_credentials
-                    && parsed.grant_type == "client_credentials" =>
+        // Seed 001: with `allow_user_credentials`, Basic may carry a user's username and
+        // password. A name that is no app's goes straight to the user check, so a user's
+        // sign-in is never first counted as a failed app authentication.
+        if let request::Credentials::Basic { client_id: login, secret: password } =
+            &parsed.credentials
+        {
+            if state.config.allow_user_credentials
+                && parsed.grant_type == "client_credentials"
+                && state.issuer.clients().get(login).is_none()
             {
-                let request::Credentials::Basic { client_id: login, secret: password } =
-                    &parsed.credentials
-                else {
-                    return Err(OAuthError::InvalidClient { is_basic: true });
-                };
-                match crate::api::consumer::check_password(&state, login, password, addr).await? {
+                return match crate::api::consumer::check_password(&state, login, password, addr)
+                    .await?
+                {
                     Some(auth_id) => state.issuer.user_token(&auth_id).await,
                     None => Err(OAuthError::InvalidClient { is_basic: true }),
-                }
+                };
             }
-            other => other,
         }
+        state.issuer.answer(&parsed, addr).await
     };
     match answer.await {
         Ok(issued) => {

@@ -32,7 +32,7 @@ pub async fn info(_caller: Bearer, state: web::Data<AppState>) -> Result<HttpRes
             },
             "bodyLimitBytes": c.body_limit,
             "features": {
-                "allowUserCredentials": false,
+                "allowUserCredentials": c.allow_user_credentials,
                 "privateKeyJwt": true,
                 "refreshTokens": true,
                 "introspection": true,

@@ -11,6 +11,7 @@ mod users;
 
 pub use bearer::Bearer;
 pub use error::AdminError;
+pub use users::user_json;
 
 use actix_web::web;
 

@@ -7,7 +7,7 @@ use tessera_actors::users::{
     DeleteUser, GetUser, Invitation, InviteUser, ListUsers, UpdateUser, UserPatch,
 };
 
-use super::{AdminError, Bearer, PageQuery};
+use super::{AdminError, Bearer, PageQuery, rfc3339};
 use crate::server::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -23,16 +23,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 type Answer = Result<HttpResponse, AdminError>;
 
+/// A user as the API shows it, dates in RFC 3339 like every other admin answer.
+pub fn user_json(user: &tessera_actors::users::UserView) -> serde_json::Value {
+    let mut v = json!(user);
+    v["createdAt"] = json!(rfc3339(user.created_at));
+    v["updatedAt"] = json!(rfc3339(user.updated_at));
+    v
+}
+
 async fn list(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppState>) -> Answer {
     caller.require("read_user")?;
     let (users, count) = s.registry.send(ListUsers { page: q.page()? }).await?;
-    Ok(HttpResponse::Ok().json(json!({ "users": users, "count": count })))
+    Ok(HttpResponse::Ok()
+        .json(json!({ "users": users.iter().map(user_json).collect::<Vec<_>>(), "count": count })))
 }
 
 async fn get(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("read_user")?;
     let user = s.registry.send(GetUser { auth_id: id.into_inner() }).await??;
-    Ok(HttpResponse::Ok().json(json!({ "user": user })))
+    Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
 }
 
 async fn update(
@@ -46,7 +55,7 @@ async fn update(
         UpdateUser { caller: caller.caller(), auth_id: id.into_inner(), patch: body.into_inner() };
     let user = s.registry.send(msg).await??;
     tracing::info!(by = %caller.claims.client_id, auth_id = %user.auth_id, "user updated");
-    Ok(HttpResponse::Ok().json(json!({ "user": user })))
+    Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
 }
 
 async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
@@ -62,12 +71,15 @@ async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -
 async fn invite(caller: Bearer, body: web::Json<Invitation>, s: web::Data<AppState>) -> Answer {
     caller.require("write_user")?;
     let ttl = s.config.invitation_ttl;
-    let (user, token) = s
-        .registry
-        .send(InviteUser { caller: caller.caller(), input: body.into_inner(), ttl })
-        .await??;
+    let mut input = body.into_inner();
+    // New users get the default role unless the invitation names roles (seed 001).
+    if input.roles.is_empty() {
+        input.roles.push(s.config.default_role.clone());
+    }
+    let (user, token) =
+        s.registry.send(InviteUser { caller: caller.caller(), input, ttl }).await??;
     tracing::info!(by = %caller.claims.client_id, auth_id = %user.auth_id, "user invited");
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
-        .json(json!({ "user": user, "invitationToken": token })))
+        .json(json!({ "user": user_json(&user), "invitationToken": token })))
 }
