@@ -14,6 +14,7 @@ use tessera_actors::keys::KeyRing;
 use tessera_actors::limiter::Limits;
 use tessera_actors::password::PasswordPool;
 use tessera_actors::ring::RotationRules;
+use tessera_actors::services::ServiceKeys;
 use tessera_storage::{Kek, Storage, Store, StoreError};
 
 use crate::api;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub metadata: Vec<u8>,
     /// Argon2id off the workers, at the lowest priority.
     pub passwords: PasswordPool,
+    /// Service API keys, for `X-API-Key`.
+    pub service_keys: ServiceKeys,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,11 +169,20 @@ pub fn prepare(
 
     // The actors get a thread of their own: their durable commits (fsync) never stall a worker.
     let arbiter = Arbiter::new();
+    let service_keys = registry.service_keys();
     let registry = ClientRegistry::start_in_arbiter(&arbiter.handle(), move |_| registry);
     let keyring = KeyRing::start_in_arbiter(&arbiter.handle(), move |_| keyring);
     let metadata = api::wellknown::metadata(issuer_url);
     let passwords = PasswordPool::start(2).map_err(StoreError::Io)?;
-    let state = web::Data::new(AppState { issuer, registry, keyring, config, metadata, passwords });
+    let state = web::Data::new(AppState {
+        issuer,
+        registry,
+        keyring,
+        config,
+        metadata,
+        passwords,
+        service_keys,
+    });
     Ok(Prepared { state, arbiter, root_credentials_file })
 }
 

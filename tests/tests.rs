@@ -12,5 +12,6 @@ mod grants;
 mod identity;
 mod keys;
 mod regression;
+mod services;
 mod token;
 mod users;

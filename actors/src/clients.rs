@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message};
 use tessera_storage::{
-    AppRecord, GrantOp, RoleRecord, ScopeRecord, Storage, StoreError, UserRecord,
+    ApiKeyRecord, AppRecord, GrantOp, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
+    UserRecord,
 };
 
+use crate::services::ServiceKeys;
 use crate::users::UserTable;
 
 use crate::grants::GrantStore;
@@ -71,6 +73,9 @@ pub struct ClientRegistry {
     /// Lowercased username and email → auth id: logins and uniqueness without a scan.
     pub(crate) logins: std::collections::HashMap<String, String>,
     pub(crate) user_table: UserTable,
+    pub(crate) services: BTreeMap<String, ServiceRecord>,
+    pub(crate) api_keys: BTreeMap<String, ApiKeyRecord>,
+    pub(crate) service_keys: ServiceKeys,
 }
 
 /// The root app's credentials: the operator's, or generated on first start.
@@ -106,6 +111,8 @@ impl ClientRegistry {
         let users: BTreeMap<String, UserRecord> =
             store.load_users()?.into_iter().map(|u| (u.auth_id.clone(), u)).collect();
         let logins = crate::users::login_index(users.values());
+        let services = store.load_services()?.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let api_keys = store.load_api_keys()?.into_iter().map(|k| (k.key_id.clone(), k)).collect();
         let registry = ClientRegistry {
             store,
             grants,
@@ -118,7 +125,11 @@ impl ClientRegistry {
             users,
             logins,
             user_table: UserTable::default(),
+            services,
+            api_keys,
+            service_keys: ServiceKeys::default(),
         };
+        registry.publish_service_keys();
         registry.republish_users();
         Ok(registry)
     }

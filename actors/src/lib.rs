@@ -27,4 +27,5 @@ pub mod request;
 pub mod ring;
 pub mod scopes;
 pub mod secret;
+pub mod services;
 pub mod users;

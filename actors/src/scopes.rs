@@ -278,6 +278,7 @@ impl ClientRegistry {
                     self.users.remove(&id);
                     self.user_table.remove(&id);
                 }
+                other => self.apply_service_change(other),
             }
         }
         // Role and scope changes move users' scopes.

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod consumer;
 pub mod health;
 pub mod oauth2;
+pub mod service;
 pub mod wellknown;
 
 use std::time::Instant;
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .configure(health::configure)
                 .configure(admin::configure)
                 .configure(consumer::configure)
+                .configure(service::configure)
                 .default_service(web::to(not_found)),
         );
 }

@@ -21,7 +21,7 @@ pub use grant::{
     FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
 };
 pub use key::{KeyRecord, KeyState};
-pub use scope::{RegistryChange, RoleRecord, ScopeRecord, UserRecord};
+pub use scope::{ApiKeyRecord, RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, UserRecord};
 pub use seal::Kek;
 pub use store::Store;
 
@@ -44,6 +44,10 @@ pub trait Storage: Send + Sync + 'static {
     fn load_roles(&self) -> Result<Vec<RoleRecord>, StoreError>;
     /// Every user.
     fn load_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Every service.
+    fn load_services(&self) -> Result<Vec<ServiceRecord>, StoreError>;
+    /// Every service API key (their digests).
+    fn load_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
     /// The signing keys, private parts opened with the KEK.
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Replaces the whole key ring in one transaction.

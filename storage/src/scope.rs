@@ -40,6 +40,10 @@ pub enum RegistryChange {
     DeleteRole(String),
     PutUser(UserRecord),
     DeleteUser(String),
+    PutService(ServiceRecord),
+    DeleteService(String),
+    PutApiKey(ApiKeyRecord),
+    DeleteApiKey(String),
 }
 
 /// A person. Passwords only as Argon2id PHC strings; invitation tokens only as SHA-256.
@@ -61,4 +65,27 @@ pub struct UserRecord {
     pub invitation_expires_at: Option<u64>,
     pub created_at: u64,
     pub updated_at: u64,
+}
+
+/// A backend service of the service API (seed 004).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub callback_uris: Vec<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// A service API key: its public id (hex of the selector) and the SHA-256 of its secret part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRecord {
+    pub key_id: String,
+    pub service_id: String,
+    pub verifier: String,
+    pub created_at: u64,
 }

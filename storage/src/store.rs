@@ -10,12 +10,13 @@ use crate::error::db;
 use crate::key::StoredKey;
 use crate::record::{decode, encode};
 use crate::tables::{
-    APPS, ASSERTIONS, CHANGES, CLIENT_IDS, FAMILIES, KEYS, META, REFRESH_TOKENS, REVOKED_JTIS,
-    ROLES, SCOPES, USERS, VERSION,
+    API_KEYS, APPS, ASSERTIONS, CHANGES, CLIENT_IDS, FAMILIES, KEYS, META, REFRESH_TOKENS,
+    REVOKED_JTIS, ROLES, SCOPES, SERVICES, USERS, VERSION,
 };
 use crate::{
-    AppRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord, RefreshRecord, RefreshStatus,
-    RegistryChange, RoleRecord, ScopeRecord, Storage, StoreError, TokenKey, UserRecord,
+    ApiKeyRecord, AppRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord, RefreshRecord,
+    RefreshStatus, RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
+    TokenKey, UserRecord,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -58,6 +59,8 @@ impl Store {
             txn.open_table(SCOPES).map_err(db)?;
             txn.open_table(ROLES).map_err(db)?;
             txn.open_table(USERS).map_err(db)?;
+            txn.open_table(SERVICES).map_err(db)?;
+            txn.open_table(API_KEYS).map_err(db)?;
             Ok(())
         })?;
         Ok(store)
@@ -234,6 +237,26 @@ impl Storage for Store {
                         txn.open_table(USERS).map_err(db)?.remove(id.as_str()).map_err(db)?;
                         format!("user:{id}")
                     }
+                    RegistryChange::PutService(service) => {
+                        let mut services = txn.open_table(SERVICES).map_err(db)?;
+                        services
+                            .insert(service.id.as_str(), encode(service).as_slice())
+                            .map_err(db)?;
+                        format!("service:{}", service.id)
+                    }
+                    RegistryChange::DeleteService(id) => {
+                        txn.open_table(SERVICES).map_err(db)?.remove(id.as_str()).map_err(db)?;
+                        format!("service:{id}")
+                    }
+                    RegistryChange::PutApiKey(key) => {
+                        let mut keys = txn.open_table(API_KEYS).map_err(db)?;
+                        keys.insert(key.key_id.as_str(), encode(key).as_slice()).map_err(db)?;
+                        format!("api_key:{}", key.key_id)
+                    }
+                    RegistryChange::DeleteApiKey(id) => {
+                        txn.open_table(API_KEYS).map_err(db)?.remove(id.as_str()).map_err(db)?;
+                        format!("api_key:{id}")
+                    }
                 };
                 version = Self::record_change(txn, &what)?;
             }
@@ -251,6 +274,14 @@ impl Storage for Store {
 
     fn load_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         self.load_all(USERS)
+    }
+
+    fn load_services(&self) -> Result<Vec<ServiceRecord>, StoreError> {
+        self.load_all(SERVICES)
+    }
+
+    fn load_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.load_all(API_KEYS)
     }
 
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {

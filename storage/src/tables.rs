@@ -31,3 +31,7 @@ pub(crate) const SCOPES: TableDefinition<&str, &[u8]> = TableDefinition::new("sc
 pub(crate) const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("roles");
 /// auth id → encoded [`crate::UserRecord`].
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// service id → encoded [`crate::ServiceRecord`].
+pub(crate) const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
+/// API key id → encoded [`crate::ApiKeyRecord`] (never the key).
+pub(crate) const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");

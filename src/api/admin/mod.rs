@@ -7,6 +7,7 @@ mod error;
 mod info;
 mod keys;
 mod scopes;
+mod services;
 mod users;
 
 pub use bearer::Bearer;
@@ -21,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     keys::configure(cfg);
     scopes::configure(cfg);
     users::configure(cfg);
+    services::configure(cfg);
 }
 
 /// JSON bodies: bounded, and any fault (syntax, unknown field, wrong type) is a `400` that

@@ -1,0 +1,431 @@
+//! Services of the service API (seed 004) and their API keys, owned by the ClientRegistry.
+//! A key is `sk_live_` + a 16-byte selector + a 256-bit secret; the store keeps the selector
+//! (as the key's public id) and the secret's SHA-256 only, and `X-API-Key` authentication is one
+//! map lookup plus a constant-time comparison.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dashmap::DashMap;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tessera_storage::{ApiKeyRecord, RegistryChange, ServiceRecord};
+
+use crate::clients::{ClientRegistry, Page, RegistryError};
+use crate::policy::Caller;
+use crate::secret::{hex_matches, random_token, time_ordered_bytes};
+
+pub const API_KEY_PREFIX: &str = "sk_live_";
+
+/// key id → (service id, hex SHA-256 of the secret), read by `X-API-Key` checks.
+#[derive(Clone, Default)]
+pub struct ServiceKeys(Arc<DashMap<String, (String, String)>>);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ServiceKeys {
+    /// The service an API key belongs to. Missing, malformed, wrong and revoked keys are one
+    /// answer: `None`.
+    pub fn authenticate(&self, presented: &str) -> Option<String> {
+        let body = presented.strip_prefix(API_KEY_PREFIX)?;
+        if body.len() != 65 || !body.is_ascii() {
+            return None;
+        }
+        let (selector, secret) = body.split_at(22);
+        let selector = URL_SAFE_NO_PAD.decode(selector).ok()?;
+        let secret = URL_SAFE_NO_PAD.decode(secret).ok()?;
+        let digest = hex(&Sha256::digest(&secret));
+        let entry = self.0.get(&hex(&selector))?;
+        let (service_id, verifier) = entry.value();
+        hex_matches(verifier, &digest).then(|| service_id.clone())
+    }
+}
+
+fn new_api_key() -> (String, String, String) {
+    let selector = time_ordered_bytes();
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let mut key = API_KEY_PREFIX.to_string();
+    URL_SAFE_NO_PAD.encode_string(selector, &mut key);
+    URL_SAFE_NO_PAD.encode_string(secret, &mut key);
+    (hex(&selector), hex(&Sha256::digest(secret)), key)
+}
+
+/// A service as the admin API shows it (never a key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub callback_uris: Vec<String>,
+    pub api_keys: Vec<ApiKeyView>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    pub key_id: String,
+    pub created_at: u64,
+}
+
+/// A new service, or a change to one (admin API, camelCase).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub callback_uris: Option<Vec<String>>,
+}
+
+/// A service's own configuration change (service API, snake_case).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfoPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub callback_uris: Option<Vec<String>>,
+}
+
+fn invalid(message: impl Into<String>) -> RegistryError {
+    RegistryError::Invalid(message.into())
+}
+
+fn check_name(name: &str) -> Result<String, RegistryError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 128 {
+        return Err(invalid("name must be 1 to 128 characters"));
+    }
+    Ok(name.to_string())
+}
+
+/// Callback URIs are absolute `https` URLs (or `http` on a loopback host, for development),
+/// without a fragment (RFC 6749 §3.1.2).
+pub fn check_callback_uris(uris: &[String]) -> Result<Vec<String>, RegistryError> {
+    if uris.len() > 20 {
+        return Err(invalid("at most 20 callback URIs"));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for uri in uris {
+        let bad = || invalid(format!("'{uri}' is not an absolute https URL without a fragment"));
+        if uri.len() > 2048 || uri.contains('#') || uri.chars().any(char::is_whitespace) {
+            return Err(bad());
+        }
+        let rest = if let Some(rest) = uri.strip_prefix("https://") {
+            rest
+        } else if let Some(rest) = uri.strip_prefix("http://") {
+            let host = rest.split(['/', '?']).next().unwrap_or("");
+            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            if !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+                return Err(bad());
+            }
+            rest
+        } else {
+            return Err(bad());
+        };
+        if rest.split(['/', '?']).next().unwrap_or("").is_empty() {
+            return Err(bad());
+        }
+        if !out.contains(uri) {
+            out.push(uri.clone());
+        }
+    }
+    Ok(out)
+}
+
+impl ClientRegistry {
+    pub fn service_keys(&self) -> ServiceKeys {
+        self.service_keys.clone()
+    }
+
+    pub(crate) fn publish_service_keys(&self) {
+        for k in self.api_keys.values() {
+            self.service_keys
+                .0
+                .insert(k.key_id.clone(), (k.service_id.clone(), k.verifier.clone()));
+        }
+    }
+
+    fn service_view(&self, s: &ServiceRecord) -> ServiceView {
+        let api_keys = self
+            .api_keys
+            .values()
+            .filter(|k| k.service_id == s.id)
+            .map(|k| ApiKeyView { key_id: k.key_id.clone(), created_at: k.created_at })
+            .collect();
+        ServiceView {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            description: s.description.clone(),
+            callback_uris: s.callback_uris.clone(),
+            api_keys,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+
+    fn commit_service_changes(
+        &mut self,
+        changes: Vec<RegistryChange>,
+    ) -> Result<(), RegistryError> {
+        self.store.apply_registry(&changes)?;
+        for change in changes {
+            self.apply_service_change(change);
+        }
+        Ok(())
+    }
+
+    /// Brings memory and the published keys in line with a committed service change.
+    pub(crate) fn apply_service_change(&mut self, change: RegistryChange) {
+        match change {
+            RegistryChange::PutService(s) => {
+                self.services.insert(s.id.clone(), s);
+            }
+            RegistryChange::DeleteService(id) => {
+                self.services.remove(&id);
+            }
+            RegistryChange::PutApiKey(k) => {
+                self.service_keys
+                    .0
+                    .insert(k.key_id.clone(), (k.service_id.clone(), k.verifier.clone()));
+                self.api_keys.insert(k.key_id.clone(), k);
+            }
+            RegistryChange::DeleteApiKey(id) => {
+                self.service_keys.0.remove(&id);
+                self.api_keys.remove(&id);
+            }
+            // Apps, scopes, roles and users are applied by `commit_changes`.
+            _ => {}
+        }
+    }
+
+    /// A new service and its first API key, shown only in this answer.
+    pub fn create_service(
+        &mut self,
+        _caller: &Caller,
+        input: ServiceInput,
+    ) -> Result<(ServiceView, String), RegistryError> {
+        let name = check_name(input.name.as_deref().ok_or_else(|| invalid("name is required"))?)?;
+        let callback_uris = check_callback_uris(input.callback_uris.as_deref().unwrap_or(&[]))?;
+        let description = input.description.unwrap_or_default();
+        if description.chars().count() > 1024 {
+            return Err(invalid("description must be at most 1024 characters"));
+        }
+        let now = self.clock.now();
+        let service = ServiceRecord {
+            id: random_token(12),
+            name,
+            description,
+            callback_uris,
+            created_at: now,
+            updated_at: now,
+        };
+        let (key_id, verifier, key) = new_api_key();
+        let record =
+            ApiKeyRecord { key_id, service_id: service.id.clone(), verifier, created_at: now };
+        self.commit_service_changes(vec![
+            RegistryChange::PutService(service.clone()),
+            RegistryChange::PutApiKey(record),
+        ])?;
+        Ok((self.service_view(&service), key))
+    }
+
+    pub fn list_services(&self, page: Page) -> (Vec<ServiceView>, usize) {
+        let size = page.size.clamp(1, Page::MAX_SIZE);
+        let skip = page.number.saturating_sub(1).saturating_mul(size);
+        (
+            self.services.values().skip(skip).take(size).map(|s| self.service_view(s)).collect(),
+            self.services.len(),
+        )
+    }
+
+    pub fn get_service(&self, id: &str) -> Result<ServiceView, RegistryError> {
+        self.services.get(id).map(|s| self.service_view(s)).ok_or(RegistryError::NotFound)
+    }
+
+    pub fn update_service(
+        &mut self,
+        _caller: &Caller,
+        id: &str,
+        input: ServiceInput,
+    ) -> Result<ServiceView, RegistryError> {
+        let patch = InfoPatch {
+            name: input.name,
+            description: input.description,
+            callback_uris: input.callback_uris,
+        };
+        self.patch_service(id, patch)
+    }
+
+    /// `PATCH /api/service/info` and `PUT /api/v1/services/{id}` alike.
+    pub fn patch_service(
+        &mut self,
+        id: &str,
+        patch: InfoPatch,
+    ) -> Result<ServiceView, RegistryError> {
+        let mut service = self.services.get(id).cloned().ok_or(RegistryError::NotFound)?;
+        if let Some(name) = &patch.name {
+            service.name = check_name(name)?;
+        }
+        if let Some(description) = patch.description {
+            if description.chars().count() > 1024 {
+                return Err(invalid("description must be at most 1024 characters"));
+            }
+            service.description = description;
+        }
+        if let Some(uris) = &patch.callback_uris {
+            service.callback_uris = check_callback_uris(uris)?;
+        }
+        service.updated_at = self.clock.now();
+        self.commit_service_changes(vec![RegistryChange::PutService(service.clone())])?;
+        Ok(self.service_view(&service))
+    }
+
+    /// Deleting a service revokes all its keys in the same transaction.
+    pub fn delete_service(&mut self, _caller: &Caller, id: &str) -> Result<(), RegistryError> {
+        if !self.services.contains_key(id) {
+            return Err(RegistryError::NotFound);
+        }
+        let mut changes = vec![RegistryChange::DeleteService(id.to_string())];
+        changes.extend(
+            self.api_keys
+                .values()
+                .filter(|k| k.service_id == id)
+                .map(|k| RegistryChange::DeleteApiKey(k.key_id.clone())),
+        );
+        self.commit_service_changes(changes)
+    }
+
+    pub fn issue_api_key(
+        &mut self,
+        _caller: &Caller,
+        service_id: &str,
+    ) -> Result<(ApiKeyView, String), RegistryError> {
+        if !self.services.contains_key(service_id) {
+            return Err(RegistryError::NotFound);
+        }
+        let (key_id, verifier, key) = new_api_key();
+        let now = self.clock.now();
+        let record = ApiKeyRecord {
+            key_id: key_id.clone(),
+            service_id: service_id.to_string(),
+            verifier,
+            created_at: now,
+        };
+        self.commit_service_changes(vec![RegistryChange::PutApiKey(record)])?;
+        Ok((ApiKeyView { key_id, created_at: now }, key))
+    }
+
+    pub fn revoke_api_key(
+        &mut self,
+        _caller: &Caller,
+        service_id: &str,
+        key_id: &str,
+    ) -> Result<(), RegistryError> {
+        match self.api_keys.get(key_id) {
+            Some(k) if k.service_id == service_id => {
+                self.commit_service_changes(vec![RegistryChange::DeleteApiKey(key_id.to_string())])
+            }
+            _ => Err(RegistryError::NotFound),
+        }
+    }
+}
+
+// Adapters so every message maps onto one method signature shape.
+impl ClientRegistry {
+    fn create_service_msg(
+        &mut self,
+        caller: Caller,
+        input: ServiceInput,
+    ) -> Result<(ServiceView, String), RegistryError> {
+        self.create_service(&caller, input)
+    }
+    fn list_services_msg(&mut self, page: Page) -> (Vec<ServiceView>, usize) {
+        self.list_services(page)
+    }
+    fn get_service_msg(&mut self, id: String) -> Result<ServiceView, RegistryError> {
+        self.get_service(&id)
+    }
+    fn update_service_msg(
+        &mut self,
+        caller: Caller,
+        id: String,
+        input: ServiceInput,
+    ) -> Result<ServiceView, RegistryError> {
+        self.update_service(&caller, &id, input)
+    }
+    fn patch_info_msg(
+        &mut self,
+        id: String,
+        patch: InfoPatch,
+    ) -> Result<ServiceView, RegistryError> {
+        self.patch_service(&id, patch)
+    }
+    fn delete_service_msg(&mut self, caller: Caller, id: String) -> Result<(), RegistryError> {
+        self.delete_service(&caller, &id)
+    }
+    fn issue_key_msg(
+        &mut self,
+        caller: Caller,
+        service_id: String,
+    ) -> Result<(ApiKeyView, String), RegistryError> {
+        self.issue_api_key(&caller, &service_id)
+    }
+    fn revoke_key_msg(
+        &mut self,
+        caller: Caller,
+        service_id: String,
+        key_id: String,
+    ) -> Result<(), RegistryError> {
+        self.revoke_api_key(&caller, &service_id, &key_id)
+    }
+}
+
+registry_messages! {
+    CreateService { caller: Caller, input: ServiceInput } -> Result<(ServiceView, String), RegistryError> => create_service_msg;
+    ListServices { page: Page } -> (Vec<ServiceView>, usize) => list_services_msg;
+    GetService { id: String } -> Result<ServiceView, RegistryError> => get_service_msg;
+    UpdateService { caller: Caller, id: String, input: ServiceInput } -> Result<ServiceView, RegistryError> => update_service_msg;
+    PatchServiceInfo { id: String, patch: InfoPatch } -> Result<ServiceView, RegistryError> => patch_info_msg;
+    DeleteService { caller: Caller, id: String } -> Result<(), RegistryError> => delete_service_msg;
+    IssueApiKey { caller: Caller, service_id: String } -> Result<(ApiKeyView, String), RegistryError> => issue_key_msg;
+    RevokeApiKey { caller: Caller, service_id: String, key_id: String } -> Result<(), RegistryError> => revoke_key_msg;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_uris_must_be_https_or_loopback_http_without_fragments() {
+        let ok = |u: &str| check_callback_uris(&[u.to_string()]).is_ok();
+        assert!(ok("https://app.acme.com/callback"));
+        assert!(ok("http://127.0.0.1:3000/cb"));
+        assert!(ok("http://localhost/cb"));
+        assert!(!ok("http://app.acme.com/cb"));
+        assert!(!ok("https://app.acme.com/cb#x"));
+        assert!(!ok("javascript:alert(1)"));
+        assert!(!ok("https:///nohost"));
+    }
+
+    #[test]
+    fn api_keys_authenticate_only_with_their_secret() {
+        let keys = ServiceKeys::default();
+        let (id, verifier, key) = new_api_key();
+        keys.0.insert(id, ("svc".into(), verifier));
+        assert_eq!(keys.authenticate(&key).as_deref(), Some("svc"));
+        assert!(key.starts_with(API_KEY_PREFIX) && key.len() == 73);
+        let mut wrong = key.clone().into_bytes();
+        let last = wrong.len() - 1;
+        wrong[last] = if wrong[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(keys.authenticate(std::str::from_utf8(&wrong).unwrap()), None);
+        assert_eq!(keys.authenticate("sk_live_short"), None);
+        assert_eq!(keys.authenticate(""), None);
+    }
+}
