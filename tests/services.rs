@@ -144,3 +144,142 @@ fn service_admin_needs_its_scopes_and_keys_are_not_stored_in_clear() {
     let secret_part = &key[key.len() - 43..];
     assert!(!file.windows(secret_part.len()).any(|w| w == secret_part.as_bytes()));
 }
+
+fn new_service(server: &TestServer, op: &str, name: &str) -> String {
+    let res = server.admin(
+        "POST",
+        "/api/v1/services",
+        op,
+        Some(json!({"name": name, "callbackUris": ["https://app.acme.com/cb"]})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    res.json()["apiKey"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn each_service_sees_only_its_own_users_and_subscriptions() {
+    let server = TestServer::start();
+    let op = admin_token(&server);
+    let (acme, other) = (new_service(&server, &op, "acme"), new_service(&server, &op, "other"));
+
+    let res = service_call(
+        &server,
+        "POST",
+        "/api/service/users",
+        Some(&acme),
+        Some(
+            json!({"email": "ada@example.com", "username": "ada", "password": "correct horse", "first_name": "Ada"}),
+        ),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    let user_id = res.json()["user"]["user_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        service_call(
+            &server,
+            "POST",
+            "/api/service/users",
+            Some(&other),
+            Some(json!({"email": "ada@example.com"}))
+        )
+        .status,
+        409
+    );
+    // With a password, the user can sign in.
+    let login = server.request(
+        "POST",
+        "/consumer/login",
+        &[("content-type", "application/json")],
+        Some(json!({"username": "ada", "password": "correct horse"}).to_string().as_bytes()),
+    );
+    assert_eq!(login.status, 200, "{}", login.body);
+
+    let path = format!("/api/service/users/{user_id}");
+    assert_eq!(
+        service_call(&server, "GET", &path, Some(&acme), None).json()["user"]["first_name"],
+        "Ada"
+    );
+    assert_eq!(
+        service_call(&server, "GET", &path, Some(&other), None).status,
+        404,
+        "another service's user"
+    );
+    assert_eq!(
+        service_call(&server, "PATCH", &path, Some(&other), Some(json!({"is_active": false})))
+            .status,
+        404
+    );
+    assert_eq!(
+        service_call(&server, "GET", "/api/service/users", Some(&other), None).json()["count"],
+        0
+    );
+    let res =
+        service_call(&server, "PATCH", &path, Some(&acme), Some(json!({"last_name": "Lovelace"})));
+    assert_eq!(res.json()["user"]["last_name"], "Lovelace");
+
+    // Subscriptions.
+    let res = service_call(
+        &server,
+        "POST",
+        "/api/service/subscriptions",
+        Some(&acme),
+        Some(json!({"user_id": user_id, "plan": "pro"})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.json()["subscription"]["status"], "active");
+    assert_eq!(
+        service_call(
+            &server,
+            "POST",
+            "/api/service/subscriptions",
+            Some(&acme),
+            Some(json!({"user_id": user_id, "plan": "pro"}))
+        )
+        .status,
+        409
+    );
+    assert_eq!(
+        service_call(
+            &server,
+            "POST",
+            "/api/service/subscriptions",
+            Some(&other),
+            Some(json!({"user_id": user_id, "plan": "x"}))
+        )
+        .status,
+        404
+    );
+    let sub_path = format!("/api/service/subscriptions/{user_id}");
+    assert_eq!(service_call(&server, "GET", &sub_path, Some(&other), None).status, 404);
+    let res =
+        service_call(&server, "PATCH", &sub_path, Some(&acme), Some(json!({"status": "canceled"})));
+    assert_eq!(res.json()["subscription"]["status"], "canceled");
+    assert_eq!(
+        service_call(&server, "PATCH", &sub_path, Some(&acme), Some(json!({"status": "bogus"})))
+            .status,
+        400
+    );
+
+    let figures = service_call(&server, "GET", "/api/service/analytics", Some(&acme), None).json()
+        ["analytics"]
+        .clone();
+    assert_eq!(
+        figures,
+        json!({"users": 1, "active_users": 1, "subscriptions": 1, "active_subscriptions": 0})
+    );
+    assert_eq!(
+        service_call(&server, "GET", "/api/service/analytics", Some(&other), None).json()["analytics"]
+            ["users"],
+        0
+    );
+
+    assert_eq!(service_call(&server, "DELETE", &sub_path, Some(&acme), None).status, 204);
+    assert_eq!(service_call(&server, "DELETE", &path, Some(&acme), None).status, 204);
+    assert_eq!(service_call(&server, "GET", &path, Some(&acme), None).status, 404);
+    let login = server.request(
+        "POST",
+        "/consumer/login",
+        &[("content-type", "application/json")],
+        Some(json!({"username": "ada", "password": "correct horse"}).to_string().as_bytes()),
+    );
+    assert_eq!(login.status, 401, "a user only this service held is gone");
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::{Actor, Context, Handler, Message};
 use tessera_storage::{
     ApiKeyRecord, AppRecord, GrantOp, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
-    UserRecord,
+    SubscriptionRecord, UserRecord,
 };
 
 use crate::services::ServiceKeys;
@@ -76,6 +76,9 @@ pub struct ClientRegistry {
     pub(crate) services: BTreeMap<String, ServiceRecord>,
     pub(crate) api_keys: BTreeMap<String, ApiKeyRecord>,
     pub(crate) service_keys: ServiceKeys,
+    /// (service id, user id) of every user linked to a service.
+    pub(crate) service_users: std::collections::BTreeSet<(String, String)>,
+    pub(crate) subscriptions: BTreeMap<(String, String), SubscriptionRecord>,
 }
 
 /// The root app's credentials: the operator's, or generated on first start.
@@ -111,6 +114,13 @@ impl ClientRegistry {
         let users: BTreeMap<String, UserRecord> =
             store.load_users()?.into_iter().map(|u| (u.auth_id.clone(), u)).collect();
         let logins = crate::users::login_index(users.values());
+        let service_users =
+            store.load_service_users()?.into_iter().map(|(s, u, _)| (s, u)).collect();
+        let subscriptions = store
+            .load_subscriptions()?
+            .into_iter()
+            .map(|s| ((s.service_id.clone(), s.user_id.clone()), s))
+            .collect();
         let services = store.load_services()?.into_iter().map(|s| (s.id.clone(), s)).collect();
         let api_keys = store.load_api_keys()?.into_iter().map(|k| (k.key_id.clone(), k)).collect();
         let registry = ClientRegistry {
@@ -128,6 +138,8 @@ impl ClientRegistry {
             services,
             api_keys,
             service_keys: ServiceKeys::default(),
+            service_users,
+            subscriptions,
         };
         registry.publish_service_keys();
         registry.republish_users();

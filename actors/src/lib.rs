@@ -27,5 +27,6 @@ pub mod request;
 pub mod ring;
 pub mod scopes;
 pub mod secret;
+pub mod service_users;
 pub mod services;
 pub mod users;

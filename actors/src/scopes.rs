@@ -250,6 +250,14 @@ impl ClientRegistry {
         changes
     }
 
+    /// [`Self::commit_changes`] for the registry's other modules.
+    pub(crate) fn commit_changes_public(
+        &mut self,
+        changes: Vec<RegistryChange>,
+    ) -> Result<(), RegistryError> {
+        self.commit_changes(changes)
+    }
+
     /// Durable first, then the in-memory state and the published client table.
     fn commit_changes(&mut self, changes: Vec<RegistryChange>) -> Result<(), RegistryError> {
         self.store.apply_registry(&changes)?;
@@ -275,7 +283,11 @@ impl ClientRegistry {
                     self.users.insert(user.auth_id.clone(), user);
                 }
                 RegistryChange::DeleteUser(id) => {
-                    self.users.remove(&id);
+                    if let Some(user) = self.users.remove(&id) {
+                        for key in crate::users::login_keys(&user) {
+                            self.logins.remove(&key);
+                        }
+                    }
                     self.user_table.remove(&id);
                 }
                 other => self.apply_service_change(other),

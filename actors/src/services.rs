@@ -200,6 +200,18 @@ impl ClientRegistry {
                 self.service_keys.0.remove(&id);
                 self.api_keys.remove(&id);
             }
+            RegistryChange::LinkUser(service, user, _) => {
+                self.service_users.insert((service, user));
+            }
+            RegistryChange::UnlinkUser(service, user) => {
+                self.service_users.remove(&(service, user));
+            }
+            RegistryChange::PutSubscription(sub) => {
+                self.subscriptions.insert((sub.service_id.clone(), sub.user_id.clone()), sub);
+            }
+            RegistryChange::DeleteSubscription(service, user) => {
+                self.subscriptions.remove(&(service, user));
+            }
             // Apps, scopes, roles and users are applied by `commit_changes`.
             _ => {}
         }

@@ -94,7 +94,7 @@ pub fn view(u: &UserRecord) -> UserView {
     }
 }
 
-fn login_keys(u: &UserRecord) -> impl Iterator<Item = String> + '_ {
+pub(crate) fn login_keys(u: &UserRecord) -> impl Iterator<Item = String> + '_ {
     u.username.iter().map(|n| n.to_lowercase()).chain(std::iter::once(u.email.to_lowercase()))
 }
 
@@ -108,7 +108,7 @@ fn invalid(message: impl Into<String>) -> RegistryError {
     RegistryError::Invalid(message.into())
 }
 
-fn check_email(email: &str) -> Result<String, RegistryError> {
+pub(crate) fn check_email(email: &str) -> Result<String, RegistryError> {
     let email = email.trim();
     let ok = email.len() <= 254
         && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
@@ -118,7 +118,7 @@ fn check_email(email: &str) -> Result<String, RegistryError> {
     Ok(email.to_string())
 }
 
-fn check_username(username: &str) -> Result<String, RegistryError> {
+pub(crate) fn check_username(username: &str) -> Result<String, RegistryError> {
     let username = username.trim();
     let ok = (3..=64).contains(&username.chars().count())
         && username.chars().all(|c| c.is_alphanumeric() || "._-".contains(c));
@@ -142,6 +142,38 @@ impl ClientRegistry {
     }
 
     /// Whether a role (by name) is privileged; `None` when there is no such role.
+    pub(crate) fn role_privilege(&self, name: &str) -> Option<bool> {
+        self.role_is_privileged(name)
+    }
+
+    pub(crate) fn check_unique_login(
+        &self,
+        username: Option<&str>,
+        email: &str,
+    ) -> Result<(), RegistryError> {
+        self.check_unique(username, email, None)
+    }
+
+    /// Commits a user together with related changes, then indexes and publishes it.
+    pub(crate) fn commit_user_with(
+        &mut self,
+        user: UserRecord,
+        mut related: Vec<RegistryChange>,
+    ) -> Result<(), RegistryError> {
+        related.insert(0, RegistryChange::PutUser(user.clone()));
+        self.store.apply_registry(&related)?;
+        related.remove(0);
+        self.publish_user(&user);
+        for key in login_keys(&user) {
+            self.logins.insert(key, user.auth_id.clone());
+        }
+        self.users.insert(user.auth_id.clone(), user);
+        for change in related {
+            self.apply_service_change(change);
+        }
+        Ok(())
+    }
+
     fn role_is_privileged(&self, name: &str) -> Option<bool> {
         if let Some((_, p)) = BUILT_IN_ROLES.iter().find(|(n, _)| *n == name) {
             return Some(*p);

@@ -5,13 +5,205 @@ use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
+use tessera_actors::clients::Page;
+use tessera_actors::service_users::{
+    CreateSubscription, DeleteSubscription, GetSubscription, ListSubscriptions, NewServiceUser,
+    PatchSubscription, ServiceAnalyticsOf, ServiceCreateUser, ServiceDeleteUser, ServiceGetUser,
+    ServiceListUsers, ServicePatchUser, ServiceUser, ServiceUserPatch, SubscriptionInput,
+};
 use tessera_actors::services::{GetService, InfoPatch, PatchServiceInfo, ServiceView};
+use tessera_storage::SubscriptionRecord;
 
 use crate::api::admin::{AdminError, rfc3339};
 use crate::server::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/service/info").get(info).patch(patch_info));
+    cfg.service(web::resource("/api/service/info").get(info).route(web::patch().to(patch_info)))
+        .service(web::resource("/api/service/users").get(list_users).post(create_user))
+        .service(
+            web::resource("/api/service/users/{user_id}")
+                .get(get_user)
+                .route(web::patch().to(patch_user))
+                .route(web::delete().to(delete_user)),
+        )
+        .service(
+            web::resource("/api/service/subscriptions")
+                .get(list_subscriptions)
+                .post(create_subscription),
+        )
+        .service(
+            web::resource("/api/service/subscriptions/{user_id}")
+                .get(get_subscription)
+                .route(web::patch().to(patch_subscription))
+                .route(web::delete().to(delete_subscription)),
+        )
+        .service(web::resource("/api/service/analytics").get(analytics));
+}
+
+/// `page` and `per_page` (1-based), snake_case like the rest of the service API.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePage {
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+impl ServicePage {
+    fn page(&self) -> Result<Page, AdminError> {
+        let size = self.per_page.unwrap_or(100);
+        let number = self.page.unwrap_or(1);
+        if size == 0 || size > Page::MAX_SIZE || number == 0 {
+            return Err(AdminError::BadRequest(format!(
+                "per_page must be 1 to {} and page at least 1",
+                Page::MAX_SIZE
+            )));
+        }
+        Ok(Page { size, number })
+    }
+}
+
+type Answer = Result<HttpResponse, AdminError>;
+
+fn user_json(u: &ServiceUser) -> serde_json::Value {
+    json!({
+        "user_id": u.user_id, "email": u.email, "username": u.username, "first_name": u.first_name,
+        "last_name": u.last_name, "is_active": u.is_active, "created_at": rfc3339(u.created_at),
+    })
+}
+
+fn subscription_json(s: &SubscriptionRecord) -> serde_json::Value {
+    json!({
+        "user_id": s.user_id, "plan": s.plan, "status": s.status,
+        "current_period_end": s.current_period_end.map(rfc3339), "metadata": s.metadata,
+        "created_at": rfc3339(s.created_at), "updated_at": rfc3339(s.updated_at),
+    })
+}
+
+async fn list_users(
+    c: ServiceCaller,
+    q: web::Query<ServicePage>,
+    s: web::Data<AppState>,
+) -> Answer {
+    let (users, count) =
+        s.registry.send(ServiceListUsers { service_id: c.service_id, page: q.page()? }).await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({ "users": users.iter().map(user_json).collect::<Vec<_>>(), "count": count })))
+}
+
+/// With a password, the user can sign in (`/consumer/login`); it is hashed off the workers.
+async fn create_user(
+    c: ServiceCaller,
+    body: web::Json<NewServiceUser>,
+    s: web::Data<AppState>,
+) -> Answer {
+    let mut input = body.into_inner();
+    let password_hash = match input.password.take() {
+        Some(password) => {
+            tessera_actors::password::check_policy(&password).map_err(AdminError::BadRequest)?;
+            Some(s.passwords.hash(password).await.map_err(|_| AdminError::Internal)?)
+        }
+        None => None,
+    };
+    let default_role = s.config.default_role.clone();
+    let msg = ServiceCreateUser { service_id: c.service_id, input, password_hash, default_role };
+    let user = s.registry.send(msg).await??;
+    Ok(HttpResponse::Created().json(json!({ "user": user_json(&user) })))
+}
+
+async fn get_user(c: ServiceCaller, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
+    let user = s
+        .registry
+        .send(ServiceGetUser { service_id: c.service_id, user_id: id.into_inner() })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
+}
+
+async fn patch_user(
+    c: ServiceCaller,
+    id: web::Path<String>,
+    body: web::Json<ServiceUserPatch>,
+    s: web::Data<AppState>,
+) -> Answer {
+    let msg = ServicePatchUser {
+        service_id: c.service_id,
+        user_id: id.into_inner(),
+        patch: body.into_inner(),
+    };
+    let user = s.registry.send(msg).await??;
+    Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
+}
+
+async fn delete_user(c: ServiceCaller, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
+    s.registry
+        .send(ServiceDeleteUser { service_id: c.service_id, user_id: id.into_inner() })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_subscriptions(
+    c: ServiceCaller,
+    q: web::Query<ServicePage>,
+    s: web::Data<AppState>,
+) -> Answer {
+    let (subs, count) =
+        s.registry.send(ListSubscriptions { service_id: c.service_id, page: q.page()? }).await?;
+    let subs: Vec<_> = subs.iter().map(subscription_json).collect();
+    Ok(HttpResponse::Ok().json(json!({ "subscriptions": subs, "count": count })))
+}
+
+async fn create_subscription(
+    c: ServiceCaller,
+    body: web::Json<SubscriptionInput>,
+    s: web::Data<AppState>,
+) -> Answer {
+    let sub = s
+        .registry
+        .send(CreateSubscription { service_id: c.service_id, input: body.into_inner() })
+        .await??;
+    Ok(HttpResponse::Created().json(json!({ "subscription": subscription_json(&sub) })))
+}
+
+async fn get_subscription(
+    c: ServiceCaller,
+    id: web::Path<String>,
+    s: web::Data<AppState>,
+) -> Answer {
+    let sub = s
+        .registry
+        .send(GetSubscription { service_id: c.service_id, user_id: id.into_inner() })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({ "subscription": subscription_json(&sub) })))
+}
+
+async fn patch_subscription(
+    c: ServiceCaller,
+    id: web::Path<String>,
+    body: web::Json<SubscriptionInput>,
+    s: web::Data<AppState>,
+) -> Answer {
+    let msg = PatchSubscription {
+        service_id: c.service_id,
+        user_id: id.into_inner(),
+        input: body.into_inner(),
+    };
+    let sub = s.registry.send(msg).await??;
+    Ok(HttpResponse::Ok().json(json!({ "subscription": subscription_json(&sub) })))
+}
+
+async fn delete_subscription(
+    c: ServiceCaller,
+    id: web::Path<String>,
+    s: web::Data<AppState>,
+) -> Answer {
+    s.registry
+        .send(DeleteSubscription { service_id: c.service_id, user_id: id.into_inner() })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn analytics(c: ServiceCaller, s: web::Data<AppState>) -> Answer {
+    let figures = s.registry.send(ServiceAnalyticsOf { service_id: c.service_id }).await?;
+    Ok(HttpResponse::Ok().json(json!({ "analytics": figures })))
 }
 
 /// The service a request authenticated as.

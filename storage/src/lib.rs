@@ -21,7 +21,10 @@ pub use grant::{
     FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
 };
 pub use key::{KeyRecord, KeyState};
-pub use scope::{ApiKeyRecord, RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, UserRecord};
+pub use scope::{
+    ApiKeyRecord, RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, SubscriptionRecord,
+    UserRecord,
+};
 pub use seal::Kek;
 pub use store::Store;
 
@@ -48,6 +51,10 @@ pub trait Storage: Send + Sync + 'static {
     fn load_services(&self) -> Result<Vec<ServiceRecord>, StoreError>;
     /// Every service API key (their digests).
     fn load_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Every (service id, user id, linked at).
+    fn load_service_users(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
+    /// Every subscription.
+    fn load_subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError>;
     /// The signing keys, private parts opened with the KEK.
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Replaces the whole key ring in one transaction.

@@ -44,6 +44,12 @@ pub enum RegistryChange {
     DeleteService(String),
     PutApiKey(ApiKeyRecord),
     DeleteApiKey(String),
+    /// A user linked to a service: (service id, user id, when).
+    LinkUser(String, String, u64),
+    UnlinkUser(String, String),
+    PutSubscription(SubscriptionRecord),
+    /// (service id, user id).
+    DeleteSubscription(String, String),
 }
 
 /// A person. Passwords only as Argon2id PHC strings; invitation tokens only as SHA-256.
@@ -88,4 +94,18 @@ pub struct ApiKeyRecord {
     pub service_id: String,
     pub verifier: String,
     pub created_at: u64,
+}
+
+/// A user's subscription with a service (seed 004), one per (service, user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionRecord {
+    pub service_id: String,
+    pub user_id: String,
+    pub plan: String,
+    pub status: String,
+    pub current_period_end: Option<u64>,
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub created_at: u64,
+    pub updated_at: u64,
 }

@@ -11,12 +11,12 @@ use crate::key::StoredKey;
 use crate::record::{decode, encode};
 use crate::tables::{
     API_KEYS, APPS, ASSERTIONS, CHANGES, CLIENT_IDS, FAMILIES, KEYS, META, REFRESH_TOKENS,
-    REVOKED_JTIS, ROLES, SCOPES, SERVICES, USERS, VERSION,
+    REVOKED_JTIS, ROLES, SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
 };
 use crate::{
     ApiKeyRecord, AppRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord, RefreshRecord,
     RefreshStatus, RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
-    TokenKey, UserRecord,
+    SubscriptionRecord, TokenKey, UserRecord,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -61,6 +61,8 @@ impl Store {
             txn.open_table(USERS).map_err(db)?;
             txn.open_table(SERVICES).map_err(db)?;
             txn.open_table(API_KEYS).map_err(db)?;
+            txn.open_table(SERVICE_USERS).map_err(db)?;
+            txn.open_table(SUBSCRIPTIONS).map_err(db)?;
             Ok(())
         })?;
         Ok(store)
@@ -257,6 +259,36 @@ impl Storage for Store {
                         txn.open_table(API_KEYS).map_err(db)?.remove(id.as_str()).map_err(db)?;
                         format!("api_key:{id}")
                     }
+                    RegistryChange::LinkUser(service, user, at) => {
+                        let key = format!("{service}\0{user}");
+                        txn.open_table(SERVICE_USERS)
+                            .map_err(db)?
+                            .insert(key.as_str(), *at)
+                            .map_err(db)?;
+                        format!("service_user:{service}:{user}")
+                    }
+                    RegistryChange::UnlinkUser(service, user) => {
+                        let key = format!("{service}\0{user}");
+                        txn.open_table(SERVICE_USERS)
+                            .map_err(db)?
+                            .remove(key.as_str())
+                            .map_err(db)?;
+                        format!("service_user:{service}:{user}")
+                    }
+                    RegistryChange::PutSubscription(sub) => {
+                        let key = format!("{}\0{}", sub.service_id, sub.user_id);
+                        let mut subs = txn.open_table(SUBSCRIPTIONS).map_err(db)?;
+                        subs.insert(key.as_str(), encode(sub).as_slice()).map_err(db)?;
+                        format!("subscription:{}:{}", sub.service_id, sub.user_id)
+                    }
+                    RegistryChange::DeleteSubscription(service, user) => {
+                        let key = format!("{service}\0{user}");
+                        txn.open_table(SUBSCRIPTIONS)
+                            .map_err(db)?
+                            .remove(key.as_str())
+                            .map_err(db)?;
+                        format!("subscription:{service}:{user}")
+                    }
                 };
                 version = Self::record_change(txn, &what)?;
             }
@@ -282,6 +314,23 @@ impl Storage for Store {
 
     fn load_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         self.load_all(API_KEYS)
+    }
+
+    fn load_service_users(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(SERVICE_USERS).map_err(db)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (key, at) = entry.map_err(db)?;
+            if let Some((service, user)) = key.value().split_once('\0') {
+                out.push((service.to_string(), user.to_string(), at.value()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn load_subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        self.load_all(SUBSCRIPTIONS)
     }
 
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {

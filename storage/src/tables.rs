@@ -35,3 +35,8 @@ pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("use
 pub(crate) const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 /// API key id → encoded [`crate::ApiKeyRecord`] (never the key).
 pub(crate) const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+/// "service id\0user id" → when the user was linked to the service.
+pub(crate) const SERVICE_USERS: TableDefinition<&str, u64> = TableDefinition::new("service_users");
+/// "service id\0user id" → encoded [`crate::SubscriptionRecord`].
+pub(crate) const SUBSCRIPTIONS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("subscriptions");
