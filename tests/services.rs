@@ -283,3 +283,36 @@ fn each_service_sees_only_its_own_users_and_subscriptions() {
     );
     assert_eq!(login.status, 401, "a user only this service held is gone");
 }
+
+#[test]
+fn providers_are_registered_once_by_name_and_their_secret_is_never_shown_or_stored_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let kek = tessera_storage::Kek::from_hex(&"ab".repeat(32)).unwrap();
+    let config = tessera::config::Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let server = TestServer::start_with_kek(dir, config, kek);
+    let op = admin_token(&server);
+    let body = json!({
+        "name": "github", "authorizeUrl": "https://github.com/login/oauth/authorize",
+        "tokenUrl": "https://github.com/login/oauth/access_token", "clientId": "gh-client",
+        "clientSecret": "gh-secret-value-that-must-stay-hidden"
+    });
+    let res = server.admin("POST", "/api/v1/providers", &op, Some(body.clone()));
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert!(!res.body.contains("gh-secret-value"));
+    assert_eq!(server.admin("POST", "/api/v1/providers", &op, Some(body.clone())).status, 409);
+    let mut bad = body.clone();
+    bad["name"] = json!("other");
+    bad["tokenUrl"] = json!("http://evil.example/token");
+    assert_eq!(server.admin("POST", "/api/v1/providers", &op, Some(bad)).status, 400);
+    let list = server.admin("GET", "/api/v1/providers", &op, None);
+    assert_eq!(list.json()["count"], 1);
+    assert!(!list.body.contains("gh-secret-value"));
+    let dir = server.stop();
+    let file = std::fs::read(dir.path().join("tessera.redb")).unwrap();
+    let needle = b"gh-secret-value-that-must-stay-hidden";
+    assert!(!file.windows(needle.len()).any(|w| w == needle), "sealed under the KEK");
+}

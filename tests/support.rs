@@ -62,8 +62,26 @@ impl TestServer {
         TestServer::start_in(dir, config, now())
     }
 
+    /// Starts with private material sealed under `kek`.
+    pub fn start_with_kek(
+        dir: tempfile::TempDir,
+        config: Config,
+        kek: tessera_storage::Kek,
+    ) -> TestServer {
+        TestServer::start_full(dir, config, now(), Some(kek))
+    }
+
     /// Starts on an existing data directory (restart tests).
     pub fn start_in(dir: tempfile::TempDir, config: Config, now: u64) -> TestServer {
+        TestServer::start_full(dir, config, now, None)
+    }
+
+    fn start_full(
+        dir: tempfile::TempDir,
+        config: Config,
+        now: u64,
+        kek: Option<tessera_storage::Kek>,
+    ) -> TestServer {
         let clock = ManualClock::new(now);
         let server_clock = clock.clone();
         let (tx, rx) = mpsc::channel();
@@ -75,7 +93,7 @@ impl TestServer {
                     client_secret: ROOT_SECRET.into(),
                 };
                 let config = Config { workers: Some(1), ..config };
-                match tessera::start(config, Some(root), None, server_clock).await {
+                match tessera::start(config, Some(root), kek, server_clock).await {
                     Ok(running) => {
                         tx.send(Ok((
                             running.issuer_url.clone(),

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message};
 use tessera_storage::{
-    ApiKeyRecord, AppRecord, GrantOp, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
-    SubscriptionRecord, UserRecord,
+    ApiKeyRecord, AppRecord, GrantOp, ProviderRecord, RoleRecord, ScopeRecord, ServiceRecord,
+    Storage, StoreError, SubscriptionRecord, UserRecord,
 };
 
 use crate::services::ServiceKeys;
@@ -79,6 +79,7 @@ pub struct ClientRegistry {
     /// (service id, user id) of every user linked to a service.
     pub(crate) service_users: std::collections::BTreeSet<(String, String)>,
     pub(crate) subscriptions: BTreeMap<(String, String), SubscriptionRecord>,
+    pub(crate) providers: BTreeMap<String, ProviderRecord>,
 }
 
 /// The root app's credentials: the operator's, or generated on first start.
@@ -114,6 +115,7 @@ impl ClientRegistry {
         let users: BTreeMap<String, UserRecord> =
             store.load_users()?.into_iter().map(|u| (u.auth_id.clone(), u)).collect();
         let logins = crate::users::login_index(users.values());
+        let providers = store.load_providers()?.into_iter().map(|p| (p.id.clone(), p)).collect();
         let service_users =
             store.load_service_users()?.into_iter().map(|(s, u, _)| (s, u)).collect();
         let subscriptions = store
@@ -140,6 +142,7 @@ impl ClientRegistry {
             service_keys: ServiceKeys::default(),
             service_users,
             subscriptions,
+            providers,
         };
         registry.publish_service_keys();
         registry.republish_users();

@@ -23,6 +23,7 @@ pub mod limiter;
 pub mod oauth;
 pub mod password;
 pub mod policy;
+pub mod providers;
 pub mod request;
 pub mod ring;
 pub mod scopes;

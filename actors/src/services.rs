@@ -212,6 +212,12 @@ impl ClientRegistry {
             RegistryChange::DeleteSubscription(service, user) => {
                 self.subscriptions.remove(&(service, user));
             }
+            RegistryChange::PutProvider(p) => {
+                self.providers.insert(p.id.clone(), p);
+            }
+            RegistryChange::DeleteProvider(id) => {
+                self.providers.remove(&id);
+            }
             // Apps, scopes, roles and users are applied by `commit_changes`.
             _ => {}
         }

@@ -22,8 +22,8 @@ pub use grant::{
 };
 pub use key::{KeyRecord, KeyState};
 pub use scope::{
-    ApiKeyRecord, RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, SubscriptionRecord,
-    UserRecord,
+    ApiKeyRecord, ProviderRecord, RegistryChange, RoleRecord, ScopeRecord, ServiceRecord,
+    SubscriptionRecord, UserRecord,
 };
 pub use seal::Kek;
 pub use store::Store;
@@ -55,6 +55,8 @@ pub trait Storage: Send + Sync + 'static {
     fn load_service_users(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// Every subscription.
     fn load_subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError>;
+    /// Every provider, secrets opened with the KEK.
+    fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError>;
     /// The signing keys, private parts opened with the KEK.
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Replaces the whole key ring in one transaction.

@@ -36,6 +36,18 @@ impl std::fmt::Debug for Kek {
 
 /// Encodes a 32-byte seed for the file: sealed with a fresh nonce when a KEK is set.
 pub(crate) fn seal(kek: Option<&Kek>, seed: &[u8; 32], kid: &str) -> Result<String, StoreError> {
+    seal_bytes(kek, seed, kid)
+}
+
+pub(crate) fn open(kek: Option<&Kek>, text: &str, kid: &str) -> Result<[u8; 32], StoreError> {
+    open_bytes(kek, text, kid)?
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("key seed length".into()))
+}
+
+/// Encodes secret bytes for the file, bound to `aad` (the record's id): sealed with a fresh
+/// nonce when a KEK is set, marked plain otherwise.
+pub(crate) fn seal_bytes(kek: Option<&Kek>, seed: &[u8], kid: &str) -> Result<String, StoreError> {
     let Some(Kek(cipher)) = kek else {
         return Ok(format!("{PLAIN}{}", hex(seed)));
     };
@@ -49,9 +61,9 @@ pub(crate) fn seal(kek: Option<&Kek>, seed: &[u8; 32], kid: &str) -> Result<Stri
     Ok(format!("{SEALED}{}{}", hex(&nonce), hex(&sealed)))
 }
 
-pub(crate) fn open(kek: Option<&Kek>, text: &str, kid: &str) -> Result<[u8; 32], StoreError> {
+pub(crate) fn open_bytes(kek: Option<&Kek>, text: &str, kid: &str) -> Result<Vec<u8>, StoreError> {
     if let Some(plain) = text.strip_prefix(PLAIN) {
-        return unhex(plain)?.try_into().map_err(|_| StoreError::Corrupt("key seed length".into()));
+        return unhex(plain);
     }
     let Some(sealed) = text.strip_prefix(SEALED) else {
         return Err(StoreError::Corrupt("key seed encoding".into()));
@@ -66,8 +78,7 @@ pub(crate) fn open(kek: Option<&Kek>, text: &str, kid: &str) -> Result<[u8; 32],
     let (nonce, body) = bytes.split_at(12);
     let nonce: [u8; 12] = nonce.try_into().map_err(|_| StoreError::Corrupt("nonce".into()))?;
     let payload = chacha20poly1305::aead::Payload { msg: body, aad: kid.as_bytes() };
-    let seed = cipher.decrypt(&Nonce::from(nonce), payload).map_err(|_| StoreError::KekMismatch)?;
-    seed.try_into().map_err(|_| StoreError::Corrupt("key seed length".into()))
+    cipher.decrypt(&Nonce::from(nonce), payload).map_err(|_| StoreError::KekMismatch)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -14,9 +14,9 @@ use crate::tables::{
     REVOKED_JTIS, ROLES, SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
 };
 use crate::{
-    ApiKeyRecord, AppRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord, RefreshRecord,
-    RefreshStatus, RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
-    SubscriptionRecord, TokenKey, UserRecord,
+    ApiKeyRecord, AppRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord, ProviderRecord,
+    RefreshRecord, RefreshStatus, RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, Storage,
+    StoreError, SubscriptionRecord, TokenKey, UserRecord,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -63,6 +63,7 @@ impl Store {
             txn.open_table(API_KEYS).map_err(db)?;
             txn.open_table(SERVICE_USERS).map_err(db)?;
             txn.open_table(SUBSCRIPTIONS).map_err(db)?;
+            txn.open_table(crate::tables::PROVIDERS).map_err(db)?;
             Ok(())
         })?;
         Ok(store)
@@ -281,6 +282,31 @@ impl Storage for Store {
                         subs.insert(key.as_str(), encode(sub).as_slice()).map_err(db)?;
                         format!("subscription:{}:{}", sub.service_id, sub.user_id)
                     }
+                    RegistryChange::PutProvider(p) => {
+                        let stored = crate::scope::StoredProvider {
+                            id: p.id.clone(),
+                            name: p.name.clone(),
+                            authorize_url: p.authorize_url.clone(),
+                            token_url: p.token_url.clone(),
+                            client_id: p.client_id.clone(),
+                            sealed_secret: crate::seal::seal_bytes(
+                                self.kek.as_ref(),
+                                p.client_secret.as_bytes(),
+                                &p.id,
+                            )?,
+                            created_at: p.created_at,
+                        };
+                        let mut providers = txn.open_table(crate::tables::PROVIDERS).map_err(db)?;
+                        providers.insert(p.id.as_str(), encode(&stored).as_slice()).map_err(db)?;
+                        format!("provider:{}", p.id)
+                    }
+                    RegistryChange::DeleteProvider(id) => {
+                        txn.open_table(crate::tables::PROVIDERS)
+                            .map_err(db)?
+                            .remove(id.as_str())
+                            .map_err(db)?;
+                        format!("provider:{id}")
+                    }
                     RegistryChange::DeleteSubscription(service, user) => {
                         let key = format!("{service}\0{user}");
                         txn.open_table(SUBSCRIPTIONS)
@@ -331,6 +357,26 @@ impl Storage for Store {
 
     fn load_subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError> {
         self.load_all(SUBSCRIPTIONS)
+    }
+
+    fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError> {
+        let stored: Vec<crate::scope::StoredProvider> = self.load_all(crate::tables::PROVIDERS)?;
+        stored
+            .into_iter()
+            .map(|p| {
+                let secret = crate::seal::open_bytes(self.kek.as_ref(), &p.sealed_secret, &p.id)?;
+                Ok(ProviderRecord {
+                    client_secret: String::from_utf8(secret)
+                        .map_err(|_| StoreError::Corrupt("provider secret".into()))?,
+                    id: p.id,
+                    name: p.name,
+                    authorize_url: p.authorize_url,
+                    token_url: p.token_url,
+                    client_id: p.client_id,
+                    created_at: p.created_at,
+                })
+            })
+            .collect()
     }
 
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {

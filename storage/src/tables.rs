@@ -40,3 +40,5 @@ pub(crate) const SERVICE_USERS: TableDefinition<&str, u64> = TableDefinition::ne
 /// "service id\0user id" → encoded [`crate::SubscriptionRecord`].
 pub(crate) const SUBSCRIPTIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("subscriptions");
+/// provider id → encoded stored provider, its client secret sealed.
+pub(crate) const PROVIDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("providers");

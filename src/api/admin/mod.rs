@@ -6,6 +6,7 @@ mod bearer;
 mod error;
 mod info;
 mod keys;
+mod providers;
 mod scopes;
 mod services;
 mod users;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     scopes::configure(cfg);
     users::configure(cfg);
     services::configure(cfg);
+    providers::configure(cfg);
 }
 
 /// JSON bodies: bounded, and any fault (syntax, unknown field, wrong type) is a `400` that

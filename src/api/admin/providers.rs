@@ -1,0 +1,56 @@
+//! `/api/v1/providers`: the OAuth providers services obtain tokens from (`read_service` /
+//! `write_service`). The client secret is accepted, never shown.
+
+use actix_web::{HttpResponse, web};
+use serde_json::{Value, json};
+use tessera_actors::providers::{
+    CreateProvider, DeleteProvider, GetProvider, ListProviders, ProviderInput, ProviderView,
+};
+
+use super::{AdminError, Bearer, rfc3339};
+use crate::server::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/api/v1/providers").get(list).post(create))
+        .service(web::resource("/api/v1/providers/{id}").get(get).route(web::delete().to(delete)));
+}
+
+type Answer = Result<HttpResponse, AdminError>;
+
+fn view(p: &ProviderView) -> Value {
+    json!({
+        "id": p.id, "name": p.name, "authorizeUrl": p.authorize_url, "tokenUrl": p.token_url,
+        "clientId": p.client_id, "createdAt": rfc3339(p.created_at),
+    })
+}
+
+async fn list(caller: Bearer, s: web::Data<AppState>) -> Answer {
+    caller.require("read_service")?;
+    let providers = s.registry.send(ListProviders {}).await?;
+    let count = providers.len();
+    Ok(HttpResponse::Ok().json(
+        json!({ "providers": providers.iter().map(view).collect::<Vec<_>>(), "count": count }),
+    ))
+}
+
+async fn get(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
+    caller.require("read_service")?;
+    let provider = s.registry.send(GetProvider { id: id.into_inner() }).await??;
+    Ok(HttpResponse::Ok().json(json!({ "provider": view(&provider) })))
+}
+
+async fn create(caller: Bearer, body: web::Json<ProviderInput>, s: web::Data<AppState>) -> Answer {
+    caller.require("write_service")?;
+    let provider = s
+        .registry
+        .send(CreateProvider { caller: caller.caller(), input: body.into_inner() })
+        .await??;
+    tracing::info!(by = %caller.claims.client_id, provider = %provider.name, "provider registered");
+    Ok(HttpResponse::Created().json(json!({ "provider": view(&provider) })))
+}
+
+async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
+    caller.require("write_service")?;
+    s.registry.send(DeleteProvider { caller: caller.caller(), id: id.into_inner() }).await??;
+    Ok(HttpResponse::NoContent().finish())
+}
