@@ -91,7 +91,9 @@ fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_eq!(wide.status, 400);
     assert_eq!(wide.json()["error"], "invalid_scope");
 
-    // A spent token comes back: invalid_grant, and the whole family ends.
+    // A spent token comes back, even with a scope it may not have: invalid_grant, and the
+    // whole family ends.
+    assert_eq!(refresh(&server, &t1, None, Some("zzz")).json()["error"], "invalid_grant");
     let reused = refresh(&server, &t1, None, None);
     assert_eq!(reused.status, 400);
     assert_eq!(reused.json()["error"], "invalid_grant");

@@ -212,17 +212,22 @@ impl ClientRegistry {
             created_at: now,
             updated_at: now,
         };
-        self.store.create_root_app(&record, ROOT_MARKER).map_err(|e| match e {
-            StoreError::Conflict(what) => RegistryError::Conflict(format!("{what} already exists")),
-            other => RegistryError::Store(other),
-        })?;
-        self.table.put(Client::from_record(&record));
-        self.apps.insert(record.id.clone(), record);
-        Ok(())
+        let created = self.store.create_root_app(&record, ROOT_MARKER);
+        self.publish_new(record, created)
     }
 
     fn commit_new(&mut self, record: AppRecord) -> Result<(), RegistryError> {
-        self.store.create_app(&record).map_err(|e| match e {
+        let created = self.store.create_app(&record);
+        self.publish_new(record, created)
+    }
+
+    /// After a create: a taken id is a conflict; otherwise the new app goes live.
+    fn publish_new(
+        &mut self,
+        record: AppRecord,
+        created: Result<u64, StoreError>,
+    ) -> Result<(), RegistryError> {
+        created.map_err(|e| match e {
             StoreError::Conflict(what) => RegistryError::Conflict(format!("{what} already exists")),
             other => RegistryError::Store(other),
         })?;

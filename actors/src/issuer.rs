@@ -283,6 +283,10 @@ impl Issuer {
         let hash = parse_refresh_token(presented).ok_or(INVALID_GRANT)?;
         let status = self.refresh_status(hash).await?.ok_or(INVALID_GRANT)?;
         let RefreshStatus { record, family } = status;
+        // A spent token coming back ends its family before any other check can answer first.
+        if record.is_spent {
+            return Err(self.end_family(hash).await);
+        }
         // Whoever the request names, by credentials or a bare client_id, must own the token.
         let named = match &req.credentials {
             request::Credentials::ClientId(id) => Some(id.as_str()),
@@ -295,29 +299,13 @@ impl Issuer {
             // A person's family: the user must still be active; its scopes come from its roles.
             match self.users.get(&family.subject) {
                 Some(u) if u.is_active => Arc::new(Client::consumer_with(u.scopes.clone())),
-                _ => {
-                    let op = GrantOp::RevokeFamily {
-                        token: hash,
-                        client_id: None,
-                        horizon: self.revocation_horizon(),
-                    };
-                    self.grants.submit(op).await.map_err(store_failure)?;
-                    return Err(INVALID_GRANT);
-                }
+                _ => return Err(self.end_family(hash).await),
             }
         } else {
             match self.clients.get(&record.client_id) {
                 Some(c) if c.is_active && c.has_refresh_token => c,
                 // A disabled or deleted app, or one that lost the grant, ends the family.
-                _ => {
-                    let op = GrantOp::RevokeFamily {
-                        token: hash,
-                        client_id: None,
-                        horizon: self.revocation_horizon(),
-                    };
-                    self.grants.submit(op).await.map_err(store_failure)?;
-                    return Err(INVALID_GRANT);
-                }
+                _ => return Err(self.end_family(hash).await),
             }
         };
         // Narrow, never widen: within the family's grant and within what the app holds now.
@@ -353,6 +341,16 @@ impl Issuer {
                 Err(INVALID_GRANT)
             }
             other => Err(store_failure(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// Ends the family of a token whose owner can no longer refresh; the answer to give.
+    async fn end_family(&self, token: tessera_storage::TokenKey) -> OAuthError {
+        let op =
+            GrantOp::RevokeFamily { token, client_id: None, horizon: self.revocation_horizon() };
+        match self.grants.submit(op).await {
+            Ok(_) => INVALID_GRANT,
+            Err(e) => store_failure(e),
         }
     }
 
