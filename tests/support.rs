@@ -115,6 +115,7 @@ impl TestServer {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .allow_non_standard_methods(true)
+            .max_redirects(0)
             .build()
             .into();
         TestServer {

@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod cli;
+mod connect;
 mod durability;
 mod escalation;
 mod fuzz_corpus;

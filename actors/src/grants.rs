@@ -67,7 +67,8 @@ struct Job {
 }
 
 enum Msg {
-    Job(Job),
+    // Boxed: a grant op is a few hundred bytes, and every queued message would pay for it.
+    Job(Box<Job>),
     /// Commit what is queued, then stop and report back.
     Stop(mpsc::Sender<()>),
 }
@@ -143,7 +144,7 @@ impl GrantStore {
     pub async fn submit(&self, op: GrantOp) -> Result<GrantOutcome, GrantError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Msg::Job(Job { op, reply: Reply::Task(reply) }))
+            .send(Msg::Job(Box::new(Job { op, reply: Reply::Task(reply) })))
             .map_err(|_| GrantError::Stopped)?;
         match answer.await {
             Ok(Ok(outcome)) => Ok(outcome),
@@ -156,7 +157,7 @@ impl GrantStore {
     pub fn submit_blocking(&self, op: GrantOp) -> Result<GrantOutcome, GrantError> {
         let (reply, answer) = mpsc::channel();
         self.jobs
-            .send(Msg::Job(Job { op, reply: Reply::Thread(reply) }))
+            .send(Msg::Job(Box::new(Job { op, reply: Reply::Thread(reply) })))
             .map_err(|_| GrantError::Stopped)?;
         match answer.recv() {
             Ok(Ok(outcome)) => Ok(outcome),

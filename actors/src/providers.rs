@@ -134,3 +134,17 @@ registry_messages! {
     GetProvider { id: String } -> Result<ProviderView, RegistryError> => get_provider_msg;
     DeleteProvider { caller: Caller, id: String } -> Result<(), RegistryError> => delete_provider_msg;
 }
+
+impl ClientRegistry {
+    fn provider_by_name_msg(&mut self, name: String) -> Option<ProviderRecord> {
+        self.providers.values().find(|p| p.name.eq_ignore_ascii_case(&name)).cloned()
+    }
+    fn provider_by_id_msg(&mut self, id: String) -> Option<ProviderRecord> {
+        self.providers.get(&id).cloned()
+    }
+}
+
+registry_messages! {
+    ProviderByName { name: String } -> Option<ProviderRecord> => provider_by_name_msg;
+    ProviderById { id: String } -> Option<ProviderRecord> => provider_by_id_msg;
+}

@@ -1,6 +1,7 @@
 //! HTTP routes. [`configure`] is the one routing table, used by `main` and by the tests.
 
 pub mod admin;
+pub mod connect;
 pub mod consumer;
 pub mod health;
 pub mod oauth2;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .configure(admin::configure)
                 .configure(consumer::configure)
                 .configure(service::configure)
+                .configure(connect::configure)
                 .default_service(web::to(not_found)),
         );
 }

@@ -82,6 +82,12 @@ pub enum GrantOp {
     RecordAssertion { key: String, exp: u64 },
     /// Removes everything that has expired by `now`.
     Cleanup { now: u64 },
+    /// A provider-token request that `action_required` stands for.
+    CreateConnect(crate::ConnectRecord),
+    /// The bound user is being sent to the provider with `provider_state`.
+    BeginConnect { state: String, user_id: String, provider_state: String, now: u64 },
+    /// The provider answered: complete the request once and keep the grant.
+    CompleteConnect { provider_state: String, grant: crate::ProviderGrant, now: u64 },
 }
 
 /// Why a spend did not succeed.
@@ -114,6 +120,9 @@ pub enum GrantOutcome {
     Cleaned {
         removed: usize,
     },
+    /// A connect step succeeded, with the request as it now stands.
+    Connect(crate::ConnectRecord),
+    ConnectRefused(crate::ConnectRefusal),
 }
 
 impl GrantOutcome {
@@ -141,8 +150,26 @@ use crate::record::{decode, encode};
 use crate::tables::{ASSERTIONS, FAMILIES, REFRESH_TOKENS, REVOKED_JTIS};
 
 /// Applies one operation inside the batch's transaction.
-pub(crate) fn apply(txn: &WriteTransaction, op: &GrantOp) -> Result<GrantOutcome, StoreError> {
+pub(crate) fn apply(
+    txn: &WriteTransaction,
+    kek: Option<&crate::Kek>,
+    op: &GrantOp,
+) -> Result<GrantOutcome, StoreError> {
+    let connect = |r: Result<crate::ConnectRecord, crate::ConnectRefusal>| match r {
+        Ok(record) => GrantOutcome::Connect(record),
+        Err(why) => GrantOutcome::ConnectRefused(why),
+    };
     match op {
+        GrantOp::CreateConnect(record) => {
+            crate::connect::create(txn, record)?;
+            Ok(GrantOutcome::Created)
+        }
+        GrantOp::BeginConnect { state, user_id, provider_state, now } => {
+            Ok(connect(crate::connect::begin(txn, state, user_id, provider_state, *now)?))
+        }
+        GrantOp::CompleteConnect { provider_state, grant, now } => {
+            Ok(connect(crate::connect::complete(txn, kek, provider_state, grant, *now)?))
+        }
         GrantOp::CreateFamily { family, token, token_expires_at } => {
             let record = RefreshRecord {
                 verifier: hex(&token.verifier),

@@ -6,6 +6,7 @@
 //! write survives a crash.
 
 mod app;
+mod connect;
 mod error;
 mod grant;
 mod key;
@@ -16,6 +17,7 @@ mod store;
 mod tables;
 
 pub use app::AppRecord;
+pub use connect::{ConnectRecord, ConnectRefusal, ProviderGrant};
 pub use error::StoreError;
 pub use grant::{
     FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
@@ -55,6 +57,20 @@ pub trait Storage: Send + Sync + 'static {
     fn load_service_users(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
     /// Every subscription.
     fn load_subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError>;
+    /// A provider-token request by its state.
+    fn connect_request(&self, state: &str) -> Result<Option<ConnectRecord>, StoreError>;
+    /// A provider-token request by the state we gave the provider.
+    fn connect_by_provider_state(
+        &self,
+        provider_state: &str,
+    ) -> Result<Option<ConnectRecord>, StoreError>;
+    /// What a user granted a service at a provider, tokens opened with the KEK.
+    fn provider_grant(
+        &self,
+        service: &str,
+        user: &str,
+        provider: &str,
+    ) -> Result<Option<ProviderGrant>, StoreError>;
     /// Every provider, secrets opened with the KEK.
     fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError>;
     /// The signing keys, private parts opened with the KEK.

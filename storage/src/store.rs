@@ -64,6 +64,9 @@ impl Store {
             txn.open_table(SERVICE_USERS).map_err(db)?;
             txn.open_table(SUBSCRIPTIONS).map_err(db)?;
             txn.open_table(crate::tables::PROVIDERS).map_err(db)?;
+            txn.open_table(crate::tables::CONNECTS).map_err(db)?;
+            txn.open_table(crate::tables::PROVIDER_STATES).map_err(db)?;
+            txn.open_table(crate::tables::PROVIDER_GRANTS).map_err(db)?;
             Ok(())
         })?;
         Ok(store)
@@ -359,6 +362,39 @@ impl Storage for Store {
         self.load_all(SUBSCRIPTIONS)
     }
 
+    fn connect_request(&self, state: &str) -> Result<Option<crate::ConnectRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(crate::tables::CONNECTS).map_err(db)?;
+        crate::connect::read_connect(&table, state)
+    }
+
+    fn connect_by_provider_state(
+        &self,
+        provider_state: &str,
+    ) -> Result<Option<crate::ConnectRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let states = txn.open_table(crate::tables::PROVIDER_STATES).map_err(db)?;
+        let Some(state) = states.get(provider_state).map_err(db)?.map(|v| v.value().to_string())
+        else {
+            return Ok(None);
+        };
+        let table = txn.open_table(crate::tables::CONNECTS).map_err(db)?;
+        crate::connect::read_connect(&table, &state)
+    }
+
+    fn provider_grant(
+        &self,
+        service: &str,
+        user: &str,
+        provider: &str,
+    ) -> Result<Option<crate::ProviderGrant>, StoreError> {
+        let key = crate::connect::grant_key(service, user, provider);
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(crate::tables::PROVIDER_GRANTS).map_err(db)?;
+        let value = table.get(key.as_str()).map_err(db)?;
+        value.map(|v| crate::connect::open_grant(self.kek.as_ref(), &key, v.value())).transpose()
+    }
+
     fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError> {
         let stored: Vec<crate::scope::StoredProvider> = self.load_all(crate::tables::PROVIDERS)?;
         stored
@@ -436,7 +472,9 @@ impl Storage for Store {
     }
 
     fn apply_grants(&self, ops: &[GrantOp]) -> Result<Vec<GrantOutcome>, StoreError> {
-        self.write(|txn| ops.iter().map(|op| crate::grant::apply(txn, op)).collect())
+        self.write(|txn| {
+            ops.iter().map(|op| crate::grant::apply(txn, self.kek.as_ref(), op)).collect()
+        })
     }
 
     fn refresh_status(&self, token: &TokenKey) -> Result<Option<RefreshStatus>, StoreError> {

@@ -42,3 +42,11 @@ pub(crate) const SUBSCRIPTIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("subscriptions");
 /// provider id → encoded stored provider, its client secret sealed.
 pub(crate) const PROVIDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("providers");
+/// connect state (the reauth URL's last segment) → encoded [`crate::ConnectRecord`].
+pub(crate) const CONNECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("connects");
+/// the state we gave a provider → connect state.
+pub(crate) const PROVIDER_STATES: TableDefinition<&str, &str> =
+    TableDefinition::new("provider_states");
+/// "service\0user\0provider" → a provider grant, its tokens sealed.
+pub(crate) const PROVIDER_GRANTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("provider_grants");

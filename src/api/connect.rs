@@ -1,0 +1,445 @@
+//! Provider tokens (seed 004): `POST /api/service/provider-tokens` answers `ok` with a stored
+//! grant, or `action_required` with a one-time hosted URL; the hosted flow at
+//! `/connect/provider-token/<state>` signs the bound user in, sends them to the provider, takes
+//! the provider's callback, exchanges the code, keeps the grant and sends the user back to the
+//! service. It never sends anyone to a dashboard or asks for an organization.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+use tessera_actors::client::CONSUMER_CLIENT_ID;
+use tessera_actors::providers::{ProviderById, ProviderByName};
+use tessera_actors::secret::random_token;
+use tessera_actors::service_users::ServiceGetUser;
+use tessera_actors::services::GetService;
+use tessera_storage::{
+    ConnectRecord, ConnectRefusal, GrantOp, GrantOutcome, ProviderGrant, ProviderRecord, Storage,
+};
+
+use crate::api::admin::{AdminError, rfc3339};
+use crate::api::service::ServiceCaller;
+use crate::server::AppState;
+
+/// How long a reauth URL stays usable (seed 004: short-lived).
+const REQUEST_TTL: u64 = 600;
+const SESSION_COOKIE: &str = "tessera_session";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/api/service/provider-tokens").post(provider_tokens))
+        .service(web::resource("/connect/provider-token/{state}").get(hosted))
+        .service(web::resource("/connect/sign-in").post(sign_in))
+        .service(web::resource("/connect/callback").get(callback));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderTokenRequest {
+    user_id: String,
+    provider: String,
+    scopes: Vec<String>,
+    redirect_uri: String,
+    #[serde(default)]
+    state: Option<String>,
+}
+
+fn store(state: &AppState) -> Result<Arc<dyn Storage>, AdminError> {
+    state.issuer.grants().store().map_err(|_| AdminError::Internal)
+}
+
+async fn submit(state: &AppState, op: GrantOp) -> Result<GrantOutcome, AdminError> {
+    state.issuer.grants().submit(op).await.map_err(|e| {
+        tracing::error!(error = %e, "connect step not committed");
+        AdminError::Internal
+    })
+}
+
+async fn provider_tokens(
+    caller: ServiceCaller,
+    body: web::Json<ProviderTokenRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let req = body.into_inner();
+    if req.scopes.is_empty()
+        || !req.scopes.iter().all(|s| tessera_actors::policy::is_scope_token(s))
+    {
+        return Err(AdminError::BadRequest(
+            "scopes must be a non-empty list of scope names".into(),
+        ));
+    }
+    if req.state.as_ref().is_some_and(|s| s.len() > 512) {
+        return Err(AdminError::BadRequest("state must be at most 512 characters".into()));
+    }
+    let service_id = caller.service_id;
+    // Another service's user, or no such user: the same 404.
+    state
+        .registry
+        .send(ServiceGetUser { service_id: service_id.clone(), user_id: req.user_id.clone() })
+        .await??;
+    let provider = state
+        .registry
+        .send(ProviderByName { name: req.provider.clone() })
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    let service = state.registry.send(GetService { id: service_id.clone() }).await??;
+    if !service.callback_uris.contains(&req.redirect_uri) {
+        return Err(AdminError::BadRequest(
+            "redirect_uri is not a registered callback URI of this service".into(),
+        ));
+    }
+    let now = state.issuer.now();
+    let (svc, user, prov) = (service_id.clone(), req.user_id.clone(), provider.id.clone());
+    let store = store(&state)?;
+    let grant = web::block(move || store.provider_grant(&svc, &user, &prov))
+        .await
+        .map_err(|_| AdminError::Internal)?
+        .map_err(|_| AdminError::Internal)?;
+    if let Some(g) = grant.filter(|g| {
+        req.scopes.iter().all(|s| g.scopes.contains(s)) && g.expires_at.is_none_or(|e| now < e)
+    }) {
+        return Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
+            "status": "ok",
+            "access_token": g.access_token,
+            "token_type": "Bearer",
+            "scopes": g.scopes,
+            "expires_at": g.expires_at.map(rfc3339),
+        })));
+    }
+    let record = ConnectRecord {
+        state: random_token(32),
+        service_id,
+        user_id: req.user_id,
+        provider_id: provider.id,
+        scopes: req.scopes,
+        redirect_uri: req.redirect_uri,
+        client_state: req.state,
+        expires_at: now + REQUEST_TTL,
+        provider_state: None,
+        is_complete: false,
+    };
+    let url = format!("{}/connect/provider-token/{}", state.issuer.settings.issuer, record.state);
+    let expires_at = record.expires_at;
+    submit(&state, GrantOp::CreateConnect(record)).await?;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
+        "status": "action_required",
+        "reauth_url": url,
+        "expires_at": rfc3339(expires_at),
+    })))
+}
+
+fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        query.append_pair(k, v);
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}{}", query.finish())
+}
+
+fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
+/// Back to the service with an error, when the request is known (so the callback is safe).
+fn error_back(record: &ConnectRecord, provider: &str, reason: &str) -> HttpResponse {
+    let mut pairs = vec![("provider_grant", "error"), ("reason", reason), ("provider", provider)];
+    if let Some(s) = &record.client_state {
+        pairs.push(("state", s));
+    }
+    redirect(&with_query(&record.redirect_uri, &pairs))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpResponse {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"></head>\
+         <body style=\"font-family:sans-serif;max-width:28em;margin:4em auto\"><h1>{t}</h1>{body}</body></html>",
+        t = escape(title)
+    );
+    HttpResponse::build(status)
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        ))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .content_type("text/html; charset=utf-8")
+        .body(html)
+}
+
+fn sign_in_page(
+    state: &str,
+    message: Option<&str>,
+    status: actix_web::http::StatusCode,
+) -> HttpResponse {
+    let note = message.map(|m| format!("<p role=\"alert\">{}</p>", escape(m))).unwrap_or_default();
+    let body = format!(
+        "{note}<p>Sign in to continue.</p><form method=\"post\" action=\"/connect/sign-in\">\
+         <input type=\"hidden\" name=\"state\" value=\"{s}\">\
+         <p><label>Username or email<br><input name=\"username\" autocomplete=\"username\" required></label></p>\
+         <p><label>Password<br><input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
+         <p><button type=\"submit\">Sign in</button></p></form>",
+        s = escape(state)
+    );
+    page(status, "Sign in", &body)
+}
+
+/// The signed-in person: the session cookie set by the sign-in page, or a Bearer user token.
+fn signed_in(req: &HttpRequest, state: &AppState) -> Option<String> {
+    let bearer =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+            v.split_once(' ')
+                .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim().to_string())
+        });
+    let token = bearer.or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()))?;
+    let claims = state.issuer.verify_access(&token).ok()?;
+    (claims.client_id == CONSUMER_CLIENT_ID
+        && state.issuer.is_subject_active(&claims.client_id, &claims.sub))
+    .then_some(claims.sub)
+}
+
+fn refusal_reason(why: ConnectRefusal) -> &'static str {
+    match why {
+        ConnectRefusal::Unknown => "unknown_request",
+        ConnectRefusal::Expired => "expired",
+        ConnectRefusal::Used => "already_used",
+        ConnectRefusal::OtherUser => "wrong_user",
+    }
+}
+
+async fn provider_of(state: &AppState, record: &ConnectRecord) -> Option<ProviderRecord> {
+    state.registry.send(ProviderById { id: record.provider_id.clone() }).await.ok().flatten()
+}
+
+async fn hosted(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let connect_state = path.into_inner();
+    let lookup = store(&state).map(|s| s.connect_request(&connect_state));
+    let Ok(Ok(Some(record))) = lookup else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "This link is not valid",
+            "<p>Ask the application that sent you here to start again.</p>",
+        );
+    };
+    let Some(provider) = provider_of(&state, &record).await else {
+        return error_back(&record, "", "provider_unavailable");
+    };
+    let now = state.issuer.now();
+    if record.is_complete || now >= record.expires_at {
+        return error_back(
+            &record,
+            &provider.name,
+            if record.is_complete { "already_used" } else { "expired" },
+        );
+    }
+    let Some(auth_id) = signed_in(&req, &state) else {
+        return sign_in_page(&connect_state, None, StatusCode::OK);
+    };
+    if auth_id != record.user_id {
+        return page(
+            StatusCode::FORBIDDEN,
+            "Wrong account",
+            "<p>This link was made for another account.</p>",
+        );
+    }
+    let provider_state = random_token(32);
+    let op = GrantOp::BeginConnect {
+        state: connect_state,
+        user_id: auth_id,
+        provider_state: provider_state.clone(),
+        now,
+    };
+    match submit(&state, op).await {
+        Ok(GrantOutcome::Connect(_)) => {}
+        Ok(GrantOutcome::ConnectRefused(why)) => {
+            return error_back(&record, &provider.name, refusal_reason(why));
+        }
+        _ => {
+            return page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Try again",
+                "<p>Something went wrong on our side.</p>",
+            );
+        }
+    }
+    let callback = format!("{}/connect/callback", state.issuer.settings.issuer);
+    let scope = record.scopes.join(" ");
+    redirect(&with_query(
+        &provider.authorize_url,
+        &[
+            ("response_type", "code"),
+            ("client_id", &provider.client_id),
+            ("redirect_uri", &callback),
+            ("scope", &scope),
+            ("state", &provider_state),
+        ],
+    ))
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    state: String,
+    username: String,
+    password: String,
+}
+
+async fn sign_in(
+    req: HttpRequest,
+    form: web::Form<SignInForm>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let form = form.into_inner();
+    let addr = req.peer_addr().map(|a| a.ip());
+    match crate::api::consumer::check_password(&state, &form.username, &form.password, addr).await {
+        Ok(Some(auth_id)) => match state.issuer.user_token(&auth_id).await {
+            Ok(issued) => {
+                let cookie = actix_web::cookie::Cookie::build(SESSION_COOKIE, issued.access_token)
+                    .path("/connect")
+                    .http_only(true)
+                    .secure(true)
+                    .same_site(actix_web::cookie::SameSite::Lax)
+                    .max_age(actix_web::cookie::time::Duration::seconds(issued.expires_in as i64))
+                    .finish();
+                let mut res = redirect(&format!("/connect/provider-token/{}", form.state));
+                res.add_cookie(&cookie).ok();
+                res
+            }
+            Err(_) => page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Try again",
+                "<p>Something went wrong on our side.</p>",
+            ),
+        },
+        Ok(None) => {
+            sign_in_page(&form.state, Some("Wrong username or password."), StatusCode::UNAUTHORIZED)
+        }
+        Err(_) => sign_in_page(
+            &form.state,
+            Some("Too many attempts. Wait a minute and try again."),
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ProviderTokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// RFC 6749 §4.1.3 at the provider: the code for tokens, client authenticated by secret.
+fn exchange(
+    provider: &ProviderRecord,
+    code: &str,
+    redirect_uri: &str,
+) -> Result<ProviderTokenAnswer, String> {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("client_id", &provider.client_id)
+        .append_pair("client_secret", &provider.client_secret)
+        .finish();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut res = agent
+        .post(&provider.token_url)
+        .header("accept", "application/json")
+        .content_type("application/x-www-form-urlencoded")
+        .send(body)
+        .map_err(|e| e.to_string())?;
+    let text = res.body_mut().read_to_string().map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+async fn callback(query: web::Query<Callback>, state: web::Data<AppState>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let query = query.into_inner();
+    let invalid = || {
+        page(
+            StatusCode::BAD_REQUEST,
+            "This link is not valid",
+            "<p>Ask the application that sent you here to start again.</p>",
+        )
+    };
+    let Some(provider_state) = query.state else { return invalid() };
+    let lookup = store(&state).map(|s| s.connect_by_provider_state(&provider_state));
+    let Ok(Ok(Some(record))) = lookup else { return invalid() };
+    let Some(provider) = provider_of(&state, &record).await else {
+        return error_back(&record, "", "provider_unavailable");
+    };
+    if query.error.is_some() {
+        return error_back(&record, &provider.name, "denied");
+    }
+    let Some(code) = query.code else {
+        return error_back(&record, &provider.name, "provider_error");
+    };
+    let callback = format!("{}/connect/callback", state.issuer.settings.issuer);
+    let exchange_provider = provider.clone();
+    let answer = web::block(move || exchange(&exchange_provider, &code, &callback)).await;
+    let answer = match answer {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => {
+            tracing::warn!(provider = %provider.name, error = %e, "provider code exchange failed");
+            return error_back(&record, &provider.name, "provider_error");
+        }
+        Err(_) => return error_back(&record, &provider.name, "provider_error"),
+    };
+    let now = state.issuer.now();
+    let grant = ProviderGrant {
+        scopes: record.scopes.clone(),
+        access_token: answer.access_token,
+        refresh_token: answer.refresh_token,
+        expires_at: answer.expires_in.map(|s| now.saturating_add(s)),
+    };
+    match submit(&state, GrantOp::CompleteConnect { provider_state, grant, now }).await {
+        Ok(GrantOutcome::Connect(done)) => {
+            let mut pairs =
+                vec![("provider_grant", "success"), ("provider", provider.name.as_str())];
+            if let Some(s) = &done.client_state {
+                pairs.push(("state", s));
+            }
+            redirect(&with_query(&done.redirect_uri, &pairs))
+        }
+        Ok(GrantOutcome::ConnectRefused(why)) => {
+            error_back(&record, &provider.name, refusal_reason(why))
+        }
+        _ => page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Try again",
+            "<p>Something went wrong on our side.</p>",
+        ),
+    }
+}
