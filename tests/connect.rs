@@ -201,6 +201,15 @@ fn the_whole_flow_from_action_required_to_ok() {
     let res = ask(&s, &["repo"], "https://app.acme.com/cb");
     assert_eq!(res.json()["status"], "ok", "{}", res.body);
     assert_eq!(res.json()["access_token"], "provider-at-0");
+    // Expired: renewed with the provider's refresh token, without the user.
+    s.server.clock.advance(3601);
+    let res = ask(&s, &["repo"], "https://app.acme.com/cb");
+    assert_eq!(res.json()["status"], "ok", "{}", res.body);
+    assert_eq!(res.json()["access_token"], "provider-at-1");
+    assert!(
+        provider.bodies.lock().unwrap()[1]
+            .contains("grant_type=refresh_token&refresh_token=provider-rt")
+    );
     // Wider scopes need consent again.
     assert_eq!(
         ask(&s, &["repo", "gist"], "https://app.acme.com/cb").json()["status"],
@@ -218,7 +227,7 @@ fn the_whole_flow_from_action_required_to_ok() {
         query_param(res.header("location").unwrap(), "reason").as_deref(),
         Some("already_used")
     );
-    assert_eq!(provider.bodies.lock().unwrap().len(), 1, "no second exchange");
+    assert_eq!(provider.bodies.lock().unwrap().len(), 2, "no second code exchange");
 }
 
 #[test]

@@ -96,16 +96,25 @@ async fn provider_tokens(
         .await
         .map_err(|_| AdminError::Internal)?
         .map_err(|_| AdminError::Internal)?;
-    if let Some(g) = grant.filter(|g| {
-        req.scopes.iter().all(|s| g.scopes.contains(s)) && g.expires_at.is_none_or(|e| now < e)
-    }) {
-        return Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
-            "status": "ok",
-            "access_token": g.access_token,
-            "token_type": "Bearer",
-            "scopes": g.scopes,
-            "expires_at": g.expires_at.map(rfc3339),
-        })));
+    // A grant that covers the scopes answers `ok`; an expired one is renewed first when the
+    // provider gave a refresh token.
+    if let Some(g) = grant.filter(|g| req.scopes.iter().all(|s| g.scopes.contains(s))) {
+        let live = if g.expires_at.is_none_or(|e| now < e) {
+            Some(g)
+        } else {
+            renew(&state, &service_id, &req.user_id, &provider, g, now).await
+        };
+        if let Some(g) = live {
+            return Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(
+                json!({
+                    "status": "ok",
+                    "access_token": g.access_token,
+                    "token_type": "Bearer",
+                    "scopes": g.scopes,
+                    "expires_at": g.expires_at.map(rfc3339),
+                }),
+            ));
+        }
     }
     let record = ConnectRecord {
         state: random_token(32),
@@ -357,16 +366,66 @@ struct ProviderTokenAnswer {
     expires_in: Option<u64>,
 }
 
+/// Renews an expired grant with the provider's refresh token (RFC 6749 §6); `None` when the
+/// provider will not, so the service is asked to send the user through consent again.
+async fn renew(
+    state: &AppState,
+    service_id: &str,
+    user_id: &str,
+    provider: &ProviderRecord,
+    grant: ProviderGrant,
+    now: u64,
+) -> Option<ProviderGrant> {
+    let refresh_token = grant.refresh_token.clone()?;
+    let p = provider.clone();
+    let rt = refresh_token.clone();
+    let answer = web::block(move || {
+        token_request(&p, &[("grant_type", "refresh_token"), ("refresh_token", &rt)])
+    })
+    .await
+    .ok()?
+    .inspect_err(
+        |e| tracing::warn!(provider = %provider.name, error = %e, "provider refresh failed"),
+    )
+    .ok()?;
+    let renewed = ProviderGrant {
+        scopes: grant.scopes,
+        access_token: answer.access_token,
+        refresh_token: answer.refresh_token.or(Some(refresh_token)),
+        expires_at: answer.expires_in.map(|s| now.saturating_add(s)),
+    };
+    let op = GrantOp::RenewProviderGrant {
+        service_id: service_id.to_string(),
+        user_id: user_id.to_string(),
+        provider_id: provider.id.clone(),
+        grant: renewed.clone(),
+    };
+    submit(state, op).await.ok()?;
+    Some(renewed)
+}
+
 /// RFC 6749 §4.1.3 at the provider: the code for tokens, client authenticated by secret.
 fn exchange(
     provider: &ProviderRecord,
     code: &str,
     redirect_uri: &str,
 ) -> Result<ProviderTokenAnswer, String> {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "authorization_code")
-        .append_pair("code", code)
-        .append_pair("redirect_uri", redirect_uri)
+    token_request(
+        provider,
+        &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri)],
+    )
+}
+
+/// A form POST to the provider's token URL with our client credentials.
+fn token_request(
+    provider: &ProviderRecord,
+    params: &[(&str, &str)],
+) -> Result<ProviderTokenAnswer, String> {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        form.append_pair(k, v);
+    }
+    let body = form
         .append_pair("client_id", &provider.client_id)
         .append_pair("client_secret", &provider.client_secret)
         .finish();

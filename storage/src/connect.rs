@@ -134,7 +134,17 @@ pub(crate) fn complete(
     create(txn, &record)?;
     txn.open_table(PROVIDER_STATES).map_err(db)?.remove(provider_state).map_err(db)?;
     let key = grant_key(&record.service_id, &record.user_id, &record.provider_id);
-    let seal = |t: &str| crate::seal::seal_bytes(kek, t.as_bytes(), &key);
+    put_grant(txn, kek, &key, grant)?;
+    Ok(Ok(record))
+}
+
+pub(crate) fn put_grant(
+    txn: &WriteTransaction,
+    kek: Option<&Kek>,
+    key: &str,
+    grant: &ProviderGrant,
+) -> Result<(), StoreError> {
+    let seal = |t: &str| crate::seal::seal_bytes(kek, t.as_bytes(), key);
     let stored = StoredGrant {
         scopes: grant.scopes.clone(),
         access_token: seal(&grant.access_token)?,
@@ -143,9 +153,34 @@ pub(crate) fn complete(
     };
     txn.open_table(PROVIDER_GRANTS)
         .map_err(db)?
-        .insert(key.as_str(), encode(&stored).as_slice())
+        .insert(key, encode(&stored).as_slice())
         .map_err(db)?;
-    Ok(Ok(record))
+    Ok(())
+}
+
+/// Drops requests past their expiry (and the provider states pointing at them).
+pub(crate) fn cleanup(txn: &WriteTransaction, now: u64) -> Result<usize, StoreError> {
+    let expired: Vec<ConnectRecord> = {
+        let table = txn.open_table(CONNECTS).map_err(db)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (_, value) = entry.map_err(db)?;
+            let record: ConnectRecord = decode(value.value())?;
+            if record.expires_at <= now {
+                out.push(record);
+            }
+        }
+        out
+    };
+    let mut connects = txn.open_table(CONNECTS).map_err(db)?;
+    let mut states = txn.open_table(PROVIDER_STATES).map_err(db)?;
+    for record in &expired {
+        connects.remove(record.state.as_str()).map_err(db)?;
+        if let Some(ps) = &record.provider_state {
+            states.remove(ps.as_str()).map_err(db)?;
+        }
+    }
+    Ok(expired.len())
 }
 
 pub(crate) fn open_grant(

@@ -88,6 +88,13 @@ pub enum GrantOp {
     BeginConnect { state: String, user_id: String, provider_state: String, now: u64 },
     /// The provider answered: complete the request once and keep the grant.
     CompleteConnect { provider_state: String, grant: crate::ProviderGrant, now: u64 },
+    /// A grant's tokens renewed with the provider's refresh token.
+    RenewProviderGrant {
+        service_id: String,
+        user_id: String,
+        provider_id: String,
+        grant: crate::ProviderGrant,
+    },
 }
 
 /// Why a spend did not succeed.
@@ -169,6 +176,15 @@ pub(crate) fn apply(
         }
         GrantOp::CompleteConnect { provider_state, grant, now } => {
             Ok(connect(crate::connect::complete(txn, kek, provider_state, grant, *now)?))
+        }
+        GrantOp::RenewProviderGrant { service_id, user_id, provider_id, grant } => {
+            crate::connect::put_grant(
+                txn,
+                kek,
+                &crate::connect::grant_key(service_id, user_id, provider_id),
+                grant,
+            )?;
+            Ok(GrantOutcome::Created)
         }
         GrantOp::CreateFamily { family, token, token_expires_at } => {
             let record = RefreshRecord {
@@ -350,5 +366,7 @@ fn cleanup(txn: &WriteTransaction, now: u64) -> Result<GrantOutcome, StoreError>
     drop(revoked);
     let mut assertions = txn.open_table(ASSERTIONS).map_err(db)?;
     removed += assertions.extract_if(|_, exp| exp <= now).map_err(db)?.count();
+    drop(assertions);
+    removed += crate::connect::cleanup(txn, now)?;
     Ok(GrantOutcome::Cleaned { removed })
 }
