@@ -221,6 +221,8 @@ fn the_whole_flow_from_action_required_to_ok() {
         s.server.get(&format!("/connect/callback?code=again&state={provider_state}"), &[]).status,
         400
     );
+    // (The session from before the clock moved has expired: sign in again.)
+    let ada = sign_in(&s.server, &state, "ada");
     let res = s.server.get(&hosted, &[("cookie", &ada)]);
     assert_eq!(res.status, 303);
     assert_eq!(
@@ -305,4 +307,73 @@ fn requests_are_bound_checked_and_expire() {
     assert_eq!(query_param(res.header("location").unwrap(), "reason").as_deref(), Some("expired"));
     // An unknown state: a clear page, no redirect.
     assert_eq!(s.server.get("/connect/provider-token/not-a-state", &[]).status, 400);
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    BeginAsBound,
+    BeginAsOther,
+    CallbackLatest,
+    CallbackFirst,
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 8, failure_persistence: None, ..Default::default() })]
+
+    /// A request completes at most once, only for its bound user, and grants only the scopes
+    /// it asked for.
+    #[test]
+    fn a_request_completes_at_most_once_for_its_user_and_scopes(
+        steps in proptest::collection::vec(proptest::prop_oneof![
+            proptest::strategy::Just(Step::BeginAsBound),
+            proptest::strategy::Just(Step::BeginAsOther),
+            proptest::strategy::Just(Step::CallbackLatest),
+            proptest::strategy::Just(Step::CallbackFirst),
+        ], 1..10),
+        asked in proptest::sample::subsequence(vec!["repo", "gist", "user"], 1..3),
+    ) {
+        let provider = stand_in_provider();
+        let s = setup(&provider);
+        let res = ask(&s, &asked, "https://app.acme.com/cb");
+        let hosted = path_of(res.json()["reauth_url"].as_str().unwrap(), &s.server);
+        let state = hosted.rsplit('/').next().unwrap().to_string();
+        let ada = sign_in(&s.server, &state, "ada");
+        let eve = sign_in(&s.server, &state, "eve");
+        let (mut provider_states, mut completions) = (Vec::<String>::new(), 0);
+        for step in steps {
+            match step {
+                Step::BeginAsOther => proptest::prop_assert_eq!(s.server.get(&hosted, &[("cookie", &eve)]).status, 403),
+                Step::BeginAsBound => {
+                    let res = s.server.get(&hosted, &[("cookie", &ada)]);
+                    proptest::prop_assert_eq!(res.status, 303);
+                    let location = res.header("location").unwrap().to_string();
+                    if completions == 0 {
+                        provider_states.push(query_param(&location, "state").unwrap());
+                    } else {
+                        proptest::prop_assert_eq!(query_param(&location, "reason"), Some("already_used".to_string()));
+                    }
+                }
+                Step::CallbackLatest | Step::CallbackFirst => {
+                    let pick = if matches!(step, Step::CallbackLatest) { provider_states.last() } else { provider_states.first() };
+                    let Some(ps) = pick.cloned() else { continue };
+                    let res = s.server.get(&format!("/connect/callback?code=c&state={ps}"), &[]);
+                    let is_success = res.status == 303
+                        && res.header("location").and_then(|l| query_param(l, "provider_grant")).as_deref() == Some("success");
+                    if is_success {
+                        completions += 1;
+                        // Only the latest state we handed out can complete.
+                        proptest::prop_assert_eq!(Some(&ps), provider_states.last());
+                    }
+                }
+            }
+            proptest::prop_assert!(completions <= 1, "completed twice");
+        }
+        // Only the requested scopes were granted.
+        let all = ["repo", "gist", "user"];
+        for scope in all {
+            let status = ask(&s, &[scope], "https://app.acme.com/cb").json()["status"].as_str().unwrap().to_string();
+            let covered = completions == 1 && asked.contains(&scope);
+            proptest::prop_assert_eq!(status == "ok", covered, "scope {}", scope);
+        }
+    }
 }

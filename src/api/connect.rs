@@ -252,14 +252,8 @@ async fn hosted(
     let Some(provider) = provider_of(&state, &record).await else {
         return error_back(&record, "", "provider_unavailable");
     };
-    let now = state.issuer.now();
-    if record.is_complete || now >= record.expires_at {
-        return error_back(
-            &record,
-            &provider.name,
-            if record.is_complete { "already_used" } else { "expired" },
-        );
-    }
+    // Who is asking comes first: another user learns nothing about the request, not even
+    // whether it is spent.
     let Some(auth_id) = signed_in(&req, &state) else {
         return sign_in_page(&connect_state, None, StatusCode::OK);
     };
@@ -269,6 +263,11 @@ async fn hosted(
             "Wrong account",
             "<p>This link was made for another account.</p>",
         );
+    }
+    let now = state.issuer.now();
+    if record.is_complete || now >= record.expires_at {
+        let reason = if record.is_complete { "already_used" } else { "expired" };
+        return error_back(&record, &provider.name, reason);
     }
     let provider_state = random_token(32);
     let op = GrantOp::BeginConnect {
