@@ -32,6 +32,8 @@ pub struct AppState {
     pub passwords: PasswordPool,
     /// Service API keys, for `X-API-Key`.
     pub service_keys: ServiceKeys,
+    /// Provider-token requests by (service id, outcome), for the service analytics.
+    pub provider_outcomes: dashmap::DashMap<(String, &'static str), u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +184,7 @@ pub fn prepare(
         metadata,
         passwords,
         service_keys,
+        provider_outcomes: Default::default(),
     });
     Ok(Prepared { state, arbiter, root_credentials_file })
 }

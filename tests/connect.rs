@@ -201,6 +201,16 @@ fn the_whole_flow_from_action_required_to_ok() {
     let res = ask(&s, &["repo"], "https://app.acme.com/cb");
     assert_eq!(res.json()["status"], "ok", "{}", res.body);
     assert_eq!(res.json()["access_token"], "provider-at-0");
+    // Analytics counts what happened, for this service only.
+    let figures =
+        call(&s.server, &s.key, "GET", "/api/service/analytics", None).json()["analytics"].clone();
+    assert_eq!(
+        figures["provider_token_requests"],
+        json!({"ok": 1, "action_required": 1, "completed": 1, "error": 0})
+    );
+    let per_day = figures["tokens_issued_per_day"].as_object().unwrap();
+    let signed_in: u64 = per_day.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(signed_in, 2, "ada and eve, both this service's users, signed in once each");
     // Expired: renewed with the provider's refresh token, without the user.
     s.server.clock.advance(3601);
     let res = ask(&s, &["repo"], "https://app.acme.com/cb");

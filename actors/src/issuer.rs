@@ -49,6 +49,39 @@ pub struct Counters {
     pub refreshed: AtomicU64,
     pub failed_auth: AtomicU64,
     pub refused: AtomicU64,
+    /// Tokens issued to people, by (auth id, day since the epoch): the service analytics'
+    /// "tokens issued per day". Kept in memory for the last [`USER_DAYS_KEPT`] days.
+    pub user_tokens: dashmap::DashMap<(String, u64), u64>,
+}
+
+pub const USER_DAYS_KEPT: u64 = 30;
+
+impl Counters {
+    fn count_user_token(&self, auth_id: &str, now: u64) {
+        let day = now / 86_400;
+        *self.user_tokens.entry((auth_id.to_string(), day)).or_insert(0) += 1;
+        // Bounded: old days go as new ones come.
+        if self.user_tokens.len() > 100_000 {
+            self.user_tokens.retain(|(_, d), _| d + USER_DAYS_KEPT > day);
+        }
+    }
+
+    /// Tokens issued per day to any of `users` over the last [`USER_DAYS_KEPT`] days.
+    pub fn user_tokens_per_day(
+        &self,
+        users: &[String],
+        now: u64,
+    ) -> std::collections::BTreeMap<u64, u64> {
+        let today = now / 86_400;
+        let mut out = std::collections::BTreeMap::new();
+        for entry in self.user_tokens.iter() {
+            let ((user, day), n) = (entry.key(), *entry.value());
+            if day + USER_DAYS_KEPT > today && users.contains(user) {
+                *out.entry(*day).or_insert(0) += n;
+            }
+        }
+        out
+    }
 }
 
 pub struct Issuer {
@@ -164,6 +197,7 @@ impl Issuer {
         let refresh = self.open_family(family, &self.consumer, auth_id, &scope, now).await?;
         let mut issued = self.issued(minted, ttl, now, scope, Some(refresh), &self.consumer);
         issued.client_id = auth_id.to_string();
+        self.counters.count_user_token(auth_id, now);
         Ok(issued)
     }
 
@@ -335,7 +369,12 @@ impl Issuer {
             horizon: now.saturating_add(self.settings.max_ttl),
         };
         match self.grants.submit(op).await.map_err(store_failure)? {
-            GrantOutcome::Spent(_) => Ok(self.issued(minted, ttl, now, scope, Some(next), &client)),
+            GrantOutcome::Spent(_) => {
+                if record.client_id == CONSUMER_CLIENT_ID {
+                    self.counters.count_user_token(&family.subject, now);
+                }
+                Ok(self.issued(minted, ttl, now, scope, Some(next), &client))
+            }
             GrantOutcome::Refused { why, .. } => {
                 tracing::info!(client_id = %record.client_id, ?why, "refresh refused");
                 Err(INVALID_GRANT)

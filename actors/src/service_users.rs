@@ -408,3 +408,17 @@ registry_messages! {
     DeleteSubscription { service_id: String, user_id: String } -> Result<(), RegistryError> => sub_delete_msg;
     ServiceAnalyticsOf { service_id: String } -> ServiceAnalytics => analytics_msg;
 }
+
+impl ClientRegistry {
+    fn service_user_ids_msg(&mut self, service_id: String) -> Vec<String> {
+        self.service_users
+            .iter()
+            .filter(|(s, _)| *s == service_id)
+            .map(|(_, u)| u.clone())
+            .collect()
+    }
+}
+
+registry_messages! {
+    ServiceUserIds { service_id: String } -> Vec<String> => service_user_ids_msg;
+}

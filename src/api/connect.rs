@@ -105,6 +105,7 @@ async fn provider_tokens(
             renew(&state, &service_id, &req.user_id, &provider, g, now).await
         };
         if let Some(g) = live {
+            count(&state, &service_id, "ok");
             return Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(
                 json!({
                     "status": "ok",
@@ -130,12 +131,19 @@ async fn provider_tokens(
     };
     let url = format!("{}/connect/provider-token/{}", state.issuer.settings.issuer, record.state);
     let expires_at = record.expires_at;
+    let requester = record.service_id.clone();
     submit(&state, GrantOp::CreateConnect(record)).await?;
+    count(&state, &requester, "action_required");
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
         "status": "action_required",
         "reauth_url": url,
         "expires_at": rfc3339(expires_at),
     })))
+}
+
+/// One provider-token request of a service, by outcome, for its analytics.
+fn count(state: &AppState, service_id: &str, outcome: &'static str) {
+    *state.provider_outcomes.entry((service_id.to_string(), outcome)).or_insert(0) += 1;
 }
 
 fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
@@ -155,7 +163,13 @@ fn redirect(to: &str) -> HttpResponse {
 }
 
 /// Back to the service with an error, when the request is known (so the callback is safe).
-fn error_back(record: &ConnectRecord, provider: &str, reason: &str) -> HttpResponse {
+fn error_back(
+    state: &AppState,
+    record: &ConnectRecord,
+    provider: &str,
+    reason: &str,
+) -> HttpResponse {
+    count(state, &record.service_id, "error");
     let mut pairs = vec![("provider_grant", "error"), ("reason", reason), ("provider", provider)];
     if let Some(s) = &record.client_state {
         pairs.push(("state", s));
@@ -250,7 +264,7 @@ async fn hosted(
         );
     };
     let Some(provider) = provider_of(&state, &record).await else {
-        return error_back(&record, "", "provider_unavailable");
+        return error_back(&state, &record, "", "provider_unavailable");
     };
     // Who is asking comes first: another user learns nothing about the request, not even
     // whether it is spent.
@@ -267,7 +281,7 @@ async fn hosted(
     let now = state.issuer.now();
     if record.is_complete || now >= record.expires_at {
         let reason = if record.is_complete { "already_used" } else { "expired" };
-        return error_back(&record, &provider.name, reason);
+        return error_back(&state, &record, &provider.name, reason);
     }
     let provider_state = random_token(32);
     let op = GrantOp::BeginConnect {
@@ -279,7 +293,7 @@ async fn hosted(
     match submit(&state, op).await {
         Ok(GrantOutcome::Connect(_)) => {}
         Ok(GrantOutcome::ConnectRefused(why)) => {
-            return error_back(&record, &provider.name, refusal_reason(why));
+            return error_back(&state, &record, &provider.name, refusal_reason(why));
         }
         _ => {
             return page(
@@ -456,13 +470,13 @@ async fn callback(query: web::Query<Callback>, state: web::Data<AppState>) -> Ht
     let lookup = store(&state).map(|s| s.connect_by_provider_state(&provider_state));
     let Ok(Ok(Some(record))) = lookup else { return invalid() };
     let Some(provider) = provider_of(&state, &record).await else {
-        return error_back(&record, "", "provider_unavailable");
+        return error_back(&state, &record, "", "provider_unavailable");
     };
     if query.error.is_some() {
-        return error_back(&record, &provider.name, "denied");
+        return error_back(&state, &record, &provider.name, "denied");
     }
     let Some(code) = query.code else {
-        return error_back(&record, &provider.name, "provider_error");
+        return error_back(&state, &record, &provider.name, "provider_error");
     };
     let callback = format!("{}/connect/callback", state.issuer.settings.issuer);
     let exchange_provider = provider.clone();
@@ -471,9 +485,9 @@ async fn callback(query: web::Query<Callback>, state: web::Data<AppState>) -> Ht
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             tracing::warn!(provider = %provider.name, error = %e, "provider code exchange failed");
-            return error_back(&record, &provider.name, "provider_error");
+            return error_back(&state, &record, &provider.name, "provider_error");
         }
-        Err(_) => return error_back(&record, &provider.name, "provider_error"),
+        Err(_) => return error_back(&state, &record, &provider.name, "provider_error"),
     };
     let now = state.issuer.now();
     let grant = ProviderGrant {
@@ -484,6 +498,7 @@ async fn callback(query: web::Query<Callback>, state: web::Data<AppState>) -> Ht
     };
     match submit(&state, GrantOp::CompleteConnect { provider_state, grant, now }).await {
         Ok(GrantOutcome::Connect(done)) => {
+            count(&state, &done.service_id, "completed");
             let mut pairs =
                 vec![("provider_grant", "success"), ("provider", provider.name.as_str())];
             if let Some(s) = &done.client_state {
@@ -492,7 +507,7 @@ async fn callback(query: web::Query<Callback>, state: web::Data<AppState>) -> Ht
             redirect(&with_query(&done.redirect_uri, &pairs))
         }
         Ok(GrantOutcome::ConnectRefused(why)) => {
-            error_back(&record, &provider.name, refusal_reason(why))
+            error_back(&state, &record, &provider.name, refusal_reason(why))
         }
         _ => page(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -9,7 +9,8 @@ use tessera_actors::clients::Page;
 use tessera_actors::service_users::{
     CreateSubscription, DeleteSubscription, GetSubscription, ListSubscriptions, NewServiceUser,
     PatchSubscription, ServiceAnalyticsOf, ServiceCreateUser, ServiceDeleteUser, ServiceGetUser,
-    ServiceListUsers, ServicePatchUser, ServiceUser, ServiceUserPatch, SubscriptionInput,
+    ServiceListUsers, ServicePatchUser, ServiceUser, ServiceUserIds, ServiceUserPatch,
+    SubscriptionInput,
 };
 use tessera_actors::services::{GetService, InfoPatch, PatchServiceInfo, ServiceView};
 use tessera_storage::SubscriptionRecord;
@@ -201,9 +202,30 @@ async fn delete_subscription(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Live figures: users and subscriptions from the registry, tokens issued per day to the
+/// service's users (last 30 days) and provider-token requests by outcome since the start.
 async fn analytics(c: ServiceCaller, s: web::Data<AppState>) -> Answer {
-    let figures = s.registry.send(ServiceAnalyticsOf { service_id: c.service_id }).await?;
-    Ok(HttpResponse::Ok().json(json!({ "analytics": figures })))
+    let figures = s.registry.send(ServiceAnalyticsOf { service_id: c.service_id.clone() }).await?;
+    let users = s.registry.send(ServiceUserIds { service_id: c.service_id.clone() }).await?;
+    let per_day: serde_json::Map<String, serde_json::Value> = s
+        .issuer
+        .counters
+        .user_tokens_per_day(&users, s.issuer.now())
+        .into_iter()
+        .map(|(day, n)| (rfc3339(day * 86_400)[..10].to_string(), json!(n)))
+        .collect();
+    let outcomes: serde_json::Map<String, serde_json::Value> =
+        ["ok", "action_required", "completed", "error"]
+            .iter()
+            .map(|o| {
+                let n = s.provider_outcomes.get(&(c.service_id.clone(), *o)).map_or(0, |v| *v);
+                (o.to_string(), json!(n))
+            })
+            .collect();
+    let mut body = json!(figures);
+    body["tokens_issued_per_day"] = json!(per_day);
+    body["provider_token_requests"] = json!(outcomes);
+    Ok(HttpResponse::Ok().json(json!({ "analytics": body })))
 }
 
 /// The service a request authenticated as.
