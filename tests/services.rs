@@ -262,10 +262,22 @@ fn each_service_sees_only_its_own_users_and_subscriptions() {
     let figures = service_call(&server, "GET", "/api/service/analytics", Some(&acme), None).json()
         ["analytics"]
         .clone();
+    for (field, value) in
+        [("users", 1), ("active_users", 1), ("subscriptions", 1), ("active_subscriptions", 0)]
+    {
+        assert_eq!(figures[field], json!(value), "{field}");
+    }
+    // Ada signed in once (the login above); no provider tokens were asked for.
     assert_eq!(
-        figures,
-        json!({"users": 1, "active_users": 1, "subscriptions": 1, "active_subscriptions": 0})
+        figures["tokens_issued_per_day"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>(),
+        1
     );
+    assert_eq!(figures["provider_token_requests"]["ok"], 0);
     assert_eq!(
         service_call(&server, "GET", "/api/service/analytics", Some(&other), None).json()["analytics"]
             ["users"],
