@@ -194,10 +194,9 @@ fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpRes
     );
     HttpResponse::build(status)
         .insert_header(("Cache-Control", "no-store"))
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-        ))
+        // No `form-action`: the sign-in form's redirect chain goes on to the provider's origin,
+        // which `form-action 'self'` would block.
+        .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"))
         .insert_header(("X-Frame-Options", "DENY"))
         .content_type("text/html; charset=utf-8")
         .body(html)
