@@ -80,17 +80,15 @@ pub fn verify(
     })
 }
 
-/// Reads a JWKS from an `http://` URL or a file.
+/// Reads a JWKS from an `http://` or `https://` URL, or a file.
 pub fn fetch_jwks(source: &str) -> Result<serde_json::Value, String> {
-    let text = if source.starts_with("http://") {
+    let text = if source.starts_with("http://") || source.starts_with("https://") {
         ureq::get(source)
             .call()
             .map_err(|e| format!("cannot fetch {source}: {e}"))?
             .body_mut()
             .read_to_string()
             .map_err(|e| format!("cannot read {source}: {e}"))?
-    } else if source.starts_with("https://") {
-        return Err("https JWKS URLs are not supported by this build; fetch the JWKS to a file and pass its path".into());
     } else {
         std::fs::read_to_string(source).map_err(|e| format!("cannot read {source}: {e}"))?
     };

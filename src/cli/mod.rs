@@ -61,7 +61,7 @@ enum TokenCommand {
     /// Verify an access token offline against a JWKS; exit code 0 only when valid and every
     /// required scope is present.
     Verify {
-        /// JWKS URL (http://) or file.
+        /// JWKS URL (http:// or https://) or file.
         #[arg(long)]
         jwks: String,
         /// A scope the token must hold; repeat for several.
