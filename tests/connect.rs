@@ -315,6 +315,14 @@ fn requests_are_bound_checked_and_expire() {
     let bearer = format!("Bearer {}", login.json()["token"].as_str().unwrap());
     let res = s.server.get(&path_of(&reauth, &s.server), &[("authorization", &bearer)]);
     assert_eq!(query_param(res.header("location").unwrap(), "reason").as_deref(), Some("expired"));
+    // A forged state on the sign-in form: a clear page, not a header injection or a 500.
+    let res = s.server.request(
+        "POST",
+        "/connect/sign-in",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(b"state=a%0d%0aX-Evil:%201&username=ada&password=correct+horse"),
+    );
+    assert_eq!(res.status, 400);
     // An unknown state: a clear page, no redirect.
     assert_eq!(s.server.get("/connect/provider-token/not-a-state", &[]).status, 400);
 }

@@ -330,6 +330,17 @@ async fn sign_in(
 ) -> HttpResponse {
     use actix_web::http::StatusCode;
     let form = form.into_inner();
+    // The state goes into a Location header: only our own tokens' characters may.
+    let is_ours = !form.state.is_empty()
+        && form.state.len() <= 128
+        && form.state.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !is_ours {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "This link is not valid",
+            "<p>Ask the application that sent you here to start again.</p>",
+        );
+    }
     let addr = req.peer_addr().map(|a| a.ip());
     match crate::api::consumer::check_password(&state, &form.username, &form.password, addr).await {
         Ok(Some(auth_id)) => match state.issuer.user_token(&auth_id).await {
