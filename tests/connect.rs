@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use crate::support::{Resp, TestServer};
+use crate::support::{Jar, Resp, TestServer};
 
 /// A provider's token endpoint: answers every code with a fresh token and remembers the bodies.
 struct StandInProvider {
@@ -55,7 +55,10 @@ struct Setup {
 }
 
 fn setup(provider: &StandInProvider) -> Setup {
-    let server = TestServer::start();
+    setup_on(TestServer::start(), provider)
+}
+
+fn setup_on(server: TestServer, provider: &StandInProvider) -> Setup {
     let (_, id, secret) =
         server.create_app(json!({"name": "ops", "scopes": ["read_service", "write_service"]}));
     let op = server.token(&id, &secret, None);
@@ -114,25 +117,51 @@ fn ask(s: &Setup, scopes: &[&str], redirect: &str) -> Resp {
     )
 }
 
-fn path_of(url: &str, server: &TestServer) -> String {
-    url.strip_prefix(&server.url).unwrap().to_string()
+/// The path of one of our URLs (the issuer may not be the address the test listens on).
+fn path_of(url: &str, _server: &TestServer) -> String {
+    url[url.find("/connect/").expect("a hosted-flow URL")..].to_string()
 }
 
-fn sign_in(server: &TestServer, state: &str, user: &str) -> String {
-    let body = format!("state={state}&username={user}&password=correct+horse");
-    let res = server.request(
-        "POST",
-        "/connect/sign-in",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        Some(body.as_bytes()),
+/// The hidden CSRF token of a hosted-flow form.
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let at = page.find(marker).expect("a CSRF field") + marker.len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+/// Signs `user` in on the hosted page `hosted`, as a browser would: the page, then its form.
+fn sign_in(server: &TestServer, jar: &mut Jar, hosted: &str, user: &str) {
+    let page = server.browse(jar, "GET", hosted, &[], None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let state = hosted.rsplit('/').next().unwrap();
+    let body = format!(
+        "state={state}&csrf={}&username={user}&password=correct+horse",
+        csrf_of(&page.body)
     );
+    let res = server.browse(jar, "POST", "/connect/sign-in", &[FORM], Some(body.as_bytes()));
     assert_eq!(res.status, 303, "{}", res.body);
-    let cookie = res.header("set-cookie").unwrap().to_string();
+    let cookie = res.set_cookies.iter().find(|c| c.starts_with("tessera_session=")).unwrap();
+    // A plain-http issuer: no `Secure`, or an ordinary cookie jar would drop it.
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Lax"),
+        cookie.contains("HttpOnly")
+            && !cookie.contains("Secure")
+            && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
-    cookie.split(';').next().unwrap().to_string()
+}
+
+/// A consumer login's user token, as a program would send it.
+fn bearer(server: &TestServer, user: &str) -> String {
+    let body = format!(r#"{{"username":"{user}","password":"correct horse"}}"#);
+    let login = server.request(
+        "POST",
+        "/consumer/login",
+        &[("content-type", "application/json")],
+        Some(body.as_bytes()),
+    );
+    format!("Bearer {}", login.json()["token"].as_str().unwrap())
 }
 
 fn query_param(url: &str, name: &str) -> Option<String> {
@@ -163,12 +192,14 @@ fn the_whole_flow_from_action_required_to_ok() {
     assert!(!page.body.contains("organization") && !page.body.contains("dashboard"));
 
     // Another user signed in: 403.
-    let eve = sign_in(&s.server, &state, "eve");
-    assert_eq!(s.server.get(&hosted, &[("cookie", &eve)]).status, 403);
+    let mut eve = Jar::default();
+    sign_in(&s.server, &mut eve, &hosted, "eve");
+    assert_eq!(s.server.browse(&mut eve, "GET", &hosted, &[], None).status, 403);
 
     // The bound user: off to the provider with our own state.
-    let ada = sign_in(&s.server, &state, "ada");
-    let res = s.server.get(&hosted, &[("cookie", &ada)]);
+    let mut ada = Jar::default();
+    sign_in(&s.server, &mut ada, &hosted, "ada");
+    let res = s.server.browse(&mut ada, "GET", &hosted, &[], None);
     assert_eq!(res.status, 303, "{}", res.body);
     let to_provider = res.header("location").unwrap().to_string();
     assert!(to_provider.starts_with("https://github.example/login/oauth/authorize?"));
@@ -182,7 +213,8 @@ fn the_whole_flow_from_action_required_to_ok() {
     );
 
     // The provider calls back; the code is exchanged; the user goes back to the service.
-    let res = s.server.get(&format!("/connect/callback?code=the-code&state={provider_state}"), &[]);
+    let callback = format!("/connect/callback?code=the-code&state={provider_state}");
+    let res = s.server.browse(&mut ada, "GET", &callback, &[], None);
     assert_eq!(res.status, 303, "{}", res.body);
     let back = res.header("location").unwrap().to_string();
     assert!(back.starts_with("https://app.acme.com/cb?"), "{back}");
@@ -227,13 +259,17 @@ fn the_whole_flow_from_action_required_to_ok() {
     );
 
     // One time only: the callback and the hosted URL are spent.
-    assert_eq!(
-        s.server.get(&format!("/connect/callback?code=again&state={provider_state}"), &[]).status,
-        400
-    );
-    // (The session from before the clock moved has expired: sign in again.)
-    let ada = sign_in(&s.server, &state, "ada");
-    let res = s.server.get(&hosted, &[("cookie", &ada)]);
+    let again = format!("/connect/callback?code=again&state={provider_state}");
+    assert_eq!(s.server.browse(&mut ada, "GET", &again, &[], None).status, 400);
+    // The sign-in page gives no session for a spent request; a program's token still learns
+    // that it is spent.
+    let page = s.server.browse(&mut ada, "GET", &hosted, &[], None);
+    let body =
+        format!("state={state}&csrf={}&username=ada&password=correct+horse", csrf_of(&page.body));
+    let res = s.server.browse(&mut ada, "POST", "/connect/sign-in", &[FORM], Some(body.as_bytes()));
+    assert_eq!(res.status, 400);
+    assert!(res.set_cookies.iter().all(|c| !c.starts_with("tessera_session=")));
+    let res = s.server.get(&hosted, &[("authorization", &bearer(&s.server, "ada"))]);
     assert_eq!(res.status, 303);
     assert_eq!(
         query_param(res.header("location").unwrap(), "reason").as_deref(),
@@ -274,26 +310,23 @@ fn requests_are_bound_checked_and_expire() {
         401
     );
 
-    // A program may sign in with a Bearer user token instead of the cookie.
-    let login = s.server.request(
-        "POST",
-        "/consumer/login",
-        &[("content-type", "application/json")],
-        Some(br#"{"username":"ada","password":"correct horse"}"#),
-    );
-    let bearer = format!("Bearer {}", login.json()["token"].as_str().unwrap());
+    // A program may sign in with a Bearer user token instead of the cookie (it keeps the
+    // flow-binding cookie like any HTTP client with a cookie jar).
+    let token = bearer(&s.server, "ada");
+    let auth = [("authorization", token.as_str())];
+    let mut program = Jar::default();
     let reauth = ask(&s, &["repo"], "https://app.acme.com/cb").json()["reauth_url"]
         .as_str()
         .unwrap()
         .to_string();
     let hosted = path_of(&reauth, &s.server);
-    assert_eq!(s.server.get(&hosted, &[("authorization", &bearer)]).status, 303);
+    assert_eq!(s.server.browse(&mut program, "GET", &hosted, &auth, None).status, 303);
 
     // Denied consent comes back as an error to the service.
-    let res = s.server.get(&hosted, &[("authorization", &bearer)]);
+    let res = s.server.browse(&mut program, "GET", &hosted, &auth, None);
     let provider_state = query_param(res.header("location").unwrap(), "state").unwrap();
-    let res =
-        s.server.get(&format!("/connect/callback?error=access_denied&state={provider_state}"), &[]);
+    let denied = format!("/connect/callback?error=access_denied&state={provider_state}");
+    let res = s.server.browse(&mut program, "GET", &denied, &auth, None);
     assert_eq!(
         query_param(res.header("location").unwrap(), "provider_grant").as_deref(),
         Some("error")
@@ -306,14 +339,8 @@ fn requests_are_bound_checked_and_expire() {
         .unwrap()
         .to_string();
     s.server.clock.advance(601);
-    let login = s.server.request(
-        "POST",
-        "/consumer/login",
-        &[("content-type", "application/json")],
-        Some(br#"{"username":"ada","password":"correct horse"}"#),
-    );
-    let bearer = format!("Bearer {}", login.json()["token"].as_str().unwrap());
-    let res = s.server.get(&path_of(&reauth, &s.server), &[("authorization", &bearer)]);
+    let token = bearer(&s.server, "ada");
+    let res = s.server.get(&path_of(&reauth, &s.server), &[("authorization", &token)]);
     assert_eq!(query_param(res.header("location").unwrap(), "reason").as_deref(), Some("expired"));
     // A forged state on the sign-in form: a clear page, not a header injection or a 500.
     let res = s.server.request(
@@ -325,6 +352,267 @@ fn requests_are_bound_checked_and_expire() {
     assert_eq!(res.status, 400);
     // An unknown state: a clear page, no redirect.
     assert_eq!(s.server.get("/connect/provider-token/not-a-state", &[]).status, 400);
+}
+
+/// The reauth URL's path for a fresh request of `user` (ada or eve).
+fn fresh_request(s: &Setup, user: &str) -> String {
+    let users = call(&s.server, &s.key, "GET", "/api/service/users", None).json();
+    let user_id = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == user)
+        .unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = call(
+        &s.server,
+        &s.key,
+        "POST",
+        "/api/service/provider-tokens",
+        Some(json!({
+            "user_id": user_id, "provider": "github", "scopes": ["repo"], "redirect_uri": "https://app.acme.com/cb", "state": "st"
+        })),
+    );
+    path_of(res.json()["reauth_url"].as_str().unwrap(), &s.server)
+}
+
+fn eve_has_grant(s: &Setup) -> bool {
+    let users = call(&s.server, &s.key, "GET", "/api/service/users", None).json();
+    let eve = users["users"].as_array().unwrap().iter().find(|u| u["username"] == "eve").unwrap()
+        ["user_id"]
+        .clone();
+    let res = call(
+        &s.server,
+        &s.key,
+        "POST",
+        "/api/service/provider-tokens",
+        Some(
+            json!({"user_id": eve, "provider": "github", "scopes": ["repo"], "redirect_uri": "https://app.acme.com/cb"}),
+        ),
+    );
+    res.json()["status"] == "ok"
+}
+
+#[test]
+fn issue_8_a_provider_url_handed_to_a_victim_completes_nothing() {
+    let provider = stand_in_provider();
+    let s = setup(&provider);
+    // The attacker (eve) starts a flow for her own user and stops at the provider redirect.
+    let hosted = fresh_request(&s, "eve");
+    let mut attacker = Jar::default();
+    sign_in(&s.server, &mut attacker, &hosted, "eve");
+    let res = s.server.browse(&mut attacker, "GET", &hosted, &[], None);
+    let to_provider = res.header("location").unwrap().to_string();
+    let provider_state = query_param(&to_provider, "state").unwrap();
+    let binding = attacker.names().into_iter().find(|n| n.starts_with("tessera_flow_")).unwrap();
+    assert!(!attacker.get(&binding).unwrap().contains(&provider_state), "a hash, not the state");
+    let binding_cookie =
+        res.set_cookies.iter().find(|c| c.starts_with(&format!("{binding}="))).unwrap();
+    assert!(
+        binding_cookie.contains("HttpOnly")
+            && binding_cookie.contains("SameSite=Lax")
+            && binding_cookie.contains("Path=/connect/callback"),
+        "{binding_cookie}"
+    );
+    // The victim approves at the provider and is sent back with the victim's code: signed out,
+    // or signed in as herself, her browser holds no binding for this flow.
+    let callback = format!("/connect/callback?code=victims-code&state={provider_state}");
+    let mut victim = Jar::default();
+    let mut signed_in_victim = Jar::default();
+    sign_in(&s.server, &mut signed_in_victim, &fresh_request(&s, "ada"), "ada");
+    // Even with the attacker's binding cookie copied over, another user's session is refused.
+    let mut mixed = signed_in_victim.clone();
+    mixed.absorb(&Resp {
+        status: 0,
+        headers: Default::default(),
+        set_cookies: vec![format!("{binding}={}", attacker.get(&binding).unwrap())],
+        body: String::new(),
+    });
+    for jar in [&mut victim, &mut signed_in_victim, &mut mixed] {
+        let res = s.server.browse(jar, "GET", &callback, &[], None);
+        assert_eq!(res.status, 303, "{}", res.body);
+        let back = res.header("location").unwrap();
+        assert!(back.starts_with("https://app.acme.com/cb?"), "{back}");
+        assert_eq!(query_param(back, "provider_grant").as_deref(), Some("error"));
+        assert_eq!(query_param(back, "reason").as_deref(), Some("session_mismatch"));
+    }
+    // Nothing was exchanged or stored: the attacker's user holds no grant.
+    assert!(provider.bodies.lock().unwrap().is_empty(), "the victim's code was never exchanged");
+    assert!(!eve_has_grant(&s));
+    // The browser that started the flow still can finish it.
+    let res = s.server.browse(&mut attacker, "GET", &callback, &[], None);
+    assert_eq!(
+        query_param(res.header("location").unwrap(), "provider_grant").as_deref(),
+        Some("success")
+    );
+    assert!(attacker.names().iter().all(|n| n != &binding), "the binding is cleared once used");
+}
+
+#[test]
+fn issue_8_sign_in_needs_a_csrf_token_our_origin_and_a_live_request() {
+    let provider = stand_in_provider();
+    let s = setup(&provider);
+    let hosted = fresh_request(&s, "ada");
+    let state = hosted.rsplit('/').next().unwrap().to_string();
+    let mut jar = Jar::default();
+    let page = s.server.browse(&mut jar, "GET", &hosted, &[], None);
+    let csrf = csrf_of(&page.body);
+    assert!(
+        page.set_cookies
+            .iter()
+            .any(|c| c.starts_with("tessera_csrf=") && c.contains("SameSite=Strict"))
+    );
+    let form = |state: &str, csrf: &str| {
+        format!("state={state}&csrf={csrf}&username=ada&password=correct+horse").into_bytes()
+    };
+    let no_session =
+        |res: &Resp| res.set_cookies.iter().all(|c| !c.starts_with("tessera_session="));
+    // A page on another site: its own form post carries no CSRF cookie, or a foreign Origin.
+    let res = s.server.request("POST", "/connect/sign-in", &[FORM], Some(&form(&state, &csrf)));
+    assert_eq!(res.status, 403);
+    assert!(no_session(&res));
+    let wrong = s.server.browse(
+        &mut jar.clone(),
+        "POST",
+        "/connect/sign-in",
+        &[FORM],
+        Some(&form(&state, "forged")),
+    );
+    assert_eq!(wrong.status, 403);
+    for header in
+        [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site"), ("origin", "null")]
+    {
+        let res = s.server.browse(
+            &mut jar.clone(),
+            "POST",
+            "/connect/sign-in",
+            &[FORM, header],
+            Some(&form(&state, &csrf)),
+        );
+        assert_eq!(res.status, 403, "{header:?}");
+        assert!(no_session(&res));
+    }
+    // A state that is not a live request of ours: refused, no cookie.
+    for bad in ["not-a-request-of-ours", "a"] {
+        let res = s.server.browse(
+            &mut jar.clone(),
+            "POST",
+            "/connect/sign-in",
+            &[FORM],
+            Some(&form(bad, &csrf)),
+        );
+        assert_eq!(res.status, 400);
+        assert!(no_session(&res));
+    }
+    // Our own page, same origin: signed in, with a short session.
+    let origin = ("origin", s.server.url.as_str());
+    let same = ("sec-fetch-site", "same-origin");
+    let res = s.server.browse(
+        &mut jar,
+        "POST",
+        "/connect/sign-in",
+        &[FORM, origin, same],
+        Some(&form(&state, &csrf)),
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    let session = res.set_cookies.iter().find(|c| c.starts_with("tessera_session=")).unwrap();
+    let max_age: u64 =
+        session.split("Max-Age=").nth(1).unwrap().split(';').next().unwrap().parse().unwrap();
+    assert!(max_age <= 900, "{session}");
+    let session_token = jar.get("tessera_session").unwrap().to_string();
+    let claims = crate::support::claims(&session_token);
+    assert_eq!(claims["scope"], "", "a session opens nothing else");
+    // The session cannot call the admin API, and is refused as an app token at introspection.
+    assert_eq!(s.server.admin("GET", "/info", &session_token, None).status, 401);
+    // An expired request gives no session either.
+    let stale = fresh_request(&s, "ada");
+    let mut other = Jar::default();
+    let page = s.server.browse(&mut other, "GET", &stale, &[], None);
+    s.server.clock.advance(601);
+    let stale_state = stale.rsplit('/').next().unwrap();
+    let res = s.server.browse(
+        &mut other,
+        "POST",
+        "/connect/sign-in",
+        &[FORM],
+        Some(&form(stale_state, &csrf_of(&page.body))),
+    );
+    assert_eq!(res.status, 400);
+    assert!(no_session(&res));
+}
+
+#[test]
+fn issue_8_a_wrong_session_can_sign_out_and_its_token_dies() {
+    let provider = stand_in_provider();
+    let s = setup(&provider);
+    let hosted = fresh_request(&s, "ada");
+    let state = hosted.rsplit('/').next().unwrap().to_string();
+    // Eve signed in on a shared browser; ada opens her link.
+    let mut jar = Jar::default();
+    sign_in(&s.server, &mut jar, &fresh_request(&s, "eve"), "eve");
+    let eve_session = jar.get("tessera_session").unwrap().to_string();
+    let page = s.server.browse(&mut jar, "GET", &hosted, &[], None);
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("/connect/sign-out"), "{}", page.body);
+    // Sign-out also needs the CSRF token.
+    let forged = format!("state={state}&csrf=forged");
+    let res = s.server.browse(
+        &mut jar.clone(),
+        "POST",
+        "/connect/sign-out",
+        &[FORM],
+        Some(forged.as_bytes()),
+    );
+    assert_eq!(res.status, 403);
+    let body = format!("state={state}&csrf={}", csrf_of(&page.body));
+    let res =
+        s.server.browse(&mut jar, "POST", "/connect/sign-out", &[FORM], Some(body.as_bytes()));
+    assert_eq!(res.status, 303);
+    assert_eq!(res.header("location"), Some(hosted.as_str()));
+    assert!(jar.get("tessera_session").is_none(), "the cookie is cleared");
+    // A copy of the old session is worthless: it is revoked, not just forgotten.
+    let res = s.server.get(&hosted, &[("cookie", &format!("tessera_session={eve_session}"))]);
+    assert_eq!(res.status, 200, "the sign-in page, not eve's 403");
+    // Now ada can sign in on that browser.
+    sign_in(&s.server, &mut jar, &hosted, "ada");
+    assert_eq!(s.server.browse(&mut jar, "GET", &hosted, &[], None).status, 303);
+}
+
+#[test]
+fn issue_8_cookies_are_secure_when_the_issuer_is_https() {
+    let provider = stand_in_provider();
+    let server = TestServer::start_with(|c| c.issuer = Some("https://tessera.example".into()));
+    let s = setup_on(server, &provider);
+    let hosted = fresh_request(&s, "ada");
+    let mut jar = Jar::default();
+    let page = s.server.browse(&mut jar, "GET", &hosted, &[], None);
+    assert!(page.set_cookies.iter().all(|c| c.contains("Secure")), "{:?}", page.set_cookies);
+    let state = hosted.rsplit('/').next().unwrap();
+    let body =
+        format!("state={state}&csrf={}&username=ada&password=correct+horse", csrf_of(&page.body));
+    let res = s.server.browse(
+        &mut jar,
+        "POST",
+        "/connect/sign-in",
+        &[FORM, ("origin", "https://tessera.example")],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert!(res.set_cookies.iter().all(|c| c.contains("Secure")), "{:?}", res.set_cookies);
+    let res = s.server.browse(&mut jar, "GET", &hosted, &[], None);
+    assert_eq!(res.status, 303);
+    assert!(res.set_cookies.iter().all(|c| c.contains("Secure")), "{:?}", res.set_cookies);
+    // The issuer's origin is ours; the address we happen to listen on is not.
+    let res = s.server.browse(
+        &mut jar.clone(),
+        "POST",
+        "/connect/sign-in",
+        &[FORM, ("origin", s.server.url.as_str())],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(res.status, 403);
 }
 
 #[derive(Debug, Clone)]
@@ -354,15 +642,15 @@ proptest::proptest! {
         let s = setup(&provider);
         let res = ask(&s, &asked, "https://app.acme.com/cb");
         let hosted = path_of(res.json()["reauth_url"].as_str().unwrap(), &s.server);
-        let state = hosted.rsplit('/').next().unwrap().to_string();
-        let ada = sign_in(&s.server, &state, "ada");
-        let eve = sign_in(&s.server, &state, "eve");
+        let (mut ada, mut eve) = (Jar::default(), Jar::default());
+        sign_in(&s.server, &mut ada, &hosted, "ada");
+        sign_in(&s.server, &mut eve, &hosted, "eve");
         let (mut provider_states, mut completions) = (Vec::<String>::new(), 0);
         for step in steps {
             match step {
-                Step::BeginAsOther => proptest::prop_assert_eq!(s.server.get(&hosted, &[("cookie", &eve)]).status, 403),
+                Step::BeginAsOther => proptest::prop_assert_eq!(s.server.browse(&mut eve, "GET", &hosted, &[], None).status, 403),
                 Step::BeginAsBound => {
-                    let res = s.server.get(&hosted, &[("cookie", &ada)]);
+                    let res = s.server.browse(&mut ada, "GET", &hosted, &[], None);
                     proptest::prop_assert_eq!(res.status, 303);
                     let location = res.header("location").unwrap().to_string();
                     if completions == 0 {
@@ -374,7 +662,7 @@ proptest::proptest! {
                 Step::CallbackLatest | Step::CallbackFirst => {
                     let pick = if matches!(step, Step::CallbackLatest) { provider_states.last() } else { provider_states.first() };
                     let Some(ps) = pick.cloned() else { continue };
-                    let res = s.server.get(&format!("/connect/callback?code=c&state={ps}"), &[]);
+                    let res = s.server.browse(&mut ada, "GET", &format!("/connect/callback?code=c&state={ps}"), &[], None);
                     let is_success = res.status == 303
                         && res.header("location").and_then(|l| query_param(l, "provider_grant")).as_deref() == Some("success");
                     if is_success {

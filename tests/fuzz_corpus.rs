@@ -25,3 +25,8 @@ fn token_request_corpus() {
 fn bearer_verify_corpus() {
     replay("bearer_verify", tessera_actors::fuzzing::verifier_accepts_only_our_tokens);
 }
+
+#[test]
+fn issue_8_connect_forms_corpus() {
+    replay("connect_forms", tessera_actors::fuzzing::connect_forms_round_trip);
+}

@@ -33,7 +33,40 @@ pub struct TestServer {
 pub struct Resp {
     pub status: u16,
     pub headers: HashMap<String, String>,
+    /// Every `Set-Cookie` header (`headers` keeps only one per name).
+    pub set_cookies: Vec<String>,
     pub body: String,
+}
+
+/// A browser's cookies, as far as the hosted-flow tests need: name → value, every cookie sent
+/// on every request (path scoping is left to the headless-browser test), `Max-Age=0` removes.
+#[derive(Debug, Default, Clone)]
+pub struct Jar(std::collections::BTreeMap<String, String>);
+
+impl Jar {
+    pub fn absorb(&mut self, res: &Resp) {
+        for line in &res.set_cookies {
+            let pair = line.split(';').next().unwrap_or("");
+            let Some((name, value)) = pair.split_once('=') else { continue };
+            if line.to_ascii_lowercase().contains("max-age=0") {
+                self.0.remove(name.trim());
+            } else {
+                self.0.insert(name.trim().to_string(), value.trim().to_string());
+            }
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
+    pub fn header(&self) -> String {
+        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
 }
 
 impl Resp {
@@ -96,7 +129,7 @@ impl TestServer {
                 match tessera::start(config, Some(root), kek, server_clock).await {
                     Ok(running) => {
                         tx.send(Ok((
-                            running.issuer_url.clone(),
+                            format!("http://{}", running.addr),
                             running.server.handle(),
                             running.state.keyring.clone(),
                             Arc::clone(&running.state.issuer),
@@ -171,8 +204,33 @@ impl TestServer {
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
+        let set_cookies = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("").to_string())
+            .collect();
         let body = res.body_mut().read_to_string().unwrap_or_default();
-        Resp { status, headers, body }
+        Resp { status, headers, set_cookies, body }
+    }
+
+    /// A request as a browser with `jar` sends it: its cookies go along, the answer's stay.
+    pub fn browse(
+        &self,
+        jar: &mut Jar,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let cookies = jar.header();
+        let mut all = headers.to_vec();
+        if !cookies.is_empty() {
+            all.push(("cookie", &cookies));
+        }
+        let res = self.request(method, path, &all, body);
+        jar.absorb(&res);
+        res
     }
 
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {

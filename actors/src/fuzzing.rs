@@ -32,6 +32,58 @@ pub fn token_request_round_trip(data: &[u8]) {
     assert_eq!(again.as_ref(), Ok(&parsed), "round trip changed the request: {form}");
 }
 
+/// The hosted flow's form and callback parsers: never panic; a state or CSRF token they accept
+/// is one of our token alphabet (so it can go into a `Location` header or a cookie name); and
+/// whatever they accept survives being written out and parsed again unchanged.
+///
+/// Input layout: byte 0 picks the parser (0: sign-in form, 1: sign-out form, else callback
+/// query); the rest is the body or query.
+pub fn connect_forms_round_trip(data: &[u8]) {
+    use crate::connect_form::{self as form, is_state_token};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let encode = |pairs: &[(&str, Option<&str>)]| {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            if let Some(v) = v {
+                out.append_pair(k, v);
+            }
+        }
+        out.finish()
+    };
+    match which {
+        0 => {
+            let Ok(f) = form::parse_sign_in(rest) else { return };
+            assert!(is_state_token(&f.state) && is_state_token(&f.csrf));
+            let pairs = [
+                ("state", Some(f.state.as_str())),
+                ("csrf", Some(f.csrf.as_str())),
+                ("username", Some(f.username.as_str())),
+                ("password", Some(f.password.as_str())),
+            ];
+            assert_eq!(form::parse_sign_in(encode(&pairs).as_bytes()).as_ref(), Ok(&f));
+        }
+        1 => {
+            let Ok(f) = form::parse_sign_out(rest) else { return };
+            assert!(is_state_token(&f.csrf) && f.state.as_deref().is_none_or(is_state_token));
+            let pairs = [("csrf", Some(f.csrf.as_str())), ("state", f.state.as_deref())];
+            assert_eq!(form::parse_sign_out(encode(&pairs).as_bytes()).as_ref(), Ok(&f));
+        }
+        _ => {
+            let query = String::from_utf8_lossy(rest);
+            let Ok(q) = form::parse_callback(&query) else { return };
+            assert!(is_state_token(&q.state));
+            let pairs = [
+                ("state", Some(q.state.as_str())),
+                ("code", q.code.as_deref()),
+                ("error", q.error.as_deref()),
+            ];
+            assert_eq!(form::parse_callback(&encode(&pairs)).as_ref(), Ok(&q));
+        }
+    }
+}
+
 struct Fixture {
     keys: KeySet,
     signed: Vec<String>,
@@ -108,5 +160,8 @@ mod tests {
         verifier_accepts_only_our_tokens(&[1, 3, b'A', 200, b'x']);
         verifier_accepts_only_our_tokens(b"\0eyJ.eyJ.sig");
         token_request_round_trip(b"\0Basic YTpi\0grant_type=client_credentials&scope=a+b");
+        connect_forms_round_trip(b"\0state=s&csrf=c&username=a%20b&password=%F0%9F%94%91");
+        connect_forms_round_trip(b"\x01csrf=c&state=s");
+        connect_forms_round_trip(b"\x02state=s&code=a%2Bb&error=&iss=x");
     }
 }

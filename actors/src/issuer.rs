@@ -52,18 +52,40 @@ pub struct Counters {
     /// Tokens issued to people, by (auth id, day since the epoch): the service analytics'
     /// "tokens issued per day". Kept in memory for the last [`USER_DAYS_KEPT`] days.
     pub user_tokens: dashmap::DashMap<(String, u64), u64>,
+    /// The day the per-user counts were last swept of days too old to report.
+    user_tokens_swept: AtomicU64,
 }
 
 pub const USER_DAYS_KEPT: u64 = 30;
+const USER_COUNTS_SWEEP_AT: usize = 100_000;
+const USER_COUNTS_CAP: usize = 1_000_000;
 
 impl Counters {
+    /// Counts one token for a person today. Bounded without sweeping on every call: past
+    /// [`USER_COUNTS_SWEEP_AT`] entries, days too old to report are swept at most once a day,
+    /// and past [`USER_COUNTS_CAP`] a (user, day) not yet counted is not counted at all.
     fn count_user_token(&self, auth_id: &str, now: u64) {
         let day = now / 86_400;
-        *self.user_tokens.entry((auth_id.to_string(), day)).or_insert(0) += 1;
-        // Bounded: old days go as new ones come.
-        if self.user_tokens.len() > 100_000 {
-            self.user_tokens.retain(|(_, d), _| d + USER_DAYS_KEPT > day);
+        let key = (auth_id.to_string(), day);
+        if let Some(mut n) = self.user_tokens.get_mut(&key) {
+            *n += 1;
+            return;
         }
+        if self.user_tokens.len() >= USER_COUNTS_SWEEP_AT {
+            let swept = self.user_tokens_swept.load(Ordering::Relaxed);
+            if day > swept
+                && self
+                    .user_tokens_swept
+                    .compare_exchange(swept, day, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.user_tokens.retain(|(_, d), _| d + USER_DAYS_KEPT > day);
+            }
+            if self.user_tokens.len() >= USER_COUNTS_CAP {
+                return;
+            }
+        }
+        *self.user_tokens.entry(key).or_insert(0) += 1;
     }
 
     /// Tokens issued per day to any of `users` over the last [`USER_DAYS_KEPT`] days.
@@ -117,6 +139,12 @@ pub enum BearerError {
     Expired,
     Revoked,
     ClientGone,
+}
+
+/// Failures reserved by [`Issuer::begin_attempt`], one per window (address, name).
+#[must_use = "an attempt is a reserved failure: refund it when the check passes"]
+pub struct Attempt {
+    keys: [Option<LimitKey>; 2],
 }
 
 /// An access token as minted: the compact JWS and the claims grant state keeps.
@@ -199,6 +227,22 @@ impl Issuer {
         issued.client_id = auth_id.to_string();
         self.counters.count_user_token(auth_id, now);
         Ok(issued)
+    }
+
+    /// The hosted flow's session: a short-lived access token that only says who signed in —
+    /// no scopes, no refresh family, audience `<issuer>/connect` — so a stolen session cookie
+    /// opens nothing but the hosted pages, and it ends on its own soon.
+    pub fn session_token(&self, auth_id: &str, ttl: u64) -> Result<Minted, OAuthError> {
+        self.users
+            .get(auth_id)
+            .filter(|u| u.is_active)
+            .ok_or(OAuthError::InvalidGrant("the user cannot sign in"))?;
+        let now = self.clock.now();
+        let audience = format!("{}/connect", self.settings.issuer);
+        let ttl = ttl.min(self.settings.max_ttl);
+        let minted = self.mint(&self.consumer, auth_id, "", &audience, ttl, now, None)?;
+        self.counters.count_user_token(auth_id, now);
+        Ok(minted)
     }
 
     pub fn keys(&self) -> &SharedKeySet {
@@ -457,17 +501,17 @@ impl Issuer {
             }
         };
         let now = self.clock.now();
-        self.check_limits(client_id, addr, now)?;
+        let attempt = self.begin_attempt(client_id, addr, now)?;
         let secret = match credentials {
             Credentials::Basic { secret, .. } | Credentials::Post { secret, .. } => secret,
             _ => unreachable!("matched above"),
         };
         match self.clients.authenticate(client_id, secret) {
-            Some(client) => Ok(Some(client)),
-            None => {
-                self.record_failure(client_id, addr, now);
-                Err(OAuthError::InvalidClient { is_basic })
+            Some(client) => {
+                self.refund(attempt);
+                Ok(Some(client))
             }
+            None => Err(OAuthError::InvalidClient { is_basic }),
         }
     }
 
@@ -479,7 +523,7 @@ impl Issuer {
     ) -> Result<Arc<Client>, OAuthError> {
         let fail = OAuthError::InvalidClient { is_basic: false };
         let now = self.clock.now();
-        self.check_limits(client_id, addr, now)?;
+        let attempt = self.begin_attempt(client_id, addr, now)?;
         let checked = self.clients.get(client_id).filter(|c| c.is_active).and_then(|client| {
             let key = client.public_key?;
             let s = &self.settings;
@@ -493,10 +537,7 @@ impl Issuer {
             )
             .map(|a| (client, a))
         });
-        let Some((client, checked)) = checked else {
-            self.record_failure(client_id, addr, now);
-            return Err(fail);
-        };
+        let Some((client, checked)) = checked else { return Err(fail) };
         // RFC 7523 §3 item 7: a jti is accepted once; the record lives until the assertion's exp.
         let key = format!("{}\0{}", checked.client_id, checked.jti);
         match self
@@ -509,34 +550,45 @@ impl Issuer {
             .await
             .map_err(store_failure)?
         {
-            GrantOutcome::Recorded => Ok(client),
-            _ => {
-                self.record_failure(client_id, addr, now);
-                Err(fail)
+            GrantOutcome::Recorded => {
+                self.refund(attempt);
+                Ok(client)
             }
+            _ => Err(fail),
         }
     }
 
-    /// Failed-authentication limits for a name (client id or username) from an address.
-    pub fn check_limits(
+    /// Counts a failed authentication for a name (client id or login) from an address
+    /// *before* the check runs, so concurrent guesses cannot all be evaluated; `429` when
+    /// either window is full. Hand the attempt to [`refund`](Self::refund) when the check
+    /// passes; a failure needs nothing more.
+    pub fn begin_attempt(
         &self,
-        client_id: &str,
+        name: &str,
         addr: Option<IpAddr>,
         now: u64,
-    ) -> Result<(), OAuthError> {
-        let addr_key = addr.map(LimitKey::addr);
-        let client_key = LimitKey::client(client_id, addr);
-        for key in addr_key.iter().chain(client_key.iter()) {
-            if let Err(retry_after) = self.limiter.check(key, now) {
-                return Err(OAuthError::TooManyRequests { retry_after });
+    ) -> Result<Attempt, OAuthError> {
+        let mut attempt = Attempt { keys: [None, None] };
+        let keys = [addr.map(LimitKey::addr), LimitKey::client(name, addr)];
+        for (slot, key) in keys.into_iter().enumerate() {
+            let Some(key) = key else { continue };
+            match self.limiter.reserve(&key, now) {
+                Ok(true) => attempt.keys[slot] = Some(key),
+                Ok(false) => {}
+                Err(retry_after) => {
+                    // Refused unevaluated: not a failure of its own.
+                    self.refund(attempt);
+                    return Err(OAuthError::TooManyRequests { retry_after });
+                }
             }
         }
-        Ok(())
+        Ok(attempt)
     }
 
-    pub fn record_failure(&self, client_id: &str, addr: Option<IpAddr>, now: u64) {
-        for key in addr.map(LimitKey::addr).into_iter().chain(LimitKey::client(client_id, addr)) {
-            self.limiter.record_failure(key, now);
+    /// The attempt's check passed: its reserved failures are given back.
+    pub fn refund(&self, attempt: Attempt) {
+        for key in attempt.keys.iter().flatten() {
+            self.limiter.refund(key);
         }
     }
 
@@ -645,4 +697,29 @@ pub fn mint_with(
         json.push(b'}');
     }
     Minted { token: jws::sign(signer, &json), jti, exp }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_8_per_user_counts_are_swept_at_most_once_a_day() {
+        let counters = Counters::default();
+        let today = 20_000;
+        for i in 0..USER_COUNTS_SWEEP_AT {
+            counters.user_tokens.insert((format!("u{i}"), today), 1);
+        }
+        counters.count_user_token("ada", today * 86_400);
+        assert_eq!(counters.user_tokens_swept.load(Ordering::Relaxed), today);
+        // Nothing was stale, so nothing went; a second new user today does not sweep again.
+        assert_eq!(counters.user_tokens.len(), USER_COUNTS_SWEEP_AT + 1);
+        counters.user_tokens.insert(("old".into(), today - USER_DAYS_KEPT), 1);
+        counters.count_user_token("eve", today * 86_400 + 5);
+        assert!(counters.user_tokens.contains_key(&("old".to_string(), today - USER_DAYS_KEPT)));
+        // The next day the stale day goes in one sweep.
+        counters.count_user_token("ada", (today + 1) * 86_400);
+        assert!(!counters.user_tokens.contains_key(&("old".to_string(), today - USER_DAYS_KEPT)));
+        assert_eq!(counters.user_tokens_per_day(&["ada".into()], (today + 1) * 86_400).len(), 2);
+    }
 }

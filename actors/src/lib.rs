@@ -13,6 +13,7 @@ pub mod claims;
 pub mod client;
 pub mod clients;
 pub mod clock;
+pub mod connect_form;
 pub mod fuzzing;
 pub mod grants;
 pub mod issuer;

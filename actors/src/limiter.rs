@@ -1,10 +1,14 @@
-//! Failed-authentication limits per client and per address (API.md §2, `429`).
+//! Failed-authentication limits per client and per address (docs/api.md, `429`).
 //!
-//! A fixed window per key. Only failures count. The per-client window is kept per client *and*
-//! address, so failures sent from elsewhere under a client's id cannot lock that client out;
-//! guessing a 256-bit secret is hopeless anyway, and the per-address window bounds the noise.
+//! A fixed window per key. Only failures count, but a failure is *reserved* before the check it
+//! stands for runs (an Argon2id verification takes tens of milliseconds) and refunded when the
+//! check succeeds: otherwise N concurrent wrong guesses would all be evaluated before the first
+//! of them was counted. The per-client window is kept per client *and* address, so failures
+//! sent from elsewhere under a client's id cannot lock that client out; guessing a 256-bit
+//! secret is hopeless anyway, and the per-address window bounds the noise.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 
@@ -31,13 +35,17 @@ impl Default for Limits {
 pub struct FailureLimiter {
     limits: Limits,
     windows: DashMap<LimitKey, (u64, u32)>,
+    /// When stale windows were last swept: at most one sweep per window length, however many
+    /// requests arrive past the threshold.
+    last_sweep: AtomicU64,
 }
 
-/// Beyond this many tracked keys, stale windows are swept on the next failure.
+/// Beyond this many tracked keys, stale windows are swept (at most once per window).
 const SWEEP_AT: usize = 10_000;
-/// A hard cap: past it (after a sweep), new client windows are not opened; address windows
-/// still are, so every source stays bounded while memory does too.
+/// Past this many keys no new client window is opened; address windows still are, up to
+/// [`ADDR_CAP`], so memory stays bounded while every source is still counted somewhere.
 const HARD_CAP: usize = 100_000;
+const ADDR_CAP: usize = 4 * HARD_CAP;
 /// Longer client ids are not ours (ours are 22 characters; operators' at most 128) and are not
 /// worth a window of their own: the address window covers them.
 const MAX_TRACKED_ID: usize = 128;
@@ -68,7 +76,7 @@ fn prefix(addr: IpAddr) -> IpAddr {
 
 impl FailureLimiter {
     pub fn new(limits: Limits) -> FailureLimiter {
-        FailureLimiter { limits, windows: DashMap::new() }
+        FailureLimiter { limits, windows: DashMap::new(), last_sweep: AtomicU64::new(0) }
     }
 
     fn limit(&self, key: &LimitKey) -> u32 {
@@ -93,22 +101,68 @@ impl FailureLimiter {
         }
     }
 
-    pub fn record_failure(&self, key: LimitKey, now: u64) {
-        let window = self.limits.window_secs;
-        if self.windows.len() >= SWEEP_AT {
-            self.windows.retain(|_, (start, _)| now < start.saturating_add(window));
-            if self.windows.len() >= HARD_CAP
-                && matches!(key, LimitKey::Client(..))
-                && !self.windows.contains_key(&key)
-            {
-                return;
-            }
+    /// Counts one failure for `key` now, unless the window is full (`Err(retry_after)`).
+    /// `Ok(true)` means counted, to be [`refund`](Self::refund)ed if the attempt succeeds;
+    /// `Ok(false)` means the key is not tracked (memory cap), so nothing is to be refunded.
+    /// Check and count are one step under the key's lock: concurrent attempts cannot all pass.
+    pub fn reserve(&self, key: &LimitKey, now: u64) -> Result<bool, u64> {
+        if !self.windows.contains_key(key) && !self.has_room(key, now) {
+            return Ok(false);
         }
-        let mut entry = self.windows.entry(key).or_insert((now, 0));
-        if now >= entry.0.saturating_add(window) {
+        let window = self.limits.window_secs;
+        let limit = self.limit(key);
+        let mut entry = self.windows.entry(key.clone()).or_insert((now, 0));
+        let ends = entry.0.saturating_add(window);
+        if now >= ends {
             *entry = (now, 0);
+        } else if entry.1 >= limit {
+            return Err(ends - now);
         }
         entry.1 = entry.1.saturating_add(1);
+        Ok(true)
+    }
+
+    /// Gives back a failure reserved by [`reserve`](Self::reserve): the attempt succeeded. A
+    /// window that drops to zero is removed, so successful traffic leaves nothing behind.
+    pub fn refund(&self, key: &LimitKey) {
+        self.windows.remove_if_mut(key, |_, (_, count)| {
+            *count = count.saturating_sub(1);
+            *count == 0
+        });
+    }
+
+    /// Counts one failure that was not reserved.
+    pub fn record_failure(&self, key: LimitKey, now: u64) {
+        // A full window stays full; the answer to this request is already decided.
+        let _ = self.reserve(&key, now);
+    }
+
+    /// Whether a new window may be opened for `key`, after sweeping stale windows once per
+    /// window length when the table is large.
+    fn has_room(&self, key: &LimitKey, now: u64) -> bool {
+        let len = self.windows.len();
+        if len < SWEEP_AT {
+            return true;
+        }
+        let window = self.limits.window_secs;
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if now >= last.saturating_add(window)
+            && self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.windows.retain(|_, (start, _)| now < start.saturating_add(window));
+        }
+        let len = self.windows.len();
+        match key {
+            LimitKey::Client(..) => len < HARD_CAP,
+            LimitKey::Addr(_) => len < ADDR_CAP,
+        }
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.windows.len()
     }
 }
 
@@ -137,5 +191,44 @@ mod tests {
         assert_eq!(LimitKey::addr(a), LimitKey::addr(b));
         assert!(LimitKey::client(&"x".repeat(129), Some(a)).is_none());
         assert!(LimitKey::client("abc", Some(a)).is_some());
+    }
+
+    #[test]
+    fn issue_8_reservations_admit_at_most_the_limit_and_refunds_leave_nothing() {
+        let limiter = FailureLimiter::new(Limits { window_secs: 60, per_client: 3, per_addr: 9 });
+        let a = LimitKey::Client("a".into(), None);
+        // Three attempts in flight at once: the fourth is refused before it is evaluated.
+        for _ in 0..3 {
+            assert_eq!(limiter.reserve(&a, 100), Ok(true));
+        }
+        assert_eq!(limiter.reserve(&a, 101), Err(59));
+        // Two of them succeed: their reservations are given back.
+        limiter.refund(&a);
+        limiter.refund(&a);
+        assert_eq!(limiter.reserve(&a, 102), Ok(true));
+        limiter.refund(&a);
+        limiter.refund(&a);
+        assert_eq!(limiter.tracked(), 0, "a window back at zero is removed");
+    }
+
+    #[test]
+    fn issue_8_a_full_table_is_swept_once_per_window_and_stays_bounded() {
+        let limiter = FailureLimiter::new(Limits { window_secs: 60, per_client: 3, per_addr: 9 });
+        for i in 0..HARD_CAP {
+            limiter.record_failure(LimitKey::Client(format!("c{i}"), None), 100);
+        }
+        assert_eq!(limiter.tracked(), HARD_CAP);
+        // Still fresh: no new client window, and no sweep is repeated for every request.
+        limiter.record_failure(LimitKey::Client("new".into(), None), 101);
+        let swept_at = limiter.last_sweep.load(Ordering::Relaxed);
+        limiter.record_failure(LimitKey::Client("newer".into(), None), 102);
+        assert_eq!(limiter.last_sweep.load(Ordering::Relaxed), swept_at);
+        assert_eq!(limiter.tracked(), HARD_CAP);
+        // An address is still counted.
+        limiter.record_failure(LimitKey::Addr(IpAddr::from([10, 0, 0, 1])), 102);
+        assert_eq!(limiter.tracked(), HARD_CAP + 1);
+        // A window later the stale ones go in one sweep.
+        limiter.record_failure(LimitKey::Client("later".into(), None), 200);
+        assert_eq!(limiter.tracked(), 1);
     }
 }

@@ -25,6 +25,9 @@ pub enum OAuthError {
     UnsupportedMediaType,
     /// RFC 9110 §15.5.14: the body is over the limit.
     PayloadTooLarge,
+    /// RFC 6749 §4.1.2.1 `temporarily_unavailable` (503 with `Retry-After`): the password
+    /// queue is full; nothing was checked.
+    TemporarilyUnavailable { retry_after: u64 },
     /// RFC 6749 §4.1.2.1 `server_error`: the store failed; nothing was granted.
     ServerError,
 }
@@ -37,6 +40,7 @@ impl OAuthError {
             OAuthError::UnsupportedMediaType => 415,
             OAuthError::PayloadTooLarge => 413,
             OAuthError::ServerError => 500,
+            OAuthError::TemporarilyUnavailable { .. } => 503,
             _ => 400,
         }
     }
@@ -53,6 +57,7 @@ impl OAuthError {
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::TooManyRequests { .. } => "slow_down",
             OAuthError::ServerError => "server_error",
+            OAuthError::TemporarilyUnavailable { .. } => "temporarily_unavailable",
         }
     }
 
@@ -76,6 +81,9 @@ impl OAuthError {
             OAuthError::PayloadTooLarge => Cow::Borrowed("the request body is too large"),
             OAuthError::ServerError => {
                 Cow::Borrowed("the server could not complete the grant; retry")
+            }
+            OAuthError::TemporarilyUnavailable { .. } => {
+                Cow::Borrowed("too many sign-ins are being checked; retry shortly")
             }
         }
     }

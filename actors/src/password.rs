@@ -45,15 +45,34 @@ enum Work {
     Verify(String, String, oneshot::Sender<bool>),
 }
 
+/// Why the pool did not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// The queue is full: the caller answers `503` with `Retry-After` rather than let a burst
+    /// of sign-ins queue without bound behind the lowest-priority threads.
+    #[error("the password queue is full")]
+    Busy,
+    #[error("the password pool stopped")]
+    Stopped,
+}
+
+/// Jobs that may wait for a password thread: at tens of milliseconds each on two threads, the
+/// last one waits about a second. Past it, sign-ins are turned away rather than queued.
+pub const QUEUE: usize = 64;
+
+/// How long a caller turned away by a full queue is told to wait, in seconds.
+pub const BUSY_RETRY_AFTER: u64 = 1;
+
 /// The hashing pool. Cloneable; the threads end when every handle is gone.
 #[derive(Clone)]
 pub struct PasswordPool {
-    jobs: mpsc::Sender<Work>,
+    jobs: mpsc::SyncSender<Work>,
 }
 
 impl PasswordPool {
-    pub fn start(threads: usize) -> std::io::Result<PasswordPool> {
-        let (jobs, queue) = mpsc::channel::<Work>();
+    /// `threads` workers behind a queue of at most `queue` waiting jobs.
+    pub fn start(threads: usize, queue: usize) -> std::io::Result<PasswordPool> {
+        let (jobs, queue) = mpsc::sync_channel::<Work>(queue);
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
@@ -84,21 +103,25 @@ impl PasswordPool {
         Ok(PasswordPool { jobs })
     }
 
-    pub async fn hash(&self, password: String) -> Result<String, String> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Work::Hash(password, reply))
-            .map_err(|_| "password pool stopped".to_string())?;
-        answer.await.map_err(|_| "password pool stopped".to_string())?
+    fn enqueue(&self, work: Work) -> Result<(), PoolError> {
+        self.jobs.try_send(work).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => PoolError::Busy,
+            mpsc::TrySendError::Disconnected(_) => PoolError::Stopped,
+        })
     }
 
-    /// False on a wrong password and on any failure.
-    pub async fn verify(&self, password: String, phc: String) -> bool {
+    /// A PHC string, or `Ok(Err(why))` when the hasher refused the password.
+    pub async fn hash(&self, password: String) -> Result<Result<String, String>, PoolError> {
         let (reply, answer) = oneshot::channel();
-        if self.jobs.send(Work::Verify(password, phc, reply)).is_err() {
-            return false;
-        }
-        answer.await.unwrap_or(false)
+        self.enqueue(Work::Hash(password, reply))?;
+        answer.await.map_err(|_| PoolError::Stopped)
+    }
+
+    /// `Ok(false)` on a wrong password or an unreadable hash.
+    pub async fn verify(&self, password: String, phc: String) -> Result<bool, PoolError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Work::Verify(password, phc, reply))?;
+        answer.await.map_err(|_| PoolError::Stopped)
     }
 }
 
@@ -115,5 +138,22 @@ mod tests {
         assert!(!verify("x", "garbage"));
         assert!(check_policy("short").is_err());
         assert!(!DUMMY.is_empty());
+    }
+
+    #[tokio::test]
+    async fn issue_8_a_full_queue_answers_busy_and_never_grows() {
+        // One thread, a queue of one. Slow jobs until the queue is full: the worker is busy
+        // with one Argon2id verification and one more waits.
+        let pool = PasswordPool::start(1, 1).unwrap();
+        loop {
+            let job = Work::Verify("x".into(), DUMMY.clone(), oneshot::channel().0);
+            match pool.jobs.try_send(job) {
+                Ok(()) => continue,
+                Err(mpsc::TrySendError::Full(_)) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(pool.verify("x".into(), DUMMY.clone()).await, Err(PoolError::Busy));
+        assert_eq!(pool.hash("password".into()).await, Err(PoolError::Busy));
     }
 }

@@ -3,16 +3,26 @@
 //! `/connect/provider-token/<state>` signs the bound user in, sends them to the provider, takes
 //! the provider's callback, exchanges the code, keeps the grant and sends the user back to the
 //! service. It never sends anyone to a dashboard or asks for an organization.
+//!
+//! The browser that starts a flow is the only one that can finish it (RFC 6749 §10.12, RFC 9700
+//! §4.7): the redirect to the provider sets a flow-binding cookie (a hash of the provider
+//! state, scoped to the callback), and the callback completes the request only with that cookie
+//! and a session of the request's bound user. Forms carry a double-submit CSRF token and are
+//! refused from another origin; a session lasts minutes and can be ended by signing out.
 
 use std::sync::Arc;
 
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 use tessera_actors::client::CONSUMER_CLIENT_ID;
+use tessera_actors::connect_form::{self, CallbackQuery};
+use tessera_actors::oauth::OAuthError;
 use tessera_actors::providers::{ProviderById, ProviderByName};
-use tessera_actors::secret::random_token;
+use tessera_actors::secret::{hash_secret, hex_matches, random_token, to_hex};
 use tessera_actors::service_users::ServiceGetUser;
 use tessera_actors::services::GetService;
 use tessera_storage::{
@@ -25,13 +35,22 @@ use crate::server::AppState;
 
 /// How long a reauth URL stays usable (seed 004: short-lived).
 const REQUEST_TTL: u64 = 600;
+/// How long a hosted-flow session lasts: long enough to sign in and consent, short enough that
+/// a session left on a shared browser does not linger.
+const SESSION_TTL: u64 = 900;
 const SESSION_COOKIE: &str = "tessera_session";
+const CSRF_COOKIE: &str = "tessera_csrf";
+/// Followed by a prefix of the binding's hash, so flows started side by side in one browser
+/// each keep their own cookie.
+const FLOW_COOKIE_PREFIX: &str = "tessera_flow_";
+const CALLBACK_PATH: &str = "/connect/callback";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/service/provider-tokens").post(provider_tokens))
         .service(web::resource("/connect/provider-token/{state}").get(hosted))
         .service(web::resource("/connect/sign-in").post(sign_in))
-        .service(web::resource("/connect/callback").get(callback));
+        .service(web::resource("/connect/sign-out").post(sign_out))
+        .service(web::resource(CALLBACK_PATH).get(callback));
 }
 
 #[derive(Deserialize)]
@@ -202,33 +221,139 @@ fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpRes
         .body(html)
 }
 
+fn invalid_link() -> HttpResponse {
+    page(
+        StatusCode::BAD_REQUEST,
+        "This link is not valid",
+        "<p>Ask the application that sent you here to start again.</p>",
+    )
+}
+
+fn try_again() -> HttpResponse {
+    page(StatusCode::INTERNAL_SERVER_ERROR, "Try again", "<p>Something went wrong on our side.</p>")
+}
+
+/// A cookie of the hosted flow: HttpOnly, `Secure` when the issuer is https (a plain-http
+/// loopback issuer, in development and tests, must still work with an ordinary cookie jar).
+fn cookie(
+    state: &AppState,
+    name: String,
+    value: String,
+    path: &'static str,
+    same_site: SameSite,
+    max_age: u64,
+) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path(path)
+        .http_only(true)
+        .secure(state.issuer.settings.issuer.starts_with("https://"))
+        .same_site(same_site)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age as i64))
+        .finish()
+}
+
+fn removal(state: &AppState, name: String, path: &'static str) -> Cookie<'static> {
+    cookie(state, name, String::new(), path, SameSite::Lax, 0)
+}
+
+/// Puts a fresh CSRF token in a cookie and returns it for the form (double submit: a page
+/// on another site can neither read the cookie nor set it).
+fn with_csrf(state: &AppState, mut res: HttpResponse) -> (HttpResponse, String) {
+    let token = random_token(32);
+    let c =
+        cookie(state, CSRF_COOKIE.into(), token.clone(), "/connect", SameSite::Strict, SESSION_TTL);
+    res.add_cookie(&c).ok();
+    (res, token)
+}
+
+fn csrf_matches(req: &HttpRequest, presented: &str) -> bool {
+    req.cookie(CSRF_COOKIE).is_some_and(|c| hex_matches(c.value(), presented))
+}
+
+/// A form post from a page of ours: `Sec-Fetch-Site` (when the browser sends it) says
+/// same-origin or user-initiated, and `Origin` (when sent) is the issuer's.
+fn is_same_origin(req: &HttpRequest, state: &AppState) -> bool {
+    let header = |name| req.headers().get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
+    if header("sec-fetch-site").is_some_and(|site| site != "same-origin" && site != "none") {
+        return false;
+    }
+    let Some(origin) = header("origin") else { return true };
+    url::Url::parse(&state.issuer.settings.issuer)
+        .is_ok_and(|issuer| issuer.origin().ascii_serialization() == origin)
+}
+
+fn cross_site() -> HttpResponse {
+    page(
+        StatusCode::FORBIDDEN,
+        "Not allowed",
+        "<p>This form can only be sent from this site's own pages.</p>",
+    )
+}
+
+fn form_expired() -> HttpResponse {
+    page(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "<p>Go back, reload the page and try again.</p>",
+    )
+}
+
 fn sign_in_page(
-    state: &str,
+    state: &AppState,
+    connect_state: &str,
     message: Option<&str>,
-    status: actix_web::http::StatusCode,
+    status: StatusCode,
 ) -> HttpResponse {
+    let (mut res, csrf) = with_csrf(state, HttpResponse::Ok().finish());
     let note = message.map(|m| format!("<p role=\"alert\">{}</p>", escape(m))).unwrap_or_default();
     let body = format!(
         "{note}<p>Sign in to continue.</p><form method=\"post\" action=\"/connect/sign-in\">\
          <input type=\"hidden\" name=\"state\" value=\"{s}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <p><label>Username or email<br><input name=\"username\" autocomplete=\"username\" required></label></p>\
          <p><label>Password<br><input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
          <p><button type=\"submit\">Sign in</button></p></form>",
-        s = escape(state)
+        s = escape(connect_state)
     );
-    page(status, "Sign in", &body)
+    carry_cookies(&mut res, page(status, "Sign in", &body))
 }
 
-/// The signed-in person: the session cookie set by the sign-in page, or a Bearer user token.
-fn signed_in(req: &HttpRequest, state: &AppState) -> Option<String> {
+/// The wrong account is signed in: say so, and offer to sign out and start again.
+fn wrong_account_page(state: &AppState, connect_state: &str) -> HttpResponse {
+    let (mut res, csrf) = with_csrf(state, HttpResponse::Ok().finish());
+    let body = format!(
+        "<p>This link was made for another account.</p>\
+         <form method=\"post\" action=\"/connect/sign-out\">\
+         <input type=\"hidden\" name=\"state\" value=\"{s}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <p><button type=\"submit\">Sign out and use another account</button></p></form>",
+        s = escape(connect_state)
+    );
+    carry_cookies(&mut res, page(StatusCode::FORBIDDEN, "Wrong account", &body))
+}
+
+/// `to` with the cookies set on `from`.
+fn carry_cookies(from: &mut HttpResponse, mut to: HttpResponse) -> HttpResponse {
+    for c in from.cookies() {
+        to.add_cookie(&c).ok();
+    }
+    to
+}
+
+/// The bearer token or session cookie a request carries.
+fn presented_token(req: &HttpRequest) -> Option<String> {
     let bearer =
         req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
             v.split_once(' ')
                 .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
                 .map(|(_, t)| t.trim().to_string())
         });
-    let token = bearer.or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()))?;
-    let claims = state.issuer.verify_access(&token).ok()?;
+    bearer.or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()))
+}
+
+/// The signed-in person: the session cookie set by the sign-in page, or a Bearer user token.
+fn signed_in(req: &HttpRequest, state: &AppState) -> Option<String> {
+    let claims = state.issuer.verify_access(&presented_token(req)?).ok()?;
     (claims.client_id == CONSUMER_CLIENT_ID
         && state.issuer.is_subject_active(&claims.client_id, &claims.sub))
     .then_some(claims.sub)
@@ -247,35 +372,39 @@ async fn provider_of(state: &AppState, record: &ConnectRecord) -> Option<Provide
     state.registry.send(ProviderById { id: record.provider_id.clone() }).await.ok().flatten()
 }
 
+/// A request that can still be completed, by its state.
+async fn open_request(state: &AppState, connect_state: &str) -> Option<ConnectRecord> {
+    let store = store(state).ok()?;
+    let key = connect_state.to_string();
+    let record = web::block(move || store.connect_request(&key)).await.ok()?.ok()??;
+    (!record.is_complete && state.issuer.now() < record.expires_at).then_some(record)
+}
+
+/// The cookie that binds a flow to the browser that started it: its name carries a prefix of
+/// the provider state's hash, its value the whole hash (never the state itself).
+fn flow_binding(provider_state: &str) -> (String, String) {
+    let digest = to_hex(&hash_secret(provider_state));
+    (format!("{FLOW_COOKIE_PREFIX}{}", &digest[..12]), digest)
+}
+
 async fn hosted(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    use actix_web::http::StatusCode;
     let connect_state = path.into_inner();
     let lookup = store(&state).map(|s| s.connect_request(&connect_state));
-    let Ok(Ok(Some(record))) = lookup else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "This link is not valid",
-            "<p>Ask the application that sent you here to start again.</p>",
-        );
-    };
+    let Ok(Ok(Some(record))) = lookup else { return invalid_link() };
     let Some(provider) = provider_of(&state, &record).await else {
         return error_back(&state, &record, "", "provider_unavailable");
     };
     // Who is asking comes first: another user learns nothing about the request, not even
     // whether it is spent.
     let Some(auth_id) = signed_in(&req, &state) else {
-        return sign_in_page(&connect_state, None, StatusCode::OK);
+        return sign_in_page(&state, &connect_state, None, StatusCode::OK);
     };
     if auth_id != record.user_id {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Wrong account",
-            "<p>This link was made for another account.</p>",
-        );
+        return wrong_account_page(&state, &connect_state);
     }
     let now = state.issuer.now();
     if record.is_complete || now >= record.expires_at {
@@ -294,17 +423,11 @@ async fn hosted(
         Ok(GrantOutcome::ConnectRefused(why)) => {
             return error_back(&state, &record, &provider.name, refusal_reason(why));
         }
-        _ => {
-            return page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Try again",
-                "<p>Something went wrong on our side.</p>",
-            );
-        }
+        _ => return try_again(),
     }
-    let callback = format!("{}/connect/callback", state.issuer.settings.issuer);
+    let callback = format!("{}{CALLBACK_PATH}", state.issuer.settings.issuer);
     let scope = record.scopes.join(" ");
-    redirect(&with_query(
+    let mut res = redirect(&with_query(
         &provider.authorize_url,
         &[
             ("response_type", "code"),
@@ -313,71 +436,84 @@ async fn hosted(
             ("scope", &scope),
             ("state", &provider_state),
         ],
-    ))
+    ));
+    // Lax: the provider's redirect back is a top-level navigation from its site.
+    let (name, value) = flow_binding(&provider_state);
+    let lifetime = record.expires_at.saturating_sub(now);
+    res.add_cookie(&cookie(&state, name, value, CALLBACK_PATH, SameSite::Lax, lifetime)).ok();
+    res
 }
 
-#[derive(Deserialize)]
-struct SignInForm {
-    state: String,
-    username: String,
-    password: String,
-}
-
-async fn sign_in(
-    req: HttpRequest,
-    form: web::Form<SignInForm>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    let form = form.into_inner();
-    // The state goes into a Location header: only our own tokens' characters may.
-    let is_ours = !form.state.is_empty()
-        && form.state.len() <= 128
-        && form.state.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !is_ours {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "This link is not valid",
-            "<p>Ask the application that sent you here to start again.</p>",
-        );
+async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    if !is_same_origin(&req, &state) {
+        return cross_site();
+    }
+    let Ok(form) = connect_form::parse_sign_in(&body) else { return invalid_link() };
+    if !csrf_matches(&req, &form.csrf) {
+        return form_expired();
+    }
+    // Only a request of ours that can still complete gets a session.
+    if open_request(&state, &form.state).await.is_none() {
+        return invalid_link();
     }
     let addr = req.peer_addr().map(|a| a.ip());
-    match crate::api::consumer::check_password(&state, &form.username, &form.password, addr).await {
-        Ok(Some(auth_id)) => match state.issuer.user_token(&auth_id).await {
-            Ok(issued) => {
-                let cookie = actix_web::cookie::Cookie::build(SESSION_COOKIE, issued.access_token)
-                    .path("/connect")
-                    .http_only(true)
-                    .secure(true)
-                    .same_site(actix_web::cookie::SameSite::Lax)
-                    .max_age(actix_web::cookie::time::Duration::seconds(issued.expires_in as i64))
-                    .finish();
-                let mut res = redirect(&format!("/connect/provider-token/{}", form.state));
-                res.add_cookie(&cookie).ok();
-                res
-            }
-            Err(_) => page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Try again",
-                "<p>Something went wrong on our side.</p>",
-            ),
-        },
+    let checked =
+        crate::api::consumer::check_password(&state, &form.username, &form.password, addr).await;
+    let auth_id = match checked {
+        Ok(Some(auth_id)) => auth_id,
         Ok(None) => {
-            sign_in_page(&form.state, Some("Wrong username or password."), StatusCode::UNAUTHORIZED)
+            let why = Some("Wrong username or password.");
+            return sign_in_page(&state, &form.state, why, StatusCode::UNAUTHORIZED);
         }
-        Err(_) => sign_in_page(
-            &form.state,
-            Some("Too many attempts. Wait a minute and try again."),
-            StatusCode::TOO_MANY_REQUESTS,
-        ),
-    }
+        Err(OAuthError::TooManyRequests { retry_after })
+        | Err(OAuthError::TemporarilyUnavailable { retry_after }) => {
+            let (status, why) = match checked {
+                Err(OAuthError::TooManyRequests { .. }) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many attempts. Wait a minute and try again.",
+                ),
+                _ => (StatusCode::SERVICE_UNAVAILABLE, "We are busy. Try again in a moment."),
+            };
+            let mut res = sign_in_page(&state, &form.state, Some(why), status);
+            res.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
+            return res;
+        }
+        Err(_) => return try_again(),
+    };
+    let Ok(session) = state.issuer.session_token(&auth_id, SESSION_TTL) else { return try_again() };
+    let lifetime = session.exp.saturating_sub(state.issuer.now());
+    let session =
+        cookie(&state, SESSION_COOKIE.into(), session.token, "/connect", SameSite::Lax, lifetime);
+    let mut res = redirect(&format!("/connect/provider-token/{}", form.state));
+    res.add_cookie(&session).ok();
+    res.add_cookie(&removal(&state, CSRF_COOKIE.into(), "/connect")).ok();
+    res
 }
 
-#[derive(Deserialize)]
-struct Callback {
-    state: Option<String>,
-    code: Option<String>,
-    error: Option<String>,
+/// Ends the browser's session: the cookie is cleared and the token behind it revoked, so a
+/// copy of it is worthless too. Then back to the request, if one is named, to sign in again.
+async fn sign_out(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    if !is_same_origin(&req, &state) {
+        return cross_site();
+    }
+    let Ok(form) = connect_form::parse_sign_out(&body) else { return invalid_link() };
+    if !csrf_matches(&req, &form.csrf) {
+        return form_expired();
+    }
+    let session = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+    if let Some(claims) = session.and_then(|t| state.issuer.verify_access(&t).ok()) {
+        let op = GrantOp::RevokeAccess { jti: claims.jti, exp: claims.exp };
+        if submit(&state, op).await.is_err() {
+            return try_again();
+        }
+    }
+    let mut res = match &form.state {
+        Some(s) => redirect(&format!("/connect/provider-token/{s}")),
+        None => page(StatusCode::OK, "Signed out", "<p>You are signed out.</p>"),
+    };
+    res.add_cookie(&removal(&state, SESSION_COOKIE.into(), "/connect")).ok();
+    res.add_cookie(&removal(&state, CSRF_COOKIE.into(), "/connect")).ok();
+    res
 }
 
 #[derive(Deserialize)]
@@ -466,38 +602,56 @@ fn token_request(
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
-async fn callback(query: web::Query<Callback>, state: web::Data<AppState>) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    let query = query.into_inner();
-    let invalid = || {
-        page(
-            StatusCode::BAD_REQUEST,
-            "This link is not valid",
-            "<p>Ask the application that sent you here to start again.</p>",
-        )
+async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Ok(CallbackQuery { state: provider_state, code, error }) =
+        connect_form::parse_callback(req.query_string())
+    else {
+        return invalid_link();
     };
-    let Some(provider_state) = query.state else { return invalid() };
     let lookup = store(&state).map(|s| s.connect_by_provider_state(&provider_state));
-    let Ok(Ok(Some(record))) = lookup else { return invalid() };
+    let Ok(Ok(Some(record))) = lookup else { return invalid_link() };
     let Some(provider) = provider_of(&state, &record).await else {
         return error_back(&state, &record, "", "provider_unavailable");
     };
-    if query.error.is_some() {
-        return error_back(&state, &record, &provider.name, "denied");
+    // Only the browser that was sent to the provider, signed in as the bound user, finishes
+    // the flow: a provider URL handed to someone else completes nothing and stores nothing.
+    let (binding_name, binding) = flow_binding(&provider_state);
+    let is_bound = req.cookie(&binding_name).is_some_and(|c| hex_matches(c.value(), &binding));
+    if !is_bound || signed_in(&req, &state).as_deref() != Some(record.user_id.as_str()) {
+        tracing::warn!(service_id = %record.service_id, "provider callback from a browser that did not start the flow");
+        return error_back(&state, &record, &provider.name, "session_mismatch");
     }
-    let Some(code) = query.code else {
-        return error_back(&state, &record, &provider.name, "provider_error");
+    let mut res = finish(&state, record, provider, provider_state, code, error).await;
+    res.add_cookie(&removal(&state, binding_name, CALLBACK_PATH)).ok();
+    res
+}
+
+/// The bound browser came back from the provider: exchange the code, keep the grant, and
+/// send the user back to the service.
+async fn finish(
+    state: &AppState,
+    record: ConnectRecord,
+    provider: ProviderRecord,
+    provider_state: String,
+    code: Option<String>,
+    error: Option<String>,
+) -> HttpResponse {
+    if error.is_some() {
+        return error_back(state, &record, &provider.name, "denied");
+    }
+    let Some(code) = code else {
+        return error_back(state, &record, &provider.name, "provider_error");
     };
-    let callback = format!("{}/connect/callback", state.issuer.settings.issuer);
+    let callback = format!("{}{CALLBACK_PATH}", state.issuer.settings.issuer);
     let exchange_provider = provider.clone();
     let answer = web::block(move || exchange(&exchange_provider, &code, &callback)).await;
     let answer = match answer {
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             tracing::warn!(provider = %provider.name, error = %e, "provider code exchange failed");
-            return error_back(&state, &record, &provider.name, "provider_error");
+            return error_back(state, &record, &provider.name, "provider_error");
         }
-        Err(_) => return error_back(&state, &record, &provider.name, "provider_error"),
+        Err(_) => return error_back(state, &record, &provider.name, "provider_error"),
     };
     let now = state.issuer.now();
     let grant = ProviderGrant {
@@ -506,9 +660,9 @@ async fn callback(query: web::Query<Callback>, state: web::Data<AppState>) -> Ht
         refresh_token: answer.refresh_token,
         expires_at: answer.expires_in.map(|s| now.saturating_add(s)),
     };
-    match submit(&state, GrantOp::CompleteConnect { provider_state, grant, now }).await {
+    match submit(state, GrantOp::CompleteConnect { provider_state, grant, now }).await {
         Ok(GrantOutcome::Connect(done)) => {
-            count(&state, &done.service_id, "completed");
+            count(state, &done.service_id, "completed");
             let mut pairs =
                 vec![("provider_grant", "success"), ("provider", provider.name.as_str())];
             if let Some(s) = &done.client_state {
@@ -517,12 +671,8 @@ async fn callback(query: web::Query<Callback>, state: web::Data<AppState>) -> Ht
             redirect(&with_query(&done.redirect_uri, &pairs))
         }
         Ok(GrantOutcome::ConnectRefused(why)) => {
-            error_back(&state, &record, &provider.name, refusal_reason(why))
+            error_back(state, &record, &provider.name, refusal_reason(why))
         }
-        _ => page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Try again",
-            "<p>Something went wrong on our side.</p>",
-        ),
+        _ => try_again(),
     }
 }

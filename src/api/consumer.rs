@@ -5,6 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
+use tessera_actors::oauth::OAuthError;
 use tessera_actors::password;
 use tessera_actors::users::{AcceptInvitation, LoginLookup, Register};
 
@@ -41,7 +42,7 @@ struct Acceptance {
 
 async fn hash(state: &AppState, password: String) -> Result<String, AdminError> {
     password::check_policy(&password).map_err(AdminError::BadRequest)?;
-    state.passwords.hash(password).await.map_err(|_| AdminError::Internal)
+    state.passwords.hash(password).await?.map_err(|_| AdminError::Internal)
 }
 
 async fn register(
@@ -69,31 +70,45 @@ async fn accept(
 }
 
 /// Checks a person's password; `Ok(Some(auth_id))` when it is right. Used by the login
-/// endpoint and by `client_credentials` with user credentials.
+/// endpoint, the hosted sign-in page and `client_credentials` with user credentials. The
+/// failure is counted before Argon2id runs and given back only when the password is right, so
+/// concurrent guesses cannot all be evaluated; a full password queue answers `503`.
 pub async fn check_password(
     state: &AppState,
     login: &str,
     password: &str,
     addr: Option<std::net::IpAddr>,
-) -> Result<Option<String>, tessera_actors::oauth::OAuthError> {
+) -> Result<Option<String>, OAuthError> {
     let issuer = &state.issuer;
-    let now = issuer.now();
     // Limits count per person, however the name is capitalised.
     let limit_key = login.trim().to_lowercase();
-    issuer.check_limits(&limit_key, addr, now)?;
+    let attempt = issuer.begin_attempt(&limit_key, addr, issuer.now())?;
     let target = state
         .registry
         .send(LoginLookup { login: login.to_string() })
         .await
-        .map_err(|_| tessera_actors::oauth::OAuthError::ServerError)?;
+        .map_err(|_| OAuthError::ServerError)?;
     let hash = target.password_hash.unwrap_or_else(|| password::DUMMY.clone());
-    let is_match = state.passwords.verify(password.to_string(), hash).await;
-    match target.auth_id {
-        Some(auth_id) if is_match => Ok(Some(auth_id)),
-        _ => {
-            issuer.record_failure(&limit_key, addr, now);
-            Ok(None)
+    match state.passwords.verify(password.to_string(), hash).await {
+        Ok(true) if target.auth_id.is_some() => {
+            issuer.refund(attempt);
+            Ok(target.auth_id)
         }
+        Ok(_) => Ok(None),
+        Err(e) => {
+            issuer.refund(attempt);
+            Err(busy(e))
+        }
+    }
+}
+
+/// A password-pool failure as the OAuth answer it becomes.
+pub fn busy(e: password::PoolError) -> OAuthError {
+    match e {
+        password::PoolError::Busy => {
+            OAuthError::TemporarilyUnavailable { retry_after: password::BUSY_RETRY_AFTER }
+        }
+        password::PoolError::Stopped => OAuthError::ServerError,
     }
 }
 

@@ -61,23 +61,8 @@ async fn token(
         let (kind, body) = read(&req, payload, &state).await?;
         let parsed = request::parse(kind, authorization(&req)?, &body)?;
         let addr = req.peer_addr().map(|a| a.ip());
-        // Seed 001: with `allow_user_credentials`, Basic may carry a user's username and
-        // password. A name that is no app's goes straight to the user check, so a user's
-        // sign-in is never first counted as a failed app authentication.
-        if let request::Credentials::Basic { client_id: login, secret: password } =
-            &parsed.credentials
-        {
-            if state.config.allow_user_credentials
-                && parsed.grant_type == "client_credentials"
-                && state.issuer.clients().get(login).is_none()
-            {
-                return match crate::api::consumer::check_password(&state, login, password, addr)
-                    .await?
-                {
-                    Some(auth_id) => state.issuer.user_token(&auth_id).await,
-                    None => Err(OAuthError::InvalidClient { is_basic: true }),
-                };
-            }
+        if state.config.allow_user_credentials {
+            return user_or_app(&state, &parsed, addr).await;
         }
         state.issuer.answer(&parsed, addr).await
     };
@@ -90,6 +75,42 @@ async fn token(
         }
         Err(e) => error_response(&e),
     }
+}
+
+/// With `allow_user_credentials`, Basic may carry a user's username and password. A name that
+/// is no app's goes straight to the user check, so a user's sign-in is never first counted as
+/// a failed app authentication. A known app with a wrong secret then also waits for one
+/// Argon2id verification, as an unknown name does: the answer's timing does not tell which
+/// client ids exist.
+async fn user_or_app(
+    state: &AppState,
+    parsed: &request::TokenRequest,
+    addr: Option<std::net::IpAddr>,
+) -> Result<tessera_actors::issuer::Issued, OAuthError> {
+    let request::Credentials::Basic { client_id: login, secret: password } = &parsed.credentials
+    else {
+        return state.issuer.answer(parsed, addr).await;
+    };
+    if parsed.grant_type != "client_credentials" {
+        return state.issuer.answer(parsed, addr).await;
+    }
+    if state.issuer.clients().get(login).is_none() {
+        let checked = crate::api::consumer::check_password(state, login, password, addr).await?;
+        return match checked {
+            Some(auth_id) => state.issuer.user_token(&auth_id).await,
+            None => Err(OAuthError::InvalidClient { is_basic: true }),
+        };
+    }
+    let answer = state.issuer.answer(parsed, addr).await;
+    if let Err(OAuthError::InvalidClient { .. }) = answer {
+        let dummy = tessera_actors::password::DUMMY.clone();
+        state
+            .passwords
+            .verify(password.clone(), dummy)
+            .await
+            .map_err(crate::api::consumer::busy)?;
+    }
+    answer
 }
 
 /// Authenticates the caller of introspection or revocation; both require a client.
@@ -213,7 +234,8 @@ pub fn error_response(e: &OAuthError) -> HttpResponse {
                 HeaderValue::from_static("Basic realm=\"tessera\""),
             ));
         }
-        OAuthError::TooManyRequests { retry_after } => {
+        OAuthError::TooManyRequests { retry_after }
+        | OAuthError::TemporarilyUnavailable { retry_after } => {
             builder.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         _ => {}

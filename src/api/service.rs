@@ -101,7 +101,7 @@ async fn create_user(
     let password_hash = match input.password.take() {
         Some(password) => {
             tessera_actors::password::check_policy(&password).map_err(AdminError::BadRequest)?;
-            Some(s.passwords.hash(password).await.map_err(|_| AdminError::Internal)?)
+            Some(s.passwords.hash(password).await?.map_err(|_| AdminError::Internal)?)
         }
         None => None,
     };

@@ -24,6 +24,20 @@ pub enum AdminError {
     TooLarge,
     #[error("the store failed; the change was not made")]
     Internal,
+    /// RFC 9110 §15.6.4: the password queue is full; nothing was done.
+    #[error("too many sign-ins are being checked; retry shortly")]
+    Busy { retry_after: u64 },
+}
+
+impl From<tessera_actors::password::PoolError> for AdminError {
+    fn from(e: tessera_actors::password::PoolError) -> Self {
+        match e {
+            tessera_actors::password::PoolError::Busy => {
+                AdminError::Busy { retry_after: tessera_actors::password::BUSY_RETRY_AFTER }
+            }
+            tessera_actors::password::PoolError::Stopped => AdminError::Internal,
+        }
+    }
 }
 
 impl AdminError {
@@ -45,6 +59,7 @@ impl AdminError {
             AdminError::Conflict { .. } => "conflict",
             AdminError::TooLarge => "payload_too_large",
             AdminError::Internal => "server_error",
+            AdminError::Busy { .. } => "temporarily_unavailable",
         }
     }
 }
@@ -99,6 +114,7 @@ impl ResponseError for AdminError {
             AdminError::Conflict { .. } => StatusCode::CONFLICT,
             AdminError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AdminError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            AdminError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -116,6 +132,9 @@ impl ResponseError for AdminError {
                     header::WWW_AUTHENTICATE,
                     format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
                 ));
+            }
+            AdminError::Busy { retry_after } => {
+                builder.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             _ => {}
         }
