@@ -23,6 +23,7 @@ pub struct FileConfig {
     pub default_role: Option<String>,
     pub invitation_ttl: Option<Duration>,
     pub allow_user_credentials: Option<bool>,
+    pub password_queue: Option<usize>,
     #[serde(default)]
     pub keys: KeysFile,
     #[serde(default)]
@@ -99,6 +100,8 @@ pub struct Config {
     pub invitation_ttl: u64,
     /// `client_credentials` with a user's `username:password` (seed 001); off by default.
     pub allow_user_credentials: bool,
+    /// Password checks that may wait for the Argon2id threads; past it, `503`.
+    pub password_queue: usize,
     pub rotate_every: u64,
     pub jwks_max_age: u64,
     pub rate_window: u64,
@@ -123,6 +126,7 @@ impl Default for Config {
             default_role: "consumer".into(),
             invitation_ttl: 7 * 86400,
             allow_user_credentials: false,
+            password_queue: tessera_actors::password::QUEUE,
             rotate_every: 7 * 86400,
             jwks_max_age: 600,
             rate_window: 60,
@@ -171,6 +175,7 @@ impl Config {
         self.invitation_ttl = d(file.invitation_ttl).unwrap_or(self.invitation_ttl);
         self.allow_user_credentials =
             file.allow_user_credentials.unwrap_or(self.allow_user_credentials);
+        self.password_queue = file.password_queue.unwrap_or(self.password_queue);
         self.rotate_every = d(file.keys.rotate_every).unwrap_or(self.rotate_every);
         self.jwks_max_age = d(file.keys.jwks_max_age).unwrap_or(self.jwks_max_age);
         self.rate_window = d(file.rate_limit.window).unwrap_or(self.rate_window);
@@ -210,6 +215,9 @@ impl Config {
             return Err(
                 "keys.jwks_max_age must be positive and shorter than keys.rotate_every".into()
             );
+        }
+        if !(1..=100_000).contains(&self.password_queue) {
+            return Err("password_queue must be from 1 to 100000".into());
         }
         if self.body_limit < 1024 {
             return Err("body_limit must be at least 1024 bytes".into());

@@ -175,8 +175,7 @@ pub fn prepare(
     let registry = ClientRegistry::start_in_arbiter(&arbiter.handle(), move |_| registry);
     let keyring = KeyRing::start_in_arbiter(&arbiter.handle(), move |_| keyring);
     let metadata = api::wellknown::metadata(issuer_url);
-    let passwords =
-        PasswordPool::start(2, tessera_actors::password::QUEUE).map_err(StoreError::Io)?;
+    let passwords = PasswordPool::start(2, config.password_queue).map_err(StoreError::Io)?;
     let state = web::Data::new(AppState {
         issuer,
         registry,

@@ -26,6 +26,8 @@ pub struct TestServer {
     handle: actix_web::dev::ServerHandle,
     pub keyring: actix::Addr<tessera_actors::keys::KeyRing>,
     issuer: Option<Arc<tessera_actors::issuer::Issuer>>,
+    /// The server's Argon2id pool: tests read how many computations a path cost.
+    pub passwords: tessera_actors::password::PasswordPool,
     thread: Option<JoinHandle<()>>,
     agent: ureq::Agent,
 }
@@ -133,6 +135,7 @@ impl TestServer {
                             running.server.handle(),
                             running.state.keyring.clone(),
                             Arc::clone(&running.state.issuer),
+                            running.state.passwords.clone(),
                         )))
                         .ok();
                         running.wait().await.ok();
@@ -143,7 +146,7 @@ impl TestServer {
                 }
             });
         });
-        let (url, handle, keyring, issuer) =
+        let (url, handle, keyring, issuer, passwords) =
             rx.recv().expect("server thread").expect("server starts");
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -158,6 +161,7 @@ impl TestServer {
             handle,
             keyring,
             issuer: Some(issuer),
+            passwords,
             thread: Some(thread),
             agent,
         }

@@ -2,6 +2,7 @@
 //! lowest-priority threads: one hash costs tens of milliseconds of CPU, and a burst of logins
 //! must yield the cores to token issuance rather than compete with it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -67,6 +68,9 @@ pub const BUSY_RETRY_AFTER: u64 = 1;
 #[derive(Clone)]
 pub struct PasswordPool {
     jobs: mpsc::SyncSender<Work>,
+    /// Hashes and verifications computed so far (for metrics, and for tests that check that a
+    /// path does, or does not, spend an Argon2id computation).
+    done: Arc<AtomicU64>,
 }
 
 impl PasswordPool {
@@ -74,8 +78,10 @@ impl PasswordPool {
     pub fn start(threads: usize, queue: usize) -> std::io::Result<PasswordPool> {
         let (jobs, queue) = mpsc::sync_channel::<Work>(queue);
         let queue = Arc::new(Mutex::new(queue));
+        let done = Arc::new(AtomicU64::new(0));
         for i in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
+            let counter = Arc::clone(&done);
             std::thread::Builder::new().name(format!("password-{i}")).spawn(move || {
                 if let Err(e) = thread_priority::set_current_thread_priority(
                     thread_priority::ThreadPriority::Min,
@@ -87,20 +93,26 @@ impl PasswordPool {
                         Ok(q) => q.recv(),
                         Err(_) => return,
                     };
+                    let Ok(work) = work else { return };
+                    counter.fetch_add(1, Ordering::Relaxed);
                     match work {
                         // A caller that gave up has nobody to answer; that is fine.
-                        Ok(Work::Hash(password, reply)) => {
+                        Work::Hash(password, reply) => {
                             let _ = reply.send(hash(&password));
                         }
-                        Ok(Work::Verify(password, phc, reply)) => {
+                        Work::Verify(password, phc, reply) => {
                             let _ = reply.send(verify(&password, &phc));
                         }
-                        Err(_) => return,
                     }
                 }
             })?;
         }
-        Ok(PasswordPool { jobs })
+        Ok(PasswordPool { jobs, done })
+    }
+
+    /// How many hashes and verifications have been taken up so far.
+    pub fn computed(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
     }
 
     fn enqueue(&self, work: Work) -> Result<(), PoolError> {

@@ -1,0 +1,131 @@
+//! Password guessing: failures are counted before Argon2id runs, so concurrent guesses cannot
+//! all be evaluated; the Argon2id queue is bounded; and with user credentials allowed at the
+//! token endpoint, a known client id costs the same work as an unknown name.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::support::{Resp, TestServer, basic};
+
+fn register(server: &TestServer, username: &str) {
+    let body = json!({"username": username, "email": format!("{username}@example.com"), "password": "correct horse"});
+    let res = server.request(
+        "POST",
+        "/consumer/register",
+        &[("content-type", "application/json")],
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+}
+
+fn login(server: &TestServer, username: &str, password: &str) -> Resp {
+    let body = json!({"username": username, "password": password}).to_string();
+    server.request(
+        "POST",
+        "/consumer/login",
+        &[("content-type", "application/json")],
+        Some(body.as_bytes()),
+    )
+}
+
+fn user_credentials(server: &TestServer, username: &str, password: &str) -> Resp {
+    server.post_form(
+        "/oauth2/v1/token",
+        Some(&basic(username, password)),
+        "grant_type=client_credentials",
+    )
+}
+
+/// `n` attempts at once; the statuses they got.
+fn all_at_once(n: usize, attempt: impl Fn() -> u16 + Send + Sync + 'static) -> Vec<u16> {
+    let attempt = Arc::new(attempt);
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (attempt, barrier) = (Arc::clone(&attempt), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                attempt()
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn issue_8_concurrent_wrong_guesses_are_counted_before_argon2_runs() {
+    let server = Arc::new(TestServer::start_with(|c| {
+        c.failures_per_client = 3;
+        c.failures_per_address = 1000;
+        c.allow_user_credentials = true;
+    }));
+    register(&server, "ada");
+    register(&server, "bob");
+    let paths: [(&str, fn(&TestServer, &str, &str) -> Resp); 2] =
+        [("ada", login), ("bob", user_credentials)];
+    for (user, path) in paths {
+        let s = Arc::clone(&server);
+        let statuses = all_at_once(12, move || path(&s, user, "wrong guess").status);
+        let evaluated = statuses.iter().filter(|&&s| s == 401).count();
+        let refused = statuses.iter().filter(|&&s| s == 429).count();
+        assert_eq!((evaluated, refused), (3, 9), "{user}: {statuses:?}");
+        // The window is full for the right password too, until it ends.
+        assert_eq!(path(&server, user, "correct horse").status, 429);
+        server.clock.advance(61);
+        assert_eq!(path(&server, user, "correct horse").status, 200);
+    }
+    // A right password gives its reservation back: successes never fill a window.
+    for _ in 0..5 {
+        assert_eq!(login(&server, "ada", "correct horse").status, 200);
+    }
+    // App secrets at the token endpoint follow the same rule.
+    let (_, id, _) = server.create_app(json!({"name": "svc", "scopes": []}));
+    let s = Arc::clone(&server);
+    let statuses = all_at_once(12, move || {
+        s.post_form("/token", Some(&basic(&id, "wrong-secret")), "grant_type=client_credentials")
+            .status
+    });
+    assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), 3, "{statuses:?}");
+}
+
+#[test]
+fn issue_8_a_full_password_queue_answers_503_with_retry_after() {
+    let server = Arc::new(TestServer::start_with(|c| {
+        c.password_queue = 1;
+        c.failures_per_address = 1000;
+    }));
+    let s = Arc::clone(&server);
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let statuses = all_at_once(16, move || {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let res = login(&s, &format!("nobody{i}"), "wrong guess");
+        if res.status == 503 {
+            assert_eq!(res.header("retry-after"), Some("1"));
+            assert_eq!(res.json()["error"], "temporarily_unavailable");
+        }
+        res.status
+    });
+    let busy = statuses.iter().filter(|&&s| s == 503).count();
+    assert!(busy > 0, "two threads and one waiting place cannot take 16 at once: {statuses:?}");
+    assert!(statuses.iter().all(|&s| s == 401 || s == 503), "{statuses:?}");
+    // Afterwards the queue is free again.
+    assert_eq!(login(&server, "nobody", "wrong guess").status, 401);
+}
+
+#[test]
+fn issue_8_a_known_client_id_costs_the_same_argon2_work_as_an_unknown_name() {
+    let server = TestServer::start_with(|c| c.allow_user_credentials = true);
+    let (_, id, secret) = server.create_app(json!({"name": "svc", "scopes": []}));
+    let cost = |client_id: &str, secret: &str| {
+        let before = server.passwords.computed();
+        let res = user_credentials(&server, client_id, secret);
+        (res.status, server.passwords.computed() - before)
+    };
+    let unknown = cost("nobody-at-all", "wrong");
+    let known = cost(&id, "wrong");
+    assert_eq!(unknown, (401, 1));
+    assert_eq!(known, unknown, "same answer, same work");
+    // The right secret is not slowed down.
+    assert_eq!(cost(&id, &secret), (200, 0));
+}
