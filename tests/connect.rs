@@ -615,6 +615,43 @@ fn issue_8_cookies_are_secure_when_the_issuer_is_https() {
     assert_eq!(res.status, 403);
 }
 
+#[test]
+fn issue_8_concurrent_wrong_sign_ins_are_counted_before_argon2_runs() {
+    let provider = stand_in_provider();
+    let server = TestServer::start_with(|c| {
+        c.failures_per_client = 3;
+        c.failures_per_address = 1000;
+    });
+    let s = std::sync::Arc::new(setup_on(server, &provider));
+    let hosted = fresh_request(&s, "ada");
+    let mut jar = Jar::default();
+    let page = s.server.browse(&mut jar, "GET", &hosted, &[], None);
+    let state = hosted.rsplit('/').next().unwrap().to_string();
+    let body =
+        format!("state={state}&csrf={}&username=ada&password=wrong+guess", csrf_of(&page.body));
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(12));
+    let threads: Vec<_> = (0..12)
+        .map(|_| {
+            let (s, barrier, body, mut jar) = (
+                std::sync::Arc::clone(&s),
+                std::sync::Arc::clone(&barrier),
+                body.clone(),
+                jar.clone(),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                s.server
+                    .browse(&mut jar, "POST", "/connect/sign-in", &[FORM], Some(body.as_bytes()))
+                    .status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let evaluated = statuses.iter().filter(|&&c| c == 401).count();
+    assert_eq!((evaluated, statuses.len() - evaluated), (3, 9), "{statuses:?}");
+    assert!(statuses.iter().all(|&c| c == 401 || c == 429), "{statuses:?}");
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     BeginAsBound,
