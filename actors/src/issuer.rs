@@ -144,7 +144,8 @@ pub enum BearerError {
 /// Failures reserved by [`Issuer::begin_attempt`], one per window (address, name).
 #[must_use = "an attempt is a reserved failure: refund it when the check passes"]
 pub struct Attempt {
-    keys: [Option<LimitKey>; 2],
+    /// Each reserved key with the window its failure went into.
+    keys: [Option<(LimitKey, u64)>; 2],
 }
 
 /// An access token as minted: the compact JWS and the claims grant state keeps.
@@ -573,8 +574,8 @@ impl Issuer {
         for (slot, key) in keys.into_iter().enumerate() {
             let Some(key) = key else { continue };
             match self.limiter.reserve(&key, now) {
-                Ok(true) => attempt.keys[slot] = Some(key),
-                Ok(false) => {}
+                Ok(Some(window)) => attempt.keys[slot] = Some((key, window)),
+                Ok(None) => {}
                 Err(retry_after) => {
                     // Refused unevaluated: not a failure of its own.
                     self.refund(attempt);
@@ -587,8 +588,8 @@ impl Issuer {
 
     /// The attempt's check passed: its reserved failures are given back.
     pub fn refund(&self, attempt: Attempt) {
-        for key in attempt.keys.iter().flatten() {
-            self.limiter.refund(key);
+        for (key, window) in attempt.keys.iter().flatten() {
+            self.limiter.refund(key, *window);
         }
     }
 

@@ -102,12 +102,13 @@ impl FailureLimiter {
     }
 
     /// Counts one failure for `key` now, unless the window is full (`Err(retry_after)`).
-    /// `Ok(true)` means counted, to be [`refund`](Self::refund)ed if the attempt succeeds;
-    /// `Ok(false)` means the key is not tracked (memory cap), so nothing is to be refunded.
-    /// Check and count are one step under the key's lock: concurrent attempts cannot all pass.
-    pub fn reserve(&self, key: &LimitKey, now: u64) -> Result<bool, u64> {
+    /// `Ok(Some(window))` means counted in the window that began at `window`, to be
+    /// [`refund`](Self::refund)ed if the attempt succeeds; `Ok(None)` means the key is not
+    /// tracked (memory cap), so nothing is to be refunded. Check and count are one step under
+    /// the key's lock: concurrent attempts cannot all pass.
+    pub fn reserve(&self, key: &LimitKey, now: u64) -> Result<Option<u64>, u64> {
         if !self.windows.contains_key(key) && !self.has_room(key, now) {
-            return Ok(false);
+            return Ok(None);
         }
         let window = self.limits.window_secs;
         let limit = self.limit(key);
@@ -119,14 +120,18 @@ impl FailureLimiter {
             return Err(ends - now);
         }
         entry.1 = entry.1.saturating_add(1);
-        Ok(true)
+        Ok(Some(entry.0))
     }
 
-    /// Gives back a failure reserved by [`reserve`](Self::reserve): the attempt succeeded. A
-    /// window that drops to zero is removed, so successful traffic leaves nothing behind.
-    pub fn refund(&self, key: &LimitKey) {
-        self.windows.remove_if_mut(key, |_, (_, count)| {
-            *count = count.saturating_sub(1);
+    /// Gives back a failure reserved by [`reserve`](Self::reserve) in `window`: the attempt
+    /// succeeded. Only into the same window — a later one never counted it, and must not lose
+    /// another attempt's failure. A window that drops to zero is removed, so successful
+    /// traffic leaves nothing behind.
+    pub fn refund(&self, key: &LimitKey, window: u64) {
+        self.windows.remove_if_mut(key, |_, (start, count)| {
+            if *start == window {
+                *count = count.saturating_sub(1);
+            }
             *count == 0
         });
     }
@@ -199,16 +204,22 @@ mod tests {
         let a = LimitKey::Client("a".into(), None);
         // Three attempts in flight at once: the fourth is refused before it is evaluated.
         for _ in 0..3 {
-            assert_eq!(limiter.reserve(&a, 100), Ok(true));
+            assert_eq!(limiter.reserve(&a, 100), Ok(Some(100)));
         }
         assert_eq!(limiter.reserve(&a, 101), Err(59));
         // Two of them succeed: their reservations are given back.
-        limiter.refund(&a);
-        limiter.refund(&a);
-        assert_eq!(limiter.reserve(&a, 102), Ok(true));
-        limiter.refund(&a);
-        limiter.refund(&a);
+        limiter.refund(&a, 100);
+        limiter.refund(&a, 100);
+        assert_eq!(limiter.reserve(&a, 102), Ok(Some(100)));
+        limiter.refund(&a, 100);
+        limiter.refund(&a, 100);
         assert_eq!(limiter.tracked(), 0, "a window back at zero is removed");
+        // An attempt from an ended window succeeding takes nothing from the new one.
+        assert_eq!(limiter.reserve(&a, 200), Ok(Some(200)));
+        assert_eq!(limiter.reserve(&a, 261), Ok(Some(261)));
+        limiter.refund(&a, 200);
+        assert_eq!(limiter.check(&a, 262), Ok(()));
+        assert_eq!(limiter.tracked(), 1, "the new window's failure still counts");
     }
 
     #[test]
@@ -230,5 +241,83 @@ mod tests {
         // A window later the stale ones go in one sweep.
         limiter.record_failure(LimitKey::Client("later".into(), None), 200);
         assert_eq!(limiter.tracked(), 1);
+    }
+
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// An attempt begins for key `k`: its failure is reserved.
+        Begin(u8),
+        /// The oldest attempt in flight for `k` succeeds: its reservation is given back.
+        Succeed(u8),
+        /// The oldest attempt in flight for `k` fails: nothing to do.
+        Fail(u8),
+        Advance(u8),
+    }
+
+    proptest::proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+        /// Against a reference model of fixed windows: an attempt is admitted exactly when its
+        /// window holds fewer than `limit` failures and attempts in flight; so however attempts
+        /// interleave, a window never admits more than `limit` attempts that fail.
+        #[test]
+        fn issue_8_reservations_follow_the_window_model(ops in proptest::collection::vec(
+            proptest::prop_oneof![
+                (0u8..3).prop_map(Op::Begin),
+                (0u8..3).prop_map(Op::Succeed),
+                (0u8..3).prop_map(Op::Fail),
+                (0u8..40).prop_map(Op::Advance),
+            ],
+            1..120,
+        )) {
+            let limit = 3;
+            let limiter =
+                FailureLimiter::new(Limits { window_secs: 60, per_client: limit, per_addr: 100 });
+            let key = |k: u8| LimitKey::Client(format!("c{k}"), None);
+            // Per key: (window start, counted), and the attempts in flight (window each began in).
+            let mut model: std::collections::HashMap<u8, (u64, u32)> = Default::default();
+            let mut in_flight: std::collections::HashMap<u8, Vec<u64>> = Default::default();
+            let mut failed_per_window: std::collections::HashMap<(u8, u64), u32> = Default::default();
+            let mut now = 1_000u64;
+            for op in ops {
+                match op {
+                    Op::Begin(k) => {
+                        let (start, count) = model.entry(k).or_insert((now, 0));
+                        if now >= *start + 60 {
+                            (*start, *count) = (now, 0);
+                        }
+                        let admitted = *count < limit;
+                        let reserved = limiter.reserve(&key(k), now);
+                        prop_assert_eq!(reserved.is_ok(), admitted);
+                        if admitted {
+                            *count += 1;
+                            prop_assert_eq!(reserved, Ok(Some(*start)));
+                            in_flight.entry(k).or_default().push(*start);
+                        }
+                    }
+                    Op::Succeed(k) | Op::Fail(k) => {
+                        let Some(started) = in_flight.get_mut(&k).filter(|v| !v.is_empty()).map(|v| v.remove(0)) else { continue };
+                        if matches!(op, Op::Succeed(_)) {
+                            limiter.refund(&key(k), started);
+                            // The refund lands only in the window it was taken from; a window
+                            // back at zero is forgotten, so the next one starts later.
+                            if let Some((start, count)) = model.get_mut(&k) {
+                                if *start == started {
+                                    *count = count.saturating_sub(1);
+                                }
+                                if *count == 0 {
+                                    model.remove(&k);
+                                }
+                            }
+                        } else {
+                            *failed_per_window.entry((k, started)).or_insert(0) += 1;
+                        }
+                    }
+                    Op::Advance(secs) => now += u64::from(secs),
+                }
+            }
+            prop_assert!(failed_per_window.values().all(|&n| n <= limit), "{failed_per_window:?}");
+        }
     }
 }
