@@ -74,3 +74,148 @@ fn issue_4_root_client_id_cannot_be_the_consumer_id() {
         .block_on(async { tessera::start(config, Some(root), None, clock).await.map(|_| ()) });
     assert!(started.is_err_and(|e| e.to_string().contains("tessera-consumer")));
 }
+
+/// Issue 8: callback URIs are judged as the URL parser reads them. Credentials before the host
+/// are refused with a message that says so, `http` is allowed on any host the parser reads as
+/// loopback (and only there), and a `#` that hides the real host is a fragment.
+#[test]
+fn issue_8_callback_uris_are_judged_by_the_parsed_url() {
+    let server = TestServer::start();
+    let root = server.root_token();
+    let create = |uri: &str| {
+        server.admin(
+            "POST",
+            "/api/v1/services",
+            &root,
+            Some(json!({"name": "acme", "callbackUris": [uri]})),
+        )
+    };
+    for uri in [
+        "https://user@app.acme.com/cb",
+        "https://user:pass@app.acme.com/cb",
+        "http://localhost:80@evil.example/cb",
+        "http://127.0.0.1:3000@evil.example/cb",
+    ] {
+        let res = create(uri);
+        assert_eq!(res.status, 400, "{uri}: {}", res.body);
+        assert_eq!(
+            res.json()["message"],
+            format!("'{uri}' must not contain a user name or password"),
+            "{uri}"
+        );
+    }
+    for uri in [
+        "https://evil.example#@app.acme.com/cb",
+        "http://localhost.evil.example/cb",
+        "http://127.0.0.1.evil.example/cb",
+        "ftp://app.acme.com/cb",
+    ] {
+        let res = create(uri);
+        assert_eq!(res.status, 400, "{uri}: {}", res.body);
+        assert_eq!(
+            res.json()["message"],
+            format!("'{uri}' is not an absolute https URL without a fragment"),
+        );
+    }
+    for uri in
+        ["http://127.0.0.2:3000/cb", "http://[0:0:0:0:0:0:0:1]/cb", "HTTPS://App.Acme.com/cb"]
+    {
+        let res = create(uri);
+        assert_eq!(res.status, 201, "{uri}: {}", res.body);
+        // Kept as sent: a provider-token request names it exactly.
+        assert_eq!(res.json()["service"]["callbackUris"], json!([uri]));
+    }
+    // The service API's own change of its callbacks takes the same rule.
+    let key = create("https://app.acme.com/cb").json()["apiKey"].as_str().unwrap().to_string();
+    let res = server.request(
+        "PATCH",
+        "/api/service/info",
+        &[("x-api-key", &key), ("content-type", "application/json")],
+        Some(json!({"callback_uris": ["https://user@app.acme.com/cb"]}).to_string().as_bytes()),
+    );
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert!(res.json()["message"].as_str().unwrap().contains("user name or password"));
+}
+
+/// Issue 8: provider endpoints follow the same rule, and what is kept is what the parser read.
+#[test]
+fn issue_8_provider_urls_are_judged_by_the_parsed_url() {
+    let server = TestServer::start();
+    let root = server.root_token();
+    let create = |authorize: &str, token: &str| {
+        server.admin(
+            "POST",
+            "/api/v1/providers",
+            &root,
+            Some(json!({
+                "name": "github", "authorizeUrl": authorize, "tokenUrl": token,
+                "clientId": "gh-client", "clientSecret": "gh-secret"
+            })),
+        )
+    };
+    let good = "https://github.example/login/oauth/authorize";
+    let res = create("https://user:pass@github.example/authorize", "https://github.example/token");
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(res.json()["message"], "authorizeUrl must not contain a user name or password");
+    let res = create(good, "http://localhost:1@evil.example/token");
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(res.json()["message"], "tokenUrl must not contain a user name or password");
+    let res = create(good, "https://evil.example#@github.example/token");
+    assert_eq!(res.json()["message"], "tokenUrl must be an absolute https URL without a fragment");
+    let res = create(good, "http://127.0.0.1.evil.example/token");
+    assert_eq!(res.json()["message"], "tokenUrl must be an absolute https URL without a fragment");
+    let res = create("HTTPS://GitHub.Example/login/oauth/authorize", "http://127.0.0.2:9/token");
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.json()["provider"]["authorizeUrl"], good);
+    assert_eq!(res.json()["provider"]["tokenUrl"], "http://127.0.0.2:9/token");
+}
+
+/// Issue 8: the issuer (flag, env var or TOML) follows the URL rule, with a clear config error.
+#[test]
+fn issue_8_issuer_must_follow_the_url_rule() {
+    let check = |issuer: &str| {
+        tessera::config::Config { issuer: Some(issuer.into()), ..Default::default() }.validate()
+    };
+    for ok in [
+        "https://auth.example",
+        "https://auth.example/tenant-1",
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+    ] {
+        assert_eq!(check(ok), Ok(()), "{ok}");
+    }
+    for bad in ["https://user@auth.example", "https://user:pass@auth.example"] {
+        let err = check(bad).unwrap_err();
+        assert!(err.contains("must not contain a user name or password"), "{bad}: {err}");
+    }
+    for bad in [
+        "http://auth.example",
+        "http://localhost.evil.example",
+        "ftp://auth.example",
+        "auth.example",
+        "https://auth.example#x",
+        "https://auth.example/?tenant=1",
+    ] {
+        let err = check(bad).unwrap_err();
+        assert!(err.contains("must be an absolute https URL"), "{bad}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    std::fs::write(&path, "issuer = \"https://admin:pw@auth.example\"\n").unwrap();
+    let err = tessera::config::Config::from_file(&path).unwrap_err();
+    assert!(err.contains("user name or password"), "{err}");
+}
+
+/// Issue 8: `token verify --jwks` takes a URL by the same rule: the keys decide what verifies.
+#[test]
+fn issue_8_token_verify_refuses_a_jwks_url_with_credentials() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["token", "verify", "--jwks", "http://user:pass@127.0.0.1:1/jwks.json", "x.y.z"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["valid"], false);
+    assert!(answer["reason"].as_str().unwrap().contains("user name or password"), "{answer}");
+}
