@@ -219,3 +219,52 @@ fn issue_8_token_verify_refuses_a_jwks_url_with_credentials() {
     assert_eq!(answer["valid"], false);
     assert!(answer["reason"].as_str().unwrap().contains("user name or password"), "{answer}");
 }
+
+/// Sends `request` as is and returns the status and the body.
+fn raw(url: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Issue 8: an empty POST without a Content-Type has no wrong media type; it lacks its
+/// parameters, so it gets `400 invalid_request`. A body without a Content-Type stays `415`.
+#[test]
+fn issue_8_empty_body_without_content_type_is_invalid_request() {
+    let server = TestServer::start();
+    let auth = basic(ROOT_ID, ROOT_SECRET);
+    let cases = [
+        ("/oauth2/v1/token", "grant_type is required"),
+        ("/token", "grant_type is required"),
+        ("/oauth2/v1/introspect", "token is required"),
+        ("/oauth2/v1/revoke", "token is required"),
+    ];
+    for (path, description) in cases {
+        for length in ["content-length: 0\r\n", ""] {
+            let (status, body) = raw(
+                &server.url,
+                &format!(
+                    "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\n{length}connection: close\r\n\r\n"
+                ),
+            );
+            assert_eq!(status, 400, "{path} {length:?}: {body}");
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(body["error"], "invalid_request");
+            assert_eq!(body["error_description"], description);
+        }
+        let res = server.request("POST", path, &[("authorization", &auth)], Some(b"token=x"));
+        assert_eq!(res.status, 415, "{path}: {}", res.body);
+        let res = server.request(
+            "POST",
+            path,
+            &[("authorization", &auth), ("content-type", "text/plain")],
+            Some(b""),
+        );
+        assert_eq!(res.status, 415, "{path}: {}", res.body);
+    }
+}
