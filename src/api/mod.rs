@@ -25,6 +25,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let limit = state.config.body_limit;
     cfg.app_data(state)
         .app_data(admin::json_config(limit))
+        // Forms and raw bodies (`Bytes`, `String`) take the same `body_limit`; actix's own
+        // defaults (16 KiB, 256 KiB) would be second limits that no operator configured.
+        .app_data(web::FormConfig::default().limit(limit))
+        .app_data(web::PayloadConfig::new(limit))
         .app_data(admin::query_config())
         .app_data(admin::path_config())
         .service(
