@@ -313,3 +313,50 @@ fn issue_8_every_body_honours_body_limit() {
     // At the limit the form is read: an unknown user is a wrong sign-in.
     assert_eq!(sign_in(form(1024)).status, 401);
 }
+
+/// Issue 8: the request log names the matched route, never the path: a one-time state in
+/// `/connect/provider-token/<state>` is a credential, and an unmatched path is whatever the
+/// client sent.
+#[test]
+fn issue_8_request_log_names_routes_never_paths() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TESSERA_DATA_DIR", dir.path().join("data"))
+        .env("TESSERA_ROOT_CLIENT_ID", ROOT_ID)
+        .env("TESSERA_ROOT_CLIENT_SECRET", ROOT_SECRET)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("tessera printed its address").unwrap();
+        if let Some(url) = line.strip_prefix("tessera listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    agent.get(format!("{url}/connect/provider-token/SECRETSTATE123")).call().unwrap();
+    agent.get(format!("{url}/no/such/UNMATCHEDMARKER456")).call().unwrap();
+    agent.get(format!("{url}/healthz")).call().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("/healthz") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    child.kill().ok();
+    child.wait().ok();
+    assert!(log.contains("/connect/provider-token/{state}"), "{log}");
+    assert!(log.contains("(unmatched)"), "{log}");
+    assert!(!log.contains("SECRETSTATE123"), "{log}");
+    assert!(!log.contains("UNMATCHEDMARKER456"), "{log}");
+}
