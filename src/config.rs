@@ -225,7 +225,33 @@ impl Config {
         if self.rate_window == 0 {
             return Err("rate_limit.window must be positive".into());
         }
+        if let Some(issuer) = &self.issuer {
+            check_issuer(issuer)?;
+        }
         Ok(())
+    }
+}
+
+/// The issuer is the base of every URL we publish (metadata, the hosted flow's redirects), so
+/// it follows the URL rule, and has no query or fragment (RFC 8414 §2): the endpoint paths are
+/// appended to it.
+fn check_issuer(issuer: &str) -> Result<(), String> {
+    use tessera_actors::url_rule::{UrlRefusal, check};
+    let bad = || {
+        format!(
+            "issuer '{issuer}' must be an absolute https URL (http only on a loopback host) \
+             without a query or fragment"
+        )
+    };
+    if issuer.chars().any(char::is_whitespace) {
+        return Err(bad());
+    }
+    match check(issuer) {
+        Ok(url) if url.query().is_none() => Ok(()),
+        Err(UrlRefusal::Userinfo) => {
+            Err(format!("issuer '{issuer}' must not contain a user name or password"))
+        }
+        Ok(_) | Err(UrlRefusal::NotHttps | UrlRefusal::Fragment) => Err(bad()),
     }
 }
 

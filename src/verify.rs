@@ -80,10 +80,15 @@ pub fn verify(
     })
 }
 
-/// Reads a JWKS from an `http://` or `https://` URL, or a file.
+/// Reads a JWKS from a URL or a file. The keys decide what verifies, so a URL follows the URL
+/// rule (`https`, or `http` on a loopback host; no user name or password): a remote `http`
+/// JWKS could be swapped by anyone on the path.
 pub fn fetch_jwks(source: &str) -> Result<serde_json::Value, String> {
-    let text = if source.starts_with("http://") || source.starts_with("https://") {
-        ureq::get(source)
+    let is_url = ::url::Url::parse(source).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+    let text = if is_url {
+        let url = tessera_actors::url_rule::check(source)
+            .map_err(|refusal| format!("cannot fetch {source}: {refusal}"))?;
+        ureq::get(url.as_str())
             .call()
             .map_err(|e| format!("cannot fetch {source}: {e}"))?
             .body_mut()

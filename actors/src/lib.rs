@@ -31,4 +31,5 @@ pub mod scopes;
 pub mod secret;
 pub mod service_users;
 pub mod services;
+pub mod url_rule;
 pub mod users;

@@ -8,6 +8,7 @@ use tessera_storage::{ProviderRecord, RegistryChange};
 use crate::clients::{ClientRegistry, RegistryError};
 use crate::policy::Caller;
 use crate::secret::random_token;
+use crate::url_rule::{self, UrlRefusal};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,11 +46,22 @@ fn invalid(message: impl Into<String>) -> RegistryError {
     RegistryError::Invalid(message.into())
 }
 
-/// Provider endpoints: `https`, or `http` on a loopback host (a provider run for tests).
-fn check_url(field: &str, url: &str) -> Result<(), RegistryError> {
-    crate::services::check_callback_uris(&[url.to_string()])
-        .map(drop)
-        .map_err(|_| invalid(format!("{field} must be an absolute https URL without a fragment")))
+/// Provider endpoints follow the URL rule (`url_rule`; `http` on a loopback host is for a
+/// provider run in tests). The parser's serialization is what is kept: it is what the rule
+/// judged, and the HTTP client that calls the token URL reads it the same way.
+fn check_url(field: &str, url: &str) -> Result<String, RegistryError> {
+    if url.len() > 2048 || url.chars().any(char::is_whitespace) {
+        return Err(invalid(format!("{field} must be an absolute https URL without a fragment")));
+    }
+    match url_rule::check(url) {
+        Ok(parsed) => Ok(parsed.into()),
+        Err(UrlRefusal::Userinfo) => {
+            Err(invalid(format!("{field} must not contain a user name or password")))
+        }
+        Err(UrlRefusal::NotHttps | UrlRefusal::Fragment) => {
+            Err(invalid(format!("{field} must be an absolute https URL without a fragment")))
+        }
+    }
 }
 
 impl ClientRegistry {
@@ -70,8 +82,8 @@ impl ClientRegistry {
                 "a provider named '{name}' already exists"
             )));
         }
-        check_url("authorizeUrl", &input.authorize_url)?;
-        check_url("tokenUrl", &input.token_url)?;
+        let authorize_url = check_url("authorizeUrl", &input.authorize_url)?;
+        let token_url = check_url("tokenUrl", &input.token_url)?;
         if input.client_id.is_empty() || input.client_id.len() > 512 {
             return Err(invalid("clientId must be 1 to 512 characters"));
         }
@@ -81,8 +93,8 @@ impl ClientRegistry {
         let record = ProviderRecord {
             id: random_token(12),
             name,
-            authorize_url: input.authorize_url,
-            token_url: input.token_url,
+            authorize_url,
+            token_url,
             client_id: input.client_id,
             client_secret: input.client_secret,
             created_at: self.clock.now(),

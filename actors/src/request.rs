@@ -68,9 +68,18 @@ pub enum BodyKind {
     Json,
 }
 
-/// The body's kind from its `Content-Type`; anything else is `415`.
-pub fn body_kind(content_type: Option<&str>) -> Result<BodyKind, OAuthError> {
-    let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim();
+/// The body's kind from its `Content-Type`; anything else is `415`. A request with no
+/// `Content-Type` and an empty body has no media type to be wrong: it is read as an empty form,
+/// so it gets the `400` that names the missing parameter.
+pub fn body_kind(content_type: Option<&str>, body: &[u8]) -> Result<BodyKind, OAuthError> {
+    let Some(content_type) = content_type else {
+        return if body.is_empty() {
+            Ok(BodyKind::Form)
+        } else {
+            Err(OAuthError::UnsupportedMediaType)
+        };
+    };
+    let media = content_type.split(';').next().unwrap_or("").trim();
     if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         Ok(BodyKind::Form)
     } else if media.eq_ignore_ascii_case("application/json") {
@@ -399,12 +408,15 @@ mod tests {
     #[test]
     fn content_types() {
         assert_eq!(
-            body_kind(Some("application/x-www-form-urlencoded; charset=UTF-8")),
+            body_kind(Some("application/x-www-form-urlencoded; charset=UTF-8"), b"a=b"),
             Ok(BodyKind::Form)
         );
-        assert_eq!(body_kind(Some("Application/JSON")), Ok(BodyKind::Json));
-        assert_eq!(body_kind(Some("text/plain")), Err(OAuthError::UnsupportedMediaType));
-        assert_eq!(body_kind(None), Err(OAuthError::UnsupportedMediaType));
+        assert_eq!(body_kind(Some("Application/JSON"), b"{}"), Ok(BodyKind::Json));
+        assert_eq!(body_kind(Some("text/plain"), b"a=b"), Err(OAuthError::UnsupportedMediaType));
+        assert_eq!(body_kind(Some("text/plain"), b""), Err(OAuthError::UnsupportedMediaType));
+        assert_eq!(body_kind(Some(""), b""), Err(OAuthError::UnsupportedMediaType));
+        assert_eq!(body_kind(None, b"a=b"), Err(OAuthError::UnsupportedMediaType));
+        assert_eq!(body_kind(None, b""), Ok(BodyKind::Form));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tessera_storage::{ApiKeyRecord, RegistryChange, ServiceRecord};
 use crate::clients::{ClientRegistry, Page, RegistryError};
 use crate::policy::Caller;
 use crate::secret::{hex_matches, random_token, time_ordered_bytes};
+use crate::url_rule::{self, UrlRefusal};
 
 pub const API_KEY_PREFIX: &str = "sk_live_";
 
@@ -105,8 +106,9 @@ fn check_name(name: &str) -> Result<String, RegistryError> {
     Ok(name.to_string())
 }
 
-/// Callback URIs are absolute `https` URLs (or `http` on a loopback host, for development),
-/// without a fragment (RFC 6749 §3.1.2).
+/// Callback URIs follow the URL rule (`url_rule`: `https`, or `http` on a loopback host for
+/// development; no user name or password) and have no fragment (RFC 6749 §3.1.2). They are kept
+/// as sent, since a provider-token request must name one exactly.
 pub fn check_callback_uris(uris: &[String]) -> Result<Vec<String>, RegistryError> {
     if uris.len() > 20 {
         return Err(invalid("at most 20 callback URIs"));
@@ -114,23 +116,16 @@ pub fn check_callback_uris(uris: &[String]) -> Result<Vec<String>, RegistryError
     let mut out: Vec<String> = Vec::new();
     for uri in uris {
         let bad = || invalid(format!("'{uri}' is not an absolute https URL without a fragment"));
-        if uri.len() > 2048 || uri.contains('#') || uri.chars().any(char::is_whitespace) {
+        // The parser would quietly drop whitespace that the stored text would keep.
+        if uri.len() > 2048 || uri.chars().any(char::is_whitespace) {
             return Err(bad());
         }
-        let rest = if let Some(rest) = uri.strip_prefix("https://") {
-            rest
-        } else if let Some(rest) = uri.strip_prefix("http://") {
-            let host = rest.split(['/', '?']).next().unwrap_or("");
-            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-            if !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
-                return Err(bad());
+        match url_rule::check(uri) {
+            Ok(_) => {}
+            Err(UrlRefusal::Userinfo) => {
+                return Err(invalid(format!("'{uri}' must not contain a user name or password")));
             }
-            rest
-        } else {
-            return Err(bad());
-        };
-        if rest.split(['/', '?']).next().unwrap_or("").is_empty() {
-            return Err(bad());
+            Err(UrlRefusal::NotHttps | UrlRefusal::Fragment) => return Err(bad()),
         }
         if !out.contains(uri) {
             out.push(uri.clone());
@@ -429,7 +424,8 @@ mod tests {
         assert!(!ok("http://app.acme.com/cb"));
         assert!(!ok("https://app.acme.com/cb#x"));
         assert!(!ok("javascript:alert(1)"));
-        assert!(!ok("https:///nohost"));
+        assert!(!ok("https://"));
+        assert!(!ok("https://user@app.acme.com/cb"));
     }
 
     #[test]

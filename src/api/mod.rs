@@ -25,6 +25,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let limit = state.config.body_limit;
     cfg.app_data(state)
         .app_data(admin::json_config(limit))
+        // Forms and raw bodies (`Bytes`, `String`) take the same `body_limit`; actix's own
+        // defaults (16 KiB, 256 KiB) would be second limits that no operator configured.
+        .app_data(web::FormConfig::default().limit(limit))
+        .app_data(web::PayloadConfig::new(limit))
         .app_data(admin::query_config())
         .app_data(admin::path_config())
         .service(
@@ -46,27 +50,31 @@ async fn not_found() -> HttpResponse {
         .json(serde_json::json!({"error": "not_found", "message": "no such endpoint"}))
 }
 
-/// One structured line per request: method, path (never the query, which may carry a token),
-/// status, latency and, where known, the client. Successful hot-path requests log at debug so
-/// that a busy server does not spend its cores on log lines.
+/// One structured line per request: method, route, status, latency and, where known, the
+/// client. The route is the matched pattern (`/connect/provider-token/{state}`), never the path:
+/// path segments can be credentials (a one-time state), and an unmatched path is whatever a
+/// client sent, so it is logged as `(unmatched)`. The query, which may carry a token, is never
+/// logged either. Successful hot-path requests log at debug so that a busy server does not
+/// spend its cores on log lines.
 async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.path().to_owned();
     let res = next.call(req).await?;
     let status = res.status().as_u16();
     let latency_us = started.elapsed().as_micros() as u64;
+    let route = res.request().match_pattern();
+    let route = route.as_deref().unwrap_or("(unmatched)");
     let client_id = res.request().extensions().get::<ClientTag>().map(|t| t.0.clone());
     let client_id = client_id.as_deref().unwrap_or("-");
-    let is_routine =
-        status < 400 && (path.ends_with("/token") || path.contains("jwks") || path.ends_with("z"));
+    let is_routine = status < 400
+        && (route.ends_with("/token") || route.contains("jwks") || route.ends_with('z'));
     if is_routine {
-        tracing::debug!(%method, %path, status, latency_us, client_id, "request");
+        tracing::debug!(%method, route, status, latency_us, client_id, "request");
     } else {
-        tracing::info!(%method, %path, status, latency_us, client_id, "request");
+        tracing::info!(%method, route, status, latency_us, client_id, "request");
     }
     Ok(res)
 }

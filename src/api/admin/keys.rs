@@ -1,5 +1,6 @@
 //! `GET /api/v1/keys` and `POST /api/v1/keys/rotate`.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use tessera_actors::keys::{KeyInfo, ListKeys, Rotate};
@@ -45,9 +46,17 @@ async fn list(caller: Bearer, state: web::Data<AppState>) -> Result<HttpResponse
 /// The body is optional: an empty body is a safe rotation.
 async fn rotate(
     caller: Bearer,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
+    // Taken as a `Result` so that a body over `body_limit` gets the admin API's JSON `413`.
+    let body = body.map_err(|e| {
+        if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+            AdminError::TooLarge
+        } else {
+            AdminError::BadRequest("the request body could not be read".into())
+        }
+    })?;
     caller.require("write_key")?;
     let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
