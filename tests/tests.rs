@@ -12,6 +12,7 @@ mod fuzz_corpus;
 mod grants;
 mod identity;
 mod keys;
+mod lifecycle;
 mod regression;
 mod services;
 mod token;

@@ -31,6 +31,9 @@ pub enum RegistryError {
     Policy(PolicyError),
     #[error("{0}")]
     Conflict(String),
+    /// Allowed to no caller of this kind, whatever it sends (the service API's `403`).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -149,12 +152,18 @@ impl ClientRegistry {
         Ok(registry)
     }
 
-    /// Ends every refresh family of an app that is being disabled or deleted, before the app
-    /// change commits: a failed change then leaves the families ended, never the reverse.
-    fn end_families(&self, client_id: &str) -> Result<(), RegistryError> {
+    /// Ends every refresh family of an app (or, with `subject`, of one user of
+    /// `tessera-consumer`) that is being disabled or deleted, after every check and before the
+    /// change commits: a failed commit then leaves the families ended, never the reverse.
+    pub(crate) fn end_families(
+        &self,
+        client_id: &str,
+        subject: Option<&str>,
+    ) -> Result<(), RegistryError> {
         self.grants
             .submit_blocking(GrantOp::RevokeClient {
                 client_id: client_id.to_string(),
+                subject: subject.map(str::to_string),
                 horizon: self.clock.now().saturating_add(self.limits.max_token_ttl),
             })
             .map(drop)
@@ -211,6 +220,7 @@ impl ClientRegistry {
             next_secret_hash: None,
             created_at: now,
             updated_at: now,
+            disabled_at: None,
         };
         let created = self.store.create_root_app(&record, ROOT_MARKER);
         self.publish_new(record, created)
@@ -288,6 +298,7 @@ impl ClientRegistry {
             next_secret_hash: None,
             created_at: now,
             updated_at: now,
+            disabled_at: None,
         };
         self.commit_new(record.clone())?;
         Ok((record, secret))
@@ -319,10 +330,8 @@ impl ClientRegistry {
         if let Some(grants) = &patch.grant_types {
             record.grant_types = app::check_grant_types(grants).map_err(RegistryError::Invalid)?;
         }
+        let is_disabling = record.is_active && patch.is_active == Some(false);
         if let Some(active) = patch.is_active {
-            if record.is_active && !active {
-                self.end_families(&record.client_id)?;
-            }
             record.is_active = active;
         }
         if let Some(metadata) = patch.metadata {
@@ -344,6 +353,11 @@ impl ClientRegistry {
             record.public_key_jwk = jwk;
         }
         record.updated_at = self.clock.now();
+        if is_disabling {
+            // Kept after a re-enable: tokens from before the disable must stay refused.
+            record.disabled_at = Some(record.updated_at);
+            self.end_families(&record.client_id, None)?;
+        }
         self.commit_update(record)
     }
 
@@ -351,7 +365,7 @@ impl ClientRegistry {
         let record = self.existing(id)?;
         policy::check_manage_app(caller, &record.scopes)?;
         let client_id = record.client_id.clone();
-        self.end_families(&client_id)?;
+        self.end_families(&client_id, None)?;
         self.store.delete_app(id)?;
         self.table.remove(&client_id);
         self.apps.remove(id);

@@ -34,12 +34,14 @@ pub fn is_built_in_role(name: &str) -> bool {
     BUILT_IN_ROLES.iter().any(|(n, _)| *n == name)
 }
 
-/// Who asks for a change: an app with its token's scopes, or the operator at the console,
-/// who holds the data directory and so everything in it.
+/// Who asks for a change: an app with its token's scopes, the operator at the console, who
+/// holds the data directory and so everything in it, or a service through the service API,
+/// which holds no scope at all and so is never root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     App { client_id: String, scopes: Vec<String> },
     Operator,
+    Service { service_id: String },
 }
 
 impl Caller {
@@ -47,6 +49,7 @@ impl Caller {
         match self {
             Caller::App { scopes, .. } => scopes.iter().any(|s| s == ROOT),
             Caller::Operator => true,
+            Caller::Service { .. } => false,
         }
     }
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use tessera_storage::{RegistryChange, UserRecord};
+use tessera_storage::{DisabledBy, RegistryChange, UserRecord};
 
+use crate::client::CONSUMER_CLIENT_ID;
 use crate::clients::{ClientRegistry, Page, RegistryError};
 use crate::policy::{BUILT_IN_ROLES, Caller, PolicyError};
 use crate::secret::{hash_secret, random_token, to_hex};
@@ -17,9 +18,15 @@ use crate::secret::{hash_secret, random_token, to_hex};
 pub struct UserEntry {
     pub auth_id: String,
     pub is_active: bool,
+    /// When the user was last deactivated: its tokens issued at or before then stay refused.
+    pub disabled_at: Option<u64>,
     /// The union of the user's roles' scopes.
     pub scopes: Vec<String>,
 }
+
+/// The service API's answer when a service tries to undo an operator's deactivation.
+pub const OPERATOR_DISABLED: &str =
+    "This user was deactivated by an operator; only an operator can activate it again.";
 
 /// auth id → user, read by the refresh grant and bearer checks.
 #[derive(Clone, Default)]
@@ -199,6 +206,48 @@ impl ClientRegistry {
         Ok(out)
     }
 
+    /// Turns a user on or off for `caller`; true when an active user is turned off now, whose
+    /// families must then end. A service cannot undo an operator's deactivation, and a
+    /// service's deactivation never hides an operator's.
+    pub(crate) fn set_active(
+        &self,
+        caller: &Caller,
+        user: &mut UserRecord,
+        active: bool,
+        now: u64,
+    ) -> Result<bool, RegistryError> {
+        let by = match caller {
+            Caller::Service { .. } => DisabledBy::Service,
+            Caller::App { .. } | Caller::Operator => DisabledBy::Operator,
+        };
+        let keeps_operators = user.disabled_by == Some(DisabledBy::Operator)
+            && by == DisabledBy::Service
+            && !user.is_active;
+        if active {
+            if keeps_operators {
+                return Err(RegistryError::Forbidden(OPERATOR_DISABLED.into()));
+            }
+            user.is_active = true;
+            user.disabled_by = None;
+            return Ok(false);
+        }
+        let turns_off = user.is_active;
+        if turns_off {
+            // Kept after a re-activation: tokens from before must stay refused.
+            user.disabled_at = Some(now);
+        }
+        user.is_active = false;
+        if !keeps_operators {
+            user.disabled_by = Some(by);
+        }
+        Ok(turns_off)
+    }
+
+    /// Ends a user's refresh families (and with them their access tokens) at once.
+    pub(crate) fn end_user_families(&self, auth_id: &str) -> Result<(), RegistryError> {
+        self.end_families(CONSUMER_CLIENT_ID, Some(auth_id))
+    }
+
     /// The scopes a user's roles give.
     pub(crate) fn user_scopes(&self, roles: &[String]) -> Vec<String> {
         let mut scopes: Vec<String> = Vec::new();
@@ -216,6 +265,7 @@ impl ClientRegistry {
         let entry = UserEntry {
             auth_id: user.auth_id.clone(),
             is_active: user.is_active,
+            disabled_at: user.disabled_at,
             scopes: self.user_scopes(&user.roles),
         };
         self.user_table.0.insert(user.auth_id.clone(), Arc::new(entry));
@@ -287,10 +337,15 @@ impl ClientRegistry {
             check_person_name(&last)?;
             user.last_name = last;
         }
+        let now = self.clock.now();
+        let mut turns_off = false;
         if let Some(active) = patch.is_active {
-            user.is_active = active;
+            turns_off = self.set_active(caller, &mut user, active, now)?;
         }
-        user.updated_at = self.clock.now();
+        user.updated_at = now;
+        if turns_off {
+            self.end_user_families(auth_id)?;
+        }
         self.commit_user(user)
     }
 
@@ -298,6 +353,7 @@ impl ClientRegistry {
         if !self.users.contains_key(auth_id) {
             return Err(RegistryError::NotFound);
         }
+        self.end_user_families(auth_id)?;
         self.store.apply_registry(&[RegistryChange::DeleteUser(auth_id.to_string())])?;
         if let Some(user) = self.users.remove(auth_id) {
             for key in login_keys(&user) {
@@ -336,6 +392,8 @@ impl ClientRegistry {
             invitation_expires_at: Some(now.saturating_add(ttl)),
             created_at: now,
             updated_at: now,
+            disabled_at: None,
+            disabled_by: None,
         };
         Ok((self.commit_user(user)?, token))
     }
@@ -351,6 +409,8 @@ impl ClientRegistry {
         let user = self.users.values().find(|u| {
             u.invitation_hash.as_deref().is_some_and(|h| crate::secret::hex_matches(h, &digest))
                 && u.invitation_expires_at.is_some_and(|t| now < t)
+                // An operator who turned the invitee off meant it: accepting is no way back.
+                && u.disabled_by.is_none()
         });
         let mut user = user
             .cloned()
@@ -393,6 +453,8 @@ impl ClientRegistry {
             invitation_expires_at: None,
             created_at: now,
             updated_at: now,
+            disabled_at: None,
+            disabled_by: None,
         };
         self.commit_user(user)
     }

@@ -229,9 +229,8 @@ fn signed_in(req: &HttpRequest, state: &AppState) -> Option<String> {
         });
     let token = bearer.or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()))?;
     let claims = state.issuer.verify_access(&token).ok()?;
-    (claims.client_id == CONSUMER_CLIENT_ID
-        && state.issuer.is_subject_active(&claims.client_id, &claims.sub))
-    .then_some(claims.sub)
+    (claims.client_id == CONSUMER_CLIENT_ID && state.issuer.is_token_live_for_subject(&claims))
+        .then_some(claims.sub)
 }
 
 fn refusal_reason(why: ConnectRefusal) -> &'static str {
