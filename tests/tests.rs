@@ -10,6 +10,7 @@ mod durability;
 mod escalation;
 mod fuzz_corpus;
 mod grants;
+mod hardening;
 mod identity;
 mod keys;
 mod lifecycle;

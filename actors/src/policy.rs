@@ -72,6 +72,12 @@ pub enum PolicyError {
     /// A privileged role can only be changed by root, or a `write_role` token could unmark it
     /// and then have it assigned.
     PrivilegedRoleManagement,
+    /// A user holding a privileged role is root's to change: otherwise a `write_user` token
+    /// (or a service) could lock out, strip or delete the people root trusts.
+    PrivilegedUser,
+    /// A scope held by an app that holds `root` is part of that app: renaming or deleting it
+    /// would rewrite a root app's scopes behind root's back.
+    RootAppScope,
 }
 
 impl PolicyError {
@@ -94,6 +100,12 @@ impl PolicyError {
             }
             PolicyError::PrivilegedRoleManagement => {
                 "Only an app with the root scope can manage a privileged role."
+            }
+            PolicyError::PrivilegedUser => {
+                "Only an app with the root scope can change a user with a privileged role."
+            }
+            PolicyError::RootAppScope => {
+                "Only an app with the root scope can rename or delete a scope held by an app with the root scope."
             }
         }
     }
@@ -127,6 +139,26 @@ pub fn check_manage_role(caller: &Caller, is_privileged: bool) -> Result<(), Pol
 pub fn check_manage_app(caller: &Caller, current_scopes: &[String]) -> Result<(), PolicyError> {
     if current_scopes.iter().any(|s| s == ROOT) && !caller.is_root() {
         return Err(PolicyError::RootAppManagement);
+    }
+    Ok(())
+}
+
+/// Only a root caller may deactivate, re-activate, re-role or delete a user who holds a
+/// privileged role.
+pub fn check_change_privileged_user(
+    caller: &Caller,
+    holds_privileged_role: bool,
+) -> Result<(), PolicyError> {
+    if holds_privileged_role && !caller.is_root() {
+        return Err(PolicyError::PrivilegedUser);
+    }
+    Ok(())
+}
+
+/// Only a root caller may rename or delete a scope that an app holding `root` also holds.
+pub fn check_scope_of_root_app(caller: &Caller, held_by_root_app: bool) -> Result<(), PolicyError> {
+    if held_by_root_app && !caller.is_root() {
+        return Err(PolicyError::RootAppScope);
     }
     Ok(())
 }
@@ -198,5 +230,15 @@ mod tests {
         assert!(check_app_scopes(&app, &v(&["read_app"])).is_ok());
         assert!(check_app_scopes(&Caller::Operator, &v(&["root"])).is_ok());
         assert_eq!(check_manage_app(&app, &v(&["root"])), Err(PolicyError::RootAppManagement));
+    }
+
+    #[test]
+    fn issue_8_services_are_never_root() {
+        let service = Caller::Service { service_id: "s".into() };
+        assert!(!service.is_root());
+        assert_eq!(check_change_privileged_user(&service, true), Err(PolicyError::PrivilegedUser));
+        assert!(check_change_privileged_user(&service, false).is_ok());
+        assert!(check_change_privileged_user(&Caller::Operator, true).is_ok());
+        assert_eq!(check_scope_of_root_app(&service, true), Err(PolicyError::RootAppScope));
     }
 }

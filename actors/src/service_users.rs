@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use tessera_storage::{RegistryChange, SubscriptionRecord, UserRecord};
 
 use crate::clients::{ClientRegistry, Page, RegistryError};
-use crate::policy::Caller;
+use crate::policy::{self, Caller};
 use crate::secret::random_token;
 
 /// A user as the service API shows it (snake_case).
@@ -171,6 +171,9 @@ impl ClientRegistry {
         let now = self.clock.now();
         let mut turns_off = false;
         if let Some(active) = patch.is_active {
+            if active != user.is_active {
+                policy::check_change_privileged_user(&caller, self.holds_privileged_role(&user))?;
+            }
             turns_off = self.set_active(&caller, &mut user, active, now)?;
         }
         user.updated_at = now;
@@ -189,7 +192,9 @@ impl ClientRegistry {
         service_id: &str,
         user_id: &str,
     ) -> Result<(), RegistryError> {
-        self.linked(service_id, user_id)?;
+        let user = self.linked(service_id, user_id)?;
+        let caller = Caller::Service { service_id: service_id.to_string() };
+        policy::check_change_privileged_user(&caller, self.holds_privileged_role(user))?;
         let mut changes = vec![RegistryChange::UnlinkUser(service_id.into(), user_id.into())];
         if self.subscriptions.contains_key(&(service_id.to_string(), user_id.to_string())) {
             changes.push(RegistryChange::DeleteSubscription(service_id.into(), user_id.into()));

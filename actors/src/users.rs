@@ -10,7 +10,7 @@ use tessera_storage::{DisabledBy, RegistryChange, UserRecord};
 
 use crate::client::CONSUMER_CLIENT_ID;
 use crate::clients::{ClientRegistry, Page, RegistryError};
-use crate::policy::{BUILT_IN_ROLES, Caller, PolicyError};
+use crate::policy::{self, BUILT_IN_ROLES, Caller, PolicyError};
 use crate::secret::{hash_secret, random_token, to_hex};
 
 /// What token issuance needs of a user, republished after every user, role or scope change.
@@ -206,6 +206,12 @@ impl ClientRegistry {
         Ok(out)
     }
 
+    /// Whether a user holds a privileged role now (built-in `super_admin`, or a custom role
+    /// marked privileged or holding `root`).
+    pub(crate) fn holds_privileged_role(&self, user: &UserRecord) -> bool {
+        user.roles.iter().any(|r| self.role_is_privileged(r) == Some(true))
+    }
+
     /// Turns a user on or off for `caller`; true when an active user is turned off now, whose
     /// families must then end. A service cannot undo an operator's deactivation, and a
     /// service's deactivation never hides an operator's.
@@ -326,8 +332,11 @@ impl ClientRegistry {
         patch: UserPatch,
     ) -> Result<UserView, RegistryError> {
         let mut user = self.users.get(auth_id).cloned().ok_or(RegistryError::NotFound)?;
+        let is_privileged = self.holds_privileged_role(&user);
         if let Some(roles) = &patch.roles {
+            // Rule 2 first: a list with a privileged role is answered with its message.
             user.roles = self.check_roles(caller, roles)?;
+            policy::check_change_privileged_user(caller, is_privileged)?;
         }
         if let Some(first) = patch.first_name {
             check_person_name(&first)?;
@@ -340,6 +349,9 @@ impl ClientRegistry {
         let now = self.clock.now();
         let mut turns_off = false;
         if let Some(active) = patch.is_active {
+            if active != user.is_active {
+                policy::check_change_privileged_user(caller, is_privileged)?;
+            }
             turns_off = self.set_active(caller, &mut user, active, now)?;
         }
         user.updated_at = now;
@@ -349,10 +361,9 @@ impl ClientRegistry {
         self.commit_user(user)
     }
 
-    pub fn delete_user(&mut self, _caller: &Caller, auth_id: &str) -> Result<(), RegistryError> {
-        if !self.users.contains_key(auth_id) {
-            return Err(RegistryError::NotFound);
-        }
+    pub fn delete_user(&mut self, caller: &Caller, auth_id: &str) -> Result<(), RegistryError> {
+        let user = self.users.get(auth_id).ok_or(RegistryError::NotFound)?;
+        policy::check_change_privileged_user(caller, self.holds_privileged_role(user))?;
         self.end_user_families(auth_id)?;
         self.store.apply_registry(&[RegistryChange::DeleteUser(auth_id.to_string())])?;
         if let Some(user) = self.users.remove(auth_id) {

@@ -1,0 +1,165 @@
+//! Issue 8, privileged targets (docs/api.md, Escalation rules, Users, Scopes, Service API).
+
+use serde_json::{Value, json};
+
+use crate::support::{ROOT_ID, Resp, TestServer};
+
+const PRIVILEGED_USER: &str =
+    "Only an app with the root scope can change a user with a privileged role.";
+const RULE_2: &str = "Only an app with the root scope can assign a privileged role.";
+const ROOT_APP_SCOPE: &str = "Only an app with the root scope can rename or delete a scope held by an app with the root scope.";
+
+fn post_json(server: &TestServer, path: &str, body: Value) -> Resp {
+    server.request(
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        Some(body.to_string().as_bytes()),
+    )
+}
+
+fn register(server: &TestServer, name: &str) -> Resp {
+    let body = json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse"});
+    post_json(server, "/consumer/register", body)
+}
+
+fn token_with(server: &TestServer, scopes: &[&str]) -> String {
+    let (_, id, secret) = server.create_app(json!({"name": "caller", "scopes": scopes}));
+    server.token(&id, &secret, None)
+}
+
+fn service(server: &TestServer) -> String {
+    let res = server.admin(
+        "POST",
+        "/api/v1/services",
+        &server.root_token(),
+        Some(json!({"name": "acme"})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    res.json()["apiKey"].as_str().unwrap().to_string()
+}
+
+fn svc(server: &TestServer, key: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+    let bytes = body.map(|b| b.to_string().into_bytes());
+    let mut headers = vec![("x-api-key", key)];
+    if bytes.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    server.request(method, path, &headers, bytes.as_deref())
+}
+
+fn user(server: &TestServer, auth_id: &str) -> Value {
+    let res = server.admin("GET", &format!("/api/v1/users/{auth_id}"), &server.root_token(), None);
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.json()["user"].clone()
+}
+
+fn refused_with(res: &Resp, message: &str) {
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(res.json()["message"], message);
+}
+
+#[test]
+fn issue_8_a_non_root_caller_cannot_change_a_privileged_user() {
+    let server = TestServer::start();
+    let root = server.root_token();
+    let res = server.admin(
+        "POST",
+        "/api/v1/roles",
+        &root,
+        Some(json!({"name": "vip", "privileged": true})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    let op = token_with(&server, &["read_user", "write_user"]);
+    let mut privileged = Vec::new();
+    for (name, role) in [("boss", "super_admin"), ("star", "vip")] {
+        let id = register(&server, name).json()["user"]["authId"].as_str().unwrap().to_string();
+        let body = Some(json!({"roles": [role]}));
+        assert_eq!(server.admin("PUT", &format!("/api/v1/users/{id}"), &root, body).status, 200);
+        privileged.push(id);
+    }
+    for id in &privileged {
+        let path = format!("/api/v1/users/{id}");
+        let before = user(&server, id);
+        refused_with(
+            &server.admin("PUT", &path, &op, Some(json!({"isActive": false}))),
+            PRIVILEGED_USER,
+        );
+        refused_with(
+            &server.admin("PUT", &path, &op, Some(json!({"roles": ["consumer"]}))),
+            PRIVILEGED_USER,
+        );
+        refused_with(&server.admin("PUT", &path, &op, Some(json!({"roles": []}))), PRIVILEGED_USER);
+        refused_with(
+            &server.admin("PUT", &path, &op, Some(json!({"roles": ["super_admin"]}))),
+            RULE_2,
+        );
+        refused_with(&server.admin("DELETE", &path, &op, None), PRIVILEGED_USER);
+        assert_eq!(user(&server, id), before, "a refused change changes nothing");
+        let res =
+            server.admin("PUT", &path, &op, Some(json!({"firstName": "Kim", "isActive": true})));
+        assert_eq!(res.status, 200, "names stay editable: {}", res.body);
+    }
+    // A user without a privileged role is write_user's to change; root may change anyone.
+    let plain = register(&server, "plain").json()["user"]["authId"].as_str().unwrap().to_string();
+    let body = Some(json!({"isActive": false}));
+    assert_eq!(
+        server.admin("PUT", &format!("/api/v1/users/{plain}"), &op, body.clone()).status,
+        200
+    );
+    let boss = format!("/api/v1/users/{}", privileged[0]);
+    assert_eq!(server.admin("PUT", &boss, &root, body).status, 200);
+    assert_eq!(server.admin("DELETE", &boss, &root, None).status, 204);
+
+    // A service is never root.
+    let key = service(&server);
+    let res =
+        svc(&server, &key, "POST", "/api/service/users", Some(json!({"email": "s@example.com"})));
+    let id = res.json()["user"]["user_id"].as_str().unwrap().to_string();
+    let body = Some(json!({"roles": ["super_admin"]}));
+    assert_eq!(server.admin("PUT", &format!("/api/v1/users/{id}"), &root, body).status, 200);
+    let before = user(&server, &id);
+    let path = format!("/api/service/users/{id}");
+    refused_with(
+        &svc(&server, &key, "PATCH", &path, Some(json!({"is_active": false}))),
+        PRIVILEGED_USER,
+    );
+    refused_with(&svc(&server, &key, "DELETE", &path, None), PRIVILEGED_USER);
+    assert_eq!(user(&server, &id), before);
+    let res = svc(&server, &key, "PATCH", &path, Some(json!({"first_name": "Sam"})));
+    assert_eq!(res.status, 200, "{}", res.body);
+}
+
+#[test]
+fn issue_8_a_scope_held_by_a_root_app_is_roots_to_rename_or_delete() {
+    let server = TestServer::start();
+    let root = server.root_token();
+    let op = token_with(&server, &["read_scope", "write_scope", "read_app"]);
+    let mut ids = Vec::new();
+    for name in ["ops:x", "ops:free"] {
+        let res = server.admin("POST", "/api/v1/scopes", &root, Some(json!({"name": name})));
+        ids.push(res.json()["scope"]["id"].as_str().unwrap().to_string());
+    }
+    let apps = server.admin("GET", "/api/v1/apps", &root, None).json();
+    let root_app =
+        apps["apps"].as_array().unwrap().iter().find(|a| a["clientId"] == ROOT_ID).unwrap().clone();
+    let root_path = format!("/api/v1/apps/{}", root_app["id"].as_str().unwrap());
+    let body = Some(json!({"scopes": ["root", "ops:x"]}));
+    assert_eq!(server.admin("PUT", &root_path, &root, body).status, 200);
+    let root_scopes =
+        || server.admin("GET", &root_path, &root, None).json()["app"]["scopes"].clone();
+
+    let held = format!("/api/v1/scopes/{}", ids[0]);
+    refused_with(&server.admin("PUT", &held, &op, Some(json!({"name": "ops:y"}))), ROOT_APP_SCOPE);
+    refused_with(&server.admin("DELETE", &held, &op, None), ROOT_APP_SCOPE);
+    assert_eq!(root_scopes(), json!(["root", "ops:x"]));
+    assert_eq!(server.admin("GET", &held, &op, None).json()["scope"]["name"], "ops:x");
+    assert_eq!(server.admin("PUT", &held, &op, Some(json!({"note": "n"}))).status, 200);
+    let free = format!("/api/v1/scopes/{}", ids[1]);
+    assert_eq!(server.admin("PUT", &free, &op, Some(json!({"name": "ops:open"}))).status, 200);
+
+    assert_eq!(server.admin("PUT", &held, &root, Some(json!({"name": "ops:y"}))).status, 200);
+    assert_eq!(root_scopes(), json!(["root", "ops:y"]));
+    assert_eq!(server.admin("DELETE", &held, &server.root_token(), None).status, 204);
+    assert_eq!(root_scopes(), json!(["root"]));
+}
