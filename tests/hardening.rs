@@ -1,4 +1,5 @@
-//! Issue 8, privileged targets (docs/api.md, Escalation rules, Users, Scopes, Service API).
+//! Issue 8, privileged targets and strict delegation (docs/api.md, Escalation rules, Users,
+//! Scopes, Service API, `strict_delegation`).
 
 use serde_json::{Value, json};
 
@@ -8,6 +9,8 @@ const PRIVILEGED_USER: &str =
     "Only an app with the root scope can change a user with a privileged role.";
 const RULE_2: &str = "Only an app with the root scope can assign a privileged role.";
 const ROOT_APP_SCOPE: &str = "Only an app with the root scope can rename or delete a scope held by an app with the root scope.";
+const STRICT: &str =
+    "With strict_delegation on, a caller without the root scope can grant only scopes it holds.";
 
 fn post_json(server: &TestServer, path: &str, body: Value) -> Resp {
     server.request(
@@ -162,4 +165,76 @@ fn issue_8_a_scope_held_by_a_root_app_is_roots_to_rename_or_delete() {
     assert_eq!(root_scopes(), json!(["root", "ops:y"]));
     assert_eq!(server.admin("DELETE", &held, &server.root_token(), None).status, 204);
     assert_eq!(root_scopes(), json!(["root"]));
+}
+
+#[test]
+fn issue_8_strict_delegation_grants_only_held_scopes() {
+    let server = TestServer::start_with(|c| c.strict_delegation = true);
+    let root = server.root_token();
+    for name in ["a", "b"] {
+        assert_eq!(
+            server.admin("POST", "/api/v1/scopes", &root, Some(json!({"name": name}))).status,
+            201
+        );
+    }
+    let op = token_with(&server, &["read_app", "write_app", "read_role", "write_role", "a"]);
+    let info = server.admin("GET", "/info", &op, None).json();
+    assert_eq!(info["configs"]["features"]["strictDelegation"], true);
+
+    let (target, _, _) = server.create_app(json!({"name": "t", "scopes": ["b"]}));
+    let target_path = format!("/api/v1/apps/{}", target["id"].as_str().unwrap());
+    let apps_before = server.admin("GET", "/api/v1/apps?pageSize=1000", &root, None).json();
+    for scopes in [json!(["a", "b"]), json!(["write_key"]), json!(["read_app", "write_role", "c"])]
+    {
+        let body = json!({"name": "n", "scopes": scopes});
+        refused_with(&server.admin("POST", "/api/v1/apps", &op, Some(body)), STRICT);
+    }
+    let body = Some(json!({"scopes": ["b", "read_key"]}));
+    refused_with(&server.admin("PUT", &target_path, &op, body), STRICT);
+    let apps_after = server.admin("GET", "/api/v1/apps?pageSize=1000", &root, None).json();
+    assert_eq!(apps_before, apps_after, "a refused change changes nothing");
+    let res = server.admin(
+        "POST",
+        "/api/v1/apps",
+        &op,
+        Some(json!({"name": "n", "scopes": ["a", "read_app"]})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    // Keeping a scope the target already holds grants nothing.
+    let res = server.admin("PUT", &target_path, &op, Some(json!({"scopes": ["b", "a"]})));
+    assert_eq!(res.status, 200, "{}", res.body);
+
+    refused_with(
+        &server.admin("POST", "/api/v1/roles", &op, Some(json!({"name": "r", "scopes": ["b"]}))),
+        STRICT,
+    );
+    let res =
+        server.admin("POST", "/api/v1/roles", &op, Some(json!({"name": "r", "scopes": ["a"]})));
+    assert_eq!(res.status, 201, "{}", res.body);
+    let role_path = format!("/api/v1/roles/{}", res.json()["role"]["id"].as_str().unwrap());
+    refused_with(
+        &server.admin("PUT", &role_path, &op, Some(json!({"scopes": ["a", "b"]}))),
+        STRICT,
+    );
+    assert_eq!(server.admin("GET", &role_path, &op, None).json()["role"]["scopes"], json!(["a"]));
+    // Root grants anything.
+    assert_eq!(
+        server.admin("PUT", &role_path, &root, Some(json!({"scopes": ["a", "b"]}))).status,
+        200
+    );
+
+    // Off by default: as before, write_app hands out any scope but root.
+    let server = TestServer::start();
+    let op = token_with(&server, &["write_app"]);
+    assert_eq!(
+        server.admin("GET", "/info", &op, None).json()["configs"]["features"]["strictDelegation"],
+        false
+    );
+    let res = server.admin(
+        "POST",
+        "/api/v1/apps",
+        &op,
+        Some(json!({"name": "n", "scopes": ["write_key"]})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
 }

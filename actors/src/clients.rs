@@ -55,10 +55,13 @@ impl Page {
     pub const MAX_SIZE: usize = 1000;
 }
 
-/// Server-wide limits an app must respect.
+/// Server-wide limits and rules the registry applies to every change.
 #[derive(Debug, Clone, Copy)]
 pub struct AppLimits {
     pub max_token_ttl: u64,
+    /// `strict_delegation`: a caller without `root` grants (to apps and roles) only scopes it
+    /// holds itself.
+    pub strict_delegation: bool,
 }
 
 pub struct ClientRegistry {
@@ -67,7 +70,7 @@ pub struct ClientRegistry {
     pub(crate) apps: BTreeMap<String, AppRecord>,
     pub(crate) table: ClientTable,
     pub(crate) clock: SharedClock,
-    limits: AppLimits,
+    pub(crate) limits: AppLimits,
     /// Custom scopes by id (built-ins are constants in `policy`).
     pub(crate) scopes: BTreeMap<String, ScopeRecord>,
     /// Custom roles by id (built-ins are constants in `policy`).
@@ -268,6 +271,7 @@ impl ClientRegistry {
         }
         let scopes = app::check_scopes(&input.scopes).map_err(RegistryError::Invalid)?;
         policy::check_app_scopes(caller, &scopes)?;
+        policy::check_delegation(caller, self.limits.strict_delegation, &scopes, &[])?;
         let grant_types = app::check_grant_types(
             input.grant_types.as_deref().unwrap_or(&[GRANT_CLIENT_CREDENTIALS.to_string()]),
         )
@@ -316,6 +320,12 @@ impl ClientRegistry {
             let scopes = app::check_scopes(scopes).map_err(RegistryError::Invalid)?;
             policy::check_app_scopes(caller, &scopes)?;
             policy::check_manage_app(caller, &record.scopes)?;
+            policy::check_delegation(
+                caller,
+                self.limits.strict_delegation,
+                &scopes,
+                &record.scopes,
+            )?;
             record.scopes = scopes;
         } else {
             policy::check_manage_app(caller, &record.scopes)?;

@@ -52,6 +52,15 @@ impl Caller {
             Caller::Service { .. } => false,
         }
     }
+
+    /// Whether the caller itself holds `scope` (root holds every scope).
+    pub fn holds(&self, scope: &str) -> bool {
+        match self {
+            Caller::App { scopes, .. } => scopes.iter().any(|s| s == scope || s == ROOT),
+            Caller::Operator => true,
+            Caller::Service { .. } => false,
+        }
+    }
 }
 
 /// A refused change. Each message is part of the contract, byte for byte.
@@ -78,6 +87,9 @@ pub enum PolicyError {
     /// A scope held by an app that holds `root` is part of that app: renaming or deleting it
     /// would rewrite a root app's scopes behind root's back.
     RootAppScope,
+    /// With `strict_delegation`, a caller can hand on only what it holds, so `write_app` or
+    /// `write_role` is no longer as strong as every non-root scope.
+    StrictDelegation,
 }
 
 impl PolicyError {
@@ -106,6 +118,9 @@ impl PolicyError {
             }
             PolicyError::RootAppScope => {
                 "Only an app with the root scope can rename or delete a scope held by an app with the root scope."
+            }
+            PolicyError::StrictDelegation => {
+                "With strict_delegation on, a caller without the root scope can grant only scopes it holds."
             }
         }
     }
@@ -161,6 +176,25 @@ pub fn check_scope_of_root_app(caller: &Caller, held_by_root_app: bool) -> Resul
         return Err(PolicyError::RootAppScope);
     }
     Ok(())
+}
+
+/// With `strict`, every scope a non-root caller newly grants (to an app or a role) must be one
+/// it holds itself. `already` are the scopes the target holds now: keeping them is no grant.
+pub fn check_delegation(
+    caller: &Caller,
+    strict: bool,
+    granted: &[String],
+    already: &[String],
+) -> Result<(), PolicyError> {
+    if !strict || caller.is_root() {
+        return Ok(());
+    }
+    let is_new = |s: &&String| !already.contains(s);
+    if granted.iter().filter(is_new).all(|s| caller.holds(s)) {
+        Ok(())
+    } else {
+        Err(PolicyError::StrictDelegation)
+    }
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -233,12 +267,26 @@ mod tests {
     }
 
     #[test]
-    fn issue_8_services_are_never_root() {
+    fn issue_8_services_are_never_root_and_strict_delegation_grants_only_held_scopes() {
         let service = Caller::Service { service_id: "s".into() };
         assert!(!service.is_root());
         assert_eq!(check_change_privileged_user(&service, true), Err(PolicyError::PrivilegedUser));
         assert!(check_change_privileged_user(&service, false).is_ok());
         assert!(check_change_privileged_user(&Caller::Operator, true).is_ok());
         assert_eq!(check_scope_of_root_app(&service, true), Err(PolicyError::RootAppScope));
+
+        let app = Caller::App { client_id: "c".into(), scopes: v(&["write_app", "a"]) };
+        let strict = |granted: &[&str], already: &[&str]| {
+            check_delegation(&app, true, &v(granted), &v(already))
+        };
+        assert!(strict(&["a", "write_app"], &[]).is_ok());
+        assert_eq!(strict(&["a", "b"], &[]), Err(PolicyError::StrictDelegation));
+        assert!(
+            strict(&["a", "b"], &["b"]).is_ok(),
+            "keeping what the target holds grants nothing"
+        );
+        assert!(check_delegation(&app, false, &v(&["b"]), &[]).is_ok(), "off: as before");
+        let root = Caller::App { client_id: "r".into(), scopes: v(&["root"]) };
+        assert!(check_delegation(&root, true, &v(&["b"]), &[]).is_ok());
     }
 }

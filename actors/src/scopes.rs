@@ -368,6 +368,7 @@ impl ClientRegistry {
             None,
         )?;
         let scopes = self.check_role_scopes(caller, input.scopes.as_deref().unwrap_or(&[]))?;
+        policy::check_delegation(caller, self.limits.strict_delegation, &scopes, &[])?;
         let is_privileged =
             input.privileged.unwrap_or(false) || scopes.iter().any(|s| s == policy::ROOT);
         policy::check_manage_role(caller, is_privileged)?;
@@ -399,7 +400,10 @@ impl ClientRegistry {
         let mut record = self.roles.get(id).cloned().ok_or(RegistryError::NotFound)?;
         policy::check_manage_role(caller, record.is_privileged)?;
         if let Some(scopes) = &input.scopes {
-            record.scopes = self.check_role_scopes(caller, scopes)?;
+            let scopes = self.check_role_scopes(caller, scopes)?;
+            let strict = self.limits.strict_delegation;
+            policy::check_delegation(caller, strict, &scopes, &record.scopes)?;
+            record.scopes = scopes;
         }
         if let Some(name) = &input.name {
             record.name = self.check_role_name(name, Some(id))?;
