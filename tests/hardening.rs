@@ -1,5 +1,5 @@
-//! Issue 8, privileged targets and strict delegation (docs/api.md, Escalation rules, Users,
-//! Scopes, Service API, `strict_delegation`).
+//! Issue 8, privileged targets, strict delegation and registration (docs/api.md, Escalation
+//! rules, Users, Scopes, Service API, `POST /consumer/register`).
 
 use serde_json::{Value, json};
 
@@ -237,4 +237,32 @@ fn issue_8_strict_delegation_grants_only_held_scopes() {
         Some(json!({"name": "n", "scopes": ["write_key"]})),
     );
     assert_eq!(res.status, 201, "{}", res.body);
+}
+
+#[test]
+fn issue_8_a_taken_name_is_refused_before_the_password_is_hashed() {
+    let server = TestServer::start();
+    assert_eq!(register(&server, "ada").status, 201);
+    let hashed = server.passwords.hashes();
+    assert_eq!(hashed, 1);
+    for body in [
+        json!({"username": "ada", "email": "other@example.com", "password": "correct horse"}),
+        json!({"username": "other", "email": "ADA@example.com", "password": "correct horse"}),
+    ] {
+        let res = post_json(&server, "/consumer/register", body);
+        assert_eq!(res.status, 409, "{}", res.body);
+        assert_eq!(res.json()["message"], "a user with that username or email already exists");
+    }
+    let res = post_json(
+        &server,
+        "/consumer/register",
+        json!({"username": "x", "email": "x@example.com", "password": "correct horse"}),
+    );
+    assert_eq!(res.status, 400);
+    let key = service(&server);
+    let body = json!({"email": "ada@example.com", "password": "correct horse"});
+    assert_eq!(svc(&server, &key, "POST", "/api/service/users", Some(body)).status, 409);
+    assert_eq!(server.passwords.hashes(), hashed, "no hash for a refused name");
+    assert_eq!(register(&server, "bob").status, 201);
+    assert_eq!(server.passwords.hashes(), hashed + 1);
 }

@@ -25,6 +25,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
     pub keyring: actix::Addr<tessera_actors::keys::KeyRing>,
+    /// The server's password pool: its counter tells how many Argon2id hashes were asked for.
+    pub passwords: tessera_actors::password::PasswordPool,
     issuer: Option<Arc<tessera_actors::issuer::Issuer>>,
     thread: Option<JoinHandle<()>>,
     agent: ureq::Agent,
@@ -100,6 +102,7 @@ impl TestServer {
                             running.server.handle(),
                             running.state.keyring.clone(),
                             Arc::clone(&running.state.issuer),
+                            running.state.passwords.clone(),
                         )))
                         .ok();
                         running.wait().await.ok();
@@ -110,7 +113,7 @@ impl TestServer {
                 }
             });
         });
-        let (url, handle, keyring, issuer) =
+        let (url, handle, keyring, issuer, passwords) =
             rx.recv().expect("server thread").expect("server starts");
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -124,6 +127,7 @@ impl TestServer {
             dir,
             handle,
             keyring,
+            passwords,
             issuer: Some(issuer),
             thread: Some(thread),
             agent,

@@ -2,6 +2,7 @@
 //! lowest-priority threads: one hash costs tens of milliseconds of CPU, and a burst of logins
 //! must yield the cores to token issuance rather than compete with it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -49,6 +50,8 @@ enum Work {
 #[derive(Clone)]
 pub struct PasswordPool {
     jobs: mpsc::Sender<Work>,
+    /// Hashes asked for since the start: what a flood of sign-ups costs in CPU.
+    hashes: Arc<AtomicU64>,
 }
 
 impl PasswordPool {
@@ -81,10 +84,16 @@ impl PasswordPool {
                 }
             })?;
         }
-        Ok(PasswordPool { jobs })
+        Ok(PasswordPool { jobs, hashes: Arc::default() })
+    }
+
+    /// How many hashes have been asked of the pool.
+    pub fn hashes(&self) -> u64 {
+        self.hashes.load(Ordering::Relaxed)
     }
 
     pub async fn hash(&self, password: String) -> Result<String, String> {
+        self.hashes.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Work::Hash(password, reply))

@@ -470,6 +470,18 @@ impl ClientRegistry {
         self.commit_user(user)
     }
 
+    /// Whether new login names would be refused (malformed or taken), answered before the
+    /// caller pays for an Argon2id hash. Creating the user checks again, atomically.
+    pub fn check_new_login(
+        &self,
+        username: Option<&str>,
+        email: &str,
+    ) -> Result<(), RegistryError> {
+        let username = username.map(check_username).transpose()?;
+        let email = check_email(email)?;
+        self.check_unique(username.as_deref(), &email, None)
+    }
+
     pub fn login_target(&self, login: &str) -> LoginTarget {
         match self.find_by_login(login) {
             Some(u) if u.is_active && u.password_hash.is_some() => LoginTarget {
@@ -549,6 +561,13 @@ impl ClientRegistry {
     fn login_msg(&mut self, login: String) -> LoginTarget {
         self.login_target(&login)
     }
+    fn check_new_login_msg(
+        &mut self,
+        username: Option<String>,
+        email: String,
+    ) -> Result<(), RegistryError> {
+        self.check_new_login(username.as_deref(), &email)
+    }
 }
 
 registry_messages! {
@@ -560,4 +579,5 @@ registry_messages! {
     AcceptInvitation { token: String, password_hash: String } -> Result<UserView, RegistryError> => accept_msg;
     Register { username: String, email: String, password_hash: String, default_role: String } -> Result<UserView, RegistryError> => register_msg;
     LoginLookup { login: String } -> LoginTarget => login_msg;
+    CheckNewLogin { username: Option<String>, email: String } -> Result<(), RegistryError> => check_new_login_msg;
 }
