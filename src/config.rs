@@ -24,6 +24,7 @@ pub struct FileConfig {
     pub invitation_ttl: Option<Duration>,
     pub allow_user_credentials: Option<bool>,
     pub password_queue: Option<usize>,
+    pub strict_delegation: Option<bool>,
     #[serde(default)]
     pub keys: KeysFile,
     #[serde(default)]
@@ -102,6 +103,9 @@ pub struct Config {
     pub allow_user_credentials: bool,
     /// Password checks that may wait for the Argon2id threads; past it, `503`.
     pub password_queue: usize,
+    /// A caller without `root` grants (to apps and roles) only scopes it holds; off by default,
+    /// so `write_app` and `write_role` can hand out any scope but `root`.
+    pub strict_delegation: bool,
     pub rotate_every: u64,
     pub jwks_max_age: u64,
     pub rate_window: u64,
@@ -127,6 +131,7 @@ impl Default for Config {
             invitation_ttl: 7 * 86400,
             allow_user_credentials: false,
             password_queue: tessera_actors::password::QUEUE,
+            strict_delegation: false,
             rotate_every: 7 * 86400,
             jwks_max_age: 600,
             rate_window: 60,
@@ -176,6 +181,7 @@ impl Config {
         self.allow_user_credentials =
             file.allow_user_credentials.unwrap_or(self.allow_user_credentials);
         self.password_queue = file.password_queue.unwrap_or(self.password_queue);
+        self.strict_delegation = file.strict_delegation.unwrap_or(self.strict_delegation);
         self.rotate_every = d(file.keys.rotate_every).unwrap_or(self.rotate_every);
         self.jwks_max_age = d(file.keys.jwks_max_age).unwrap_or(self.jwks_max_age);
         self.rate_window = d(file.rate_limit.window).unwrap_or(self.rate_window);
@@ -271,8 +277,14 @@ mod tests {
     fn files_override_defaults_and_typos_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.toml");
-        std::fs::write(&path, "access_token_ttl = \"15m\"\n[keys]\njwks_max_age = 60\n").unwrap();
+        std::fs::write(
+            &path,
+            "access_token_ttl = \"15m\"\nstrict_delegation = true\n[keys]\njwks_max_age = 60\n",
+        )
+        .unwrap();
         let config = Config::from_file(&path).unwrap();
+        assert!(config.strict_delegation);
+        assert!(!Config::default().strict_delegation);
         assert_eq!(config.access_token_ttl, 900);
         assert_eq!(config.jwks_max_age, 60);
         std::fs::write(&path, "max_access_token_ttl = \"99999d\"\n").unwrap();

@@ -119,7 +119,10 @@ pub fn prepare(
 ) -> Result<Prepared, StartError> {
     config.validate().map_err(StartError::Config)?;
     let store: Arc<dyn Storage> = Arc::new(Store::open(&config.data_dir, kek)?);
-    let limits = AppLimits { max_token_ttl: config.max_access_token_ttl };
+    let limits = AppLimits {
+        max_token_ttl: config.max_access_token_ttl,
+        strict_delegation: config.strict_delegation,
+    };
     let grants = GrantStore::start(
         Arc::clone(&store),
         Arc::clone(&clock),

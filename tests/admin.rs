@@ -100,6 +100,9 @@ fn a_deleted_or_disabled_apps_tokens_are_refused_at_once() {
     server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": false})));
     assert_eq!(server.admin("GET", "/api/v1/keys", &token, None).status, 401);
     server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": true})));
+    assert_eq!(server.admin("GET", "/api/v1/keys", &token, None).status, 401, "not revived");
+    server.clock.advance(1);
+    let token = server.token(&id, &secret, None);
     assert_eq!(server.admin("GET", "/api/v1/keys", &token, None).status, 200);
     server.admin("DELETE", &path, &server.root_token(), None);
     assert_eq!(server.admin("GET", "/api/v1/keys", &token, None).status, 401);

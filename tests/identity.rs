@@ -223,13 +223,19 @@ enum Op {
     CreateRole(&'static str, Vec<&'static str>, bool),
     UpdateRole(usize, Vec<&'static str>),
     CreateApp(Vec<&'static str>),
+    /// Turns a user off (the privileged one is refused).
+    DeactivateUser(usize),
+    /// Gives a user these roles (names of built-in or generated roles).
+    SetUserRoles(usize, Vec<&'static str>),
+    DeleteUser(usize),
 }
 
-const NAMES: [&str; 6] = ["root", "write_app", "x", "y", "super_admin", "z:1"];
+const NAMES: [&str; 7] = ["root", "write_app", "x", "y", "super_admin", "z:1", "root:extra"];
 
 fn op() -> impl Strategy<Value = Op> {
     let name = proptest::sample::select(NAMES.to_vec());
     let names = proptest::sample::subsequence(NAMES.to_vec(), 0..3);
+    let roles = proptest::sample::subsequence(vec!["super_admin", "consumer", "x", "y"], 0..3);
     prop_oneof![
         name.clone().prop_map(Op::CreateScope),
         (0usize..4, name.clone()).prop_map(|(i, n)| Op::RenameScope(i, n)),
@@ -237,6 +243,9 @@ fn op() -> impl Strategy<Value = Op> {
         (name, names.clone(), any::<bool>()).prop_map(|(n, s, p)| Op::CreateRole(n, s, p)),
         (0usize..4, names.clone()).prop_map(|(i, s)| Op::UpdateRole(i, s)),
         names.prop_map(Op::CreateApp),
+        (0usize..2).prop_map(Op::DeactivateUser),
+        (0usize..2, roles).prop_map(|(i, r)| Op::SetUserRoles(i, r)),
+        (0usize..2).prop_map(Op::DeleteUser),
     ]
 }
 
@@ -250,20 +259,54 @@ fn ids(list: &Value, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// What of a user the invariants watch: its roles, whether it is active, whether it exists.
+fn user_state(server: &TestServer, root: &str, auth_id: &str) -> (u16, Value, Value) {
+    let res = server.admin("GET", &format!("/api/v1/users/{auth_id}"), root, None);
+    let user = if res.status == 200 { res.json()["user"].clone() } else { Value::Null };
+    (res.status, user["roles"].clone(), user["isActive"].clone())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() })]
 
-    /// No path to root: whatever a non-root caller does with scopes, roles and apps, no app
-    /// but the root app and no role ever holds `root`, and no scope or role takes a built-in name.
+    /// No path to root: whatever a non-root caller does with scopes, roles, apps and users,
+    /// no app but the root app and no role ever holds `root`, no role becomes privileged, no
+    /// scope or role takes a built-in name, the root app's scopes never change (it holds a
+    /// custom scope too, which renames and deletions may pick), and a user holding
+    /// `super_admin` is never changed.
     #[test]
     fn no_path_to_root(ops in proptest::collection::vec(op(), 1..14)) {
         let server = TestServer::start();
-        let op_token = operator(&server);
+        let op_token = {
+            let scopes = ["read_scope", "write_scope", "read_role", "write_role", "read_app", "write_app", "read_user", "write_user"];
+            let (_, id, secret) = server.create_app(json!({"name": "operator", "scopes": scopes}));
+            server.token(&id, &secret, None)
+        };
+        let root = server.root_token();
+        prop_assert_eq!(server.admin("POST", "/api/v1/scopes", &root, Some(json!({"name": "root:extra"}))).status, 201);
+        let apps = server.admin("GET", "/api/v1/apps", &root, None).json();
+        let root_app = apps["apps"].as_array().unwrap().iter().find(|a| a["clientId"] == crate::support::ROOT_ID).unwrap().clone();
+        let root_path = format!("/api/v1/apps/{}", root_app["id"].as_str().unwrap());
+        let root_scopes = json!(["root", "root:extra"]);
+        prop_assert_eq!(server.admin("PUT", &root_path, &root, Some(json!({"scopes": root_scopes.clone()}))).status, 200);
+        // users[0] holds super_admin; users[1] is an ordinary user.
+        let mut users = Vec::new();
+        for (name, roles) in [("boss", json!(["super_admin"])), ("pat", json!(["consumer"]))] {
+            let invite = json!({"email": format!("{name}@example.com"), "username": name, "roles": roles});
+            let res = server.admin("POST", "/api/v1/users/invitations", &root, Some(invite));
+            prop_assert_eq!(res.status, 201, "{}", res.body);
+            let auth_id = res.json()["user"]["authId"].as_str().unwrap().to_string();
+            let res = server.admin("PUT", &format!("/api/v1/users/{auth_id}"), &root, Some(json!({"isActive": true})));
+            prop_assert_eq!(res.status, 200, "{}", res.body);
+            users.push(auth_id);
+        }
+        let boss_before = user_state(&server, &root, &users[0]);
         for o in ops {
             let scopes = server.admin("GET", "/api/v1/scopes", &op_token, None).json();
             let roles = server.admin("GET", "/api/v1/roles", &op_token, None).json();
             let (scope_ids, role_ids) = (ids(&scopes, "scopes"), ids(&roles, "roles"));
             let pick = |v: &[String], i: usize| v.get(i % v.len().max(1)).cloned();
+            let user_path = |i: usize| format!("/api/v1/users/{}", users[i % users.len()]);
             match o {
                 Op::CreateScope(n) => { server.admin("POST", "/api/v1/scopes", &op_token, Some(json!({"name": n}))); }
                 Op::RenameScope(i, n) => if let Some(id) = pick(&scope_ids, i) {
@@ -277,6 +320,9 @@ proptest! {
                     server.admin("PUT", &format!("/api/v1/roles/{id}"), &op_token, Some(json!({"scopes": s})));
                 },
                 Op::CreateApp(s) => { server.admin("POST", "/api/v1/apps", &op_token, Some(json!({"name": "a", "scopes": s}))); }
+                Op::DeactivateUser(i) => { server.admin("PUT", &user_path(i), &op_token, Some(json!({"isActive": false}))); }
+                Op::SetUserRoles(i, r) => { server.admin("PUT", &user_path(i), &op_token, Some(json!({"roles": r}))); }
+                Op::DeleteUser(i) => { server.admin("DELETE", &user_path(i), &op_token, None); }
             }
             let root = server.root_token();
             let scopes = server.admin("GET", "/api/v1/scopes", &root, None).json();
@@ -292,6 +338,11 @@ proptest! {
             let apps = server.admin("GET", "/api/v1/apps?pageSize=1000", &root, None).json();
             let holders = apps["apps"].as_array().unwrap().iter().filter(|a| a["scopes"].as_array().unwrap().contains(&json!("root"))).count();
             prop_assert_eq!(holders, 1, "only the root app holds root");
+            let now_scopes = server.admin("GET", &root_path, &root, None).json()["app"]["scopes"].clone();
+            prop_assert_eq!(&now_scopes, &root_scopes, "the root app's scopes changed");
+            prop_assert_eq!(user_state(&server, &root, &users[0]), boss_before.clone(), "a privileged user changed");
+            let (_, pat_roles, _) = user_state(&server, &root, &users[1]);
+            prop_assert!(!pat_roles.as_array().is_some_and(|r| r.contains(&json!("super_admin"))), "a user was made privileged");
         }
     }
 }

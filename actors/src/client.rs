@@ -18,6 +18,8 @@ pub struct Client {
     pub has_client_credentials: bool,
     pub has_refresh_token: bool,
     pub is_active: bool,
+    /// When the app was last disabled: its tokens issued at or before then stay refused.
+    pub disabled_at: Option<u64>,
     pub ttl: Option<u64>,
     /// `tokenClaims` serialized without braces (`"k":v,…`), spliced into every token.
     pub claims_fragment: String,
@@ -40,6 +42,7 @@ impl Client {
             has_client_credentials: app.grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS),
             has_refresh_token: app.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN),
             is_active: app.is_active,
+            disabled_at: app.disabled_at,
             ttl: app.access_token_ttl_secs,
             claims_fragment: claims[1..claims.len() - 1].to_string(),
             public_key: app.public_key_jwk.as_ref().and_then(crate::app::jwk_key_bytes),
@@ -67,6 +70,7 @@ impl Client {
             has_client_credentials: false,
             has_refresh_token: true,
             is_active: true,
+            disabled_at: None,
             ttl: None,
             claims_fragment: String::new(),
             public_key: None,

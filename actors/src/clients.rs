@@ -31,6 +31,9 @@ pub enum RegistryError {
     Policy(PolicyError),
     #[error("{0}")]
     Conflict(String),
+    /// Allowed to no caller of this kind, whatever it sends (the service API's `403`).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -52,10 +55,13 @@ impl Page {
     pub const MAX_SIZE: usize = 1000;
 }
 
-/// Server-wide limits an app must respect.
+/// Server-wide limits and rules the registry applies to every change.
 #[derive(Debug, Clone, Copy)]
 pub struct AppLimits {
     pub max_token_ttl: u64,
+    /// `strict_delegation`: a caller without `root` grants (to apps and roles) only scopes it
+    /// holds itself.
+    pub strict_delegation: bool,
 }
 
 pub struct ClientRegistry {
@@ -64,7 +70,7 @@ pub struct ClientRegistry {
     pub(crate) apps: BTreeMap<String, AppRecord>,
     pub(crate) table: ClientTable,
     pub(crate) clock: SharedClock,
-    limits: AppLimits,
+    pub(crate) limits: AppLimits,
     /// Custom scopes by id (built-ins are constants in `policy`).
     pub(crate) scopes: BTreeMap<String, ScopeRecord>,
     /// Custom roles by id (built-ins are constants in `policy`).
@@ -149,12 +155,18 @@ impl ClientRegistry {
         Ok(registry)
     }
 
-    /// Ends every refresh family of an app that is being disabled or deleted, before the app
-    /// change commits: a failed change then leaves the families ended, never the reverse.
-    fn end_families(&self, client_id: &str) -> Result<(), RegistryError> {
+    /// Ends every refresh family of an app (or, with `subject`, of one user of
+    /// `tessera-consumer`) that is being disabled or deleted, after every check and before the
+    /// change commits: a failed commit then leaves the families ended, never the reverse.
+    pub(crate) fn end_families(
+        &self,
+        client_id: &str,
+        subject: Option<&str>,
+    ) -> Result<(), RegistryError> {
         self.grants
             .submit_blocking(GrantOp::RevokeClient {
                 client_id: client_id.to_string(),
+                subject: subject.map(str::to_string),
                 horizon: self.clock.now().saturating_add(self.limits.max_token_ttl),
             })
             .map(drop)
@@ -211,6 +223,7 @@ impl ClientRegistry {
             next_secret_hash: None,
             created_at: now,
             updated_at: now,
+            disabled_at: None,
         };
         let created = self.store.create_root_app(&record, ROOT_MARKER);
         self.publish_new(record, created)
@@ -258,6 +271,7 @@ impl ClientRegistry {
         }
         let scopes = app::check_scopes(&input.scopes).map_err(RegistryError::Invalid)?;
         policy::check_app_scopes(caller, &scopes)?;
+        policy::check_delegation(caller, self.limits.strict_delegation, &scopes, &[])?;
         let grant_types = app::check_grant_types(
             input.grant_types.as_deref().unwrap_or(&[GRANT_CLIENT_CREDENTIALS.to_string()]),
         )
@@ -288,6 +302,7 @@ impl ClientRegistry {
             next_secret_hash: None,
             created_at: now,
             updated_at: now,
+            disabled_at: None,
         };
         self.commit_new(record.clone())?;
         Ok((record, secret))
@@ -305,6 +320,12 @@ impl ClientRegistry {
             let scopes = app::check_scopes(scopes).map_err(RegistryError::Invalid)?;
             policy::check_app_scopes(caller, &scopes)?;
             policy::check_manage_app(caller, &record.scopes)?;
+            policy::check_delegation(
+                caller,
+                self.limits.strict_delegation,
+                &scopes,
+                &record.scopes,
+            )?;
             record.scopes = scopes;
         } else {
             policy::check_manage_app(caller, &record.scopes)?;
@@ -319,10 +340,8 @@ impl ClientRegistry {
         if let Some(grants) = &patch.grant_types {
             record.grant_types = app::check_grant_types(grants).map_err(RegistryError::Invalid)?;
         }
+        let is_disabling = record.is_active && patch.is_active == Some(false);
         if let Some(active) = patch.is_active {
-            if record.is_active && !active {
-                self.end_families(&record.client_id)?;
-            }
             record.is_active = active;
         }
         if let Some(metadata) = patch.metadata {
@@ -344,6 +363,11 @@ impl ClientRegistry {
             record.public_key_jwk = jwk;
         }
         record.updated_at = self.clock.now();
+        if is_disabling {
+            // Kept after a re-enable: tokens from before the disable must stay refused.
+            record.disabled_at = Some(record.updated_at);
+            self.end_families(&record.client_id, None)?;
+        }
         self.commit_update(record)
     }
 
@@ -351,7 +375,7 @@ impl ClientRegistry {
         let record = self.existing(id)?;
         policy::check_manage_app(caller, &record.scopes)?;
         let client_id = record.client_id.clone();
-        self.end_families(&client_id)?;
+        self.end_families(&client_id, None)?;
         self.store.delete_app(id)?;
         self.table.remove(&client_id);
         self.apps.remove(id);

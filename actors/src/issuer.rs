@@ -191,12 +191,24 @@ impl Issuer {
         &self.users
     }
 
-    /// Whether the subject of a token can still act: its app, or for consumer tokens its user.
-    pub fn is_subject_active(&self, client_id: &str, sub: &str) -> bool {
-        if client_id == CONSUMER_CLIENT_ID {
-            return self.users.get(sub).is_some_and(|u| u.is_active);
-        }
-        self.clients.get(client_id).is_some_and(|c| c.is_active)
+    /// Whether a verified access token still speaks for its subject: its app (or, for a user
+    /// token, its user) exists and is active, and the token was issued after the subject was
+    /// last disabled, so a re-enable never revives tokens from before. `iat` is whole seconds,
+    /// hence `<=`: a token from the very second of the disable does not survive it. Checked at
+    /// verification, never at issuance, so the token hot path pays nothing for it.
+    pub fn is_token_live_for_subject(&self, claims: &AccessClaims) -> bool {
+        let disabled_at = if claims.client_id == CONSUMER_CLIENT_ID {
+            match self.users.get(&claims.sub) {
+                Some(u) if u.is_active => u.disabled_at,
+                _ => return false,
+            }
+        } else {
+            match self.clients.get(&claims.client_id) {
+                Some(c) if c.is_active => c.disabled_at,
+                _ => return false,
+            }
+        };
+        disabled_at.is_none_or(|t| claims.iat > t)
     }
 
     /// Whether a refresh family's owner may still refresh: its user is active, or its app is
@@ -623,11 +635,10 @@ impl Issuer {
         if claims.client_id == CONSUMER_CLIENT_ID {
             return Err(BearerError::ClientGone);
         }
-        let client = self
-            .clients
-            .get(&claims.client_id)
-            .filter(|c| c.is_active)
-            .ok_or(BearerError::ClientGone)?;
+        if !self.is_token_live_for_subject(&claims) {
+            return Err(BearerError::ClientGone);
+        }
+        let client = self.clients.get(&claims.client_id).ok_or(BearerError::ClientGone)?;
         Ok((claims, client))
     }
 

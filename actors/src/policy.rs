@@ -34,12 +34,14 @@ pub fn is_built_in_role(name: &str) -> bool {
     BUILT_IN_ROLES.iter().any(|(n, _)| *n == name)
 }
 
-/// Who asks for a change: an app with its token's scopes, or the operator at the console,
-/// who holds the data directory and so everything in it.
+/// Who asks for a change: an app with its token's scopes, the operator at the console, who
+/// holds the data directory and so everything in it, or a service through the service API,
+/// which holds no scope at all and so is never root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     App { client_id: String, scopes: Vec<String> },
     Operator,
+    Service { service_id: String },
 }
 
 impl Caller {
@@ -47,6 +49,16 @@ impl Caller {
         match self {
             Caller::App { scopes, .. } => scopes.iter().any(|s| s == ROOT),
             Caller::Operator => true,
+            Caller::Service { .. } => false,
+        }
+    }
+
+    /// Whether the caller itself holds `scope` (root holds every scope).
+    pub fn holds(&self, scope: &str) -> bool {
+        match self {
+            Caller::App { scopes, .. } => scopes.iter().any(|s| s == scope || s == ROOT),
+            Caller::Operator => true,
+            Caller::Service { .. } => false,
         }
     }
 }
@@ -69,6 +81,15 @@ pub enum PolicyError {
     /// A privileged role can only be changed by root, or a `write_role` token could unmark it
     /// and then have it assigned.
     PrivilegedRoleManagement,
+    /// A user holding a privileged role is root's to change: otherwise a `write_user` token
+    /// (or a service) could lock out, strip or delete the people root trusts.
+    PrivilegedUser,
+    /// A scope held by an app that holds `root` is part of that app: renaming or deleting it
+    /// would rewrite a root app's scopes behind root's back.
+    RootAppScope,
+    /// With `strict_delegation`, a caller can hand on only what it holds, so `write_app` or
+    /// `write_role` is no longer as strong as every non-root scope.
+    StrictDelegation,
 }
 
 impl PolicyError {
@@ -91,6 +112,15 @@ impl PolicyError {
             }
             PolicyError::PrivilegedRoleManagement => {
                 "Only an app with the root scope can manage a privileged role."
+            }
+            PolicyError::PrivilegedUser => {
+                "Only an app with the root scope can change a user with a privileged role."
+            }
+            PolicyError::RootAppScope => {
+                "Only an app with the root scope can rename or delete a scope held by an app with the root scope."
+            }
+            PolicyError::StrictDelegation => {
+                "With strict_delegation on, a caller without the root scope can grant only scopes it holds."
             }
         }
     }
@@ -126,6 +156,45 @@ pub fn check_manage_app(caller: &Caller, current_scopes: &[String]) -> Result<()
         return Err(PolicyError::RootAppManagement);
     }
     Ok(())
+}
+
+/// Only a root caller may deactivate, re-activate, re-role or delete a user who holds a
+/// privileged role.
+pub fn check_change_privileged_user(
+    caller: &Caller,
+    holds_privileged_role: bool,
+) -> Result<(), PolicyError> {
+    if holds_privileged_role && !caller.is_root() {
+        return Err(PolicyError::PrivilegedUser);
+    }
+    Ok(())
+}
+
+/// Only a root caller may rename or delete a scope that an app holding `root` also holds.
+pub fn check_scope_of_root_app(caller: &Caller, held_by_root_app: bool) -> Result<(), PolicyError> {
+    if held_by_root_app && !caller.is_root() {
+        return Err(PolicyError::RootAppScope);
+    }
+    Ok(())
+}
+
+/// With `strict`, every scope a non-root caller newly grants (to an app or a role) must be one
+/// it holds itself. `already` are the scopes the target holds now: keeping them is no grant.
+pub fn check_delegation(
+    caller: &Caller,
+    strict: bool,
+    granted: &[String],
+    already: &[String],
+) -> Result<(), PolicyError> {
+    if !strict || caller.is_root() {
+        return Ok(());
+    }
+    let is_new = |s: &&String| !already.contains(s);
+    if granted.iter().filter(is_new).all(|s| caller.holds(s)) {
+        Ok(())
+    } else {
+        Err(PolicyError::StrictDelegation)
+    }
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -195,5 +264,29 @@ mod tests {
         assert!(check_app_scopes(&app, &v(&["read_app"])).is_ok());
         assert!(check_app_scopes(&Caller::Operator, &v(&["root"])).is_ok());
         assert_eq!(check_manage_app(&app, &v(&["root"])), Err(PolicyError::RootAppManagement));
+    }
+
+    #[test]
+    fn issue_8_services_are_never_root_and_strict_delegation_grants_only_held_scopes() {
+        let service = Caller::Service { service_id: "s".into() };
+        assert!(!service.is_root());
+        assert_eq!(check_change_privileged_user(&service, true), Err(PolicyError::PrivilegedUser));
+        assert!(check_change_privileged_user(&service, false).is_ok());
+        assert!(check_change_privileged_user(&Caller::Operator, true).is_ok());
+        assert_eq!(check_scope_of_root_app(&service, true), Err(PolicyError::RootAppScope));
+
+        let app = Caller::App { client_id: "c".into(), scopes: v(&["write_app", "a"]) };
+        let strict = |granted: &[&str], already: &[&str]| {
+            check_delegation(&app, true, &v(granted), &v(already))
+        };
+        assert!(strict(&["a", "write_app"], &[]).is_ok());
+        assert_eq!(strict(&["a", "b"], &[]), Err(PolicyError::StrictDelegation));
+        assert!(
+            strict(&["a", "b"], &["b"]).is_ok(),
+            "keeping what the target holds grants nothing"
+        );
+        assert!(check_delegation(&app, false, &v(&["b"]), &[]).is_ok(), "off: as before");
+        let root = Caller::App { client_id: "r".into(), scopes: v(&["root"]) };
+        assert!(check_delegation(&root, true, &v(&["b"]), &[]).is_ok());
     }
 }

@@ -171,10 +171,17 @@ impl ClientRegistry {
         Ok(view)
     }
 
+    /// Whether an app holding `root` also holds the scope `name`.
+    fn is_held_by_root_app(&self, name: &str) -> bool {
+        self.apps.values().any(|a| {
+            a.scopes.iter().any(|s| s == policy::ROOT) && a.scopes.iter().any(|s| s == name)
+        })
+    }
+
     /// A rename reaches every app and role that names the scope, in one transaction.
     pub fn update_scope(
         &mut self,
-        _caller: &Caller,
+        caller: &Caller,
         id: &str,
         input: ScopeInput,
     ) -> Result<ScopeView, RegistryError> {
@@ -198,17 +205,19 @@ impl ClientRegistry {
         let new = record.name.clone();
         let mut changes = vec![RegistryChange::PutScope(record.clone())];
         if new != old {
+            policy::check_scope_of_root_app(caller, self.is_held_by_root_app(&old))?;
             changes.extend(self.replace_scope_everywhere(&old, Some(&new)));
         }
         self.commit_changes(changes)?;
         Ok(scope_view(&record))
     }
 
-    pub fn delete_scope(&mut self, _caller: &Caller, id: &str) -> Result<(), RegistryError> {
+    pub fn delete_scope(&mut self, caller: &Caller, id: &str) -> Result<(), RegistryError> {
         if policy::is_built_in_scope(id) {
             return Err(PolicyError::BuiltIn.into());
         }
         let record = self.scopes.get(id).cloned().ok_or(RegistryError::NotFound)?;
+        policy::check_scope_of_root_app(caller, self.is_held_by_root_app(&record.name))?;
         let mut changes = vec![RegistryChange::DeleteScope(id.to_string())];
         changes.extend(self.replace_scope_everywhere(&record.name, None));
         self.commit_changes(changes)
@@ -359,6 +368,7 @@ impl ClientRegistry {
             None,
         )?;
         let scopes = self.check_role_scopes(caller, input.scopes.as_deref().unwrap_or(&[]))?;
+        policy::check_delegation(caller, self.limits.strict_delegation, &scopes, &[])?;
         let is_privileged =
             input.privileged.unwrap_or(false) || scopes.iter().any(|s| s == policy::ROOT);
         policy::check_manage_role(caller, is_privileged)?;
@@ -390,7 +400,10 @@ impl ClientRegistry {
         let mut record = self.roles.get(id).cloned().ok_or(RegistryError::NotFound)?;
         policy::check_manage_role(caller, record.is_privileged)?;
         if let Some(scopes) = &input.scopes {
-            record.scopes = self.check_role_scopes(caller, scopes)?;
+            let scopes = self.check_role_scopes(caller, scopes)?;
+            let strict = self.limits.strict_delegation;
+            policy::check_delegation(caller, strict, &scopes, &record.scopes)?;
+            record.scopes = scopes;
         }
         if let Some(name) = &input.name {
             record.name = self.check_role_name(name, Some(id))?;

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use tessera_storage::{RegistryChange, SubscriptionRecord, UserRecord};
 
 use crate::clients::{ClientRegistry, Page, RegistryError};
+use crate::policy::{self, Caller};
 use crate::secret::random_token;
 
 /// A user as the service API shows it (snake_case).
@@ -126,6 +127,8 @@ impl ClientRegistry {
             invitation_expires_at: None,
             created_at: now,
             updated_at: now,
+            disabled_at: None,
+            disabled_by: None,
         };
         let view = service_user(&user);
         let link = RegistryChange::LinkUser(service_id.to_string(), user.auth_id.clone(), now);
@@ -154,6 +157,7 @@ impl ClientRegistry {
         user_id: &str,
         patch: ServiceUserPatch,
     ) -> Result<ServiceUser, RegistryError> {
+        let caller = Caller::Service { service_id: service_id.to_string() };
         let mut user = self.linked(service_id, user_id)?.clone();
         if let Some(first) = patch.first_name {
             user.first_name = first;
@@ -161,13 +165,21 @@ impl ClientRegistry {
         if let Some(last) = patch.last_name {
             user.last_name = last;
         }
-        if let Some(active) = patch.is_active {
-            user.is_active = active;
-        }
         if user.first_name.chars().count() > 128 || user.last_name.chars().count() > 128 {
             return Err(invalid("names must be at most 128 characters"));
         }
-        user.updated_at = self.clock.now();
+        let now = self.clock.now();
+        let mut turns_off = false;
+        if let Some(active) = patch.is_active {
+            if active != user.is_active {
+                policy::check_change_privileged_user(&caller, self.holds_privileged_role(&user))?;
+            }
+            turns_off = self.set_active(&caller, &mut user, active, now)?;
+        }
+        user.updated_at = now;
+        if turns_off {
+            self.end_user_families(user_id)?;
+        }
         let view = service_user(&user);
         self.commit_user_with(user, Vec::new())?;
         Ok(view)
@@ -180,7 +192,9 @@ impl ClientRegistry {
         service_id: &str,
         user_id: &str,
     ) -> Result<(), RegistryError> {
-        self.linked(service_id, user_id)?;
+        let user = self.linked(service_id, user_id)?;
+        let caller = Caller::Service { service_id: service_id.to_string() };
+        policy::check_change_privileged_user(&caller, self.holds_privileged_role(user))?;
         let mut changes = vec![RegistryChange::UnlinkUser(service_id.into(), user_id.into())];
         if self.subscriptions.contains_key(&(service_id.to_string(), user_id.to_string())) {
             changes.push(RegistryChange::DeleteSubscription(service_id.into(), user_id.into()));
@@ -188,6 +202,7 @@ impl ClientRegistry {
         let is_shared = self.service_users.iter().any(|(s, u)| u == user_id && s != service_id);
         if !is_shared {
             changes.push(RegistryChange::DeleteUser(user_id.into()));
+            self.end_user_families(user_id)?;
         }
         self.commit_changes_public(changes)
     }

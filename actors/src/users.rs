@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use tessera_storage::{RegistryChange, UserRecord};
+use tessera_storage::{DisabledBy, RegistryChange, UserRecord};
 
+use crate::client::CONSUMER_CLIENT_ID;
 use crate::clients::{ClientRegistry, Page, RegistryError};
-use crate::policy::{BUILT_IN_ROLES, Caller, PolicyError};
+use crate::policy::{self, BUILT_IN_ROLES, Caller, PolicyError};
 use crate::secret::{hash_secret, random_token, to_hex};
 
 /// What token issuance needs of a user, republished after every user, role or scope change.
@@ -17,9 +18,15 @@ use crate::secret::{hash_secret, random_token, to_hex};
 pub struct UserEntry {
     pub auth_id: String,
     pub is_active: bool,
+    /// When the user was last deactivated: its tokens issued at or before then stay refused.
+    pub disabled_at: Option<u64>,
     /// The union of the user's roles' scopes.
     pub scopes: Vec<String>,
 }
+
+/// The service API's answer when a service tries to undo an operator's deactivation.
+pub const OPERATOR_DISABLED: &str =
+    "This user was deactivated by an operator; only an operator can activate it again.";
 
 /// auth id → user, read by the refresh grant and bearer checks.
 #[derive(Clone, Default)]
@@ -199,6 +206,54 @@ impl ClientRegistry {
         Ok(out)
     }
 
+    /// Whether a user holds a privileged role now (built-in `super_admin`, or a custom role
+    /// marked privileged or holding `root`).
+    pub(crate) fn holds_privileged_role(&self, user: &UserRecord) -> bool {
+        user.roles.iter().any(|r| self.role_is_privileged(r) == Some(true))
+    }
+
+    /// Turns a user on or off for `caller`; true when an active user is turned off now, whose
+    /// families must then end. A service cannot undo an operator's deactivation, and a
+    /// service's deactivation never hides an operator's.
+    pub(crate) fn set_active(
+        &self,
+        caller: &Caller,
+        user: &mut UserRecord,
+        active: bool,
+        now: u64,
+    ) -> Result<bool, RegistryError> {
+        let by = match caller {
+            Caller::Service { .. } => DisabledBy::Service,
+            Caller::App { .. } | Caller::Operator => DisabledBy::Operator,
+        };
+        let keeps_operators = user.disabled_by == Some(DisabledBy::Operator)
+            && by == DisabledBy::Service
+            && !user.is_active;
+        if active {
+            if keeps_operators {
+                return Err(RegistryError::Forbidden(OPERATOR_DISABLED.into()));
+            }
+            user.is_active = true;
+            user.disabled_by = None;
+            return Ok(false);
+        }
+        let turns_off = user.is_active;
+        if turns_off {
+            // Kept after a re-activation: tokens from before must stay refused.
+            user.disabled_at = Some(now);
+        }
+        user.is_active = false;
+        if !keeps_operators {
+            user.disabled_by = Some(by);
+        }
+        Ok(turns_off)
+    }
+
+    /// Ends a user's refresh families (and with them their access tokens) at once.
+    pub(crate) fn end_user_families(&self, auth_id: &str) -> Result<(), RegistryError> {
+        self.end_families(CONSUMER_CLIENT_ID, Some(auth_id))
+    }
+
     /// The scopes a user's roles give.
     pub(crate) fn user_scopes(&self, roles: &[String]) -> Vec<String> {
         let mut scopes: Vec<String> = Vec::new();
@@ -216,6 +271,7 @@ impl ClientRegistry {
         let entry = UserEntry {
             auth_id: user.auth_id.clone(),
             is_active: user.is_active,
+            disabled_at: user.disabled_at,
             scopes: self.user_scopes(&user.roles),
         };
         self.user_table.0.insert(user.auth_id.clone(), Arc::new(entry));
@@ -276,8 +332,11 @@ impl ClientRegistry {
         patch: UserPatch,
     ) -> Result<UserView, RegistryError> {
         let mut user = self.users.get(auth_id).cloned().ok_or(RegistryError::NotFound)?;
+        let is_privileged = self.holds_privileged_role(&user);
         if let Some(roles) = &patch.roles {
+            // Rule 2 first: a list with a privileged role is answered with its message.
             user.roles = self.check_roles(caller, roles)?;
+            policy::check_change_privileged_user(caller, is_privileged)?;
         }
         if let Some(first) = patch.first_name {
             check_person_name(&first)?;
@@ -287,17 +346,25 @@ impl ClientRegistry {
             check_person_name(&last)?;
             user.last_name = last;
         }
+        let now = self.clock.now();
+        let mut turns_off = false;
         if let Some(active) = patch.is_active {
-            user.is_active = active;
+            if active != user.is_active {
+                policy::check_change_privileged_user(caller, is_privileged)?;
+            }
+            turns_off = self.set_active(caller, &mut user, active, now)?;
         }
-        user.updated_at = self.clock.now();
+        user.updated_at = now;
+        if turns_off {
+            self.end_user_families(auth_id)?;
+        }
         self.commit_user(user)
     }
 
-    pub fn delete_user(&mut self, _caller: &Caller, auth_id: &str) -> Result<(), RegistryError> {
-        if !self.users.contains_key(auth_id) {
-            return Err(RegistryError::NotFound);
-        }
+    pub fn delete_user(&mut self, caller: &Caller, auth_id: &str) -> Result<(), RegistryError> {
+        let user = self.users.get(auth_id).ok_or(RegistryError::NotFound)?;
+        policy::check_change_privileged_user(caller, self.holds_privileged_role(user))?;
+        self.end_user_families(auth_id)?;
         self.store.apply_registry(&[RegistryChange::DeleteUser(auth_id.to_string())])?;
         if let Some(user) = self.users.remove(auth_id) {
             for key in login_keys(&user) {
@@ -336,6 +403,8 @@ impl ClientRegistry {
             invitation_expires_at: Some(now.saturating_add(ttl)),
             created_at: now,
             updated_at: now,
+            disabled_at: None,
+            disabled_by: None,
         };
         Ok((self.commit_user(user)?, token))
     }
@@ -351,6 +420,8 @@ impl ClientRegistry {
         let user = self.users.values().find(|u| {
             u.invitation_hash.as_deref().is_some_and(|h| crate::secret::hex_matches(h, &digest))
                 && u.invitation_expires_at.is_some_and(|t| now < t)
+                // An operator who turned the invitee off meant it: accepting is no way back.
+                && u.disabled_by.is_none()
         });
         let mut user = user
             .cloned()
@@ -393,8 +464,22 @@ impl ClientRegistry {
             invitation_expires_at: None,
             created_at: now,
             updated_at: now,
+            disabled_at: None,
+            disabled_by: None,
         };
         self.commit_user(user)
+    }
+
+    /// Whether new login names would be refused (malformed or taken), answered before the
+    /// caller pays for an Argon2id hash. Creating the user checks again, atomically.
+    pub fn check_new_login(
+        &self,
+        username: Option<&str>,
+        email: &str,
+    ) -> Result<(), RegistryError> {
+        let username = username.map(check_username).transpose()?;
+        let email = check_email(email)?;
+        self.check_unique(username.as_deref(), &email, None)
     }
 
     pub fn login_target(&self, login: &str) -> LoginTarget {
@@ -476,6 +561,13 @@ impl ClientRegistry {
     fn login_msg(&mut self, login: String) -> LoginTarget {
         self.login_target(&login)
     }
+    fn check_new_login_msg(
+        &mut self,
+        username: Option<String>,
+        email: String,
+    ) -> Result<(), RegistryError> {
+        self.check_new_login(username.as_deref(), &email)
+    }
 }
 
 registry_messages! {
@@ -487,4 +579,5 @@ registry_messages! {
     AcceptInvitation { token: String, password_hash: String } -> Result<UserView, RegistryError> => accept_msg;
     Register { username: String, email: String, password_hash: String, default_role: String } -> Result<UserView, RegistryError> => register_msg;
     LoginLookup { login: String } -> LoginTarget => login_msg;
+    CheckNewLogin { username: Option<String>, email: String } -> Result<(), RegistryError> => check_new_login_msg;
 }

@@ -354,9 +354,8 @@ fn presented_token(req: &HttpRequest) -> Option<String> {
 /// The signed-in person: the session cookie set by the sign-in page, or a Bearer user token.
 fn signed_in(req: &HttpRequest, state: &AppState) -> Option<String> {
     let claims = state.issuer.verify_access(&presented_token(req)?).ok()?;
-    (claims.client_id == CONSUMER_CLIENT_ID
-        && state.issuer.is_subject_active(&claims.client_id, &claims.sub))
-    .then_some(claims.sub)
+    (claims.client_id == CONSUMER_CLIENT_ID && state.issuer.is_token_live_for_subject(&claims))
+        .then_some(claims.sub)
 }
 
 fn refusal_reason(why: ConnectRefusal) -> &'static str {

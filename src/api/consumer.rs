@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tessera_actors::oauth::OAuthError;
 use tessera_actors::password;
-use tessera_actors::users::{AcceptInvitation, LoginLookup, Register};
+use tessera_actors::users::{AcceptInvitation, CheckNewLogin, LoginLookup, Register};
 
 use crate::api::admin::AdminError;
 use crate::server::AppState;
@@ -50,6 +50,11 @@ async fn register(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let Registration { username, email, password } = body.into_inner();
+    password::check_policy(&password).map_err(AdminError::BadRequest)?;
+    // A taken or malformed name is refused before the slow hash: registration is open, and
+    // each refused attempt would otherwise cost tens of milliseconds of CPU.
+    let check = CheckNewLogin { username: Some(username.clone()), email: email.clone() };
+    state.registry.send(check).await??;
     let password_hash = hash(&state, password).await?;
     let default_role = state.config.default_role.clone();
     let user =

@@ -160,7 +160,7 @@ async fn introspect(
     let issuer = &state.issuer;
     let body = if is_jwt(&query.token) {
         match issuer.verify_access(&query.token) {
-            Ok(c) if issuer.is_subject_active(&c.client_id, &c.sub) => json!({
+            Ok(c) if issuer.is_token_live_for_subject(&c) => json!({
                 "active": true, "scope": c.scope, "client_id": c.client_id, "token_type": "Bearer",
                 "exp": c.exp, "iat": c.iat, "nbf": c.nbf, "sub": c.sub, "aud": c.aud, "iss": c.iss, "jti": c.jti,
             }),

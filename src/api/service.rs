@@ -13,6 +13,7 @@ use tessera_actors::service_users::{
     SubscriptionInput,
 };
 use tessera_actors::services::{GetService, InfoPatch, PatchServiceInfo, ServiceView};
+use tessera_actors::users::CheckNewLogin;
 use tessera_storage::SubscriptionRecord;
 
 use crate::api::admin::{AdminError, rfc3339};
@@ -101,6 +102,10 @@ async fn create_user(
     let password_hash = match input.password.take() {
         Some(password) => {
             tessera_actors::password::check_policy(&password).map_err(AdminError::BadRequest)?;
+            // Taken or malformed names are refused before the slow hash.
+            let check =
+                CheckNewLogin { username: input.username.clone(), email: input.email.clone() };
+            s.registry.send(check).await??;
             Some(s.passwords.hash(password).await?.map_err(|_| AdminError::Internal)?)
         }
         None => None,

@@ -124,7 +124,10 @@ pub fn apps(command: AppsCommand) -> ExitCode {
             | AppsCommand::RotateSecret { dir, .. } => dir,
         };
         let (store, config) = open(dir)?;
-        let limits = AppLimits { max_token_ttl: config.max_access_token_ttl };
+        let limits = AppLimits {
+            max_token_ttl: config.max_access_token_ttl,
+            strict_delegation: config.strict_delegation,
+        };
         let clock = Arc::new(SystemClock);
         let cleanup = std::time::Duration::from_secs(config.grant_cleanup_every);
         let grants = GrantStore::start(Arc::clone(&store), clock.clone(), cleanup)

@@ -27,4 +27,8 @@ pub struct AppRecord {
     pub next_secret_hash: Option<String>,
     pub created_at: u64,
     pub updated_at: u64,
+    /// When the app was last disabled: tokens issued at or before it stay refused after a
+    /// re-enable. Absent in records written before it existed.
+    #[serde(default)]
+    pub disabled_at: Option<u64>,
 }

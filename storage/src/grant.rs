@@ -76,8 +76,10 @@ pub enum GrantOp {
     RevokeFamily { token: TokenKey, client_id: Option<String>, horizon: u64 },
     /// Revokes one access token until its expiry.
     RevokeAccess { jti: String, exp: u64 },
-    /// Ends every family of a client (the app was disabled or deleted).
-    RevokeClient { client_id: String, horizon: u64 },
+    /// Ends every family of a client (the app was disabled or deleted) or, with `subject`,
+    /// only that subject's families of it (a user of `tessera-consumer` was deactivated or
+    /// deleted).
+    RevokeClient { client_id: String, subject: Option<String>, horizon: u64 },
     /// Records a used client assertion; `Replayed` when it was seen before.
     RecordAssertion { key: String, exp: u64 },
     /// Removes everything that has expired by `now`.
@@ -212,14 +214,15 @@ pub(crate) fn apply(
             }
             revoke_family(txn, &record.family, *horizon)
         }
-        GrantOp::RevokeClient { client_id, horizon } => {
+        GrantOp::RevokeClient { client_id, subject, horizon } => {
             let ids: Vec<String> = {
                 let table = txn.open_table(FAMILIES).map_err(db)?;
                 let mut ids = Vec::new();
                 for entry in table.iter().map_err(db)? {
                     let (id, value) = entry.map_err(db)?;
                     let family: FamilyRecord = decode(value.value())?;
-                    if family.client_id == *client_id && !family.is_revoked {
+                    let is_subjects = subject.as_ref().is_none_or(|s| *s == family.subject);
+                    if family.client_id == *client_id && is_subjects && !family.is_revoked {
                         ids.push(id.value().to_string());
                     }
                 }

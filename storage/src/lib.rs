@@ -24,8 +24,8 @@ pub use grant::{
 };
 pub use key::{KeyRecord, KeyState};
 pub use scope::{
-    ApiKeyRecord, ProviderRecord, RegistryChange, RoleRecord, ScopeRecord, ServiceRecord,
-    SubscriptionRecord, UserRecord,
+    ApiKeyRecord, DisabledBy, ProviderRecord, RegistryChange, RoleRecord, ScopeRecord,
+    ServiceRecord, SubscriptionRecord, UserRecord,
 };
 pub use seal::Kek;
 pub use store::Store;

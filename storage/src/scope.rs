@@ -73,6 +73,23 @@ pub struct UserRecord {
     pub invitation_expires_at: Option<u64>,
     pub created_at: u64,
     pub updated_at: u64,
+    /// When the user was last deactivated: tokens issued at or before it stay refused after a
+    /// re-activation. Absent in records written before it existed.
+    #[serde(default)]
+    pub disabled_at: Option<u64>,
+    /// Who deactivated the user, while it is inactive: a service may not undo an operator.
+    #[serde(default)]
+    pub disabled_by: Option<DisabledBy>,
+}
+
+/// Who turned a user off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DisabledBy {
+    /// The admin API or the console.
+    Operator,
+    /// A service, through the service API.
+    Service,
 }
 
 /// A backend service of the service API (seed 004).

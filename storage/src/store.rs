@@ -540,6 +540,7 @@ mod tests {
             next_secret_hash: None,
             created_at: 1,
             updated_at: 1,
+            disabled_at: None,
         }
     }
 
@@ -614,6 +615,23 @@ mod tests {
         assert!(!file.windows(32).any(|w| w == [0xA5; 32]));
         let store = Store::open(dir.path(), None).unwrap();
         assert!(matches!(store.load_keys(), Err(StoreError::KekMissing)));
+    }
+
+    /// Issue 8: records written before the disable fields existed still load, as never
+    /// disabled.
+    #[test]
+    fn issue_8_records_without_disable_fields_still_load() {
+        let old_app = br#"{"id":"a","clientId":"c","name":"n","scopes":[],"grantTypes":["client_credentials"],"isActive":true,"secretHash":"00","createdAt":1,"updatedAt":1}"#;
+        let app: AppRecord = crate::record::decode(&[&[1u8][..], old_app].concat()).unwrap();
+        assert_eq!(app.disabled_at, None);
+        let old_user = br#"{"authId":"u","username":null,"email":"u@example.com","roles":[],"isActive":false,"passwordHash":null,"invitationHash":null,"invitationExpiresAt":null,"createdAt":1,"updatedAt":1}"#;
+        let user: crate::UserRecord =
+            crate::record::decode(&[&[1u8][..], old_user].concat()).unwrap();
+        assert_eq!((user.disabled_at, user.disabled_by), (None, None));
+        let mut user = user;
+        user.disabled_by = Some(crate::DisabledBy::Operator);
+        let json = String::from_utf8(crate::record::encode(&user)[1..].to_vec()).unwrap();
+        assert!(json.contains(r#""disabledBy":"operator""#), "{json}");
     }
 
     #[test]

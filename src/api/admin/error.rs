@@ -16,6 +16,9 @@ pub enum AdminError {
     Forbidden(&'static str),
     #[error("{0}")]
     BadRequest(String),
+    /// Refused to this kind of caller whatever it sends (a service undoing an operator).
+    #[error("{0}")]
+    Denied(String),
     #[error("not found")]
     NotFound,
     #[error("{message}")]
@@ -55,6 +58,7 @@ impl AdminError {
             AdminError::Unauthorized => "invalid_token",
             AdminError::Forbidden(_) => "insufficient_scope",
             AdminError::BadRequest(_) => "invalid_request",
+            AdminError::Denied(_) => "forbidden",
             AdminError::NotFound => "not_found",
             AdminError::Conflict { .. } => "conflict",
             AdminError::TooLarge => "payload_too_large",
@@ -71,6 +75,7 @@ impl From<RegistryError> for AdminError {
             RegistryError::Invalid(m) => AdminError::BadRequest(m),
             RegistryError::Policy(p) => AdminError::BadRequest(p.message().to_string()),
             RegistryError::Conflict(m) => AdminError::Conflict { message: m, safe_at: None },
+            RegistryError::Forbidden(m) => AdminError::Denied(m),
             RegistryError::Store(e) => {
                 tracing::error!(error = %e, "registry store failure");
                 AdminError::Internal
@@ -108,7 +113,7 @@ impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         match self {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AdminError::Forbidden(_) | AdminError::Denied(_) => StatusCode::FORBIDDEN,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::NotFound => StatusCode::NOT_FOUND,
             AdminError::Conflict { .. } => StatusCode::CONFLICT,

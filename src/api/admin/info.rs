@@ -33,6 +33,7 @@ pub async fn info(_caller: Bearer, state: web::Data<AppState>) -> Result<HttpRes
             "bodyLimitBytes": c.body_limit,
             "features": {
                 "allowUserCredentials": c.allow_user_credentials,
+                "strictDelegation": c.strict_delegation,
                 "privateKeyJwt": true,
                 "refreshTokens": true,
                 "introspection": true,

@@ -1,0 +1,268 @@
+//! Issue 8, privileged targets, strict delegation and registration (docs/api.md, Escalation
+//! rules, Users, Scopes, Service API, `POST /consumer/register`).
+
+use serde_json::{Value, json};
+
+use crate::support::{ROOT_ID, Resp, TestServer};
+
+const PRIVILEGED_USER: &str =
+    "Only an app with the root scope can change a user with a privileged role.";
+const RULE_2: &str = "Only an app with the root scope can assign a privileged role.";
+const ROOT_APP_SCOPE: &str = "Only an app with the root scope can rename or delete a scope held by an app with the root scope.";
+const STRICT: &str =
+    "With strict_delegation on, a caller without the root scope can grant only scopes it holds.";
+
+fn post_json(server: &TestServer, path: &str, body: Value) -> Resp {
+    server.request(
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        Some(body.to_string().as_bytes()),
+    )
+}
+
+fn register(server: &TestServer, name: &str) -> Resp {
+    let body = json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse"});
+    post_json(server, "/consumer/register", body)
+}
+
+fn token_with(server: &TestServer, scopes: &[&str]) -> String {
+    let (_, id, secret) = server.create_app(json!({"name": "caller", "scopes": scopes}));
+    server.token(&id, &secret, None)
+}
+
+fn service(server: &TestServer) -> String {
+    let res = server.admin(
+        "POST",
+        "/api/v1/services",
+        &server.root_token(),
+        Some(json!({"name": "acme"})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    res.json()["apiKey"].as_str().unwrap().to_string()
+}
+
+fn svc(server: &TestServer, key: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+    let bytes = body.map(|b| b.to_string().into_bytes());
+    let mut headers = vec![("x-api-key", key)];
+    if bytes.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    server.request(method, path, &headers, bytes.as_deref())
+}
+
+fn user(server: &TestServer, auth_id: &str) -> Value {
+    let res = server.admin("GET", &format!("/api/v1/users/{auth_id}"), &server.root_token(), None);
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.json()["user"].clone()
+}
+
+fn refused_with(res: &Resp, message: &str) {
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(res.json()["message"], message);
+}
+
+#[test]
+fn issue_8_a_non_root_caller_cannot_change_a_privileged_user() {
+    let server = TestServer::start();
+    let root = server.root_token();
+    let res = server.admin(
+        "POST",
+        "/api/v1/roles",
+        &root,
+        Some(json!({"name": "vip", "privileged": true})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    let op = token_with(&server, &["read_user", "write_user"]);
+    let mut privileged = Vec::new();
+    for (name, role) in [("boss", "super_admin"), ("star", "vip")] {
+        let id = register(&server, name).json()["user"]["authId"].as_str().unwrap().to_string();
+        let body = Some(json!({"roles": [role]}));
+        assert_eq!(server.admin("PUT", &format!("/api/v1/users/{id}"), &root, body).status, 200);
+        privileged.push(id);
+    }
+    for id in &privileged {
+        let path = format!("/api/v1/users/{id}");
+        let before = user(&server, id);
+        refused_with(
+            &server.admin("PUT", &path, &op, Some(json!({"isActive": false}))),
+            PRIVILEGED_USER,
+        );
+        refused_with(
+            &server.admin("PUT", &path, &op, Some(json!({"roles": ["consumer"]}))),
+            PRIVILEGED_USER,
+        );
+        refused_with(&server.admin("PUT", &path, &op, Some(json!({"roles": []}))), PRIVILEGED_USER);
+        refused_with(
+            &server.admin("PUT", &path, &op, Some(json!({"roles": ["super_admin"]}))),
+            RULE_2,
+        );
+        refused_with(&server.admin("DELETE", &path, &op, None), PRIVILEGED_USER);
+        assert_eq!(user(&server, id), before, "a refused change changes nothing");
+        let res =
+            server.admin("PUT", &path, &op, Some(json!({"firstName": "Kim", "isActive": true})));
+        assert_eq!(res.status, 200, "names stay editable: {}", res.body);
+    }
+    // A user without a privileged role is write_user's to change; root may change anyone.
+    let plain = register(&server, "plain").json()["user"]["authId"].as_str().unwrap().to_string();
+    let body = Some(json!({"isActive": false}));
+    assert_eq!(
+        server.admin("PUT", &format!("/api/v1/users/{plain}"), &op, body.clone()).status,
+        200
+    );
+    let boss = format!("/api/v1/users/{}", privileged[0]);
+    assert_eq!(server.admin("PUT", &boss, &root, body).status, 200);
+    assert_eq!(server.admin("DELETE", &boss, &root, None).status, 204);
+
+    // A service is never root.
+    let key = service(&server);
+    let res =
+        svc(&server, &key, "POST", "/api/service/users", Some(json!({"email": "s@example.com"})));
+    let id = res.json()["user"]["user_id"].as_str().unwrap().to_string();
+    let body = Some(json!({"roles": ["super_admin"]}));
+    assert_eq!(server.admin("PUT", &format!("/api/v1/users/{id}"), &root, body).status, 200);
+    let before = user(&server, &id);
+    let path = format!("/api/service/users/{id}");
+    refused_with(
+        &svc(&server, &key, "PATCH", &path, Some(json!({"is_active": false}))),
+        PRIVILEGED_USER,
+    );
+    refused_with(&svc(&server, &key, "DELETE", &path, None), PRIVILEGED_USER);
+    assert_eq!(user(&server, &id), before);
+    let res = svc(&server, &key, "PATCH", &path, Some(json!({"first_name": "Sam"})));
+    assert_eq!(res.status, 200, "{}", res.body);
+}
+
+#[test]
+fn issue_8_a_scope_held_by_a_root_app_is_roots_to_rename_or_delete() {
+    let server = TestServer::start();
+    let root = server.root_token();
+    let op = token_with(&server, &["read_scope", "write_scope", "read_app"]);
+    let mut ids = Vec::new();
+    for name in ["ops:x", "ops:free"] {
+        let res = server.admin("POST", "/api/v1/scopes", &root, Some(json!({"name": name})));
+        ids.push(res.json()["scope"]["id"].as_str().unwrap().to_string());
+    }
+    let apps = server.admin("GET", "/api/v1/apps", &root, None).json();
+    let root_app =
+        apps["apps"].as_array().unwrap().iter().find(|a| a["clientId"] == ROOT_ID).unwrap().clone();
+    let root_path = format!("/api/v1/apps/{}", root_app["id"].as_str().unwrap());
+    let body = Some(json!({"scopes": ["root", "ops:x"]}));
+    assert_eq!(server.admin("PUT", &root_path, &root, body).status, 200);
+    let root_scopes =
+        || server.admin("GET", &root_path, &root, None).json()["app"]["scopes"].clone();
+
+    let held = format!("/api/v1/scopes/{}", ids[0]);
+    refused_with(&server.admin("PUT", &held, &op, Some(json!({"name": "ops:y"}))), ROOT_APP_SCOPE);
+    refused_with(&server.admin("DELETE", &held, &op, None), ROOT_APP_SCOPE);
+    assert_eq!(root_scopes(), json!(["root", "ops:x"]));
+    assert_eq!(server.admin("GET", &held, &op, None).json()["scope"]["name"], "ops:x");
+    assert_eq!(server.admin("PUT", &held, &op, Some(json!({"note": "n"}))).status, 200);
+    let free = format!("/api/v1/scopes/{}", ids[1]);
+    assert_eq!(server.admin("PUT", &free, &op, Some(json!({"name": "ops:open"}))).status, 200);
+
+    assert_eq!(server.admin("PUT", &held, &root, Some(json!({"name": "ops:y"}))).status, 200);
+    assert_eq!(root_scopes(), json!(["root", "ops:y"]));
+    assert_eq!(server.admin("DELETE", &held, &server.root_token(), None).status, 204);
+    assert_eq!(root_scopes(), json!(["root"]));
+}
+
+#[test]
+fn issue_8_strict_delegation_grants_only_held_scopes() {
+    let server = TestServer::start_with(|c| c.strict_delegation = true);
+    let root = server.root_token();
+    for name in ["a", "b"] {
+        assert_eq!(
+            server.admin("POST", "/api/v1/scopes", &root, Some(json!({"name": name}))).status,
+            201
+        );
+    }
+    let op = token_with(&server, &["read_app", "write_app", "read_role", "write_role", "a"]);
+    let info = server.admin("GET", "/info", &op, None).json();
+    assert_eq!(info["configs"]["features"]["strictDelegation"], true);
+
+    let (target, _, _) = server.create_app(json!({"name": "t", "scopes": ["b"]}));
+    let target_path = format!("/api/v1/apps/{}", target["id"].as_str().unwrap());
+    let apps_before = server.admin("GET", "/api/v1/apps?pageSize=1000", &root, None).json();
+    for scopes in [json!(["a", "b"]), json!(["write_key"]), json!(["read_app", "write_role", "c"])]
+    {
+        let body = json!({"name": "n", "scopes": scopes});
+        refused_with(&server.admin("POST", "/api/v1/apps", &op, Some(body)), STRICT);
+    }
+    let body = Some(json!({"scopes": ["b", "read_key"]}));
+    refused_with(&server.admin("PUT", &target_path, &op, body), STRICT);
+    let apps_after = server.admin("GET", "/api/v1/apps?pageSize=1000", &root, None).json();
+    assert_eq!(apps_before, apps_after, "a refused change changes nothing");
+    let res = server.admin(
+        "POST",
+        "/api/v1/apps",
+        &op,
+        Some(json!({"name": "n", "scopes": ["a", "read_app"]})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    // Keeping a scope the target already holds grants nothing.
+    let res = server.admin("PUT", &target_path, &op, Some(json!({"scopes": ["b", "a"]})));
+    assert_eq!(res.status, 200, "{}", res.body);
+
+    refused_with(
+        &server.admin("POST", "/api/v1/roles", &op, Some(json!({"name": "r", "scopes": ["b"]}))),
+        STRICT,
+    );
+    let res =
+        server.admin("POST", "/api/v1/roles", &op, Some(json!({"name": "r", "scopes": ["a"]})));
+    assert_eq!(res.status, 201, "{}", res.body);
+    let role_path = format!("/api/v1/roles/{}", res.json()["role"]["id"].as_str().unwrap());
+    refused_with(
+        &server.admin("PUT", &role_path, &op, Some(json!({"scopes": ["a", "b"]}))),
+        STRICT,
+    );
+    assert_eq!(server.admin("GET", &role_path, &op, None).json()["role"]["scopes"], json!(["a"]));
+    // Root grants anything.
+    assert_eq!(
+        server.admin("PUT", &role_path, &root, Some(json!({"scopes": ["a", "b"]}))).status,
+        200
+    );
+
+    // Off by default: as before, write_app hands out any scope but root.
+    let server = TestServer::start();
+    let op = token_with(&server, &["write_app"]);
+    assert_eq!(
+        server.admin("GET", "/info", &op, None).json()["configs"]["features"]["strictDelegation"],
+        false
+    );
+    let res = server.admin(
+        "POST",
+        "/api/v1/apps",
+        &op,
+        Some(json!({"name": "n", "scopes": ["write_key"]})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+}
+
+#[test]
+fn issue_8_a_taken_name_is_refused_before_the_password_is_hashed() {
+    let server = TestServer::start();
+    assert_eq!(register(&server, "ada").status, 201);
+    let hashed = server.passwords.computed();
+    assert_eq!(hashed, 1);
+    for body in [
+        json!({"username": "ada", "email": "other@example.com", "password": "correct horse"}),
+        json!({"username": "other", "email": "ADA@example.com", "password": "correct horse"}),
+    ] {
+        let res = post_json(&server, "/consumer/register", body);
+        assert_eq!(res.status, 409, "{}", res.body);
+        assert_eq!(res.json()["message"], "a user with that username or email already exists");
+    }
+    let res = post_json(
+        &server,
+        "/consumer/register",
+        json!({"username": "x", "email": "x@example.com", "password": "correct horse"}),
+    );
+    assert_eq!(res.status, 400);
+    let key = service(&server);
+    let body = json!({"email": "ada@example.com", "password": "correct horse"});
+    assert_eq!(svc(&server, &key, "POST", "/api/service/users", Some(body)).status, 409);
+    assert_eq!(server.passwords.computed(), hashed, "no hash for a refused name");
+    assert_eq!(register(&server, "bob").status, 201);
+    assert_eq!(server.passwords.computed(), hashed + 1);
+}
