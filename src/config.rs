@@ -1,4 +1,4 @@
-//! Server configuration: flags and env vars (API.md §1) over an optional TOML file over
+//! Server configuration: flags and env vars (docs/api.md, Running) over an optional TOML file over
 //! defaults.
 
 use std::path::{Path, PathBuf};
@@ -96,10 +96,10 @@ pub struct Config {
     pub refresh_token_ttl: u64,
     pub max_assertion_lifetime: u64,
     pub grant_cleanup_every: u64,
-    /// The role new users get (seed 001); never a privileged one.
+    /// The role new users get (Fusio); never a privileged one.
     pub default_role: String,
     pub invitation_ttl: u64,
-    /// `client_credentials` with a user's `username:password` (seed 001); off by default.
+    /// `client_credentials` with a user's `username:password` (Fusio); off by default.
     pub allow_user_credentials: bool,
     /// Password checks that may wait for the Argon2id threads; past it, `503`.
     pub password_queue: usize,

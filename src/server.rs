@@ -70,7 +70,7 @@ impl Running {
     }
 }
 
-/// Root credentials from the environment (API.md §1), both or neither.
+/// Root credentials from the environment (docs/api.md, Running), both or neither.
 pub fn root_from_env() -> Result<Option<RootCredentials>, String> {
     let id = std::env::var("TESSERA_ROOT_CLIENT_ID").ok().filter(|v| !v.is_empty());
     let secret = std::env::var("TESSERA_ROOT_CLIENT_SECRET").ok().filter(|v| !v.is_empty());

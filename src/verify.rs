@@ -1,5 +1,5 @@
 //! Offline verification of a Tessera access token against a JWKS, as a resource server does
-//! it (seed 002's `required_scopes`). Built on jwt-simple, an implementation independent of
+//! it (Stytch's `required_scopes`). Built on jwt-simple, an implementation independent of
 //! our signer, so this also cross-checks what the server writes.
 
 use std::collections::HashSet;

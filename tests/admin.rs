@@ -1,4 +1,4 @@
-//! The S2S admin API (API.md §4): bearer checks, apps CRUD, secret rotation.
+//! The S2S admin API (docs/api.md, Admin API): bearer checks, apps CRUD, secret rotation.
 
 use serde_json::json;
 

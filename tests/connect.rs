@@ -1,4 +1,4 @@
-//! Provider tokens and the hosted reauth flow (API.md §5, seed 004), against a stand-in OAuth
+//! Provider tokens and the hosted reauth flow (docs/api.md, Service API, AuthOS's service API), against a stand-in OAuth
 //! provider on a loopback port.
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,4 +1,4 @@
-//! Property tests of the escalation rules (API.md §4), over real HTTP and through the
+//! Property tests of the escalation rules (docs/api.md, Admin API), over real HTTP and through the
 //! registry itself, against a small reference model.
 
 use proptest::prelude::*;

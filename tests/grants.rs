@@ -1,4 +1,4 @@
-//! Grant state over HTTP (API.md §2, §3): refresh tokens, revocation, introspection,
+//! Grant state over HTTP (docs/api.md, Token endpoint and Key rotation): refresh tokens, revocation, introspection,
 //! private_key_jwt, cleanup.
 
 use base64::Engine;
@@ -76,7 +76,7 @@ fn refresh_rotates_and_reuse_revokes_the_family() {
     let access0 = first.json()["access_token"].as_str().unwrap().to_string();
     let t1 = rt(&first);
 
-    // With the refresh token alone (seed 003) and with matching client credentials.
+    // With the refresh token alone (Leanly) and with matching client credentials.
     let r2 = refresh(&server, &t1, None, None);
     let t2 = rt(&r2);
     assert_eq!(r2.json()["scope"], "a b");

@@ -37,6 +37,9 @@ fn user_credentials(server: &TestServer, username: &str, password: &str) -> Resp
     )
 }
 
+/// A way to send a username and password.
+type PasswordPath = fn(&TestServer, &str, &str) -> Resp;
+
 /// `n` attempts at once; the statuses they got.
 fn all_at_once(n: usize, attempt: impl Fn() -> u16 + Send + Sync + 'static) -> Vec<u16> {
     let attempt = Arc::new(attempt);
@@ -62,8 +65,7 @@ fn issue_8_concurrent_wrong_guesses_are_counted_before_argon2_runs() {
     }));
     register(&server, "ada");
     register(&server, "bob");
-    let paths: [(&str, fn(&TestServer, &str, &str) -> Resp); 2] =
-        [("ada", login), ("bob", user_credentials)];
+    let paths: [(&str, PasswordPath); 2] = [("ada", login), ("bob", user_credentials)];
     for (user, path) in paths {
         let s = Arc::clone(&server);
         let statuses = all_at_once(12, move || path(&s, user, "wrong guess").status);

@@ -1,4 +1,4 @@
-//! Scopes and roles (API.md §4, rule 3): built-ins fixed, custom ones managed, no path to root.
+//! Scopes and roles (docs/api.md, Admin API, rule 3): built-ins fixed, custom ones managed, no path to root.
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -28,7 +28,7 @@ fn scopes_crud_with_built_ins_fixed() {
         "POST",
         "/api/v1/scopes",
         &op,
-        Some(json!({"name": "read:settings", "note": "seed 002"})),
+        Some(json!({"name": "read:settings", "note": "Stytch's M2M API"})),
     );
     assert_eq!(res.status, 201, "{}", res.body);
     let scope = res.json()["scope"].clone();

@@ -1,4 +1,4 @@
-//! Keys, the JWKS and rotation (API.md §3, DESIGN.md invariant 4).
+//! Keys, the JWKS and rotation (docs/api.md, Key rotation, ARCHITECTURE.md, the rotation invariant).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

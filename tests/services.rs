@@ -1,4 +1,4 @@
-//! Services and API keys (API.md §5, seed 004): admin management and X-API-Key auth.
+//! Services and API keys (docs/api.md, Service API, AuthOS's service API): admin management and X-API-Key auth.
 
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! The token endpoint (API.md §2) and the tokens it writes (§3).
+//! The token endpoint (docs/api.md, Token endpoint) and the tokens it writes (Access tokens).
 
 use base64::Engine;
 use serde_json::json;

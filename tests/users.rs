@@ -1,4 +1,4 @@
-//! Users, invitations, consumer login and the privileged-role rule (API.md §2, §4; seed 001).
+//! Users, invitations, consumer login and the privileged-role rule (docs/api.md, Token endpoint and Admin API; Fusio).
 
 use proptest::prelude::*;
 use serde_json::{Value, json};

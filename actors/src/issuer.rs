@@ -1,4 +1,4 @@
-//! Token issuance: the hot path. Not an actor on purpose (DESIGN.md invariant 1): its settings
+//! Token issuance: the hot path. Not an actor on purpose (ARCHITECTURE.md, the hot-path invariant): its settings
 //! never change while the server runs and its counters are atomics, so every worker runs it
 //! inline against the published key and client snapshots. An access-token-only
 //! `client_credentials` request does no disk I/O, no message hop and takes no lock; grants that
@@ -118,7 +118,7 @@ pub struct Issuer {
     pub counters: Counters,
 }
 
-/// A successful token response (RFC 6749 §5.1, plus `expires_on` of seed 000).
+/// A successful token response (RFC 6749 §5.1, plus `expires_on` of Melody Auth's S2S API).
 #[derive(Debug, Serialize)]
 pub struct Issued {
     pub access_token: String,
@@ -220,7 +220,7 @@ impl Issuer {
         self.clients.get(client_id).is_some_and(|c| c.is_active && c.has_refresh_token)
     }
 
-    /// A signed-in user's token (seed 001): `sub` is the user's authId, `scope` the union of
+    /// A signed-in user's token (Fusio): `sub` is the user's authId, `scope` the union of
     /// its roles' scopes, with a refresh token of its own family.
     pub async fn user_token(&self, auth_id: &str) -> Result<Issued, OAuthError> {
         let user = self

@@ -5,7 +5,7 @@
 /// The scope that passes every check.
 pub const ROOT: &str = "root";
 
-/// Scopes Tessera defines; they gate its own admin API (API.md §4).
+/// Scopes Tessera defines; they gate its own admin API (docs/api.md, Admin API).
 pub const BUILT_IN_SCOPES: [&str; 13] = [
     ROOT,
     "read_user",
@@ -22,8 +22,8 @@ pub const BUILT_IN_SCOPES: [&str; 13] = [
     "write_service",
 ];
 
-/// Roles Tessera defines: `(name, privileged)`. `super_admin` gates cross-app trust (seed 000);
-/// `consumer` is the default role of new users (seed 001), with no scopes until given some.
+/// Roles Tessera defines: `(name, privileged)`. `super_admin` gates cross-app trust (Melody Auth's S2S API);
+/// `consumer` is the default role of new users (Fusio), with no scopes until given some.
 pub const BUILT_IN_ROLES: [(&str, bool); 2] = [("super_admin", true), ("consumer", false)];
 
 pub fn is_built_in_scope(name: &str) -> bool {
@@ -66,17 +66,17 @@ impl Caller {
 /// A refused change. Each message is part of the contract, byte for byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyError {
-    /// API.md §4 rule 1.
+    /// docs/api.md, Admin API rule 1.
     RootAssignment,
     /// An app that holds `root` is as powerful as root: only root may change, rotate or
     /// delete it, or a `write_app` token could take its secret and so its power.
     RootAppManagement,
-    /// API.md §4 rule 3: built-ins are fixed, and no custom scope or role takes their names
+    /// docs/api.md, Admin API rule 3: built-ins are fixed, and no custom scope or role takes their names
     /// (no path to `root` through renames).
     BuiltIn,
     /// A role holding `root` would hand it to every user given the role.
     RootInRole,
-    /// API.md §4 rule 2.
+    /// docs/api.md, Admin API rule 2.
     PrivilegedRole,
     /// A privileged role can only be changed by root, or a `write_role` token could unmark it
     /// and then have it assigned.

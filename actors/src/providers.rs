@@ -1,4 +1,4 @@
-//! OAuth providers that services obtain tokens from (seed 004), owned by the ClientRegistry.
+//! OAuth providers that services obtain tokens from (AuthOS's service API), owned by the ClientRegistry.
 //! The client secret is kept for the code exchange, sealed at rest when a KEK is set, and never
 //! shown.
 

@@ -1,4 +1,4 @@
-//! The key ring's rules, free of actors and I/O (API.md §3, DESIGN.md invariant 4).
+//! The key ring's rules, free of actors and I/O (docs/api.md, Key rotation, ARCHITECTURE.md, the rotation invariant).
 //!
 //! A key is published as **next**, signs as **current**, and stays published as **retiring**
 //! until every token it signed has expired. Times are whole seconds, so "at least one max-age"

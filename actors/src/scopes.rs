@@ -1,4 +1,4 @@
-//! Scopes and roles, owned by the ClientRegistry (API.md §4). Built-ins are constants and
+//! Scopes and roles, owned by the ClientRegistry (docs/api.md, Admin API). Built-ins are constants and
 //! cannot be created, renamed, updated or deleted; no custom scope or role takes a built-in
 //! name; a scope's rename or deletion reaches every app and role that names it in the same
 //! transaction.

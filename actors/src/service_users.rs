@@ -1,4 +1,4 @@
-//! A service's own users and their subscriptions (seed 004). A service sees only the users
+//! A service's own users and their subscriptions (AuthOS's service API). A service sees only the users
 //! linked to it: any other user id is `404`, whether or not it exists.
 
 use serde::{Deserialize, Serialize};

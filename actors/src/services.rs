@@ -1,4 +1,4 @@
-//! Services of the service API (seed 004) and their API keys, owned by the ClientRegistry.
+//! Services of the service API (AuthOS's service API) and their API keys, owned by the ClientRegistry.
 //! A key is `sk_live_` + a 16-byte selector + a 256-bit secret; the store keeps the selector
 //! (as the key's public id) and the secret's SHA-256 only, and `X-API-Key` authentication is one
 //! map lookup plus a constant-time comparison.

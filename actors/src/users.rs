@@ -1,4 +1,4 @@
-//! Users, owned by the ClientRegistry (API.md §4, seed 001): CRUD, invitations, the
+//! Users, owned by the ClientRegistry (docs/api.md, Admin API, Fusio): CRUD, invitations, the
 //! privileged-role rule, registration, and the lookups that login needs. Password hashes are
 //! computed by callers off the workers; this owner only stores them.
 
@@ -434,7 +434,7 @@ impl ClientRegistry {
         self.commit_user(user)
     }
 
-    /// Self-registration (seed 001): an active user with the default role.
+    /// Self-registration (Fusio): an active user with the default role.
     pub fn register(
         &mut self,
         username: &str,

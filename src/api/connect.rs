@@ -1,4 +1,4 @@
-//! Provider tokens (seed 004): `POST /api/service/provider-tokens` answers `ok` with a stored
+//! Provider tokens (AuthOS's service API): `POST /api/service/provider-tokens` answers `ok` with a stored
 //! grant, or `action_required` with a one-time hosted URL; the hosted flow at
 //! `/connect/provider-token/<state>` signs the bound user in, sends them to the provider, takes
 //! the provider's callback, exchanges the code, keeps the grant and sends the user back to the
@@ -33,7 +33,7 @@ use crate::api::admin::{AdminError, rfc3339};
 use crate::api::service::ServiceCaller;
 use crate::server::AppState;
 
-/// How long a reauth URL stays usable (seed 004: short-lived).
+/// How long a reauth URL stays usable (AuthOS's service API: short-lived).
 const REQUEST_TTL: u64 = 600;
 /// How long a hosted-flow session lasts: long enough to sign in and consent, short enough that
 /// a session left on a shared browser does not linger.

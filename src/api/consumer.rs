@@ -1,4 +1,4 @@
-//! People signing in (seed 001): `/consumer/register`, `/consumer/login`, and accepting an
+//! People signing in (Fusio): `/consumer/register`, `/consumer/login`, and accepting an
 //! invitation. Argon2id runs on the lowest-priority password pool, never on a worker; wrong password, unknown
 //! user and inactive user get the same bytes after the same work.
 

@@ -32,7 +32,7 @@ async fn read(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<(BodyKind, Bytes), OAuthError> {
-    // Encoded bodies are refused, not expanded: no decompression bombs (DEPENDENCIES.md).
+    // Encoded bodies are refused, not expanded: no decompression bombs (GHSA-qph8-7859-gq2f).
     if req.headers().get(header::CONTENT_ENCODING).is_some_and(|v| v != "identity") {
         return Err(OAuthError::UnsupportedMediaType);
     }

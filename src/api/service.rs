@@ -1,4 +1,4 @@
-//! The service API (seed 004): backend services call `/api/service/*` with `X-API-Key`.
+//! The service API (AuthOS's service API): backend services call `/api/service/*` with `X-API-Key`.
 //! Answers are snake_case JSON. A missing, malformed, wrong or revoked key gets one answer.
 
 use std::future::{Ready, ready};

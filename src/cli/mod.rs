@@ -1,4 +1,4 @@
-//! The `tessera` command line (API.md §1, §6).
+//! The `tessera` command line (docs/api.md, Running and CLI).
 
 mod admin;
 mod serve;

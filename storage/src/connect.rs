@@ -1,4 +1,4 @@
-//! Provider-token requests (seed 004): the one-time, expiring request a service's
+//! Provider-token requests (AuthOS's service API): the one-time, expiring request a service's
 //! `action_required` stands for, and the provider grants a completed request leaves behind.
 //! Provider tokens are secrets: sealed under the KEK when one is set.
 

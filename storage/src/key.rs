@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-/// Where a signing key stands in its life (API.md §3).
+/// Where a signing key stands in its life (docs/api.md, Key rotation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {

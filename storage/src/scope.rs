@@ -92,7 +92,7 @@ pub enum DisabledBy {
     Service,
 }
 
-/// A backend service of the service API (seed 004).
+/// A backend service of the service API (AuthOS's service API).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceRecord {
@@ -115,7 +115,7 @@ pub struct ApiKeyRecord {
     pub created_at: u64,
 }
 
-/// A user's subscription with a service (seed 004), one per (service, user).
+/// A user's subscription with a service (AuthOS's service API), one per (service, user).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionRecord {
     pub service_id: String,
@@ -129,7 +129,7 @@ pub struct SubscriptionRecord {
     pub updated_at: u64,
 }
 
-/// An OAuth provider that services ask tokens of (seed 004). `client_secret` is in the clear
+/// An OAuth provider that services ask tokens of (AuthOS's service API). `client_secret` is in the clear
 /// here; the store seals it with the KEK, when one is set, before it reaches the file.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProviderRecord {

@@ -1,4 +1,4 @@
-//! Admin API errors: `{"error","message"}` with the status API.md §4 gives each.
+//! Admin API errors: `{"error","message"}` with the status docs/api.md, Admin API gives each.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};

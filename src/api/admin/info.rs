@@ -1,4 +1,4 @@
-//! `GET /info`: the server's client-facing configuration (seed 000), for any valid token.
+//! `GET /info`: the server's client-facing configuration (Melody Auth's S2S API), for any valid token.
 
 use actix_web::{HttpResponse, web};
 

@@ -1,4 +1,4 @@
-//! The S2S admin API (API.md §4): bearer-authenticated, scope-gated, Melody Auth envelopes.
+//! The S2S admin API (docs/api.md, Admin API): bearer-authenticated, scope-gated, Melody Auth envelopes.
 
 mod apps;
 pub use apps::view as app_view;

@@ -72,7 +72,7 @@ async fn invite(caller: Bearer, body: web::Json<Invitation>, s: web::Data<AppSta
     caller.require("write_user")?;
     let ttl = s.config.invitation_ttl;
     let mut input = body.into_inner();
-    // New users get the default role unless the invitation names roles (seed 001).
+    // New users get the default role unless the invitation names roles (Fusio).
     if input.roles.is_empty() {
         input.roles.push(s.config.default_role.clone());
     }

@@ -1,4 +1,4 @@
-"""The refresh_token grant (API.md §2) through Authlib's and requests-oauthlib's OAuth2Session:
+"""The refresh_token grant (docs/api.md, Token endpoint) through Authlib's and requests-oauthlib's OAuth2Session:
 opt-in refresh tokens with client_credentials, rotation on every use, reuse detection that ends
 the whole family, refresh-token-only requests, client binding and scope narrowing."""
 
@@ -170,7 +170,7 @@ def test_refresh_token_alone_is_accepted(refresh_app, token_url, verify):
     token = public.refresh_token(token_url, refresh_token=rt)
     assert verify(token["access_token"])["client_id"] == refresh_app["clientId"]
 
-    # Nothing but grant_type and refresh_token (seed 003).
+    # Nothing but grant_type and refresh_token (Leanly).
     r = requests.post(
         token_url,
         data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
