@@ -75,15 +75,14 @@ fn setup_on(server: TestServer, provider: &StandInProvider) -> Setup {
     })));
     assert_eq!(res.status, 201, "{}", res.body);
     for (name, email) in [("ada", "ada@example.com"), ("eve", "eve@example.com")] {
-        call(
-            &server,
+        server.service_call(
             &key,
             "POST",
             "/api/service/users",
             Some(json!({"email": email, "username": name, "password": "correct horse"})),
         );
     }
-    let users = call(&server, &key, "GET", "/api/service/users", None).json();
+    let users = server.service_call(&key, "GET", "/api/service/users", None).json();
     let user_id = users["users"]
         .as_array()
         .unwrap()
@@ -96,19 +95,8 @@ fn setup_on(server: TestServer, provider: &StandInProvider) -> Setup {
     Setup { server, key, user_id }
 }
 
-fn call(server: &TestServer, key: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
-    let bytes = body.map(|b| b.to_string().into_bytes());
-    let mut headers = vec![("x-api-key", key)];
-    if bytes.is_some() {
-        headers.push(("content-type", "application/json"));
-    }
-    server.request(method, path, &headers, bytes.as_deref())
-}
-
 fn ask(s: &Setup, scopes: &[&str], redirect: &str) -> Resp {
-    call(
-        &s.server,
-        &s.key,
+    s.server.service_call(&s.key,
         "POST",
         "/api/service/provider-tokens",
         Some(json!({
@@ -235,7 +223,8 @@ fn the_whole_flow_from_action_required_to_ok() {
     assert_eq!(res.json()["access_token"], "provider-at-0");
     // Analytics counts what happened, for this service only.
     let figures =
-        call(&s.server, &s.key, "GET", "/api/service/analytics", None).json()["analytics"].clone();
+        s.server.service_call(&s.key, "GET", "/api/service/analytics", None).json()["analytics"]
+            .clone();
     assert_eq!(
         figures["provider_token_requests"],
         json!({"ok": 1, "action_required": 1, "completed": 1, "error": 0})
@@ -284,9 +273,7 @@ fn requests_are_bound_checked_and_expire() {
     let s = setup(&provider);
     // Unregistered callback: 400. Unknown provider or another service's user: 404.
     assert_eq!(ask(&s, &["repo"], "https://evil.example/cb").status, 400);
-    let res = call(
-        &s.server,
-        &s.key,
+    let res = s.server.service_call(&s.key,
         "POST",
         "/api/service/provider-tokens",
         Some(
@@ -294,9 +281,7 @@ fn requests_are_bound_checked_and_expire() {
         ),
     );
     assert_eq!(res.status, 404);
-    let res = call(
-        &s.server,
-        &s.key,
+    let res = s.server.service_call(&s.key,
         "POST",
         "/api/service/provider-tokens",
         Some(
@@ -305,7 +290,8 @@ fn requests_are_bound_checked_and_expire() {
     );
     assert_eq!(res.status, 404);
     assert_eq!(
-        call(&s.server, "sk_live_wrong", "POST", "/api/service/provider-tokens", Some(json!({})))
+        s.server
+            .service_call("sk_live_wrong", "POST", "/api/service/provider-tokens", Some(json!({})))
             .status,
         401
     );
@@ -355,44 +341,24 @@ fn requests_are_bound_checked_and_expire() {
 }
 
 /// The reauth URL's path for a fresh request of `user` (ada or eve).
+/// Asks for a `repo` token for `user` (ada or eve) at the stand-in provider.
+fn ask_for(s: &Setup, user: &str) -> Value {
+    let users = s.server.service_call(&s.key, "GET", "/api/service/users", None).json();
+    let found = users["users"].as_array().unwrap().iter().find(|u| u["username"] == user);
+    let body = json!({
+        "user_id": found.unwrap()["user_id"], "provider": "github", "scopes": ["repo"],
+        "redirect_uri": "https://app.acme.com/cb", "state": "st"
+    });
+    s.server.service_call(&s.key, "POST", "/api/service/provider-tokens", Some(body)).json()
+}
+
+/// The reauth URL's path for a fresh request of `user`.
 fn fresh_request(s: &Setup, user: &str) -> String {
-    let users = call(&s.server, &s.key, "GET", "/api/service/users", None).json();
-    let user_id = users["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == user)
-        .unwrap()["user_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let res = call(
-        &s.server,
-        &s.key,
-        "POST",
-        "/api/service/provider-tokens",
-        Some(json!({
-            "user_id": user_id, "provider": "github", "scopes": ["repo"], "redirect_uri": "https://app.acme.com/cb", "state": "st"
-        })),
-    );
-    path_of(res.json()["reauth_url"].as_str().unwrap(), &s.server)
+    path_of(ask_for(s, user)["reauth_url"].as_str().unwrap(), &s.server)
 }
 
 fn eve_has_grant(s: &Setup) -> bool {
-    let users = call(&s.server, &s.key, "GET", "/api/service/users", None).json();
-    let eve = users["users"].as_array().unwrap().iter().find(|u| u["username"] == "eve").unwrap()
-        ["user_id"]
-        .clone();
-    let res = call(
-        &s.server,
-        &s.key,
-        "POST",
-        "/api/service/provider-tokens",
-        Some(
-            json!({"user_id": eve, "provider": "github", "scopes": ["repo"], "redirect_uri": "https://app.acme.com/cb"}),
-        ),
-    );
-    res.json()["status"] == "ok"
+    ask_for(s, "eve")["status"] == "ok"
 }
 
 #[test]

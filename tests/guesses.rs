@@ -8,25 +8,8 @@ use serde_json::json;
 
 use crate::support::{Resp, TestServer, basic};
 
-fn register(server: &TestServer, username: &str) {
-    let body = json!({"username": username, "email": format!("{username}@example.com"), "password": "correct horse"});
-    let res = server.request(
-        "POST",
-        "/consumer/register",
-        &[("content-type", "application/json")],
-        Some(body.to_string().as_bytes()),
-    );
-    assert_eq!(res.status, 201, "{}", res.body);
-}
-
 fn login(server: &TestServer, username: &str, password: &str) -> Resp {
-    let body = json!({"username": username, "password": password}).to_string();
-    server.request(
-        "POST",
-        "/consumer/login",
-        &[("content-type", "application/json")],
-        Some(body.as_bytes()),
-    )
+    server.post_json("/consumer/login", json!({"username": username, "password": password}))
 }
 
 fn user_credentials(server: &TestServer, username: &str, password: &str) -> Resp {
@@ -63,8 +46,9 @@ fn issue_8_concurrent_wrong_guesses_are_counted_before_argon2_runs() {
         c.failures_per_address = 1000;
         c.allow_user_credentials = true;
     }));
-    register(&server, "ada");
-    register(&server, "bob");
+    for name in ["ada", "bob"] {
+        assert_eq!(server.register(name).status, 201);
+    }
     let paths: [(&str, PasswordPath); 2] = [("ada", login), ("bob", user_credentials)];
     for (user, path) in paths {
         let s = Arc::clone(&server);

@@ -12,20 +12,6 @@ const ROOT_APP_SCOPE: &str = "Only an app with the root scope can rename or dele
 const STRICT: &str =
     "With strict_delegation on, a caller without the root scope can grant only scopes it holds.";
 
-fn post_json(server: &TestServer, path: &str, body: Value) -> Resp {
-    server.request(
-        "POST",
-        path,
-        &[("content-type", "application/json")],
-        Some(body.to_string().as_bytes()),
-    )
-}
-
-fn register(server: &TestServer, name: &str) -> Resp {
-    let body = json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse"});
-    post_json(server, "/consumer/register", body)
-}
-
 fn token_with(server: &TestServer, scopes: &[&str]) -> String {
     let (_, id, secret) = server.create_app(json!({"name": "caller", "scopes": scopes}));
     server.token(&id, &secret, None)
@@ -40,15 +26,6 @@ fn service(server: &TestServer) -> String {
     );
     assert_eq!(res.status, 201, "{}", res.body);
     res.json()["apiKey"].as_str().unwrap().to_string()
-}
-
-fn svc(server: &TestServer, key: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
-    let bytes = body.map(|b| b.to_string().into_bytes());
-    let mut headers = vec![("x-api-key", key)];
-    if bytes.is_some() {
-        headers.push(("content-type", "application/json"));
-    }
-    server.request(method, path, &headers, bytes.as_deref())
 }
 
 fn user(server: &TestServer, auth_id: &str) -> Value {
@@ -76,7 +53,7 @@ fn issue_8_a_non_root_caller_cannot_change_a_privileged_user() {
     let op = token_with(&server, &["read_user", "write_user"]);
     let mut privileged = Vec::new();
     for (name, role) in [("boss", "super_admin"), ("star", "vip")] {
-        let id = register(&server, name).json()["user"]["authId"].as_str().unwrap().to_string();
+        let id = server.register(name).json()["user"]["authId"].as_str().unwrap().to_string();
         let body = Some(json!({"roles": [role]}));
         assert_eq!(server.admin("PUT", &format!("/api/v1/users/{id}"), &root, body).status, 200);
         privileged.push(id);
@@ -104,7 +81,7 @@ fn issue_8_a_non_root_caller_cannot_change_a_privileged_user() {
         assert_eq!(res.status, 200, "names stay editable: {}", res.body);
     }
     // A user without a privileged role is write_user's to change; root may change anyone.
-    let plain = register(&server, "plain").json()["user"]["authId"].as_str().unwrap().to_string();
+    let plain = server.register("plain").json()["user"]["authId"].as_str().unwrap().to_string();
     let body = Some(json!({"isActive": false}));
     assert_eq!(
         server.admin("PUT", &format!("/api/v1/users/{plain}"), &op, body.clone()).status,
@@ -116,20 +93,24 @@ fn issue_8_a_non_root_caller_cannot_change_a_privileged_user() {
 
     // A service is never root.
     let key = service(&server);
-    let res =
-        svc(&server, &key, "POST", "/api/service/users", Some(json!({"email": "s@example.com"})));
+    let res = server.service_call(
+        &key,
+        "POST",
+        "/api/service/users",
+        Some(json!({"email": "s@example.com"})),
+    );
     let id = res.json()["user"]["user_id"].as_str().unwrap().to_string();
     let body = Some(json!({"roles": ["super_admin"]}));
     assert_eq!(server.admin("PUT", &format!("/api/v1/users/{id}"), &root, body).status, 200);
     let before = user(&server, &id);
     let path = format!("/api/service/users/{id}");
     refused_with(
-        &svc(&server, &key, "PATCH", &path, Some(json!({"is_active": false}))),
+        &server.service_call(&key, "PATCH", &path, Some(json!({"is_active": false}))),
         PRIVILEGED_USER,
     );
-    refused_with(&svc(&server, &key, "DELETE", &path, None), PRIVILEGED_USER);
+    refused_with(&server.service_call(&key, "DELETE", &path, None), PRIVILEGED_USER);
     assert_eq!(user(&server, &id), before);
-    let res = svc(&server, &key, "PATCH", &path, Some(json!({"first_name": "Sam"})));
+    let res = server.service_call(&key, "PATCH", &path, Some(json!({"first_name": "Sam"})));
     assert_eq!(res.status, 200, "{}", res.body);
 }
 
@@ -242,27 +223,26 @@ fn issue_8_strict_delegation_grants_only_held_scopes() {
 #[test]
 fn issue_8_a_taken_name_is_refused_before_the_password_is_hashed() {
     let server = TestServer::start();
-    assert_eq!(register(&server, "ada").status, 201);
+    assert_eq!(server.register("ada").status, 201);
     let hashed = server.passwords.computed();
     assert_eq!(hashed, 1);
     for body in [
         json!({"username": "ada", "email": "other@example.com", "password": "correct horse"}),
         json!({"username": "other", "email": "ADA@example.com", "password": "correct horse"}),
     ] {
-        let res = post_json(&server, "/consumer/register", body);
+        let res = server.post_json("/consumer/register", body);
         assert_eq!(res.status, 409, "{}", res.body);
         assert_eq!(res.json()["message"], "a user with that username or email already exists");
     }
-    let res = post_json(
-        &server,
+    let res = server.post_json(
         "/consumer/register",
         json!({"username": "x", "email": "x@example.com", "password": "correct horse"}),
     );
     assert_eq!(res.status, 400);
     let key = service(&server);
     let body = json!({"email": "ada@example.com", "password": "correct horse"});
-    assert_eq!(svc(&server, &key, "POST", "/api/service/users", Some(body)).status, 409);
+    assert_eq!(server.service_call(&key, "POST", "/api/service/users", Some(body)).status, 409);
     assert_eq!(server.passwords.computed(), hashed, "no hash for a refused name");
-    assert_eq!(register(&server, "bob").status, 201);
+    assert_eq!(server.register("bob").status, 201);
     assert_eq!(server.passwords.computed(), hashed + 1);
 }

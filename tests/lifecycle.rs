@@ -8,25 +8,15 @@ use tessera_actors::clock::Clock;
 
 use crate::support::{ROOT_ID, ROOT_SECRET, Resp, TestServer, basic, claims, form};
 
-fn post_json(server: &TestServer, path: &str, body: Value) -> Resp {
-    server.request(
-        "POST",
-        path,
-        &[("content-type", "application/json")],
-        Some(body.to_string().as_bytes()),
-    )
-}
-
 /// Registers a user whose password is "correct horse"; its auth id.
 fn register(server: &TestServer, name: &str) -> String {
-    let body = json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse"});
-    let res = post_json(server, "/consumer/register", body);
+    let res = server.register(name);
     assert_eq!(res.status, 201, "{}", res.body);
     res.json()["user"]["authId"].as_str().unwrap().to_string()
 }
 
 fn login_response(server: &TestServer, name: &str) -> Resp {
-    post_json(server, "/consumer/login", json!({"username": name, "password": "correct horse"}))
+    server.post_json("/consumer/login", json!({"username": name, "password": "correct horse"}))
 }
 
 /// Signs a user in: (access token, refresh token).
@@ -60,19 +50,10 @@ fn service(server: &TestServer) -> String {
     res.json()["apiKey"].as_str().unwrap().to_string()
 }
 
-fn svc(server: &TestServer, key: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
-    let bytes = body.map(|b| b.to_string().into_bytes());
-    let mut headers = vec![("x-api-key", key)];
-    if bytes.is_some() {
-        headers.push(("content-type", "application/json"));
-    }
-    server.request(method, path, &headers, bytes.as_deref())
-}
-
 /// A user of the service who can sign in with "correct horse"; its id.
 fn service_user(server: &TestServer, key: &str, name: &str) -> String {
     let body = json!({"email": format!("{name}@example.com"), "username": name, "password": "correct horse"});
-    let res = svc(server, key, "POST", "/api/service/users", Some(body));
+    let res = server.service_call(key, "POST", "/api/service/users", Some(body));
     assert_eq!(res.status, 201, "{}", res.body);
     res.json()["user"]["user_id"].as_str().unwrap().to_string()
 }
@@ -115,9 +96,15 @@ fn issue_8_deactivating_a_user_ends_its_refresh_families_at_once() {
     let cy = service_user(&server, &key, "cyd");
     let (cy_at, cy_rt) = login(&server, "cyd");
     let path = format!("/api/service/users/{cy}");
-    assert_eq!(svc(&server, &key, "PATCH", &path, Some(json!({"is_active": false}))).status, 200);
+    assert_eq!(
+        server.service_call(&key, "PATCH", &path, Some(json!({"is_active": false}))).status,
+        200
+    );
     assert!(is_sid_revoked(&server, &cy_at));
-    assert_eq!(svc(&server, &key, "PATCH", &path, Some(json!({"is_active": true}))).status, 200);
+    assert_eq!(
+        server.service_call(&key, "PATCH", &path, Some(json!({"is_active": true}))).status,
+        200
+    );
     assert_eq!(refresh(&server, &cy_rt).json()["error"], "invalid_grant");
 }
 
@@ -135,7 +122,7 @@ fn issue_8_deleting_a_user_ends_its_refresh_families_at_once() {
     let cy = service_user(&server, &key, "cyd");
     let (cy_at, cy_rt) = login(&server, "cyd");
     let path = format!("/api/service/users/{cy}");
-    assert_eq!(svc(&server, &key, "DELETE", &path, None).status, 204);
+    assert_eq!(server.service_call(&key, "DELETE", &path, None).status, 204);
     assert!(is_sid_revoked(&server, &cy_at));
     assert!(is_family_revoked(&server, &cy_rt));
 }
@@ -192,7 +179,7 @@ fn issue_8_reenabling_a_user_does_not_revive_its_old_tokens() {
     let res = server.admin("POST", "/api/v1/providers", &server.root_token(), Some(provider));
     assert_eq!(res.status, 201, "{}", res.body);
     let ask = json!({"user_id": ada, "provider": "github", "scopes": ["repo"], "redirect_uri": "https://app.acme.com/cb"});
-    let res = svc(&server, &key, "POST", "/api/service/provider-tokens", Some(ask));
+    let res = server.service_call(&key, "POST", "/api/service/provider-tokens", Some(ask));
     assert_eq!(res.json()["status"], "action_required", "{}", res.body);
     let hosted =
         res.json()["reauth_url"].as_str().unwrap().strip_prefix(&server.url).unwrap().to_string();
@@ -204,8 +191,14 @@ fn issue_8_reenabling_a_user_does_not_revive_its_old_tokens() {
     assert_eq!(hosted_status(&old), 303, "signed in: on to the provider");
 
     let path = format!("/api/service/users/{ada}");
-    assert_eq!(svc(&server, &key, "PATCH", &path, Some(json!({"is_active": false}))).status, 200);
-    assert_eq!(svc(&server, &key, "PATCH", &path, Some(json!({"is_active": true}))).status, 200);
+    assert_eq!(
+        server.service_call(&key, "PATCH", &path, Some(json!({"is_active": false}))).status,
+        200
+    );
+    assert_eq!(
+        server.service_call(&key, "PATCH", &path, Some(json!({"is_active": true}))).status,
+        200
+    );
     assert_eq!(hosted_status(&old), 200, "the old session is no session: the sign-in page");
     assert!(!is_active(&server, &old));
     server.clock.advance(1);
@@ -223,13 +216,13 @@ fn issue_8_a_service_cannot_reenable_a_user_an_operator_disabled() {
     let key = service(&server);
     let ada = service_user(&server, &key, "ada");
     let path = format!("/api/service/users/{ada}");
-    let patch = |body: Value| svc(&server, &key, "PATCH", &path, Some(body));
+    let patch = |body: Value| server.service_call(&key, "PATCH", &path, Some(body));
 
     assert_eq!(set_user_active(&server, &ada, false).status, 200);
     let res = patch(json!({"is_active": true, "first_name": "Ada"}));
     assert_eq!(res.status, 403, "{}", res.body);
     assert_eq!(res.json(), json!({"error": "forbidden", "message": OPERATOR_DISABLED}));
-    let user = svc(&server, &key, "GET", &path, None).json()["user"].clone();
+    let user = server.service_call(&key, "GET", &path, None).json()["user"].clone();
     assert_eq!((user["is_active"].clone(), user["first_name"].clone()), (json!(false), json!("")));
     assert_eq!(login_response(&server, "ada").status, 401);
     // A service's own deactivation on top does not hide the operator's.
@@ -252,7 +245,7 @@ fn issue_8_a_service_cannot_reenable_a_user_an_operator_disabled() {
     let invited = res["user"]["authId"].as_str().unwrap().to_string();
     assert_eq!(set_user_active(&server, &invited, false).status, 200);
     let accept = json!({"token": token, "password": "a good password"});
-    assert_eq!(post_json(&server, "/consumer/invitations/accept", accept).status, 400);
+    assert_eq!(server.post_json("/consumer/invitations/accept", accept).status, 400);
 }
 
 #[test]

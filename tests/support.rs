@@ -249,6 +249,31 @@ impl TestServer {
         self.request("POST", path, &headers, Some(body.as_bytes()))
     }
 
+    /// A service-API call: `X-API-Key: key`, and a JSON body when there is one.
+    pub fn service_call(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let mut headers = vec![("x-api-key", key)];
+        if bytes.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        self.request(method, path, &headers, bytes.as_deref())
+    }
+
+    /// `POST` with a JSON body.
+    pub fn post_json(&self, path: &str, body: Value) -> Resp {
+        let body = body.to_string();
+        self.request("POST", path, &[("content-type", "application/json")], Some(body.as_bytes()))
+    }
+
+    /// Registers `name` (`<name>@example.com`, password "correct horse") at
+    /// `/consumer/register`.
+    pub fn register(&self, name: &str) -> Resp {
+        let email = format!("{name}@example.com");
+        let body =
+            serde_json::json!({"username": name, "email": email, "password": "correct horse"});
+        self.post_json("/consumer/register", body)
+    }
+
     /// `method` with a JSON body and a bearer token.
     pub fn admin(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Resp {
         let auth = format!("Bearer {token}");

@@ -1,23 +1,14 @@
 //! Users, invitations, consumer login and the privileged-role rule (docs/api.md, Token endpoint and Admin API; Fusio).
 
 use proptest::prelude::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::{Resp, TestServer, basic, claims};
 
 const RULE_2: &str = "Only an app with the root scope can assign a privileged role.";
 
-fn post_json(server: &TestServer, path: &str, body: Value) -> Resp {
-    server.request(
-        "POST",
-        path,
-        &[("content-type", "application/json")],
-        Some(body.to_string().as_bytes()),
-    )
-}
-
 fn login(server: &TestServer, username: &str, password: &str) -> Resp {
-    post_json(server, "/consumer/login", json!({"username": username, "password": password}))
+    server.post_json("/consumer/login", json!({"username": username, "password": password}))
 }
 
 fn writer(server: &TestServer) -> String {
@@ -31,8 +22,7 @@ fn writer(server: &TestServer) -> String {
 fn register_then_login_gives_a_user_token_with_its_roles_scopes() {
     let server = TestServer::start();
     let op = writer(&server);
-    let res = post_json(
-        &server,
+    let res = server.post_json(
         "/consumer/register",
         json!({"username": "ada", "email": "ada@example.com", "password": "correct horse"}),
     );
@@ -41,21 +31,21 @@ fn register_then_login_gives_a_user_token_with_its_roles_scopes() {
     assert_eq!(user["roles"], json!(["consumer"]), "the default role");
     assert!(!res.body.contains("password"), "no hash in answers");
     assert_eq!(
-        post_json(
-            &server,
-            "/consumer/register",
-            json!({"username": "ada", "email": "x@example.com", "password": "correct horse"})
-        )
-        .status,
+        server
+            .post_json(
+                "/consumer/register",
+                json!({"username": "ada", "email": "x@example.com", "password": "correct horse"})
+            )
+            .status,
         409
     );
     assert_eq!(
-        post_json(
-            &server,
-            "/consumer/register",
-            json!({"username": "bob", "email": "b@example.com", "password": "short"})
-        )
-        .status,
+        server
+            .post_json(
+                "/consumer/register",
+                json!({"username": "bob", "email": "b@example.com", "password": "short"})
+            )
+            .status,
         400
     );
 
@@ -116,13 +106,11 @@ fn register_then_login_gives_a_user_token_with_its_roles_scopes() {
 fn wrong_password_unknown_and_inactive_users_get_identical_answers() {
     let server = TestServer::start();
     let op = writer(&server);
-    post_json(
-        &server,
+    server.post_json(
         "/consumer/register",
         json!({"username": "ada", "email": "ada@example.com", "password": "correct horse"}),
     );
-    let res = post_json(
-        &server,
+    let res = server.post_json(
         "/consumer/register",
         json!({"username": "eve", "email": "eve@example.com", "password": "correct horse"}),
     );
@@ -151,16 +139,14 @@ fn invitations_create_an_inactive_user_that_a_password_activates() {
     assert_eq!(body["user"]["isActive"], false);
     let token = body["invitationToken"].as_str().unwrap().to_string();
     assert_eq!(login(&server, "newbie", "a good password").status, 401);
-    let res = post_json(
-        &server,
+    let res = server.post_json(
         "/consumer/invitations/accept",
         json!({"token": token, "password": "a good password"}),
     );
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(res.json()["user"]["isActive"], true);
     assert_eq!(login(&server, "newbie", "a good password").status, 200);
-    let again = post_json(
-        &server,
+    let again = server.post_json(
         "/consumer/invitations/accept",
         json!({"token": token, "password": "another password"}),
     );
@@ -177,13 +163,11 @@ fn invitations_create_an_inactive_user_that_a_password_activates() {
 #[test]
 fn failed_logins_are_limited_per_username_and_address() {
     let server = TestServer::start_with(|c| c.failures_per_client = 3);
-    post_json(
-        &server,
+    server.post_json(
         "/consumer/register",
         json!({"username": "ada", "email": "ada@example.com", "password": "correct horse"}),
     );
-    post_json(
-        &server,
+    server.post_json(
         "/consumer/register",
         json!({"username": "bob", "email": "bob@example.com", "password": "correct horse"}),
     );
@@ -206,8 +190,7 @@ fn failed_logins_are_limited_per_username_and_address() {
 fn user_credentials_on_the_token_endpoint_only_when_allowed() {
     for allowed in [false, true] {
         let server = TestServer::start_with(|c| c.allow_user_credentials = allowed);
-        post_json(
-            &server,
+        server.post_json(
             "/consumer/register",
             json!({"username": "ada", "email": "ada@example.com", "password": "correct horse"}),
         );
@@ -307,7 +290,7 @@ proptest! {
         if exists && is_invited {
             server.admin("POST", "/api/v1/users/invitations", &op, Some(json!({"email": "p@example.com", "username": "pat"})));
         } else if exists {
-            let res = post_json(&server, "/consumer/register", json!({"username": "pat", "email": "p@example.com", "password": "the right one"}));
+            let res = server.post_json("/consumer/register", json!({"username": "pat", "email": "p@example.com", "password": "the right one"}));
             if !is_active {
                 let id = res.json()["user"]["authId"].as_str().unwrap().to_string();
                 server.admin("PUT", &format!("/api/v1/users/{id}"), &op, Some(json!({"isActive": false})));

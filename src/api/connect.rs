@@ -443,14 +443,31 @@ async fn hosted(
     res
 }
 
+/// A form posted to us, checked in this order: sent from our own pages, well formed, and
+/// carrying the CSRF token of its cookie. A refusal names the page to answer.
+fn checked_form<F>(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+    parse: fn(&[u8]) -> Result<F, connect_form::FormError>,
+    csrf: fn(&F) -> &str,
+) -> Result<F, fn() -> HttpResponse> {
+    if !is_same_origin(req, state) {
+        return Err(cross_site);
+    }
+    let form = parse(body).map_err(|_| invalid_link as fn() -> HttpResponse)?;
+    if !csrf_matches(req, csrf(&form)) {
+        return Err(form_expired);
+    }
+    Ok(form)
+}
+
 async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    if !is_same_origin(&req, &state) {
-        return cross_site();
-    }
-    let Ok(form) = connect_form::parse_sign_in(&body) else { return invalid_link() };
-    if !csrf_matches(&req, &form.csrf) {
-        return form_expired();
-    }
+    let parse = connect_form::parse_sign_in;
+    let form = match checked_form(&req, &state, &body, parse, |f| &f.csrf) {
+        Ok(form) => form,
+        Err(refusal) => return refusal(),
+    };
     // Only a request of ours that can still complete gets a session.
     if open_request(&state, &form.state).await.is_none() {
         return invalid_link();
@@ -492,13 +509,11 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
 /// Ends the browser's session: the cookie is cleared and the token behind it revoked, so a
 /// copy of it is worthless too. Then back to the request, if one is named, to sign in again.
 async fn sign_out(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    if !is_same_origin(&req, &state) {
-        return cross_site();
-    }
-    let Ok(form) = connect_form::parse_sign_out(&body) else { return invalid_link() };
-    if !csrf_matches(&req, &form.csrf) {
-        return form_expired();
-    }
+    let parse = connect_form::parse_sign_out;
+    let form = match checked_form(&req, &state, &body, parse, |f| &f.csrf) {
+        Ok(form) => form,
+        Err(refusal) => return refusal(),
+    };
     let session = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
     if let Some(claims) = session.and_then(|t| state.issuer.verify_access(&t).ok()) {
         let op = GrantOp::RevokeAccess { jti: claims.jti, exp: claims.exp };
