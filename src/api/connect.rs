@@ -256,14 +256,26 @@ fn removal(state: &AppState, name: String, path: &'static str) -> Cookie<'static
     cookie(state, name, String::new(), path, SameSite::Lax, 0)
 }
 
-/// Puts a fresh CSRF token in a cookie and returns it for the form (double submit: a page
+/// A fresh CSRF token for a form, and the cookie that carries it too (double submit: a page
 /// on another site can neither read the cookie nor set it).
-fn with_csrf(state: &AppState, mut res: HttpResponse) -> (HttpResponse, String) {
+fn new_csrf(state: &AppState) -> (Cookie<'static>, String) {
     let token = random_token(32);
     let c =
         cookie(state, CSRF_COOKIE.into(), token.clone(), "/connect", SameSite::Strict, SESSION_TTL);
-    res.add_cookie(&c).ok();
-    (res, token)
+    (c, token)
+}
+
+/// A page that holds a form: `body` gets the form's CSRF token, the answer its cookie.
+fn form_page(
+    state: &AppState,
+    status: StatusCode,
+    title: &str,
+    body: impl FnOnce(&str) -> String,
+) -> HttpResponse {
+    let (csrf_cookie, csrf) = new_csrf(state);
+    let mut res = page(status, title, &body(&csrf));
+    res.add_cookie(&csrf_cookie).ok();
+    res
 }
 
 fn csrf_matches(req: &HttpRequest, presented: &str) -> bool {
@@ -304,40 +316,32 @@ fn sign_in_page(
     message: Option<&str>,
     status: StatusCode,
 ) -> HttpResponse {
-    let (mut res, csrf) = with_csrf(state, HttpResponse::Ok().finish());
     let note = message.map(|m| format!("<p role=\"alert\">{}</p>", escape(m))).unwrap_or_default();
-    let body = format!(
-        "{note}<p>Sign in to continue.</p><form method=\"post\" action=\"/connect/sign-in\">\
-         <input type=\"hidden\" name=\"state\" value=\"{s}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <p><label>Username or email<br><input name=\"username\" autocomplete=\"username\" required></label></p>\
-         <p><label>Password<br><input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
-         <p><button type=\"submit\">Sign in</button></p></form>",
-        s = escape(connect_state)
-    );
-    carry_cookies(&mut res, page(status, "Sign in", &body))
+    form_page(state, status, "Sign in", |csrf| {
+        format!(
+            "{note}<p>Sign in to continue.</p><form method=\"post\" action=\"/connect/sign-in\">\
+             <input type=\"hidden\" name=\"state\" value=\"{s}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <p><label>Username or email<br><input name=\"username\" autocomplete=\"username\" required></label></p>\
+             <p><label>Password<br><input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
+             <p><button type=\"submit\">Sign in</button></p></form>",
+            s = escape(connect_state)
+        )
+    })
 }
 
 /// The wrong account is signed in: say so, and offer to sign out and start again.
 fn wrong_account_page(state: &AppState, connect_state: &str) -> HttpResponse {
-    let (mut res, csrf) = with_csrf(state, HttpResponse::Ok().finish());
-    let body = format!(
-        "<p>This link was made for another account.</p>\
-         <form method=\"post\" action=\"/connect/sign-out\">\
-         <input type=\"hidden\" name=\"state\" value=\"{s}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <p><button type=\"submit\">Sign out and use another account</button></p></form>",
-        s = escape(connect_state)
-    );
-    carry_cookies(&mut res, page(StatusCode::FORBIDDEN, "Wrong account", &body))
-}
-
-/// `to` with the cookies set on `from`.
-fn carry_cookies(from: &mut HttpResponse, mut to: HttpResponse) -> HttpResponse {
-    for c in from.cookies() {
-        to.add_cookie(&c).ok();
-    }
-    to
+    form_page(state, StatusCode::FORBIDDEN, "Wrong account", |csrf| {
+        format!(
+            "<p>This link was made for another account.</p>\
+             <form method=\"post\" action=\"/connect/sign-out\">\
+             <input type=\"hidden\" name=\"state\" value=\"{s}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <p><button type=\"submit\">Sign out and use another account</button></p></form>",
+            s = escape(connect_state)
+        )
+    })
 }
 
 /// The bearer token or session cookie a request carries.
