@@ -548,13 +548,21 @@ fn issue_8_a_wrong_session_can_sign_out_and_its_token_dies() {
 
 #[test]
 fn issue_8_cookies_are_secure_when_the_issuer_is_https() {
+    // However the scheme is written, an https issuer gets `__Host-` cookies: Secure, `Path=/`,
+    // no `Domain`, so no sibling subdomain or plain-http page can plant a session or binding.
     let provider = stand_in_provider();
-    let server = TestServer::start_with(|c| c.issuer = Some("https://tessera.example".into()));
+    let server = TestServer::start_with(|c| c.issuer = Some("HTTPS://Tessera.Example".into()));
     let s = setup_on(server, &provider);
     let hosted = fresh_request(&s, "ada");
+    let is_host_cookie = |c: &String| {
+        c.starts_with("__Host-tessera_")
+            && c.contains("Secure")
+            && c.contains("Path=/;")
+            && !c.contains("Domain")
+    };
     let mut jar = Jar::default();
     let page = s.server.browse(&mut jar, "GET", &hosted, &[], None);
-    assert!(page.set_cookies.iter().all(|c| c.contains("Secure")), "{:?}", page.set_cookies);
+    assert!(page.set_cookies.iter().all(is_host_cookie), "{:?}", page.set_cookies);
     let state = hosted.rsplit('/').next().unwrap();
     let body =
         format!("state={state}&csrf={}&username=ada&password=correct+horse", csrf_of(&page.body));
@@ -566,10 +574,14 @@ fn issue_8_cookies_are_secure_when_the_issuer_is_https() {
         Some(body.as_bytes()),
     );
     assert_eq!(res.status, 303, "{}", res.body);
-    assert!(res.set_cookies.iter().all(|c| c.contains("Secure")), "{:?}", res.set_cookies);
+    assert!(res.set_cookies.iter().all(is_host_cookie), "{:?}", res.set_cookies);
     let res = s.server.browse(&mut jar, "GET", &hosted, &[], None);
     assert_eq!(res.status, 303);
-    assert!(res.set_cookies.iter().all(|c| c.contains("Secure")), "{:?}", res.set_cookies);
+    assert!(res.set_cookies.iter().all(is_host_cookie), "{:?}", res.set_cookies);
+    assert_eq!(res.header("referrer-policy"), Some("no-referrer"));
+    // Cookies without the prefix (as a subdomain could set them) are not ours.
+    let plain = jar.header().replace("__Host-", "");
+    assert_eq!(s.server.get(&hosted, &[("cookie", &plain)]).status, 200, "the sign-in page");
     // The issuer's origin is ours; the address we happen to listen on is not.
     let res = s.server.browse(
         &mut jar.clone(),
@@ -616,6 +628,71 @@ fn issue_8_concurrent_wrong_sign_ins_are_counted_before_argon2_runs() {
     let evaluated = statuses.iter().filter(|&&c| c == 401).count();
     assert_eq!((evaluated, statuses.len() - evaluated), (3, 9), "{statuses:?}");
     assert!(statuses.iter().all(|&c| c == 401 || c == 429), "{statuses:?}");
+}
+
+/// A provider token URL that answers every request with a redirect to `to`.
+fn redirecting_token_url(to: &str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    let to = to.to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            stream.write_all(answer.as_bytes()).ok();
+        }
+    });
+    url
+}
+
+#[test]
+fn issue_8_provider_redirects_are_not_followed_and_inactive_users_get_nothing() {
+    let provider = stand_in_provider();
+    let s = setup(&provider);
+    let token_url = redirecting_token_url(&format!("{}/token", provider.url));
+    let res = s.server.admin(
+        "POST",
+        "/api/v1/providers",
+        &s.server.root_token(),
+        Some(json!({
+            "name": "redirecting", "authorizeUrl": "https://redirecting.example/authorize",
+            "tokenUrl": token_url, "clientId": "c", "clientSecret": "the-secret"
+        })),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    let body = json!({"user_id": s.user_id, "provider": "redirecting", "scopes": ["repo"], "redirect_uri": "https://app.acme.com/cb"});
+    let res =
+        s.server.service_call(&s.key, "POST", "/api/service/provider-tokens", Some(body.clone()));
+    let hosted = path_of(res.json()["reauth_url"].as_str().unwrap(), &s.server);
+    let mut ada = Jar::default();
+    sign_in(&s.server, &mut ada, &hosted, "ada");
+    let res = s.server.browse(&mut ada, "GET", &hosted, &[], None);
+    let provider_state = query_param(res.header("location").unwrap(), "state").unwrap();
+    let callback = format!("/connect/callback?code=c&state={provider_state}");
+    let res = s.server.browse(&mut ada, "GET", &callback, &[], None);
+    assert_eq!(
+        query_param(res.header("location").unwrap(), "reason").as_deref(),
+        Some("provider_error")
+    );
+    assert!(
+        provider.bodies.lock().unwrap().is_empty(),
+        "the redirect, and our secret, went nowhere"
+    );
+    // A deactivated user gets no provider token and no consent link.
+    let patch = json!({"is_active": false});
+    let res = s.server.service_call(
+        &s.key,
+        "PATCH",
+        &format!("/api/service/users/{}", s.user_id),
+        Some(patch),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = s.server.service_call(&s.key, "POST", "/api/service/provider-tokens", Some(body));
+    assert_eq!(res.status, 400, "{}", res.body);
 }
 
 #[derive(Debug, Clone)]

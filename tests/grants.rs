@@ -145,6 +145,8 @@ fn a_disabled_app_and_expiry_end_the_family() {
     server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": true})));
     assert_eq!(refresh(&server, &t1b, None, None).json()["error"], "invalid_grant");
 
+    // Disable times are whole seconds: what is issued in the second of a disable stays refused.
+    server.clock.advance(1);
     let t2 = rt(&server.token_response(&id, &secret, None));
     let t3 = rt(&refresh(&server, &t2, None, None));
     server.clock.advance(999);

@@ -115,3 +115,42 @@ fn issue_8_a_known_client_id_costs_the_same_argon2_work_as_an_unknown_name() {
     // The right secret is not slowed down.
     assert_eq!(cost(&id, &secret), (200, 0));
 }
+
+#[test]
+fn issue_8_a_person_is_one_limit_whatever_name_they_are_guessed_by() {
+    let server = TestServer::start_with(|c| {
+        c.failures_per_client = 3;
+        c.failures_per_address = 1000;
+    });
+    assert_eq!(server.register("ada").status, 201);
+    // Username and email (any case) draw on one window: the person's.
+    for name in ["ada", "ADA@example.com", "ada@example.com"] {
+        assert_eq!(login(&server, name, "wrong guess").status, 401);
+    }
+    assert_eq!(login(&server, "Ada", "correct horse").status, 429);
+    // A name too long for a window of its own is still limited.
+    let long = format!("{}@example.com", "x".repeat(200));
+    let statuses: Vec<u16> = (0..5).map(|_| login(&server, &long, "guess").status).collect();
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    // A typed name never takes a person's window.
+    server.clock.advance(61);
+    let auth_id = server.admin("GET", "/api/v1/users", &server.root_token(), None).json()["users"]
+        [0]["authId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..5 {
+        login(&server, &format!("user:{auth_id}"), "guess");
+    }
+    assert_eq!(login(&server, "ada", "correct horse").status, 200);
+}
+
+#[test]
+fn issue_8_a_bogus_invitation_costs_no_argon2_hash() {
+    let server = TestServer::start();
+    let before = server.passwords.computed();
+    let body = json!({"token": "not-an-invitation", "password": "a good password"});
+    let res = server.post_json("/consumer/invitations/accept", body);
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(server.passwords.computed(), before, "refused before hashing");
+}

@@ -346,3 +346,52 @@ proptest! {
         }
     }
 }
+
+/// A family a token request opens while its app or user is being disabled (its `CreateFamily`
+/// committed after the disable's `RevokeClient`), dated at the disable: the store holds it as
+/// live, yet a re-enable must not make it work.
+fn late_family(server: &TestServer, client_id: &str, subject: &str, at: u64) -> String {
+    let (token, key) = tessera_actors::secret::new_refresh_token();
+    let family = tessera_storage::FamilyRecord {
+        id: tessera_actors::secret::time_ordered_id(),
+        client_id: client_id.to_string(),
+        subject: subject.to_string(),
+        scope: String::new(),
+        created_at: at,
+        expires_at: at + 86_400,
+        is_revoked: false,
+    };
+    let op = tessera_storage::GrantOp::CreateFamily {
+        family,
+        token: key,
+        token_expires_at: at + 86_400,
+    };
+    server.issuer().grants().submit_blocking(op).unwrap();
+    token
+}
+
+#[test]
+fn issue_8_a_family_opened_during_a_disable_stays_dead_after_a_re_enable() {
+    let server = TestServer::start();
+    let (app, client_id, _) = server.create_app(
+        json!({"name": "svc", "scopes": [], "grantTypes": ["client_credentials", "refresh_token"]}),
+    );
+    let path = format!("/api/v1/apps/{}", app["id"].as_str().unwrap());
+    let root = server.root_token();
+    assert_eq!(server.admin("PUT", &path, &root, Some(json!({"isActive": false}))).status, 200);
+    let disabled_at = server.clock.now();
+    let app_family = late_family(&server, &client_id, &client_id, disabled_at);
+    let ada = register(&server, "ada");
+    assert_eq!(set_user_active(&server, &ada, false).status, 200);
+    let user_family =
+        late_family(&server, tessera_actors::client::CONSUMER_CLIENT_ID, &ada, disabled_at);
+    server.clock.advance(5);
+    assert_eq!(server.admin("PUT", &path, &root, Some(json!({"isActive": true}))).status, 200);
+    assert_eq!(set_user_active(&server, &ada, true).status, 200);
+    for token in [app_family, user_family] {
+        assert!(!is_active(&server, &token), "introspection: inactive");
+        let res = refresh(&server, &token);
+        assert_eq!(res.status, 400, "{}", res.body);
+        assert_eq!(res.json()["error"], "invalid_grant");
+    }
+}

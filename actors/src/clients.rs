@@ -364,11 +364,27 @@ impl ClientRegistry {
         }
         record.updated_at = self.clock.now();
         if is_disabling {
-            // Kept after a re-enable: tokens from before the disable must stay refused.
-            record.disabled_at = Some(record.updated_at);
-            self.end_families(&record.client_id, None)?;
+            // Refused everywhere first, and only then is the disable dated: a request that still
+            // saw the app active read its clock before that (the issuer reads it before the
+            // lookup), so all it issues is dated at or before `disabledAt` and stays refused after
+            // a re-enable — even a family it opens after the families below were ended.
+            self.table.put(Client::from_record(&record));
+            record.disabled_at = Some(self.clock.now());
+            let ended = self.end_families(&record.client_id, None);
+            let committed = ended.and_then(|()| self.commit_update(record));
+            if committed.is_err() {
+                self.republish_app(id);
+            }
+            return committed;
         }
         self.commit_update(record)
+    }
+
+    /// Publishes an app as the store holds it (after a change that did not commit).
+    fn republish_app(&self, id: &str) {
+        if let Some(app) = self.apps.get(id) {
+            self.table.put(Client::from_record(app));
+        }
     }
 
     pub fn delete(&mut self, caller: &Caller, id: &str) -> Result<(), RegistryError> {

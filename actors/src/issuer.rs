@@ -21,7 +21,7 @@ use crate::clock::SharedClock;
 use crate::grants::GrantStore;
 use crate::jws;
 use crate::keyset::{SharedKeySet, Signer};
-use crate::limiter::{FailureLimiter, LimitKey, Limits};
+use crate::limiter::{FailureLimiter, LimitKey, Limits, Reservation};
 use crate::oauth::OAuthError;
 use crate::policy::grant_scope;
 use crate::request::{self, Credentials, TokenRequest};
@@ -144,8 +144,7 @@ pub enum BearerError {
 /// Failures reserved by [`Issuer::begin_attempt`], one per window (address, name).
 #[must_use = "an attempt is a reserved failure: refund it when the check passes"]
 pub struct Attempt {
-    /// Each reserved key with the window its failure went into.
-    keys: [Option<(LimitKey, u64)>; 2],
+    reserved: [Option<Reservation>; 2],
 }
 
 /// An access token as minted: the compact JWS and the claims grant state keeps.
@@ -213,23 +212,33 @@ impl Issuer {
 
     /// Whether a refresh family's owner may still refresh: its user is active, or its app is
     /// active and holds the refresh grant.
-    pub fn can_refresh(&self, client_id: &str, subject: &str) -> bool {
-        if client_id == CONSUMER_CLIENT_ID {
-            return self.users.get(subject).is_some_and(|u| u.is_active);
+    /// A family opened at or before its owner's last disable is refused even when the owner is
+    /// active again: a token request racing the disable can open a family after the disable's
+    /// `RevokeClient` ran, and a re-enable must not revive it.
+    pub fn can_refresh(&self, family: &FamilyRecord) -> bool {
+        let outlived = |disabled_at: Option<u64>| disabled_at.is_none_or(|t| family.created_at > t);
+        if family.client_id == CONSUMER_CLIENT_ID {
+            return self
+                .users
+                .get(&family.subject)
+                .is_some_and(|u| u.is_active && outlived(u.disabled_at));
         }
-        self.clients.get(client_id).is_some_and(|c| c.is_active && c.has_refresh_token)
+        self.clients
+            .get(&family.client_id)
+            .is_some_and(|c| c.is_active && c.has_refresh_token && outlived(c.disabled_at))
     }
 
     /// A signed-in user's token (Fusio): `sub` is the user's authId, `scope` the union of
     /// its roles' scopes, with a refresh token of its own family.
     pub async fn user_token(&self, auth_id: &str) -> Result<Issued, OAuthError> {
+        // Before the lookup, as for apps (`client_credentials`).
+        let now = self.clock.now();
         let user = self
             .users
             .get(auth_id)
             .filter(|u| u.is_active)
             .ok_or(OAuthError::InvalidGrant("the user cannot sign in"))?;
         let scope = user.scopes.join(" ");
-        let now = self.clock.now();
         let ttl = self.settings.default_ttl.min(self.settings.max_ttl);
         let family = time_ordered_id();
         let audience = self.settings.default_audience.clone();
@@ -246,11 +255,12 @@ impl Issuer {
     /// no scopes, no refresh family, audience `<issuer>/connect` — so a stolen session cookie
     /// opens nothing but the hosted pages, and it ends on its own soon.
     pub fn session_token(&self, auth_id: &str, ttl: u64) -> Result<Minted, OAuthError> {
+        // Before the lookup, as for apps (`client_credentials`).
+        let now = self.clock.now();
         self.users
             .get(auth_id)
             .filter(|u| u.is_active)
             .ok_or(OAuthError::InvalidGrant("the user cannot sign in"))?;
-        let now = self.clock.now();
         let audience = format!("{}/connect", self.settings.issuer);
         let ttl = ttl.min(self.settings.max_ttl);
         let minted = self.mint(&self.consumer, auth_id, "", &audience, ttl, now, None)?;
@@ -302,6 +312,10 @@ impl Issuer {
         req: &TokenRequest,
         addr: Option<IpAddr>,
     ) -> Result<Issued, OAuthError> {
+        // Read before the client is looked up: a disable publishes first and takes its time
+        // after, so whatever a request that still saw the app active issues is dated at or
+        // before the disable and stays refused after a re-enable.
+        let now = self.clock.now();
         let client = self
             .authenticate(&req.credentials, addr)
             .await?
@@ -312,7 +326,6 @@ impl Issuer {
         let scope = grant_scope(req.scope.as_deref(), &client.scopes)
             .map_err(|s| OAuthError::InvalidScope(s.to_string()))?;
         let audience = self.audience(req)?;
-        let now = self.clock.now();
         let ttl = self.ttl(&client);
         if !client.has_refresh_token {
             let minted = self.mint(&client, &client.client_id, &scope, audience, ttl, now, None)?;
@@ -370,6 +383,8 @@ impl Issuer {
             .refresh_token
             .as_deref()
             .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
+        // Before the owner is looked up, as in `client_credentials`.
+        let now = self.clock.now();
         let authenticated = self.authenticate(&req.credentials, addr).await?;
         let hash = parse_refresh_token(presented).ok_or(INVALID_GRANT)?;
         let status = self.refresh_status(hash).await?.ok_or(INVALID_GRANT)?;
@@ -386,17 +401,21 @@ impl Issuer {
         if named.is_some_and(|id| id != record.client_id) {
             return Err(INVALID_GRANT);
         }
+        // A disabled or deleted owner (app or user), an app that lost the grant, or a family
+        // from before the owner's last disable: the family ends.
+        if !self.can_refresh(&family) {
+            return Err(self.end_family(hash).await);
+        }
         let client = if record.client_id == CONSUMER_CLIENT_ID {
-            // A person's family: the user must still be active; its scopes come from its roles.
+            // A person's family: its scopes come from the user's roles now.
             match self.users.get(&family.subject) {
-                Some(u) if u.is_active => Arc::new(Client::consumer_with(u.scopes.clone())),
-                _ => return Err(self.end_family(hash).await),
+                Some(u) => Arc::new(Client::consumer_with(u.scopes.clone())),
+                None => return Err(self.end_family(hash).await),
             }
         } else {
             match self.clients.get(&record.client_id) {
-                Some(c) if c.is_active && c.has_refresh_token => c,
-                // A disabled or deleted app, or one that lost the grant, ends the family.
-                _ => return Err(self.end_family(hash).await),
+                Some(c) => c,
+                None => return Err(self.end_family(hash).await),
             }
         };
         // Narrow, never widen: within the family's grant and within what the app holds now.
@@ -412,7 +431,6 @@ impl Issuer {
                 .map_err(|s| OAuthError::InvalidScope(s.to_string()))?,
         };
         let audience = self.audience(req)?;
-        let now = self.clock.now();
         let ttl = self.ttl(&client);
         let minted =
             self.mint(&client, &family.subject, &scope, audience, ttl, now, Some(&family.id))?;
@@ -581,13 +599,12 @@ impl Issuer {
         addr: Option<IpAddr>,
         now: u64,
     ) -> Result<Attempt, OAuthError> {
-        let mut attempt = Attempt { keys: [None, None] };
-        let keys = [addr.map(LimitKey::addr), LimitKey::client(name, addr)];
+        let mut attempt = Attempt { reserved: [None, None] };
+        let keys = [addr.map(LimitKey::addr), Some(LimitKey::client(name, addr))];
         for (slot, key) in keys.into_iter().enumerate() {
             let Some(key) = key else { continue };
-            match self.limiter.reserve(&key, now) {
-                Ok(Some(window)) => attempt.keys[slot] = Some((key, window)),
-                Ok(None) => {}
+            match self.limiter.reserve(key, now) {
+                Ok(reservation) => attempt.reserved[slot] = Some(reservation),
                 Err(retry_after) => {
                     // Refused unevaluated: not a failure of its own.
                     self.refund(attempt);
@@ -600,8 +617,8 @@ impl Issuer {
 
     /// The attempt's check passed: its reserved failures are given back.
     pub fn refund(&self, attempt: Attempt) {
-        for (key, window) in attempt.keys.iter().flatten() {
-            self.limiter.refund(key, *window);
+        for reservation in attempt.reserved.iter().flatten() {
+            self.limiter.refund(reservation);
         }
     }
 

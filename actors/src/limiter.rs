@@ -7,6 +7,7 @@
 //! sent from elsewhere under a client's id cannot lock that client out; guessing a 256-bit
 //! secret is hopeless anyway, and the per-address window bounds the noise.
 
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,6 +18,19 @@ pub enum LimitKey {
     /// A client id as presented, from one address (or from anywhere when none is known).
     Client(String, Option<IpAddr>),
     Addr(IpAddr),
+    /// One of a fixed number of shared windows, for keys that get no window of their own (too
+    /// long to keep, or the table is full): they are still counted, never let through.
+    Overflow {
+        is_client: bool,
+        bucket: u16,
+    },
+}
+
+/// A failure counted in a window, to give back if the attempt succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    key: LimitKey,
+    window: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +49,8 @@ impl Default for Limits {
 pub struct FailureLimiter {
     limits: Limits,
     windows: DashMap<LimitKey, (u64, u32)>,
+    /// Seeds the overflow buckets per process, so nobody can aim at a victim's bucket.
+    buckets: std::collections::hash_map::RandomState,
     /// When stale windows were last swept: at most one sweep per window length, however many
     /// requests arrive past the threshold.
     last_sweep: AtomicU64,
@@ -43,19 +59,22 @@ pub struct FailureLimiter {
 /// Beyond this many tracked keys, stale windows are swept (at most once per window).
 const SWEEP_AT: usize = 10_000;
 /// Past this many keys no new client window is opened; address windows still are, up to
-/// [`ADDR_CAP`], so memory stays bounded while every source is still counted somewhere.
+/// [`ADDR_CAP`]. Past those, keys share [`BUCKETS`] overflow windows per kind: memory stays
+/// bounded and every source is still counted (a flood that fills the table makes limits
+/// stricter for newcomers, never absent).
 const HARD_CAP: usize = 100_000;
 const ADDR_CAP: usize = 4 * HARD_CAP;
-/// Longer client ids are not ours (ours are 22 characters; operators' at most 128) and are not
-/// worth a window of their own: the address window covers them.
+const BUCKETS: u64 = 65_536;
+/// Longer names are not ours (client ids are 22 characters, operators' at most 128; logins are
+/// limited as the user they name) and do not get a window of their own: they share overflow
+/// windows.
 const MAX_TRACKED_ID: usize = 128;
 
 impl LimitKey {
-    /// A client id as presented from an address. IPv6 addresses count per /64, the block one
-    /// host usually holds, so a host cannot mint fresh keys from its own subnet.
-    pub fn client(client_id: &str, addr: Option<IpAddr>) -> Option<LimitKey> {
-        (client_id.len() <= MAX_TRACKED_ID)
-            .then(|| LimitKey::Client(client_id.to_string(), addr.map(prefix)))
+    /// A client id (or login) as presented from an address. IPv6 addresses count per /64, the
+    /// block one host usually holds, so a host cannot mint fresh keys from its own subnet.
+    pub fn client(client_id: &str, addr: Option<IpAddr>) -> LimitKey {
+        LimitKey::Client(client_id.to_string(), addr.map(prefix))
     }
 
     pub fn addr(addr: IpAddr) -> LimitKey {
@@ -63,9 +82,11 @@ impl LimitKey {
     }
 }
 
+/// An IPv4 client reaching a dual-stack (`[::]`) listener arrives as `::ffff:a.b.c.d`: it is
+/// that IPv4 address, not a member of the /64 `::`, which every IPv4 client would share.
 fn prefix(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V4(_) => addr,
+    match addr.to_canonical() {
+        v4 @ IpAddr::V4(_) => v4,
         IpAddr::V6(v6) => {
             let mut segments = v6.segments();
             segments[4..].fill(0);
@@ -76,14 +97,33 @@ fn prefix(addr: IpAddr) -> IpAddr {
 
 impl FailureLimiter {
     pub fn new(limits: Limits) -> FailureLimiter {
-        FailureLimiter { limits, windows: DashMap::new(), last_sweep: AtomicU64::new(0) }
+        FailureLimiter {
+            limits,
+            windows: DashMap::new(),
+            buckets: Default::default(),
+            last_sweep: AtomicU64::new(0),
+        }
     }
 
     fn limit(&self, key: &LimitKey) -> u32 {
         match key {
-            LimitKey::Client(..) => self.limits.per_client,
-            LimitKey::Addr(_) => self.limits.per_addr,
+            LimitKey::Client(..) | LimitKey::Overflow { is_client: true, .. } => {
+                self.limits.per_client
+            }
+            LimitKey::Addr(_) | LimitKey::Overflow { is_client: false, .. } => self.limits.per_addr,
         }
+    }
+
+    /// The window `key` is counted in: its own, or its shared overflow window when it is too
+    /// long to keep or the table has no room for it.
+    fn window_key(&self, key: LimitKey, now: u64) -> LimitKey {
+        let is_long = matches!(&key, LimitKey::Client(id, _) if id.len() > MAX_TRACKED_ID);
+        if !is_long && (self.windows.contains_key(&key) || self.has_room(&key, now)) {
+            return key;
+        }
+        let is_client = !matches!(key, LimitKey::Addr(_));
+        let bucket = (self.buckets.hash_one(&key) % BUCKETS) as u16;
+        LimitKey::Overflow { is_client, bucket }
     }
 
     /// `Err(retry_after)` when `key` has used up its failures in the current window.
@@ -101,17 +141,13 @@ impl FailureLimiter {
         }
     }
 
-    /// Counts one failure for `key` now, unless the window is full (`Err(retry_after)`).
-    /// `Ok(Some(window))` means counted in the window that began at `window`, to be
-    /// [`refund`](Self::refund)ed if the attempt succeeds; `Ok(None)` means the key is not
-    /// tracked (memory cap), so nothing is to be refunded. Check and count are one step under
-    /// the key's lock: concurrent attempts cannot all pass.
-    pub fn reserve(&self, key: &LimitKey, now: u64) -> Result<Option<u64>, u64> {
-        if !self.windows.contains_key(key) && !self.has_room(key, now) {
-            return Ok(None);
-        }
+    /// Counts one failure for `key` now, unless its window is full (`Err(retry_after)`). The
+    /// reservation is [`refund`](Self::refund)ed if the attempt succeeds. Check and count are
+    /// one step under the key's lock: concurrent attempts cannot all pass.
+    pub fn reserve(&self, key: LimitKey, now: u64) -> Result<Reservation, u64> {
+        let key = self.window_key(key, now);
         let window = self.limits.window_secs;
-        let limit = self.limit(key);
+        let limit = self.limit(&key);
         let mut entry = self.windows.entry(key.clone()).or_insert((now, 0));
         let ends = entry.0.saturating_add(window);
         if now >= ends {
@@ -120,16 +156,18 @@ impl FailureLimiter {
             return Err(ends - now);
         }
         entry.1 = entry.1.saturating_add(1);
-        Ok(Some(entry.0))
+        let window = entry.0;
+        drop(entry);
+        Ok(Reservation { key, window })
     }
 
-    /// Gives back a failure reserved by [`reserve`](Self::reserve) in `window`: the attempt
-    /// succeeded. Only into the same window — a later one never counted it, and must not lose
-    /// another attempt's failure. A window that drops to zero is removed, so successful
-    /// traffic leaves nothing behind.
-    pub fn refund(&self, key: &LimitKey, window: u64) {
+    /// Gives back a failure: the attempt succeeded. Only into the window it was taken from — a
+    /// later one never counted it, and must not lose another attempt's failure. A window that
+    /// drops to zero is removed, so successful traffic leaves nothing behind.
+    pub fn refund(&self, reservation: &Reservation) {
+        let Reservation { key, window } = reservation;
         self.windows.remove_if_mut(key, |_, (start, count)| {
-            if *start == window {
+            if start == window {
                 *count = count.saturating_sub(1);
             }
             *count == 0
@@ -139,7 +177,7 @@ impl FailureLimiter {
     /// Counts one failure that was not reserved.
     pub fn record_failure(&self, key: LimitKey, now: u64) {
         // A full window stays full; the answer to this request is already decided.
-        let _ = self.reserve(&key, now);
+        let _ = self.reserve(key, now);
     }
 
     /// Whether a new window may be opened for `key`, after sweeping stale windows once per
@@ -163,6 +201,7 @@ impl FailureLimiter {
         match key {
             LimitKey::Client(..) => len < HARD_CAP,
             LimitKey::Addr(_) => len < ADDR_CAP,
+            LimitKey::Overflow { .. } => true,
         }
     }
 
@@ -190,12 +229,14 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_counts_per_64_and_long_ids_are_not_tracked() {
+    fn ipv6_counts_per_64_and_ipv4_mapped_addresses_are_ipv4() {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
         assert_eq!(LimitKey::addr(a), LimitKey::addr(b));
-        assert!(LimitKey::client(&"x".repeat(129), Some(a)).is_none());
-        assert!(LimitKey::client("abc", Some(a)).is_some());
+        let mapped: IpAddr = "::ffff:127.9.9.9".parse().unwrap();
+        let other: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(LimitKey::addr(mapped), LimitKey::Addr(IpAddr::from([127, 9, 9, 9])));
+        assert_ne!(LimitKey::addr(mapped), LimitKey::addr(other), "issue 8: not one /64 `::`");
     }
 
     #[test]
@@ -203,44 +244,49 @@ mod tests {
         let limiter = FailureLimiter::new(Limits { window_secs: 60, per_client: 3, per_addr: 9 });
         let a = LimitKey::Client("a".into(), None);
         // Three attempts in flight at once: the fourth is refused before it is evaluated.
-        for _ in 0..3 {
-            assert_eq!(limiter.reserve(&a, 100), Ok(Some(100)));
-        }
-        assert_eq!(limiter.reserve(&a, 101), Err(59));
+        let held: Vec<_> = (0..3).map(|_| limiter.reserve(a.clone(), 100).unwrap()).collect();
+        assert_eq!(limiter.reserve(a.clone(), 101), Err(59));
         // Two of them succeed: their reservations are given back.
-        limiter.refund(&a, 100);
-        limiter.refund(&a, 100);
-        assert_eq!(limiter.reserve(&a, 102), Ok(Some(100)));
-        limiter.refund(&a, 100);
-        limiter.refund(&a, 100);
+        limiter.refund(&held[0]);
+        limiter.refund(&held[1]);
+        let again = limiter.reserve(a.clone(), 102).unwrap();
+        limiter.refund(&again);
+        limiter.refund(&held[2]);
         assert_eq!(limiter.tracked(), 0, "a window back at zero is removed");
         // An attempt from an ended window succeeding takes nothing from the new one.
-        assert_eq!(limiter.reserve(&a, 200), Ok(Some(200)));
-        assert_eq!(limiter.reserve(&a, 261), Ok(Some(261)));
-        limiter.refund(&a, 200);
-        assert_eq!(limiter.check(&a, 262), Ok(()));
+        let old = limiter.reserve(a.clone(), 200).unwrap();
+        let _new = limiter.reserve(a.clone(), 261).unwrap();
+        limiter.refund(&old);
         assert_eq!(limiter.tracked(), 1, "the new window's failure still counts");
     }
 
     #[test]
-    fn issue_8_a_full_table_is_swept_once_per_window_and_stays_bounded() {
+    fn issue_8_a_full_table_is_swept_once_per_window_and_never_lets_a_key_through() {
         let limiter = FailureLimiter::new(Limits { window_secs: 60, per_client: 3, per_addr: 9 });
         for i in 0..HARD_CAP {
             limiter.record_failure(LimitKey::Client(format!("c{i}"), None), 100);
         }
         assert_eq!(limiter.tracked(), HARD_CAP);
-        // Still fresh: no new client window, and no sweep is repeated for every request.
+        // Still fresh: no new client window of its own, and no sweep per request.
         limiter.record_failure(LimitKey::Client("new".into(), None), 101);
         let swept_at = limiter.last_sweep.load(Ordering::Relaxed);
         limiter.record_failure(LimitKey::Client("newer".into(), None), 102);
         assert_eq!(limiter.last_sweep.load(Ordering::Relaxed), swept_at);
-        assert_eq!(limiter.tracked(), HARD_CAP);
-        // An address is still counted.
+        // A newcomer is counted in a shared window: limited, not let through.
+        let newcomer = LimitKey::Client("victim".into(), None);
+        let admitted = (0..10).filter(|_| limiter.reserve(newcomer.clone(), 102).is_ok()).count();
+        assert!(admitted <= 3, "{admitted}");
+        // An address still gets its own window.
         limiter.record_failure(LimitKey::Addr(IpAddr::from([10, 0, 0, 1])), 102);
-        assert_eq!(limiter.tracked(), HARD_CAP + 1);
+        assert!(limiter.windows.contains_key(&LimitKey::Addr(IpAddr::from([10, 0, 0, 1]))));
         // A window later the stale ones go in one sweep.
         limiter.record_failure(LimitKey::Client("later".into(), None), 200);
         assert_eq!(limiter.tracked(), 1);
+        // A name too long to keep shares a window too: still limited.
+        let long = LimitKey::Client("x".repeat(300), None);
+        let admitted = (0..10).filter(|_| limiter.reserve(long.clone(), 201).is_ok()).count();
+        assert_eq!(admitted, 3);
+        assert!(!limiter.windows.contains_key(&long));
     }
 
     use proptest::prelude::*;
@@ -277,7 +323,7 @@ mod tests {
             let key = |k: u8| LimitKey::Client(format!("c{k}"), None);
             // Per key: (window start, counted), and the attempts in flight (window each began in).
             let mut model: std::collections::HashMap<u8, (u64, u32)> = Default::default();
-            let mut in_flight: std::collections::HashMap<u8, Vec<u64>> = Default::default();
+            let mut in_flight: std::collections::HashMap<u8, Vec<Reservation>> = Default::default();
             let mut failed_per_window: std::collections::HashMap<(u8, u64), u32> = Default::default();
             let mut now = 1_000u64;
             for op in ops {
@@ -288,18 +334,19 @@ mod tests {
                             (*start, *count) = (now, 0);
                         }
                         let admitted = *count < limit;
-                        let reserved = limiter.reserve(&key(k), now);
+                        let reserved = limiter.reserve(key(k), now);
                         prop_assert_eq!(reserved.is_ok(), admitted);
-                        if admitted {
+                        if let Ok(reservation) = reserved {
                             *count += 1;
-                            prop_assert_eq!(reserved, Ok(Some(*start)));
-                            in_flight.entry(k).or_default().push(*start);
+                            prop_assert_eq!(reservation.window, *start);
+                            in_flight.entry(k).or_default().push(reservation);
                         }
                     }
                     Op::Succeed(k) | Op::Fail(k) => {
-                        let Some(started) = in_flight.get_mut(&k).filter(|v| !v.is_empty()).map(|v| v.remove(0)) else { continue };
+                        let Some(reservation) = in_flight.get_mut(&k).filter(|v| !v.is_empty()).map(|v| v.remove(0)) else { continue };
+                        let started = reservation.window;
                         if matches!(op, Op::Succeed(_)) {
-                            limiter.refund(&key(k), started);
+                            limiter.refund(&reservation);
                             // The refund lands only in the window it was taken from; a window
                             // back at zero is forgotten, so the next one starts later.
                             if let Some((start, count)) = model.get_mut(&k) {

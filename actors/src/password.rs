@@ -2,7 +2,7 @@
 //! lowest-priority threads: one hash costs tens of milliseconds of CPU, and a burst of logins
 //! must yield the cores to token issuance rather than compete with it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -71,17 +71,24 @@ pub struct PasswordPool {
     /// Hashes and verifications computed so far (for metrics, and for tests that check that a
     /// path does, or does not, spend an Argon2id computation).
     done: Arc<AtomicU64>,
+    /// Hashes waiting in the queue. New passwords (registration, invitations) may hold at most
+    /// half of it, so a flood of sign-ups, which anyone can send, cannot turn every login away.
+    hashes_waiting: Arc<AtomicUsize>,
+    max_hashes_waiting: usize,
 }
 
 impl PasswordPool {
     /// `threads` workers behind a queue of at most `queue` waiting jobs.
     pub fn start(threads: usize, queue: usize) -> std::io::Result<PasswordPool> {
+        let max_hashes_waiting = (queue / 2).max(1);
         let (jobs, queue) = mpsc::sync_channel::<Work>(queue);
         let queue = Arc::new(Mutex::new(queue));
         let done = Arc::new(AtomicU64::new(0));
+        let hashes_waiting = Arc::new(AtomicUsize::new(0));
         for i in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
             let counter = Arc::clone(&done);
+            let waiting = Arc::clone(&hashes_waiting);
             std::thread::Builder::new().name(format!("password-{i}")).spawn(move || {
                 if let Err(e) = thread_priority::set_current_thread_priority(
                     thread_priority::ThreadPriority::Min,
@@ -98,6 +105,7 @@ impl PasswordPool {
                     match work {
                         // A caller that gave up has nobody to answer; that is fine.
                         Work::Hash(password, reply) => {
+                            waiting.fetch_sub(1, Ordering::Relaxed);
                             let _ = reply.send(hash(&password));
                         }
                         Work::Verify(password, phc, reply) => {
@@ -107,7 +115,7 @@ impl PasswordPool {
                 }
             })?;
         }
-        Ok(PasswordPool { jobs, done })
+        Ok(PasswordPool { jobs, done, hashes_waiting, max_hashes_waiting })
     }
 
     /// How many hashes and verifications have been taken up so far.
@@ -124,8 +132,15 @@ impl PasswordPool {
 
     /// A PHC string, or `Ok(Err(why))` when the hasher refused the password.
     pub async fn hash(&self, password: String) -> Result<Result<String, String>, PoolError> {
+        if self.hashes_waiting.fetch_add(1, Ordering::Relaxed) >= self.max_hashes_waiting {
+            self.hashes_waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(PoolError::Busy);
+        }
         let (reply, answer) = oneshot::channel();
-        self.enqueue(Work::Hash(password, reply))?;
+        if let Err(e) = self.enqueue(Work::Hash(password, reply)) {
+            self.hashes_waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(e);
+        }
         answer.await.map_err(|_| PoolError::Stopped)
     }
 
@@ -167,5 +182,20 @@ mod tests {
         }
         assert_eq!(pool.verify("x".into(), DUMMY.clone()).await, Err(PoolError::Busy));
         assert_eq!(pool.hash("password".into()).await, Err(PoolError::Busy));
+    }
+
+    #[tokio::test]
+    async fn issue_8_new_passwords_take_at_most_half_the_queue() {
+        let pool = PasswordPool::start(1, 8).unwrap();
+        assert_eq!(pool.max_hashes_waiting, 4);
+        // Four hashes waiting (as under a sign-up flood): a fifth is turned away, a login's
+        // verification still gets in.
+        pool.hashes_waiting.store(4, Ordering::Relaxed);
+        assert_eq!(pool.hash("a password".into()).await, Err(PoolError::Busy));
+        assert_eq!(pool.hashes_waiting.load(Ordering::Relaxed), 4, "the refusal holds no place");
+        assert_eq!(pool.verify("x".into(), DUMMY.clone()).await, Ok(false));
+        pool.hashes_waiting.store(0, Ordering::Relaxed);
+        assert!(matches!(pool.hash("a password".into()).await, Ok(Ok(_))));
+        assert_eq!(pool.hashes_waiting.load(Ordering::Relaxed), 0);
     }
 }

@@ -174,14 +174,14 @@ impl ClientRegistry {
             if active != user.is_active {
                 policy::check_change_privileged_user(&caller, self.holds_privileged_role(&user))?;
             }
-            turns_off = self.set_active(&caller, &mut user, active, now)?;
+            turns_off = self.set_active(&caller, &mut user, active)?;
         }
         user.updated_at = now;
         if turns_off {
-            self.end_user_families(user_id)?;
+            self.begin_deactivation(&mut user)?;
         }
         let view = service_user(&user);
-        self.commit_user_with(user, Vec::new())?;
+        self.commit_user_with(user, Vec::new()).inspect_err(|_| self.republish_stored(user_id))?;
         Ok(view)
     }
 

@@ -35,6 +35,11 @@ impl fmt::Display for UrlRefusal {
 /// Parses `text` and applies the rule: `https`, or `http` on a loopback host (127.0.0.0/8,
 /// `::1`, `localhost`) for development and tests; no user name or password; no fragment.
 pub fn check(text: &str) -> Result<Url, UrlRefusal> {
+    // The parser would drop or encode them, but the text as given is what a `Location`
+    // header later carries, and a control character cannot go there.
+    if text.chars().any(char::is_control) {
+        return Err(UrlRefusal::NotHttps);
+    }
     let url = Url::parse(text).map_err(|_| UrlRefusal::NotHttps)?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(UrlRefusal::Userinfo);
@@ -67,6 +72,15 @@ mod tests {
 
     fn host(text: &str) -> Option<String> {
         check(text).ok().and_then(|u| u.host_str().map(str::to_string))
+    }
+
+    #[test]
+    fn issue_8_control_characters_are_refused() {
+        for text in
+            ["http://127.0.0.1:1/cb\u{1}x", "https://a.example/\u{7f}", "https://a.example/\r\n"]
+        {
+            assert_eq!(check(text).err(), Some(UrlRefusal::NotHttps), "{text:?}");
+        }
     }
 
     #[test]

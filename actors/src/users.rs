@@ -220,7 +220,6 @@ impl ClientRegistry {
         caller: &Caller,
         user: &mut UserRecord,
         active: bool,
-        now: u64,
     ) -> Result<bool, RegistryError> {
         let by = match caller {
             Caller::Service { .. } => DisabledBy::Service,
@@ -238,10 +237,6 @@ impl ClientRegistry {
             return Ok(false);
         }
         let turns_off = user.is_active;
-        if turns_off {
-            // Kept after a re-activation: tokens from before must stay refused.
-            user.disabled_at = Some(now);
-        }
         user.is_active = false;
         if !keeps_operators {
             user.disabled_by = Some(by);
@@ -252,6 +247,24 @@ impl ClientRegistry {
     /// Ends a user's refresh families (and with them their access tokens) at once.
     pub(crate) fn end_user_families(&self, auth_id: &str) -> Result<(), RegistryError> {
         self.end_families(CONSUMER_CLIENT_ID, Some(auth_id))
+    }
+
+    /// The first steps of turning a user off, before its commit: refused everywhere, then
+    /// dated, then its families ended. Dated only after it is refused, because the issuer reads
+    /// its clock before it looks a user up: whatever a request that still saw the user active
+    /// issues (even a family opened after the families were ended) is dated at or before
+    /// `disabledAt`, which is kept after a re-activation, so none of it comes back.
+    pub(crate) fn begin_deactivation(&self, user: &mut UserRecord) -> Result<(), RegistryError> {
+        self.publish_user(user);
+        user.disabled_at = Some(self.clock.now());
+        self.end_user_families(&user.auth_id).inspect_err(|_| self.republish_stored(&user.auth_id))
+    }
+
+    /// Publishes a user as the store holds it (after a change that did not commit).
+    pub(crate) fn republish_stored(&self, auth_id: &str) {
+        if let Some(user) = self.users.get(auth_id) {
+            self.publish_user(user);
+        }
     }
 
     /// The scopes a user's roles give.
@@ -352,13 +365,13 @@ impl ClientRegistry {
             if active != user.is_active {
                 policy::check_change_privileged_user(caller, is_privileged)?;
             }
-            turns_off = self.set_active(caller, &mut user, active, now)?;
+            turns_off = self.set_active(caller, &mut user, active)?;
         }
         user.updated_at = now;
         if turns_off {
-            self.end_user_families(auth_id)?;
+            self.begin_deactivation(&mut user)?;
         }
-        self.commit_user(user)
+        self.commit_user(user).inspect_err(|_| self.republish_stored(auth_id))
     }
 
     pub fn delete_user(&mut self, caller: &Caller, auth_id: &str) -> Result<(), RegistryError> {
@@ -409,23 +422,37 @@ impl ClientRegistry {
         Ok((self.commit_user(user)?, token))
     }
 
+    /// The invited user an invitation token opens, if it is live.
+    fn open_invitation(&self, token: &str) -> Result<&UserRecord, RegistryError> {
+        let digest = to_hex(&hash_secret(token));
+        let now = self.clock.now();
+        self.users
+            .values()
+            .find(|u| {
+                u.invitation_hash
+                    .as_deref()
+                    .is_some_and(|h| crate::secret::hex_matches(h, &digest))
+                    && u.invitation_expires_at.is_some_and(|t| now < t)
+                    // An operator who turned the invitee off meant it: accepting is no way back.
+                    && u.disabled_by.is_none()
+            })
+            .ok_or_else(|| invalid("the invitation is invalid, expired or already used"))
+    }
+
+    /// Whether an invitation can be accepted, asked before its password is hashed: a bogus
+    /// token must not cost an Argon2id hash.
+    pub fn check_invitation(&self, token: &str) -> Result<(), RegistryError> {
+        self.open_invitation(token).map(drop)
+    }
+
     /// Activates an invited user with a password (its hash computed by the caller).
     pub fn accept_invitation(
         &mut self,
         token: &str,
         password_hash: String,
     ) -> Result<UserView, RegistryError> {
-        let digest = to_hex(&hash_secret(token));
         let now = self.clock.now();
-        let user = self.users.values().find(|u| {
-            u.invitation_hash.as_deref().is_some_and(|h| crate::secret::hex_matches(h, &digest))
-                && u.invitation_expires_at.is_some_and(|t| now < t)
-                // An operator who turned the invitee off meant it: accepting is no way back.
-                && u.disabled_by.is_none()
-        });
-        let mut user = user
-            .cloned()
-            .ok_or_else(|| invalid("the invitation is invalid, expired or already used"))?;
+        let mut user = self.open_invitation(token)?.clone();
         user.invitation_hash = None;
         user.invitation_expires_at = None;
         user.password_hash = Some(password_hash);
@@ -561,6 +588,9 @@ impl ClientRegistry {
     fn login_msg(&mut self, login: String) -> LoginTarget {
         self.login_target(&login)
     }
+    fn check_invitation_msg(&mut self, token: String) -> Result<(), RegistryError> {
+        self.check_invitation(&token)
+    }
     fn check_new_login_msg(
         &mut self,
         username: Option<String>,
@@ -580,4 +610,5 @@ registry_messages! {
     Register { username: String, email: String, password_hash: String, default_role: String } -> Result<UserView, RegistryError> => register_msg;
     LoginLookup { login: String } -> LoginTarget => login_msg;
     CheckNewLogin { username: Option<String>, email: String } -> Result<(), RegistryError> => check_new_login_msg;
+    CheckInvitation { token: String } -> Result<(), RegistryError> => check_invitation_msg;
 }

@@ -93,10 +93,14 @@ async fn provider_tokens(
     }
     let service_id = caller.service_id;
     // Another service's user, or no such user: the same 404.
-    state
+    let user = state
         .registry
         .send(ServiceGetUser { service_id: service_id.clone(), user_id: req.user_id.clone() })
         .await??;
+    // A deactivated user's provider tokens are not handed out, nor can it be sent to consent.
+    if !user.is_active {
+        return Err(AdminError::BadRequest("the user is inactive".into()));
+    }
     let provider = state
         .registry
         .send(ProviderByName { name: req.provider.clone() })
@@ -174,10 +178,13 @@ fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
     format!("{base}{sep}{}", query.finish())
 }
 
+/// `Referrer-Policy: no-referrer` here and on every page: the hosted URLs carry one-time
+/// states, which must not reach the provider or anyone else in a `Referer`.
 fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
         .finish()
 }
 
@@ -217,6 +224,7 @@ fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpRes
         // which `form-action 'self'` would block.
         .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"))
         .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
         .content_type("text/html; charset=utf-8")
         .body(html)
 }
@@ -233,35 +241,52 @@ fn try_again() -> HttpResponse {
     page(StatusCode::INTERNAL_SERVER_ERROR, "Try again", "<p>Something went wrong on our side.</p>")
 }
 
-/// A cookie of the hosted flow: HttpOnly, `Secure` when the issuer is https (a plain-http
-/// loopback issuer, in development and tests, must still work with an ordinary cookie jar).
+fn is_https(state: &AppState) -> bool {
+    state.issuer.settings.issuer.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+}
+
+/// A hosted-flow cookie's name. With an https issuer it is a `__Host-` cookie (RFC 6265bis
+/// §4.1.3.2: Secure, `Path=/`, no `Domain`), which no sibling subdomain and no plain-http page
+/// can set: an attacker cannot plant their own session or flow binding in a victim's browser.
+/// A plain-http issuer (loopback, development) cannot have that; its cookies are scoped by path.
+fn cookie_name(state: &AppState, base: &str) -> String {
+    if is_https(state) { format!("__Host-{base}") } else { base.to_string() }
+}
+
+/// A cookie of the hosted flow: HttpOnly; `Secure` and `__Host-` when the issuer is https (a
+/// plain-http loopback issuer, in development and tests, must still work with an ordinary
+/// cookie jar).
 fn cookie(
     state: &AppState,
-    name: String,
+    base: &str,
     value: String,
     path: &'static str,
     same_site: SameSite,
     max_age: u64,
 ) -> Cookie<'static> {
-    Cookie::build(name, value)
-        .path(path)
+    let https = is_https(state);
+    Cookie::build(cookie_name(state, base), value)
+        .path(if https { "/" } else { path })
         .http_only(true)
-        .secure(state.issuer.settings.issuer.starts_with("https://"))
+        .secure(https)
         .same_site(same_site)
         .max_age(actix_web::cookie::time::Duration::seconds(max_age as i64))
         .finish()
 }
 
-fn removal(state: &AppState, name: String, path: &'static str) -> Cookie<'static> {
-    cookie(state, name, String::new(), path, SameSite::Lax, 0)
+fn removal(state: &AppState, base: &str, path: &'static str) -> Cookie<'static> {
+    cookie(state, base, String::new(), path, SameSite::Lax, 0)
+}
+
+fn read_cookie(req: &HttpRequest, state: &AppState, base: &str) -> Option<String> {
+    req.cookie(&cookie_name(state, base)).map(|c| c.value().to_string())
 }
 
 /// A fresh CSRF token for a form, and the cookie that carries it too (double submit: a page
 /// on another site can neither read the cookie nor set it).
 fn new_csrf(state: &AppState) -> (Cookie<'static>, String) {
     let token = random_token(32);
-    let c =
-        cookie(state, CSRF_COOKIE.into(), token.clone(), "/connect", SameSite::Strict, SESSION_TTL);
+    let c = cookie(state, CSRF_COOKIE, token.clone(), "/connect", SameSite::Strict, SESSION_TTL);
     (c, token)
 }
 
@@ -278,8 +303,8 @@ fn form_page(
     res
 }
 
-fn csrf_matches(req: &HttpRequest, presented: &str) -> bool {
-    req.cookie(CSRF_COOKIE).is_some_and(|c| hex_matches(c.value(), presented))
+fn csrf_matches(req: &HttpRequest, state: &AppState, presented: &str) -> bool {
+    read_cookie(req, state, CSRF_COOKIE).is_some_and(|c| hex_matches(&c, presented))
 }
 
 /// A form post from a page of ours: `Sec-Fetch-Site` (when the browser sends it) says
@@ -345,19 +370,19 @@ fn wrong_account_page(state: &AppState, connect_state: &str) -> HttpResponse {
 }
 
 /// The bearer token or session cookie a request carries.
-fn presented_token(req: &HttpRequest) -> Option<String> {
+fn presented_token(req: &HttpRequest, state: &AppState) -> Option<String> {
     let bearer =
         req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
             v.split_once(' ')
                 .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
                 .map(|(_, t)| t.trim().to_string())
         });
-    bearer.or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()))
+    bearer.or_else(|| read_cookie(req, state, SESSION_COOKIE))
 }
 
 /// The signed-in person: the session cookie set by the sign-in page, or a Bearer user token.
 fn signed_in(req: &HttpRequest, state: &AppState) -> Option<String> {
-    let claims = state.issuer.verify_access(&presented_token(req)?).ok()?;
+    let claims = state.issuer.verify_access(&presented_token(req, state)?).ok()?;
     (claims.client_id == CONSUMER_CLIENT_ID && state.issuer.is_token_live_for_subject(&claims))
         .then_some(claims.sub)
 }
@@ -443,7 +468,7 @@ async fn hosted(
     // Lax: the provider's redirect back is a top-level navigation from its site.
     let (name, value) = flow_binding(&provider_state);
     let lifetime = record.expires_at.saturating_sub(now);
-    res.add_cookie(&cookie(&state, name, value, CALLBACK_PATH, SameSite::Lax, lifetime)).ok();
+    res.add_cookie(&cookie(&state, &name, value, CALLBACK_PATH, SameSite::Lax, lifetime)).ok();
     res
 }
 
@@ -460,7 +485,7 @@ fn checked_form<F>(
         return Err(cross_site);
     }
     let form = parse(body).map_err(|_| invalid_link as fn() -> HttpResponse)?;
-    if !csrf_matches(req, csrf(&form)) {
+    if !csrf_matches(req, state, csrf(&form)) {
         return Err(form_expired);
     }
     Ok(form)
@@ -503,10 +528,10 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
     let Ok(session) = state.issuer.session_token(&auth_id, SESSION_TTL) else { return try_again() };
     let lifetime = session.exp.saturating_sub(state.issuer.now());
     let session =
-        cookie(&state, SESSION_COOKIE.into(), session.token, "/connect", SameSite::Lax, lifetime);
+        cookie(&state, SESSION_COOKIE, session.token, "/connect", SameSite::Lax, lifetime);
     let mut res = redirect(&format!("/connect/provider-token/{}", form.state));
     res.add_cookie(&session).ok();
-    res.add_cookie(&removal(&state, CSRF_COOKIE.into(), "/connect")).ok();
+    res.add_cookie(&removal(&state, CSRF_COOKIE, "/connect")).ok();
     res
 }
 
@@ -518,7 +543,7 @@ async fn sign_out(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         Ok(form) => form,
         Err(refusal) => return refusal(),
     };
-    let session = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+    let session = read_cookie(&req, &state, SESSION_COOKIE);
     if let Some(claims) = session.and_then(|t| state.issuer.verify_access(&t).ok()) {
         let op = GrantOp::RevokeAccess { jti: claims.jti, exp: claims.exp };
         if submit(&state, op).await.is_err() {
@@ -529,8 +554,8 @@ async fn sign_out(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         Some(s) => redirect(&format!("/connect/provider-token/{s}")),
         None => page(StatusCode::OK, "Signed out", "<p>You are signed out.</p>"),
     };
-    res.add_cookie(&removal(&state, SESSION_COOKIE.into(), "/connect")).ok();
-    res.add_cookie(&removal(&state, CSRF_COOKIE.into(), "/connect")).ok();
+    res.add_cookie(&removal(&state, SESSION_COOKIE, "/connect")).ok();
+    res.add_cookie(&removal(&state, CSRF_COOKIE, "/connect")).ok();
     res
 }
 
@@ -606,8 +631,11 @@ fn token_request(
         .append_pair("client_id", &provider.client_id)
         .append_pair("client_secret", &provider.client_secret)
         .finish();
+    // No redirects: a 3xx would turn the POST (with our client secret) into a request to a URL
+    // the URL rule never judged.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .max_redirects(0)
         .build()
         .into();
     let mut res = agent
@@ -634,13 +662,14 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     // Only the browser that was sent to the provider, signed in as the bound user, finishes
     // the flow: a provider URL handed to someone else completes nothing and stores nothing.
     let (binding_name, binding) = flow_binding(&provider_state);
-    let is_bound = req.cookie(&binding_name).is_some_and(|c| hex_matches(c.value(), &binding));
+    let is_bound =
+        read_cookie(&req, &state, &binding_name).is_some_and(|c| hex_matches(&c, &binding));
     if !is_bound || signed_in(&req, &state).as_deref() != Some(record.user_id.as_str()) {
         tracing::warn!(service_id = %record.service_id, "provider callback from a browser that did not start the flow");
         return error_back(&state, &record, &provider.name, "session_mismatch");
     }
     let mut res = finish(&state, record, provider, provider_state, code, error).await;
-    res.add_cookie(&removal(&state, binding_name, CALLBACK_PATH)).ok();
+    res.add_cookie(&removal(&state, &binding_name, CALLBACK_PATH)).ok();
     res
 }
 

@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tessera_actors::oauth::OAuthError;
 use tessera_actors::password;
-use tessera_actors::users::{AcceptInvitation, CheckNewLogin, LoginLookup, Register};
+use tessera_actors::users::{
+    AcceptInvitation, CheckInvitation, CheckNewLogin, LoginLookup, Register,
+};
 
 use crate::api::admin::AdminError;
 use crate::server::AppState;
@@ -68,6 +70,9 @@ async fn accept(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let Acceptance { token, password } = body.into_inner();
+    password::check_policy(&password).map_err(AdminError::BadRequest)?;
+    // A bogus token is refused before the slow hash.
+    state.registry.send(CheckInvitation { token: token.clone() }).await??;
     let password_hash = hash(&state, password).await?;
     let user = state.registry.send(AcceptInvitation { token, password_hash }).await??;
     tracing::info!(auth_id = %user.auth_id, "invitation accepted");
@@ -77,7 +82,10 @@ async fn accept(
 /// Checks a person's password; `Ok(Some(auth_id))` when it is right. Used by the login
 /// endpoint, the hosted sign-in page and `client_credentials` with user credentials. The
 /// failure is counted before Argon2id runs and given back only when the password is right, so
-/// concurrent guesses cannot all be evaluated; a full password queue answers `503`.
+/// concurrent guesses cannot all be evaluated. It counts against the person the name finds
+/// (username and email alike), or the name itself when it finds nobody. A full password queue
+/// answers `503`, and that attempt still counts: turned away or checked, a known and an
+/// unknown name then leave the same trace.
 pub async fn check_password(
     state: &AppState,
     login: &str,
@@ -85,14 +93,17 @@ pub async fn check_password(
     addr: Option<std::net::IpAddr>,
 ) -> Result<Option<String>, OAuthError> {
     let issuer = &state.issuer;
-    // Limits count per person, however the name is capitalised.
-    let limit_key = login.trim().to_lowercase();
-    let attempt = issuer.begin_attempt(&limit_key, addr, issuer.now())?;
     let target = state
         .registry
         .send(LoginLookup { login: login.to_string() })
         .await
         .map_err(|_| OAuthError::ServerError)?;
+    // Prefixed, so no typed name can take a person's key.
+    let limit_key = match &target.auth_id {
+        Some(auth_id) => format!("user:{auth_id}"),
+        None => format!("name:{}", login.trim().to_lowercase()),
+    };
+    let attempt = issuer.begin_attempt(&limit_key, addr, issuer.now())?;
     let hash = target.password_hash.unwrap_or_else(|| password::DUMMY.clone());
     match state.passwords.verify(password.to_string(), hash).await {
         Ok(true) if target.auth_id.is_some() => {
@@ -100,10 +111,7 @@ pub async fn check_password(
             Ok(target.auth_id)
         }
         Ok(_) => Ok(None),
-        Err(e) => {
-            issuer.refund(attempt);
-            Err(busy(e))
-        }
+        Err(e) => Err(busy(e)),
     }
 }
 

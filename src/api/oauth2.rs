@@ -176,7 +176,7 @@ async fn introspect(
                 if !record.is_spent
                     && !family.is_revoked
                     && issuer.now() < record.expires_at
-                    && issuer.can_refresh(&record.client_id, &family.subject) =>
+                    && issuer.can_refresh(&family) =>
             {
                 json!({
                     "active": true, "scope": family.scope, "client_id": record.client_id,
