@@ -9,9 +9,10 @@
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LimitKey {
@@ -54,6 +55,9 @@ pub struct FailureLimiter {
     /// When stale windows were last swept: at most one sweep per window length, however many
     /// requests arrive past the threshold.
     last_sweep: AtomicU64,
+    /// About how many windows there are: `DashMap::len` locks every shard, which is too much
+    /// for every authentication on the token hot path.
+    size: AtomicUsize,
 }
 
 /// Beyond this many tracked keys, stale windows are swept (at most once per window).
@@ -102,6 +106,7 @@ impl FailureLimiter {
             windows: DashMap::new(),
             buckets: Default::default(),
             last_sweep: AtomicU64::new(0),
+            size: AtomicUsize::new(0),
         }
     }
 
@@ -148,7 +153,13 @@ impl FailureLimiter {
         let key = self.window_key(key, now);
         let window = self.limits.window_secs;
         let limit = self.limit(&key);
-        let mut entry = self.windows.entry(key.clone()).or_insert((now, 0));
+        let mut entry = match self.windows.entry(key.clone()) {
+            Entry::Occupied(held) => held.into_ref(),
+            Entry::Vacant(empty) => {
+                self.size.fetch_add(1, Ordering::Relaxed);
+                empty.insert((now, 0))
+            }
+        };
         let ends = entry.0.saturating_add(window);
         if now >= ends {
             *entry = (now, 0);
@@ -166,12 +177,17 @@ impl FailureLimiter {
     /// drops to zero is removed, so successful traffic leaves nothing behind.
     pub fn refund(&self, reservation: &Reservation) {
         let Reservation { key, window } = reservation;
-        self.windows.remove_if_mut(key, |_, (start, count)| {
+        let removed = self.windows.remove_if_mut(key, |_, (start, count)| {
             if start == window {
                 *count = count.saturating_sub(1);
             }
             *count == 0
         });
+        if removed.is_some() {
+            // Never below zero, however a sweep and a refund interleave.
+            let _ =
+                self.size.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
     }
 
     /// Counts one failure that was not reserved.
@@ -183,8 +199,7 @@ impl FailureLimiter {
     /// Whether a new window may be opened for `key`, after sweeping stale windows once per
     /// window length when the table is large.
     fn has_room(&self, key: &LimitKey, now: u64) -> bool {
-        let len = self.windows.len();
-        if len < SWEEP_AT {
+        if self.size.load(Ordering::Relaxed) < SWEEP_AT {
             return true;
         }
         let window = self.limits.window_secs;
@@ -196,8 +211,9 @@ impl FailureLimiter {
                 .is_ok()
         {
             self.windows.retain(|_, (start, _)| now < start.saturating_add(window));
+            self.size.store(self.windows.len(), Ordering::Relaxed);
         }
-        let len = self.windows.len();
+        let len = self.size.load(Ordering::Relaxed);
         match key {
             LimitKey::Client(..) => len < HARD_CAP,
             LimitKey::Addr(_) => len < ADDR_CAP,
@@ -253,6 +269,7 @@ mod tests {
         limiter.refund(&again);
         limiter.refund(&held[2]);
         assert_eq!(limiter.tracked(), 0, "a window back at zero is removed");
+        assert_eq!(limiter.size.load(Ordering::Relaxed), 0, "and no longer counted");
         // An attempt from an ended window succeeding takes nothing from the new one.
         let old = limiter.reserve(a.clone(), 200).unwrap();
         let _new = limiter.reserve(a.clone(), 261).unwrap();
