@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{ROOT_ID, Resp, TestServer};
+use crate::support::{ROOT_ID, Resp, TestServer, jwk};
 
 const PRIVILEGED_USER: &str =
     "Only an app with the root scope can change a user with a privileged role.";
@@ -245,4 +245,69 @@ fn issue_8_a_taken_name_is_refused_before_the_password_is_hashed() {
     assert_eq!(server.passwords.computed(), hashed, "no hash for a refused name");
     assert_eq!(server.register("bob").status, 201);
     assert_eq!(server.passwords.computed(), hashed + 1);
+}
+
+const APP_CREDENTIAL: &str = "With strict_delegation on, a caller without the root scope can start a secret rotation of, or set the publicKeyJwk of, only an app whose scopes it holds.";
+
+/// Everything a refusal must leave as it was.
+fn registry(server: &TestServer) -> Value {
+    let root = server.root_token();
+    let list = |path: &str| server.admin("GET", path, &root, None).json();
+    json!({
+        "apps": list("/api/v1/apps?pageSize=1000"),
+        "scopes": list("/api/v1/scopes?pageSize=1000"),
+        "roles": list("/api/v1/roles?pageSize=1000"),
+        "users": list("/api/v1/users?pageSize=1000"),
+    })
+}
+
+#[test]
+fn issue_8_strict_delegation_keeps_an_apps_credentials_from_a_caller_lacking_its_scopes() {
+    let server = TestServer::start_with(|c| c.strict_delegation = true);
+    let root = server.root_token();
+    let op = token_with(&server, &["read_app", "write_app", "a"]);
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let (target, _, _) = server.create_app(json!({"name": "payroll", "scopes": ["a", "b"]}));
+    let path = format!("/api/v1/apps/{}", target["id"].as_str().unwrap());
+    let start = format!("{path}/secrets/rotate/start");
+
+    let before = registry(&server);
+    refused_with(&server.admin("POST", &start, &op, None), APP_CREDENTIAL);
+    refused_with(
+        &server.admin("PUT", &path, &op, Some(json!({"publicKeyJwk": jwk(&key)}))),
+        APP_CREDENTIAL,
+    );
+    // Keeping `b` while setting the key still hands the caller `b`.
+    let body = json!({"scopes": ["a", "b"], "publicKeyJwk": jwk(&key)});
+    refused_with(&server.admin("PUT", &path, &op, Some(body)), APP_CREDENTIAL);
+    assert_eq!(registry(&server), before, "a refused change changes nothing");
+
+    // What gives the caller no credential of the app stays open.
+    for body in [
+        json!({"isActive": false}),
+        json!({"isActive": true, "grantTypes": ["client_credentials", "refresh_token"]}),
+        json!({"publicKeyJwk": null, "name": "payroll2"}),
+    ] {
+        let res = server.admin("PUT", &path, &op, Some(body));
+        assert_eq!(res.status, 200, "{}", res.body);
+    }
+    let res = server.admin("POST", &start, &root, None);
+    assert!(res.json()["nextSecret"].is_string(), "{}", res.body);
+    let res = server.admin("POST", &format!("{path}/secrets/rotate/cancel"), &op, None);
+    assert_eq!(res.status, 200, "cancelling shows no secret: {}", res.body);
+
+    // Once the app holds only what the caller holds, its credentials are the caller's to set.
+    let body = json!({"scopes": ["a"], "publicKeyJwk": jwk(&key)});
+    let res = server.admin("PUT", &path, &op, Some(body));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = server.admin("POST", &start, &op, None);
+    assert!(res.json()["nextSecret"].is_string(), "{}", res.body);
+
+    // Off by default: as before.
+    let server = TestServer::start();
+    let op = token_with(&server, &["write_app"]);
+    let (target, _, _) = server.create_app(json!({"name": "payroll", "scopes": ["b"]}));
+    let path = format!("/api/v1/apps/{}", target["id"].as_str().unwrap());
+    let res = server.admin("POST", &format!("{path}/secrets/rotate/start"), &op, None);
+    assert_eq!(res.status, 200, "{}", res.body);
 }

@@ -359,6 +359,9 @@ impl ClientRegistry {
         if let Some(jwk) = patch.public_key_jwk {
             if let Some(jwk) = &jwk {
                 app::check_public_jwk(jwk).map_err(RegistryError::Invalid)?;
+                // Against the scopes after this update: those are what the key will sign for.
+                let strict = self.limits.strict_delegation;
+                policy::check_app_credential(caller, strict, &record.scopes)?;
             }
             record.public_key_jwk = jwk;
         }
@@ -395,6 +398,8 @@ impl ClientRegistry {
         let mut shown = None;
         match step {
             RotationStep::Start => {
+                let strict = self.limits.strict_delegation;
+                policy::check_app_credential(caller, strict, &record.scopes)?;
                 if record.next_secret_hash.is_some() {
                     return Err(RegistryError::Conflict(
                         "a secret rotation is already under way; complete or cancel it first"
