@@ -248,6 +248,22 @@ fn issue_8_a_taken_name_is_refused_before_the_password_is_hashed() {
 }
 
 const APP_CREDENTIAL: &str = "With strict_delegation on, a caller without the root scope can start a secret rotation of, or set the publicKeyJwk of, only an app whose scopes it holds.";
+const SCOPE_RENAME: &str = "With strict_delegation on, only an app with the root scope can rename a scope that apps or roles hold.";
+
+/// Creates a custom scope as root; answers its path.
+fn scope(server: &TestServer, name: &str) -> String {
+    let res =
+        server.admin("POST", "/api/v1/scopes", &server.root_token(), Some(json!({"name": name})));
+    assert_eq!(res.status, 201, "{}", res.body);
+    format!("/api/v1/scopes/{}", res.json()["scope"]["id"].as_str().unwrap())
+}
+
+/// Creates a role with `token`; answers its path.
+fn role(server: &TestServer, token: &str, body: Value) -> String {
+    let res = server.admin("POST", "/api/v1/roles", token, Some(body));
+    assert_eq!(res.status, 201, "{}", res.body);
+    format!("/api/v1/roles/{}", res.json()["role"]["id"].as_str().unwrap())
+}
 
 /// Everything a refusal must leave as it was.
 fn registry(server: &TestServer) -> Value {
@@ -310,4 +326,44 @@ fn issue_8_strict_delegation_keeps_an_apps_credentials_from_a_caller_lacking_its
     let path = format!("/api/v1/apps/{}", target["id"].as_str().unwrap());
     let res = server.admin("POST", &format!("{path}/secrets/rotate/start"), &op, None);
     assert_eq!(res.status, 200, "{}", res.body);
+}
+
+#[test]
+fn issue_8_strict_delegation_refuses_renaming_a_scope_that_apps_or_roles_hold() {
+    let server = TestServer::start_with(|c| c.strict_delegation = true);
+    let root = server.root_token();
+    let (reports, role_only, unused) =
+        (scope(&server, "reports:read"), scope(&server, "role:only"), scope(&server, "unused"));
+    let op = token_with(
+        &server,
+        &["read_app", "write_app", "write_scope", "write_role", "reports:read", "role:only"],
+    );
+    let res = server.admin(
+        "POST",
+        "/api/v1/apps",
+        &op,
+        Some(json!({"name": "mine", "scopes": ["reports:read"]})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    let (mine_id, mine_secret) = (
+        res.json()["app"]["clientId"].as_str().unwrap().to_string(),
+        res.json()["app"]["secret"].as_str().unwrap().to_string(),
+    );
+    role(&server, &op, json!({"name": "r", "scopes": ["role:only"]}));
+
+    let before = registry(&server);
+    for held in [&reports, &role_only] {
+        let body = Some(json!({"name": "payroll:admin"}));
+        refused_with(&server.admin("PUT", held, &op, body), SCOPE_RENAME);
+    }
+    assert_eq!(registry(&server), before, "a refused change changes nothing");
+    assert_eq!(server.token_response(&mine_id, &mine_secret, None).json()["scope"], "reports:read");
+
+    assert_eq!(server.admin("PUT", &reports, &op, Some(json!({"note": "n"}))).status, 200);
+    let res = server.admin("PUT", &unused, &op, Some(json!({"name": "payroll:x"})));
+    assert_eq!(res.status, 200, "a scope nobody holds grants nothing: {}", res.body);
+    assert_eq!(server.admin("DELETE", &role_only, &op, None).status, 204, "removal grants nothing");
+    let res = server.admin("PUT", &reports, &root, Some(json!({"name": "reports:view"})));
+    assert_eq!(res.status, 200, "root renames anything: {}", res.body);
+    assert_eq!(server.token_response(&mine_id, &mine_secret, None).json()["scope"], "reports:view");
 }

@@ -93,6 +93,9 @@ pub enum PolicyError {
     /// With `strict_delegation`, a credential of an app is every scope the app holds: a
     /// caller that could take one would hand itself scopes it lacks.
     StrictAppCredential,
+    /// With `strict_delegation`, a rename hands the new name to every app and role that holds
+    /// the old one: a caller holding `reports:read` could rename it into any scope it lacks.
+    StrictScopeRename,
 }
 
 impl PolicyError {
@@ -127,6 +130,9 @@ impl PolicyError {
             }
             PolicyError::StrictAppCredential => {
                 "With strict_delegation on, a caller without the root scope can start a secret rotation of, or set the publicKeyJwk of, only an app whose scopes it holds."
+            }
+            PolicyError::StrictScopeRename => {
+                "With strict_delegation on, only an app with the root scope can rename a scope that apps or roles hold."
             }
         }
     }
@@ -215,6 +221,11 @@ pub fn check_app_credential(
     } else {
         Err(PolicyError::StrictAppCredential)
     }
+}
+
+/// With `strict`, only a root caller may rename a scope that an app or a role holds.
+pub fn check_scope_rename(caller: &Caller, strict: bool, held: bool) -> Result<(), PolicyError> {
+    if strict && held && !caller.is_root() { Err(PolicyError::StrictScopeRename) } else { Ok(()) }
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -320,5 +331,14 @@ mod tests {
         assert!(check_app_credential(&Caller::Operator, true, &v(&["b"])).is_ok());
         let service = Caller::Service { service_id: "s".into() };
         assert_eq!(check_app_credential(&service, true, &v(&["b"])), err);
+    }
+
+    #[test]
+    fn issue_8_strict_delegation_refuses_renaming_a_held_scope() {
+        let app = Caller::App { client_id: "c".into(), scopes: v(&["write_scope", "a"]) };
+        assert_eq!(check_scope_rename(&app, true, true), Err(PolicyError::StrictScopeRename));
+        assert!(check_scope_rename(&app, true, false).is_ok());
+        assert!(check_scope_rename(&app, false, true).is_ok(), "off: as before");
+        assert!(check_scope_rename(&Caller::Operator, true, true).is_ok());
     }
 }

@@ -178,6 +178,13 @@ impl ClientRegistry {
         })
     }
 
+    /// Whether any app or role holds the scope `name`.
+    fn is_held(&self, name: &str) -> bool {
+        let holds = |scopes: &[String]| scopes.iter().any(|s| s == name);
+        self.apps.values().any(|a| holds(&a.scopes))
+            || self.roles.values().any(|r| holds(&r.scopes))
+    }
+
     /// A rename reaches every app and role that names the scope, in one transaction.
     pub fn update_scope(
         &mut self,
@@ -206,6 +213,8 @@ impl ClientRegistry {
         let mut changes = vec![RegistryChange::PutScope(record.clone())];
         if new != old {
             policy::check_scope_of_root_app(caller, self.is_held_by_root_app(&old))?;
+            let strict = self.limits.strict_delegation;
+            policy::check_scope_rename(caller, strict, self.is_held(&old))?;
             changes.extend(self.replace_scope_everywhere(&old, Some(&new)));
         }
         self.commit_changes(changes)?;
