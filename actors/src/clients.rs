@@ -56,12 +56,15 @@ impl Page {
 }
 
 /// Server-wide limits and rules the registry applies to every change.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AppLimits {
     pub max_token_ttl: u64,
     /// `strict_delegation`: a caller without `root` grants (to apps and roles) only scopes it
     /// holds itself.
     pub strict_delegation: bool,
+    /// `default_role`: the role new users get unasked. Its scopes reach anyone who registers,
+    /// so the rules that guard granting must know which role it is.
+    pub default_role: String,
 }
 
 pub struct ClientRegistry {

@@ -148,9 +148,14 @@ impl ClientRegistry {
         self.user_table.clone()
     }
 
-    /// Whether a role (by name) is privileged; `None` when there is no such role.
-    pub(crate) fn role_privilege(&self, name: &str) -> Option<bool> {
-        self.role_is_privileged(name)
+    /// What a new user gets unasked: the default role, unless it does not exist or is
+    /// privileged (registration must not be a way to a privileged role).
+    pub(crate) fn default_roles(&self) -> Vec<String> {
+        let role = &self.limits.default_role;
+        match self.role_is_privileged(role) {
+            Some(false) => vec![role.clone()],
+            _ => Vec::new(),
+        }
     }
 
     pub(crate) fn check_unique_login(
@@ -386,7 +391,13 @@ impl ClientRegistry {
         let username = input.username.as_deref().map(check_username).transpose()?;
         check_person_name(&input.first_name)?;
         check_person_name(&input.last_name)?;
-        let roles = self.check_roles(caller, &input.roles)?;
+        // An invitation that names no role gets the default role (Fusio), checked as named.
+        let named = if input.roles.is_empty() {
+            std::slice::from_ref(&self.limits.default_role)
+        } else {
+            &input.roles[..]
+        };
+        let roles = self.check_roles(caller, named)?;
         self.check_unique(username.as_deref(), &email, None)?;
         let token = random_token(32);
         let now = self.clock.now();
@@ -440,16 +451,11 @@ impl ClientRegistry {
         username: &str,
         email: &str,
         password_hash: String,
-        default_role: &str,
     ) -> Result<UserView, RegistryError> {
         let username = check_username(username)?;
         let email = check_email(email)?;
         self.check_unique(Some(&username), &email, None)?;
-        // The default role is never privileged: registration must not be a way to one.
-        let roles = match self.role_is_privileged(default_role) {
-            Some(false) => vec![default_role.to_string()],
-            _ => Vec::new(),
-        };
+        let roles = self.default_roles();
         let now = self.clock.now();
         let user = UserRecord {
             auth_id: random_token(16),
@@ -554,9 +560,8 @@ impl ClientRegistry {
         username: String,
         email: String,
         password_hash: String,
-        default_role: String,
     ) -> Result<UserView, RegistryError> {
-        self.register(&username, &email, password_hash, &default_role)
+        self.register(&username, &email, password_hash)
     }
     fn login_msg(&mut self, login: String) -> LoginTarget {
         self.login_target(&login)
@@ -577,7 +582,7 @@ registry_messages! {
     DeleteUser { caller: Caller, auth_id: String } -> Result<(), RegistryError> => delete_user_msg;
     InviteUser { caller: Caller, input: Invitation, ttl: u64 } -> Result<(UserView, String), RegistryError> => invite_msg;
     AcceptInvitation { token: String, password_hash: String } -> Result<UserView, RegistryError> => accept_msg;
-    Register { username: String, email: String, password_hash: String, default_role: String } -> Result<UserView, RegistryError> => register_msg;
+    Register { username: String, email: String, password_hash: String } -> Result<UserView, RegistryError> => register_msg;
     LoginLookup { login: String } -> LoginTarget => login_msg;
     CheckNewLogin { username: Option<String>, email: String } -> Result<(), RegistryError> => check_new_login_msg;
 }
