@@ -367,3 +367,36 @@ fn issue_8_strict_delegation_refuses_renaming_a_scope_that_apps_or_roles_hold() 
     assert_eq!(res.status, 200, "root renames anything: {}", res.body);
     assert_eq!(server.token_response(&mine_id, &mine_secret, None).json()["scope"], "reports:view");
 }
+
+#[test]
+fn issue_8_strict_delegation_assigns_only_roles_whose_scopes_the_caller_holds() {
+    let server = TestServer::start_with(|c| c.strict_delegation = true);
+    let root = server.root_token();
+    scope(&server, "a");
+    scope(&server, "b");
+    role(&server, &root, json!({"name": "ra", "scopes": ["a"]}));
+    role(&server, &root, json!({"name": "rb", "scopes": ["b"]}));
+    role(&server, &root, json!({"name": "rab", "scopes": ["a", "b"]}));
+    let op = token_with(&server, &["read_user", "write_user", "a"]);
+    let ada = server.register("ada").json()["user"]["authId"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/users/{ada}");
+
+    let before = registry(&server);
+    for roles in [json!(["rb"]), json!(["ra", "rab"])] {
+        refused_with(&server.admin("PUT", &path, &op, Some(json!({"roles": roles}))), STRICT);
+        let invite = json!({"email": "new@example.com", "roles": roles});
+        refused_with(&server.admin("POST", "/api/v1/users/invitations", &op, Some(invite)), STRICT);
+    }
+    assert_eq!(registry(&server), before, "a refused change changes nothing");
+
+    let res = server.admin("PUT", &path, &op, Some(json!({"roles": ["consumer", "ra"]})));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let body = Some(json!({"roles": ["ra", "rb"]}));
+    assert_eq!(server.admin("PUT", &path, &root, body).status, 200);
+    // Keeping a role the user already holds assigns nothing.
+    let res = server.admin("PUT", &path, &op, Some(json!({"roles": ["rb"], "firstName": "Ada"})));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let invite = json!({"email": "new@example.com", "roles": ["ra"]});
+    let res = server.admin("POST", "/api/v1/users/invitations", &op, Some(invite));
+    assert_eq!(res.status, 201, "{}", res.body);
+}

@@ -211,6 +211,25 @@ impl ClientRegistry {
         Ok(out)
     }
 
+    /// Rule 9 for roles: with `strict_delegation`, a role hands its scopes to the user, so a
+    /// caller without `root` assigns only roles whose scopes it holds. Roles in `already` are
+    /// kept, not assigned; the default role is anyone's through registration.
+    fn check_role_delegation(
+        &self,
+        caller: &Caller,
+        roles: &[String],
+        already: &[String],
+    ) -> Result<(), RegistryError> {
+        let assigned: Vec<String> = roles
+            .iter()
+            .filter(|r| !already.contains(r) && **r != self.limits.default_role)
+            .cloned()
+            .collect();
+        let scopes = self.user_scopes(&assigned);
+        policy::check_delegation(caller, self.limits.strict_delegation, &scopes, &[])?;
+        Ok(())
+    }
+
     /// Whether a user holds a privileged role now (built-in `super_admin`, or a custom role
     /// marked privileged or holding `root`).
     pub(crate) fn holds_privileged_role(&self, user: &UserRecord) -> bool {
@@ -340,8 +359,10 @@ impl ClientRegistry {
         let is_privileged = self.holds_privileged_role(&user);
         if let Some(roles) = &patch.roles {
             // Rule 2 first: a list with a privileged role is answered with its message.
-            user.roles = self.check_roles(caller, roles)?;
+            let roles = self.check_roles(caller, roles)?;
             policy::check_change_privileged_user(caller, is_privileged)?;
+            self.check_role_delegation(caller, &roles, &user.roles)?;
+            user.roles = roles;
         }
         if let Some(first) = patch.first_name {
             check_person_name(&first)?;
@@ -398,6 +419,7 @@ impl ClientRegistry {
             &input.roles[..]
         };
         let roles = self.check_roles(caller, named)?;
+        self.check_role_delegation(caller, &roles, &[])?;
         self.check_unique(username.as_deref(), &email, None)?;
         let token = random_token(32);
         let now = self.clock.now();
