@@ -400,3 +400,57 @@ fn issue_8_strict_delegation_assigns_only_roles_whose_scopes_the_caller_holds() 
     let res = server.admin("POST", "/api/v1/users/invitations", &op, Some(invite));
     assert_eq!(res.status, 201, "{}", res.body);
 }
+
+#[test]
+fn issue_8_strict_delegation_guards_the_default_role() {
+    let server = TestServer::start_with(|c| {
+        c.strict_delegation = true;
+        c.default_role = "starter".into();
+    });
+    let root = server.root_token();
+    scope(&server, "a");
+    scope(&server, "b");
+    let op = token_with(&server, &["read_user", "write_user", "write_role", "a"]);
+    let payroll = role(&server, &root, json!({"name": "payroll", "scopes": ["a", "b"]}));
+    let helper = role(&server, &op, json!({"name": "helper", "scopes": ["a"]}));
+
+    let before = registry(&server);
+    let body = Some(json!({"name": "starter"}));
+    refused_with(&server.admin("PUT", &payroll, &op, body), STRICT);
+    let body = Some(json!({"name": "starter", "scopes": ["b"]}));
+    refused_with(&server.admin("POST", "/api/v1/roles", &op, body), STRICT);
+    assert_eq!(registry(&server), before, "a refused change changes nothing");
+    assert_eq!(server.register("ada").json()["user"]["roles"], json!([]));
+
+    let res = server.admin("PUT", &helper, &op, Some(json!({"name": "starter"})));
+    assert_eq!(res.status, 200, "the caller holds every scope of the role: {}", res.body);
+    assert_eq!(server.register("bob").json()["user"]["roles"], json!(["starter"]));
+    assert_eq!(
+        server.admin("PUT", &helper, &root, Some(json!({"scopes": ["a", "b"]}))).status,
+        200
+    );
+    let before = registry(&server);
+    let body = Some(json!({"scopes": ["b", "a"]}));
+    refused_with(&server.admin("PUT", &helper, &op, body), STRICT);
+    assert_eq!(registry(&server), before, "a refused change changes nothing");
+
+    // Registration hands the default role to anyone, so assigning it hands on nothing.
+    let res = server.admin(
+        "POST",
+        "/api/v1/users/invitations",
+        &op,
+        Some(json!({"email": "new@example.com"})),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.json()["user"]["roles"], json!(["starter"]));
+    let cyd = server.register("cyd").json()["user"]["authId"].as_str().unwrap().to_string();
+    let body = Some(json!({"roles": []}));
+    assert_eq!(server.admin("PUT", &format!("/api/v1/users/{cyd}"), &root, body).status, 200);
+    let body = Some(json!({"roles": ["starter"]}));
+    let res = server.admin("PUT", &format!("/api/v1/users/{cyd}"), &op, body);
+    assert_eq!(res.status, 200, "{}", res.body);
+
+    // Narrowing the default role to what the caller holds is open.
+    let res = server.admin("PUT", &helper, &op, Some(json!({"scopes": ["a"]})));
+    assert_eq!(res.status, 200, "{}", res.body);
+}

@@ -424,8 +424,15 @@ impl ClientRegistry {
         record.is_privileged = input.privileged.unwrap_or(record.is_privileged)
             || record.scopes.iter().any(|s| s == policy::ROOT);
         policy::check_manage_role(caller, record.is_privileged)?;
-        record.updated_at = self.clock.now();
         let old_name = self.roles.get(id).map(|r| r.name.clone()).unwrap_or_default();
+        // Registration gives the default role to anyone: whoever sets its scopes, or makes a
+        // role the default one, hands every scope it then has to the public.
+        let is_default = record.name == self.limits.default_role;
+        if is_default && (input.scopes.is_some() || old_name != record.name) {
+            let strict = self.limits.strict_delegation;
+            policy::check_delegation(caller, strict, &record.scopes, &[])?;
+        }
+        record.updated_at = self.clock.now();
         let mut changes = vec![RegistryChange::PutRole(record.clone())];
         if old_name != record.name {
             changes.extend(self.replace_role_in_users(&old_name, Some(&record.name)));
