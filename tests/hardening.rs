@@ -454,3 +454,30 @@ fn issue_8_strict_delegation_guards_the_default_role() {
     let res = server.admin("PUT", &helper, &op, Some(json!({"scopes": ["a"]})));
     assert_eq!(res.status, 200, "{}", res.body);
 }
+
+#[test]
+fn issue_8_deleting_a_role_of_a_privileged_user_is_roots() {
+    let server = TestServer::start();
+    let root = server.root_token();
+    let team = role(&server, &root, json!({"name": "team"}));
+    let plain = role(&server, &root, json!({"name": "plain"}));
+    let boss = server.register("boss").json()["user"]["authId"].as_str().unwrap().to_string();
+    let pat = server.register("pat").json()["user"]["authId"].as_str().unwrap().to_string();
+    let body = Some(json!({"roles": ["super_admin", "team"]}));
+    assert_eq!(server.admin("PUT", &format!("/api/v1/users/{boss}"), &root, body).status, 200);
+    let body = Some(json!({"roles": ["plain", "team"]}));
+    assert_eq!(server.admin("PUT", &format!("/api/v1/users/{pat}"), &root, body).status, 200);
+    let op = token_with(&server, &["read_role", "write_role"]);
+
+    let before = registry(&server);
+    refused_with(&server.admin("DELETE", &team, &op, None), PRIVILEGED_USER);
+    assert_eq!(registry(&server), before, "a refused change changes nothing");
+
+    // A rename changes only the name a privileged user holds the role by.
+    assert_eq!(server.admin("PUT", &team, &op, Some(json!({"name": "crew"}))).status, 200);
+    assert_eq!(user(&server, &boss)["roles"], json!(["super_admin", "crew"]));
+    assert_eq!(server.admin("DELETE", &plain, &op, None).status, 204);
+    assert_eq!(user(&server, &pat)["roles"], json!(["crew"]));
+    assert_eq!(server.admin("DELETE", &team, &root, None).status, 204);
+    assert_eq!(user(&server, &boss)["roles"], json!(["super_admin"]));
+}

@@ -447,6 +447,12 @@ impl ClientRegistry {
         }
         let record = self.roles.get(id).ok_or(RegistryError::NotFound)?;
         policy::check_manage_role(caller, record.is_privileged)?;
+        // Taking the role from its holders changes their roles: a privileged holder is root's.
+        let privileged_holder = self
+            .users
+            .values()
+            .any(|u| u.roles.contains(&record.name) && self.holds_privileged_role(u));
+        policy::check_change_privileged_user(caller, privileged_holder)?;
         let mut changes = vec![RegistryChange::DeleteRole(id.to_string())];
         changes.extend(self.replace_role_in_users(&record.name, None));
         self.commit_changes(changes)
