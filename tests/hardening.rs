@@ -249,6 +249,7 @@ fn issue_8_a_taken_name_is_refused_before_the_password_is_hashed() {
 
 const APP_CREDENTIAL: &str = "With strict_delegation on, a caller without the root scope can start a secret rotation of, or set the publicKeyJwk of, only an app whose scopes it holds.";
 const SCOPE_RENAME: &str = "With strict_delegation on, only an app with the root scope can rename a scope that apps or roles hold.";
+const PRIVILEGED_ROLE: &str = "Only an app with the root scope can manage a privileged role.";
 
 /// Creates a custom scope as root; answers its path.
 fn scope(server: &TestServer, name: &str) -> String {
@@ -480,4 +481,26 @@ fn issue_8_deleting_a_role_of_a_privileged_user_is_roots() {
     assert_eq!(user(&server, &pat)["roles"], json!(["crew"]));
     assert_eq!(server.admin("DELETE", &team, &root, None).status, 204);
     assert_eq!(user(&server, &boss)["roles"], json!(["super_admin"]));
+}
+
+#[test]
+fn issue_8_a_scope_of_a_privileged_role_is_roots_to_rename_or_delete() {
+    let server = TestServer::start();
+    let root = server.root_token();
+    let vip_scope = scope(&server, "vip:s");
+    let vip = role(&server, &root, json!({"name": "vip", "privileged": true, "scopes": ["vip:s"]}));
+    let op = token_with(&server, &["read_scope", "write_scope", "read_role"]);
+
+    let before = registry(&server);
+    let body = Some(json!({"name": "vip:t"}));
+    refused_with(&server.admin("PUT", &vip_scope, &op, body), PRIVILEGED_ROLE);
+    refused_with(&server.admin("DELETE", &vip_scope, &op, None), PRIVILEGED_ROLE);
+    assert_eq!(registry(&server), before, "a refused change changes nothing");
+    assert_eq!(server.admin("PUT", &vip_scope, &op, Some(json!({"note": "n"}))).status, 200);
+
+    let res = server.admin("PUT", &vip_scope, &root, Some(json!({"name": "vip:t"})));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(server.admin("GET", &vip, &root, None).json()["role"]["scopes"], json!(["vip:t"]));
+    assert_eq!(server.admin("DELETE", &vip_scope, &root, None).status, 204);
+    assert_eq!(server.admin("GET", &vip, &root, None).json()["role"]["scopes"], json!([]));
 }

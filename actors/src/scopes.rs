@@ -178,6 +178,12 @@ impl ClientRegistry {
         })
     }
 
+    /// Whether a privileged role holds the scope `name`: renaming or deleting it would rewrite
+    /// that role.
+    fn is_held_by_privileged_role(&self, name: &str) -> bool {
+        self.roles.values().any(|r| r.is_privileged && r.scopes.iter().any(|s| s == name))
+    }
+
     /// Whether any app or role holds the scope `name`.
     fn is_held(&self, name: &str) -> bool {
         let holds = |scopes: &[String]| scopes.iter().any(|s| s == name);
@@ -213,6 +219,7 @@ impl ClientRegistry {
         let mut changes = vec![RegistryChange::PutScope(record.clone())];
         if new != old {
             policy::check_scope_of_root_app(caller, self.is_held_by_root_app(&old))?;
+            policy::check_manage_role(caller, self.is_held_by_privileged_role(&old))?;
             let strict = self.limits.strict_delegation;
             policy::check_scope_rename(caller, strict, self.is_held(&old))?;
             changes.extend(self.replace_scope_everywhere(&old, Some(&new)));
@@ -227,6 +234,7 @@ impl ClientRegistry {
         }
         let record = self.scopes.get(id).cloned().ok_or(RegistryError::NotFound)?;
         policy::check_scope_of_root_app(caller, self.is_held_by_root_app(&record.name))?;
+        policy::check_manage_role(caller, self.is_held_by_privileged_role(&record.name))?;
         let mut changes = vec![RegistryChange::DeleteScope(id.to_string())];
         changes.extend(self.replace_scope_everywhere(&record.name, None));
         self.commit_changes(changes)
