@@ -122,6 +122,7 @@ pub fn prepare(
     let limits = AppLimits {
         max_token_ttl: config.max_access_token_ttl,
         strict_delegation: config.strict_delegation,
+        default_role: config.default_role.clone(),
     };
     let grants = GrantStore::start(
         Arc::clone(&store),

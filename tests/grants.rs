@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tessera_actors::clock::Clock;
 use tessera_storage::GrantOp;
 
-use crate::support::{Resp, TestServer, basic, form};
+use crate::support::{Resp, TestServer, basic, form, jwk};
 
 const BOTH: [&str; 2] = ["client_credentials", "refresh_token"];
 
@@ -271,10 +271,6 @@ fn introspection_follows_rfc_7662() {
         server.post_form("/oauth2/v1/introspect", Some(&basic(&rs, "wrong")), "token=x").status,
         401
     );
-}
-
-fn jwk(key: &ed25519_dalek::SigningKey) -> Value {
-    json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes())})
 }
 
 fn assertion(key: &ed25519_dalek::SigningKey, header: Value, claims: Value) -> String {

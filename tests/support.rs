@@ -342,6 +342,12 @@ pub fn form(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// The public JWK of `key`, as an app's `publicKeyJwk`.
+pub fn jwk(key: &ed25519_dalek::SigningKey) -> Value {
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
+    serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x})
+}
+
 /// The claims of a compact JWS, unverified (tests verify separately).
 pub fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("payload");

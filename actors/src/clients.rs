@@ -56,12 +56,15 @@ impl Page {
 }
 
 /// Server-wide limits and rules the registry applies to every change.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AppLimits {
     pub max_token_ttl: u64,
     /// `strict_delegation`: a caller without `root` grants (to apps and roles) only scopes it
     /// holds itself.
     pub strict_delegation: bool,
+    /// `default_role`: the role new users get unasked. Its scopes reach anyone who registers,
+    /// so the rules that guard granting must know which role it is.
+    pub default_role: String,
 }
 
 pub struct ClientRegistry {
@@ -359,6 +362,9 @@ impl ClientRegistry {
         if let Some(jwk) = patch.public_key_jwk {
             if let Some(jwk) = &jwk {
                 app::check_public_jwk(jwk).map_err(RegistryError::Invalid)?;
+                // Against the scopes after this update: those are what the key will sign for.
+                let strict = self.limits.strict_delegation;
+                policy::check_app_credential(caller, strict, &record.scopes)?;
             }
             record.public_key_jwk = jwk;
         }
@@ -411,6 +417,8 @@ impl ClientRegistry {
         let mut shown = None;
         match step {
             RotationStep::Start => {
+                let strict = self.limits.strict_delegation;
+                policy::check_app_credential(caller, strict, &record.scopes)?;
                 if record.next_secret_hash.is_some() {
                     return Err(RegistryError::Conflict(
                         "a secret rotation is already under way; complete or cancel it first"

@@ -90,6 +90,12 @@ pub enum PolicyError {
     /// With `strict_delegation`, a caller can hand on only what it holds, so `write_app` or
     /// `write_role` is no longer as strong as every non-root scope.
     StrictDelegation,
+    /// With `strict_delegation`, a credential of an app is every scope the app holds: a
+    /// caller that could take one would hand itself scopes it lacks.
+    StrictAppCredential,
+    /// With `strict_delegation`, a rename hands the new name to every app and role that holds
+    /// the old one: a caller holding `reports:read` could rename it into any scope it lacks.
+    StrictScopeRename,
 }
 
 impl PolicyError {
@@ -121,6 +127,12 @@ impl PolicyError {
             }
             PolicyError::StrictDelegation => {
                 "With strict_delegation on, a caller without the root scope can grant only scopes it holds."
+            }
+            PolicyError::StrictAppCredential => {
+                "With strict_delegation on, a caller without the root scope can start a secret rotation of, or set the publicKeyJwk of, only an app whose scopes it holds."
+            }
+            PolicyError::StrictScopeRename => {
+                "With strict_delegation on, only an app with the root scope can rename a scope that apps or roles hold."
             }
         }
     }
@@ -195,6 +207,25 @@ pub fn check_delegation(
     } else {
         Err(PolicyError::StrictDelegation)
     }
+}
+
+/// With `strict`, a non-root caller may take a new credential of an app (a rotation's next
+/// secret, a `publicKeyJwk`) only when it holds every scope the app will hold.
+pub fn check_app_credential(
+    caller: &Caller,
+    strict: bool,
+    app_scopes: &[String],
+) -> Result<(), PolicyError> {
+    if !strict || caller.is_root() || app_scopes.iter().all(|s| caller.holds(s)) {
+        Ok(())
+    } else {
+        Err(PolicyError::StrictAppCredential)
+    }
+}
+
+/// With `strict`, only a root caller may rename a scope that an app or a role holds.
+pub fn check_scope_rename(caller: &Caller, strict: bool, held: bool) -> Result<(), PolicyError> {
+    if strict && held && !caller.is_root() { Err(PolicyError::StrictScopeRename) } else { Ok(()) }
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -288,5 +319,26 @@ mod tests {
         assert!(check_delegation(&app, false, &v(&["b"]), &[]).is_ok(), "off: as before");
         let root = Caller::App { client_id: "r".into(), scopes: v(&["root"]) };
         assert!(check_delegation(&root, true, &v(&["b"]), &[]).is_ok());
+    }
+
+    #[test]
+    fn issue_8_strict_delegation_keeps_app_credentials_from_callers_lacking_its_scopes() {
+        let app = Caller::App { client_id: "c".into(), scopes: v(&["write_app", "a"]) };
+        let err = Err(PolicyError::StrictAppCredential);
+        assert_eq!(check_app_credential(&app, true, &v(&["a", "b"])), err);
+        assert!(check_app_credential(&app, true, &v(&["a"])).is_ok());
+        assert!(check_app_credential(&app, false, &v(&["b"])).is_ok(), "off: as before");
+        assert!(check_app_credential(&Caller::Operator, true, &v(&["b"])).is_ok());
+        let service = Caller::Service { service_id: "s".into() };
+        assert_eq!(check_app_credential(&service, true, &v(&["b"])), err);
+    }
+
+    #[test]
+    fn issue_8_strict_delegation_refuses_renaming_a_held_scope() {
+        let app = Caller::App { client_id: "c".into(), scopes: v(&["write_scope", "a"]) };
+        assert_eq!(check_scope_rename(&app, true, true), Err(PolicyError::StrictScopeRename));
+        assert!(check_scope_rename(&app, true, false).is_ok());
+        assert!(check_scope_rename(&app, false, true).is_ok(), "off: as before");
+        assert!(check_scope_rename(&Caller::Operator, true, true).is_ok());
     }
 }

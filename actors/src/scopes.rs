@@ -178,6 +178,19 @@ impl ClientRegistry {
         })
     }
 
+    /// Whether a privileged role holds the scope `name`: renaming or deleting it would rewrite
+    /// that role.
+    fn is_held_by_privileged_role(&self, name: &str) -> bool {
+        self.roles.values().any(|r| r.is_privileged && r.scopes.iter().any(|s| s == name))
+    }
+
+    /// Whether any app or role holds the scope `name`.
+    fn is_held(&self, name: &str) -> bool {
+        let holds = |scopes: &[String]| scopes.iter().any(|s| s == name);
+        self.apps.values().any(|a| holds(&a.scopes))
+            || self.roles.values().any(|r| holds(&r.scopes))
+    }
+
     /// A rename reaches every app and role that names the scope, in one transaction.
     pub fn update_scope(
         &mut self,
@@ -206,6 +219,9 @@ impl ClientRegistry {
         let mut changes = vec![RegistryChange::PutScope(record.clone())];
         if new != old {
             policy::check_scope_of_root_app(caller, self.is_held_by_root_app(&old))?;
+            policy::check_manage_role(caller, self.is_held_by_privileged_role(&old))?;
+            let strict = self.limits.strict_delegation;
+            policy::check_scope_rename(caller, strict, self.is_held(&old))?;
             changes.extend(self.replace_scope_everywhere(&old, Some(&new)));
         }
         self.commit_changes(changes)?;
@@ -218,6 +234,7 @@ impl ClientRegistry {
         }
         let record = self.scopes.get(id).cloned().ok_or(RegistryError::NotFound)?;
         policy::check_scope_of_root_app(caller, self.is_held_by_root_app(&record.name))?;
+        policy::check_manage_role(caller, self.is_held_by_privileged_role(&record.name))?;
         let mut changes = vec![RegistryChange::DeleteScope(id.to_string())];
         changes.extend(self.replace_scope_everywhere(&record.name, None));
         self.commit_changes(changes)
@@ -415,8 +432,15 @@ impl ClientRegistry {
         record.is_privileged = input.privileged.unwrap_or(record.is_privileged)
             || record.scopes.iter().any(|s| s == policy::ROOT);
         policy::check_manage_role(caller, record.is_privileged)?;
-        record.updated_at = self.clock.now();
         let old_name = self.roles.get(id).map(|r| r.name.clone()).unwrap_or_default();
+        // Registration gives the default role to anyone: whoever sets its scopes, or makes a
+        // role the default one, hands every scope it then has to the public.
+        let is_default = record.name == self.limits.default_role;
+        if is_default && (input.scopes.is_some() || old_name != record.name) {
+            let strict = self.limits.strict_delegation;
+            policy::check_delegation(caller, strict, &record.scopes, &[])?;
+        }
+        record.updated_at = self.clock.now();
         let mut changes = vec![RegistryChange::PutRole(record.clone())];
         if old_name != record.name {
             changes.extend(self.replace_role_in_users(&old_name, Some(&record.name)));
@@ -431,6 +455,12 @@ impl ClientRegistry {
         }
         let record = self.roles.get(id).ok_or(RegistryError::NotFound)?;
         policy::check_manage_role(caller, record.is_privileged)?;
+        // Taking the role from its holders changes their roles: a privileged holder is root's.
+        let privileged_holder = self
+            .users
+            .values()
+            .any(|u| u.roles.contains(&record.name) && self.holds_privileged_role(u));
+        policy::check_change_privileged_user(caller, privileged_holder)?;
         let mut changes = vec![RegistryChange::DeleteRole(id.to_string())];
         changes.extend(self.replace_role_in_users(&record.name, None));
         self.commit_changes(changes)

@@ -98,7 +98,6 @@ impl ClientRegistry {
         service_id: &str,
         input: NewServiceUser,
         password_hash: Option<String>,
-        default_role: &str,
     ) -> Result<ServiceUser, RegistryError> {
         if !self.services.contains_key(service_id) {
             return Err(RegistryError::NotFound);
@@ -110,10 +109,7 @@ impl ClientRegistry {
         let email = crate::users::check_email(&input.email)?;
         self.check_unique_login(username.as_deref(), &email)?;
         let now = self.clock.now();
-        let roles = match self.role_privilege(default_role) {
-            Some(false) => vec![default_role.to_string()],
-            _ => Vec::new(),
-        };
+        let roles = self.default_roles();
         let user = UserRecord {
             auth_id: random_token(16),
             username,
@@ -348,9 +344,8 @@ impl ClientRegistry {
         service_id: String,
         input: NewServiceUser,
         password_hash: Option<String>,
-        default_role: String,
     ) -> Result<ServiceUser, RegistryError> {
-        self.service_create_user(&service_id, input, password_hash, &default_role)
+        self.service_create_user(&service_id, input, password_hash)
     }
     fn svc_list_users_msg(&mut self, service_id: String, page: Page) -> (Vec<ServiceUser>, usize) {
         self.service_list_users(&service_id, page)
@@ -411,7 +406,7 @@ impl ClientRegistry {
 }
 
 registry_messages! {
-    ServiceCreateUser { service_id: String, input: NewServiceUser, password_hash: Option<String>, default_role: String } -> Result<ServiceUser, RegistryError> => svc_create_user_msg;
+    ServiceCreateUser { service_id: String, input: NewServiceUser, password_hash: Option<String> } -> Result<ServiceUser, RegistryError> => svc_create_user_msg;
     ServiceListUsers { service_id: String, page: Page } -> (Vec<ServiceUser>, usize) => svc_list_users_msg;
     ServiceGetUser { service_id: String, user_id: String } -> Result<ServiceUser, RegistryError> => svc_get_user_msg;
     ServicePatchUser { service_id: String, user_id: String, patch: ServiceUserPatch } -> Result<ServiceUser, RegistryError> => svc_patch_user_msg;

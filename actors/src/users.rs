@@ -148,9 +148,14 @@ impl ClientRegistry {
         self.user_table.clone()
     }
 
-    /// Whether a role (by name) is privileged; `None` when there is no such role.
-    pub(crate) fn role_privilege(&self, name: &str) -> Option<bool> {
-        self.role_is_privileged(name)
+    /// What a new user gets unasked: the default role, unless it does not exist or is
+    /// privileged (registration must not be a way to a privileged role).
+    pub(crate) fn default_roles(&self) -> Vec<String> {
+        let role = &self.limits.default_role;
+        match self.role_is_privileged(role) {
+            Some(false) => vec![role.clone()],
+            _ => Vec::new(),
+        }
     }
 
     pub(crate) fn check_unique_login(
@@ -204,6 +209,25 @@ impl ClientRegistry {
             return Err(PolicyError::PrivilegedRole.into());
         }
         Ok(out)
+    }
+
+    /// Rule 9 for roles: with `strict_delegation`, a role hands its scopes to the user, so a
+    /// caller without `root` assigns only roles whose scopes it holds. Roles in `already` are
+    /// kept, not assigned; the default role is anyone's through registration.
+    fn check_role_delegation(
+        &self,
+        caller: &Caller,
+        roles: &[String],
+        already: &[String],
+    ) -> Result<(), RegistryError> {
+        let assigned: Vec<String> = roles
+            .iter()
+            .filter(|r| !already.contains(r) && **r != self.limits.default_role)
+            .cloned()
+            .collect();
+        let scopes = self.user_scopes(&assigned);
+        policy::check_delegation(caller, self.limits.strict_delegation, &scopes, &[])?;
+        Ok(())
     }
 
     /// Whether a user holds a privileged role now (built-in `super_admin`, or a custom role
@@ -348,8 +372,10 @@ impl ClientRegistry {
         let is_privileged = self.holds_privileged_role(&user);
         if let Some(roles) = &patch.roles {
             // Rule 2 first: a list with a privileged role is answered with its message.
-            user.roles = self.check_roles(caller, roles)?;
+            let roles = self.check_roles(caller, roles)?;
             policy::check_change_privileged_user(caller, is_privileged)?;
+            self.check_role_delegation(caller, &roles, &user.roles)?;
+            user.roles = roles;
         }
         if let Some(first) = patch.first_name {
             check_person_name(&first)?;
@@ -399,7 +425,14 @@ impl ClientRegistry {
         let username = input.username.as_deref().map(check_username).transpose()?;
         check_person_name(&input.first_name)?;
         check_person_name(&input.last_name)?;
-        let roles = self.check_roles(caller, &input.roles)?;
+        // An invitation that names no role gets the default role (Fusio), checked as named.
+        let named = if input.roles.is_empty() {
+            std::slice::from_ref(&self.limits.default_role)
+        } else {
+            &input.roles[..]
+        };
+        let roles = self.check_roles(caller, named)?;
+        self.check_role_delegation(caller, &roles, &[])?;
         self.check_unique(username.as_deref(), &email, None)?;
         let token = random_token(32);
         let now = self.clock.now();
@@ -467,16 +500,11 @@ impl ClientRegistry {
         username: &str,
         email: &str,
         password_hash: String,
-        default_role: &str,
     ) -> Result<UserView, RegistryError> {
         let username = check_username(username)?;
         let email = check_email(email)?;
         self.check_unique(Some(&username), &email, None)?;
-        // The default role is never privileged: registration must not be a way to one.
-        let roles = match self.role_is_privileged(default_role) {
-            Some(false) => vec![default_role.to_string()],
-            _ => Vec::new(),
-        };
+        let roles = self.default_roles();
         let now = self.clock.now();
         let user = UserRecord {
             auth_id: random_token(16),
@@ -581,9 +609,8 @@ impl ClientRegistry {
         username: String,
         email: String,
         password_hash: String,
-        default_role: String,
     ) -> Result<UserView, RegistryError> {
-        self.register(&username, &email, password_hash, &default_role)
+        self.register(&username, &email, password_hash)
     }
     fn login_msg(&mut self, login: String) -> LoginTarget {
         self.login_target(&login)
@@ -607,7 +634,7 @@ registry_messages! {
     DeleteUser { caller: Caller, auth_id: String } -> Result<(), RegistryError> => delete_user_msg;
     InviteUser { caller: Caller, input: Invitation, ttl: u64 } -> Result<(UserView, String), RegistryError> => invite_msg;
     AcceptInvitation { token: String, password_hash: String } -> Result<UserView, RegistryError> => accept_msg;
-    Register { username: String, email: String, password_hash: String, default_role: String } -> Result<UserView, RegistryError> => register_msg;
+    Register { username: String, email: String, password_hash: String } -> Result<UserView, RegistryError> => register_msg;
     LoginLookup { login: String } -> LoginTarget => login_msg;
     CheckNewLogin { username: Option<String>, email: String } -> Result<(), RegistryError> => check_new_login_msg;
     CheckInvitation { token: String } -> Result<(), RegistryError> => check_invitation_msg;

@@ -58,9 +58,7 @@ async fn register(
     let check = CheckNewLogin { username: Some(username.clone()), email: email.clone() };
     state.registry.send(check).await??;
     let password_hash = hash(&state, password).await?;
-    let default_role = state.config.default_role.clone();
-    let user =
-        state.registry.send(Register { username, email, password_hash, default_role }).await??;
+    let user = state.registry.send(Register { username, email, password_hash }).await??;
     tracing::info!(auth_id = %user.auth_id, "user registered");
     Ok(HttpResponse::Created().json(json!({ "user": crate::api::admin::user_json(&user) })))
 }

@@ -110,8 +110,7 @@ async fn create_user(
         }
         None => None,
     };
-    let default_role = s.config.default_role.clone();
-    let msg = ServiceCreateUser { service_id: c.service_id, input, password_hash, default_role };
+    let msg = ServiceCreateUser { service_id: c.service_id, input, password_hash };
     let user = s.registry.send(msg).await??;
     Ok(HttpResponse::Created().json(json!({ "user": user_json(&user) })))
 }

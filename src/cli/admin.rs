@@ -127,6 +127,7 @@ pub fn apps(command: AppsCommand) -> ExitCode {
         let limits = AppLimits {
             max_token_ttl: config.max_access_token_ttl,
             strict_delegation: config.strict_delegation,
+            default_role: config.default_role.clone(),
         };
         let clock = Arc::new(SystemClock);
         let cleanup = std::time::Duration::from_secs(config.grant_cleanup_every);

@@ -71,11 +71,7 @@ async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -
 async fn invite(caller: Bearer, body: web::Json<Invitation>, s: web::Data<AppState>) -> Answer {
     caller.require("write_user")?;
     let ttl = s.config.invitation_ttl;
-    let mut input = body.into_inner();
-    // New users get the default role unless the invitation names roles (Fusio).
-    if input.roles.is_empty() {
-        input.roles.push(s.config.default_role.clone());
-    }
+    let input = body.into_inner();
     let (user, token) =
         s.registry.send(InviteUser { caller: caller.caller(), input, ttl }).await??;
     tracing::info!(by = %caller.claims.client_id, auth_id = %user.auth_id, "user invited");
