@@ -33,7 +33,7 @@ def assert_token_response(r, scope):
 
 
 def test_seed000_lowercase_basic_form_body(svc_app, token_url, verify):
-    """Seed 000's example: `Authorization: basic ...`, urlencoded body, scope 'read_app'."""
+    """Melody Auth's S2S API example: `Authorization: basic ...`, urlencoded body, scope 'read_app'."""
     r = requests.post(
         token_url,
         data="grant_type=client_credentials&scope=read_app",
@@ -48,7 +48,7 @@ def test_seed000_lowercase_basic_form_body(svc_app, token_url, verify):
 
 
 def test_stytch_json_body(svc_app, base_url, verify):
-    """Seed 002's shape: JSON body with client_id, client_secret and grant_type."""
+    """Stytch's M2M token request shape: JSON body with client_id, client_secret and grant_type."""
     r = requests.post(
         f"{base_url}/oauth2/token",
         json={
