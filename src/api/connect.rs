@@ -178,13 +178,15 @@ fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
     format!("{base}{sep}{}", query.finish())
 }
 
-/// `Referrer-Policy: no-referrer` here and on every page: the hosted URLs carry one-time
-/// states, which must not reach the provider or anyone else in a `Referer`.
+/// `Referrer-Policy: same-origin` here and on every page: the hosted URLs carry one-time
+/// states, which must not reach the provider or anyone else in a `Referer`. Not
+/// `no-referrer`: under it browsers send `Origin: null` even on our own form posts, which the
+/// sign-in's origin check must then refuse.
 fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .insert_header(("Cache-Control", "no-store"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("Referrer-Policy", "same-origin"))
         .finish()
 }
 
@@ -224,7 +226,7 @@ fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpRes
         // which `form-action 'self'` would block.
         .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"))
         .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("Referrer-Policy", "same-origin"))
         .content_type("text/html; charset=utf-8")
         .body(html)
 }
