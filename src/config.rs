@@ -222,8 +222,9 @@ impl Config {
                 "keys.jwks_max_age must be positive and shorter than keys.rotate_every".into()
             );
         }
-        if !(1..=100_000).contains(&self.password_queue) {
-            return Err("password_queue must be from 1 to 100000".into());
+        // At least 2: new passwords may hold half of it, and logins the rest.
+        if !(2..=100_000).contains(&self.password_queue) {
+            return Err("password_queue must be from 2 to 100000".into());
         }
         if self.body_limit < 1024 {
             return Err("body_limit must be at least 1024 bytes".into());

@@ -78,7 +78,7 @@ fn issue_8_concurrent_wrong_guesses_are_counted_before_argon2_runs() {
 #[test]
 fn issue_8_a_full_password_queue_answers_503_with_retry_after() {
     let server = Arc::new(TestServer::start_with(|c| {
-        c.password_queue = 1;
+        c.password_queue = 2;
         c.failures_per_address = 1000;
     }));
     let s = Arc::clone(&server);
@@ -93,7 +93,7 @@ fn issue_8_a_full_password_queue_answers_503_with_retry_after() {
         res.status
     });
     let busy = statuses.iter().filter(|&&s| s == 503).count();
-    assert!(busy > 0, "two threads and one waiting place cannot take 16 at once: {statuses:?}");
+    assert!(busy > 0, "two threads and two waiting places cannot take 16 at once: {statuses:?}");
     assert!(statuses.iter().all(|&s| s == 401 || s == 503), "{statuses:?}");
     // Afterwards the queue is free again.
     assert_eq!(login(&server, "nobody", "wrong guess").status, 401);
@@ -128,10 +128,11 @@ fn issue_8_a_person_is_one_limit_whatever_name_they_are_guessed_by() {
         assert_eq!(login(&server, name, "wrong guess").status, 401);
     }
     assert_eq!(login(&server, "Ada", "correct horse").status, 429);
-    // A name too long for a window of its own is still limited.
+    // A name too long for a window of its own (it can only be nobody's) shares a wider
+    // overflow window, but is still limited.
     let long = format!("{}@example.com", "x".repeat(200));
-    let statuses: Vec<u16> = (0..5).map(|_| login(&server, &long, "guess").status).collect();
-    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    let refused_at = (1..=200).find(|_| login(&server, &long, "guess").status == 429);
+    assert!(refused_at.is_some_and(|n| n <= 3 * 32 + 1), "{refused_at:?}");
     // A typed name never takes a person's window.
     server.clock.advance(61);
     let auth_id = server.admin("GET", "/api/v1/users", &server.root_token(), None).json()["users"]
@@ -153,4 +154,34 @@ fn issue_8_a_bogus_invitation_costs_no_argon2_hash() {
     let res = server.post_json("/consumer/invitations/accept", body);
     assert_eq!(res.status, 400, "{}", res.body);
     assert_eq!(server.passwords.computed(), before, "refused before hashing");
+}
+
+#[test]
+fn issue_8_with_user_credentials_a_client_id_and_an_unknown_name_are_limited_alike() {
+    let server = TestServer::start_with(|c| {
+        c.allow_user_credentials = true;
+        c.failures_per_client = 3;
+        c.failures_per_address = 1000;
+    });
+    let (_, id, _) = server.create_app(json!({"name": "svc", "scopes": []}));
+    // Three failures, then the same name, then the name in another case: an app id and a name
+    // that is nobody's answer the same sequence.
+    let trace = |name: &str| {
+        let mut statuses: Vec<u16> =
+            (0..4).map(|_| user_credentials(&server, name, "wrong").status).collect();
+        statuses.push(user_credentials(&server, &name.to_uppercase(), "wrong").status);
+        statuses
+    };
+    assert_eq!(trace(&id), trace("nobody-at-all-xyz"));
+    assert_eq!(trace("someone-else"), [401, 401, 401, 429, 401]);
+}
+
+#[test]
+fn issue_8_bogus_invitations_are_limited_per_address() {
+    let server = TestServer::start_with(|c| c.failures_per_client = 3);
+    let body = json!({"token": "not-an-invitation", "password": "a good password"});
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| server.post_json("/consumer/invitations/accept", body.clone()).status)
+        .collect();
+    assert_eq!(statuses, [400, 400, 400, 429, 429]);
 }

@@ -615,6 +615,15 @@ impl Issuer {
         Ok(attempt)
     }
 
+    /// Takes back the failure a client authentication of `name` from `addr` just counted, for
+    /// an answer that then turned out not to judge it (a full password queue).
+    pub fn forgive(&self, name: &str, addr: Option<IpAddr>) {
+        self.limiter.forgive(LimitKey::client(name, addr));
+        if let Some(addr) = addr {
+            self.limiter.forgive(LimitKey::addr(addr));
+        }
+    }
+
     /// The attempt's check passed: its reserved failures are given back.
     pub fn refund(&self, attempt: Attempt) {
         for reservation in attempt.reserved.iter().flatten() {

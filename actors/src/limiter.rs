@@ -69,6 +69,11 @@ const SWEEP_AT: usize = 10_000;
 const HARD_CAP: usize = 100_000;
 const ADDR_CAP: usize = 4 * HARD_CAP;
 const BUCKETS: u64 = 65_536;
+/// An overflow window holds this many keys' worth of failures: filling all of them takes
+/// `BUCKETS × OVERFLOW_SHARE × limit` failures per window (42 million a minute by default).
+/// Names too long to keep only ever name nobody (ours are at most 128 bytes; logins are keyed
+/// by the person they find), so their looser share guards nothing of value.
+const OVERFLOW_SHARE: u32 = 32;
 /// Longer names are not ours (client ids are 22 characters, operators' at most 128; logins are
 /// limited as the user they name) and do not get a window of their own: they share overflow
 /// windows.
@@ -84,6 +89,10 @@ impl LimitKey {
     pub fn addr(addr: IpAddr) -> LimitKey {
         LimitKey::Addr(prefix(addr))
     }
+}
+
+fn is_long(key: &LimitKey) -> bool {
+    matches!(key, LimitKey::Client(id, _) if id.len() > MAX_TRACKED_ID)
 }
 
 /// An IPv4 client reaching a dual-stack (`[::]`) listener arrives as `::ffff:a.b.c.d`: it is
@@ -112,23 +121,31 @@ impl FailureLimiter {
 
     fn limit(&self, key: &LimitKey) -> u32 {
         match key {
-            LimitKey::Client(..) | LimitKey::Overflow { is_client: true, .. } => {
-                self.limits.per_client
+            LimitKey::Client(..) => self.limits.per_client,
+            LimitKey::Addr(_) => self.limits.per_addr,
+            // Shared by every key that lands in it: a flood of unrelated failures must be
+            // enormous before it fills the window a newcomer with the right secret lands in.
+            LimitKey::Overflow { is_client: true, .. } => {
+                self.limits.per_client.saturating_mul(OVERFLOW_SHARE)
             }
-            LimitKey::Addr(_) | LimitKey::Overflow { is_client: false, .. } => self.limits.per_addr,
+            LimitKey::Overflow { is_client: false, .. } => {
+                self.limits.per_addr.saturating_mul(OVERFLOW_SHARE)
+            }
         }
     }
 
     /// The window `key` is counted in: its own, or its shared overflow window when it is too
     /// long to keep or the table has no room for it.
     fn window_key(&self, key: LimitKey, now: u64) -> LimitKey {
-        let is_long = matches!(&key, LimitKey::Client(id, _) if id.len() > MAX_TRACKED_ID);
-        if !is_long && (self.windows.contains_key(&key) || self.has_room(&key, now)) {
+        if !is_long(&key) && (self.windows.contains_key(&key) || self.has_room(&key, now)) {
             return key;
         }
+        self.overflow_of(&key)
+    }
+
+    fn overflow_of(&self, key: &LimitKey) -> LimitKey {
         let is_client = !matches!(key, LimitKey::Addr(_));
-        let bucket = (self.buckets.hash_one(&key) % BUCKETS) as u16;
-        LimitKey::Overflow { is_client, bucket }
+        LimitKey::Overflow { is_client, bucket: (self.buckets.hash_one(key) % BUCKETS) as u16 }
     }
 
     /// `Err(retry_after)` when `key` has used up its failures in the current window.
@@ -187,6 +204,20 @@ impl FailureLimiter {
             // Never below zero, however a sweep and a refund interleave.
             let _ =
                 self.size.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+    }
+
+    /// Takes back a failure counted in `key`'s current window without a reservation at hand
+    /// (the attempt turned out not to have been judged). A no-op when there is none.
+    pub fn forgive(&self, key: LimitKey) {
+        let key = if !is_long(&key) && self.windows.contains_key(&key) {
+            key
+        } else {
+            self.overflow_of(&key)
+        };
+        let window = self.windows.get(&key).map(|w| w.0);
+        if let Some(window) = window {
+            self.refund(&Reservation { key, window });
         }
     }
 
@@ -291,8 +322,8 @@ mod tests {
         assert_eq!(limiter.last_sweep.load(Ordering::Relaxed), swept_at);
         // A newcomer is counted in a shared window: limited, not let through.
         let newcomer = LimitKey::Client("victim".into(), None);
-        let admitted = (0..10).filter(|_| limiter.reserve(newcomer.clone(), 102).is_ok()).count();
-        assert!(admitted <= 3, "{admitted}");
+        let admitted = (0..200).filter(|_| limiter.reserve(newcomer.clone(), 102).is_ok()).count();
+        assert!(admitted <= 3 * OVERFLOW_SHARE as usize, "{admitted}");
         // An address still gets its own window.
         limiter.record_failure(LimitKey::Addr(IpAddr::from([10, 0, 0, 1])), 102);
         assert!(limiter.windows.contains_key(&LimitKey::Addr(IpAddr::from([10, 0, 0, 1]))));
@@ -301,9 +332,11 @@ mod tests {
         assert_eq!(limiter.tracked(), 1);
         // A name too long to keep shares a window too: still limited.
         let long = LimitKey::Client("x".repeat(300), None);
-        let admitted = (0..10).filter(|_| limiter.reserve(long.clone(), 201).is_ok()).count();
-        assert_eq!(admitted, 3);
+        let admitted = (0..200).filter(|_| limiter.reserve(long.clone(), 201).is_ok()).count();
+        assert_eq!(admitted, 3 * OVERFLOW_SHARE as usize);
         assert!(!limiter.windows.contains_key(&long));
+        limiter.forgive(long.clone());
+        assert!(limiter.reserve(long, 201).is_ok(), "a forgiven failure frees its place");
     }
 
     use proptest::prelude::*;

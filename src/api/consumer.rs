@@ -64,13 +64,23 @@ async fn register(
 }
 
 async fn accept(
+    req: HttpRequest,
     body: web::Json<Acceptance>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let Acceptance { token, password } = body.into_inner();
     password::check_policy(&password).map_err(AdminError::BadRequest)?;
-    // A bogus token is refused before the slow hash.
+    // A bogus token is refused before the slow hash, and counts as a failure of its address:
+    // looking a token up costs the registry a pass over the users, so nobody may ask without
+    // limit.
+    let issuer = &state.issuer;
+    let addr = req.peer_addr().map(|a| a.ip());
+    let attempt = issuer.begin_attempt("invitation", addr, issuer.now()).map_err(|e| match e {
+        OAuthError::TooManyRequests { retry_after } => AdminError::TooMany { retry_after },
+        _ => AdminError::Internal,
+    })?;
     state.registry.send(CheckInvitation { token: token.clone() }).await??;
+    issuer.refund(attempt);
     let password_hash = hash(&state, password).await?;
     let user = state.registry.send(AcceptInvitation { token, password_hash }).await??;
     tracing::info!(auth_id = %user.auth_id, "invitation accepted");
@@ -81,9 +91,9 @@ async fn accept(
 /// endpoint, the hosted sign-in page and `client_credentials` with user credentials. The
 /// failure is counted before Argon2id runs and given back only when the password is right, so
 /// concurrent guesses cannot all be evaluated. It counts against the person the name finds
-/// (username and email alike), or the name itself when it finds nobody. A full password queue
-/// answers `503`, and that attempt still counts: turned away or checked, a known and an
-/// unknown name then leave the same trace.
+/// (username and email alike), or the name as sent when it finds nobody (as an app's client
+/// id is counted, so with user credentials allowed the limits do not tell the two apart). A
+/// full password queue answers `503` and counts nothing: nothing was judged.
 pub async fn check_password(
     state: &AppState,
     login: &str,
@@ -99,7 +109,7 @@ pub async fn check_password(
     // Prefixed, so no typed name can take a person's key.
     let limit_key = match &target.auth_id {
         Some(auth_id) => format!("user:{auth_id}"),
-        None => format!("name:{}", login.trim().to_lowercase()),
+        None => format!("name:{login}"),
     };
     let attempt = issuer.begin_attempt(&limit_key, addr, issuer.now())?;
     let hash = target.password_hash.unwrap_or_else(|| password::DUMMY.clone());
@@ -109,7 +119,10 @@ pub async fn check_password(
             Ok(target.auth_id)
         }
         Ok(_) => Ok(None),
-        Err(e) => Err(busy(e)),
+        Err(e) => {
+            issuer.refund(attempt);
+            Err(busy(e))
+        }
     }
 }
 

@@ -27,6 +27,9 @@ pub enum AdminError {
     TooLarge,
     #[error("the store failed; the change was not made")]
     Internal,
+    /// RFC 6585 §4: too many failures from this address; nothing was done.
+    #[error("too many failed attempts; retry later")]
+    TooMany { retry_after: u64 },
     /// RFC 9110 §15.6.4: the password queue is full; nothing was done.
     #[error("too many sign-ins are being checked; retry shortly")]
     Busy { retry_after: u64 },
@@ -64,6 +67,7 @@ impl AdminError {
             AdminError::TooLarge => "payload_too_large",
             AdminError::Internal => "server_error",
             AdminError::Busy { .. } => "temporarily_unavailable",
+            AdminError::TooMany { .. } => "slow_down",
         }
     }
 }
@@ -120,6 +124,7 @@ impl ResponseError for AdminError {
             AdminError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AdminError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             AdminError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -138,7 +143,7 @@ impl ResponseError for AdminError {
                     format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
                 ));
             }
-            AdminError::Busy { retry_after } => {
+            AdminError::Busy { retry_after } | AdminError::TooMany { retry_after } => {
                 builder.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             _ => {}
