@@ -53,6 +53,15 @@ fn token_path(c: &mut Criterion) {
     group.bench_function("mint", |b| {
         b.iter(|| mint_with(signer, iss, &client, ID, black_box("root"), iss, 3600, 1, None))
     });
+    // The failed-authentication reservation every client authentication now makes and gives
+    // back (address and client windows), to set against one signature.
+    let peer = Some(std::net::IpAddr::from([10, 1, 2, 3]));
+    group.bench_function("limiter_reserve_refund", |b| {
+        b.iter(|| {
+            let attempt = issuer.begin_attempt(black_box(ID), peer, 1).expect("room");
+            issuer.refund(attempt)
+        })
+    });
     group.bench_function("parse_authenticate_mint", |b| {
         b.iter(|| {
             let req = parse(BodyKind::Form, Some(&basic), black_box(body)).expect("parse");

@@ -167,9 +167,14 @@ impl FailureLimiter {
     /// reservation is [`refund`](Self::refund)ed if the attempt succeeds. Check and count are
     /// one step under the key's lock: concurrent attempts cannot all pass.
     pub fn reserve(&self, key: LimitKey, now: u64) -> Result<Reservation, u64> {
+        // A key seen before (a client that authenticates again) is counted in place: no
+        // allocation, one lock. Windows stay until a sweep finds them stale.
+        if let Some(mut entry) = self.windows.get_mut(&key) {
+            let window = self.count(&key, &mut entry, now)?;
+            drop(entry);
+            return Ok(Reservation { key, window });
+        }
         let key = self.window_key(key, now);
-        let window = self.limits.window_secs;
-        let limit = self.limit(&key);
         let mut entry = match self.windows.entry(key.clone()) {
             Entry::Occupied(held) => held.into_ref(),
             Entry::Vacant(empty) => {
@@ -177,33 +182,33 @@ impl FailureLimiter {
                 empty.insert((now, 0))
             }
         };
-        let ends = entry.0.saturating_add(window);
-        if now >= ends {
-            *entry = (now, 0);
-        } else if entry.1 >= limit {
-            return Err(ends - now);
-        }
-        entry.1 = entry.1.saturating_add(1);
-        let window = entry.0;
+        let window = self.count(&key, &mut entry, now)?;
         drop(entry);
         Ok(Reservation { key, window })
     }
 
+    /// One more failure in `window`, restarted when it has ended; the window's start, or
+    /// `Err(retry_after)` when it is full.
+    fn count(&self, key: &LimitKey, window: &mut (u64, u32), now: u64) -> Result<u64, u64> {
+        let ends = window.0.saturating_add(self.limits.window_secs);
+        if now >= ends {
+            *window = (now, 0);
+        } else if window.1 >= self.limit(key) {
+            return Err(ends - now);
+        }
+        window.1 = window.1.saturating_add(1);
+        Ok(window.0)
+    }
+
     /// Gives back a failure: the attempt succeeded. Only into the window it was taken from — a
-    /// later one never counted it, and must not lose another attempt's failure. A window that
-    /// drops to zero is removed, so successful traffic leaves nothing behind.
+    /// later one never counted it, and must not lose another attempt's failure. The window
+    /// itself stays (empty) for the client's next attempt, until a sweep finds it stale.
     pub fn refund(&self, reservation: &Reservation) {
         let Reservation { key, window } = reservation;
-        let removed = self.windows.remove_if_mut(key, |_, (start, count)| {
-            if start == window {
-                *count = count.saturating_sub(1);
+        if let Some(mut entry) = self.windows.get_mut(key) {
+            if entry.0 == *window {
+                entry.1 = entry.1.saturating_sub(1);
             }
-            *count == 0
-        });
-        if removed.is_some() {
-            // Never below zero, however a sweep and a refund interleave.
-            let _ =
-                self.size.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         }
     }
 
@@ -287,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn issue_8_reservations_admit_at_most_the_limit_and_refunds_leave_nothing() {
+    fn issue_8_reservations_admit_at_most_the_limit_and_refunds_give_back() {
         let limiter = FailureLimiter::new(Limits { window_secs: 60, per_client: 3, per_addr: 9 });
         let a = LimitKey::Client("a".into(), None);
         // Three attempts in flight at once: the fourth is refused before it is evaluated.
@@ -299,13 +304,12 @@ mod tests {
         let again = limiter.reserve(a.clone(), 102).unwrap();
         limiter.refund(&again);
         limiter.refund(&held[2]);
-        assert_eq!(limiter.tracked(), 0, "a window back at zero is removed");
-        assert_eq!(limiter.size.load(Ordering::Relaxed), 0, "and no longer counted");
+        assert_eq!(limiter.check(&a, 103), Ok(()), "a window back at zero holds nothing");
         // An attempt from an ended window succeeding takes nothing from the new one.
         let old = limiter.reserve(a.clone(), 200).unwrap();
         let _new = limiter.reserve(a.clone(), 261).unwrap();
         limiter.refund(&old);
-        assert_eq!(limiter.tracked(), 1, "the new window's failure still counts");
+        assert_eq!(limiter.windows.get(&a).map(|w| *w), Some((261, 1)), "the new one still counts");
     }
 
     #[test]
@@ -397,14 +401,10 @@ mod tests {
                         let started = reservation.window;
                         if matches!(op, Op::Succeed(_)) {
                             limiter.refund(&reservation);
-                            // The refund lands only in the window it was taken from; a window
-                            // back at zero is forgotten, so the next one starts later.
+                            // The refund lands only in the window it was taken from.
                             if let Some((start, count)) = model.get_mut(&k) {
                                 if *start == started {
                                     *count = count.saturating_sub(1);
-                                }
-                                if *count == 0 {
-                                    model.remove(&k);
                                 }
                             }
                         } else {
