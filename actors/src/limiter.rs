@@ -4,8 +4,9 @@
 //! stands for runs (an Argon2id verification takes tens of milliseconds) and refunded when the
 //! check succeeds: otherwise N concurrent wrong guesses would all be evaluated before the first
 //! of them was counted. The per-client window is kept per client *and* address, so failures
-//! sent from elsewhere under a client's id cannot lock that client out; guessing a 256-bit
-//! secret is hopeless anyway, and the per-address window bounds the noise.
+//! sent from elsewhere under a client's id cannot lock that client out (short of a flood that
+//! fills the table, when newcomers share wide overflow windows); guessing a 256-bit secret is
+//! hopeless anyway, and the per-address window bounds the noise.
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
