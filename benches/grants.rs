@@ -10,15 +10,15 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::Rng;
 use redb::{Database, Durability, TableDefinition};
-use tessera_actors::clock::SystemClock;
-use tessera_actors::grants::GrantStore;
+use tessera_core::clock::SystemClock;
+use tessera_core::grants::GrantStore;
 use tessera_storage::{FamilyRecord, GrantOp, Storage, Store};
 
 const RAW: TableDefinition<&[u8], &[u8]> = TableDefinition::new("raw");
 
 fn family_op() -> GrantOp {
-    let (_, token) = tessera_actors::secret::new_refresh_token();
-    let id = tessera_actors::secret::time_ordered_id();
+    let (_, token) = tessera_core::auth::secret::new_refresh_token();
+    let id = tessera_core::auth::secret::time_ordered_id();
     let family = FamilyRecord {
         id,
         client_id: "bench-client".into(),

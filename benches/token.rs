@@ -12,10 +12,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::{Signer, SigningKey};
 use tessera::config::Config;
 use tessera::server::prepare;
-use tessera_actors::clients::RootCredentials;
-use tessera_actors::clock::SystemClock;
-use tessera_actors::issuer::mint_with;
-use tessera_actors::request::{BodyKind, parse};
+use tessera_core::clock::SystemClock;
+use tessera_core::oauth::request::{BodyKind, parse};
+use tessera_core::registry::clients::RootCredentials;
+use tessera_core::tokens::issuer::mint_with;
 
 const ID: &str = "bench-client";
 const SECRET: &str = "bench-secret-bench-secret-bench-secret-0000";

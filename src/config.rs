@@ -130,7 +130,7 @@ impl Default for Config {
             default_role: "consumer".into(),
             invitation_ttl: 7 * 86400,
             allow_user_credentials: false,
-            password_queue: tessera_actors::password::QUEUE,
+            password_queue: tessera_core::auth::password::QUEUE,
             strict_delegation: false,
             rotate_every: 7 * 86400,
             jwks_max_age: 600,
@@ -243,7 +243,7 @@ impl Config {
 /// it follows the URL rule, and has no query or fragment (RFC 8414 §2): the endpoint paths are
 /// appended to it.
 fn check_issuer(issuer: &str) -> Result<(), String> {
-    use tessera_actors::url_rule::{UrlRefusal, check};
+    use tessera_core::auth::url_rule::{UrlRefusal, check};
     let bad = || {
         format!(
             "issuer '{issuer}' must be an absolute https URL (http only on a loopback host) \

@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr, Arbiter};
 use actix_web::{App, HttpServer, web};
-use tessera_actors::clients::{AppLimits, ClientRegistry, RootCredentials};
-use tessera_actors::clock::SharedClock;
-use tessera_actors::grants::GrantStore;
-use tessera_actors::issuer::{Issuer, TokenSettings};
-use tessera_actors::keys::KeyRing;
-use tessera_actors::limiter::Limits;
-use tessera_actors::password::PasswordPool;
-use tessera_actors::ring::RotationRules;
-use tessera_actors::services::ServiceKeys;
+use tessera_core::auth::limiter::Limits;
+use tessera_core::auth::password::PasswordPool;
+use tessera_core::clock::SharedClock;
+use tessera_core::grants::GrantStore;
+use tessera_core::keys::KeyRing;
+use tessera_core::keys::ring::RotationRules;
+use tessera_core::registry::clients::{AppLimits, ClientRegistry, RootCredentials};
+use tessera_core::registry::services::ServiceKeys;
+use tessera_core::tokens::issuer::{Issuer, TokenSettings};
 use tessera_storage::{Kek, Storage, Store, StoreError};
 
 use crate::api;

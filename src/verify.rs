@@ -86,7 +86,7 @@ pub fn verify(
 pub fn fetch_jwks(source: &str) -> Result<serde_json::Value, String> {
     let is_url = ::url::Url::parse(source).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
     let text = if is_url {
-        let url = tessera_actors::url_rule::check(source)
+        let url = tessera_core::auth::url_rule::check(source)
             .map_err(|refusal| format!("cannot fetch {source}: {refusal}"))?;
         ureq::get(url.as_str())
             .call()

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use serde_json::json;
-use tessera_actors::policy::{self, Caller};
+use tessera_core::policy::{self, Caller};
 
 use crate::support::TestServer;
 

@@ -18,15 +18,15 @@ fn replay(target: &str, check: fn(&[u8])) {
 
 #[test]
 fn token_request_corpus() {
-    replay("token_request", tessera_actors::fuzzing::token_request_round_trip);
+    replay("token_request", tessera_core::fuzzing::token_request_round_trip);
 }
 
 #[test]
 fn bearer_verify_corpus() {
-    replay("bearer_verify", tessera_actors::fuzzing::verifier_accepts_only_our_tokens);
+    replay("bearer_verify", tessera_core::fuzzing::verifier_accepts_only_our_tokens);
 }
 
 #[test]
 fn issue_8_connect_forms_corpus() {
-    replay("connect_forms", tessera_actors::fuzzing::connect_forms_round_trip);
+    replay("connect_forms", tessera_core::fuzzing::connect_forms_round_trip);
 }

@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::Signer;
 use serde_json::{Value, json};
-use tessera_actors::clock::Clock;
+use tessera_core::clock::Clock;
 use tessera_storage::GrantOp;
 
 use crate::support::{Resp, TestServer, basic, form, jwk};
@@ -387,7 +387,7 @@ fn cleanup_removes_expired_grant_state() {
     assert_eq!(store.revoked_access_tokens().unwrap().len(), 1);
     assert!(
         store
-            .refresh_status(&tessera_actors::secret::parse_refresh_token(&t1).unwrap())
+            .refresh_status(&tessera_core::auth::secret::parse_refresh_token(&t1).unwrap())
             .unwrap()
             .is_some()
     );
@@ -397,7 +397,7 @@ fn cleanup_removes_expired_grant_state() {
     assert!(store.revoked_access_tokens().unwrap().is_empty(), "revocations pruned after exp");
     assert!(
         store
-            .refresh_status(&tessera_actors::secret::parse_refresh_token(&t1).unwrap())
+            .refresh_status(&tessera_core::auth::secret::parse_refresh_token(&t1).unwrap())
             .unwrap()
             .is_none(),
         "expired token gone"

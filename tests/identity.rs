@@ -431,12 +431,12 @@ proptest! {
             }
             let scopes = list("/api/v1/scopes?pageSize=1000");
             for s in scopes["scopes"].as_array().unwrap().iter().filter(|s| s["builtIn"] == false) {
-                prop_assert!(!tessera_actors::policy::is_built_in_scope(s["name"].as_str().unwrap()));
+                prop_assert!(!tessera_core::policy::is_built_in_scope(s["name"].as_str().unwrap()));
             }
             let roles = list("/api/v1/roles?pageSize=1000");
             for r in roles["roles"].as_array().unwrap().iter().filter(|r| r["builtIn"] == false) {
                 prop_assert!(!strings(&r["scopes"]).contains(&"root".to_string()), "role {} holds root", r);
-                prop_assert!(!tessera_actors::policy::is_built_in_role(r["name"].as_str().unwrap()));
+                prop_assert!(!tessera_core::policy::is_built_in_role(r["name"].as_str().unwrap()));
                 if r["id"] == vip["id"] {
                     prop_assert_eq!(r, &vip, "a non-root caller changed a privileged role");
                 } else {

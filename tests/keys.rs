@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde_json::json;
-use tessera_actors::clock::ManualClock;
-use tessera_actors::keys::KeyRing;
-use tessera_actors::ring::RotationRules;
+use tessera_core::clock::ManualClock;
+use tessera_core::keys::KeyRing;
+use tessera_core::keys::ring::RotationRules;
 use tessera_storage::{Storage, Store};
 
 use crate::support::{TestServer, claims, verify_independently};
@@ -174,7 +174,7 @@ proptest! {
         let mut withdrawn: HashSet<String> = HashSet::new();
         let mut forced_in: HashSet<String> = HashSet::new();
         for op in ops {
-            let now = tessera_actors::clock::Clock::now(&*clock);
+            let now = tessera_core::clock::Clock::now(&*clock);
             match op {
                 Op::Advance(s) => clock.advance(s),
                 Op::ServeJwks => {

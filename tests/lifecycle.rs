@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use tessera_actors::clock::Clock;
+use tessera_core::clock::Clock;
 
 use crate::support::{ROOT_ID, ROOT_SECRET, Resp, TestServer, basic, claims, form};
 
@@ -69,7 +69,7 @@ fn is_sid_revoked(server: &TestServer, access: &str) -> bool {
 }
 
 fn is_family_revoked(server: &TestServer, refresh: &str) -> bool {
-    let key = tessera_actors::secret::parse_refresh_token(refresh).unwrap();
+    let key = tessera_core::auth::secret::parse_refresh_token(refresh).unwrap();
     let store = server.issuer().grants().store().unwrap();
     store.refresh_status(&key).unwrap().unwrap().family.is_revoked
 }
@@ -159,7 +159,7 @@ fn issue_8_reenabling_an_app_does_not_revive_its_old_tokens() {
     let server = TestServer::start_in(server.stop(), config, now);
     // The restarted server has another address and so another issuer: ask the check itself.
     let live = |token: &str| {
-        let claims: tessera_actors::claims::AccessClaims =
+        let claims: tessera_core::tokens::claims::AccessClaims =
             serde_json::from_value(claims(token)).unwrap();
         server.issuer().is_token_live_for_subject(&claims)
     };
@@ -351,9 +351,9 @@ proptest! {
 /// committed after the disable's `RevokeClient`), dated at the disable: the store holds it as
 /// live, yet a re-enable must not make it work.
 fn late_family(server: &TestServer, client_id: &str, subject: &str, at: u64) -> String {
-    let (token, key) = tessera_actors::secret::new_refresh_token();
+    let (token, key) = tessera_core::auth::secret::new_refresh_token();
     let family = tessera_storage::FamilyRecord {
-        id: tessera_actors::secret::time_ordered_id(),
+        id: tessera_core::auth::secret::time_ordered_id(),
         client_id: client_id.to_string(),
         subject: subject.to_string(),
         scope: String::new(),
@@ -384,7 +384,7 @@ fn issue_8_a_family_opened_during_a_disable_stays_dead_after_a_re_enable() {
     let ada = register(&server, "ada");
     assert_eq!(set_user_active(&server, &ada, false).status, 200);
     let user_family =
-        late_family(&server, tessera_actors::client::CONSUMER_CLIENT_ID, &ada, disabled_at);
+        late_family(&server, tessera_core::tables::client::CONSUMER_CLIENT_ID, &ada, disabled_at);
     server.clock.advance(5);
     assert_eq!(server.admin("PUT", &path, &root, Some(json!({"isActive": true}))).status, 200);
     assert_eq!(set_user_active(&server, &ada, true).status, 200);

@@ -65,11 +65,11 @@ fn issue_4_root_client_id_cannot_be_the_consumer_id() {
         data_dir: dir.path().to_path_buf(),
         ..Default::default()
     };
-    let root = tessera_actors::clients::RootCredentials {
-        client_id: tessera_actors::client::CONSUMER_CLIENT_ID.into(),
+    let root = tessera_core::registry::clients::RootCredentials {
+        client_id: tessera_core::tables::client::CONSUMER_CLIENT_ID.into(),
         client_secret: ROOT_SECRET.into(),
     };
-    let clock = tessera_actors::clock::ManualClock::new(crate::support::now());
+    let clock = tessera_core::clock::ManualClock::new(crate::support::now());
     let started = actix_web::rt::System::new()
         .block_on(async { tessera::start(config, Some(root), None, clock).await.map(|_| ()) });
     assert!(started.is_err_and(|e| e.to_string().contains("tessera-consumer")));

@@ -8,15 +8,15 @@ use std::thread::JoinHandle;
 use base64::Engine;
 use serde_json::Value;
 use tessera::config::Config;
-use tessera_actors::clients::RootCredentials;
-use tessera_actors::clock::ManualClock;
+use tessera_core::clock::ManualClock;
+use tessera_core::registry::clients::RootCredentials;
 
 pub const ROOT_ID: &str = "root-app";
 pub const ROOT_SECRET: &str = "root-secret-that-is-long-enough-000000";
 /// Starts at the real time (independent verifiers check against it); moves only when told.
 pub fn now() -> u64 {
-    use tessera_actors::clock::Clock;
-    tessera_actors::clock::SystemClock.now()
+    use tessera_core::clock::Clock;
+    tessera_core::clock::SystemClock.now()
 }
 
 pub struct TestServer {
@@ -24,10 +24,10 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
-    pub keyring: actix::Addr<tessera_actors::keys::KeyRing>,
-    issuer: Option<Arc<tessera_actors::issuer::Issuer>>,
+    pub keyring: actix::Addr<tessera_core::keys::KeyRing>,
+    issuer: Option<Arc<tessera_core::tokens::issuer::Issuer>>,
     /// The server's Argon2id pool: tests read how many computations a path cost.
-    pub passwords: tessera_actors::password::PasswordPool,
+    pub passwords: tessera_core::auth::password::PasswordPool,
     thread: Option<JoinHandle<()>>,
     agent: ureq::Agent,
 }
@@ -175,7 +175,7 @@ impl TestServer {
     }
 
     /// The running server's issuer (grant store, revocation set, clients).
-    pub fn issuer(&self) -> &tessera_actors::issuer::Issuer {
+    pub fn issuer(&self) -> &tessera_core::tokens::issuer::Issuer {
         self.issuer.as_deref().expect("server running")
     }
 
@@ -317,7 +317,7 @@ impl TestServer {
     /// Runs the key ring's scheduled maintenance now (the timer would, every 30 s).
     pub fn tick_keys(&self) {
         let keyring = self.keyring.clone();
-        block_on(async move { keyring.send(tessera_actors::keys::Tick).await })
+        block_on(async move { keyring.send(tessera_core::keys::Tick).await })
             .expect("key ring answers")
             .expect("tick succeeds");
     }

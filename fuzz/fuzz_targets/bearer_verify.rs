@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    tessera_actors::fuzzing::verifier_accepts_only_our_tokens(data);
+    tessera_core::fuzzing::verifier_accepts_only_our_tokens(data);
 });

@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    tessera_actors::fuzzing::connect_forms_round_trip(data);
+    tessera_core::fuzzing::connect_forms_round_trip(data);
 });

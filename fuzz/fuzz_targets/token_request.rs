@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    tessera_actors::fuzzing::token_request_round_trip(data);
+    tessera_core::fuzzing::token_request_round_trip(data);
 });

@@ -18,13 +18,13 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_actors::client::CONSUMER_CLIENT_ID;
-use tessera_actors::connect_form::{self, CallbackQuery};
-use tessera_actors::oauth::OAuthError;
-use tessera_actors::providers::{ProviderById, ProviderByName};
-use tessera_actors::secret::{hash_secret, hex_matches, random_token, to_hex};
-use tessera_actors::service_users::ServiceGetUser;
-use tessera_actors::services::GetService;
+use tessera_core::auth::secret::{hash_secret, hex_matches, random_token, to_hex};
+use tessera_core::oauth::OAuthError;
+use tessera_core::oauth::connect_form::{self, CallbackQuery};
+use tessera_core::registry::providers::{ProviderById, ProviderByName};
+use tessera_core::registry::service_users::ServiceGetUser;
+use tessera_core::registry::services::GetService;
+use tessera_core::tables::client::CONSUMER_CLIENT_ID;
 use tessera_storage::{
     ConnectRecord, ConnectRefusal, GrantOp, GrantOutcome, ProviderGrant, ProviderRecord, Storage,
 };
@@ -81,8 +81,7 @@ async fn provider_tokens(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let req = body.into_inner();
-    if req.scopes.is_empty()
-        || !req.scopes.iter().all(|s| tessera_actors::policy::is_scope_token(s))
+    if req.scopes.is_empty() || !req.scopes.iter().all(|s| tessera_core::policy::is_scope_token(s))
     {
         return Err(AdminError::BadRequest(
             "scopes must be a non-empty list of scope names".into(),

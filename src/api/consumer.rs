@@ -5,9 +5,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_actors::oauth::OAuthError;
-use tessera_actors::password;
-use tessera_actors::users::{
+use tessera_core::auth::password;
+use tessera_core::oauth::OAuthError;
+use tessera_core::registry::users::{
     AcceptInvitation, CheckInvitation, CheckNewLogin, LoginLookup, Register,
 };
 

@@ -6,10 +6,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde_json::json;
-use tessera_actors::client::Client;
-use tessera_actors::oauth::OAuthError;
-use tessera_actors::request::{self, BodyKind};
-use tessera_actors::secret::parse_refresh_token;
+use tessera_core::auth::secret::parse_refresh_token;
+use tessera_core::oauth::OAuthError;
+use tessera_core::oauth::request::{self, BodyKind};
+use tessera_core::tables::client::Client;
 use tessera_storage::{GrantOp, RefreshStatus};
 
 use crate::api::ClientTag;
@@ -97,7 +97,7 @@ async fn user_or_app(
     state: &AppState,
     parsed: &request::TokenRequest,
     addr: Option<std::net::IpAddr>,
-) -> Result<tessera_actors::issuer::Issued, OAuthError> {
+) -> Result<tessera_core::tokens::issuer::Issued, OAuthError> {
     let request::Credentials::Basic { client_id: login, secret: password } = &parsed.credentials
     else {
         return state.issuer.answer(parsed, addr).await;
@@ -114,7 +114,7 @@ async fn user_or_app(
     }
     let answer = state.issuer.answer(parsed, addr).await;
     if let Err(OAuthError::InvalidClient { .. }) = answer {
-        let dummy = tessera_actors::password::DUMMY.clone();
+        let dummy = tessera_core::auth::password::DUMMY.clone();
         if let Err(e) = state.passwords.verify(password.clone(), dummy).await {
             // Turned away like an unknown name would be: nothing counted, same answer.
             state.issuer.forgive(login, addr);

@@ -5,15 +5,15 @@ use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
-use tessera_actors::clients::Page;
-use tessera_actors::service_users::{
+use tessera_core::registry::clients::Page;
+use tessera_core::registry::service_users::{
     CreateSubscription, DeleteSubscription, GetSubscription, ListSubscriptions, NewServiceUser,
     PatchSubscription, ServiceAnalyticsOf, ServiceCreateUser, ServiceDeleteUser, ServiceGetUser,
     ServiceListUsers, ServicePatchUser, ServiceUser, ServiceUserIds, ServiceUserPatch,
     SubscriptionInput,
 };
-use tessera_actors::services::{GetService, InfoPatch, PatchServiceInfo, ServiceView};
-use tessera_actors::users::CheckNewLogin;
+use tessera_core::registry::services::{GetService, InfoPatch, PatchServiceInfo, ServiceView};
+use tessera_core::registry::users::CheckNewLogin;
 use tessera_storage::SubscriptionRecord;
 
 use crate::api::admin::{AdminError, rfc3339};
@@ -101,7 +101,8 @@ async fn create_user(
     let mut input = body.into_inner();
     let password_hash = match input.password.take() {
         Some(password) => {
-            tessera_actors::password::check_policy(&password).map_err(AdminError::BadRequest)?;
+            tessera_core::auth::password::check_policy(&password)
+                .map_err(AdminError::BadRequest)?;
             // Taken or malformed names are refused before the slow hash.
             let check =
                 CheckNewLogin { username: input.username.clone(), email: input.email.clone() };

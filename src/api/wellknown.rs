@@ -65,7 +65,7 @@ pub fn metadata(issuer: &str) -> Vec<u8> {
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "scopes_supported": tessera_actors::policy::BUILT_IN_SCOPES,
+        "scopes_supported": tessera_core::policy::BUILT_IN_SCOPES,
     })
     .to_string()
     .into_bytes()

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use tessera_actors::app::NewApp;
-use tessera_actors::clients::{AppLimits, ClientRegistry, Page, RotationStep};
-use tessera_actors::clock::SystemClock;
-use tessera_actors::grants::GrantStore;
-use tessera_actors::keys::KeyRing;
-use tessera_actors::policy::Caller;
+use tessera_core::clock::SystemClock;
+use tessera_core::grants::GrantStore;
+use tessera_core::keys::KeyRing;
+use tessera_core::policy::Caller;
+use tessera_core::registry::app::NewApp;
+use tessera_core::registry::clients::{AppLimits, ClientRegistry, Page, RotationStep};
 use tessera_storage::{Storage, Store, StoreError};
 
 use super::ServeArgs;

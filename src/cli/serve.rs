@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tessera_actors::clock::SystemClock;
+use tessera_core::clock::SystemClock;
 
 use super::ServeArgs;
 use crate::server::{kek_from_env, root_from_env, start};

@@ -2,8 +2,8 @@
 
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
-use tessera_actors::app::{AppPatch, NewApp};
-use tessera_actors::clients::{
+use tessera_core::registry::app::{AppPatch, NewApp};
+use tessera_core::registry::clients::{
     CreateApp, DeleteApp, GetApp, ListApps, RotateSecret, RotationStep, UpdateApp,
 };
 use tessera_storage::AppRecord;

@@ -5,8 +5,8 @@ use std::future::{Ready, ready};
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use tessera_actors::claims::AccessClaims;
-use tessera_actors::policy::{Caller, ROOT};
+use tessera_core::policy::{Caller, ROOT};
+use tessera_core::tokens::claims::AccessClaims;
 
 use super::AdminError;
 use crate::api::ClientTag;

@@ -3,8 +3,8 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use tessera_actors::clients::RegistryError;
-use tessera_actors::keys::KeyRingError;
+use tessera_core::keys::KeyRingError;
+use tessera_core::registry::clients::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -35,13 +35,13 @@ pub enum AdminError {
     Busy { retry_after: u64 },
 }
 
-impl From<tessera_actors::password::PoolError> for AdminError {
-    fn from(e: tessera_actors::password::PoolError) -> Self {
+impl From<tessera_core::auth::password::PoolError> for AdminError {
+    fn from(e: tessera_core::auth::password::PoolError) -> Self {
         match e {
-            tessera_actors::password::PoolError::Busy => {
-                AdminError::Busy { retry_after: tessera_actors::password::BUSY_RETRY_AFTER }
+            tessera_core::auth::password::PoolError::Busy => {
+                AdminError::Busy { retry_after: tessera_core::auth::password::BUSY_RETRY_AFTER }
             }
-            tessera_actors::password::PoolError::Stopped => AdminError::Internal,
+            tessera_core::auth::password::PoolError::Stopped => AdminError::Internal,
         }
     }
 }

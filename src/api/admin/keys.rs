@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use tessera_actors::keys::{KeyInfo, ListKeys, Rotate};
+use tessera_core::keys::{KeyInfo, ListKeys, Rotate};
 
 use super::{AdminError, Bearer, rfc3339};
 use crate::server::AppState;

@@ -54,8 +54,8 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn page(&self) -> Result<tessera_actors::clients::Page, AdminError> {
-        use tessera_actors::clients::Page;
+    pub fn page(&self) -> Result<tessera_core::registry::clients::Page, AdminError> {
+        use tessera_core::registry::clients::Page;
         let size = self.page_size.unwrap_or(100);
         let number = self.page_number.unwrap_or(1);
         if size == 0 || size > Page::MAX_SIZE || number == 0 {

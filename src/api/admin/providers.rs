@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
-use tessera_actors::providers::{
+use tessera_core::registry::providers::{
     CreateProvider, DeleteProvider, GetProvider, ListProviders, ProviderInput, ProviderView,
 };
 

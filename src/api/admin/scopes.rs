@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
-use tessera_actors::scopes::{
+use tessera_core::registry::scopes::{
     CreateRole, CreateScope, DeleteRole, DeleteScope, GetRole, GetScope, ListRoles, ListScopes,
     RoleInput, ScopeInput, UpdateRole, UpdateScope,
 };

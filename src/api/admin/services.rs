@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
-use tessera_actors::services::{
+use tessera_core::registry::services::{
     CreateService, DeleteService, GetService, IssueApiKey, ListServices, RevokeApiKey,
     ServiceInput, ServiceView, UpdateService,
 };

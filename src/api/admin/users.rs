@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
-use tessera_actors::users::{
+use tessera_core::registry::users::{
     DeleteUser, GetUser, Invitation, InviteUser, ListUsers, UpdateUser, UserPatch,
 };
 
@@ -24,7 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 type Answer = Result<HttpResponse, AdminError>;
 
 /// A user as the API shows it, dates in RFC 3339 like every other admin answer.
-pub fn user_json(user: &tessera_actors::users::UserView) -> serde_json::Value {
+pub fn user_json(user: &tessera_core::registry::users::UserView) -> serde_json::Value {
     let mut v = json!(user);
     v["createdAt"] = json!(rfc3339(user.created_at));
     v["updatedAt"] = json!(rfc3339(user.updated_at));

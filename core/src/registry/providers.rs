@@ -5,10 +5,10 @@
 use serde::{Deserialize, Serialize};
 use tessera_storage::{ProviderRecord, RegistryChange};
 
-use crate::clients::{ClientRegistry, RegistryError};
+use crate::auth::secret::random_token;
+use crate::auth::url_rule::{self, UrlRefusal};
 use crate::policy::Caller;
-use crate::secret::random_token;
-use crate::url_rule::{self, UrlRefusal};
+use crate::registry::clients::{ClientRegistry, RegistryError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

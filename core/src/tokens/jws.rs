@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Signer as _};
 
-use crate::keyset::{KeySet, Signer};
+use crate::keys::keyset::{KeySet, Signer};
 
 /// Why a token did not verify. Callers answer every variant alike; the reason is for logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

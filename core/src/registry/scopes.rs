@@ -6,10 +6,10 @@
 use serde::{Deserialize, Serialize};
 use tessera_storage::{RegistryChange, RoleRecord, ScopeRecord};
 
-use crate::client::Client;
-use crate::clients::{ClientRegistry, Page, RegistryError};
+use crate::auth::secret::random_token;
 use crate::policy::{self, BUILT_IN_ROLES, BUILT_IN_SCOPES, Caller, PolicyError};
-use crate::secret::random_token;
+use crate::registry::clients::{ClientRegistry, Page, RegistryError};
+use crate::tables::client::Client;
 
 /// A scope as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -310,7 +310,7 @@ impl ClientRegistry {
                 }
                 RegistryChange::DeleteUser(id) => {
                     if let Some(user) = self.users.remove(&id) {
-                        for key in crate::users::login_keys(&user) {
+                        for key in crate::registry::users::login_keys(&user) {
                             self.logins.remove(&key);
                         }
                     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tessera_storage::AppRecord;
 
-use crate::app::{GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN};
-use crate::secret::{SecretHash, from_hex, hash_matches, hash_secret};
+use crate::auth::secret::{SecretHash, from_hex, hash_matches, hash_secret};
+use crate::registry::app::{GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN};
 
 /// What authentication and issuance need of an app, prepared once per change.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ impl Client {
             disabled_at: app.disabled_at,
             ttl: app.access_token_ttl_secs,
             claims_fragment: claims[1..claims.len() - 1].to_string(),
-            public_key: app.public_key_jwk.as_ref().and_then(crate::app::jwk_key_bytes),
+            public_key: app.public_key_jwk.as_ref().and_then(crate::registry::app::jwk_key_bytes),
         }
     }
 }

@@ -5,9 +5,9 @@ use std::sync::OnceLock;
 
 use tessera_storage::{KeyRecord, KeyState};
 
-use crate::jws;
-use crate::keyset::KeySet;
-use crate::request::{self, BodyKind};
+use crate::keys::keyset::KeySet;
+use crate::oauth::request::{self, BodyKind};
+use crate::tokens::jws;
 
 /// Token request parsing: never panics, and every request it accepts survives a trip through
 /// [`request::TokenRequest::to_form`] and back unchanged.
@@ -39,7 +39,7 @@ pub fn token_request_round_trip(data: &[u8]) {
 /// Input layout: byte 0 picks the parser (0: sign-in form, 1: sign-out form, else callback
 /// query); the rest is the body or query.
 pub fn connect_forms_round_trip(data: &[u8]) {
-    use crate::connect_form::{self as form, is_state_token};
+    use crate::oauth::connect_form::{self as form, is_state_token};
     let Some((&which, rest)) = data.split_first() else {
         return;
     };

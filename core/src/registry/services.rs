@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tessera_storage::{ApiKeyRecord, RegistryChange, ServiceRecord};
 
-use crate::clients::{ClientRegistry, Page, RegistryError};
+use crate::auth::secret::{hex_matches, random_token, time_ordered_bytes};
+use crate::auth::url_rule::{self, UrlRefusal};
 use crate::policy::Caller;
-use crate::secret::{hex_matches, random_token, time_ordered_bytes};
-use crate::url_rule::{self, UrlRefusal};
+use crate::registry::clients::{ClientRegistry, Page, RegistryError};
 
 pub const API_KEY_PREFIX: &str = "sk_live_";
 

@@ -10,16 +10,16 @@ use tessera_storage::{
     Storage, StoreError, SubscriptionRecord, UserRecord,
 };
 
-use crate::services::ServiceKeys;
-use crate::users::UserTable;
+use crate::registry::services::ServiceKeys;
+use crate::registry::users::UserTable;
 
 use crate::grants::GrantStore;
 
-use crate::app::{self, AppPatch, GRANT_CLIENT_CREDENTIALS, NewApp};
-use crate::client::{Client, ClientTable};
+use crate::auth::secret::{hash_secret, new_client_id, new_secret, random_token, to_hex};
 use crate::clock::SharedClock;
 use crate::policy::{self, Caller, PolicyError, ROOT};
-use crate::secret::{hash_secret, new_client_id, new_secret, random_token, to_hex};
+use crate::registry::app::{self, AppPatch, GRANT_CLIENT_CREDENTIALS, NewApp};
+use crate::tables::client::{Client, ClientTable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -123,7 +123,7 @@ impl ClientRegistry {
         let roles = store.load_roles()?.into_iter().map(|r| (r.id.clone(), r)).collect();
         let users: BTreeMap<String, UserRecord> =
             store.load_users()?.into_iter().map(|u| (u.auth_id.clone(), u)).collect();
-        let logins = crate::users::login_index(users.values());
+        let logins = crate::registry::users::login_index(users.values());
         let providers = store.load_providers()?.into_iter().map(|p| (p.id.clone(), p)).collect();
         let service_users =
             store.load_service_users()?.into_iter().map(|(s, u, _)| (s, u)).collect();
@@ -190,10 +190,10 @@ impl ClientRegistry {
         if !self.needs_root()? {
             return Ok(());
         }
-        if creds.client_id == crate::client::CONSUMER_CLIENT_ID {
+        if creds.client_id == crate::tables::client::CONSUMER_CLIENT_ID {
             return Err(RegistryError::Invalid(format!(
                 "TESSERA_ROOT_CLIENT_ID may not be '{}', the client id of user tokens",
-                crate::client::CONSUMER_CLIENT_ID
+                crate::tables::client::CONSUMER_CLIENT_ID
             )));
         }
         if creds.client_secret.chars().count() < 32 {

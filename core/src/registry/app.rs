@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::claims::REGISTERED_CLAIMS;
 use crate::policy::is_scope_token;
+use crate::tokens::claims::REGISTERED_CLAIMS;
 
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";

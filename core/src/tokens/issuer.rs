@@ -14,19 +14,19 @@ use rand::Rng;
 use serde::Serialize;
 use tessera_storage::{FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
 
-use crate::assertion;
-use crate::claims::{AccessClaims, OutgoingClaims};
-use crate::client::{CONSUMER_CLIENT_ID, Client, ClientTable};
+use crate::auth::limiter::{FailureLimiter, LimitKey, Limits, Reservation};
+use crate::auth::secret::{new_refresh_token, parse_refresh_token, time_ordered_id};
 use crate::clock::SharedClock;
 use crate::grants::GrantStore;
-use crate::jws;
-use crate::keyset::{SharedKeySet, Signer};
-use crate::limiter::{FailureLimiter, LimitKey, Limits, Reservation};
+use crate::keys::keyset::{SharedKeySet, Signer};
 use crate::oauth::OAuthError;
+use crate::oauth::assertion;
+use crate::oauth::request::{self, Credentials, TokenRequest};
 use crate::policy::grant_scope;
-use crate::request::{self, Credentials, TokenRequest};
-use crate::secret::{new_refresh_token, parse_refresh_token, time_ordered_id};
-use crate::users::UserTable;
+use crate::registry::users::UserTable;
+use crate::tables::client::{CONSUMER_CLIENT_ID, Client, ClientTable};
+use crate::tokens::claims::{AccessClaims, OutgoingClaims};
+use crate::tokens::jws;
 
 #[derive(Debug, Clone)]
 pub struct TokenSettings {

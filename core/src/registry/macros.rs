@@ -9,7 +9,7 @@ macro_rules! registry_messages {
             type Result = $res;
         }
 
-        impl actix::Handler<$name> for $crate::clients::ClientRegistry {
+        impl actix::Handler<$name> for $crate::registry::clients::ClientRegistry {
             type Result = actix::MessageResult<$name>;
             fn handle(&mut self, msg: $name, _: &mut actix::Context<Self>) -> Self::Result {
                 let $name { $($field),* } = msg;

@@ -8,10 +8,10 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use tessera_storage::{DisabledBy, RegistryChange, UserRecord};
 
-use crate::client::CONSUMER_CLIENT_ID;
-use crate::clients::{ClientRegistry, Page, RegistryError};
+use crate::auth::secret::{hash_secret, random_token, to_hex};
 use crate::policy::{self, BUILT_IN_ROLES, Caller, PolicyError};
-use crate::secret::{hash_secret, random_token, to_hex};
+use crate::registry::clients::{ClientRegistry, Page, RegistryError};
+use crate::tables::client::CONSUMER_CLIENT_ID;
 
 /// What token issuance needs of a user, republished after every user, role or scope change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,7 +464,7 @@ impl ClientRegistry {
             .find(|u| {
                 u.invitation_hash
                     .as_deref()
-                    .is_some_and(|h| crate::secret::hex_matches(h, &digest))
+                    .is_some_and(|h| crate::auth::secret::hex_matches(h, &digest))
                     && u.invitation_expires_at.is_some_and(|t| now < t)
                     // An operator who turned the invitee off meant it: accepting is no way back.
                     && u.disabled_by.is_none()

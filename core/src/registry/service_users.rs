@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tessera_storage::{RegistryChange, SubscriptionRecord, UserRecord};
 
-use crate::clients::{ClientRegistry, Page, RegistryError};
+use crate::auth::secret::random_token;
 use crate::policy::{self, Caller};
-use crate::secret::random_token;
+use crate::registry::clients::{ClientRegistry, Page, RegistryError};
 
 /// A user as the service API shows it (snake_case).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,10 +103,10 @@ impl ClientRegistry {
             return Err(RegistryError::NotFound);
         }
         let username = match input.username.as_deref() {
-            Some(name) => Some(crate::users::check_username(name)?),
+            Some(name) => Some(crate::registry::users::check_username(name)?),
             None => None,
         };
-        let email = crate::users::check_email(&input.email)?;
+        let email = crate::registry::users::check_email(&input.email)?;
         self.check_unique_login(username.as_deref(), &email)?;
         let now = self.clock.now();
         let roles = self.default_roles();

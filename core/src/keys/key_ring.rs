@@ -9,10 +9,10 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tessera_storage::{KeyState, Storage, StoreError};
 
+use crate::auth::secret::random_token;
 use crate::clock::SharedClock;
-use crate::keyset::{KeySet, SharedKeySet};
-use crate::ring::{FreshKey, Ring, RotateError, RotationRules};
-use crate::secret::random_token;
+use crate::keys::keyset::{KeySet, SharedKeySet};
+use crate::keys::ring::{FreshKey, Ring, RotateError, RotationRules};
 
 pub struct KeyRing {
     store: Arc<dyn Storage>,

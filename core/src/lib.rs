@@ -1,0 +1,17 @@
+//! Tessera's core: the owners of every piece of state and the pure rules they apply, one folder
+//! per domain. Nothing here knows about HTTP or JSON casing.
+//!
+//! The token hot path (`tokens`) reads the snapshots in `tables` and `keys` without a message
+//! hop; every change goes through its one owner (`registry`, `keys`, `grants`), which applies
+//! `policy`, commits durably, and only then publishes.
+
+pub mod auth;
+pub mod clock;
+pub mod fuzzing;
+pub mod grants;
+pub mod keys;
+pub mod oauth;
+pub mod policy;
+pub mod registry;
+pub mod tables;
+pub mod tokens;

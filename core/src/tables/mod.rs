@@ -1,0 +1,4 @@
+//! Published read-only snapshots that the hot path reads without a message hop. They depend on
+//! nothing above them, so the registry and the issuer can both use them.
+
+pub mod client;
