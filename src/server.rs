@@ -13,7 +13,7 @@ use tessera_core::grants::GrantStore;
 use tessera_core::keys::KeyRing;
 use tessera_core::keys::ring::RotationRules;
 use tessera_core::registry::clients::{AppLimits, ClientRegistry, RootCredentials};
-use tessera_core::registry::services::ServiceKeys;
+use tessera_core::tables::service_keys::ServiceKeys;
 use tessera_core::tokens::issuer::{Issuer, TokenSettings};
 use tessera_storage::{Kek, Storage, Store, StoreError};
 

@@ -10,8 +10,8 @@ use tessera_storage::{
     Storage, StoreError, SubscriptionRecord, UserRecord,
 };
 
-use crate::registry::services::ServiceKeys;
-use crate::registry::users::UserTable;
+use crate::tables::service_keys::ServiceKeys;
+use crate::tables::user::UserTable;
 
 use crate::grants::GrantStore;
 

@@ -3,48 +3,20 @@
 //! (as the key's public id) and the secret's SHA-256 only, and `X-API-Key` authentication is one
 //! map lookup plus a constant-time comparison.
 
-use std::sync::Arc;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use dashmap::DashMap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tessera_storage::{ApiKeyRecord, RegistryChange, ServiceRecord};
 
-use crate::auth::secret::{hex_matches, random_token, time_ordered_bytes};
+use crate::auth::secret::{random_token, time_ordered_bytes};
 use crate::auth::url_rule::{self, UrlRefusal};
 use crate::policy::Caller;
 use crate::registry::clients::{ClientRegistry, Page, RegistryError};
+use crate::tables::service_keys::{ServiceKeys, hex};
 
-pub const API_KEY_PREFIX: &str = "sk_live_";
-
-/// key id → (service id, hex SHA-256 of the secret), read by `X-API-Key` checks.
-#[derive(Clone, Default)]
-pub struct ServiceKeys(Arc<DashMap<String, (String, String)>>);
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl ServiceKeys {
-    /// The service an API key belongs to. Missing, malformed, wrong and revoked keys are one
-    /// answer: `None`.
-    pub fn authenticate(&self, presented: &str) -> Option<String> {
-        let body = presented.strip_prefix(API_KEY_PREFIX)?;
-        if body.len() != 65 || !body.is_ascii() {
-            return None;
-        }
-        let (selector, secret) = body.split_at(22);
-        let selector = URL_SAFE_NO_PAD.decode(selector).ok()?;
-        let secret = URL_SAFE_NO_PAD.decode(secret).ok()?;
-        let digest = hex(&Sha256::digest(&secret));
-        let entry = self.0.get(&hex(&selector))?;
-        let (service_id, verifier) = entry.value();
-        hex_matches(verifier, &digest).then(|| service_id.clone())
-    }
-}
+pub use crate::tables::service_keys::API_KEY_PREFIX;
 
 fn new_api_key() -> (String, String, String) {
     let selector = time_ordered_bytes();
@@ -141,9 +113,7 @@ impl ClientRegistry {
 
     pub(crate) fn publish_service_keys(&self) {
         for k in self.api_keys.values() {
-            self.service_keys
-                .0
-                .insert(k.key_id.clone(), (k.service_id.clone(), k.verifier.clone()));
+            self.service_keys.put(k);
         }
     }
 
@@ -186,13 +156,11 @@ impl ClientRegistry {
                 self.services.remove(&id);
             }
             RegistryChange::PutApiKey(k) => {
-                self.service_keys
-                    .0
-                    .insert(k.key_id.clone(), (k.service_id.clone(), k.verifier.clone()));
+                self.service_keys.put(&k);
                 self.api_keys.insert(k.key_id.clone(), k);
             }
             RegistryChange::DeleteApiKey(id) => {
-                self.service_keys.0.remove(&id);
+                self.service_keys.remove(&id);
                 self.api_keys.remove(&id);
             }
             RegistryChange::LinkUser(service, user, _) => {
@@ -432,7 +400,8 @@ mod tests {
     fn api_keys_authenticate_only_with_their_secret() {
         let keys = ServiceKeys::default();
         let (id, verifier, key) = new_api_key();
-        keys.0.insert(id, ("svc".into(), verifier));
+        let record = ApiKeyRecord { key_id: id, service_id: "svc".into(), verifier, created_at: 0 };
+        keys.put(&record);
         assert_eq!(keys.authenticate(&key).as_deref(), Some("svc"));
         assert!(key.starts_with(API_KEY_PREFIX) && key.len() == 73);
         let mut wrong = key.clone().into_bytes();

@@ -2,9 +2,6 @@
 //! privileged-role rule, registration, and the lookups that login needs. Password hashes are
 //! computed by callers off the workers; this owner only stores them.
 
-use std::sync::Arc;
-
-use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use tessera_storage::{DisabledBy, RegistryChange, UserRecord};
 
@@ -12,35 +9,11 @@ use crate::auth::secret::{hash_secret, random_token, to_hex};
 use crate::policy::{self, BUILT_IN_ROLES, Caller, PolicyError};
 use crate::registry::clients::{ClientRegistry, Page, RegistryError};
 use crate::tables::client::CONSUMER_CLIENT_ID;
-
-/// What token issuance needs of a user, republished after every user, role or scope change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserEntry {
-    pub auth_id: String,
-    pub is_active: bool,
-    /// When the user was last deactivated: its tokens issued at or before then stay refused.
-    pub disabled_at: Option<u64>,
-    /// The union of the user's roles' scopes.
-    pub scopes: Vec<String>,
-}
+use crate::tables::user::{UserEntry, UserTable};
 
 /// The service API's answer when a service tries to undo an operator's deactivation.
 pub const OPERATOR_DISABLED: &str =
     "This user was deactivated by an operator; only an operator can activate it again.";
-
-/// auth id → user, read by the refresh grant and bearer checks.
-#[derive(Clone, Default)]
-pub struct UserTable(Arc<DashMap<String, Arc<UserEntry>>>);
-
-impl UserTable {
-    pub fn get(&self, auth_id: &str) -> Option<Arc<UserEntry>> {
-        self.0.get(auth_id).map(|u| Arc::clone(&u))
-    }
-
-    pub(crate) fn remove(&self, auth_id: &str) {
-        self.0.remove(auth_id);
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -311,7 +284,7 @@ impl ClientRegistry {
             disabled_at: user.disabled_at,
             scopes: self.user_scopes(&user.roles),
         };
-        self.user_table.0.insert(user.auth_id.clone(), Arc::new(entry));
+        self.user_table.put(entry);
     }
 
     /// After a role or scope change every user's scopes may differ.
@@ -410,7 +383,7 @@ impl ClientRegistry {
                 self.logins.remove(&key);
             }
         }
-        self.user_table.0.remove(auth_id);
+        self.user_table.remove(auth_id);
         Ok(())
     }
 

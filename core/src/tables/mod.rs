@@ -2,3 +2,5 @@
 //! nothing above them, so the registry and the issuer can both use them.
 
 pub mod client;
+pub mod service_keys;
+pub mod user;

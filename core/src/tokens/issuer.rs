@@ -23,8 +23,8 @@ use crate::oauth::OAuthError;
 use crate::oauth::assertion;
 use crate::oauth::request::{self, Credentials, TokenRequest};
 use crate::policy::grant_scope;
-use crate::registry::users::UserTable;
 use crate::tables::client::{CONSUMER_CLIENT_ID, Client, ClientTable};
+use crate::tables::user::UserTable;
 use crate::tokens::claims::{AccessClaims, OutgoingClaims};
 use crate::tokens::jws;
 
