@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod clock;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod grants;
 pub mod keys;
