@@ -93,8 +93,4 @@ impl KeySet {
         let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]));
         KeySet { signer, published, jwks: jwks.into(), etag }
     }
-
-    pub fn find(&self, kid: &str) -> Option<&PublishedKey> {
-        self.published.iter().find(|k| k.kid == kid)
-    }
 }

@@ -11,7 +11,6 @@ use crate::registry::app::{GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN};
 /// What authentication and issuance need of an app, prepared once per change.
 #[derive(Debug)]
 pub struct Client {
-    pub app_id: String,
     pub client_id: String,
     secrets: Vec<SecretHash>,
     pub scopes: Vec<String>,
@@ -35,7 +34,6 @@ impl Client {
             .collect();
         let claims = serde_json::Value::Object(app.token_claims.clone()).to_string();
         Client {
-            app_id: app.id.clone(),
             client_id: app.client_id.clone(),
             secrets,
             scopes: app.scopes.clone(),
@@ -63,7 +61,6 @@ impl Client {
     /// The stand-in client of consumer tokens: no secret, no claims of its own.
     pub fn consumer() -> Client {
         Client {
-            app_id: String::new(),
             client_id: CONSUMER_CLIENT_ID.into(),
             secrets: Vec::new(),
             scopes: Vec::new(),
