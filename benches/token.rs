@@ -14,7 +14,7 @@ use tessera::config::Config;
 use tessera::server::prepare;
 use tessera_core::clock::SystemClock;
 use tessera_core::oauth::request::{BodyKind, parse};
-use tessera_core::registry::clients::RootCredentials;
+use tessera_core::registry::RootCredentials;
 use tessera_core::tokens::issuer::mint_with;
 
 const ID: &str = "bench-client";

@@ -4,15 +4,15 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix::{Actor, Addr, Arbiter};
+use actix::Arbiter;
 use actix_web::{App, HttpServer, web};
 use tessera_core::auth::limiter::Limits;
 use tessera_core::auth::password::PasswordPool;
 use tessera_core::clock::SharedClock;
 use tessera_core::grants::GrantStore;
-use tessera_core::keys::KeyRing;
 use tessera_core::keys::ring::RotationRules;
-use tessera_core::registry::clients::{AppLimits, ClientRegistry, RootCredentials};
+use tessera_core::keys::{KeyRing, KeyRingHandle};
+use tessera_core::registry::{AppLimits, Registry, RegistryHandle, RootCredentials};
 use tessera_core::tables::service_keys::ServiceKeys;
 use tessera_core::tokens::issuer::{Issuer, TokenSettings};
 use tessera_storage::{Kek, Storage, Store, StoreError};
@@ -23,8 +23,8 @@ use crate::config::Config;
 /// Everything a handler reads. Cheap to share: snapshots and actor addresses.
 pub struct AppState {
     pub issuer: Arc<Issuer>,
-    pub registry: Addr<ClientRegistry>,
-    pub keyring: Addr<KeyRing>,
+    pub registry: RegistryHandle,
+    pub keyring: KeyRingHandle,
     pub config: Config,
     /// RFC 8414 metadata, serialized once.
     pub metadata: Vec<u8>,
@@ -130,7 +130,7 @@ pub fn prepare(
         std::time::Duration::from_secs(config.grant_cleanup_every),
     )?;
     let mut registry =
-        ClientRegistry::load(Arc::clone(&store), grants.clone(), Arc::clone(&clock), limits)?;
+        Registry::load(Arc::clone(&store), grants.clone(), Arc::clone(&clock), limits)?;
     let mut root_credentials_file = None;
     if registry.needs_root()? {
         // Generated credentials reach the file before the app exists: a crash in between
@@ -166,18 +166,18 @@ pub fn prepare(
     let issuer = Arc::new(Issuer::new(
         settings,
         keyring.key_set(),
-        registry.table(),
+        registry.client_table(),
         limits,
         grants,
-        registry.users_table(),
+        registry.user_table(),
         clock,
     ));
 
     // The actors get a thread of their own: their durable commits (fsync) never stall a worker.
     let arbiter = Arbiter::new();
     let service_keys = registry.service_keys();
-    let registry = ClientRegistry::start_in_arbiter(&arbiter.handle(), move |_| registry);
-    let keyring = KeyRing::start_in_arbiter(&arbiter.handle(), move |_| keyring);
+    let registry = RegistryHandle::start(registry, &arbiter.handle());
+    let keyring = KeyRingHandle::start(keyring, &arbiter.handle());
     let metadata = api::wellknown::metadata(issuer_url);
     let passwords = PasswordPool::start(2, config.password_queue).map_err(StoreError::Io)?;
     let state = web::Data::new(AppState {

@@ -65,7 +65,7 @@ fn issue_4_root_client_id_cannot_be_the_consumer_id() {
         data_dir: dir.path().to_path_buf(),
         ..Default::default()
     };
-    let root = tessera_core::registry::clients::RootCredentials {
+    let root = tessera_core::registry::RootCredentials {
         client_id: tessera_core::tables::client::CONSUMER_CLIENT_ID.into(),
         client_secret: ROOT_SECRET.into(),
     };

@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::Value;
 use tessera::config::Config;
 use tessera_core::clock::ManualClock;
-use tessera_core::registry::clients::RootCredentials;
+use tessera_core::registry::RootCredentials;
 
 pub const ROOT_ID: &str = "root-app";
 pub const ROOT_SECRET: &str = "root-secret-that-is-long-enough-000000";
@@ -24,7 +24,7 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
-    pub keyring: actix::Addr<tessera_core::keys::KeyRing>,
+    pub keyring: tessera_core::keys::KeyRingHandle,
     issuer: Option<Arc<tessera_core::tokens::issuer::Issuer>>,
     /// The server's Argon2id pool: tests read how many computations a path cost.
     pub passwords: tessera_core::auth::password::PasswordPool,
@@ -317,9 +317,7 @@ impl TestServer {
     /// Runs the key ring's scheduled maintenance now (the timer would, every 30 s).
     pub fn tick_keys(&self) {
         let keyring = self.keyring.clone();
-        block_on(async move { keyring.send(tessera_core::keys::Tick).await })
-            .expect("key ring answers")
-            .expect("tick succeeds");
+        block_on(async move { keyring.tick().await }).expect("tick succeeds");
     }
 
     pub fn jwks(&self) -> Value {

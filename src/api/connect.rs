@@ -21,9 +21,6 @@ use serde_json::json;
 use tessera_core::auth::secret::{hash_secret, hex_matches, random_token, to_hex};
 use tessera_core::oauth::OAuthError;
 use tessera_core::oauth::connect_form::{self, CallbackQuery};
-use tessera_core::registry::providers::{ProviderById, ProviderByName};
-use tessera_core::registry::service_users::ServiceGetUser;
-use tessera_core::registry::services::GetService;
 use tessera_core::tables::client::CONSUMER_CLIENT_ID;
 use tessera_storage::{
     ConnectRecord, ConnectRefusal, GrantOp, GrantOutcome, ProviderGrant, ProviderRecord, Storage,
@@ -92,20 +89,14 @@ async fn provider_tokens(
     }
     let service_id = caller.service_id;
     // Another service's user, or no such user: the same 404.
-    let user = state
-        .registry
-        .send(ServiceGetUser { service_id: service_id.clone(), user_id: req.user_id.clone() })
-        .await??;
+    let user = state.registry.service_user(service_id.clone(), req.user_id.clone()).await?;
     // A deactivated user's provider tokens are not handed out, nor can it be sent to consent.
     if !user.is_active {
         return Err(AdminError::BadRequest("the user is inactive".into()));
     }
-    let provider = state
-        .registry
-        .send(ProviderByName { name: req.provider.clone() })
-        .await?
-        .ok_or(AdminError::NotFound)?;
-    let service = state.registry.send(GetService { id: service_id.clone() }).await??;
+    let provider =
+        state.registry.provider_by_name(req.provider.clone()).await?.ok_or(AdminError::NotFound)?;
+    let service = state.registry.service(service_id.clone()).await?;
     if !service.callback_uris.contains(&req.redirect_uri) {
         return Err(AdminError::BadRequest(
             "redirect_uri is not a registered callback URI of this service".into(),
@@ -398,7 +389,7 @@ fn refusal_reason(why: ConnectRefusal) -> &'static str {
 }
 
 async fn provider_of(state: &AppState, record: &ConnectRecord) -> Option<ProviderRecord> {
-    state.registry.send(ProviderById { id: record.provider_id.clone() }).await.ok().flatten()
+    state.registry.provider_by_id(record.provider_id.clone()).await.ok().flatten()
 }
 
 /// A request that can still be completed, by its state.

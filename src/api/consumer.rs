@@ -7,9 +7,6 @@ use serde::Deserialize;
 use serde_json::json;
 use tessera_core::auth::password;
 use tessera_core::oauth::OAuthError;
-use tessera_core::registry::users::{
-    AcceptInvitation, CheckInvitation, CheckNewLogin, LoginLookup, Register,
-};
 
 use crate::api::admin::AdminError;
 use crate::server::AppState;
@@ -43,8 +40,8 @@ struct Acceptance {
 }
 
 async fn hash(state: &AppState, password: String) -> Result<String, AdminError> {
-    password::check_policy(&password).map_err(AdminError::BadRequest)?;
-    state.passwords.hash(password).await?.map_err(|_| AdminError::Internal)
+    password::check_policy(&password)?;
+    Ok(state.passwords.hash(password).await?)
 }
 
 async fn register(
@@ -52,13 +49,12 @@ async fn register(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let Registration { username, email, password } = body.into_inner();
-    password::check_policy(&password).map_err(AdminError::BadRequest)?;
+    password::check_policy(&password)?;
     // A taken or malformed name is refused before the slow hash: registration is open, and
     // each refused attempt would otherwise cost tens of milliseconds of CPU.
-    let check = CheckNewLogin { username: Some(username.clone()), email: email.clone() };
-    state.registry.send(check).await??;
+    state.registry.check_new_login(Some(username.clone()), email.clone()).await?;
     let password_hash = hash(&state, password).await?;
-    let user = state.registry.send(Register { username, email, password_hash }).await??;
+    let user = state.registry.register(username, email, password_hash).await?;
     tracing::info!(auth_id = %user.auth_id, "user registered");
     Ok(HttpResponse::Created().json(json!({ "user": crate::api::admin::user_json(&user) })))
 }
@@ -69,7 +65,7 @@ async fn accept(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     let Acceptance { token, password } = body.into_inner();
-    password::check_policy(&password).map_err(AdminError::BadRequest)?;
+    password::check_policy(&password)?;
     // A bogus token is refused before the slow hash, and counts as a failure of its address:
     // looking a token up costs the registry a pass over the users, so nobody may ask without
     // limit.
@@ -79,10 +75,10 @@ async fn accept(
         OAuthError::TooManyRequests { retry_after } => AdminError::TooMany { retry_after },
         _ => AdminError::Internal,
     })?;
-    state.registry.send(CheckInvitation { token: token.clone() }).await??;
+    state.registry.check_invitation(token.clone()).await?;
     issuer.refund(attempt);
     let password_hash = hash(&state, password).await?;
-    let user = state.registry.send(AcceptInvitation { token, password_hash }).await??;
+    let user = state.registry.accept_invitation(token, password_hash).await?;
     tracing::info!(auth_id = %user.auth_id, "invitation accepted");
     Ok(HttpResponse::Ok().json(json!({ "user": crate::api::admin::user_json(&user) })))
 }
@@ -103,7 +99,7 @@ pub async fn check_password(
     let issuer = &state.issuer;
     let target = state
         .registry
-        .send(LoginLookup { login: login.to_string() })
+        .login_target(login.to_string())
         .await
         .map_err(|_| OAuthError::ServerError)?;
     // Prefixed, so no typed name can take a person's key.
@@ -132,7 +128,7 @@ pub fn busy(e: password::PoolError) -> OAuthError {
         password::PoolError::Busy => {
             OAuthError::TemporarilyUnavailable { retry_after: password::BUSY_RETRY_AFTER }
         }
-        password::PoolError::Stopped => OAuthError::ServerError,
+        password::PoolError::Stopped | password::PoolError::Refused => OAuthError::ServerError,
     }
 }
 

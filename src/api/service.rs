@@ -4,16 +4,14 @@
 use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use serde::Deserialize;
 use serde_json::json;
-use tessera_core::registry::clients::Page;
-use tessera_core::registry::service_users::{
-    CreateSubscription, DeleteSubscription, GetSubscription, ListSubscriptions, NewServiceUser,
-    PatchSubscription, ServiceAnalyticsOf, ServiceCreateUser, ServiceDeleteUser, ServiceGetUser,
-    ServiceListUsers, ServicePatchUser, ServiceUser, ServiceUserIds, ServiceUserPatch,
-    SubscriptionInput,
+use serde_json::{Map, Value};
+use tessera_core::registry::Page;
+use tessera_core::registry::services::members::{
+    NewServiceUser, ServiceUser, ServiceUserPatch, SubscriptionPatch,
 };
-use tessera_core::registry::services::{GetService, InfoPatch, PatchServiceInfo, ServiceView};
-use tessera_core::registry::users::CheckNewLogin;
+use tessera_core::registry::services::{ServicePatch, ServiceView};
 use tessera_storage::SubscriptionRecord;
 
 use crate::api::admin::{AdminError, rfc3339};
@@ -52,19 +50,67 @@ pub struct ServicePage {
 
 impl ServicePage {
     fn page(&self) -> Result<Page, AdminError> {
-        let size = self.per_page.unwrap_or(100);
-        let number = self.page.unwrap_or(1);
-        if size == 0 || size > Page::MAX_SIZE || number == 0 {
-            return Err(AdminError::BadRequest(format!(
+        Page::asked(self.per_page, self.page).ok_or_else(|| {
+            AdminError::BadRequest(format!(
                 "per_page must be 1 to {} and page at least 1",
                 Page::MAX_SIZE
-            )));
-        }
-        Ok(Page { size, number })
+            ))
+        })
     }
 }
 
 type Answer = Result<HttpResponse, AdminError>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    email: String,
+    username: Option<String>,
+    /// Hashed here, off the workers, before anything reaches the registry.
+    password: Option<String>,
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatchBody {
+    first_name: Option<String>,
+    last_name: Option<String>,
+    is_active: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionBody {
+    user_id: Option<String>,
+    plan: Option<String>,
+    status: Option<String>,
+    current_period_end: Option<u64>,
+    metadata: Option<Map<String, Value>>,
+}
+
+impl From<SubscriptionBody> for SubscriptionPatch {
+    fn from(b: SubscriptionBody) -> SubscriptionPatch {
+        SubscriptionPatch {
+            user_id: b.user_id,
+            plan: b.plan,
+            status: b.status,
+            current_period_end: b.current_period_end,
+            metadata: b.metadata,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InfoBody {
+    name: Option<String>,
+    description: Option<String>,
+    callback_uris: Option<Vec<String>>,
+}
 
 fn user_json(u: &ServiceUser) -> serde_json::Value {
     json!({
@@ -86,63 +132,51 @@ async fn list_users(
     q: web::Query<ServicePage>,
     s: web::Data<AppState>,
 ) -> Answer {
-    let (users, count) =
-        s.registry.send(ServiceListUsers { service_id: c.service_id, page: q.page()? }).await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({ "users": users.iter().map(user_json).collect::<Vec<_>>(), "count": count })))
+    let page = s.registry.service_users(c.service_id, q.page()?).await?;
+    let users: Vec<Value> = page.items.iter().map(user_json).collect();
+    Ok(HttpResponse::Ok().json(json!({ "users": users, "count": page.total })))
 }
 
 /// With a password, the user can sign in (`/consumer/login`); it is hashed off the workers.
 async fn create_user(
     c: ServiceCaller,
-    body: web::Json<NewServiceUser>,
+    body: web::Json<NewUserBody>,
     s: web::Data<AppState>,
 ) -> Answer {
-    let mut input = body.into_inner();
-    let password_hash = match input.password.take() {
+    let NewUserBody { email, username, password, first_name, last_name } = body.into_inner();
+    let password_hash = match password {
         Some(password) => {
-            tessera_core::auth::password::check_policy(&password)
-                .map_err(AdminError::BadRequest)?;
+            tessera_core::auth::password::check_policy(&password)?;
             // Taken or malformed names are refused before the slow hash.
-            let check =
-                CheckNewLogin { username: input.username.clone(), email: input.email.clone() };
-            s.registry.send(check).await??;
-            Some(s.passwords.hash(password).await?.map_err(|_| AdminError::Internal)?)
+            s.registry.check_new_login(username.clone(), email.clone()).await?;
+            Some(s.passwords.hash(password).await?)
         }
         None => None,
     };
-    let msg = ServiceCreateUser { service_id: c.service_id, input, password_hash };
-    let user = s.registry.send(msg).await??;
+    let input = NewServiceUser { email, username, first_name, last_name };
+    let user = s.registry.add_service_user(c.service_id, input, password_hash).await?;
     Ok(HttpResponse::Created().json(json!({ "user": user_json(&user) })))
 }
 
 async fn get_user(c: ServiceCaller, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
-    let user = s
-        .registry
-        .send(ServiceGetUser { service_id: c.service_id, user_id: id.into_inner() })
-        .await??;
+    let user = s.registry.service_user(c.service_id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
 }
 
 async fn patch_user(
     c: ServiceCaller,
     id: web::Path<String>,
-    body: web::Json<ServiceUserPatch>,
+    body: web::Json<UserPatchBody>,
     s: web::Data<AppState>,
 ) -> Answer {
-    let msg = ServicePatchUser {
-        service_id: c.service_id,
-        user_id: id.into_inner(),
-        patch: body.into_inner(),
-    };
-    let user = s.registry.send(msg).await??;
+    let UserPatchBody { first_name, last_name, is_active } = body.into_inner();
+    let patch = ServiceUserPatch { first_name, last_name, is_active };
+    let user = s.registry.patch_service_user(c.service_id, id.into_inner(), patch).await?;
     Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
 }
 
 async fn delete_user(c: ServiceCaller, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
-    s.registry
-        .send(ServiceDeleteUser { service_id: c.service_id, user_id: id.into_inner() })
-        .await??;
+    s.registry.remove_service_user(c.service_id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -151,21 +185,17 @@ async fn list_subscriptions(
     q: web::Query<ServicePage>,
     s: web::Data<AppState>,
 ) -> Answer {
-    let (subs, count) =
-        s.registry.send(ListSubscriptions { service_id: c.service_id, page: q.page()? }).await?;
-    let subs: Vec<_> = subs.iter().map(subscription_json).collect();
-    Ok(HttpResponse::Ok().json(json!({ "subscriptions": subs, "count": count })))
+    let page = s.registry.subscriptions(c.service_id, q.page()?).await?;
+    let subs: Vec<Value> = page.items.iter().map(subscription_json).collect();
+    Ok(HttpResponse::Ok().json(json!({ "subscriptions": subs, "count": page.total })))
 }
 
 async fn create_subscription(
     c: ServiceCaller,
-    body: web::Json<SubscriptionInput>,
+    body: web::Json<SubscriptionBody>,
     s: web::Data<AppState>,
 ) -> Answer {
-    let sub = s
-        .registry
-        .send(CreateSubscription { service_id: c.service_id, input: body.into_inner() })
-        .await??;
+    let sub = s.registry.create_subscription(c.service_id, body.into_inner().into()).await?;
     Ok(HttpResponse::Created().json(json!({ "subscription": subscription_json(&sub) })))
 }
 
@@ -174,25 +204,18 @@ async fn get_subscription(
     id: web::Path<String>,
     s: web::Data<AppState>,
 ) -> Answer {
-    let sub = s
-        .registry
-        .send(GetSubscription { service_id: c.service_id, user_id: id.into_inner() })
-        .await??;
+    let sub = s.registry.subscription(c.service_id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "subscription": subscription_json(&sub) })))
 }
 
 async fn patch_subscription(
     c: ServiceCaller,
     id: web::Path<String>,
-    body: web::Json<SubscriptionInput>,
+    body: web::Json<SubscriptionBody>,
     s: web::Data<AppState>,
 ) -> Answer {
-    let msg = PatchSubscription {
-        service_id: c.service_id,
-        user_id: id.into_inner(),
-        input: body.into_inner(),
-    };
-    let sub = s.registry.send(msg).await??;
+    let (user_id, patch) = (id.into_inner(), body.into_inner().into());
+    let sub = s.registry.patch_subscription(c.service_id, user_id, patch).await?;
     Ok(HttpResponse::Ok().json(json!({ "subscription": subscription_json(&sub) })))
 }
 
@@ -201,17 +224,15 @@ async fn delete_subscription(
     id: web::Path<String>,
     s: web::Data<AppState>,
 ) -> Answer {
-    s.registry
-        .send(DeleteSubscription { service_id: c.service_id, user_id: id.into_inner() })
-        .await??;
+    s.registry.delete_subscription(c.service_id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Live figures: users and subscriptions from the registry, tokens issued per day to the
 /// service's users (last 30 days) and provider-token requests by outcome since the start.
 async fn analytics(c: ServiceCaller, s: web::Data<AppState>) -> Answer {
-    let figures = s.registry.send(ServiceAnalyticsOf { service_id: c.service_id.clone() }).await?;
-    let users = s.registry.send(ServiceUserIds { service_id: c.service_id.clone() }).await?;
+    let figures = s.registry.service_analytics(c.service_id.clone()).await?;
+    let users = s.registry.service_user_ids(c.service_id.clone()).await?;
     let per_day: serde_json::Map<String, serde_json::Value> = s
         .issuer
         .counters
@@ -227,7 +248,12 @@ async fn analytics(c: ServiceCaller, s: web::Data<AppState>) -> Answer {
                 (o.to_string(), json!(n))
             })
             .collect();
-    let mut body = json!(figures);
+    let mut body = json!({
+        "users": figures.users,
+        "active_users": figures.active_users,
+        "subscriptions": figures.subscriptions,
+        "active_subscriptions": figures.active_subscriptions,
+    });
     body["tokens_issued_per_day"] = json!(per_day);
     body["provider_token_requests"] = json!(outcomes);
     Ok(HttpResponse::Ok().json(json!({ "analytics": body })))
@@ -288,18 +314,17 @@ async fn info(
     caller: ServiceCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
-    let service = state.registry.send(GetService { id: caller.service_id }).await??;
+    let service = state.registry.service(caller.service_id).await?;
     Ok(HttpResponse::Ok().json(info_json(&service)))
 }
 
 async fn patch_info(
     caller: ServiceCaller,
-    body: web::Json<InfoPatch>,
+    body: web::Json<InfoBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
-    let service = state
-        .registry
-        .send(PatchServiceInfo { id: caller.service_id, patch: body.into_inner() })
-        .await??;
+    let InfoBody { name, description, callback_uris } = body.into_inner();
+    let patch = ServicePatch { name, description, callback_uris };
+    let service = state.registry.patch_service(caller.service_id, patch).await?;
     Ok(HttpResponse::Ok().json(info_json(&service)))
 }

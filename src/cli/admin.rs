@@ -1,5 +1,5 @@
 //! `tessera keys …` and `tessera apps …` against a data directory. They go through the same
-//! owners (KeyRing, ClientRegistry) as the HTTP API, so the same rules hold; the operator at
+//! owners (the key ring and the registry) as the HTTP API, so the same rules hold; the operator at
 //! the console holds the data directory and so acts as root.
 
 use std::path::PathBuf;
@@ -9,10 +9,11 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use tessera_core::clock::SystemClock;
 use tessera_core::grants::GrantStore;
-use tessera_core::keys::KeyRing;
+use tessera_core::keys::{KeyRing, KeyRingHandle};
 use tessera_core::policy::Caller;
-use tessera_core::registry::app::NewApp;
-use tessera_core::registry::clients::{AppLimits, ClientRegistry, Page, RotationStep};
+use tessera_core::registry::apps::RotationStep;
+use tessera_core::registry::apps::fields::NewApp;
+use tessera_core::registry::{AppLimits, Page, Registry, RegistryError, RegistryHandle};
 use tessera_storage::{Storage, Store, StoreError};
 
 use super::ServeArgs;
@@ -106,13 +107,16 @@ pub fn keys(command: KeysCommand) -> ExitCode {
             KeysCommand::Rotate { dir, force } => (dir, Some(*force)),
         };
         let (store, config) = open(dir)?;
-        let mut ring = KeyRing::load(store, Arc::new(SystemClock), rotation_rules(&config))
+        let ring = KeyRing::load(store, Arc::new(SystemClock), rotation_rules(&config))
             .map_err(|e| e.to_string())?;
-        let keys = match force {
-            None => ring.list(),
-            Some(force) => ring.rotate(force).map_err(|e| e.to_string())?,
-        };
-        Ok(serde_json::json!({ "keys": keys }))
+        let keys = actix::System::new().block_on(async move {
+            let ring = KeyRingHandle::start(ring, &actix::Arbiter::current());
+            match force {
+                None => ring.list().await,
+                Some(force) => ring.rotate(force).await,
+            }
+        });
+        Ok(crate::api::admin::keys::view(&keys.map_err(|e| e.to_string())?))
     })())
 }
 
@@ -133,37 +137,46 @@ pub fn apps(command: AppsCommand) -> ExitCode {
         let cleanup = std::time::Duration::from_secs(config.grant_cleanup_every);
         let grants = GrantStore::start(Arc::clone(&store), clock.clone(), cleanup)
             .map_err(|e| e.to_string())?;
-        let mut registry = ClientRegistry::load(store, grants.clone(), clock, limits)
-            .map_err(|e| e.to_string())?;
-        match command {
-            AppsCommand::Create { name, scopes, description, .. } => {
-                let input = NewApp { name, scopes, description, ..Default::default() };
-                let (app, secret) =
-                    registry.create(&Caller::Operator, input).map_err(|e| e.to_string())?;
-                let mut v = crate::api::admin::app_view(&app);
-                v["secret"] = serde_json::json!(secret);
-                Ok(serde_json::json!({ "app": v }))
-            }
-            AppsCommand::List(_) => {
-                let page = registry.list(Page { size: Page::MAX_SIZE, number: 1 });
-                let apps: Vec<_> = page.apps.iter().map(crate::api::admin::app_view).collect();
-                Ok(serde_json::json!({ "apps": apps, "count": page.count }))
-            }
-            AppsCommand::RotateSecret { id, step, .. } => {
-                let step = match step.as_str() {
-                    "complete" => RotationStep::Complete,
-                    "cancel" => RotationStep::Cancel,
-                    _ => RotationStep::Start,
-                };
-                let (app, next) = registry
-                    .rotate_secret(&Caller::Operator, &id, step)
-                    .map_err(|e| e.to_string())?;
-                let mut v = serde_json::json!({ "app": crate::api::admin::app_view(&app) });
-                if let Some(secret) = next {
-                    v["nextSecret"] = serde_json::json!(secret);
-                }
-                Ok(v)
-            }
-        }
+        let registry =
+            Registry::load(store, grants.clone(), clock, limits).map_err(|e| e.to_string())?;
+        let answer = actix::System::new().block_on(async move {
+            let registry = RegistryHandle::start(registry, &actix::Arbiter::current());
+            apps_command(&registry, command).await
+        });
+        grants.stop();
+        answer.map_err(|e| e.to_string())
     })())
+}
+
+async fn apps_command(
+    registry: &RegistryHandle,
+    command: AppsCommand,
+) -> Result<serde_json::Value, RegistryError> {
+    Ok(match command {
+        AppsCommand::Create { name, scopes, description, .. } => {
+            let input = NewApp { name, scopes, description, ..Default::default() };
+            let (app, secret) = registry.create_app(Caller::Operator, input).await?;
+            let mut v = crate::api::admin::app_view(&app);
+            v["secret"] = serde_json::json!(secret);
+            serde_json::json!({ "app": v })
+        }
+        AppsCommand::List(_) => {
+            let page = registry.list_apps(Page::ALL).await?;
+            let apps: Vec<_> = page.items.iter().map(crate::api::admin::app_view).collect();
+            serde_json::json!({ "apps": apps, "count": page.total })
+        }
+        AppsCommand::RotateSecret { id, step, .. } => {
+            let step = match step.as_str() {
+                "complete" => RotationStep::Complete,
+                "cancel" => RotationStep::Cancel,
+                _ => RotationStep::Start,
+            };
+            let (app, next) = registry.rotate_secret(Caller::Operator, id, step).await?;
+            let mut v = serde_json::json!({ "app": crate::api::admin::app_view(&app) });
+            if let Some(secret) = next {
+                v["nextSecret"] = serde_json::json!(secret);
+            }
+            v
+        }
+    })
 }

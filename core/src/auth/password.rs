@@ -15,20 +15,23 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 pub const MIN_LEN: usize = 8;
 pub const MAX_LEN: usize = 256;
 
-pub fn check_policy(password: &str) -> Result<(), String> {
+/// A password outside the length policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("password must be {MIN_LEN} to {MAX_LEN} characters")]
+pub struct PolicyRefusal;
+
+pub fn check_policy(password: &str) -> Result<(), PolicyRefusal> {
     let n = password.chars().count();
     if !(MIN_LEN..=MAX_LEN).contains(&n) {
-        return Err(format!("password must be {MIN_LEN} to {MAX_LEN} characters"));
+        return Err(PolicyRefusal);
     }
     Ok(())
 }
 
-/// A PHC string (`$argon2id$v=19$...`) with a fresh random salt.
-pub fn hash(password: &str) -> Result<String, String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+/// A PHC string (`$argon2id$v=19$...`) with a fresh random salt; `None` only when the hasher
+/// refuses (it does not for a password within the policy).
+pub fn hash(password: &str) -> Option<String> {
+    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).ok()
 }
 
 pub fn verify(password: &str, phc: &str) -> bool {
@@ -42,7 +45,7 @@ pub static DUMMY: LazyLock<String> =
     LazyLock::new(|| hash("not a password of anyone's").unwrap_or_default());
 
 enum Work {
-    Hash(String, oneshot::Sender<Result<String, String>>),
+    Hash(String, oneshot::Sender<Option<String>>),
     Verify(String, String, oneshot::Sender<bool>),
 }
 
@@ -55,6 +58,8 @@ pub enum PoolError {
     Busy,
     #[error("the password pool stopped")]
     Stopped,
+    #[error("the password could not be hashed")]
+    Refused,
 }
 
 /// Jobs that may wait for a password thread: at tens of milliseconds each on two threads, the
@@ -130,8 +135,8 @@ impl PasswordPool {
         })
     }
 
-    /// A PHC string, or `Ok(Err(why))` when the hasher refused the password.
-    pub async fn hash(&self, password: String) -> Result<Result<String, String>, PoolError> {
+    /// A PHC string for a password within the policy.
+    pub async fn hash(&self, password: String) -> Result<String, PoolError> {
         if self.hashes_waiting.fetch_add(1, Ordering::Relaxed) >= self.max_hashes_waiting {
             self.hashes_waiting.fetch_sub(1, Ordering::Relaxed);
             return Err(PoolError::Busy);
@@ -141,7 +146,7 @@ impl PasswordPool {
             self.hashes_waiting.fetch_sub(1, Ordering::Relaxed);
             return Err(e);
         }
-        answer.await.map_err(|_| PoolError::Stopped)
+        answer.await.map_err(|_| PoolError::Stopped)?.ok_or(PoolError::Refused)
     }
 
     /// `Ok(false)` on a wrong password or an unreadable hash.
@@ -195,7 +200,7 @@ mod tests {
         assert_eq!(pool.hashes_waiting.load(Ordering::Relaxed), 4, "the refusal holds no place");
         assert_eq!(pool.verify("x".into(), DUMMY.clone()).await, Ok(false));
         pool.hashes_waiting.store(0, Ordering::Relaxed);
-        assert!(matches!(pool.hash("a password".into()).await, Ok(Ok(_))));
+        assert!(pool.hash("a password".into()).await.is_ok());
         assert_eq!(pool.hashes_waiting.load(Ordering::Relaxed), 0);
     }
 }

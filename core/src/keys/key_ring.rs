@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, AsyncContext, Context, Handler, Message};
+use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context, Handler, Message};
 use arc_swap::ArcSwap;
-use serde::Serialize;
 use tessera_storage::{KeyState, Storage, StoreError};
 
 use crate::auth::secret::random_token;
@@ -31,11 +30,13 @@ pub enum KeyRingError {
     NotSafe { safe_at: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The key ring actor is gone (the server is stopping).
+    #[error("the key ring is not running")]
+    Stopped,
 }
 
-/// A key as `GET /api/v1/keys` lists it: never private material.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+/// What is known of a key apart from its private material.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
     pub kid: String,
     pub state: KeyState,
@@ -171,19 +172,46 @@ impl Actor for KeyRing {
     }
 }
 
+/// A cloneable way to the running key ring: one typed method per command.
+#[derive(Clone)]
+pub struct KeyRingHandle {
+    addr: Addr<KeyRing>,
+}
+
+impl KeyRingHandle {
+    /// Starts the ring on `arbiter`, where its schedule runs.
+    pub fn start(ring: KeyRing, arbiter: &ArbiterHandle) -> KeyRingHandle {
+        KeyRingHandle { addr: KeyRing::start_in_arbiter(arbiter, move |_| ring) }
+    }
+
+    pub async fn list(&self) -> Result<Vec<KeyInfo>, KeyRingError> {
+        self.addr.send(ListKeys).await.map_err(|_| KeyRingError::Stopped)
+    }
+
+    /// Rotates now; without `force`, only once the next key has been out one JWKS max-age.
+    pub async fn rotate(&self, force: bool) -> Result<Vec<KeyInfo>, KeyRingError> {
+        self.addr.send(Rotate { force }).await.map_err(|_| KeyRingError::Stopped)?
+    }
+
+    /// Runs the schedule's step now (what the timer does), for tests that move the clock.
+    pub async fn tick(&self) -> Result<(), KeyRingError> {
+        Ok(self.addr.send(Tick).await.map_err(|_| KeyRingError::Stopped)??)
+    }
+}
+
 #[derive(Message)]
 #[rtype(result = "Result<Vec<KeyInfo>, KeyRingError>")]
-pub struct Rotate {
-    pub force: bool,
+struct Rotate {
+    force: bool,
 }
 
 #[derive(Message)]
 #[rtype(result = "Vec<KeyInfo>")]
-pub struct ListKeys;
+struct ListKeys;
 
 #[derive(Message)]
 #[rtype(result = "Result<(), StoreError>")]
-pub struct Tick;
+struct Tick;
 
 impl Handler<Rotate> for KeyRing {
     type Result = Result<Vec<KeyInfo>, KeyRingError>;

@@ -1,14 +1,163 @@
-//! The registry actor, the one owner of apps, secrets, scopes, roles, users, services, API keys,
-//! subscriptions and providers: every change is checked against `policy`, committed durably, and
-//! only then published to the tables.
+//! The registry: the one owner of apps and their secrets, scopes, roles, users, services with
+//! their API keys, and providers. Every change passes `policy`, commits durably, and only then
+//! reaches the published tables (`tables/`) that the hot path reads; one module per record kind.
 
-#[macro_use]
-mod macros;
-
-pub mod app;
-pub mod clients;
+mod apply;
+pub mod apps;
+mod error;
+mod handle;
+mod page;
 pub mod providers;
 pub mod scopes;
-pub mod service_users;
 pub mod services;
 pub mod users;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use actix::{Actor, Context};
+use tessera_storage::{
+    ApiKeyRecord, AppRecord, GrantOp, ProviderRecord, RoleRecord, ScopeRecord, ServiceRecord,
+    Storage, StoreError, SubscriptionRecord, UserRecord,
+};
+
+use crate::auth::secret::{new_client_id, new_secret};
+use crate::clock::SharedClock;
+use crate::grants::GrantStore;
+use crate::tables::client::{Client, ClientTable};
+use crate::tables::service_keys::ServiceKeys;
+use crate::tables::user::UserTable;
+
+pub use error::{ConflictKind, Forbidden, RegistryError};
+pub use handle::RegistryHandle;
+pub use page::{Listed, Page};
+
+/// Server-wide limits and rules the registry applies to every change.
+#[derive(Debug, Clone)]
+pub struct AppLimits {
+    pub max_token_ttl: u64,
+    /// `strict_delegation`: a caller without `root` grants (to apps and roles) only scopes it
+    /// holds itself.
+    pub strict_delegation: bool,
+    /// `default_role`: the role new users get unasked. Its scopes reach anyone who registers,
+    /// so the rules that guard granting must know which role it is.
+    pub default_role: String,
+}
+
+/// The root app's credentials: the operator's, or generated on first start.
+pub struct RootCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl RootCredentials {
+    pub fn generate() -> RootCredentials {
+        RootCredentials { client_id: new_client_id(), client_secret: new_secret() }
+    }
+}
+
+pub struct Registry {
+    store: Arc<dyn Storage>,
+    grants: GrantStore,
+    clock: SharedClock,
+    limits: AppLimits,
+    apps: BTreeMap<String, AppRecord>,
+    /// Custom scopes by id (built-ins are constants in `policy`).
+    scopes: BTreeMap<String, ScopeRecord>,
+    /// Custom roles by id (built-ins are constants in `policy`).
+    roles: BTreeMap<String, RoleRecord>,
+    users: BTreeMap<String, UserRecord>,
+    /// Lowercased username and email → auth id: logins and uniqueness without a scan.
+    logins: HashMap<String, String>,
+    services: BTreeMap<String, ServiceRecord>,
+    api_keys: BTreeMap<String, ApiKeyRecord>,
+    /// (service id, user id) of every user linked to a service.
+    service_users: BTreeSet<(String, String)>,
+    subscriptions: BTreeMap<(String, String), SubscriptionRecord>,
+    providers: BTreeMap<String, ProviderRecord>,
+    client_table: ClientTable,
+    user_table: UserTable,
+    service_keys: ServiceKeys,
+}
+
+impl Registry {
+    /// Loads every record and publishes the tables before the actor starts serving.
+    pub fn load(
+        store: Arc<dyn Storage>,
+        grants: GrantStore,
+        clock: SharedClock,
+        limits: AppLimits,
+    ) -> Result<Registry, StoreError> {
+        let users = keyed(store.load_users()?, |u| u.auth_id.clone());
+        let registry = Registry {
+            apps: keyed(store.load_apps()?, |a| a.id.clone()),
+            scopes: keyed(store.load_scopes()?, |s| s.id.clone()),
+            roles: keyed(store.load_roles()?, |r| r.id.clone()),
+            logins: users::login_index(users.values()),
+            users,
+            services: keyed(store.load_services()?, |s| s.id.clone()),
+            api_keys: keyed(store.load_api_keys()?, |k| k.key_id.clone()),
+            service_users: store
+                .load_service_users()?
+                .into_iter()
+                .map(|(s, u, _)| (s, u))
+                .collect(),
+            subscriptions: store
+                .load_subscriptions()?
+                .into_iter()
+                .map(|s| ((s.service_id.clone(), s.user_id.clone()), s))
+                .collect(),
+            providers: keyed(store.load_providers()?, |p| p.id.clone()),
+            client_table: ClientTable::default(),
+            user_table: UserTable::default(),
+            service_keys: ServiceKeys::default(),
+            store,
+            grants,
+            clock,
+            limits,
+        };
+        for app in registry.apps.values() {
+            registry.client_table.put(Client::from_record(app));
+        }
+        for key in registry.api_keys.values() {
+            registry.service_keys.put(key);
+        }
+        registry.republish_users();
+        Ok(registry)
+    }
+
+    /// The published apps, for the issuer.
+    pub fn client_table(&self) -> ClientTable {
+        self.client_table.clone()
+    }
+
+    /// The published users, for the issuer.
+    pub fn user_table(&self) -> UserTable {
+        self.user_table.clone()
+    }
+
+    /// The published service API keys, for `X-API-Key`.
+    pub fn service_keys(&self) -> ServiceKeys {
+        self.service_keys.clone()
+    }
+
+    /// Ends every refresh family of an app (or, with `subject`, of one user of
+    /// `tessera-consumer`) that is being disabled or deleted, after every check and before the
+    /// change commits: a failed commit then leaves the families ended, never the reverse.
+    fn end_families(&self, client_id: &str, subject: Option<&str>) -> Result<(), RegistryError> {
+        self.grants.submit_blocking(GrantOp::RevokeClient {
+            client_id: client_id.to_string(),
+            subject: subject.map(str::to_string),
+            horizon: self.clock.now().saturating_add(self.limits.max_token_ttl),
+        })?;
+        Ok(())
+    }
+}
+
+fn keyed<T>(rows: Vec<T>, key: impl Fn(&T) -> String) -> BTreeMap<String, T> {
+    rows.into_iter().map(|r| (key(&r), r)).collect()
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+}

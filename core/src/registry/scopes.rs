@@ -1,31 +1,25 @@
-//! Scopes and roles, owned by the ClientRegistry (docs/api.md, Admin API). Built-ins are constants and
+//! Scopes and roles (docs/api.md, Admin API), and the privileged-role rule for roles. Built-ins are constants and
 //! cannot be created, renamed, updated or deleted; no custom scope or role takes a built-in
 //! name; a scope's rename or deletion reaches every app and role that names it in the same
 //! transaction.
 
-use serde::{Deserialize, Serialize};
 use tessera_storage::{RegistryChange, RoleRecord, ScopeRecord};
 
+use super::{ConflictKind, Listed, Page, Registry, RegistryError};
 use crate::auth::secret::random_token;
 use crate::policy::{self, BUILT_IN_ROLES, BUILT_IN_SCOPES, Caller, PolicyError};
-use crate::registry::clients::{ClientRegistry, Page, RegistryError};
-use crate::tables::client::Client;
 
-/// A scope as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// A scope, built in or custom.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopeView {
     pub id: String,
     pub name: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
     pub note: String,
     pub built_in: bool,
 }
 
-/// A role as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// A role, built in or custom.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleView {
     pub id: String,
     pub name: String,
@@ -35,18 +29,18 @@ pub struct RoleView {
     pub built_in: bool,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ScopeInput {
+/// A new scope, or a change to one: each field present replaces the stored one.
+#[derive(Debug, Clone, Default)]
+pub struct ScopePatch {
     pub name: Option<String>,
     pub note: Option<String>,
-    #[serde(rename = "type")]
+    /// Only `s2s` exists; sent for the API's shape.
     pub kind: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RoleInput {
+/// A new role, or a change to one: each field present replaces the stored one.
+#[derive(Debug, Clone, Default)]
+pub struct RolePatch {
     pub name: Option<String>,
     pub note: Option<String>,
     pub scopes: Option<Vec<String>>,
@@ -54,23 +48,11 @@ pub struct RoleInput {
 }
 
 fn scope_view(s: &ScopeRecord) -> ScopeView {
-    ScopeView {
-        id: s.id.clone(),
-        name: s.name.clone(),
-        kind: "s2s",
-        note: s.note.clone(),
-        built_in: false,
-    }
+    ScopeView { id: s.id.clone(), name: s.name.clone(), note: s.note.clone(), built_in: false }
 }
 
 fn built_in_scope(name: &str) -> ScopeView {
-    ScopeView {
-        id: name.into(),
-        name: name.into(),
-        kind: "s2s",
-        note: "built-in".into(),
-        built_in: true,
-    }
+    ScopeView { id: name.into(), name: name.into(), note: "built-in".into(), built_in: true }
 }
 
 fn role_view(r: &RoleRecord) -> RoleView {
@@ -95,26 +77,15 @@ fn built_in_role(name: &str, privileged: bool) -> RoleView {
     }
 }
 
-fn invalid(message: impl Into<String>) -> RegistryError {
-    RegistryError::Invalid(message.into())
-}
-
 fn check_note(note: &str) -> Result<(), RegistryError> {
     if note.chars().count() > 1024 {
-        Err(invalid("note must be at most 1024 characters"))
+        Err(RegistryError::invalid("note", "note must be at most 1024 characters"))
     } else {
         Ok(())
     }
 }
 
-fn page<T: Clone>(items: Vec<T>, page: Page) -> (Vec<T>, usize) {
-    let size = page.size.clamp(1, Page::MAX_SIZE);
-    let skip = page.number.saturating_sub(1).saturating_mul(size);
-    let count = items.len();
-    (items.into_iter().skip(skip).take(size).collect(), count)
-}
-
-impl ClientRegistry {
+impl Registry {
     /// Whether a scope name exists, built in or custom.
     pub fn scope_exists(&self, name: &str) -> bool {
         policy::is_built_in_scope(name) || self.scopes.values().any(|s| s.name == name)
@@ -126,48 +97,44 @@ impl ClientRegistry {
         except_id: Option<&str>,
     ) -> Result<(), RegistryError> {
         if !policy::is_scope_token(name) {
-            return Err(invalid(format!("'{name}' is not a valid scope name (RFC 6749 §3.3)")));
+            let reason = format!("'{name}' is not a valid scope name (RFC 6749 §3.3)");
+            return Err(RegistryError::invalid("name", reason));
         }
         if policy::is_built_in_scope(name) {
             return Err(PolicyError::BuiltIn.into());
         }
         if self.scopes.values().any(|s| s.name == name && Some(s.id.as_str()) != except_id) {
-            return Err(RegistryError::Conflict(format!("a scope named '{name}' already exists")));
+            return Err(ConflictKind::ScopeName(name.to_string()).into());
         }
         Ok(())
     }
 
-    pub fn list_scopes(&self, p: Page) -> (Vec<ScopeView>, usize) {
-        let mut all: Vec<ScopeView> = BUILT_IN_SCOPES.iter().map(|n| built_in_scope(n)).collect();
-        all.extend(self.scopes.values().map(scope_view));
-        page(all, p)
+    pub(super) fn list_scopes(&self, page: Page) -> Listed<ScopeView> {
+        let built_in = BUILT_IN_SCOPES.iter().map(|n| built_in_scope(n));
+        let all = built_in.chain(self.scopes.values().map(scope_view));
+        page.of(all, BUILT_IN_SCOPES.len() + self.scopes.len())
     }
 
-    pub fn get_scope(&self, id: &str) -> Result<ScopeView, RegistryError> {
+    pub(super) fn scope(&self, id: &str) -> Result<ScopeView, RegistryError> {
         if policy::is_built_in_scope(id) {
             return Ok(built_in_scope(id));
         }
         self.scopes.get(id).map(scope_view).ok_or(RegistryError::NotFound)
     }
 
-    pub fn create_scope(
-        &mut self,
-        _caller: &Caller,
-        input: ScopeInput,
-    ) -> Result<ScopeView, RegistryError> {
-        let name = input.name.ok_or_else(|| invalid("name is required"))?;
+    pub(super) fn create_scope(&mut self, input: ScopePatch) -> Result<ScopeView, RegistryError> {
+        let name = input.name.ok_or_else(|| RegistryError::invalid("name", "name is required"))?;
         self.check_new_scope_name(&name, None)?;
         if input.kind.as_deref().is_some_and(|k| k != "s2s") {
-            return Err(invalid("type must be \"s2s\""));
+            return Err(RegistryError::invalid("type", "type must be \"s2s\""));
         }
         let note = input.note.unwrap_or_default();
         check_note(&note)?;
         let now = self.clock.now();
         let record =
             ScopeRecord { id: random_token(12), name, note, created_at: now, updated_at: now };
-        self.store.apply_registry(&[RegistryChange::PutScope(record.clone())])?;
         let view = scope_view(&record);
-        self.scopes.insert(record.id.clone(), record);
+        self.apply(vec![RegistryChange::PutScope(record)])?;
         Ok(view)
     }
 
@@ -192,11 +159,11 @@ impl ClientRegistry {
     }
 
     /// A rename reaches every app and role that names the scope, in one transaction.
-    pub fn update_scope(
+    pub(super) fn update_scope(
         &mut self,
         caller: &Caller,
         id: &str,
-        input: ScopeInput,
+        input: ScopePatch,
     ) -> Result<ScopeView, RegistryError> {
         if policy::is_built_in_scope(id) {
             return Err(PolicyError::BuiltIn.into());
@@ -207,7 +174,7 @@ impl ClientRegistry {
             record.note = note;
         }
         if input.kind.as_deref().is_some_and(|k| k != "s2s") {
-            return Err(invalid("type must be \"s2s\""));
+            return Err(RegistryError::invalid("type", "type must be \"s2s\""));
         }
         let old = record.name.clone();
         if let Some(name) = input.name {
@@ -224,11 +191,11 @@ impl ClientRegistry {
             policy::check_scope_rename(caller, strict, self.is_held(&old))?;
             changes.extend(self.replace_scope_everywhere(&old, Some(&new)));
         }
-        self.commit_changes(changes)?;
+        self.apply(changes)?;
         Ok(scope_view(&record))
     }
 
-    pub fn delete_scope(&mut self, caller: &Caller, id: &str) -> Result<(), RegistryError> {
+    pub(super) fn delete_scope(&mut self, caller: &Caller, id: &str) -> Result<(), RegistryError> {
         if policy::is_built_in_scope(id) {
             return Err(PolicyError::BuiltIn.into());
         }
@@ -237,7 +204,7 @@ impl ClientRegistry {
         policy::check_manage_role(caller, self.is_held_by_privileged_role(&record.name))?;
         let mut changes = vec![RegistryChange::DeleteScope(id.to_string())];
         changes.extend(self.replace_scope_everywhere(&record.name, None));
-        self.commit_changes(changes)
+        self.apply(changes)
     }
 
     /// The app and role changes that rename (or, with `None`, remove) a scope name.
@@ -276,54 +243,6 @@ impl ClientRegistry {
         changes
     }
 
-    /// [`Self::commit_changes`] for the registry's other modules.
-    pub(crate) fn commit_changes_public(
-        &mut self,
-        changes: Vec<RegistryChange>,
-    ) -> Result<(), RegistryError> {
-        self.commit_changes(changes)
-    }
-
-    /// Durable first, then the in-memory state and the published client table.
-    fn commit_changes(&mut self, changes: Vec<RegistryChange>) -> Result<(), RegistryError> {
-        self.store.apply_registry(&changes)?;
-        for change in changes {
-            match change {
-                RegistryChange::PutApp(app) => {
-                    self.table.put(Client::from_record(&app));
-                    self.apps.insert(app.id.clone(), app);
-                }
-                RegistryChange::PutScope(scope) => {
-                    self.scopes.insert(scope.id.clone(), scope);
-                }
-                RegistryChange::DeleteScope(id) => {
-                    self.scopes.remove(&id);
-                }
-                RegistryChange::PutRole(role) => {
-                    self.roles.insert(role.id.clone(), role);
-                }
-                RegistryChange::DeleteRole(id) => {
-                    self.roles.remove(&id);
-                }
-                RegistryChange::PutUser(user) => {
-                    self.users.insert(user.auth_id.clone(), user);
-                }
-                RegistryChange::DeleteUser(id) => {
-                    if let Some(user) = self.users.remove(&id) {
-                        for key in crate::registry::users::login_keys(&user) {
-                            self.logins.remove(&key);
-                        }
-                    }
-                    self.user_table.remove(&id);
-                }
-                other => self.apply_service_change(other),
-            }
-        }
-        // Role and scope changes move users' scopes.
-        self.republish_users();
-        Ok(())
-    }
-
     fn check_role_name(
         &self,
         name: &str,
@@ -331,13 +250,13 @@ impl ClientRegistry {
     ) -> Result<String, RegistryError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 128 {
-            return Err(invalid("name must be 1 to 128 characters"));
+            return Err(RegistryError::invalid("name", "name must be 1 to 128 characters"));
         }
         if policy::is_built_in_role(name) {
             return Err(PolicyError::BuiltIn.into());
         }
         if self.roles.values().any(|r| r.name == name && Some(r.id.as_str()) != except_id) {
-            return Err(RegistryError::Conflict(format!("a role named '{name}' already exists")));
+            return Err(ConflictKind::RoleName(name.to_string()).into());
         }
         Ok(name.to_string())
     }
@@ -351,7 +270,10 @@ impl ClientRegistry {
         let mut out: Vec<String> = Vec::new();
         for scope in scopes {
             if !self.scope_exists(scope) {
-                return Err(invalid(format!("scope '{scope}' does not exist")));
+                return Err(RegistryError::invalid(
+                    "scopes",
+                    format!("scope '{scope}' does not exist"),
+                ));
             }
             if !out.contains(scope) {
                 out.push(scope.clone());
@@ -360,14 +282,13 @@ impl ClientRegistry {
         Ok(out)
     }
 
-    pub fn list_roles(&self, p: Page) -> (Vec<RoleView>, usize) {
-        let mut all: Vec<RoleView> =
-            BUILT_IN_ROLES.iter().map(|(n, p)| built_in_role(n, *p)).collect();
-        all.extend(self.roles.values().map(role_view));
-        page(all, p)
+    pub(super) fn list_roles(&self, page: Page) -> Listed<RoleView> {
+        let built_in = BUILT_IN_ROLES.iter().map(|(n, p)| built_in_role(n, *p));
+        let all = built_in.chain(self.roles.values().map(role_view));
+        page.of(all, BUILT_IN_ROLES.len() + self.roles.len())
     }
 
-    pub fn get_role(&self, id: &str) -> Result<RoleView, RegistryError> {
+    pub(super) fn role(&self, id: &str) -> Result<RoleView, RegistryError> {
         if let Some((name, privileged)) = BUILT_IN_ROLES.iter().find(|(n, _)| *n == id) {
             return Ok(built_in_role(name, *privileged));
         }
@@ -375,13 +296,16 @@ impl ClientRegistry {
     }
 
     /// A role holding `root` is privileged whatever it says: assigning it is rule 2's business.
-    pub fn create_role(
+    pub(super) fn create_role(
         &mut self,
         caller: &Caller,
-        input: RoleInput,
+        input: RolePatch,
     ) -> Result<RoleView, RegistryError> {
         let name = self.check_role_name(
-            input.name.as_deref().ok_or_else(|| invalid("name is required"))?,
+            input
+                .name
+                .as_deref()
+                .ok_or_else(|| RegistryError::invalid("name", "name is required"))?,
             None,
         )?;
         let scopes = self.check_role_scopes(caller, input.scopes.as_deref().unwrap_or(&[]))?;
@@ -401,15 +325,15 @@ impl ClientRegistry {
             created_at: now,
             updated_at: now,
         };
-        self.commit_changes(vec![RegistryChange::PutRole(record.clone())])?;
+        self.apply(vec![RegistryChange::PutRole(record.clone())])?;
         Ok(role_view(&record))
     }
 
-    pub fn update_role(
+    pub(super) fn update_role(
         &mut self,
         caller: &Caller,
         id: &str,
-        input: RoleInput,
+        input: RolePatch,
     ) -> Result<RoleView, RegistryError> {
         if policy::is_built_in_role(id) {
             return Err(PolicyError::BuiltIn.into());
@@ -445,11 +369,11 @@ impl ClientRegistry {
         if old_name != record.name {
             changes.extend(self.replace_role_in_users(&old_name, Some(&record.name)));
         }
-        self.commit_changes(changes)?;
+        self.apply(changes)?;
         Ok(role_view(&record))
     }
 
-    pub fn delete_role(&mut self, caller: &Caller, id: &str) -> Result<(), RegistryError> {
+    pub(super) fn delete_role(&mut self, caller: &Caller, id: &str) -> Result<(), RegistryError> {
         if policy::is_built_in_role(id) {
             return Err(PolicyError::BuiltIn.into());
         }
@@ -463,71 +387,6 @@ impl ClientRegistry {
         policy::check_change_privileged_user(caller, privileged_holder)?;
         let mut changes = vec![RegistryChange::DeleteRole(id.to_string())];
         changes.extend(self.replace_role_in_users(&record.name, None));
-        self.commit_changes(changes)
+        self.apply(changes)
     }
-}
-
-// Adapters so every message maps onto one method signature shape.
-impl ClientRegistry {
-    fn list_scopes_msg(&mut self, page: Page) -> (Vec<ScopeView>, usize) {
-        self.list_scopes(page)
-    }
-    fn get_scope_msg(&mut self, id: String) -> Result<ScopeView, RegistryError> {
-        self.get_scope(&id)
-    }
-    fn create_scope_msg(
-        &mut self,
-        caller: Caller,
-        input: ScopeInput,
-    ) -> Result<ScopeView, RegistryError> {
-        self.create_scope(&caller, input)
-    }
-    fn update_scope_msg(
-        &mut self,
-        caller: Caller,
-        id: String,
-        input: ScopeInput,
-    ) -> Result<ScopeView, RegistryError> {
-        self.update_scope(&caller, &id, input)
-    }
-    fn delete_scope_msg(&mut self, caller: Caller, id: String) -> Result<(), RegistryError> {
-        self.delete_scope(&caller, &id)
-    }
-    fn list_roles_msg(&mut self, page: Page) -> (Vec<RoleView>, usize) {
-        self.list_roles(page)
-    }
-    fn get_role_msg(&mut self, id: String) -> Result<RoleView, RegistryError> {
-        self.get_role(&id)
-    }
-    fn create_role_msg(
-        &mut self,
-        caller: Caller,
-        input: RoleInput,
-    ) -> Result<RoleView, RegistryError> {
-        self.create_role(&caller, input)
-    }
-    fn update_role_msg(
-        &mut self,
-        caller: Caller,
-        id: String,
-        input: RoleInput,
-    ) -> Result<RoleView, RegistryError> {
-        self.update_role(&caller, &id, input)
-    }
-    fn delete_role_msg(&mut self, caller: Caller, id: String) -> Result<(), RegistryError> {
-        self.delete_role(&caller, &id)
-    }
-}
-
-registry_messages! {
-    ListScopes { page: Page } -> (Vec<ScopeView>, usize) => list_scopes_msg;
-    GetScope { id: String } -> Result<ScopeView, RegistryError> => get_scope_msg;
-    CreateScope { caller: Caller, input: ScopeInput } -> Result<ScopeView, RegistryError> => create_scope_msg;
-    UpdateScope { caller: Caller, id: String, input: ScopeInput } -> Result<ScopeView, RegistryError> => update_scope_msg;
-    DeleteScope { caller: Caller, id: String } -> Result<(), RegistryError> => delete_scope_msg;
-    ListRoles { page: Page } -> (Vec<RoleView>, usize) => list_roles_msg;
-    GetRole { id: String } -> Result<RoleView, RegistryError> => get_role_msg;
-    CreateRole { caller: Caller, input: RoleInput } -> Result<RoleView, RegistryError> => create_role_msg;
-    UpdateRole { caller: Caller, id: String, input: RoleInput } -> Result<RoleView, RegistryError> => update_role_msg;
-    DeleteRole { caller: Caller, id: String } -> Result<(), RegistryError> => delete_role_msg;
 }

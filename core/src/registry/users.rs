@@ -1,22 +1,17 @@
-//! Users, owned by the ClientRegistry (docs/api.md, Admin API, Fusio): CRUD, invitations, the
+//! Users (docs/api.md, Admin API; Fusio's user model): CRUD, invitations, the
 //! privileged-role rule, registration, and the lookups that login needs. Password hashes are
 //! computed by callers off the workers; this owner only stores them.
 
-use serde::{Deserialize, Serialize};
 use tessera_storage::{DisabledBy, RegistryChange, UserRecord};
 
+use super::{ConflictKind, Forbidden, Listed, Page, Registry, RegistryError};
 use crate::auth::secret::{hash_secret, random_token, to_hex};
 use crate::policy::{self, BUILT_IN_ROLES, Caller, PolicyError};
-use crate::registry::clients::{ClientRegistry, Page, RegistryError};
 use crate::tables::client::CONSUMER_CLIENT_ID;
-use crate::tables::user::{UserEntry, UserTable};
+use crate::tables::user::UserEntry;
 
-/// The service API's answer when a service tries to undo an operator's deactivation.
-pub const OPERATOR_DISABLED: &str =
-    "This user was deactivated by an operator; only an operator can activate it again.";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// A user without its password or invitation digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserView {
     pub auth_id: String,
     pub username: Option<String>,
@@ -29,8 +24,8 @@ pub struct UserView {
     pub updated_at: u64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// A change to a user: each field present replaces the stored one.
+#[derive(Debug, Clone, Default)]
 pub struct UserPatch {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -38,17 +33,13 @@ pub struct UserPatch {
     pub roles: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// Someone invited to sign up; no roles named means the default role.
+#[derive(Debug, Clone, Default)]
 pub struct Invitation {
     pub email: String,
-    #[serde(default)]
     pub username: Option<String>,
-    #[serde(default)]
     pub first_name: String,
-    #[serde(default)]
     pub last_name: String,
-    #[serde(default)]
     pub roles: Vec<String>,
 }
 
@@ -74,89 +65,57 @@ pub fn view(u: &UserRecord) -> UserView {
     }
 }
 
-pub(crate) fn login_keys(u: &UserRecord) -> impl Iterator<Item = String> + '_ {
+pub(super) fn login_keys(u: &UserRecord) -> impl Iterator<Item = String> + '_ {
     u.username.iter().map(|n| n.to_lowercase()).chain(std::iter::once(u.email.to_lowercase()))
 }
 
-pub(crate) fn login_index<'a>(
+pub(super) fn login_index<'a>(
     users: impl Iterator<Item = &'a UserRecord>,
 ) -> std::collections::HashMap<String, String> {
     users.flat_map(|u| login_keys(u).map(move |k| (k, u.auth_id.clone()))).collect()
 }
 
-fn invalid(message: impl Into<String>) -> RegistryError {
-    RegistryError::Invalid(message.into())
-}
-
-pub(crate) fn check_email(email: &str) -> Result<String, RegistryError> {
+pub(super) fn check_email(email: &str) -> Result<String, RegistryError> {
     let email = email.trim();
     let ok = email.len() <= 254
         && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
     if !ok || email.chars().any(char::is_whitespace) {
-        return Err(invalid("email must be an address like name@example.com"));
+        return Err(RegistryError::invalid(
+            "email",
+            "email must be an address like name@example.com",
+        ));
     }
     Ok(email.to_string())
 }
 
-pub(crate) fn check_username(username: &str) -> Result<String, RegistryError> {
+pub(super) fn check_username(username: &str) -> Result<String, RegistryError> {
     let username = username.trim();
     let ok = (3..=64).contains(&username.chars().count())
         && username.chars().all(|c| c.is_alphanumeric() || "._-".contains(c));
     if !ok {
-        return Err(invalid("username must be 3 to 64 letters, digits, '.', '_' or '-'"));
+        let reason = "username must be 3 to 64 letters, digits, '.', '_' or '-'";
+        return Err(RegistryError::invalid("username", reason));
     }
     Ok(username.to_string())
 }
 
 fn check_person_name(name: &str) -> Result<(), RegistryError> {
     if name.chars().count() > 128 {
-        Err(invalid("names must be at most 128 characters"))
+        Err(RegistryError::invalid("name", "names must be at most 128 characters"))
     } else {
         Ok(())
     }
 }
 
-impl ClientRegistry {
-    pub fn users_table(&self) -> UserTable {
-        self.user_table.clone()
-    }
-
+impl Registry {
     /// What a new user gets unasked: the default role, unless it does not exist or is
     /// privileged (registration must not be a way to a privileged role).
-    pub(crate) fn default_roles(&self) -> Vec<String> {
+    pub(super) fn default_roles(&self) -> Vec<String> {
         let role = &self.limits.default_role;
         match self.role_is_privileged(role) {
             Some(false) => vec![role.clone()],
             _ => Vec::new(),
         }
-    }
-
-    pub(crate) fn check_unique_login(
-        &self,
-        username: Option<&str>,
-        email: &str,
-    ) -> Result<(), RegistryError> {
-        self.check_unique(username, email, None)
-    }
-
-    /// Commits a user together with related changes, then indexes and publishes it.
-    pub(crate) fn commit_user_with(
-        &mut self,
-        user: UserRecord,
-        mut related: Vec<RegistryChange>,
-    ) -> Result<(), RegistryError> {
-        related.insert(0, RegistryChange::PutUser(user.clone()));
-        self.store.apply_registry(&related)?;
-        related.remove(0);
-        self.publish_user(&user);
-        for key in login_keys(&user) {
-            self.logins.insert(key, user.auth_id.clone());
-        }
-        self.users.insert(user.auth_id.clone(), user);
-        for change in related {
-            self.apply_service_change(change);
-        }
-        Ok(())
     }
 
     fn role_is_privileged(&self, name: &str) -> Option<bool> {
@@ -171,9 +130,9 @@ impl ClientRegistry {
         let mut out: Vec<String> = Vec::new();
         let mut has_privileged = false;
         for role in roles {
-            has_privileged |= self
-                .role_is_privileged(role)
-                .ok_or_else(|| invalid(format!("role '{role}' does not exist")))?;
+            has_privileged |= self.role_is_privileged(role).ok_or_else(|| {
+                RegistryError::invalid("roles", format!("role '{role}' does not exist"))
+            })?;
             if !out.contains(role) {
                 out.push(role.clone());
             }
@@ -205,14 +164,14 @@ impl ClientRegistry {
 
     /// Whether a user holds a privileged role now (built-in `super_admin`, or a custom role
     /// marked privileged or holding `root`).
-    pub(crate) fn holds_privileged_role(&self, user: &UserRecord) -> bool {
+    pub(super) fn holds_privileged_role(&self, user: &UserRecord) -> bool {
         user.roles.iter().any(|r| self.role_is_privileged(r) == Some(true))
     }
 
     /// Turns a user on or off for `caller`; true when an active user is turned off now, whose
     /// families must then end. A service cannot undo an operator's deactivation, and a
     /// service's deactivation never hides an operator's.
-    pub(crate) fn set_active(
+    pub(super) fn set_active(
         &self,
         caller: &Caller,
         user: &mut UserRecord,
@@ -227,7 +186,7 @@ impl ClientRegistry {
             && !user.is_active;
         if active {
             if keeps_operators {
-                return Err(RegistryError::Forbidden(OPERATOR_DISABLED.into()));
+                return Err(RegistryError::Forbidden(Forbidden::OperatorDisabled));
             }
             user.is_active = true;
             user.disabled_by = None;
@@ -242,7 +201,7 @@ impl ClientRegistry {
     }
 
     /// Ends a user's refresh families (and with them their access tokens) at once.
-    pub(crate) fn end_user_families(&self, auth_id: &str) -> Result<(), RegistryError> {
+    pub(super) fn end_user_families(&self, auth_id: &str) -> Result<(), RegistryError> {
         self.end_families(CONSUMER_CLIENT_ID, Some(auth_id))
     }
 
@@ -251,21 +210,21 @@ impl ClientRegistry {
     /// its clock before it looks a user up: whatever a request that still saw the user active
     /// issues (even a family opened after the families were ended) is dated at or before
     /// `disabledAt`, which is kept after a re-activation, so none of it comes back.
-    pub(crate) fn begin_deactivation(&self, user: &mut UserRecord) -> Result<(), RegistryError> {
+    pub(super) fn begin_deactivation(&self, user: &mut UserRecord) -> Result<(), RegistryError> {
         self.publish_user(user);
         user.disabled_at = Some(self.clock.now());
         self.end_user_families(&user.auth_id).inspect_err(|_| self.republish_stored(&user.auth_id))
     }
 
     /// Publishes a user as the store holds it (after a change that did not commit).
-    pub(crate) fn republish_stored(&self, auth_id: &str) {
+    pub(super) fn republish_stored(&self, auth_id: &str) {
         if let Some(user) = self.users.get(auth_id) {
             self.publish_user(user);
         }
     }
 
     /// The scopes a user's roles give.
-    pub(crate) fn user_scopes(&self, roles: &[String]) -> Vec<String> {
+    pub(super) fn user_scopes(&self, roles: &[String]) -> Vec<String> {
         let mut scopes: Vec<String> = Vec::new();
         for role in self.roles.values().filter(|r| roles.contains(&r.name)) {
             for s in &role.scopes {
@@ -277,7 +236,7 @@ impl ClientRegistry {
         scopes
     }
 
-    pub(crate) fn publish_user(&self, user: &UserRecord) {
+    pub(super) fn publish_user(&self, user: &UserRecord) {
         let entry = UserEntry {
             auth_id: user.auth_id.clone(),
             is_active: user.is_active,
@@ -288,7 +247,7 @@ impl ClientRegistry {
     }
 
     /// After a role or scope change every user's scopes may differ.
-    pub(crate) fn republish_users(&self) {
+    pub(super) fn republish_users(&self) {
         for user in self.users.values() {
             self.publish_user(user);
         }
@@ -298,7 +257,7 @@ impl ClientRegistry {
         self.logins.get(&login.trim().to_lowercase()).and_then(|id| self.users.get(id))
     }
 
-    fn check_unique(
+    pub(super) fn check_unique(
         &self,
         username: Option<&str>,
         email: &str,
@@ -306,36 +265,27 @@ impl ClientRegistry {
     ) -> Result<(), RegistryError> {
         for key in username.into_iter().chain(std::iter::once(email)) {
             if self.logins.get(&key.to_lowercase()).is_some_and(|id| Some(id.as_str()) != except) {
-                return Err(RegistryError::Conflict(
-                    "a user with that username or email already exists".into(),
-                ));
+                return Err(ConflictKind::Login.into());
             }
         }
         Ok(())
     }
 
     fn commit_user(&mut self, user: UserRecord) -> Result<UserView, RegistryError> {
-        self.store.apply_registry(&[RegistryChange::PutUser(user.clone())])?;
-        self.publish_user(&user);
-        for key in login_keys(&user) {
-            self.logins.insert(key, user.auth_id.clone());
-        }
         let v = view(&user);
-        self.users.insert(user.auth_id.clone(), user);
+        self.apply(vec![RegistryChange::PutUser(user)])?;
         Ok(v)
     }
 
-    pub fn list_users(&self, page: Page) -> (Vec<UserView>, usize) {
-        let size = page.size.clamp(1, Page::MAX_SIZE);
-        let skip = page.number.saturating_sub(1).saturating_mul(size);
-        (self.users.values().skip(skip).take(size).map(view).collect(), self.users.len())
+    pub(super) fn list_users(&self, page: Page) -> Listed<UserView> {
+        page.of(self.users.values().map(view), self.users.len())
     }
 
-    pub fn get_user(&self, auth_id: &str) -> Result<UserView, RegistryError> {
+    pub(super) fn user(&self, auth_id: &str) -> Result<UserView, RegistryError> {
         self.users.get(auth_id).map(view).ok_or(RegistryError::NotFound)
     }
 
-    pub fn update_user(
+    pub(super) fn update_user(
         &mut self,
         caller: &Caller,
         auth_id: &str,
@@ -373,22 +323,19 @@ impl ClientRegistry {
         self.commit_user(user).inspect_err(|_| self.republish_stored(auth_id))
     }
 
-    pub fn delete_user(&mut self, caller: &Caller, auth_id: &str) -> Result<(), RegistryError> {
+    pub(super) fn delete_user(
+        &mut self,
+        caller: &Caller,
+        auth_id: &str,
+    ) -> Result<(), RegistryError> {
         let user = self.users.get(auth_id).ok_or(RegistryError::NotFound)?;
         policy::check_change_privileged_user(caller, self.holds_privileged_role(user))?;
         self.end_user_families(auth_id)?;
-        self.store.apply_registry(&[RegistryChange::DeleteUser(auth_id.to_string())])?;
-        if let Some(user) = self.users.remove(auth_id) {
-            for key in login_keys(&user) {
-                self.logins.remove(&key);
-            }
-        }
-        self.user_table.remove(auth_id);
-        Ok(())
+        self.apply(vec![RegistryChange::DeleteUser(auth_id.to_string())])
     }
 
     /// An inactive user and the one-time token that activates it (shown once, kept hashed).
-    pub fn invite(
+    pub(super) fn invite_user(
         &mut self,
         caller: &Caller,
         input: Invitation,
@@ -442,17 +389,22 @@ impl ClientRegistry {
                     // An operator who turned the invitee off meant it: accepting is no way back.
                     && u.disabled_by.is_none()
             })
-            .ok_or_else(|| invalid("the invitation is invalid, expired or already used"))
+            .ok_or_else(|| {
+                RegistryError::invalid(
+                    "token",
+                    "the invitation is invalid, expired or already used",
+                )
+            })
     }
 
     /// Whether an invitation can be accepted, asked before its password is hashed: a bogus
     /// token must not cost an Argon2id hash.
-    pub fn check_invitation(&self, token: &str) -> Result<(), RegistryError> {
+    pub(super) fn check_invitation(&self, token: &str) -> Result<(), RegistryError> {
         self.open_invitation(token).map(drop)
     }
 
     /// Activates an invited user with a password (its hash computed by the caller).
-    pub fn accept_invitation(
+    pub(super) fn accept_invitation(
         &mut self,
         token: &str,
         password_hash: String,
@@ -468,7 +420,7 @@ impl ClientRegistry {
     }
 
     /// Self-registration (Fusio): an active user with the default role.
-    pub fn register(
+    pub(super) fn register(
         &mut self,
         username: &str,
         email: &str,
@@ -500,7 +452,7 @@ impl ClientRegistry {
 
     /// Whether new login names would be refused (malformed or taken), answered before the
     /// caller pays for an Argon2id hash. Creating the user checks again, atomically.
-    pub fn check_new_login(
+    pub(super) fn check_new_login(
         &self,
         username: Option<&str>,
         email: &str,
@@ -510,7 +462,7 @@ impl ClientRegistry {
         self.check_unique(username.as_deref(), &email, None)
     }
 
-    pub fn login_target(&self, login: &str) -> LoginTarget {
+    pub(super) fn login_target(&self, login: &str) -> LoginTarget {
         match self.find_by_login(login) {
             Some(u) if u.is_active && u.password_hash.is_some() => LoginTarget {
                 auth_id: Some(u.auth_id.clone()),
@@ -521,7 +473,7 @@ impl ClientRegistry {
     }
 
     /// Role renames and deletions reach the users that hold the role.
-    pub(crate) fn replace_role_in_users(
+    pub(super) fn replace_role_in_users(
         &self,
         old: &str,
         new: Option<&str>,
@@ -541,74 +493,4 @@ impl ClientRegistry {
         }
         changes
     }
-}
-
-// Adapters so every message maps onto one method signature shape.
-impl ClientRegistry {
-    fn list_users_msg(&mut self, page: Page) -> (Vec<UserView>, usize) {
-        self.list_users(page)
-    }
-    fn get_user_msg(&mut self, auth_id: String) -> Result<UserView, RegistryError> {
-        self.get_user(&auth_id)
-    }
-    fn update_user_msg(
-        &mut self,
-        caller: Caller,
-        auth_id: String,
-        patch: UserPatch,
-    ) -> Result<UserView, RegistryError> {
-        self.update_user(&caller, &auth_id, patch)
-    }
-    fn delete_user_msg(&mut self, caller: Caller, auth_id: String) -> Result<(), RegistryError> {
-        self.delete_user(&caller, &auth_id)
-    }
-    fn invite_msg(
-        &mut self,
-        caller: Caller,
-        input: Invitation,
-        ttl: u64,
-    ) -> Result<(UserView, String), RegistryError> {
-        self.invite(&caller, input, ttl)
-    }
-    fn accept_msg(
-        &mut self,
-        token: String,
-        password_hash: String,
-    ) -> Result<UserView, RegistryError> {
-        self.accept_invitation(&token, password_hash)
-    }
-    fn register_msg(
-        &mut self,
-        username: String,
-        email: String,
-        password_hash: String,
-    ) -> Result<UserView, RegistryError> {
-        self.register(&username, &email, password_hash)
-    }
-    fn login_msg(&mut self, login: String) -> LoginTarget {
-        self.login_target(&login)
-    }
-    fn check_invitation_msg(&mut self, token: String) -> Result<(), RegistryError> {
-        self.check_invitation(&token)
-    }
-    fn check_new_login_msg(
-        &mut self,
-        username: Option<String>,
-        email: String,
-    ) -> Result<(), RegistryError> {
-        self.check_new_login(username.as_deref(), &email)
-    }
-}
-
-registry_messages! {
-    ListUsers { page: Page } -> (Vec<UserView>, usize) => list_users_msg;
-    GetUser { auth_id: String } -> Result<UserView, RegistryError> => get_user_msg;
-    UpdateUser { caller: Caller, auth_id: String, patch: UserPatch } -> Result<UserView, RegistryError> => update_user_msg;
-    DeleteUser { caller: Caller, auth_id: String } -> Result<(), RegistryError> => delete_user_msg;
-    InviteUser { caller: Caller, input: Invitation, ttl: u64 } -> Result<(UserView, String), RegistryError> => invite_msg;
-    AcceptInvitation { token: String, password_hash: String } -> Result<UserView, RegistryError> => accept_msg;
-    Register { username: String, email: String, password_hash: String } -> Result<UserView, RegistryError> => register_msg;
-    LoginLookup { login: String } -> LoginTarget => login_msg;
-    CheckNewLogin { username: Option<String>, email: String } -> Result<(), RegistryError> => check_new_login_msg;
-    CheckInvitation { token: String } -> Result<(), RegistryError> => check_invitation_msg;
 }

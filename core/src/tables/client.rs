@@ -6,7 +6,6 @@ use dashmap::DashMap;
 use tessera_storage::AppRecord;
 
 use crate::auth::secret::{SecretHash, from_hex, hash_matches, hash_secret};
-use crate::registry::app::{GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN};
 
 /// What authentication and issuance need of an app, prepared once per change.
 #[derive(Debug)]
@@ -43,7 +42,7 @@ impl Client {
             disabled_at: app.disabled_at,
             ttl: app.access_token_ttl_secs,
             claims_fragment: claims[1..claims.len() - 1].to_string(),
-            public_key: app.public_key_jwk.as_ref().and_then(crate::registry::app::jwk_key_bytes),
+            public_key: app.public_key_jwk.as_ref().and_then(jwk_key_bytes),
         }
     }
 }
@@ -111,4 +110,14 @@ impl ClientTable {
         }
         client.filter(|c| is_match && c.is_active)
     }
+}
+
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+
+/// The 32 key bytes of a checked Ed25519 public JWK.
+pub fn jwk_key_bytes(jwk: &serde_json::Value) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let x = jwk.get("x")?.as_str()?;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x).ok()?.try_into().ok()
 }

@@ -1,11 +1,10 @@
-//! Apps: CRUD and Stytch-style secret rotation, every change through the ClientRegistry.
+//! Apps: CRUD and Stytch-style secret rotation, every change through the registry.
 
 use actix_web::{HttpResponse, web};
-use serde_json::{Value, json};
-use tessera_core::registry::app::{AppPatch, NewApp};
-use tessera_core::registry::clients::{
-    CreateApp, DeleteApp, GetApp, ListApps, RotateSecret, RotationStep, UpdateApp,
-};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tessera_core::registry::apps::RotationStep;
+use tessera_core::registry::apps::fields::{AppPatch, NewApp};
 use tessera_storage::AppRecord;
 
 use super::{AdminError, Bearer, PageQuery, rfc3339};
@@ -24,6 +23,85 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/v1/apps/{id}/secrets/rotate/start").post(rotate_start))
     .service(web::resource("/api/v1/apps/{id}/secrets/rotate").post(rotate_complete))
     .service(web::resource("/api/v1/apps/{id}/secrets/rotate/cancel").post(rotate_cancel));
+}
+
+/// A new app (`POST /api/v1/apps`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewAppBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    grant_types: Option<Vec<String>>,
+    is_active: Option<bool>,
+    #[serde(default)]
+    metadata: Map<String, Value>,
+    #[serde(default)]
+    token_claims: Map<String, Value>,
+    access_token_ttl_secs: Option<u64>,
+    public_key_jwk: Option<Value>,
+}
+
+impl From<NewAppBody> for NewApp {
+    fn from(b: NewAppBody) -> NewApp {
+        NewApp {
+            name: b.name,
+            description: b.description,
+            kind: b.kind,
+            scopes: b.scopes,
+            grant_types: b.grant_types,
+            is_active: b.is_active,
+            metadata: b.metadata,
+            token_claims: b.token_claims,
+            access_token_ttl_secs: b.access_token_ttl_secs,
+            public_key_jwk: b.public_key_jwk,
+        }
+    }
+}
+
+/// A change to an app (`PUT /api/v1/apps/{id}`); `accessTokenTtlSecs` and `publicKeyJwk` may
+/// be `null` to clear them, which is why those two tell absent from `null`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AppPatchBody {
+    name: Option<String>,
+    description: Option<String>,
+    scopes: Option<Vec<String>>,
+    grant_types: Option<Vec<String>>,
+    is_active: Option<bool>,
+    metadata: Option<Map<String, Value>>,
+    token_claims: Option<Map<String, Value>>,
+    #[serde(default, deserialize_with = "present")]
+    access_token_ttl_secs: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    public_key_jwk: Option<Option<Value>>,
+}
+
+/// A field that is there, even as `null`, is `Some`.
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(de).map(Some)
+}
+
+impl From<AppPatchBody> for AppPatch {
+    fn from(b: AppPatchBody) -> AppPatch {
+        AppPatch {
+            name: b.name,
+            description: b.description,
+            scopes: b.scopes,
+            grant_types: b.grant_types,
+            is_active: b.is_active,
+            metadata: b.metadata,
+            token_claims: b.token_claims,
+            access_token_ttl_secs: b.access_token_ttl_secs,
+            public_key_jwk: b.public_key_jwk,
+        }
+    }
 }
 
 /// An app as the API shows it: never a secret or its hash.
@@ -58,9 +136,9 @@ async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     caller.require("read_app")?;
-    let page = state.registry.send(ListApps(query.page()?)).await?;
-    let apps: Vec<_> = page.apps.iter().map(view).collect();
-    Ok(HttpResponse::Ok().json(json!({ "apps": apps, "count": page.count })))
+    let page = state.registry.list_apps(query.page()?).await?;
+    let apps: Vec<_> = page.items.iter().map(view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "apps": apps, "count": page.total })))
 }
 
 async fn get(
@@ -69,20 +147,18 @@ async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     caller.require("read_app")?;
-    let app = state.registry.send(GetApp(id.into_inner())).await??;
+    let app = state.registry.app(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "app": view(&app) })))
 }
 
 async fn create(
     caller: Bearer,
-    body: web::Json<NewApp>,
+    body: web::Json<NewAppBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     caller.require("write_app")?;
-    let (app, secret) = state
-        .registry
-        .send(CreateApp { caller: caller.caller(), app: body.into_inner() })
-        .await??;
+    let (app, secret) =
+        state.registry.create_app(caller.caller(), body.into_inner().into()).await?;
     tracing::info!(by = %caller.claims.client_id, app = %app.id, client_id = %app.client_id, "app created");
     let mut v = view(&app);
     v["secret"] = json!(secret);
@@ -94,12 +170,12 @@ async fn create(
 async fn update(
     caller: Bearer,
     id: web::Path<String>,
-    body: web::Json<AppPatch>,
+    body: web::Json<AppPatchBody>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     caller.require("write_app")?;
-    let msg = UpdateApp { caller: caller.caller(), id: id.into_inner(), patch: body.into_inner() };
-    let app = state.registry.send(msg).await??;
+    let (id, patch) = (id.into_inner(), body.into_inner().into());
+    let app = state.registry.update_app(caller.caller(), id, patch).await?;
     tracing::info!(by = %caller.claims.client_id, app = %app.id, "app updated");
     Ok(HttpResponse::Ok().json(json!({ "app": view(&app) })))
 }
@@ -111,7 +187,7 @@ async fn delete(
 ) -> Result<HttpResponse, AdminError> {
     caller.require("write_app")?;
     let id = id.into_inner();
-    state.registry.send(DeleteApp { caller: caller.caller(), id: id.clone() }).await??;
+    state.registry.delete_app(caller.caller(), id.clone()).await?;
     tracing::info!(by = %caller.claims.client_id, app = %id, "app deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -123,8 +199,7 @@ async fn rotate(
     step: RotationStep,
 ) -> Result<HttpResponse, AdminError> {
     caller.require("write_app")?;
-    let msg = RotateSecret { caller: caller.caller(), id: id.into_inner(), step };
-    let (app, next) = state.registry.send(msg).await??;
+    let (app, next) = state.registry.rotate_secret(caller.caller(), id.into_inner(), step).await?;
     tracing::info!(by = %caller.claims.client_id, app = %app.id, ?step, "app secret rotation");
     let mut body = json!({ "app": view(&app) });
     if let Some(secret) = next {
@@ -155,4 +230,17 @@ async fn rotate_cancel(
     s: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
     rotate(c, id, s, RotationStep::Cancel).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_refused_and_null_clears() {
+        assert!(serde_json::from_str::<NewAppBody>(r#"{"name":"a","scopez":[]}"#).is_err());
+        let patch: AppPatchBody = serde_json::from_str(r#"{"accessTokenTtlSecs":null}"#).unwrap();
+        assert_eq!(patch.access_token_ttl_secs, Some(None));
+        assert_eq!(patch.public_key_jwk, None);
+    }
 }

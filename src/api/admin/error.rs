@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use tessera_core::keys::KeyRingError;
-use tessera_core::registry::clients::RegistryError;
+use tessera_core::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -41,8 +41,15 @@ impl From<tessera_core::auth::password::PoolError> for AdminError {
             tessera_core::auth::password::PoolError::Busy => {
                 AdminError::Busy { retry_after: tessera_core::auth::password::BUSY_RETRY_AFTER }
             }
-            tessera_core::auth::password::PoolError::Stopped => AdminError::Internal,
+            tessera_core::auth::password::PoolError::Stopped
+            | tessera_core::auth::password::PoolError::Refused => AdminError::Internal,
         }
+    }
+}
+
+impl From<tessera_core::auth::password::PolicyRefusal> for AdminError {
+    fn from(e: tessera_core::auth::password::PolicyRefusal) -> Self {
+        AdminError::BadRequest(e.to_string())
     }
 }
 
@@ -76,12 +83,14 @@ impl From<RegistryError> for AdminError {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::NotFound => AdminError::NotFound,
-            RegistryError::Invalid(m) => AdminError::BadRequest(m),
+            RegistryError::Invalid { reason, .. } => AdminError::BadRequest(reason),
             RegistryError::Policy(p) => AdminError::BadRequest(p.message().to_string()),
-            RegistryError::Conflict(m) => AdminError::Conflict { message: m, safe_at: None },
-            RegistryError::Forbidden(m) => AdminError::Denied(m),
-            RegistryError::Store(e) => {
-                tracing::error!(error = %e, "registry store failure");
+            RegistryError::Conflict(kind) => {
+                AdminError::Conflict { message: kind.message(), safe_at: None }
+            }
+            RegistryError::Forbidden(f) => AdminError::Denied(f.message().to_string()),
+            e @ (RegistryError::Store(_) | RegistryError::Grants(_) | RegistryError::Stopped) => {
+                tracing::error!(error = %e, "registry change not made");
                 AdminError::Internal
             }
         }
@@ -98,8 +107,8 @@ impl From<KeyRingError> for AdminError {
                 ),
                 safe_at: Some(safe_at),
             },
-            KeyRingError::Store(e) => {
-                tracing::error!(error = %e, "key store failure");
+            e @ (KeyRingError::Store(_) | KeyRingError::Stopped) => {
+                tracing::error!(error = %e, "key ring change not made");
                 AdminError::Internal
             }
         }

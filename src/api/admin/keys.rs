@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use tessera_core::keys::{KeyInfo, ListKeys, Rotate};
+use tessera_core::keys::KeyInfo;
 
 use super::{AdminError, Bearer, rfc3339};
 use crate::server::AppState;
@@ -20,7 +20,8 @@ struct RotateBody {
     force: bool,
 }
 
-fn view(keys: &[KeyInfo]) -> serde_json::Value {
+/// The keys as the API and the CLI show them: never private material.
+pub fn view(keys: &[KeyInfo]) -> serde_json::Value {
     let keys: Vec<_> = keys
         .iter()
         .map(|k| {
@@ -40,7 +41,7 @@ fn view(keys: &[KeyInfo]) -> serde_json::Value {
 
 async fn list(caller: Bearer, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     caller.require("read_key")?;
-    Ok(HttpResponse::Ok().json(view(&state.keyring.send(ListKeys).await?)))
+    Ok(HttpResponse::Ok().json(view(&state.keyring.list().await?)))
 }
 
 /// The body is optional: an empty body is a safe rotation.
@@ -64,7 +65,7 @@ async fn rotate(
         serde_json::from_slice(&body)
             .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))?
     };
-    let keys = state.keyring.send(Rotate { force: body.force }).await??;
+    let keys = state.keyring.rotate(body.force).await?;
     tracing::warn!(client_id = %caller.claims.client_id, force = body.force, "signing key rotated on request");
     Ok(HttpResponse::Ok().json(view(&keys)))
 }

@@ -5,7 +5,7 @@ pub use apps::view as app_view;
 mod bearer;
 mod error;
 mod info;
-mod keys;
+pub mod keys;
 mod providers;
 mod scopes;
 mod services;
@@ -16,6 +16,7 @@ pub use error::AdminError;
 pub use users::user_json;
 
 use actix_web::web;
+use tessera_core::registry::Page;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/info").get(info::info));
@@ -54,17 +55,13 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn page(&self) -> Result<tessera_core::registry::clients::Page, AdminError> {
-        use tessera_core::registry::clients::Page;
-        let size = self.page_size.unwrap_or(100);
-        let number = self.page_number.unwrap_or(1);
-        if size == 0 || size > Page::MAX_SIZE || number == 0 {
-            return Err(AdminError::BadRequest(format!(
+    pub fn page(&self) -> Result<Page, AdminError> {
+        Page::asked(self.page_size, self.page_number).ok_or_else(|| {
+            AdminError::BadRequest(format!(
                 "pageSize must be 1 to {} and pageNumber at least 1",
                 Page::MAX_SIZE
-            )));
-        }
-        Ok(Page { size, number })
+            ))
+        })
     }
 }
 

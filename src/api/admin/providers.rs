@@ -2,10 +2,9 @@
 //! `write_service`). The client secret is accepted, never shown.
 
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use tessera_core::registry::providers::{
-    CreateProvider, DeleteProvider, GetProvider, ListProviders, ProviderInput, ProviderView,
-};
+use tessera_core::registry::providers::{NewProvider, ProviderView};
 
 use super::{AdminError, Bearer, rfc3339};
 use crate::server::AppState;
@@ -17,6 +16,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 type Answer = Result<HttpResponse, AdminError>;
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ProviderBody {
+    name: String,
+    authorize_url: String,
+    token_url: String,
+    client_id: String,
+    client_secret: String,
+}
+
+impl From<ProviderBody> for NewProvider {
+    fn from(b: ProviderBody) -> NewProvider {
+        NewProvider {
+            name: b.name,
+            authorize_url: b.authorize_url,
+            token_url: b.token_url,
+            client_id: b.client_id,
+            client_secret: b.client_secret,
+        }
+    }
+}
+
 fn view(p: &ProviderView) -> Value {
     json!({
         "id": p.id, "name": p.name, "authorizeUrl": p.authorize_url, "tokenUrl": p.token_url,
@@ -26,7 +47,7 @@ fn view(p: &ProviderView) -> Value {
 
 async fn list(caller: Bearer, s: web::Data<AppState>) -> Answer {
     caller.require("read_service")?;
-    let providers = s.registry.send(ListProviders {}).await?;
+    let providers = s.registry.providers().await?;
     let count = providers.len();
     Ok(HttpResponse::Ok().json(
         json!({ "providers": providers.iter().map(view).collect::<Vec<_>>(), "count": count }),
@@ -35,22 +56,19 @@ async fn list(caller: Bearer, s: web::Data<AppState>) -> Answer {
 
 async fn get(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("read_service")?;
-    let provider = s.registry.send(GetProvider { id: id.into_inner() }).await??;
+    let provider = s.registry.provider(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "provider": view(&provider) })))
 }
 
-async fn create(caller: Bearer, body: web::Json<ProviderInput>, s: web::Data<AppState>) -> Answer {
+async fn create(caller: Bearer, body: web::Json<ProviderBody>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
-    let provider = s
-        .registry
-        .send(CreateProvider { caller: caller.caller(), input: body.into_inner() })
-        .await??;
+    let provider = s.registry.create_provider(body.into_inner().into()).await?;
     tracing::info!(by = %caller.claims.client_id, provider = %provider.name, "provider registered");
     Ok(HttpResponse::Created().json(json!({ "provider": view(&provider) })))
 }
 
 async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
-    s.registry.send(DeleteProvider { caller: caller.caller(), id: id.into_inner() }).await??;
+    s.registry.delete_provider(id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

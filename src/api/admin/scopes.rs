@@ -2,11 +2,10 @@
 //! `read_scope`/`write_scope` and `read_role`/`write_role`.
 
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::Value;
 use serde_json::json;
-use tessera_core::registry::scopes::{
-    CreateRole, CreateScope, DeleteRole, DeleteScope, GetRole, GetScope, ListRoles, ListScopes,
-    RoleInput, ScopeInput, UpdateRole, UpdateScope,
-};
+use tessera_core::registry::scopes::{RolePatch, RoleView, ScopePatch, ScopeView};
 
 use super::{AdminError, Bearer, PageQuery};
 use crate::server::AppState;
@@ -30,91 +29,129 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 type Answer = Result<HttpResponse, AdminError>;
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScopeBody {
+    name: Option<String>,
+    note: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+impl From<ScopeBody> for ScopePatch {
+    fn from(b: ScopeBody) -> ScopePatch {
+        ScopePatch { name: b.name, note: b.note, kind: b.kind }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RoleBody {
+    name: Option<String>,
+    note: Option<String>,
+    scopes: Option<Vec<String>>,
+    privileged: Option<bool>,
+}
+
+impl From<RoleBody> for RolePatch {
+    fn from(b: RoleBody) -> RolePatch {
+        RolePatch { name: b.name, note: b.note, scopes: b.scopes, privileged: b.privileged }
+    }
+}
+
+fn scope_json(s: &ScopeView) -> Value {
+    json!({ "id": s.id, "name": s.name, "type": "s2s", "note": s.note, "builtIn": s.built_in })
+}
+
+fn role_json(r: &RoleView) -> Value {
+    json!({
+        "id": r.id, "name": r.name, "note": r.note, "scopes": r.scopes,
+        "privileged": r.privileged, "builtIn": r.built_in,
+    })
+}
+
 async fn list_scopes(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppState>) -> Answer {
     caller.require("read_scope")?;
-    let (scopes, count) = s.registry.send(ListScopes { page: q.page()? }).await?;
-    Ok(HttpResponse::Ok().json(json!({ "scopes": scopes, "count": count })))
+    let page = s.registry.list_scopes(q.page()?).await?;
+    let scopes: Vec<Value> = page.items.iter().map(scope_json).collect();
+    Ok(HttpResponse::Ok().json(json!({ "scopes": scopes, "count": page.total })))
 }
 
 async fn get_scope(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("read_scope")?;
-    let scope = s.registry.send(GetScope { id: id.into_inner() }).await??;
-    Ok(HttpResponse::Ok().json(json!({ "scope": scope })))
+    let scope = s.registry.scope(id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "scope": scope_json(&scope) })))
 }
 
 async fn create_scope(
     caller: Bearer,
-    body: web::Json<ScopeInput>,
+    body: web::Json<ScopeBody>,
     s: web::Data<AppState>,
 ) -> Answer {
     caller.require("write_scope")?;
-    let scope = s
-        .registry
-        .send(CreateScope { caller: caller.caller(), input: body.into_inner() })
-        .await??;
+    let scope = s.registry.create_scope(body.into_inner().into()).await?;
     tracing::info!(by = %caller.claims.client_id, scope = %scope.name, "scope created");
-    Ok(HttpResponse::Created().json(json!({ "scope": scope })))
+    Ok(HttpResponse::Created().json(json!({ "scope": scope_json(&scope) })))
 }
 
 async fn update_scope(
     caller: Bearer,
     id: web::Path<String>,
-    body: web::Json<ScopeInput>,
+    body: web::Json<ScopeBody>,
     s: web::Data<AppState>,
 ) -> Answer {
     caller.require("write_scope")?;
-    let msg =
-        UpdateScope { caller: caller.caller(), id: id.into_inner(), input: body.into_inner() };
-    let scope = s.registry.send(msg).await??;
+    let (id, patch) = (id.into_inner(), body.into_inner().into());
+    let scope = s.registry.update_scope(caller.caller(), id, patch).await?;
     tracing::info!(by = %caller.claims.client_id, scope = %scope.name, "scope updated");
-    Ok(HttpResponse::Ok().json(json!({ "scope": scope })))
+    Ok(HttpResponse::Ok().json(json!({ "scope": scope_json(&scope) })))
 }
 
 async fn delete_scope(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_scope")?;
     let id = id.into_inner();
-    s.registry.send(DeleteScope { caller: caller.caller(), id: id.clone() }).await??;
+    s.registry.delete_scope(caller.caller(), id.clone()).await?;
     tracing::info!(by = %caller.claims.client_id, scope = %id, "scope deleted");
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn list_roles(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppState>) -> Answer {
     caller.require("read_role")?;
-    let (roles, count) = s.registry.send(ListRoles { page: q.page()? }).await?;
-    Ok(HttpResponse::Ok().json(json!({ "roles": roles, "count": count })))
+    let page = s.registry.list_roles(q.page()?).await?;
+    let roles: Vec<Value> = page.items.iter().map(role_json).collect();
+    Ok(HttpResponse::Ok().json(json!({ "roles": roles, "count": page.total })))
 }
 
 async fn get_role(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("read_role")?;
-    let role = s.registry.send(GetRole { id: id.into_inner() }).await??;
-    Ok(HttpResponse::Ok().json(json!({ "role": role })))
+    let role = s.registry.role(id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "role": role_json(&role) })))
 }
 
-async fn create_role(caller: Bearer, body: web::Json<RoleInput>, s: web::Data<AppState>) -> Answer {
+async fn create_role(caller: Bearer, body: web::Json<RoleBody>, s: web::Data<AppState>) -> Answer {
     caller.require("write_role")?;
-    let role =
-        s.registry.send(CreateRole { caller: caller.caller(), input: body.into_inner() }).await??;
+    let role = s.registry.create_role(caller.caller(), body.into_inner().into()).await?;
     tracing::info!(by = %caller.claims.client_id, role = %role.name, "role created");
-    Ok(HttpResponse::Created().json(json!({ "role": role })))
+    Ok(HttpResponse::Created().json(json!({ "role": role_json(&role) })))
 }
 
 async fn update_role(
     caller: Bearer,
     id: web::Path<String>,
-    body: web::Json<RoleInput>,
+    body: web::Json<RoleBody>,
     s: web::Data<AppState>,
 ) -> Answer {
     caller.require("write_role")?;
-    let msg = UpdateRole { caller: caller.caller(), id: id.into_inner(), input: body.into_inner() };
-    let role = s.registry.send(msg).await??;
+    let (id, patch) = (id.into_inner(), body.into_inner().into());
+    let role = s.registry.update_role(caller.caller(), id, patch).await?;
     tracing::info!(by = %caller.claims.client_id, role = %role.name, "role updated");
-    Ok(HttpResponse::Ok().json(json!({ "role": role })))
+    Ok(HttpResponse::Ok().json(json!({ "role": role_json(&role) })))
 }
 
 async fn delete_role(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_role")?;
     let id = id.into_inner();
-    s.registry.send(DeleteRole { caller: caller.caller(), id: id.clone() }).await??;
+    s.registry.delete_role(caller.caller(), id.clone()).await?;
     tracing::info!(by = %caller.claims.client_id, role = %id, "role deleted");
     Ok(HttpResponse::NoContent().finish())
 }

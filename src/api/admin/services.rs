@@ -2,11 +2,9 @@
 //! (`read_service`/`write_service`). A key is shown once, when it is issued.
 
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use tessera_core::registry::services::{
-    CreateService, DeleteService, GetService, IssueApiKey, ListServices, RevokeApiKey,
-    ServiceInput, ServiceView, UpdateService,
-};
+use tessera_core::registry::services::{ServicePatch, ServiceView};
 
 use super::{AdminError, Bearer, PageQuery, rfc3339};
 use crate::server::AppState;
@@ -28,6 +26,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 type Answer = Result<HttpResponse, AdminError>;
 
+/// A new service, or a change to one, as operators send it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ServiceBody {
+    name: Option<String>,
+    description: Option<String>,
+    callback_uris: Option<Vec<String>>,
+}
+
+impl From<ServiceBody> for ServicePatch {
+    fn from(b: ServiceBody) -> ServicePatch {
+        ServicePatch { name: b.name, description: b.description, callback_uris: b.callback_uris }
+    }
+}
+
 fn view(s: &ServiceView) -> Value {
     let keys: Vec<Value> = s
         .api_keys
@@ -47,23 +60,20 @@ fn view(s: &ServiceView) -> Value {
 
 async fn list(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppState>) -> Answer {
     caller.require("read_service")?;
-    let (services, count) = s.registry.send(ListServices { page: q.page()? }).await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({ "services": services.iter().map(view).collect::<Vec<_>>(), "count": count })))
+    let page = s.registry.list_services(q.page()?).await?;
+    let services: Vec<Value> = page.items.iter().map(view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "services": services, "count": page.total })))
 }
 
 async fn get(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("read_service")?;
-    let service = s.registry.send(GetService { id: id.into_inner() }).await??;
+    let service = s.registry.service(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "service": view(&service) })))
 }
 
-async fn create(caller: Bearer, body: web::Json<ServiceInput>, s: web::Data<AppState>) -> Answer {
+async fn create(caller: Bearer, body: web::Json<ServiceBody>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
-    let (service, key) = s
-        .registry
-        .send(CreateService { caller: caller.caller(), input: body.into_inner() })
-        .await??;
+    let (service, key) = s.registry.create_service(body.into_inner().into()).await?;
     tracing::info!(by = %caller.claims.client_id, service = %service.id, "service created");
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
@@ -73,30 +83,25 @@ async fn create(caller: Bearer, body: web::Json<ServiceInput>, s: web::Data<AppS
 async fn update(
     caller: Bearer,
     id: web::Path<String>,
-    body: web::Json<ServiceInput>,
+    body: web::Json<ServiceBody>,
     s: web::Data<AppState>,
 ) -> Answer {
     caller.require("write_service")?;
-    let msg =
-        UpdateService { caller: caller.caller(), id: id.into_inner(), input: body.into_inner() };
-    let service = s.registry.send(msg).await??;
+    let service = s.registry.patch_service(id.into_inner(), body.into_inner().into()).await?;
     Ok(HttpResponse::Ok().json(json!({ "service": view(&service) })))
 }
 
 async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
     let id = id.into_inner();
-    s.registry.send(DeleteService { caller: caller.caller(), id: id.clone() }).await??;
+    s.registry.delete_service(id.clone()).await?;
     tracing::info!(by = %caller.claims.client_id, service = %id, "service deleted");
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn issue_key(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
-    let (key, secret) = s
-        .registry
-        .send(IssueApiKey { caller: caller.caller(), service_id: id.into_inner() })
-        .await??;
+    let (key, secret) = s.registry.issue_api_key(id.into_inner()).await?;
     tracing::info!(by = %caller.claims.client_id, key_id = %key.key_id, "service API key issued");
     Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(
         json!({ "keyId": key.key_id, "createdAt": rfc3339(key.created_at), "apiKey": secret }),
@@ -110,9 +115,7 @@ async fn revoke_key(
 ) -> Answer {
     caller.require("write_service")?;
     let (service_id, key_id) = path.into_inner();
-    s.registry
-        .send(RevokeApiKey { caller: caller.caller(), service_id, key_id: key_id.clone() })
-        .await??;
+    s.registry.revoke_api_key(service_id, key_id.clone()).await?;
     tracing::info!(by = %caller.claims.client_id, key_id = %key_id, "service API key revoked");
     Ok(HttpResponse::NoContent().finish())
 }

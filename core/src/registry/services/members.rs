@@ -1,16 +1,16 @@
 //! A service's own users and their subscriptions (AuthOS's service API). A service sees only the users
 //! linked to it: any other user id is `404`, whether or not it exists.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tessera_storage::{RegistryChange, SubscriptionRecord, UserRecord};
 
 use crate::auth::secret::random_token;
 use crate::policy::{self, Caller};
-use crate::registry::clients::{ClientRegistry, Page, RegistryError};
+use crate::registry::users::{check_email, check_username};
+use crate::registry::{ConflictKind, Listed, Page, Registry, RegistryError};
 
-/// A user as the service API shows it (snake_case).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What a service may see of one of its users.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceUser {
     pub user_id: String,
     pub email: String,
@@ -21,30 +21,25 @@ pub struct ServiceUser {
     pub created_at: u64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A user a service creates; its password arrives only as a hash, next to this.
+#[derive(Debug, Clone, Default)]
 pub struct NewServiceUser {
     pub email: String,
     pub username: Option<String>,
-    /// Hashed by the HTTP layer before it reaches the registry; never stored in clear.
-    pub password: Option<String>,
-    #[serde(default)]
     pub first_name: String,
-    #[serde(default)]
     pub last_name: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ServiceUserPatch {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub is_active: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionInput {
+/// A new subscription, or a change to one: each field present replaces the stored one.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionPatch {
     pub user_id: Option<String>,
     pub plan: Option<String>,
     pub status: Option<String>,
@@ -53,7 +48,7 @@ pub struct SubscriptionInput {
 }
 
 /// Real figures for `GET /api/service/analytics`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceAnalytics {
     pub users: usize,
     pub active_users: usize,
@@ -62,10 +57,6 @@ pub struct ServiceAnalytics {
 }
 
 const STATUSES: [&str; 5] = ["active", "trialing", "past_due", "canceled", "paused"];
-
-fn invalid(message: impl Into<String>) -> RegistryError {
-    RegistryError::Invalid(message.into())
-}
 
 fn service_user(u: &UserRecord) -> ServiceUser {
     ServiceUser {
@@ -79,12 +70,7 @@ fn service_user(u: &UserRecord) -> ServiceUser {
     }
 }
 
-fn page<T>(items: impl Iterator<Item = T>, p: Page) -> Vec<T> {
-    let size = p.size.clamp(1, Page::MAX_SIZE);
-    items.skip(p.number.saturating_sub(1).saturating_mul(size)).take(size).collect()
-}
-
-impl ClientRegistry {
+impl Registry {
     fn linked(&self, service_id: &str, user_id: &str) -> Result<&UserRecord, RegistryError> {
         if !self.service_users.contains(&(service_id.to_string(), user_id.to_string())) {
             return Err(RegistryError::NotFound);
@@ -93,7 +79,7 @@ impl ClientRegistry {
     }
 
     /// Creates a user linked to the service; `password_hash` lets it sign in.
-    pub fn service_create_user(
+    pub(in crate::registry) fn add_service_user(
         &mut self,
         service_id: &str,
         input: NewServiceUser,
@@ -103,11 +89,11 @@ impl ClientRegistry {
             return Err(RegistryError::NotFound);
         }
         let username = match input.username.as_deref() {
-            Some(name) => Some(crate::registry::users::check_username(name)?),
+            Some(name) => Some(check_username(name)?),
             None => None,
         };
-        let email = crate::registry::users::check_email(&input.email)?;
-        self.check_unique_login(username.as_deref(), &email)?;
+        let email = check_email(&input.email)?;
+        self.check_unique(username.as_deref(), &email, None)?;
         let now = self.clock.now();
         let roles = self.default_roles();
         let user = UserRecord {
@@ -128,18 +114,22 @@ impl ClientRegistry {
         };
         let view = service_user(&user);
         let link = RegistryChange::LinkUser(service_id.to_string(), user.auth_id.clone(), now);
-        self.commit_user_with(user, vec![link])?;
+        self.apply(vec![RegistryChange::PutUser(user), link])?;
         Ok(view)
     }
 
-    pub fn service_list_users(&self, service_id: &str, p: Page) -> (Vec<ServiceUser>, usize) {
+    pub(in crate::registry) fn service_users(
+        &self,
+        service_id: &str,
+        page: Page,
+    ) -> Listed<ServiceUser> {
         let ids = self.service_users.iter().filter(|(s, _)| s == service_id).map(|(_, u)| u);
         let users: Vec<&UserRecord> = ids.filter_map(|id| self.users.get(id)).collect();
-        let count = users.len();
-        (page(users.into_iter().map(service_user), p), count)
+        let total = users.len();
+        page.of(users.into_iter().map(service_user), total)
     }
 
-    pub fn service_get_user(
+    pub(in crate::registry) fn service_user(
         &self,
         service_id: &str,
         user_id: &str,
@@ -147,7 +137,7 @@ impl ClientRegistry {
         self.linked(service_id, user_id).map(service_user)
     }
 
-    pub fn service_patch_user(
+    pub(in crate::registry) fn patch_service_user(
         &mut self,
         service_id: &str,
         user_id: &str,
@@ -162,7 +152,7 @@ impl ClientRegistry {
             user.last_name = last;
         }
         if user.first_name.chars().count() > 128 || user.last_name.chars().count() > 128 {
-            return Err(invalid("names must be at most 128 characters"));
+            return Err(RegistryError::invalid("name", "names must be at most 128 characters"));
         }
         let now = self.clock.now();
         let mut turns_off = false;
@@ -177,13 +167,14 @@ impl ClientRegistry {
             self.begin_deactivation(&mut user)?;
         }
         let view = service_user(&user);
-        self.commit_user_with(user, Vec::new()).inspect_err(|_| self.republish_stored(user_id))?;
+        self.apply(vec![RegistryChange::PutUser(user)])
+            .inspect_err(|_| self.republish_stored(user_id))?;
         Ok(view)
     }
 
     /// Unlinks the user and drops its subscription; the user itself goes too when no other
     /// service holds it.
-    pub fn service_delete_user(
+    pub(in crate::registry) fn remove_service_user(
         &mut self,
         service_id: &str,
         user_id: &str,
@@ -200,18 +191,21 @@ impl ClientRegistry {
             changes.push(RegistryChange::DeleteUser(user_id.into()));
             self.end_user_families(user_id)?;
         }
-        self.commit_changes_public(changes)
+        self.apply(changes)
     }
 
-    fn check_subscription(input: &SubscriptionInput) -> Result<(), RegistryError> {
+    fn check_subscription(input: &SubscriptionPatch) -> Result<(), RegistryError> {
         if let Some(plan) = &input.plan {
             if plan.trim().is_empty() || plan.chars().count() > 128 {
-                return Err(invalid("plan must be 1 to 128 characters"));
+                return Err(RegistryError::invalid("plan", "plan must be 1 to 128 characters"));
             }
         }
         if let Some(status) = &input.status {
             if !STATUSES.contains(&status.as_str()) {
-                return Err(invalid(format!("status must be one of {}", STATUSES.join(", "))));
+                return Err(RegistryError::invalid(
+                    "status",
+                    format!("status must be one of {}", STATUSES.join(", ")),
+                ));
             }
         }
         if input
@@ -219,25 +213,30 @@ impl ClientRegistry {
             .as_ref()
             .is_some_and(|m| Value::Object(m.clone()).to_string().len() > 4096)
         {
-            return Err(invalid("metadata must serialize to at most 4096 bytes"));
+            return Err(RegistryError::invalid(
+                "metadata",
+                "metadata must serialize to at most 4096 bytes",
+            ));
         }
         Ok(())
     }
 
-    pub fn create_subscription(
+    pub(in crate::registry) fn create_subscription(
         &mut self,
         service_id: &str,
-        input: SubscriptionInput,
+        input: SubscriptionPatch,
     ) -> Result<SubscriptionRecord, RegistryError> {
         Self::check_subscription(&input)?;
-        let user_id = input.user_id.clone().ok_or_else(|| invalid("user_id is required"))?;
-        let plan = input.plan.clone().ok_or_else(|| invalid("plan is required"))?;
+        let user_id = input
+            .user_id
+            .clone()
+            .ok_or_else(|| RegistryError::invalid("user_id", "user_id is required"))?;
+        let plan =
+            input.plan.clone().ok_or_else(|| RegistryError::invalid("plan", "plan is required"))?;
         self.linked(service_id, &user_id)?;
         let key = (service_id.to_string(), user_id.clone());
         if self.subscriptions.contains_key(&key) {
-            return Err(RegistryError::Conflict(
-                "the user already has a subscription; PATCH it".into(),
-            ));
+            return Err(ConflictKind::Subscription.into());
         }
         let now = self.clock.now();
         let record = SubscriptionRecord {
@@ -250,22 +249,20 @@ impl ClientRegistry {
             created_at: now,
             updated_at: now,
         };
-        self.commit_changes_public(vec![RegistryChange::PutSubscription(record.clone())])?;
+        self.apply(vec![RegistryChange::PutSubscription(record.clone())])?;
         Ok(record)
     }
 
-    pub fn list_subscriptions(
+    pub(in crate::registry) fn subscriptions(
         &self,
         service_id: &str,
-        p: Page,
-    ) -> (Vec<SubscriptionRecord>, usize) {
-        let mine: Vec<&SubscriptionRecord> =
-            self.subscriptions.values().filter(|s| s.service_id == service_id).collect();
-        let count = mine.len();
-        (page(mine.into_iter().cloned(), p), count)
+        page: Page,
+    ) -> Listed<SubscriptionRecord> {
+        let mine = || self.subscriptions.values().filter(|s| s.service_id == service_id);
+        page.of(mine().cloned(), mine().count())
     }
 
-    pub fn get_subscription(
+    pub(in crate::registry) fn subscription(
         &self,
         service_id: &str,
         user_id: &str,
@@ -276,17 +273,17 @@ impl ClientRegistry {
             .ok_or(RegistryError::NotFound)
     }
 
-    pub fn patch_subscription(
+    pub(in crate::registry) fn patch_subscription(
         &mut self,
         service_id: &str,
         user_id: &str,
-        input: SubscriptionInput,
+        input: SubscriptionPatch,
     ) -> Result<SubscriptionRecord, RegistryError> {
         Self::check_subscription(&input)?;
         if input.user_id.as_deref().is_some_and(|u| u != user_id) {
-            return Err(invalid("user_id cannot change"));
+            return Err(RegistryError::invalid("user_id", "user_id cannot change"));
         }
-        let mut record = self.get_subscription(service_id, user_id)?;
+        let mut record = self.subscription(service_id, user_id)?;
         if let Some(plan) = input.plan {
             record.plan = plan;
         }
@@ -300,23 +297,20 @@ impl ClientRegistry {
             record.metadata = metadata;
         }
         record.updated_at = self.clock.now();
-        self.commit_changes_public(vec![RegistryChange::PutSubscription(record.clone())])?;
+        self.apply(vec![RegistryChange::PutSubscription(record.clone())])?;
         Ok(record)
     }
 
-    pub fn delete_subscription(
+    pub(in crate::registry) fn delete_subscription(
         &mut self,
         service_id: &str,
         user_id: &str,
     ) -> Result<(), RegistryError> {
-        self.get_subscription(service_id, user_id)?;
-        self.commit_changes_public(vec![RegistryChange::DeleteSubscription(
-            service_id.into(),
-            user_id.into(),
-        )])
+        self.subscription(service_id, user_id)?;
+        self.apply(vec![RegistryChange::DeleteSubscription(service_id.into(), user_id.into())])
     }
 
-    pub fn analytics(&self, service_id: &str) -> ServiceAnalytics {
+    pub(in crate::registry) fn service_analytics(&self, service_id: &str) -> ServiceAnalytics {
         let users: Vec<&UserRecord> = self
             .service_users
             .iter()
@@ -335,100 +329,13 @@ impl ClientRegistry {
                 .count(),
         }
     }
-}
 
-// Adapters so every message maps onto one method signature shape.
-impl ClientRegistry {
-    fn svc_create_user_msg(
-        &mut self,
-        service_id: String,
-        input: NewServiceUser,
-        password_hash: Option<String>,
-    ) -> Result<ServiceUser, RegistryError> {
-        self.service_create_user(&service_id, input, password_hash)
-    }
-    fn svc_list_users_msg(&mut self, service_id: String, page: Page) -> (Vec<ServiceUser>, usize) {
-        self.service_list_users(&service_id, page)
-    }
-    fn svc_get_user_msg(
-        &mut self,
-        service_id: String,
-        user_id: String,
-    ) -> Result<ServiceUser, RegistryError> {
-        self.service_get_user(&service_id, &user_id)
-    }
-    fn svc_patch_user_msg(
-        &mut self,
-        service_id: String,
-        user_id: String,
-        patch: ServiceUserPatch,
-    ) -> Result<ServiceUser, RegistryError> {
-        self.service_patch_user(&service_id, &user_id, patch)
-    }
-    fn svc_delete_user_msg(
-        &mut self,
-        service_id: String,
-        user_id: String,
-    ) -> Result<(), RegistryError> {
-        self.service_delete_user(&service_id, &user_id)
-    }
-    fn sub_create_msg(
-        &mut self,
-        service_id: String,
-        input: SubscriptionInput,
-    ) -> Result<SubscriptionRecord, RegistryError> {
-        self.create_subscription(&service_id, input)
-    }
-    fn sub_list_msg(&mut self, service_id: String, page: Page) -> (Vec<SubscriptionRecord>, usize) {
-        self.list_subscriptions(&service_id, page)
-    }
-    fn sub_get_msg(
-        &mut self,
-        service_id: String,
-        user_id: String,
-    ) -> Result<SubscriptionRecord, RegistryError> {
-        self.get_subscription(&service_id, &user_id)
-    }
-    fn sub_patch_msg(
-        &mut self,
-        service_id: String,
-        user_id: String,
-        input: SubscriptionInput,
-    ) -> Result<SubscriptionRecord, RegistryError> {
-        self.patch_subscription(&service_id, &user_id, input)
-    }
-    fn sub_delete_msg(&mut self, service_id: String, user_id: String) -> Result<(), RegistryError> {
-        self.delete_subscription(&service_id, &user_id)
-    }
-    fn analytics_msg(&mut self, service_id: String) -> ServiceAnalytics {
-        self.analytics(&service_id)
-    }
-}
-
-registry_messages! {
-    ServiceCreateUser { service_id: String, input: NewServiceUser, password_hash: Option<String> } -> Result<ServiceUser, RegistryError> => svc_create_user_msg;
-    ServiceListUsers { service_id: String, page: Page } -> (Vec<ServiceUser>, usize) => svc_list_users_msg;
-    ServiceGetUser { service_id: String, user_id: String } -> Result<ServiceUser, RegistryError> => svc_get_user_msg;
-    ServicePatchUser { service_id: String, user_id: String, patch: ServiceUserPatch } -> Result<ServiceUser, RegistryError> => svc_patch_user_msg;
-    ServiceDeleteUser { service_id: String, user_id: String } -> Result<(), RegistryError> => svc_delete_user_msg;
-    CreateSubscription { service_id: String, input: SubscriptionInput } -> Result<SubscriptionRecord, RegistryError> => sub_create_msg;
-    ListSubscriptions { service_id: String, page: Page } -> (Vec<SubscriptionRecord>, usize) => sub_list_msg;
-    GetSubscription { service_id: String, user_id: String } -> Result<SubscriptionRecord, RegistryError> => sub_get_msg;
-    PatchSubscription { service_id: String, user_id: String, input: SubscriptionInput } -> Result<SubscriptionRecord, RegistryError> => sub_patch_msg;
-    DeleteSubscription { service_id: String, user_id: String } -> Result<(), RegistryError> => sub_delete_msg;
-    ServiceAnalyticsOf { service_id: String } -> ServiceAnalytics => analytics_msg;
-}
-
-impl ClientRegistry {
-    fn service_user_ids_msg(&mut self, service_id: String) -> Vec<String> {
+    /// The auth ids of a service's users, for its analytics.
+    pub(in crate::registry) fn service_user_ids(&self, service_id: &str) -> Vec<String> {
         self.service_users
             .iter()
             .filter(|(s, _)| *s == service_id)
             .map(|(_, u)| u.clone())
             .collect()
     }
-}
-
-registry_messages! {
-    ServiceUserIds { service_id: String } -> Vec<String> => service_user_ids_msg;
 }

@@ -1,0 +1,105 @@
+//! The one way a change reaches the registry's memory: durable first (one transaction), then
+//! the in-memory maps, then the published tables. A change the store refused is never seen.
+
+use tessera_storage::RegistryChange;
+
+use super::{Registry, RegistryError, users};
+use crate::tables::client::Client;
+
+impl Registry {
+    /// Commits related changes in one transaction, then applies them.
+    pub(super) fn apply(&mut self, changes: Vec<RegistryChange>) -> Result<(), RegistryError> {
+        self.store.apply_registry(&changes)?;
+        self.remember(changes);
+        Ok(())
+    }
+
+    /// Brings memory and the published tables in line with changes the store has committed.
+    pub(super) fn remember(&mut self, changes: Vec<RegistryChange>) {
+        // A role's scopes reach every user holding it.
+        let moves_user_scopes = changes
+            .iter()
+            .any(|c| matches!(c, RegistryChange::PutRole(_) | RegistryChange::DeleteRole(_)));
+        for change in changes {
+            self.remember_one(change);
+        }
+        if moves_user_scopes {
+            self.republish_users();
+        }
+    }
+
+    fn remember_one(&mut self, change: RegistryChange) {
+        match change {
+            RegistryChange::PutApp(app) => {
+                self.client_table.put(Client::from_record(&app));
+                self.apps.insert(app.id.clone(), app);
+            }
+            RegistryChange::PutScope(scope) => {
+                self.scopes.insert(scope.id.clone(), scope);
+            }
+            RegistryChange::DeleteScope(id) => {
+                self.scopes.remove(&id);
+            }
+            RegistryChange::PutRole(role) => {
+                self.roles.insert(role.id.clone(), role);
+            }
+            RegistryChange::DeleteRole(id) => {
+                self.roles.remove(&id);
+            }
+            RegistryChange::PutUser(user) => {
+                self.forget_logins(&user.auth_id);
+                self.publish_user(&user);
+                for key in users::login_keys(&user) {
+                    self.logins.insert(key, user.auth_id.clone());
+                }
+                self.users.insert(user.auth_id.clone(), user);
+            }
+            RegistryChange::DeleteUser(id) => {
+                self.forget_logins(&id);
+                self.users.remove(&id);
+                self.user_table.remove(&id);
+            }
+            RegistryChange::PutService(s) => {
+                self.services.insert(s.id.clone(), s);
+            }
+            RegistryChange::DeleteService(id) => {
+                self.services.remove(&id);
+            }
+            RegistryChange::PutApiKey(k) => {
+                self.service_keys.put(&k);
+                self.api_keys.insert(k.key_id.clone(), k);
+            }
+            RegistryChange::DeleteApiKey(id) => {
+                self.service_keys.remove(&id);
+                self.api_keys.remove(&id);
+            }
+            RegistryChange::LinkUser(service, user, _) => {
+                self.service_users.insert((service, user));
+            }
+            RegistryChange::UnlinkUser(service, user) => {
+                self.service_users.remove(&(service, user));
+            }
+            RegistryChange::PutSubscription(sub) => {
+                self.subscriptions.insert((sub.service_id.clone(), sub.user_id.clone()), sub);
+            }
+            RegistryChange::DeleteSubscription(service, user) => {
+                self.subscriptions.remove(&(service, user));
+            }
+            RegistryChange::PutProvider(p) => {
+                self.providers.insert(p.id.clone(), p);
+            }
+            RegistryChange::DeleteProvider(id) => {
+                self.providers.remove(&id);
+            }
+        }
+    }
+
+    /// Drops a user's login names from the index (before they change or the user goes).
+    fn forget_logins(&mut self, auth_id: &str) {
+        if let Some(old) = self.users.get(auth_id) {
+            for key in users::login_keys(old) {
+                self.logins.remove(&key);
+            }
+        }
+    }
+}

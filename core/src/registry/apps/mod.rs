@@ -1,0 +1,286 @@
+//! Apps and their secrets: the root rule and delegation checks on every change, Stytch-style
+//! secret rotation, and the disable that ends an app's refresh families before it commits.
+
+pub mod fields;
+
+use tessera_storage::{AppRecord, RegistryChange, StoreError};
+
+use super::{ConflictKind, Listed, Page, Registry, RegistryError, RootCredentials};
+use crate::auth::secret::{hash_secret, new_client_id, new_secret, random_token, to_hex};
+use crate::policy::{self, Caller, ROOT};
+use crate::tables::client::{CONSUMER_CLIENT_ID, Client, GRANT_CLIENT_CREDENTIALS};
+use fields::{AppPatch, NewApp};
+
+const ROOT_MARKER: &str = "root_app_id";
+
+impl Registry {
+    /// True until the root app has been created in this store.
+    pub fn needs_root(&self) -> Result<bool, StoreError> {
+        Ok(self.store.meta(ROOT_MARKER)?.is_none())
+    }
+
+    /// Creates the root app on a store's first start; later starts change nothing.
+    pub fn bootstrap_root(&mut self, creds: &RootCredentials) -> Result<(), RegistryError> {
+        if !self.needs_root()? {
+            return Ok(());
+        }
+        if creds.client_id == CONSUMER_CLIENT_ID {
+            return Err(RegistryError::invalid(
+                "TESSERA_ROOT_CLIENT_ID",
+                format!(
+                    "TESSERA_ROOT_CLIENT_ID may not be '{CONSUMER_CLIENT_ID}', the client id of user tokens"
+                ),
+            ));
+        }
+        if creds.client_secret.chars().count() < 32 {
+            return Err(RegistryError::invalid(
+                "TESSERA_ROOT_CLIENT_SECRET",
+                "TESSERA_ROOT_CLIENT_SECRET must be at least 32 characters",
+            ));
+        }
+        if creds.client_id.is_empty()
+            || creds.client_id.len() > 128
+            || !creds.client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        {
+            return Err(RegistryError::invalid(
+                "TESSERA_ROOT_CLIENT_ID",
+                "TESSERA_ROOT_CLIENT_ID must be 1 to 128 characters of [A-Za-z0-9._~-]",
+            ));
+        }
+        let now = self.clock.now();
+        let record = AppRecord {
+            id: random_token(12),
+            client_id: creds.client_id.clone(),
+            name: "root".into(),
+            description: "Created on first start; holds the root scope.".into(),
+            scopes: vec![ROOT.into()],
+            grant_types: vec![GRANT_CLIENT_CREDENTIALS.into()],
+            is_active: true,
+            metadata: Default::default(),
+            token_claims: Default::default(),
+            access_token_ttl_secs: None,
+            public_key_jwk: None,
+            secret_hash: to_hex(&hash_secret(&creds.client_secret)),
+            next_secret_hash: None,
+            created_at: now,
+            updated_at: now,
+            disabled_at: None,
+        };
+        let created = self.store.create_root_app(&record, ROOT_MARKER);
+        self.publish_new(record, created)
+    }
+
+    fn commit_new(&mut self, record: AppRecord) -> Result<(), RegistryError> {
+        let created = self.store.create_app(&record);
+        self.publish_new(record, created)
+    }
+
+    /// After a create: a taken id is a conflict; otherwise the new app goes live.
+    fn publish_new(
+        &mut self,
+        record: AppRecord,
+        created: Result<u64, StoreError>,
+    ) -> Result<(), RegistryError> {
+        created.map_err(|e| match e {
+            StoreError::Conflict(what) => ConflictKind::Taken(what).into(),
+            other => RegistryError::Store(other),
+        })?;
+        self.remember(vec![RegistryChange::PutApp(record)]);
+        Ok(())
+    }
+
+    fn commit_update(&mut self, record: AppRecord) -> Result<AppRecord, RegistryError> {
+        self.store.update_app(&record)?;
+        self.remember(vec![RegistryChange::PutApp(record.clone())]);
+        Ok(record)
+    }
+
+    pub(super) fn app(&self, id: &str) -> Result<&AppRecord, RegistryError> {
+        self.apps.get(id).ok_or(RegistryError::NotFound)
+    }
+
+    pub(super) fn create_app(
+        &mut self,
+        caller: &Caller,
+        input: NewApp,
+    ) -> Result<(AppRecord, String), RegistryError> {
+        let name = fields::check_name(&input.name)?;
+        if input.kind.as_deref().is_some_and(|k| k != "s2s") {
+            return Err(RegistryError::invalid("type", "type must be \"s2s\""));
+        }
+        let scopes = fields::check_scopes(&input.scopes)?;
+        policy::check_app_scopes(caller, &scopes)?;
+        policy::check_delegation(caller, self.limits.strict_delegation, &scopes, &[])?;
+        let grant_types = fields::check_grant_types(
+            input.grant_types.as_deref().unwrap_or(&[GRANT_CLIENT_CREDENTIALS.to_string()]),
+        )?;
+        fields::check_description(&input.description)?;
+        fields::check_metadata(&input.metadata)?;
+        fields::check_token_claims(&input.token_claims)?;
+        fields::check_ttl(input.access_token_ttl_secs, self.limits.max_token_ttl)?;
+        if let Some(jwk) = &input.public_key_jwk {
+            fields::check_public_jwk(jwk)?;
+        }
+        let secret = new_secret();
+        let now = self.clock.now();
+        let record = AppRecord {
+            id: random_token(12),
+            client_id: new_client_id(),
+            name,
+            description: input.description,
+            scopes,
+            grant_types,
+            is_active: input.is_active.unwrap_or(true),
+            metadata: input.metadata,
+            token_claims: input.token_claims,
+            access_token_ttl_secs: input.access_token_ttl_secs,
+            public_key_jwk: input.public_key_jwk,
+            secret_hash: to_hex(&hash_secret(&secret)),
+            next_secret_hash: None,
+            created_at: now,
+            updated_at: now,
+            disabled_at: None,
+        };
+        self.commit_new(record.clone())?;
+        Ok((record, secret))
+    }
+
+    pub(super) fn update_app(
+        &mut self,
+        caller: &Caller,
+        id: &str,
+        patch: AppPatch,
+    ) -> Result<AppRecord, RegistryError> {
+        let mut record = self.app(id)?.clone();
+        // Rule 1 first: a request carrying root is answered with rule 1's message.
+        if let Some(scopes) = &patch.scopes {
+            let scopes = fields::check_scopes(scopes)?;
+            policy::check_app_scopes(caller, &scopes)?;
+            policy::check_manage_app(caller, &record.scopes)?;
+            policy::check_delegation(
+                caller,
+                self.limits.strict_delegation,
+                &scopes,
+                &record.scopes,
+            )?;
+            record.scopes = scopes;
+        } else {
+            policy::check_manage_app(caller, &record.scopes)?;
+        }
+        if let Some(name) = &patch.name {
+            record.name = fields::check_name(name)?;
+        }
+        if let Some(description) = patch.description {
+            fields::check_description(&description)?;
+            record.description = description;
+        }
+        if let Some(grants) = &patch.grant_types {
+            record.grant_types = fields::check_grant_types(grants)?;
+        }
+        let is_disabling = record.is_active && patch.is_active == Some(false);
+        if let Some(active) = patch.is_active {
+            record.is_active = active;
+        }
+        if let Some(metadata) = patch.metadata {
+            fields::check_metadata(&metadata)?;
+            record.metadata = metadata;
+        }
+        if let Some(claims) = patch.token_claims {
+            fields::check_token_claims(&claims)?;
+            record.token_claims = claims;
+        }
+        if let Some(ttl) = patch.access_token_ttl_secs {
+            fields::check_ttl(ttl, self.limits.max_token_ttl)?;
+            record.access_token_ttl_secs = ttl;
+        }
+        if let Some(jwk) = patch.public_key_jwk {
+            if let Some(jwk) = &jwk {
+                fields::check_public_jwk(jwk)?;
+                // Against the scopes after this update: those are what the key will sign for.
+                let strict = self.limits.strict_delegation;
+                policy::check_app_credential(caller, strict, &record.scopes)?;
+            }
+            record.public_key_jwk = jwk;
+        }
+        record.updated_at = self.clock.now();
+        if is_disabling {
+            // Refused everywhere first, and only then is the disable dated: a request that still
+            // saw the app active read its clock before that (the issuer reads it before the
+            // lookup), so all it issues is dated at or before `disabledAt` and stays refused after
+            // a re-enable — even a family it opens after the families below were ended.
+            self.client_table.put(Client::from_record(&record));
+            record.disabled_at = Some(self.clock.now());
+            let ended = self.end_families(&record.client_id, None);
+            let committed = ended.and_then(|()| self.commit_update(record));
+            if committed.is_err() {
+                self.republish_app(id);
+            }
+            return committed;
+        }
+        self.commit_update(record)
+    }
+
+    /// Publishes an app as the store holds it (after a change that did not commit).
+    fn republish_app(&self, id: &str) {
+        if let Some(app) = self.apps.get(id) {
+            self.client_table.put(Client::from_record(app));
+        }
+    }
+
+    pub(super) fn delete_app(&mut self, caller: &Caller, id: &str) -> Result<(), RegistryError> {
+        let record = self.app(id)?;
+        policy::check_manage_app(caller, &record.scopes)?;
+        let client_id = record.client_id.clone();
+        self.end_families(&client_id, None)?;
+        self.store.delete_app(id)?;
+        self.client_table.remove(&client_id);
+        self.apps.remove(id);
+        Ok(())
+    }
+
+    /// Stytch-style rotation: `Start` adds a second secret (both work), `Complete` keeps only
+    /// the new one, `Cancel` drops the new one.
+    pub(super) fn rotate_secret(
+        &mut self,
+        caller: &Caller,
+        id: &str,
+        step: RotationStep,
+    ) -> Result<(AppRecord, Option<String>), RegistryError> {
+        let mut record = self.app(id)?.clone();
+        policy::check_manage_app(caller, &record.scopes)?;
+        let mut shown = None;
+        match step {
+            RotationStep::Start => {
+                let strict = self.limits.strict_delegation;
+                policy::check_app_credential(caller, strict, &record.scopes)?;
+                if record.next_secret_hash.is_some() {
+                    return Err(ConflictKind::RotationUnderWay.into());
+                }
+                let secret = new_secret();
+                record.next_secret_hash = Some(to_hex(&hash_secret(&secret)));
+                shown = Some(secret);
+            }
+            RotationStep::Complete | RotationStep::Cancel => {
+                let Some(next) = record.next_secret_hash.take() else {
+                    return Err(ConflictKind::NoRotation.into());
+                };
+                if step == RotationStep::Complete {
+                    record.secret_hash = next;
+                }
+            }
+        }
+        record.updated_at = self.clock.now();
+        Ok((self.commit_update(record)?, shown))
+    }
+
+    pub(super) fn list_apps(&self, page: Page) -> Listed<AppRecord> {
+        page.of(self.apps.values().cloned(), self.apps.len())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationStep {
+    Start,
+    Complete,
+    Cancel,
+}

@@ -1,0 +1,175 @@
+//! The registry's boundary: [`RegistryHandle`] has one typed async method per command, each a
+//! message private to this file, so callers never see the mailbox and every path (HTTP, CLI)
+//! reaches the same checks through the one actor.
+
+use actix::{Actor, Addr, ArbiterHandle};
+use tessera_storage::{AppRecord, ProviderRecord, SubscriptionRecord};
+
+use super::apps::RotationStep;
+use super::apps::fields::{AppPatch, NewApp};
+use super::providers::{NewProvider, ProviderView};
+use super::scopes::{RolePatch, RoleView, ScopePatch, ScopeView};
+use super::services::members::{
+    NewServiceUser, ServiceAnalytics, ServiceUser, ServiceUserPatch, SubscriptionPatch,
+};
+use super::services::{ApiKeyView, ServicePatch, ServiceView};
+use super::users::{Invitation, LoginTarget, UserPatch, UserView};
+use super::{Listed, Page, Registry, RegistryError};
+use crate::policy::Caller;
+
+/// A cloneable way to the running registry.
+#[derive(Clone)]
+pub struct RegistryHandle {
+    addr: Addr<Registry>,
+}
+
+impl RegistryHandle {
+    /// Starts the registry on `arbiter` (its durable commits then never stall a worker).
+    pub fn start(registry: Registry, arbiter: &ArbiterHandle) -> RegistryHandle {
+        RegistryHandle { addr: Registry::start_in_arbiter(arbiter, move |_| registry) }
+    }
+}
+
+/// For each command: a message type, its handler (the call expression, run on the actor with
+/// `$registry` bound to it), and the handle's method that sends it.
+macro_rules! commands {
+    ($(
+        $(#[$doc:meta])*
+        $message:ident => fn $method:ident($($arg:ident: $ty:ty),*) -> $out:ty
+            = |$registry:ident| $call:expr;
+    )*) => {
+        $(
+            struct $message { $($arg: $ty),* }
+
+            impl actix::Message for $message {
+                type Result = Result<$out, RegistryError>;
+            }
+
+            impl actix::Handler<$message> for Registry {
+                type Result = actix::MessageResult<$message>;
+
+                fn handle(&mut self, msg: $message, _: &mut actix::Context<Self>) -> Self::Result {
+                    let $message { $($arg),* } = msg;
+                    let $registry = self;
+                    actix::MessageResult($call)
+                }
+            }
+        )*
+
+        impl RegistryHandle {
+            $(
+                $(#[$doc])*
+                pub async fn $method(&self, $($arg: $ty),*) -> Result<$out, RegistryError> {
+                    self.addr
+                        .send($message { $($arg),* })
+                        .await
+                        .map_err(|_| RegistryError::Stopped)?
+                }
+            )*
+        }
+    };
+}
+
+commands! {
+    ListApps => fn list_apps(page: Page) -> Listed<AppRecord> = |r| Ok(r.list_apps(page));
+    GetApp => fn app(id: String) -> AppRecord = |r| r.app(&id).cloned();
+    /// A new app and its secret, shown only in this answer.
+    CreateApp => fn create_app(caller: Caller, input: NewApp) -> (AppRecord, String)
+        = |r| r.create_app(&caller, input);
+    UpdateApp => fn update_app(caller: Caller, id: String, patch: AppPatch) -> AppRecord
+        = |r| r.update_app(&caller, &id, patch);
+    DeleteApp => fn delete_app(caller: Caller, id: String) -> () = |r| r.delete_app(&caller, &id);
+    /// The app, and the new secret when a rotation starts.
+    RotateSecret => fn rotate_secret(caller: Caller, id: String, step: RotationStep)
+        -> (AppRecord, Option<String>) = |r| r.rotate_secret(&caller, &id, step);
+
+    ListScopes => fn list_scopes(page: Page) -> Listed<ScopeView> = |r| Ok(r.list_scopes(page));
+    GetScope => fn scope(id: String) -> ScopeView = |r| r.scope(&id);
+    CreateScope => fn create_scope(input: ScopePatch) -> ScopeView = |r| r.create_scope(input);
+    UpdateScope => fn update_scope(caller: Caller, id: String, input: ScopePatch) -> ScopeView
+        = |r| r.update_scope(&caller, &id, input);
+    DeleteScope => fn delete_scope(caller: Caller, id: String) -> ()
+        = |r| r.delete_scope(&caller, &id);
+    ListRoles => fn list_roles(page: Page) -> Listed<RoleView> = |r| Ok(r.list_roles(page));
+    GetRole => fn role(id: String) -> RoleView = |r| r.role(&id);
+    CreateRole => fn create_role(caller: Caller, input: RolePatch) -> RoleView
+        = |r| r.create_role(&caller, input);
+    UpdateRole => fn update_role(caller: Caller, id: String, input: RolePatch) -> RoleView
+        = |r| r.update_role(&caller, &id, input);
+    DeleteRole => fn delete_role(caller: Caller, id: String) -> ()
+        = |r| r.delete_role(&caller, &id);
+
+    ListUsers => fn list_users(page: Page) -> Listed<UserView> = |r| Ok(r.list_users(page));
+    GetUser => fn user(auth_id: String) -> UserView = |r| r.user(&auth_id);
+    UpdateUser => fn update_user(caller: Caller, auth_id: String, patch: UserPatch) -> UserView
+        = |r| r.update_user(&caller, &auth_id, patch);
+    DeleteUser => fn delete_user(caller: Caller, auth_id: String) -> ()
+        = |r| r.delete_user(&caller, &auth_id);
+    /// An inactive user and its one-time invitation token, live for `ttl` seconds.
+    InviteUser => fn invite_user(caller: Caller, input: Invitation, ttl: u64)
+        -> (UserView, String) = |r| r.invite_user(&caller, input, ttl);
+    AcceptInvitation => fn accept_invitation(token: String, password_hash: String) -> UserView
+        = |r| r.accept_invitation(&token, password_hash);
+    Register => fn register(username: String, email: String, password_hash: String) -> UserView
+        = |r| r.register(&username, &email, password_hash);
+    LoginLookup => fn login_target(login: String) -> LoginTarget
+        = |r| Ok(r.login_target(&login));
+    /// Asked before an Argon2id hash is paid for; creating the user checks again.
+    CheckNewLogin => fn check_new_login(username: Option<String>, email: String) -> ()
+        = |r| r.check_new_login(username.as_deref(), &email);
+    /// Asked before an Argon2id hash is paid for: a bogus token must not cost one.
+    CheckInvitation => fn check_invitation(token: String) -> () = |r| r.check_invitation(&token);
+
+    /// A new service and its first API key, shown only in this answer.
+    CreateService => fn create_service(patch: ServicePatch) -> (ServiceView, String)
+        = |r| r.create_service(patch);
+    ListServices => fn list_services(page: Page) -> Listed<ServiceView>
+        = |r| Ok(r.list_services(page));
+    GetService => fn service(id: String) -> ServiceView = |r| r.service(&id);
+    PatchService => fn patch_service(id: String, patch: ServicePatch) -> ServiceView
+        = |r| r.patch_service(&id, patch);
+    DeleteService => fn delete_service(id: String) -> () = |r| r.delete_service(&id);
+    IssueApiKey => fn issue_api_key(service_id: String) -> (ApiKeyView, String)
+        = |r| r.issue_api_key(&service_id);
+    RevokeApiKey => fn revoke_api_key(service_id: String, key_id: String) -> ()
+        = |r| r.revoke_api_key(&service_id, &key_id);
+
+    AddServiceUser => fn add_service_user(
+        service_id: String, input: NewServiceUser, password_hash: Option<String>
+    ) -> ServiceUser = |r| r.add_service_user(&service_id, input, password_hash);
+    ListServiceUsers => fn service_users(service_id: String, page: Page) -> Listed<ServiceUser>
+        = |r| Ok(r.service_users(&service_id, page));
+    GetServiceUser => fn service_user(service_id: String, user_id: String) -> ServiceUser
+        = |r| r.service_user(&service_id, &user_id);
+    PatchServiceUser => fn patch_service_user(
+        service_id: String, user_id: String, patch: ServiceUserPatch
+    ) -> ServiceUser = |r| r.patch_service_user(&service_id, &user_id, patch);
+    RemoveServiceUser => fn remove_service_user(service_id: String, user_id: String) -> ()
+        = |r| r.remove_service_user(&service_id, &user_id);
+    ServiceUserIds => fn service_user_ids(service_id: String) -> Vec<String>
+        = |r| Ok(r.service_user_ids(&service_id));
+    CreateSubscription => fn create_subscription(service_id: String, input: SubscriptionPatch)
+        -> SubscriptionRecord = |r| r.create_subscription(&service_id, input);
+    ListSubscriptions => fn subscriptions(service_id: String, page: Page)
+        -> Listed<SubscriptionRecord> = |r| Ok(r.subscriptions(&service_id, page));
+    GetSubscription => fn subscription(service_id: String, user_id: String)
+        -> SubscriptionRecord = |r| r.subscription(&service_id, &user_id);
+    PatchSubscription => fn patch_subscription(
+        service_id: String, user_id: String, input: SubscriptionPatch
+    ) -> SubscriptionRecord = |r| r.patch_subscription(&service_id, &user_id, input);
+    DeleteSubscription => fn delete_subscription(service_id: String, user_id: String) -> ()
+        = |r| r.delete_subscription(&service_id, &user_id);
+    ServiceFigures => fn service_analytics(service_id: String) -> ServiceAnalytics
+        = |r| Ok(r.service_analytics(&service_id));
+
+    CreateProvider => fn create_provider(input: NewProvider) -> ProviderView
+        = |r| r.create_provider(input);
+    ListProviders => fn providers() -> Vec<ProviderView> = |r| Ok(r.providers());
+    GetProvider => fn provider(id: String) -> ProviderView = |r| r.provider(&id);
+    DeleteProvider => fn delete_provider(id: String) -> () = |r| r.delete_provider(&id);
+    /// The provider with its client secret, for the provider-token flow only.
+    ProviderByName => fn provider_by_name(name: String) -> Option<ProviderRecord>
+        = |r| Ok(r.provider_by_name(&name).cloned());
+    ProviderById => fn provider_by_id(id: String) -> Option<ProviderRecord>
+        = |r| Ok(r.providers.get(&id).cloned());
+}
