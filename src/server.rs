@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, web};
 use tessera_core::auth::limiter::Limits;
 use tessera_core::auth::password::PasswordPool;
 use tessera_core::clock::SharedClock;
-use tessera_core::grants::GrantStore;
+use tessera_core::grants::{GrantStore, ProviderFlow};
 use tessera_core::keys::ring::RotationRules;
 use tessera_core::keys::{KeyRing, KeyRingHandle};
 use tessera_core::registry::{AppLimits, Registry, RegistryHandle, RootCredentials};
@@ -24,6 +24,10 @@ use crate::config::Config;
 pub struct AppState {
     pub issuer: Arc<Issuer>,
     pub registry: RegistryHandle,
+    /// The grant store's handle: commits of grant state and reads that need no ordering.
+    pub grants: GrantStore,
+    /// The provider-token flow's domain steps, with the one client of providers' token URLs.
+    pub provider_flow: ProviderFlow,
     pub keyring: KeyRingHandle,
     pub config: Config,
     /// RFC 8414 metadata, serialized once.
@@ -61,7 +65,7 @@ impl Running {
     /// Stops the actors' thread once the HTTP server has stopped.
     pub async fn wait(self) -> std::io::Result<()> {
         let out = self.server.await;
-        self.state.issuer.grants().stop();
+        self.state.grants.stop();
         drop(self.state);
         // Joining lets the actors drop the store, so the data directory is free on return.
         self.arbiter.stop();
@@ -163,12 +167,14 @@ pub fn prepare(
         per_client: config.failures_per_client,
         per_addr: config.failures_per_address,
     };
+    let callback_url = format!("{issuer_url}{}", api::connect::CALLBACK_PATH);
+    let provider_flow = ProviderFlow::new(grants.clone(), Arc::clone(&clock), callback_url);
     let issuer = Arc::new(Issuer::new(
         settings,
         keyring.key_set(),
         registry.client_table(),
         limits,
-        grants,
+        grants.clone(),
         registry.user_table(),
         clock,
     ));
@@ -183,6 +189,8 @@ pub fn prepare(
     let state = web::Data::new(AppState {
         issuer,
         registry,
+        grants,
+        provider_flow,
         keyring,
         config,
         metadata,

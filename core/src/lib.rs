@@ -1,5 +1,6 @@
 //! Tessera's core: the owners of every piece of state and the pure rules they apply, one folder
-//! per domain. Nothing here knows about HTTP or JSON casing.
+//! per domain. Nothing here serves HTTP or knows JSON casing; the one HTTP spoken here is as a
+//! client, to providers' token endpoints (`grants`).
 //!
 //! The token hot path (`tokens`) reads the snapshots in `tables` and `keys` without a message
 //! hop; every change goes through its one owner (`registry`, `keys`, `grants`), which applies

@@ -9,8 +9,9 @@
 //! state, scoped to the callback), and the callback completes the request only with that cookie
 //! and a session of the request's bound user. Forms carry a double-submit CSRF token and are
 //! refused from another origin; a session lasts minutes and can be ended by signing out.
-
-use std::sync::Arc;
+//!
+//! The flow's domain steps (stored grants, requests, the code exchange) are
+//! `tessera_core::grants::ProviderFlow`'s; this file is their HTTP: cookies, forms, pages.
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
@@ -19,19 +20,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 use tessera_core::auth::secret::{hash_secret, hex_matches, random_token, to_hex};
+use tessera_core::grants::{Begin, Completion, FlowError, NewRequest};
 use tessera_core::oauth::OAuthError;
-use tessera_core::oauth::connect_form::{self, CallbackQuery};
+use tessera_core::oauth::connect_form;
 use tessera_core::tables::client::CONSUMER_CLIENT_ID;
-use tessera_storage::{
-    ConnectRecord, ConnectRefusal, GrantOp, GrantOutcome, ProviderGrant, ProviderRecord, Storage,
-};
+use tessera_storage::{ConnectRecord, ConnectRefusal, GrantOp, ProviderRecord};
 
 use crate::api::admin::{AdminError, rfc3339};
 use crate::api::service::ServiceCaller;
 use crate::server::AppState;
 
-/// How long a reauth URL stays usable (AuthOS's service API: short-lived).
-const REQUEST_TTL: u64 = 600;
 /// How long a hosted-flow session lasts: long enough to sign in and consent, short enough that
 /// a session left on a shared browser does not linger.
 const SESSION_TTL: u64 = 900;
@@ -40,7 +38,8 @@ const CSRF_COOKIE: &str = "tessera_csrf";
 /// Followed by a prefix of the binding's hash, so flows started side by side in one browser
 /// each keep their own cookie.
 const FLOW_COOKIE_PREFIX: &str = "tessera_flow_";
-const CALLBACK_PATH: &str = "/connect/callback";
+/// Where providers send the user back; the flow names it again in the code exchange.
+pub const CALLBACK_PATH: &str = "/connect/callback";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/service/provider-tokens").post(provider_tokens))
@@ -59,17 +58,6 @@ struct ProviderTokenRequest {
     redirect_uri: String,
     #[serde(default)]
     state: Option<String>,
-}
-
-fn store(state: &AppState) -> Result<Arc<dyn Storage>, AdminError> {
-    state.issuer.grants().store().map_err(|_| AdminError::Internal)
-}
-
-async fn submit(state: &AppState, op: GrantOp) -> Result<GrantOutcome, AdminError> {
-    state.issuer.grants().submit(op).await.map_err(|e| {
-        tracing::error!(error = %e, "connect step not committed");
-        AdminError::Internal
-    })
 }
 
 async fn provider_tokens(
@@ -102,55 +90,33 @@ async fn provider_tokens(
             "redirect_uri is not a registered callback URI of this service".into(),
         ));
     }
-    let now = state.issuer.now();
-    let (svc, user, prov) = (service_id.clone(), req.user_id.clone(), provider.id.clone());
-    let store = store(&state)?;
-    let grant = web::block(move || store.provider_grant(&svc, &user, &prov))
-        .await
-        .map_err(|_| AdminError::Internal)?
-        .map_err(|_| AdminError::Internal)?;
-    // A grant that covers the scopes answers `ok`; an expired one is renewed first when the
-    // provider gave a refresh token.
-    if let Some(g) = grant.filter(|g| req.scopes.iter().all(|s| g.scopes.contains(s))) {
-        let live = if g.expires_at.is_none_or(|e| now < e) {
-            Some(g)
-        } else {
-            renew(&state, &service_id, &req.user_id, &provider, g, now).await
-        };
-        if let Some(g) = live {
-            count(&state, &service_id, "ok");
-            return Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(
-                json!({
-                    "status": "ok",
-                    "access_token": g.access_token,
-                    "token_type": "Bearer",
-                    "scopes": g.scopes,
-                    "expires_at": g.expires_at.map(rfc3339),
-                }),
-            ));
-        }
+    let flow = &state.provider_flow;
+    let live = flow.live_grant(&service_id, &req.user_id, &provider, &req.scopes).await;
+    if let Some(g) = live.map_err(|_| AdminError::Internal)? {
+        count(&state, &service_id, "ok");
+        return Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
+            "status": "ok",
+            "access_token": g.access_token,
+            "token_type": "Bearer",
+            "scopes": g.scopes,
+            "expires_at": g.expires_at.map(rfc3339),
+        })));
     }
-    let record = ConnectRecord {
-        state: random_token(32),
+    let ask = NewRequest {
         service_id,
         user_id: req.user_id,
         provider_id: provider.id,
         scopes: req.scopes,
         redirect_uri: req.redirect_uri,
         client_state: req.state,
-        expires_at: now + REQUEST_TTL,
-        provider_state: None,
-        is_complete: false,
     };
+    let record = flow.create_request(ask).await.map_err(|_| AdminError::Internal)?;
     let url = format!("{}/connect/provider-token/{}", state.issuer.settings.issuer, record.state);
-    let expires_at = record.expires_at;
-    let requester = record.service_id.clone();
-    submit(&state, GrantOp::CreateConnect(record)).await?;
-    count(&state, &requester, "action_required");
+    count(&state, &record.service_id, "action_required");
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
         "status": "action_required",
         "reauth_url": url,
-        "expires_at": rfc3339(expires_at),
+        "expires_at": rfc3339(record.expires_at),
     })))
 }
 
@@ -392,14 +358,6 @@ async fn provider_of(state: &AppState, record: &ConnectRecord) -> Option<Provide
     state.registry.provider_by_id(record.provider_id.clone()).await.ok().flatten()
 }
 
-/// A request that can still be completed, by its state.
-async fn open_request(state: &AppState, connect_state: &str) -> Option<ConnectRecord> {
-    let store = store(state).ok()?;
-    let key = connect_state.to_string();
-    let record = web::block(move || store.connect_request(&key)).await.ok()?.ok()??;
-    (!record.is_complete && state.issuer.now() < record.expires_at).then_some(record)
-}
-
 /// The cookie that binds a flow to the browser that started it: its name carries a prefix of
 /// the provider state's hash, its value the whole hash (never the state itself).
 fn flow_binding(provider_state: &str) -> (String, String) {
@@ -413,8 +371,9 @@ async fn hosted(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let connect_state = path.into_inner();
-    let lookup = store(&state).map(|s| s.connect_request(&connect_state));
-    let Ok(Ok(Some(record))) = lookup else { return invalid_link() };
+    let Ok(Some(record)) = state.provider_flow.request(&connect_state).await else {
+        return invalid_link();
+    };
     let Some(provider) = provider_of(&state, &record).await else {
         return error_back(&state, &record, "", "provider_unavailable");
     };
@@ -426,40 +385,26 @@ async fn hosted(
     if auth_id != record.user_id {
         return wrong_account_page(&state, &connect_state);
     }
-    let now = state.issuer.now();
-    if record.is_complete || now >= record.expires_at {
-        let reason = if record.is_complete { "already_used" } else { "expired" };
-        return error_back(&state, &record, &provider.name, reason);
-    }
-    let provider_state = random_token(32);
-    let op = GrantOp::BeginConnect {
-        state: connect_state,
-        user_id: auth_id,
-        provider_state: provider_state.clone(),
-        now,
-    };
-    match submit(&state, op).await {
-        Ok(GrantOutcome::Connect(_)) => {}
-        Ok(GrantOutcome::ConnectRefused(why)) => {
+    let (provider_state, lifetime) = match state.provider_flow.begin(&record, &auth_id).await {
+        Ok(Begin::Sent { provider_state, expires_in }) => (provider_state, expires_in),
+        Ok(Begin::Refused(why)) => {
             return error_back(&state, &record, &provider.name, refusal_reason(why));
         }
-        _ => return try_again(),
-    }
-    let callback = format!("{}{CALLBACK_PATH}", state.issuer.settings.issuer);
+        Err(_) => return try_again(),
+    };
     let scope = record.scopes.join(" ");
     let mut res = redirect(&with_query(
         &provider.authorize_url,
         &[
             ("response_type", "code"),
             ("client_id", &provider.client_id),
-            ("redirect_uri", &callback),
+            ("redirect_uri", state.provider_flow.callback_url()),
             ("scope", &scope),
             ("state", &provider_state),
         ],
     ));
     // Lax: the provider's redirect back is a top-level navigation from its site.
     let (name, value) = flow_binding(&provider_state);
-    let lifetime = record.expires_at.saturating_sub(now);
     res.add_cookie(&cookie(&state, &name, value, CALLBACK_PATH, SameSite::Lax, lifetime)).ok();
     res
 }
@@ -490,7 +435,7 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
         Err(refusal) => return refusal(),
     };
     // Only a request of ours that can still complete gets a session.
-    if open_request(&state, &form.state).await.is_none() {
+    if !matches!(state.provider_flow.open_request(&form.state).await, Ok(Some(_))) {
         return invalid_link();
     }
     let addr = req.peer_addr().map(|a| a.ip());
@@ -538,7 +483,8 @@ async fn sign_out(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
     let session = read_cookie(&req, &state, SESSION_COOKIE);
     if let Some(claims) = session.and_then(|t| state.issuer.verify_access(&t).ok()) {
         let op = GrantOp::RevokeAccess { jti: claims.jti, exp: claims.exp };
-        if submit(&state, op).await.is_err() {
+        if let Err(e) = state.grants.submit(op).await {
+            tracing::error!(error = %e, "sign-out revocation not committed");
             return try_again();
         }
     }
@@ -551,156 +497,40 @@ async fn sign_out(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
     res
 }
 
-#[derive(Deserialize)]
-struct ProviderTokenAnswer {
-    access_token: String,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
-/// Renews an expired grant with the provider's refresh token (RFC 6749 §6); `None` when the
-/// provider will not, so the service is asked to send the user through consent again.
-async fn renew(
-    state: &AppState,
-    service_id: &str,
-    user_id: &str,
-    provider: &ProviderRecord,
-    grant: ProviderGrant,
-    now: u64,
-) -> Option<ProviderGrant> {
-    let refresh_token = grant.refresh_token.clone()?;
-    let p = provider.clone();
-    let rt = refresh_token.clone();
-    let answer = web::block(move || {
-        token_request(&p, &[("grant_type", "refresh_token"), ("refresh_token", &rt)])
-    })
-    .await
-    .ok()?
-    .inspect_err(
-        |e| tracing::warn!(provider = %provider.name, error = %e, "provider refresh failed"),
-    )
-    .ok()?;
-    let renewed = ProviderGrant {
-        scopes: grant.scopes,
-        access_token: answer.access_token,
-        refresh_token: answer.refresh_token.or(Some(refresh_token)),
-        expires_at: answer.expires_in.map(|s| now.saturating_add(s)),
-    };
-    let op = GrantOp::RenewProviderGrant {
-        service_id: service_id.to_string(),
-        user_id: user_id.to_string(),
-        provider_id: provider.id.clone(),
-        grant: renewed.clone(),
-    };
-    submit(state, op).await.ok()?;
-    Some(renewed)
-}
-
-/// RFC 6749 §4.1.3 at the provider: the code for tokens, client authenticated by secret.
-fn exchange(
-    provider: &ProviderRecord,
-    code: &str,
-    redirect_uri: &str,
-) -> Result<ProviderTokenAnswer, String> {
-    token_request(
-        provider,
-        &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri)],
-    )
-}
-
-/// A form POST to the provider's token URL with our client credentials.
-fn token_request(
-    provider: &ProviderRecord,
-    params: &[(&str, &str)],
-) -> Result<ProviderTokenAnswer, String> {
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in params {
-        form.append_pair(k, v);
-    }
-    let body = form
-        .append_pair("client_id", &provider.client_id)
-        .append_pair("client_secret", &provider.client_secret)
-        .finish();
-    // No redirects: a 3xx would turn the POST (with our client secret) into a request to a URL
-    // the URL rule never judged.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(10)))
-        .max_redirects(0)
-        .build()
-        .into();
-    let mut res = agent
-        .post(&provider.token_url)
-        .header("accept", "application/json")
-        .content_type("application/x-www-form-urlencoded")
-        .send(body)
-        .map_err(|e| e.to_string())?;
-    let text = res.body_mut().read_to_string().map_err(|e| e.to_string())?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
-}
-
 async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Ok(CallbackQuery { state: provider_state, code, error }) =
-        connect_form::parse_callback(req.query_string())
-    else {
+    let Ok(answer) = connect_form::parse_callback(req.query_string()) else {
         return invalid_link();
     };
-    let lookup = store(&state).map(|s| s.connect_by_provider_state(&provider_state));
-    let Ok(Ok(Some(record))) = lookup else { return invalid_link() };
+    let lookup = state.provider_flow.request_by_provider_state(&answer.state).await;
+    let Ok(Some(record)) = lookup else { return invalid_link() };
     let Some(provider) = provider_of(&state, &record).await else {
         return error_back(&state, &record, "", "provider_unavailable");
     };
     // Only the browser that was sent to the provider, signed in as the bound user, finishes
     // the flow: a provider URL handed to someone else completes nothing and stores nothing.
-    let (binding_name, binding) = flow_binding(&provider_state);
+    let (binding_name, binding) = flow_binding(&answer.state);
     let is_bound =
         read_cookie(&req, &state, &binding_name).is_some_and(|c| hex_matches(&c, &binding));
-    if !is_bound || signed_in(&req, &state).as_deref() != Some(record.user_id.as_str()) {
+    let user = is_bound.then(|| signed_in(&req, &state)).flatten();
+    let Some(user) = user.filter(|user| *user == record.user_id) else {
         tracing::warn!(service_id = %record.service_id, "provider callback from a browser that did not start the flow");
         return error_back(&state, &record, &provider.name, "session_mismatch");
-    }
-    let mut res = finish(&state, record, provider, provider_state, code, error).await;
+    };
+    let done = state.provider_flow.complete(&record, &provider, &user, answer).await;
+    let mut res = finished(&state, &record, &provider, done);
     res.add_cookie(&removal(&state, &binding_name, CALLBACK_PATH)).ok();
     res
 }
 
-/// The bound browser came back from the provider: exchange the code, keep the grant, and
-/// send the user back to the service.
-async fn finish(
+/// Back to the service with how the flow ended.
+fn finished(
     state: &AppState,
-    record: ConnectRecord,
-    provider: ProviderRecord,
-    provider_state: String,
-    code: Option<String>,
-    error: Option<String>,
+    record: &ConnectRecord,
+    provider: &ProviderRecord,
+    done: Result<Completion, FlowError>,
 ) -> HttpResponse {
-    if error.is_some() {
-        return error_back(state, &record, &provider.name, "denied");
-    }
-    let Some(code) = code else {
-        return error_back(state, &record, &provider.name, "provider_error");
-    };
-    let callback = format!("{}{CALLBACK_PATH}", state.issuer.settings.issuer);
-    let exchange_provider = provider.clone();
-    let answer = web::block(move || exchange(&exchange_provider, &code, &callback)).await;
-    let answer = match answer {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(e)) => {
-            tracing::warn!(provider = %provider.name, error = %e, "provider code exchange failed");
-            return error_back(state, &record, &provider.name, "provider_error");
-        }
-        Err(_) => return error_back(state, &record, &provider.name, "provider_error"),
-    };
-    let now = state.issuer.now();
-    let grant = ProviderGrant {
-        scopes: record.scopes.clone(),
-        access_token: answer.access_token,
-        refresh_token: answer.refresh_token,
-        expires_at: answer.expires_in.map(|s| now.saturating_add(s)),
-    };
-    match submit(state, GrantOp::CompleteConnect { provider_state, grant, now }).await {
-        Ok(GrantOutcome::Connect(done)) => {
+    match done {
+        Ok(Completion::Completed(done)) => {
             count(state, &done.service_id, "completed");
             let mut pairs =
                 vec![("provider_grant", "success"), ("provider", provider.name.as_str())];
@@ -709,9 +539,13 @@ async fn finish(
             }
             redirect(&with_query(&done.redirect_uri, &pairs))
         }
-        Ok(GrantOutcome::ConnectRefused(why)) => {
-            error_back(state, &record, &provider.name, refusal_reason(why))
+        Ok(Completion::Refused(why)) => {
+            error_back(state, record, &provider.name, refusal_reason(why))
         }
-        _ => try_again(),
+        Ok(Completion::ProviderError) => {
+            error_back(state, record, &provider.name, "provider_error")
+        }
+        Ok(Completion::Denied) => error_back(state, record, &provider.name, "denied"),
+        Err(_) => try_again(),
     }
 }

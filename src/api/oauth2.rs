@@ -218,7 +218,7 @@ async fn revoke(
         })
     };
     if let Some(op) = op {
-        if let Err(e) = issuer.grants().submit(op).await {
+        if let Err(e) = state.grants.submit(op).await {
             tracing::error!(error = %e, "revocation not committed");
             return error_response(&OAuthError::ServerError);
         }
