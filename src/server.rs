@@ -15,7 +15,7 @@ use tessera_core::keys::{KeyRing, KeyRingHandle};
 use tessera_core::registry::{AppLimits, Registry, RegistryHandle, RootCredentials};
 use tessera_core::tables::service_keys::ServiceKeys;
 use tessera_core::tokens::issuer::{Issuer, TokenSettings};
-use tessera_storage::{Kek, Storage, Store, StoreError};
+use tessera_storage::{Kek, KekError, Storage, Store, StoreError};
 
 use crate::api;
 use crate::config::Config;
@@ -89,7 +89,7 @@ pub fn root_from_env() -> Result<Option<RootCredentials>, String> {
     }
 }
 
-pub fn kek_from_env() -> Result<Option<Kek>, String> {
+pub fn kek_from_env() -> Result<Option<Kek>, KekError> {
     match std::env::var("TESSERA_KEK") {
         Ok(v) if !v.is_empty() => Kek::from_hex(&v).map(Some),
         _ => Ok(None),

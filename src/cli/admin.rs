@@ -77,7 +77,8 @@ fn open(dir: &DataDirArgs) -> Result<(Arc<dyn Storage>, crate::config::Config), 
         issuer: None,
     };
     let config = super::load_config(&args)?;
-    let store = Store::open(&config.data_dir, kek_from_env()?).map_err(|e| match e {
+    let kek = kek_from_env().map_err(|e| e.to_string())?;
+    let store = Store::open(&config.data_dir, kek).map_err(|e| match e {
         StoreError::InUse => format!(
             "{e} ({}): stop it, or use the admin API of the running server",
             config.data_dir.display()

@@ -18,8 +18,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let prepared = super::load_config(&args)
-        .and_then(|config| Ok((config, root_from_env()?, kek_from_env()?)));
+    let prepared = super::load_config(&args).and_then(|config| {
+        Ok((config, root_from_env()?, kek_from_env().map_err(|e| e.to_string())?))
+    });
     let (config, root, kek) = match prepared {
         Ok(p) => p,
         Err(e) => {

@@ -18,13 +18,12 @@ pub enum StoreError {
     KekMissing,
     #[error("TESSERA_KEK does not open the private keys in the store")]
     KekMismatch,
+    /// A fault of the redb backend; another backend brings its own variant.
     #[error("store: {0}")]
     Db(#[from] redb::Error),
     #[error("store: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Folds redb's per-operation errors into one variant; they all mean the store failed.
-pub(crate) fn db<E: Into<redb::Error>>(err: E) -> StoreError {
-    StoreError::Db(err.into())
+    /// No nonce could be drawn, so nothing was sealed (and nothing written).
+    #[error("store: the operating system gave no random bytes: {0}")]
+    Random(getrandom::Error),
 }

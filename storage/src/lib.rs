@@ -1,34 +1,32 @@
 //! Tessera's durable state behind domain operations.
 //!
-//! The actors above this crate speak in apps, keys and changes, never in redb transactions, so
-//! that a shared SQL backend can implement [`Storage`] later without touching them. Every write
-//! returns only after its transaction is committed with `Durability::Immediate`: an acknowledged
-//! write survives a crash.
+//! The actors above this crate speak in apps, keys and changes, never in transactions, so that
+//! a shared SQL backend can implement [`Storage`] beside the redb one ([`Store`]) without
+//! touching them. Records, their encoding, key sealing and the rows registry changes write are
+//! shared by every backend; a backend owns only its tables and transactions. Every write returns
+//! only after it is durable: an acknowledged write survives a crash.
 
-mod app;
 mod connect;
 mod error;
 mod grant;
 mod key;
 mod record;
-mod scope;
+mod redb;
+mod registry;
 mod seal;
-mod store;
-mod tables;
 
-pub use app::AppRecord;
 pub use connect::{ConnectRecord, ConnectRefusal, ProviderGrant};
 pub use error::StoreError;
 pub use grant::{
     FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
 };
 pub use key::{KeyRecord, KeyState};
-pub use scope::{
-    ApiKeyRecord, DisabledBy, ProviderRecord, RegistryChange, RoleRecord, ScopeRecord,
+pub use redb::Store;
+pub use registry::{
+    ApiKeyRecord, AppRecord, DisabledBy, ProviderRecord, RegistryChange, RoleRecord, ScopeRecord,
     ServiceRecord, SubscriptionRecord, UserRecord,
 };
-pub use seal::Kek;
-pub use store::Store;
+pub use seal::{Kek, KekError};
 
 /// The boundary a backend implements. Operations carry their conditions (create fails on an
 /// existing id) so that no caller relies on being the only process.
@@ -79,14 +77,12 @@ pub trait Storage: Send + Sync + 'static {
     fn save_keys(&self, keys: &[KeyRecord]) -> Result<u64, StoreError>;
     /// A small named value (bootstrap markers and the like).
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Sets a named value only when it is absent; `Conflict` otherwise.
-    fn put_meta_once(&self, name: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Sets a named value.
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Creates the root app and sets `marker` to its id in one transaction, so a crash leaves
     /// either both or neither; `Conflict` when the marker is already set.
     fn create_root_app(&self, app: &AppRecord, marker: &str) -> Result<u64, StoreError>;
-    /// The version of the last committed change to apps or keys; it only grows.
+    /// The version of the last committed change to apps, keys or the registry; it only grows.
     fn version(&self) -> Result<u64, StoreError>;
     /// Applies a batch of grant operations in one durable transaction and answers each in
     /// order. An operation that fails its condition is answered, not an error; an `Err` means

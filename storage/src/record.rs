@@ -39,4 +39,20 @@ mod tests {
         assert!(matches!(decode::<Vec<String>>(&future), Err(StoreError::Corrupt(_))));
         assert!(decode::<Vec<String>>(&[]).is_err());
     }
+
+    /// Issue 8: records written before the disable fields existed still load, as never
+    /// disabled.
+    #[test]
+    fn issue_8_records_without_disable_fields_still_load() {
+        let old_app = br#"{"id":"a","clientId":"c","name":"n","scopes":[],"grantTypes":["client_credentials"],"isActive":true,"secretHash":"00","createdAt":1,"updatedAt":1}"#;
+        let app: crate::AppRecord = decode(&[&[1u8][..], old_app].concat()).unwrap();
+        assert_eq!(app.disabled_at, None);
+        let old_user = br#"{"authId":"u","username":null,"email":"u@example.com","roles":[],"isActive":false,"passwordHash":null,"invitationHash":null,"invitationExpiresAt":null,"createdAt":1,"updatedAt":1}"#;
+        let user: crate::UserRecord = decode(&[&[1u8][..], old_user].concat()).unwrap();
+        assert_eq!((user.disabled_at, user.disabled_by), (None, None));
+        let mut user = user;
+        user.disabled_by = Some(crate::DisabledBy::Operator);
+        let json = String::from_utf8(encode(&user)[1..].to_vec()).unwrap();
+        assert!(json.contains(r#""disabledBy":"operator""#), "{json}");
+    }
 }

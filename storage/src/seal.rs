@@ -8,21 +8,25 @@ use crate::StoreError;
 const PLAIN: &str = "plain:";
 const SEALED: &str = "kek1:";
 
+/// Why a TESSERA_KEK value was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("TESSERA_KEK must be 64 hex digits (32 random bytes)")]
+pub struct KekError;
+
 /// A 256-bit key-encryption key. Its bytes never leave this type.
 #[derive(Clone)]
 pub struct Kek(ChaCha20Poly1305);
 
 impl Kek {
     /// Reads a KEK given as 64 hex digits (as `openssl rand -hex 32` prints).
-    pub fn from_hex(text: &str) -> Result<Kek, String> {
+    pub fn from_hex(text: &str) -> Result<Kek, KekError> {
         let text = text.trim();
         if text.len() != 64 || !text.is_ascii() {
-            return Err("TESSERA_KEK must be 64 hex digits (32 random bytes)".into());
+            return Err(KekError);
         }
         let mut bytes = [0u8; 32];
         for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-                .map_err(|_| "TESSERA_KEK must be 64 hex digits (32 random bytes)".to_string())?;
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| KekError)?;
         }
         Ok(Kek(ChaCha20Poly1305::new(&Key::from(bytes))))
     }
@@ -52,7 +56,7 @@ pub(crate) fn seal_bytes(kek: Option<&Kek>, seed: &[u8], kid: &str) -> Result<St
         return Ok(format!("{PLAIN}{}", hex(seed)));
     };
     let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+    getrandom::fill(&mut nonce).map_err(StoreError::Random)?;
     // The kid is bound as associated data so a sealed seed cannot be moved to another record.
     let payload = chacha20poly1305::aead::Payload { msg: seed, aad: kid.as_bytes() };
     let sealed = cipher
@@ -118,7 +122,12 @@ mod tests {
 
     #[test]
     fn kek_must_be_32_hex_bytes() {
-        assert!(Kek::from_hex("short").is_err());
-        assert!(Kek::from_hex(&"zz".repeat(32)).is_err());
+        assert_eq!(Kek::from_hex("short").err(), Some(KekError));
+        assert_eq!(Kek::from_hex(&"zz".repeat(32)).err(), Some(KekError));
+        assert_eq!(
+            KekError.to_string(),
+            "TESSERA_KEK must be 64 hex digits (32 random bytes)",
+            "the message operators have always seen"
+        );
     }
 }

@@ -6,17 +6,20 @@ use redb::{
     Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, WriteTransaction,
 };
 
-use crate::error::db;
+use super::tables::{
+    API_KEYS, APPS, ASSERTIONS, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, META,
+    PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, REVOKED_JTIS, ROLES, SCOPES,
+    SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
+};
+use super::{connect, db, grant, registry};
+use crate::connect::grant_key;
 use crate::key::StoredKey;
 use crate::record::{decode, encode};
-use crate::tables::{
-    API_KEYS, APPS, ASSERTIONS, CHANGES, CLIENT_IDS, FAMILIES, KEYS, META, REFRESH_TOKENS,
-    REVOKED_JTIS, ROLES, SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
-};
+use crate::registry::StoredProvider;
 use crate::{
-    ApiKeyRecord, AppRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord, ProviderRecord,
-    RefreshRecord, RefreshStatus, RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, Storage,
-    StoreError, SubscriptionRecord, TokenKey, UserRecord,
+    ApiKeyRecord, AppRecord, ConnectRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord,
+    ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus, RegistryChange, RoleRecord,
+    ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, TokenKey, UserRecord,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -63,10 +66,10 @@ impl Store {
             txn.open_table(API_KEYS).map_err(db)?;
             txn.open_table(SERVICE_USERS).map_err(db)?;
             txn.open_table(SUBSCRIPTIONS).map_err(db)?;
-            txn.open_table(crate::tables::PROVIDERS).map_err(db)?;
-            txn.open_table(crate::tables::CONNECTS).map_err(db)?;
-            txn.open_table(crate::tables::PROVIDER_STATES).map_err(db)?;
-            txn.open_table(crate::tables::PROVIDER_GRANTS).map_err(db)?;
+            txn.open_table(PROVIDERS).map_err(db)?;
+            txn.open_table(CONNECTS).map_err(db)?;
+            txn.open_table(PROVIDER_STATES).map_err(db)?;
+            txn.open_table(PROVIDER_GRANTS).map_err(db)?;
             Ok(())
         })?;
         Ok(store)
@@ -147,14 +150,7 @@ fn u64_from(bytes: &[u8]) -> Result<u64, StoreError> {
 
 impl Storage for Store {
     fn load_apps(&self) -> Result<Vec<AppRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(APPS).map_err(db)?;
-        let mut apps = Vec::new();
-        for entry in table.iter().map_err(db)? {
-            let (_, value) = entry.map_err(db)?;
-            apps.push(decode(value.value())?);
-        }
-        Ok(apps)
+        self.load_all(APPS)
     }
 
     fn create_app(&self, app: &AppRecord) -> Result<u64, StoreError> {
@@ -207,119 +203,17 @@ impl Storage for Store {
     }
 
     fn apply_registry(&self, changes: &[RegistryChange]) -> Result<u64, StoreError> {
+        // Sealed and encoded before the write transaction begins, so that no other writer waits
+        // on it; a sealing failure still commits nothing.
+        let rows = changes
+            .iter()
+            .map(|change| change.row(self.kek.as_ref()))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         self.write(|txn| {
             let mut version = 0;
-            for change in changes {
-                let what = match change {
-                    RegistryChange::PutApp(app) => {
-                        let mut apps = txn.open_table(APPS).map_err(db)?;
-                        apps.insert(app.id.as_str(), encode(app).as_slice()).map_err(db)?;
-                        format!("app:{}", app.id)
-                    }
-                    RegistryChange::PutScope(scope) => {
-                        let mut scopes = txn.open_table(SCOPES).map_err(db)?;
-                        scopes.insert(scope.id.as_str(), encode(scope).as_slice()).map_err(db)?;
-                        format!("scope:{}", scope.id)
-                    }
-                    RegistryChange::DeleteScope(id) => {
-                        txn.open_table(SCOPES).map_err(db)?.remove(id.as_str()).map_err(db)?;
-                        format!("scope:{id}")
-                    }
-                    RegistryChange::PutRole(role) => {
-                        let mut roles = txn.open_table(ROLES).map_err(db)?;
-                        roles.insert(role.id.as_str(), encode(role).as_slice()).map_err(db)?;
-                        format!("role:{}", role.id)
-                    }
-                    RegistryChange::DeleteRole(id) => {
-                        txn.open_table(ROLES).map_err(db)?.remove(id.as_str()).map_err(db)?;
-                        format!("role:{id}")
-                    }
-                    RegistryChange::PutUser(user) => {
-                        let mut users = txn.open_table(USERS).map_err(db)?;
-                        users.insert(user.auth_id.as_str(), encode(user).as_slice()).map_err(db)?;
-                        format!("user:{}", user.auth_id)
-                    }
-                    RegistryChange::DeleteUser(id) => {
-                        txn.open_table(USERS).map_err(db)?.remove(id.as_str()).map_err(db)?;
-                        format!("user:{id}")
-                    }
-                    RegistryChange::PutService(service) => {
-                        let mut services = txn.open_table(SERVICES).map_err(db)?;
-                        services
-                            .insert(service.id.as_str(), encode(service).as_slice())
-                            .map_err(db)?;
-                        format!("service:{}", service.id)
-                    }
-                    RegistryChange::DeleteService(id) => {
-                        txn.open_table(SERVICES).map_err(db)?.remove(id.as_str()).map_err(db)?;
-                        format!("service:{id}")
-                    }
-                    RegistryChange::PutApiKey(key) => {
-                        let mut keys = txn.open_table(API_KEYS).map_err(db)?;
-                        keys.insert(key.key_id.as_str(), encode(key).as_slice()).map_err(db)?;
-                        format!("api_key:{}", key.key_id)
-                    }
-                    RegistryChange::DeleteApiKey(id) => {
-                        txn.open_table(API_KEYS).map_err(db)?.remove(id.as_str()).map_err(db)?;
-                        format!("api_key:{id}")
-                    }
-                    RegistryChange::LinkUser(service, user, at) => {
-                        let key = format!("{service}\0{user}");
-                        txn.open_table(SERVICE_USERS)
-                            .map_err(db)?
-                            .insert(key.as_str(), *at)
-                            .map_err(db)?;
-                        format!("service_user:{service}:{user}")
-                    }
-                    RegistryChange::UnlinkUser(service, user) => {
-                        let key = format!("{service}\0{user}");
-                        txn.open_table(SERVICE_USERS)
-                            .map_err(db)?
-                            .remove(key.as_str())
-                            .map_err(db)?;
-                        format!("service_user:{service}:{user}")
-                    }
-                    RegistryChange::PutSubscription(sub) => {
-                        let key = format!("{}\0{}", sub.service_id, sub.user_id);
-                        let mut subs = txn.open_table(SUBSCRIPTIONS).map_err(db)?;
-                        subs.insert(key.as_str(), encode(sub).as_slice()).map_err(db)?;
-                        format!("subscription:{}:{}", sub.service_id, sub.user_id)
-                    }
-                    RegistryChange::PutProvider(p) => {
-                        let stored = crate::scope::StoredProvider {
-                            id: p.id.clone(),
-                            name: p.name.clone(),
-                            authorize_url: p.authorize_url.clone(),
-                            token_url: p.token_url.clone(),
-                            client_id: p.client_id.clone(),
-                            sealed_secret: crate::seal::seal_bytes(
-                                self.kek.as_ref(),
-                                p.client_secret.as_bytes(),
-                                &p.id,
-                            )?,
-                            created_at: p.created_at,
-                        };
-                        let mut providers = txn.open_table(crate::tables::PROVIDERS).map_err(db)?;
-                        providers.insert(p.id.as_str(), encode(&stored).as_slice()).map_err(db)?;
-                        format!("provider:{}", p.id)
-                    }
-                    RegistryChange::DeleteProvider(id) => {
-                        txn.open_table(crate::tables::PROVIDERS)
-                            .map_err(db)?
-                            .remove(id.as_str())
-                            .map_err(db)?;
-                        format!("provider:{id}")
-                    }
-                    RegistryChange::DeleteSubscription(service, user) => {
-                        let key = format!("{service}\0{user}");
-                        txn.open_table(SUBSCRIPTIONS)
-                            .map_err(db)?
-                            .remove(key.as_str())
-                            .map_err(db)?;
-                        format!("subscription:{service}:{user}")
-                    }
-                };
-                version = Self::record_change(txn, &what)?;
+            for row in &rows {
+                registry::write(txn, row)?;
+                version = Self::record_change(txn, &row.logged())?;
             }
             Ok(version)
         })
@@ -362,24 +256,24 @@ impl Storage for Store {
         self.load_all(SUBSCRIPTIONS)
     }
 
-    fn connect_request(&self, state: &str) -> Result<Option<crate::ConnectRecord>, StoreError> {
+    fn connect_request(&self, state: &str) -> Result<Option<ConnectRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(crate::tables::CONNECTS).map_err(db)?;
-        crate::connect::read_connect(&table, state)
+        let table = txn.open_table(CONNECTS).map_err(db)?;
+        connect::read_connect(&table, state)
     }
 
     fn connect_by_provider_state(
         &self,
         provider_state: &str,
-    ) -> Result<Option<crate::ConnectRecord>, StoreError> {
+    ) -> Result<Option<ConnectRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
-        let states = txn.open_table(crate::tables::PROVIDER_STATES).map_err(db)?;
+        let states = txn.open_table(PROVIDER_STATES).map_err(db)?;
         let Some(state) = states.get(provider_state).map_err(db)?.map(|v| v.value().to_string())
         else {
             return Ok(None);
         };
-        let table = txn.open_table(crate::tables::CONNECTS).map_err(db)?;
-        crate::connect::read_connect(&table, &state)
+        let table = txn.open_table(CONNECTS).map_err(db)?;
+        connect::read_connect(&table, &state)
     }
 
     fn provider_grant(
@@ -387,32 +281,17 @@ impl Storage for Store {
         service: &str,
         user: &str,
         provider: &str,
-    ) -> Result<Option<crate::ProviderGrant>, StoreError> {
-        let key = crate::connect::grant_key(service, user, provider);
+    ) -> Result<Option<ProviderGrant>, StoreError> {
+        let key = grant_key(service, user, provider);
         let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(crate::tables::PROVIDER_GRANTS).map_err(db)?;
+        let table = txn.open_table(PROVIDER_GRANTS).map_err(db)?;
         let value = table.get(key.as_str()).map_err(db)?;
-        value.map(|v| crate::connect::open_grant(self.kek.as_ref(), &key, v.value())).transpose()
+        value.map(|v| connect::open_grant(self.kek.as_ref(), &key, v.value())).transpose()
     }
 
     fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError> {
-        let stored: Vec<crate::scope::StoredProvider> = self.load_all(crate::tables::PROVIDERS)?;
-        stored
-            .into_iter()
-            .map(|p| {
-                let secret = crate::seal::open_bytes(self.kek.as_ref(), &p.sealed_secret, &p.id)?;
-                Ok(ProviderRecord {
-                    client_secret: String::from_utf8(secret)
-                        .map_err(|_| StoreError::Corrupt("provider secret".into()))?,
-                    id: p.id,
-                    name: p.name,
-                    authorize_url: p.authorize_url,
-                    token_url: p.token_url,
-                    client_id: p.client_id,
-                    created_at: p.created_at,
-                })
-            })
-            .collect()
+        let stored: Vec<StoredProvider> = self.load_all(PROVIDERS)?;
+        stored.into_iter().map(|p| p.open(self.kek.as_ref())).collect()
     }
 
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -449,17 +328,6 @@ impl Storage for Store {
         Ok(table.get(name).map_err(db)?.map(|v| v.value().to_vec()))
     }
 
-    fn put_meta_once(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.write(|txn| {
-            let mut table = txn.open_table(META).map_err(db)?;
-            if table.get(name).map_err(db)?.is_some() {
-                return Err(StoreError::Conflict("meta entry"));
-            }
-            table.insert(name, value).map_err(db)?;
-            Ok(())
-        })
-    }
-
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.write(|txn| {
             txn.open_table(META).map_err(db)?.insert(name, value).map_err(db)?;
@@ -472,9 +340,7 @@ impl Storage for Store {
     }
 
     fn apply_grants(&self, ops: &[GrantOp]) -> Result<Vec<GrantOutcome>, StoreError> {
-        self.write(|txn| {
-            ops.iter().map(|op| crate::grant::apply(txn, self.kek.as_ref(), op)).collect()
-        })
+        self.write(|txn| ops.iter().map(|op| grant::apply(txn, self.kek.as_ref(), op)).collect())
     }
 
     fn refresh_status(&self, token: &TokenKey) -> Result<Option<RefreshStatus>, StoreError> {
@@ -575,8 +441,7 @@ mod tests {
             assert!(matches!(store.delete_app("a"), Err(StoreError::NotFound)));
             store.save_keys(&[key("k1"), key("k2")]).unwrap();
             store.save_keys(&[key("k2")]).unwrap();
-            store.put_meta_once("root", b"b").unwrap();
-            assert!(store.put_meta_once("root", b"x").is_err());
+            store.put_meta("root", b"b").unwrap();
             assert!(matches!(
                 store.create_root_app(&app("r", "cr"), "root"),
                 Err(StoreError::Conflict(_))
@@ -617,21 +482,148 @@ mod tests {
         assert!(matches!(store.load_keys(), Err(StoreError::KekMissing)));
     }
 
-    /// Issue 8: records written before the disable fields existed still load, as never
-    /// disabled.
+    /// The change log is what a follower replays, so its entries and the one version bump per
+    /// change are pinned here, for every kind of registry change.
     #[test]
-    fn issue_8_records_without_disable_fields_still_load() {
-        let old_app = br#"{"id":"a","clientId":"c","name":"n","scopes":[],"grantTypes":["client_credentials"],"isActive":true,"secretHash":"00","createdAt":1,"updatedAt":1}"#;
-        let app: AppRecord = crate::record::decode(&[&[1u8][..], old_app].concat()).unwrap();
-        assert_eq!(app.disabled_at, None);
-        let old_user = br#"{"authId":"u","username":null,"email":"u@example.com","roles":[],"isActive":false,"passwordHash":null,"invitationHash":null,"invitationExpiresAt":null,"createdAt":1,"updatedAt":1}"#;
-        let user: crate::UserRecord =
-            crate::record::decode(&[&[1u8][..], old_user].concat()).unwrap();
-        assert_eq!((user.disabled_at, user.disabled_by), (None, None));
-        let mut user = user;
-        user.disabled_by = Some(crate::DisabledBy::Operator);
-        let json = String::from_utf8(crate::record::encode(&user)[1..].to_vec()).unwrap();
-        assert!(json.contains(r#""disabledBy":"operator""#), "{json}");
+    fn registry_changes_log_one_version_each_and_secrets_stay_sealed() {
+        use crate::RegistryChange::*;
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(dir.path(), Some(Kek::from_hex(&"33".repeat(32)).unwrap())).unwrap();
+        let scope = ScopeRecord {
+            id: "s".into(),
+            name: "read_x".into(),
+            note: String::new(),
+            created_at: 1,
+            updated_at: 1,
+        };
+        let role = RoleRecord {
+            id: "r".into(),
+            name: "ops".into(),
+            note: String::new(),
+            scopes: vec!["read_x".into()],
+            is_privileged: false,
+            created_at: 1,
+            updated_at: 1,
+        };
+        let user = UserRecord {
+            auth_id: "u".into(),
+            username: None,
+            email: "u@example.com".into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            roles: vec!["ops".into()],
+            is_active: true,
+            password_hash: None,
+            invitation_hash: None,
+            invitation_expires_at: None,
+            created_at: 1,
+            updated_at: 1,
+            disabled_at: None,
+            disabled_by: None,
+        };
+        let service = ServiceRecord {
+            id: "v".into(),
+            name: "svc".into(),
+            description: String::new(),
+            callback_uris: vec![],
+            created_at: 1,
+            updated_at: 1,
+        };
+        let api_key = ApiKeyRecord {
+            key_id: "k".into(),
+            service_id: "v".into(),
+            verifier: "00".into(),
+            created_at: 1,
+        };
+        let sub = SubscriptionRecord {
+            service_id: "v".into(),
+            user_id: "u".into(),
+            plan: "pro".into(),
+            status: "active".into(),
+            current_period_end: None,
+            metadata: Default::default(),
+            created_at: 1,
+            updated_at: 1,
+        };
+        let provider = ProviderRecord {
+            id: "p".into(),
+            name: "gh".into(),
+            authorize_url: "https://example.com/a".into(),
+            token_url: "https://example.com/t".into(),
+            client_id: "pc".into(),
+            client_secret: "provider-secret-in-clear".into(),
+            created_at: 1,
+        };
+        let puts = [
+            PutApp(app("a", "ca")),
+            PutScope(scope.clone()),
+            PutRole(role.clone()),
+            PutUser(user.clone()),
+            PutService(service.clone()),
+            PutApiKey(api_key.clone()),
+            LinkUser("v".into(), "u".into(), 7),
+            PutSubscription(sub.clone()),
+            PutProvider(provider.clone()),
+        ];
+        assert_eq!(store.apply_registry(&puts).unwrap(), 9);
+        assert_eq!(store.load_apps().unwrap(), vec![app("a", "ca")]);
+        assert_eq!(store.load_scopes().unwrap(), vec![scope]);
+        assert_eq!(store.load_roles().unwrap(), vec![role]);
+        assert_eq!(store.load_users().unwrap(), vec![user]);
+        assert_eq!(store.load_services().unwrap(), vec![service]);
+        assert_eq!(store.load_api_keys().unwrap(), vec![api_key]);
+        assert_eq!(store.load_service_users().unwrap(), vec![("v".into(), "u".into(), 7)]);
+        assert_eq!(store.load_subscriptions().unwrap(), vec![sub]);
+        assert_eq!(store.load_providers().unwrap(), vec![provider]);
+        let file = std::fs::read(dir.path().join(Store::FILE)).unwrap();
+        assert!(!file.windows(24).any(|w| w == b"provider-secret-in-clear"));
+        let deletes = [
+            DeleteScope("s".into()),
+            DeleteRole("r".into()),
+            DeleteUser("u".into()),
+            DeleteService("v".into()),
+            DeleteApiKey("k".into()),
+            UnlinkUser("v".into(), "u".into()),
+            DeleteSubscription("v".into(), "u".into()),
+            DeleteProvider("p".into()),
+            // Deleting what is not there is no error, and still logged.
+            DeleteScope("absent".into()),
+        ];
+        assert_eq!(store.apply_registry(&deletes).unwrap(), 18);
+        assert!(store.load_scopes().unwrap().is_empty());
+        assert!(store.load_roles().unwrap().is_empty());
+        assert!(store.load_users().unwrap().is_empty());
+        assert!(store.load_services().unwrap().is_empty());
+        assert!(store.load_api_keys().unwrap().is_empty());
+        assert!(store.load_service_users().unwrap().is_empty());
+        assert!(store.load_subscriptions().unwrap().is_empty());
+        assert!(store.load_providers().unwrap().is_empty());
+        assert_eq!(store.apply_registry(&[]).unwrap(), 0, "no change, no version");
+        assert_eq!(store.version().unwrap(), 18);
+        let logged: Vec<String> =
+            store.changes_since(0).unwrap().into_iter().map(|(_, what)| what).collect();
+        let expected = [
+            "app:a",
+            "scope:s",
+            "role:r",
+            "user:u",
+            "service:v",
+            "api_key:k",
+            "service_user:v:u",
+            "subscription:v:u",
+            "provider:p",
+            "scope:s",
+            "role:r",
+            "user:u",
+            "service:v",
+            "api_key:k",
+            "service_user:v:u",
+            "subscription:v:u",
+            "provider:p",
+            "scope:absent",
+        ];
+        assert_eq!(logged, expected);
     }
 
     #[test]
