@@ -49,7 +49,7 @@ pub struct KeyInfo {
 
 fn fresh_key() -> Result<FreshKey, StoreError> {
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+    getrandom::fill(&mut secret).map_err(StoreError::Random)?;
     Ok(FreshKey { kid: random_token(9), secret })
 }
 
