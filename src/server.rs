@@ -13,32 +13,12 @@ use tessera_core::grants::{GrantStore, ProviderFlow};
 use tessera_core::keys::ring::RotationRules;
 use tessera_core::keys::{KeyRing, KeyRingHandle};
 use tessera_core::registry::{AppLimits, Registry, RegistryHandle, RootCredentials};
-use tessera_core::tables::service_keys::ServiceKeys;
 use tessera_core::tokens::issuer::{Issuer, TokenSettings};
 use tessera_storage::{Kek, KekError, Storage, Store, StoreError};
 
 use crate::api;
+use crate::api::AppState;
 use crate::config::Config;
-
-/// Everything a handler reads. Cheap to share: snapshots and actor addresses.
-pub struct AppState {
-    pub issuer: Arc<Issuer>,
-    pub registry: RegistryHandle,
-    /// The grant store's handle: commits of grant state and reads that need no ordering.
-    pub grants: GrantStore,
-    /// The provider-token flow's domain steps, with the one client of providers' token URLs.
-    pub provider_flow: ProviderFlow,
-    pub keyring: KeyRingHandle,
-    pub config: Config,
-    /// RFC 8414 metadata, serialized once.
-    pub metadata: Vec<u8>,
-    /// Argon2id off the workers, at the lowest priority.
-    pub passwords: PasswordPool,
-    /// Service API keys, for `X-API-Key`.
-    pub service_keys: ServiceKeys,
-    /// Provider-token requests by (service id, outcome), for the service analytics.
-    pub provider_outcomes: dashmap::DashMap<(String, &'static str), u64>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -196,7 +176,6 @@ pub fn prepare(
         metadata,
         passwords,
         service_keys,
-        provider_outcomes: Default::default(),
     });
     Ok(Prepared { state, arbiter, root_credentials_file })
 }

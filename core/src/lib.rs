@@ -6,6 +6,7 @@
 //! hop; every change goes through its one owner (`registry`, `keys`, `grants`), which applies
 //! `policy`, commits durably, and only then publishes.
 
+pub mod analytics;
 pub mod auth;
 pub mod clock;
 #[cfg(feature = "fuzzing")]

@@ -19,6 +19,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
+use tessera_core::analytics::ProviderOutcome;
 use tessera_core::auth::secret::{hash_secret, hex_matches, random_token, to_hex};
 use tessera_core::grants::{Begin, Completion, FlowError, NewRequest};
 use tessera_core::oauth::OAuthError;
@@ -26,9 +27,9 @@ use tessera_core::oauth::connect_form;
 use tessera_core::tables::client::CONSUMER_CLIENT_ID;
 use tessera_storage::{ConnectRecord, ConnectRefusal, GrantOp, ProviderRecord};
 
+use crate::api::AppState;
 use crate::api::admin::{AdminError, rfc3339};
 use crate::api::service::ServiceCaller;
-use crate::server::AppState;
 
 /// How long a hosted-flow session lasts: long enough to sign in and consent, short enough that
 /// a session left on a shared browser does not linger.
@@ -93,7 +94,7 @@ async fn provider_tokens(
     let flow = &state.provider_flow;
     let live = flow.live_grant(&service_id, &req.user_id, &provider, &req.scopes).await;
     if let Some(g) = live.map_err(|_| AdminError::Internal)? {
-        count(&state, &service_id, "ok");
+        count(&state, &service_id, ProviderOutcome::Ok);
         return Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
             "status": "ok",
             "access_token": g.access_token,
@@ -112,7 +113,7 @@ async fn provider_tokens(
     };
     let record = flow.create_request(ask).await.map_err(|_| AdminError::Internal)?;
     let url = format!("{}/connect/provider-token/{}", state.issuer.settings.issuer, record.state);
-    count(&state, &record.service_id, "action_required");
+    count(&state, &record.service_id, ProviderOutcome::ActionRequired);
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
         "status": "action_required",
         "reauth_url": url,
@@ -121,8 +122,8 @@ async fn provider_tokens(
 }
 
 /// One provider-token request of a service, by outcome, for its analytics.
-fn count(state: &AppState, service_id: &str, outcome: &'static str) {
-    *state.provider_outcomes.entry((service_id.to_string(), outcome)).or_insert(0) += 1;
+fn count(state: &AppState, service_id: &str, outcome: ProviderOutcome) {
+    state.issuer.analytics.count_provider_request(service_id, outcome);
 }
 
 fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
@@ -153,7 +154,7 @@ fn error_back(
     provider: &str,
     reason: &str,
 ) -> HttpResponse {
-    count(state, &record.service_id, "error");
+    count(state, &record.service_id, ProviderOutcome::Error);
     let mut pairs = vec![("provider_grant", "error"), ("reason", reason), ("provider", provider)];
     if let Some(s) = &record.client_state {
         pairs.push(("state", s));
@@ -531,7 +532,7 @@ fn finished(
 ) -> HttpResponse {
     match done {
         Ok(Completion::Completed(done)) => {
-            count(state, &done.service_id, "completed");
+            count(state, &done.service_id, ProviderOutcome::Completed);
             let mut pairs =
                 vec![("provider_grant", "success"), ("provider", provider.name.as_str())];
             if let Some(s) = &done.client_state {

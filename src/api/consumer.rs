@@ -8,8 +8,8 @@ use serde_json::json;
 use tessera_core::auth::password;
 use tessera_core::oauth::OAuthError;
 
+use crate::api::AppState;
 use crate::api::admin::AdminError;
-use crate::server::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/consumer/register").post(register))

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::server::AppState;
+use crate::api::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz))

@@ -6,6 +6,7 @@ pub mod consumer;
 pub mod health;
 pub mod oauth2;
 pub mod service;
+mod state;
 pub mod wellknown;
 
 use std::time::Instant;
@@ -15,7 +16,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpMessage, HttpResponse, web};
 
-use crate::server::AppState;
+pub use state::AppState;
 
 /// Set by a handler that knows which client a request came from, for the request log.
 #[derive(Clone)]

@@ -12,8 +12,8 @@ use tessera_core::oauth::request::{self, BodyKind};
 use tessera_core::tables::client::Client;
 use tessera_storage::{GrantOp, RefreshStatus};
 
+use crate::api::AppState;
 use crate::api::ClientTag;
-use crate::server::AppState;
 
 pub const TOKEN_PATHS: [&str; 4] =
     ["/oauth2/v1/token", "/oauth2/token", "/token", "/authorization/token"];

@@ -14,8 +14,8 @@ use tessera_core::registry::services::members::{
 use tessera_core::registry::services::{ServicePatch, ServiceView};
 use tessera_storage::SubscriptionRecord;
 
+use crate::api::AppState;
 use crate::api::admin::{AdminError, rfc3339};
-use crate::server::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/service/info").get(info).route(web::patch().to(patch_info)))
@@ -231,31 +231,27 @@ async fn delete_subscription(
 /// Live figures: users and subscriptions from the registry, tokens issued per day to the
 /// service's users (last 30 days) and provider-token requests by outcome since the start.
 async fn analytics(c: ServiceCaller, s: web::Data<AppState>) -> Answer {
-    let figures = s.registry.service_analytics(c.service_id.clone()).await?;
+    let figures = s.registry.service_figures(c.service_id.clone()).await?;
     let users = s.registry.service_user_ids(c.service_id.clone()).await?;
-    let per_day: serde_json::Map<String, serde_json::Value> = s
-        .issuer
-        .counters
+    let analytics = &s.issuer.analytics;
+    let per_day: Map<String, Value> = analytics
         .user_tokens_per_day(&users, s.issuer.now())
         .into_iter()
         .map(|(day, n)| (rfc3339(day * 86_400)[..10].to_string(), json!(n)))
         .collect();
-    let outcomes: serde_json::Map<String, serde_json::Value> =
-        ["ok", "action_required", "completed", "error"]
-            .iter()
-            .map(|o| {
-                let n = s.provider_outcomes.get(&(c.service_id.clone(), *o)).map_or(0, |v| *v);
-                (o.to_string(), json!(n))
-            })
-            .collect();
-    let mut body = json!({
+    let outcomes: Map<String, Value> = analytics
+        .provider_requests(&c.service_id)
+        .into_iter()
+        .map(|(outcome, n)| (outcome.name().to_string(), json!(n)))
+        .collect();
+    let body = json!({
         "users": figures.users,
         "active_users": figures.active_users,
         "subscriptions": figures.subscriptions,
         "active_subscriptions": figures.active_subscriptions,
+        "tokens_issued_per_day": per_day,
+        "provider_token_requests": outcomes,
     });
-    body["tokens_issued_per_day"] = json!(per_day);
-    body["provider_token_requests"] = json!(outcomes);
     Ok(HttpResponse::Ok().json(json!({ "analytics": body })))
 }
 

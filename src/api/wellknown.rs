@@ -3,7 +3,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::server::AppState;
+use crate::api::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource(["/.well-known/jwks.json", "/oauth2/v1/jwks"]).get(jwks)).service(

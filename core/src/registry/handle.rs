@@ -9,12 +9,11 @@ use super::apps::RotationStep;
 use super::apps::fields::{AppPatch, NewApp};
 use super::providers::{NewProvider, ProviderView};
 use super::scopes::{RolePatch, RoleView, ScopePatch, ScopeView};
-use super::services::members::{
-    NewServiceUser, ServiceAnalytics, ServiceUser, ServiceUserPatch, SubscriptionPatch,
-};
+use super::services::members::{NewServiceUser, ServiceUser, ServiceUserPatch, SubscriptionPatch};
 use super::services::{ApiKeyView, ServicePatch, ServiceView};
 use super::users::{Invitation, LoginTarget, UserPatch, UserView};
 use super::{Listed, Page, Registry, RegistryError};
+use crate::analytics::ServiceFigures;
 use crate::policy::Caller;
 
 /// A cloneable way to the running registry.
@@ -159,8 +158,8 @@ commands! {
     ) -> SubscriptionRecord = |r| r.patch_subscription(&service_id, &user_id, input);
     DeleteSubscription => fn delete_subscription(service_id: String, user_id: String) -> ()
         = |r| r.delete_subscription(&service_id, &user_id);
-    ServiceFigures => fn service_analytics(service_id: String) -> ServiceAnalytics
-        = |r| Ok(r.service_analytics(&service_id));
+    GetServiceFigures => fn service_figures(service_id: String) -> ServiceFigures
+        = |r| Ok(r.service_figures(&service_id));
 
     CreateProvider => fn create_provider(input: NewProvider) -> ProviderView
         = |r| r.create_provider(input);

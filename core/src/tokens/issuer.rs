@@ -14,6 +14,7 @@ use rand::Rng;
 use serde::Serialize;
 use tessera_storage::{FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
 
+use crate::analytics::Analytics;
 use crate::auth::limiter::{FailureLimiter, LimitKey, Limits, Reservation};
 use crate::auth::secret::{new_refresh_token, parse_refresh_token, time_ordered_id};
 use crate::clock::SharedClock;
@@ -49,61 +50,6 @@ pub struct Counters {
     pub refreshed: AtomicU64,
     pub failed_auth: AtomicU64,
     pub refused: AtomicU64,
-    /// Tokens issued to people, by (auth id, day since the epoch): the service analytics'
-    /// "tokens issued per day". Kept in memory for the last [`USER_DAYS_KEPT`] days.
-    pub user_tokens: dashmap::DashMap<(String, u64), u64>,
-    /// The day the per-user counts were last swept of days too old to report.
-    user_tokens_swept: AtomicU64,
-}
-
-pub const USER_DAYS_KEPT: u64 = 30;
-const USER_COUNTS_SWEEP_AT: usize = 100_000;
-const USER_COUNTS_CAP: usize = 1_000_000;
-
-impl Counters {
-    /// Counts one token for a person today. Bounded without sweeping on every call: past
-    /// [`USER_COUNTS_SWEEP_AT`] entries, days too old to report are swept at most once a day,
-    /// and past [`USER_COUNTS_CAP`] a (user, day) not yet counted is not counted at all.
-    fn count_user_token(&self, auth_id: &str, now: u64) {
-        let day = now / 86_400;
-        let key = (auth_id.to_string(), day);
-        if let Some(mut n) = self.user_tokens.get_mut(&key) {
-            *n += 1;
-            return;
-        }
-        if self.user_tokens.len() >= USER_COUNTS_SWEEP_AT {
-            let swept = self.user_tokens_swept.load(Ordering::Relaxed);
-            if day > swept
-                && self
-                    .user_tokens_swept
-                    .compare_exchange(swept, day, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                self.user_tokens.retain(|(_, d), _| d + USER_DAYS_KEPT > day);
-            }
-            if self.user_tokens.len() >= USER_COUNTS_CAP {
-                return;
-            }
-        }
-        *self.user_tokens.entry(key).or_insert(0) += 1;
-    }
-
-    /// Tokens issued per day to any of `users` over the last [`USER_DAYS_KEPT`] days.
-    pub fn user_tokens_per_day(
-        &self,
-        users: &[String],
-        now: u64,
-    ) -> std::collections::BTreeMap<u64, u64> {
-        let today = now / 86_400;
-        let mut out = std::collections::BTreeMap::new();
-        for entry in self.user_tokens.iter() {
-            let ((user, day), n) = (entry.key(), *entry.value());
-            if day + USER_DAYS_KEPT > today && users.contains(user) {
-                *out.entry(*day).or_insert(0) += n;
-            }
-        }
-        out
-    }
 }
 
 pub struct Issuer {
@@ -116,6 +62,8 @@ pub struct Issuer {
     consumer: Client,
     clock: SharedClock,
     pub counters: Counters,
+    /// What the service analytics report; shared with the provider-token flow.
+    pub analytics: Arc<Analytics>,
 }
 
 /// A successful token response (RFC 6749 §5.1, plus `expires_on` of Melody Auth's S2S API).
@@ -183,6 +131,7 @@ impl Issuer {
             consumer: Client::consumer(),
             clock,
             counters: Counters::default(),
+            analytics: Arc::default(),
         }
     }
 
@@ -247,7 +196,7 @@ impl Issuer {
         let refresh = self.open_family(family, &self.consumer, auth_id, &scope, now).await?;
         let mut issued = self.issued(minted, ttl, now, scope, Some(refresh), &self.consumer);
         issued.client_id = auth_id.to_string();
-        self.counters.count_user_token(auth_id, now);
+        self.analytics.count_user_token(auth_id, now);
         Ok(issued)
     }
 
@@ -264,7 +213,7 @@ impl Issuer {
         let audience = format!("{}/connect", self.settings.issuer);
         let ttl = ttl.min(self.settings.max_ttl);
         let minted = self.mint(&self.consumer, auth_id, "", &audience, ttl, now, None)?;
-        self.counters.count_user_token(auth_id, now);
+        self.analytics.count_user_token(auth_id, now);
         Ok(minted)
     }
 
@@ -446,7 +395,7 @@ impl Issuer {
         match self.grants.submit(op).await.map_err(store_failure)? {
             GrantOutcome::Spent(_) => {
                 if record.client_id == CONSUMER_CLIENT_ID {
-                    self.counters.count_user_token(&family.subject, now);
+                    self.analytics.count_user_token(&family.subject, now);
                 }
                 Ok(self.issued(minted, ttl, now, scope, Some(next), &client))
             }
@@ -735,29 +684,4 @@ pub fn mint_with(
         json.push(b'}');
     }
     Minted { token: jws::sign(signer, &json), jti, exp }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn issue_8_per_user_counts_are_swept_at_most_once_a_day() {
-        let counters = Counters::default();
-        let today = 20_000;
-        for i in 0..USER_COUNTS_SWEEP_AT {
-            counters.user_tokens.insert((format!("u{i}"), today), 1);
-        }
-        counters.count_user_token("ada", today * 86_400);
-        assert_eq!(counters.user_tokens_swept.load(Ordering::Relaxed), today);
-        // Nothing was stale, so nothing went; a second new user today does not sweep again.
-        assert_eq!(counters.user_tokens.len(), USER_COUNTS_SWEEP_AT + 1);
-        counters.user_tokens.insert(("old".into(), today - USER_DAYS_KEPT), 1);
-        counters.count_user_token("eve", today * 86_400 + 5);
-        assert!(counters.user_tokens.contains_key(&("old".to_string(), today - USER_DAYS_KEPT)));
-        // The next day the stale day goes in one sweep.
-        counters.count_user_token("ada", (today + 1) * 86_400);
-        assert!(!counters.user_tokens.contains_key(&("old".to_string(), today - USER_DAYS_KEPT)));
-        assert_eq!(counters.user_tokens_per_day(&["ada".into()], (today + 1) * 86_400).len(), 2);
-    }
 }

@@ -8,7 +8,7 @@ use tessera_core::registry::apps::fields::{AppPatch, NewApp};
 use tessera_storage::AppRecord;
 
 use super::{AdminError, Bearer, PageQuery, rfc3339};
-use crate::server::AppState;
+use crate::api::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

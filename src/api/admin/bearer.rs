@@ -9,8 +9,8 @@ use tessera_core::policy::{Caller, ROOT};
 use tessera_core::tokens::claims::AccessClaims;
 
 use super::AdminError;
+use crate::api::AppState;
 use crate::api::ClientTag;
-use crate::server::AppState;
 
 /// An authenticated admin caller.
 pub struct Bearer {

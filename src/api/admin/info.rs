@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::{AdminError, Bearer};
-use crate::server::AppState;
+use crate::api::AppState;
 
 pub async fn info(_caller: Bearer, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     let c = &state.config;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use tessera_core::keys::KeyInfo;
 
 use super::{AdminError, Bearer, rfc3339};
-use crate::server::AppState;
+use crate::api::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/keys").get(list))

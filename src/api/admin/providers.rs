@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tessera_core::registry::providers::{NewProvider, ProviderView};
 
 use super::{AdminError, Bearer, rfc3339};
-use crate::server::AppState;
+use crate::api::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/providers").get(list).post(create))

@@ -8,7 +8,7 @@ use serde_json::json;
 use tessera_core::registry::scopes::{RolePatch, RoleView, ScopePatch, ScopeView};
 
 use super::{AdminError, Bearer, PageQuery};
-use crate::server::AppState;
+use crate::api::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/scopes").get(list_scopes).post(create_scope))

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tessera_core::registry::users::{Invitation, UserPatch, UserView};
 
 use super::{AdminError, Bearer, PageQuery, rfc3339};
-use crate::server::AppState;
+use crate::api::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/users").get(list))

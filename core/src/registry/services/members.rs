@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use tessera_storage::{RegistryChange, SubscriptionRecord, UserRecord};
 
+use crate::analytics::ServiceFigures;
 use crate::auth::secret::random_token;
 use crate::policy::{self, Caller};
 use crate::registry::users::{check_email, check_username};
@@ -45,15 +46,6 @@ pub struct SubscriptionPatch {
     pub status: Option<String>,
     pub current_period_end: Option<u64>,
     pub metadata: Option<Map<String, Value>>,
-}
-
-/// Real figures for `GET /api/service/analytics`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceAnalytics {
-    pub users: usize,
-    pub active_users: usize,
-    pub subscriptions: usize,
-    pub active_subscriptions: usize,
 }
 
 const STATUSES: [&str; 5] = ["active", "trialing", "past_due", "canceled", "paused"];
@@ -310,7 +302,7 @@ impl Registry {
         self.apply(vec![RegistryChange::DeleteSubscription(service_id.into(), user_id.into())])
     }
 
-    pub(in crate::registry) fn service_analytics(&self, service_id: &str) -> ServiceAnalytics {
+    pub(in crate::registry) fn service_figures(&self, service_id: &str) -> ServiceFigures {
         let users: Vec<&UserRecord> = self
             .service_users
             .iter()
@@ -319,7 +311,7 @@ impl Registry {
             .collect();
         let subs: Vec<&SubscriptionRecord> =
             self.subscriptions.values().filter(|s| s.service_id == service_id).collect();
-        ServiceAnalytics {
+        ServiceFigures {
             users: users.len(),
             active_users: users.iter().filter(|u| u.is_active).count(),
             subscriptions: subs.len(),
