@@ -441,7 +441,7 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
     }
     let addr = req.peer_addr().map(|a| a.ip());
     let checked =
-        crate::api::consumer::check_password(&state, &form.username, &form.password, addr).await;
+        crate::api::sign_in::check_password(&state, &form.username, &form.password, addr).await;
     let auth_id = match checked {
         Ok(Some(auth_id)) => auth_id,
         Ok(None) => {

@@ -10,6 +10,7 @@ use tessera_core::oauth::OAuthError;
 
 use crate::api::AppState;
 use crate::api::admin::AdminError;
+use crate::api::sign_in;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/consumer/register").post(register))
@@ -83,62 +84,13 @@ async fn accept(
     Ok(HttpResponse::Ok().json(json!({ "user": crate::api::admin::user_json(&user) })))
 }
 
-/// Checks a person's password; `Ok(Some(auth_id))` when it is right. Used by the login
-/// endpoint, the hosted sign-in page and `client_credentials` with user credentials. The
-/// failure is counted before Argon2id runs and given back only when the password is right, so
-/// concurrent guesses cannot all be evaluated. It counts against the person the name finds
-/// (username and email alike), or the name as sent when it finds nobody (as an app's client
-/// id is counted, so with user credentials allowed the limits do not tell the two apart). A
-/// full password queue answers `503` and counts nothing: nothing was judged.
-pub async fn check_password(
-    state: &AppState,
-    login: &str,
-    password: &str,
-    addr: Option<std::net::IpAddr>,
-) -> Result<Option<String>, OAuthError> {
-    let issuer = &state.issuer;
-    let target = state
-        .registry
-        .login_target(login.to_string())
-        .await
-        .map_err(|_| OAuthError::ServerError)?;
-    // Prefixed, so no typed name can take a person's key.
-    let limit_key = match &target.auth_id {
-        Some(auth_id) => format!("user:{auth_id}"),
-        None => format!("name:{login}"),
-    };
-    let attempt = issuer.begin_attempt(&limit_key, addr, issuer.now())?;
-    let hash = target.password_hash.unwrap_or_else(|| password::DUMMY.clone());
-    match state.passwords.verify(password.to_string(), hash).await {
-        Ok(true) if target.auth_id.is_some() => {
-            issuer.refund(attempt);
-            Ok(target.auth_id)
-        }
-        Ok(_) => Ok(None),
-        Err(e) => {
-            issuer.refund(attempt);
-            Err(busy(e))
-        }
-    }
-}
-
-/// A password-pool failure as the OAuth answer it becomes.
-pub fn busy(e: password::PoolError) -> OAuthError {
-    match e {
-        password::PoolError::Busy => {
-            OAuthError::TemporarilyUnavailable { retry_after: password::BUSY_RETRY_AFTER }
-        }
-        password::PoolError::Stopped | password::PoolError::Refused => OAuthError::ServerError,
-    }
-}
-
 async fn login(
     req: HttpRequest,
     body: web::Json<Credentials>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let addr = req.peer_addr().map(|a| a.ip());
-    match check_password(&state, &body.username, &body.password, addr).await {
+    match sign_in::check_password(&state, &body.username, &body.password, addr).await {
         Ok(Some(auth_id)) => match state.issuer.user_token(&auth_id).await {
             Ok(issued) => {
                 HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({

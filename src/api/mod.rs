@@ -6,6 +6,7 @@ pub mod consumer;
 pub mod health;
 pub mod oauth2;
 pub mod service;
+pub mod sign_in;
 mod state;
 pub mod wellknown;
 

@@ -106,7 +106,7 @@ async fn user_or_app(
         return state.issuer.answer(parsed, addr).await;
     }
     if state.issuer.clients().get(login).is_none() {
-        let checked = crate::api::consumer::check_password(state, login, password, addr).await?;
+        let checked = crate::api::sign_in::check_password(state, login, password, addr).await?;
         return match checked {
             Some(auth_id) => state.issuer.user_token(&auth_id).await,
             None => Err(OAuthError::InvalidClient { is_basic: true }),
@@ -118,7 +118,7 @@ async fn user_or_app(
         if let Err(e) = state.passwords.verify(password.clone(), dummy).await {
             // Turned away like an unknown name would be: nothing counted, same answer.
             state.issuer.forgive(login, addr);
-            return Err(crate::api::consumer::busy(e));
+            return Err(crate::api::sign_in::busy(e));
         }
     }
     answer
