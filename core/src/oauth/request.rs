@@ -155,9 +155,10 @@ fn read_params(kind: BodyKind, body: &[u8]) -> Result<Params, OAuthError> {
 
 /// A revocation (RFC 7009 §2.1) or introspection (RFC 7662 §2.1) request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// `token_type_hint` is read (so a repeated one is refused) but not kept: RFC 7009 §2.1 lets a
+/// server look the token up without it, and every token here is found the same way.
 pub struct TokenQuery {
     pub token: String,
-    pub token_type_hint: Option<String>,
     pub credentials: Credentials,
 }
 
@@ -172,7 +173,7 @@ pub fn parse_query(
     let Some(token) = params.token else {
         return Err(OAuthError::InvalidRequest("token is required"));
     };
-    Ok(TokenQuery { token, token_type_hint: params.token_type_hint, credentials })
+    Ok(TokenQuery { token, credentials })
 }
 
 pub fn parse(

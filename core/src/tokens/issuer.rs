@@ -98,7 +98,6 @@ pub struct Attempt {
 /// An access token as minted: the compact JWS and the claims grant state keeps.
 pub struct Minted {
     pub token: String,
-    pub jti: String,
     pub exp: u64,
 }
 
@@ -683,5 +682,5 @@ pub fn mint_with(
         json.extend_from_slice(client.claims_fragment.as_bytes());
         json.push(b'}');
     }
-    Minted { token: jws::sign(signer, &json), jti, exp }
+    Minted { token: jws::sign(signer, &json), exp }
 }

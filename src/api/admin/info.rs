@@ -5,7 +5,8 @@ use actix_web::{HttpResponse, web};
 use super::{AdminError, Bearer};
 use crate::api::AppState;
 
-pub async fn info(_caller: Bearer, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
+/// Any valid admin token may read it: the `Bearer` extractor is the whole check.
+pub async fn info(_token: Bearer, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     let c = &state.config;
     let s = &state.issuer.settings;
     Ok(HttpResponse::Ok().json(serde_json::json!({
