@@ -65,9 +65,15 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
-pub fn parse_duration(text: &str) -> Result<u64, String> {
+/// A duration setting that is neither a number of seconds nor one with a known unit; it reaches
+/// the operator inside the TOML error, which names the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a duration (e.g. 90, \"30s\", \"15m\", \"12h\", \"7d\")")]
+pub struct DurationError(pub String);
+
+pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
     let text = text.trim();
-    let bad = || format!("'{text}' is not a duration (e.g. 90, \"30s\", \"15m\", \"12h\", \"7d\")");
+    let bad = || DurationError(text.to_string());
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits.parse().map_err(|_| bad())?;
@@ -79,6 +85,27 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         _ => return Err(bad()),
     };
     n.checked_mul(scale).ok_or_else(bad)
+}
+
+/// Why a configuration is refused. Each message names the setting to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {}: {source}", .path.display())]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    /// Also an unknown key or a bad duration: serde reports them, with the line, as TOML errors.
+    #[error("config {}: {source}", .path.display())]
+    BadToml { path: PathBuf, source: toml::de::Error },
+    /// A setting outside its bounds. `field` is the setting at fault; `rule` is the whole
+    /// sentence shown, which names together the settings that are checked together.
+    #[error("{rule}")]
+    OutOfRange { field: &'static str, rule: &'static str },
+    #[error(
+        "issuer '{0}' must be an absolute https URL (http only on a loopback host) without a \
+         query or fragment"
+    )]
+    BadIssuer(String),
+    #[error("issuer '{0}' must not contain a user name or password")]
+    IssuerCredentials(String),
 }
 
 /// The settled configuration the server runs with.
@@ -143,11 +170,11 @@ impl Default for Config {
 
 impl Config {
     /// Applies a TOML file over the defaults.
-    pub fn from_file(path: &Path) -> Result<Config, String> {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-        let file: FileConfig =
-            toml::from_str(&text).map_err(|e| format!("config {}: {e}", path.display()))?;
+            .map_err(|source| ConfigError::Unreadable { path: path.into(), source })?;
+        let file: FileConfig = toml::from_str(&text)
+            .map_err(|source| ConfigError::BadToml { path: path.into(), source })?;
         let mut config = Config::default();
         config.apply(file);
         config.validate()?;
@@ -191,46 +218,71 @@ impl Config {
             file.rate_limit.failures_per_address.unwrap_or(self.failures_per_address);
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let out_of_range = |field, rule| Err(ConfigError::OutOfRange { field, rule });
         // Bounds keep every `now + duration` far from overflow and every window meaningful.
         const TEN_YEARS: u64 = 10 * 365 * 86400;
         if self.max_access_token_ttl > TEN_YEARS || self.rotate_every > TEN_YEARS {
-            return Err(
-                "max_access_token_ttl and keys.rotate_every must be at most 10 years".into()
+            let field = if self.max_access_token_ttl > TEN_YEARS {
+                "max_access_token_ttl"
+            } else {
+                "keys.rotate_every"
+            };
+            return out_of_range(
+                field,
+                "max_access_token_ttl and keys.rotate_every must be at most 10 years",
             );
         }
         if self.refresh_token_ttl == 0 || self.refresh_token_ttl > TEN_YEARS {
-            return Err("refresh_token_ttl must be between 1 second and 10 years".into());
+            return out_of_range(
+                "refresh_token_ttl",
+                "refresh_token_ttl must be between 1 second and 10 years",
+            );
         }
         if self.max_assertion_lifetime == 0 || self.max_assertion_lifetime > 3600 {
-            return Err("max_assertion_lifetime must be between 1 second and 1 hour".into());
+            return out_of_range(
+                "max_assertion_lifetime",
+                "max_assertion_lifetime must be between 1 second and 1 hour",
+            );
         }
         if self.grant_cleanup_every == 0 || self.grant_cleanup_every > 86400 {
-            return Err("grant_cleanup_every must be between 1 second and 1 day".into());
+            return out_of_range(
+                "grant_cleanup_every",
+                "grant_cleanup_every must be between 1 second and 1 day",
+            );
         }
         if self.jwks_max_age > 86400 * 7 || self.rate_window > 86400 {
-            return Err(
-                "keys.jwks_max_age must be at most 7 days and rate_limit.window at most 1 day"
-                    .into(),
+            let field = if self.jwks_max_age > 86400 * 7 {
+                "keys.jwks_max_age"
+            } else {
+                "rate_limit.window"
+            };
+            return out_of_range(
+                field,
+                "keys.jwks_max_age must be at most 7 days and rate_limit.window at most 1 day",
             );
         }
         if self.access_token_ttl == 0 || self.access_token_ttl > self.max_access_token_ttl {
-            return Err("access_token_ttl must be between 1 second and max_access_token_ttl".into());
+            return out_of_range(
+                "access_token_ttl",
+                "access_token_ttl must be between 1 second and max_access_token_ttl",
+            );
         }
         if self.jwks_max_age == 0 || self.rotate_every <= self.jwks_max_age {
-            return Err(
-                "keys.jwks_max_age must be positive and shorter than keys.rotate_every".into()
+            return out_of_range(
+                "keys.jwks_max_age",
+                "keys.jwks_max_age must be positive and shorter than keys.rotate_every",
             );
         }
         // At least 2: new passwords may hold half of it, and logins the rest.
         if !(2..=100_000).contains(&self.password_queue) {
-            return Err("password_queue must be from 2 to 100000".into());
+            return out_of_range("password_queue", "password_queue must be from 2 to 100000");
         }
         if self.body_limit < 1024 {
-            return Err("body_limit must be at least 1024 bytes".into());
+            return out_of_range("body_limit", "body_limit must be at least 1024 bytes");
         }
         if self.rate_window == 0 {
-            return Err("rate_limit.window must be positive".into());
+            return out_of_range("rate_limit.window", "rate_limit.window must be positive");
         }
         if let Some(issuer) = &self.issuer {
             check_issuer(issuer)?;
@@ -242,22 +294,15 @@ impl Config {
 /// The issuer is the base of every URL we publish (metadata, the hosted flow's redirects), so
 /// it follows the URL rule, and has no query or fragment (RFC 8414 §2): the endpoint paths are
 /// appended to it.
-fn check_issuer(issuer: &str) -> Result<(), String> {
+fn check_issuer(issuer: &str) -> Result<(), ConfigError> {
     use tessera_core::auth::url_rule::{UrlRefusal, check};
-    let bad = || {
-        format!(
-            "issuer '{issuer}' must be an absolute https URL (http only on a loopback host) \
-             without a query or fragment"
-        )
-    };
+    let bad = || ConfigError::BadIssuer(issuer.to_string());
     if issuer.chars().any(char::is_whitespace) {
         return Err(bad());
     }
     match check(issuer) {
         Ok(url) if url.query().is_none() => Ok(()),
-        Err(UrlRefusal::Userinfo) => {
-            Err(format!("issuer '{issuer}' must not contain a user name or password"))
-        }
+        Err(UrlRefusal::Userinfo) => Err(ConfigError::IssuerCredentials(issuer.to_string())),
         Ok(_) | Err(UrlRefusal::NotHttps | UrlRefusal::Fragment) => Err(bad()),
     }
 }
@@ -291,6 +336,20 @@ mod tests {
         std::fs::write(&path, "max_access_token_ttl = \"99999d\"\n").unwrap();
         assert!(Config::from_file(&path).is_err());
         std::fs::write(&path, "acess_token_ttl = 5\n").unwrap();
-        assert!(Config::from_file(&path).is_err());
+        assert!(matches!(Config::from_file(&path), Err(ConfigError::BadToml { .. })));
+    }
+
+    #[test]
+    fn a_refusal_names_the_setting_at_fault() {
+        let config = Config { rotate_every: 11 * 365 * 86400, ..Default::default() };
+        let err = config.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::OutOfRange { field: "keys.rotate_every", .. }));
+        assert_eq!(
+            err.to_string(),
+            "max_access_token_ttl and keys.rotate_every must be at most 10 years"
+        );
+        let config = Config { rate_window: 0, ..Default::default() };
+        let err = config.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::OutOfRange { field: "rate_limit.window", .. }));
     }
 }

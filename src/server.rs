@@ -12,20 +12,23 @@ use tessera_core::clock::SharedClock;
 use tessera_core::grants::{GrantStore, ProviderFlow};
 use tessera_core::keys::ring::RotationRules;
 use tessera_core::keys::{KeyRing, KeyRingHandle};
-use tessera_core::registry::{AppLimits, Registry, RegistryHandle, RootCredentials};
+use tessera_core::registry::{AppLimits, Registry, RegistryError, RegistryHandle, RootCredentials};
 use tessera_core::tokens::issuer::{Issuer, TokenSettings};
 use tessera_storage::{Kek, KekError, Storage, Store, StoreError};
 
 use crate::api;
 use crate::api::AppState;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The root app could not be created with the credentials given (TESSERA_ROOT_*).
+    #[error(transparent)]
+    Root(RegistryError),
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
 }
@@ -54,8 +57,14 @@ impl Running {
     }
 }
 
+/// Only one of the two root credential variables is set. Refused rather than ignored: a root
+/// app generated instead would not be the one the operator expects to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("set both TESSERA_ROOT_CLIENT_ID and TESSERA_ROOT_CLIENT_SECRET, or neither")]
+pub struct HalfRootCredentials;
+
 /// Root credentials from the environment (docs/api.md, Running), both or neither.
-pub fn root_from_env() -> Result<Option<RootCredentials>, String> {
+pub fn root_from_env() -> Result<Option<RootCredentials>, HalfRootCredentials> {
     let id = std::env::var("TESSERA_ROOT_CLIENT_ID").ok().filter(|v| !v.is_empty());
     let secret = std::env::var("TESSERA_ROOT_CLIENT_SECRET").ok().filter(|v| !v.is_empty());
     match (id, secret) {
@@ -63,9 +72,7 @@ pub fn root_from_env() -> Result<Option<RootCredentials>, String> {
             Ok(Some(RootCredentials { client_id, client_secret }))
         }
         (None, None) => Ok(None),
-        _ => {
-            Err("set both TESSERA_ROOT_CLIENT_ID and TESSERA_ROOT_CLIENT_SECRET, or neither".into())
-        }
+        _ => Err(HalfRootCredentials),
     }
 }
 
@@ -101,7 +108,7 @@ pub fn prepare(
     kek: Option<Kek>,
     clock: SharedClock,
 ) -> Result<Prepared, StartError> {
-    config.validate().map_err(StartError::Config)?;
+    config.validate()?;
     let store: Arc<dyn Storage> = Arc::new(Store::open(&config.data_dir, kek)?);
     let limits = AppLimits {
         max_token_ttl: config.max_access_token_ttl,
@@ -127,7 +134,7 @@ pub fn prepare(
                 generated
             }
         };
-        registry.bootstrap_root(&creds).map_err(|e| StartError::Config(e.to_string()))?;
+        registry.bootstrap_root(&creds).map_err(StartError::Root)?;
     }
     let keyring = KeyRing::load(Arc::clone(&store), Arc::clone(&clock), rotation_rules(&config))?;
     let mut assertion_audiences: Vec<String> =

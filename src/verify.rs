@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use jwt_simple::prelude::*;
+use tessera_core::auth::url_rule::UrlRefusal;
 
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
@@ -34,27 +35,82 @@ pub struct Verified {
     pub expires_at: Option<u64>,
 }
 
+/// Why a token does not verify, or its JWKS could not be had. The message is the `reason`
+/// `tessera token verify` prints.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot fetch {jwks}: {refusal}")]
+    JwksUrl { jwks: String, refusal: UrlRefusal },
+    #[error("cannot fetch {jwks}: {error}")]
+    JwksUnreachable {
+        jwks: String,
+        #[source]
+        error: ureq::Error,
+    },
+    #[error("cannot read {jwks}: {error}")]
+    JwksUnreadable {
+        jwks: String,
+        #[source]
+        error: ureq::Error,
+    },
+    #[error("cannot read {jwks}: {error}")]
+    JwksFile {
+        jwks: String,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("{jwks} is not JSON: {error}")]
+    JwksNotJson {
+        jwks: String,
+        #[source]
+        error: serde_json::Error,
+    },
+    #[error("not a JWT: {0}")]
+    NotJwt(jwt_simple::Error),
+    /// Our tokens are only ever EdDSA; accepting another algorithm is how JWT verifiers are
+    /// tricked.
+    #[error("algorithm {0} is not EdDSA")]
+    Algorithm(String),
+    #[error("the token names no key (kid)")]
+    NoKid,
+    #[error("key {0} is not in the JWKS")]
+    UnknownKey(String),
+    #[error("key {0} is not an Ed25519 key")]
+    NotEd25519(String),
+    #[error("the JWK has no x")]
+    JwkNoX,
+    #[error("the JWK's x is not base64url")]
+    JwkXNotBase64,
+    #[error("bad key: {0}")]
+    BadKey(jwt_simple::Error),
+    /// jwt-simple's refusal: the signature, expiry, type, issuer or audience.
+    #[error("invalid token: {0}")]
+    BadToken(jwt_simple::Error),
+    #[error("the token lacks the required scope '{0}'")]
+    MissingScope(String),
+}
+
 pub fn verify(
     token: &str,
     jwks: &serde_json::Value,
     opts: &VerifyOptions,
-) -> Result<Verified, String> {
-    let meta = Token::decode_metadata(token).map_err(|e| format!("not a JWT: {e}"))?;
+) -> Result<Verified, VerifyError> {
+    let meta = Token::decode_metadata(token).map_err(VerifyError::NotJwt)?;
     if meta.algorithm() != "EdDSA" {
-        return Err(format!("algorithm {} is not EdDSA", meta.algorithm()));
+        return Err(VerifyError::Algorithm(meta.algorithm().to_string()));
     }
-    let kid = meta.key_id().ok_or("the token names no key (kid)")?.to_string();
+    let kid = meta.key_id().ok_or(VerifyError::NoKid)?.to_string();
     let jwk = jwks["keys"]
         .as_array()
         .and_then(|keys| keys.iter().find(|k| k["kid"] == kid.as_str()))
-        .ok_or_else(|| format!("key {kid} is not in the JWKS"))?;
+        .ok_or_else(|| VerifyError::UnknownKey(kid.clone()))?;
     if jwk["kty"] != "OKP" || jwk["crv"] != "Ed25519" {
-        return Err(format!("key {kid} is not an Ed25519 key"));
+        return Err(VerifyError::NotEd25519(kid));
     }
-    let x = jwk["x"].as_str().ok_or("the JWK has no x")?;
-    let raw = Base64UrlSafeNoPadding::decode_to_vec(x, None)
-        .map_err(|_| "the JWK's x is not base64url")?;
-    let key = Ed25519PublicKey::from_bytes(&raw).map_err(|e| format!("bad key: {e}"))?;
+    let x = jwk["x"].as_str().ok_or(VerifyError::JwkNoX)?;
+    let raw =
+        Base64UrlSafeNoPadding::decode_to_vec(x, None).map_err(|_| VerifyError::JwkXNotBase64)?;
+    let key = Ed25519PublicKey::from_bytes(&raw).map_err(VerifyError::BadKey)?;
     let options = VerificationOptions {
         required_signature_type: Some("at+jwt".into()),
         allowed_issuers: opts.issuer.clone().map(|i| HashSet::from([i])),
@@ -62,14 +118,13 @@ pub fn verify(
         time_tolerance: Some(Duration::from_secs(0)),
         ..Default::default()
     };
-    let claims = key
-        .verify_token::<TesseraClaims>(token, Some(options))
-        .map_err(|e| format!("invalid token: {e}"))?;
+    let claims =
+        key.verify_token::<TesseraClaims>(token, Some(options)).map_err(VerifyError::BadToken)?;
     let scopes: Vec<String> =
         claims.custom.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     let is_root = opts.root_satisfies && scopes.iter().any(|s| s == "root");
     if let Some(missing) = opts.required_scopes.iter().find(|r| !is_root && !scopes.contains(r)) {
-        return Err(format!("the token lacks the required scope '{missing}'"));
+        return Err(VerifyError::MissingScope(missing.clone()));
     }
     Ok(Verified {
         sub: claims.subject,
@@ -83,19 +138,21 @@ pub fn verify(
 /// Reads a JWKS from a URL or a file. The keys decide what verifies, so a URL follows the URL
 /// rule (`https`, or `http` on a loopback host; no user name or password): a remote `http`
 /// JWKS could be swapped by anyone on the path.
-pub fn fetch_jwks(source: &str) -> Result<serde_json::Value, String> {
+pub fn fetch_jwks(source: &str) -> Result<serde_json::Value, VerifyError> {
+    let jwks = || source.to_string();
     let is_url = ::url::Url::parse(source).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
     let text = if is_url {
         let url = tessera_core::auth::url_rule::check(source)
-            .map_err(|refusal| format!("cannot fetch {source}: {refusal}"))?;
+            .map_err(|refusal| VerifyError::JwksUrl { jwks: jwks(), refusal })?;
         ureq::get(url.as_str())
             .call()
-            .map_err(|e| format!("cannot fetch {source}: {e}"))?
+            .map_err(|error| VerifyError::JwksUnreachable { jwks: jwks(), error })?
             .body_mut()
             .read_to_string()
-            .map_err(|e| format!("cannot read {source}: {e}"))?
+            .map_err(|error| VerifyError::JwksUnreadable { jwks: jwks(), error })?
     } else {
-        std::fs::read_to_string(source).map_err(|e| format!("cannot read {source}: {e}"))?
+        std::fs::read_to_string(source)
+            .map_err(|error| VerifyError::JwksFile { jwks: jwks(), error })?
     };
-    serde_json::from_str(&text).map_err(|e| format!("{source} is not JSON: {e}"))
+    serde_json::from_str(&text).map_err(|error| VerifyError::JwksNotJson { jwks: jwks(), error })
 }

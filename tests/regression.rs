@@ -163,7 +163,9 @@ fn issue_8_provider_urls_are_judged_by_the_parsed_url() {
 #[test]
 fn issue_8_issuer_must_follow_the_url_rule() {
     let check = |issuer: &str| {
-        tessera::config::Config { issuer: Some(issuer.into()), ..Default::default() }.validate()
+        tessera::config::Config { issuer: Some(issuer.into()), ..Default::default() }
+            .validate()
+            .map_err(|e| e.to_string())
     };
     for ok in [
         "https://auth.example",
@@ -192,7 +194,7 @@ fn issue_8_issuer_must_follow_the_url_rule() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.toml");
     std::fs::write(&path, "issuer = \"https://admin:pw@auth.example\"\n").unwrap();
-    let err = tessera::config::Config::from_file(&path).unwrap_err();
+    let err = tessera::config::Config::from_file(&path).unwrap_err().to_string();
     assert!(err.contains("user name or password"), "{err}");
 }
 

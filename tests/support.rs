@@ -355,7 +355,11 @@ pub fn claims(token: &str) -> Value {
 }
 
 /// Verifies with jwt-simple, an implementation independent of our signer.
-pub fn verify_independently(token: &str, jwks: &Value, issuer: &str) -> Result<Value, String> {
+pub fn verify_independently(
+    token: &str,
+    jwks: &Value,
+    issuer: &str,
+) -> Result<Value, tessera::verify::VerifyError> {
     let opts =
         tessera::verify::VerifyOptions { issuer: Some(issuer.to_string()), ..Default::default() };
     tessera::verify::verify(token, jwks, &opts).map(|_| claims(token))

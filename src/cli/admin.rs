@@ -16,7 +16,7 @@ use tessera_core::registry::apps::fields::NewApp;
 use tessera_core::registry::{AppLimits, Page, Registry, RegistryError, RegistryHandle};
 use tessera_storage::{Storage, Store, StoreError};
 
-use super::ServeArgs;
+use super::{CliError, ServeArgs, fail};
 use crate::server::{kek_from_env, rotation_rules};
 
 #[derive(Args, Debug, Clone)]
@@ -69,7 +69,7 @@ pub enum AppsCommand {
     },
 }
 
-fn open(dir: &DataDirArgs) -> Result<(Arc<dyn Storage>, crate::config::Config), String> {
+fn open(dir: &DataDirArgs) -> Result<(Arc<dyn Storage>, crate::config::Config), CliError> {
     let args = ServeArgs {
         listen: None,
         data_dir: dir.data_dir.clone(),
@@ -77,27 +77,21 @@ fn open(dir: &DataDirArgs) -> Result<(Arc<dyn Storage>, crate::config::Config), 
         issuer: None,
     };
     let config = super::load_config(&args)?;
-    let kek = kek_from_env().map_err(|e| e.to_string())?;
+    let kek = kek_from_env()?;
     let store = Store::open(&config.data_dir, kek).map_err(|e| match e {
-        StoreError::InUse => format!(
-            "{e} ({}): stop it, or use the admin API of the running server",
-            config.data_dir.display()
-        ),
-        other => other.to_string(),
+        StoreError::InUse => CliError::DataDirInUse { data_dir: config.data_dir.clone() },
+        other => other.into(),
     })?;
     Ok((Arc::new(store), config))
 }
 
-fn finish(result: Result<serde_json::Value, String>) -> ExitCode {
+fn finish(result: Result<serde_json::Value, CliError>) -> ExitCode {
     match result {
         Ok(v) => {
             println!("{v:#}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("tessera: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => fail(&e),
     }
 }
 
@@ -108,8 +102,7 @@ pub fn keys(command: KeysCommand) -> ExitCode {
             KeysCommand::Rotate { dir, force } => (dir, Some(*force)),
         };
         let (store, config) = open(dir)?;
-        let ring = KeyRing::load(store, Arc::new(SystemClock), rotation_rules(&config))
-            .map_err(|e| e.to_string())?;
+        let ring = KeyRing::load(store, Arc::new(SystemClock), rotation_rules(&config))?;
         let keys = actix::System::new().block_on(async move {
             let ring = KeyRingHandle::start(ring, &actix::Arbiter::current());
             match force {
@@ -117,7 +110,7 @@ pub fn keys(command: KeysCommand) -> ExitCode {
                 Some(force) => ring.rotate(force).await,
             }
         });
-        Ok(crate::api::admin::keys::view(&keys.map_err(|e| e.to_string())?))
+        Ok(crate::api::admin::keys::view(&keys?))
     })())
 }
 
@@ -136,16 +129,14 @@ pub fn apps(command: AppsCommand) -> ExitCode {
         };
         let clock = Arc::new(SystemClock);
         let cleanup = std::time::Duration::from_secs(config.grant_cleanup_every);
-        let grants = GrantStore::start(Arc::clone(&store), clock.clone(), cleanup)
-            .map_err(|e| e.to_string())?;
-        let registry =
-            Registry::load(store, grants.clone(), clock, limits).map_err(|e| e.to_string())?;
+        let grants = GrantStore::start(Arc::clone(&store), clock.clone(), cleanup)?;
+        let registry = Registry::load(store, grants.clone(), clock, limits)?;
         let answer = actix::System::new().block_on(async move {
             let registry = RegistryHandle::start(registry, &actix::Arbiter::current());
             apps_command(&registry, command).await
         });
         grants.stop();
-        answer.map_err(|e| e.to_string())
+        Ok(answer?)
     })())
 }
 

@@ -7,6 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use tessera_core::keys::KeyRingError;
+use tessera_core::registry::RegistryError;
+use tessera_storage::{KekError, StoreError};
+
+use crate::config::{Config, ConfigError};
+use crate::server::HalfRootCredentials;
 
 #[derive(Parser)]
 #[command(
@@ -100,7 +106,10 @@ pub fn run() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(reason) => {
-                    println!("{}", serde_json::json!({ "valid": false, "reason": reason }));
+                    println!(
+                        "{}",
+                        serde_json::json!({ "valid": false, "reason": reason.to_string() })
+                    );
                     ExitCode::from(1)
                 }
             }
@@ -109,10 +118,10 @@ pub fn run() -> ExitCode {
 }
 
 /// Settles the configuration from file, then flags and env vars over it.
-pub fn load_config(args: &ServeArgs) -> Result<crate::config::Config, String> {
+pub fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
     let mut config = match &args.config {
-        Some(path) => crate::config::Config::from_file(path)?,
-        None => crate::config::Config::default(),
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
     };
     if let Some(v) = &args.listen {
         config.listen = v.clone();
@@ -125,4 +134,50 @@ pub fn load_config(args: &ServeArgs) -> Result<crate::config::Config, String> {
     }
     config.validate()?;
     Ok(config)
+}
+
+/// Why a command stopped before its work was done; printed as `tessera: <message>`.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    RootCredentials(#[from] HalfRootCredentials),
+    #[error(transparent)]
+    Kek(#[from] KekError),
+    /// Another process holds the store's lock: most likely the server, whose admin API does the
+    /// same work while it runs.
+    #[error(
+        "{} ({}): stop it, or use the admin API of the running server",
+        StoreError::InUse,
+        .data_dir.display()
+    )]
+    DataDirInUse { data_dir: PathBuf },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    KeyRing(#[from] KeyRingError),
+}
+
+/// Reports a failed command the way every command does: one line on stderr, exit code 1.
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("tessera: {error}");
+    ExitCode::from(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_data_directory_names_itself_and_the_way_out() {
+        let e = CliError::DataDirInUse { data_dir: PathBuf::from("/srv/tessera") };
+        assert_eq!(
+            e.to_string(),
+            "the data directory is in use by another Tessera process (/srv/tessera): stop it, \
+             or use the admin API of the running server"
+        );
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tessera_core::clock::SystemClock;
 
-use super::ServeArgs;
+use super::{CliError, ServeArgs, fail};
 use crate::server::{kek_from_env, root_from_env, start};
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -18,15 +18,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let prepared = super::load_config(&args).and_then(|config| {
-        Ok((config, root_from_env()?, kek_from_env().map_err(|e| e.to_string())?))
-    });
+    let prepared = (|| -> Result<_, CliError> {
+        Ok((super::load_config(&args)?, root_from_env()?, kek_from_env()?))
+    })();
     let (config, root, kek) = match prepared {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("tessera: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return fail(&e),
     };
     let system = actix_web::rt::System::new();
     let outcome = system.block_on(async move {
@@ -43,9 +40,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
             tracing::info!("tessera stopped");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("tessera: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => fail(&e),
     }
 }
