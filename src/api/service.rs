@@ -8,10 +8,9 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_json::{Map, Value};
 use tessera_core::registry::Page;
-use tessera_core::registry::services::members::{
-    NewServiceUser, ServiceUser, ServiceUserPatch, SubscriptionPatch,
-};
+use tessera_core::registry::services::members::{NewServiceUser, ServiceUser, SubscriptionPatch};
 use tessera_core::registry::services::{ServicePatch, ServiceView};
+use tessera_core::registry::users::UserPatch;
 use tessera_storage::SubscriptionRecord;
 
 use crate::api::AppState;
@@ -170,7 +169,7 @@ async fn patch_user(
     s: web::Data<AppState>,
 ) -> Answer {
     let UserPatchBody { first_name, last_name, is_active } = body.into_inner();
-    let patch = ServiceUserPatch { first_name, last_name, is_active };
+    let patch = UserPatch { first_name, last_name, is_active, roles: None };
     let user = s.registry.patch_service_user(c.service_id, id.into_inner(), patch).await?;
     Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
 }

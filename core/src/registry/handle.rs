@@ -9,7 +9,7 @@ use super::apps::RotationStep;
 use super::apps::fields::{AppPatch, NewApp};
 use super::providers::{NewProvider, ProviderView};
 use super::scopes::{RolePatch, RoleView, ScopePatch, ScopeView};
-use super::services::members::{NewServiceUser, ServiceUser, ServiceUserPatch, SubscriptionPatch};
+use super::services::members::{NewServiceUser, ServiceUser, SubscriptionPatch};
 use super::services::{ApiKeyView, ServicePatch, ServiceView};
 use super::users::{Invitation, LoginTarget, UserPatch, UserView};
 use super::{Listed, Page, Registry, RegistryError};
@@ -141,7 +141,7 @@ commands! {
     GetServiceUser => fn service_user(service_id: String, user_id: String) -> ServiceUser
         = |r| r.service_user(&service_id, &user_id);
     PatchServiceUser => fn patch_service_user(
-        service_id: String, user_id: String, patch: ServiceUserPatch
+        service_id: String, user_id: String, patch: UserPatch
     ) -> ServiceUser = |r| r.patch_service_user(&service_id, &user_id, patch);
     RemoveServiceUser => fn remove_service_user(service_id: String, user_id: String) -> ()
         = |r| r.remove_service_user(&service_id, &user_id);

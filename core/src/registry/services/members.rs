@@ -7,7 +7,7 @@ use tessera_storage::{RegistryChange, SubscriptionRecord, UserRecord};
 use crate::analytics::ServiceFigures;
 use crate::auth::secret::random_token;
 use crate::policy::{self, Caller};
-use crate::registry::users::{check_email, check_username};
+use crate::registry::users::{UserPatch, check_email, check_username};
 use crate::registry::{ConflictKind, Listed, Page, Registry, RegistryError};
 
 /// What a service may see of one of its users.
@@ -29,13 +29,6 @@ pub struct NewServiceUser {
     pub username: Option<String>,
     pub first_name: String,
     pub last_name: String,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ServiceUserPatch {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub is_active: Option<bool>,
 }
 
 /// A new subscription, or a change to one: each field present replaces the stored one.
@@ -129,39 +122,18 @@ impl Registry {
         self.linked(service_id, user_id).map(service_user)
     }
 
+    /// A service changes its user as an operator would, except that it never touches roles
+    /// and cannot undo an operator's deactivation (`Caller::Service`).
     pub(in crate::registry) fn patch_service_user(
         &mut self,
         service_id: &str,
         user_id: &str,
-        patch: ServiceUserPatch,
+        patch: UserPatch,
     ) -> Result<ServiceUser, RegistryError> {
+        self.linked(service_id, user_id)?;
         let caller = Caller::Service { service_id: service_id.to_string() };
-        let mut user = self.linked(service_id, user_id)?.clone();
-        if let Some(first) = patch.first_name {
-            user.first_name = first;
-        }
-        if let Some(last) = patch.last_name {
-            user.last_name = last;
-        }
-        if user.first_name.chars().count() > 128 || user.last_name.chars().count() > 128 {
-            return Err(RegistryError::invalid("name", "names must be at most 128 characters"));
-        }
-        let now = self.clock.now();
-        let mut turns_off = false;
-        if let Some(active) = patch.is_active {
-            if active != user.is_active {
-                policy::check_change_privileged_user(&caller, self.holds_privileged_role(&user))?;
-            }
-            turns_off = self.set_active(&caller, &mut user, active)?;
-        }
-        user.updated_at = now;
-        if turns_off {
-            self.begin_deactivation(&mut user)?;
-        }
-        let view = service_user(&user);
-        self.apply(vec![RegistryChange::PutUser(user)])
-            .inspect_err(|_| self.republish_stored(user_id))?;
-        Ok(view)
+        self.update_user(&caller, user_id, UserPatch { roles: None, ..patch })?;
+        self.linked(service_id, user_id).map(service_user)
     }
 
     /// Unlinks the user and drops its subscription; the user itself goes too when no other
