@@ -12,21 +12,21 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
 use serde::Serialize;
-use tessera_storage::{FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
+use tessera_storage::{GrantOp, GrantOutcome};
 
 use crate::analytics::Analytics;
 use crate::auth::limiter::{FailureLimiter, LimitKey, Limits, Reservation};
-use crate::auth::secret::{new_refresh_token, parse_refresh_token, time_ordered_id};
+use crate::auth::secret::time_ordered_id;
 use crate::clock::SharedClock;
 use crate::grants::GrantStore;
 use crate::keys::keyset::{SharedKeySet, Signer};
 use crate::oauth::OAuthError;
 use crate::oauth::assertion;
-use crate::oauth::request::{self, Credentials, TokenRequest};
+use crate::oauth::request::{Credentials, TokenRequest};
 use crate::policy::grant_scope;
-use crate::tables::client::{CONSUMER_CLIENT_ID, Client, ClientTable};
+use crate::tables::client::{Client, ClientTable};
 use crate::tables::user::UserTable;
-use crate::tokens::claims::{AccessClaims, OutgoingClaims};
+use crate::tokens::claims::OutgoingClaims;
 use crate::tokens::jws;
 
 #[derive(Debug, Clone)]
@@ -54,13 +54,13 @@ pub struct Counters {
 
 pub struct Issuer {
     pub settings: TokenSettings,
-    keys: SharedKeySet,
-    clients: ClientTable,
-    limiter: FailureLimiter,
-    grants: GrantStore,
-    users: UserTable,
-    consumer: Client,
-    clock: SharedClock,
+    pub(super) keys: SharedKeySet,
+    pub(super) clients: ClientTable,
+    pub(super) limiter: FailureLimiter,
+    pub(super) grants: GrantStore,
+    pub(super) users: UserTable,
+    pub(super) consumer: Client,
+    pub(super) clock: SharedClock,
     pub counters: Counters,
     /// What the service analytics report; shared with the provider-token flow.
     pub analytics: Arc<Analytics>,
@@ -80,15 +80,6 @@ pub struct Issued {
     pub client_id: String,
 }
 
-/// Why a bearer token was refused; the HTTP layer answers all of them alike (401).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BearerError {
-    Invalid,
-    Expired,
-    Revoked,
-    ClientGone,
-}
-
 /// Failures reserved by [`Issuer::begin_attempt`], one per window (address, name).
 #[must_use = "an attempt is a reserved failure: refund it when the check passes"]
 pub struct Attempt {
@@ -102,10 +93,10 @@ pub struct Minted {
 }
 
 const MAX_AUDIENCE: usize = 512;
-const INVALID_GRANT: OAuthError =
+pub(super) const INVALID_GRANT: OAuthError =
     OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked");
 
-fn store_failure(e: impl std::fmt::Display) -> OAuthError {
+pub(super) fn store_failure(e: impl std::fmt::Display) -> OAuthError {
     tracing::error!(error = %e, "grant store failure");
     OAuthError::ServerError
 }
@@ -136,44 +127,6 @@ impl Issuer {
 
     pub fn users(&self) -> &UserTable {
         &self.users
-    }
-
-    /// Whether a verified access token still speaks for its subject: its app (or, for a user
-    /// token, its user) exists and is active, and the token was issued after the subject was
-    /// last disabled, so a re-enable never revives tokens from before. `iat` is whole seconds,
-    /// hence `<=`: a token from the very second of the disable does not survive it. Checked at
-    /// verification, never at issuance, so the token hot path pays nothing for it.
-    pub fn is_token_live_for_subject(&self, claims: &AccessClaims) -> bool {
-        let disabled_at = if claims.client_id == CONSUMER_CLIENT_ID {
-            match self.users.get(&claims.sub) {
-                Some(u) if u.is_active => u.disabled_at,
-                _ => return false,
-            }
-        } else {
-            match self.clients.get(&claims.client_id) {
-                Some(c) if c.is_active => c.disabled_at,
-                _ => return false,
-            }
-        };
-        disabled_at.is_none_or(|t| claims.iat > t)
-    }
-
-    /// Whether a refresh family's owner may still refresh: its user is active, or its app is
-    /// active and holds the refresh grant.
-    /// A family opened at or before its owner's last disable is refused even when the owner is
-    /// active again: a token request racing the disable can open a family after the disable's
-    /// `RevokeClient` ran, and a re-enable must not revive it.
-    pub fn can_refresh(&self, family: &FamilyRecord) -> bool {
-        let outlived = |disabled_at: Option<u64>| disabled_at.is_none_or(|t| family.created_at > t);
-        if family.client_id == CONSUMER_CLIENT_ID {
-            return self
-                .users
-                .get(&family.subject)
-                .is_some_and(|u| u.is_active && outlived(u.disabled_at));
-        }
-        self.clients
-            .get(&family.client_id)
-            .is_some_and(|c| c.is_active && c.has_refresh_token && outlived(c.disabled_at))
     }
 
     /// A signed-in user's token (Fusio): `sub` is the user's authId, `scope` the union of
@@ -287,148 +240,7 @@ impl Issuer {
         Ok(self.issued(minted, ttl, now, scope, Some(refresh_token), &client))
     }
 
-    /// Starts a refresh-token family; answers only once it is durable.
-    async fn open_family(
-        &self,
-        id: String,
-        client: &Client,
-        subject: &str,
-        scope: &str,
-        now: u64,
-    ) -> Result<String, OAuthError> {
-        let (token, key) = new_refresh_token();
-        let expires_at = now.saturating_add(self.settings.refresh_ttl);
-        let family = FamilyRecord {
-            id,
-            client_id: client.client_id.clone(),
-            subject: subject.to_string(),
-            scope: scope.to_string(),
-            created_at: now,
-            expires_at,
-            is_revoked: false,
-        };
-        let op = GrantOp::CreateFamily { family, token: key, token_expires_at: expires_at };
-        match self.grants.submit(op).await.map_err(store_failure)? {
-            GrantOutcome::Created => Ok(token),
-            other => Err(store_failure(format!("unexpected outcome {other:?}"))),
-        }
-    }
-
-    /// Until when a revocation made now must be kept: no access token outlives it.
-    pub fn revocation_horizon(&self) -> u64 {
-        self.clock.now().saturating_add(self.settings.max_ttl)
-    }
-
-    /// The refresh_token grant (RFC 6749 §6): rotate on every use; a spent token coming back
-    /// ends its family. Client credentials are optional (the token is a one-time 256-bit
-    /// credential bound to its app) but, when sent, must be valid and the token's owner's.
-    async fn refresh(
-        &self,
-        req: &TokenRequest,
-        addr: Option<IpAddr>,
-    ) -> Result<Issued, OAuthError> {
-        let presented = req
-            .refresh_token
-            .as_deref()
-            .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
-        // Before the owner is looked up, as in `client_credentials`.
-        let now = self.clock.now();
-        let authenticated = self.authenticate(&req.credentials, addr).await?;
-        let hash = parse_refresh_token(presented).ok_or(INVALID_GRANT)?;
-        let status = self.refresh_status(hash).await?.ok_or(INVALID_GRANT)?;
-        let RefreshStatus { record, family } = status;
-        // A spent token coming back ends its family before any other check can answer first.
-        if record.is_spent {
-            return Err(self.end_family(hash).await);
-        }
-        // Whoever the request names, by credentials or a bare client_id, must own the token.
-        let named = match &req.credentials {
-            request::Credentials::ClientId(id) => Some(id.as_str()),
-            _ => authenticated.as_ref().map(|c| c.client_id.as_str()),
-        };
-        if named.is_some_and(|id| id != record.client_id) {
-            return Err(INVALID_GRANT);
-        }
-        // A disabled or deleted owner (app or user), an app that lost the grant, or a family
-        // from before the owner's last disable: the family ends.
-        if !self.can_refresh(&family) {
-            return Err(self.end_family(hash).await);
-        }
-        let client = if record.client_id == CONSUMER_CLIENT_ID {
-            // A person's family: its scopes come from the user's roles now.
-            match self.users.get(&family.subject) {
-                Some(u) => Arc::new(Client::consumer_with(u.scopes.clone())),
-                None => return Err(self.end_family(hash).await),
-            }
-        } else {
-            match self.clients.get(&record.client_id) {
-                Some(c) => c,
-                None => return Err(self.end_family(hash).await),
-            }
-        };
-        // Narrow, never widen: within the family's grant and within what the app holds now.
-        let held: Vec<String> = family
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty() && client.scopes.iter().any(|c| c == s))
-            .map(String::from)
-            .collect();
-        let scope = match req.scope.as_deref() {
-            None => held.join(" "),
-            Some(requested) => grant_scope(Some(requested), &held)
-                .map_err(|s| OAuthError::InvalidScope(s.to_string()))?,
-        };
-        let audience = self.audience(req)?;
-        let ttl = self.ttl(&client);
-        let minted =
-            self.mint(&client, &family.subject, &scope, audience, ttl, now, Some(&family.id))?;
-        let (next, next_key) = new_refresh_token();
-        let op = GrantOp::Spend {
-            token: hash,
-            client_id: Some(record.client_id.clone()),
-            next: next_key,
-            next_expires_at: now.saturating_add(self.settings.refresh_ttl),
-            now,
-            horizon: now.saturating_add(self.settings.max_ttl),
-        };
-        match self.grants.submit(op).await.map_err(store_failure)? {
-            GrantOutcome::Spent(_) => {
-                if record.client_id == CONSUMER_CLIENT_ID {
-                    self.analytics.count_user_token(&family.subject, now);
-                }
-                Ok(self.issued(minted, ttl, now, scope, Some(next), &client))
-            }
-            GrantOutcome::Refused { why, .. } => {
-                tracing::info!(client_id = %record.client_id, ?why, "refresh refused");
-                Err(INVALID_GRANT)
-            }
-            other => Err(store_failure(format!("unexpected outcome {other:?}"))),
-        }
-    }
-
-    /// Ends the family of a token whose owner can no longer refresh; the answer to give.
-    async fn end_family(&self, token: tessera_storage::TokenKey) -> OAuthError {
-        let op =
-            GrantOp::RevokeFamily { token, client_id: None, horizon: self.revocation_horizon() };
-        match self.grants.submit(op).await {
-            Ok(_) => INVALID_GRANT,
-            Err(e) => store_failure(e),
-        }
-    }
-
-    /// Reads a refresh token's state off the worker thread (it may touch the disk).
-    pub async fn refresh_status(
-        &self,
-        hash: tessera_storage::TokenKey,
-    ) -> Result<Option<RefreshStatus>, OAuthError> {
-        let store = self.grants.store().map_err(store_failure)?;
-        tokio::task::spawn_blocking(move || store.refresh_status(&hash))
-            .await
-            .map_err(store_failure)?
-            .map_err(store_failure)
-    }
-
-    fn issued(
+    pub(super) fn issued(
         &self,
         minted: Minted,
         ttl: u64,
@@ -448,7 +260,7 @@ impl Issuer {
         }
     }
 
-    fn audience<'r>(&'r self, req: &'r TokenRequest) -> Result<&'r str, OAuthError> {
+    pub(super) fn audience<'r>(&'r self, req: &'r TokenRequest) -> Result<&'r str, OAuthError> {
         match req.audience.as_deref() {
             Some(a) if a.len() > MAX_AUDIENCE => {
                 Err(OAuthError::InvalidRequest("resource is too long"))
@@ -458,7 +270,7 @@ impl Issuer {
         }
     }
 
-    fn ttl(&self, client: &Client) -> u64 {
+    pub(super) fn ttl(&self, client: &Client) -> u64 {
         client.ttl.unwrap_or(self.settings.default_ttl).min(self.settings.max_ttl)
     }
 
@@ -595,52 +407,6 @@ impl Issuer {
         // A server without a current key is not ready; /readyz says so and this refuses.
         let signer = keys.signer.as_ref().ok_or(OAuthError::ServerError)?;
         Ok(mint_with(signer, &self.settings.issuer, client, sub, scope, audience, ttl, now, sid))
-    }
-
-    /// Verifies one of our access tokens for Tessera's own API: signature by a published key,
-    /// live, not revoked, our issuer, meant for us, and its app still present and active.
-    pub fn verify_bearer(&self, token: &str) -> Result<(AccessClaims, Arc<Client>), BearerError> {
-        let claims = self.verify_access(token)?;
-        let s = &self.settings;
-        if claims.aud != s.issuer && claims.aud != s.default_audience {
-            return Err(BearerError::Invalid);
-        }
-        // A person's token never speaks for an app, whatever app ids exist.
-        if claims.client_id == CONSUMER_CLIENT_ID {
-            return Err(BearerError::ClientGone);
-        }
-        if !self.is_token_live_for_subject(&claims) {
-            return Err(BearerError::ClientGone);
-        }
-        let client = self.clients.get(&claims.client_id).ok_or(BearerError::ClientGone)?;
-        Ok((claims, client))
-    }
-
-    /// Verifies signature, issuer, lifetime and revocation of an access token, whatever its
-    /// audience.
-    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, BearerError> {
-        let claims = self.verify_signature(token)?;
-        if !claims.is_live(self.clock.now()) {
-            return Err(BearerError::Expired);
-        }
-        let revoked = self.grants.revoked();
-        if revoked.is_revoked(&claims.jti)
-            || claims.sid.as_deref().is_some_and(|sid| revoked.is_revoked(sid))
-        {
-            return Err(BearerError::Revoked);
-        }
-        Ok(claims)
-    }
-
-    /// Signature and issuer only: for revocation, where an expired token is still ours.
-    pub fn verify_signature(&self, token: &str) -> Result<AccessClaims, BearerError> {
-        let payload = jws::verify(token, &self.keys.load()).map_err(|_| BearerError::Invalid)?;
-        let claims: AccessClaims =
-            serde_json::from_slice(&payload).map_err(|_| BearerError::Invalid)?;
-        if claims.iss != self.settings.issuer {
-            return Err(BearerError::Invalid);
-        }
-        Ok(claims)
     }
 }
 

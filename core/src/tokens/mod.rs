@@ -2,6 +2,8 @@
 //! that issuing an access token does no disk I/O, no actor round trip and holds no lock across
 //! `.await` (ARCHITECTURE.md).
 
+pub mod bearer;
 pub mod claims;
 pub mod issuer;
 pub mod jws;
+pub mod refresh;

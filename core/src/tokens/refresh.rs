@@ -1,0 +1,176 @@
+//! The refresh grant (RFC 6749 §6): a family of one-time refresh tokens, rotated on every
+//! use. The reuse rule lives here: a spent token that comes back ends its whole family (and the
+//! access tokens issued from it), and nothing is answered before the grant store has committed.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tessera_storage::{FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
+
+use super::issuer::{INVALID_GRANT, Issued, Issuer, store_failure};
+use crate::auth::secret::{new_refresh_token, parse_refresh_token};
+use crate::oauth::OAuthError;
+use crate::oauth::request::{self, TokenRequest};
+use crate::policy::grant_scope;
+use crate::tables::client::{CONSUMER_CLIENT_ID, Client};
+
+impl Issuer {
+    /// Whether a refresh family's owner may still refresh: its user is active, or its app is
+    /// active and holds the refresh grant.
+    /// A family opened at or before its owner's last disable is refused even when the owner is
+    /// active again: a token request racing the disable can open a family after the disable's
+    /// `RevokeClient` ran, and a re-enable must not revive it.
+    pub fn can_refresh(&self, family: &FamilyRecord) -> bool {
+        let outlived = |disabled_at: Option<u64>| disabled_at.is_none_or(|t| family.created_at > t);
+        if family.client_id == CONSUMER_CLIENT_ID {
+            return self
+                .users
+                .get(&family.subject)
+                .is_some_and(|u| u.is_active && outlived(u.disabled_at));
+        }
+        self.clients
+            .get(&family.client_id)
+            .is_some_and(|c| c.is_active && c.has_refresh_token && outlived(c.disabled_at))
+    }
+
+    /// Starts a refresh-token family; answers only once it is durable.
+    pub(super) async fn open_family(
+        &self,
+        id: String,
+        client: &Client,
+        subject: &str,
+        scope: &str,
+        now: u64,
+    ) -> Result<String, OAuthError> {
+        let (token, key) = new_refresh_token();
+        let expires_at = now.saturating_add(self.settings.refresh_ttl);
+        let family = FamilyRecord {
+            id,
+            client_id: client.client_id.clone(),
+            subject: subject.to_string(),
+            scope: scope.to_string(),
+            created_at: now,
+            expires_at,
+            is_revoked: false,
+        };
+        let op = GrantOp::CreateFamily { family, token: key, token_expires_at: expires_at };
+        match self.grants.submit(op).await.map_err(store_failure)? {
+            GrantOutcome::Created => Ok(token),
+            other => Err(store_failure(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// Until when a revocation made now must be kept: no access token outlives it.
+    pub fn revocation_horizon(&self) -> u64 {
+        self.clock.now().saturating_add(self.settings.max_ttl)
+    }
+
+    /// The refresh_token grant (RFC 6749 §6): rotate on every use; a spent token coming back
+    /// ends its family. Client credentials are optional (the token is a one-time 256-bit
+    /// credential bound to its app) but, when sent, must be valid and the token's owner's.
+    pub(super) async fn refresh(
+        &self,
+        req: &TokenRequest,
+        addr: Option<IpAddr>,
+    ) -> Result<Issued, OAuthError> {
+        let presented = req
+            .refresh_token
+            .as_deref()
+            .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
+        // Before the owner is looked up, as in `client_credentials`.
+        let now = self.clock.now();
+        let authenticated = self.authenticate(&req.credentials, addr).await?;
+        let hash = parse_refresh_token(presented).ok_or(INVALID_GRANT)?;
+        let status = self.refresh_status(hash).await?.ok_or(INVALID_GRANT)?;
+        let RefreshStatus { record, family } = status;
+        // A spent token coming back ends its family before any other check can answer first.
+        if record.is_spent {
+            return Err(self.end_family(hash).await);
+        }
+        // Whoever the request names, by credentials or a bare client_id, must own the token.
+        let named = match &req.credentials {
+            request::Credentials::ClientId(id) => Some(id.as_str()),
+            _ => authenticated.as_ref().map(|c| c.client_id.as_str()),
+        };
+        if named.is_some_and(|id| id != record.client_id) {
+            return Err(INVALID_GRANT);
+        }
+        // A disabled or deleted owner (app or user), an app that lost the grant, or a family
+        // from before the owner's last disable: the family ends.
+        if !self.can_refresh(&family) {
+            return Err(self.end_family(hash).await);
+        }
+        let client = if record.client_id == CONSUMER_CLIENT_ID {
+            // A person's family: its scopes come from the user's roles now.
+            match self.users.get(&family.subject) {
+                Some(u) => Arc::new(Client::consumer_with(u.scopes.clone())),
+                None => return Err(self.end_family(hash).await),
+            }
+        } else {
+            match self.clients.get(&record.client_id) {
+                Some(c) => c,
+                None => return Err(self.end_family(hash).await),
+            }
+        };
+        // Narrow, never widen: within the family's grant and within what the app holds now.
+        let held: Vec<String> = family
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty() && client.scopes.iter().any(|c| c == s))
+            .map(String::from)
+            .collect();
+        let scope = match req.scope.as_deref() {
+            None => held.join(" "),
+            Some(requested) => grant_scope(Some(requested), &held)
+                .map_err(|s| OAuthError::InvalidScope(s.to_string()))?,
+        };
+        let audience = self.audience(req)?;
+        let ttl = self.ttl(&client);
+        let minted =
+            self.mint(&client, &family.subject, &scope, audience, ttl, now, Some(&family.id))?;
+        let (next, next_key) = new_refresh_token();
+        let op = GrantOp::Spend {
+            token: hash,
+            client_id: Some(record.client_id.clone()),
+            next: next_key,
+            next_expires_at: now.saturating_add(self.settings.refresh_ttl),
+            now,
+            horizon: now.saturating_add(self.settings.max_ttl),
+        };
+        match self.grants.submit(op).await.map_err(store_failure)? {
+            GrantOutcome::Spent(_) => {
+                if record.client_id == CONSUMER_CLIENT_ID {
+                    self.analytics.count_user_token(&family.subject, now);
+                }
+                Ok(self.issued(minted, ttl, now, scope, Some(next), &client))
+            }
+            GrantOutcome::Refused { why, .. } => {
+                tracing::info!(client_id = %record.client_id, ?why, "refresh refused");
+                Err(INVALID_GRANT)
+            }
+            other => Err(store_failure(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// Ends the family of a token whose owner can no longer refresh; the answer to give.
+    async fn end_family(&self, token: tessera_storage::TokenKey) -> OAuthError {
+        let op =
+            GrantOp::RevokeFamily { token, client_id: None, horizon: self.revocation_horizon() };
+        match self.grants.submit(op).await {
+            Ok(_) => INVALID_GRANT,
+            Err(e) => store_failure(e),
+        }
+    }
+
+    /// Reads a refresh token's state off the worker thread (it may touch the disk).
+    pub async fn refresh_status(
+        &self,
+        hash: tessera_storage::TokenKey,
+    ) -> Result<Option<RefreshStatus>, OAuthError> {
+        let store = self.grants.store().map_err(store_failure)?;
+        tokio::task::spawn_blocking(move || store.refresh_status(&hash))
+            .await
+            .map_err(store_failure)?
+            .map_err(store_failure)
+    }
+}
