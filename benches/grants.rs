@@ -17,7 +17,7 @@ use tessera_storage::{FamilyRecord, GrantOp, Storage, Store};
 const RAW: TableDefinition<&[u8], &[u8]> = TableDefinition::new("raw");
 
 fn family_op() -> GrantOp {
-    let (_, token) = tessera_core::auth::secret::new_refresh_token();
+    let (_, token) = tessera_core::auth::secret::new_split_secret();
     let id = tessera_core::auth::secret::time_ordered_id();
     let family = FamilyRecord {
         id,

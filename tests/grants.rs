@@ -387,7 +387,7 @@ fn cleanup_removes_expired_grant_state() {
     assert_eq!(store.revoked_access_tokens().unwrap().len(), 1);
     assert!(
         store
-            .refresh_status(&tessera_core::auth::secret::parse_refresh_token(&t1).unwrap())
+            .refresh_status(&tessera_core::auth::secret::parse_split_secret(&t1).unwrap())
             .unwrap()
             .is_some()
     );
@@ -397,7 +397,7 @@ fn cleanup_removes_expired_grant_state() {
     assert!(store.revoked_access_tokens().unwrap().is_empty(), "revocations pruned after exp");
     assert!(
         store
-            .refresh_status(&tessera_core::auth::secret::parse_refresh_token(&t1).unwrap())
+            .refresh_status(&tessera_core::auth::secret::parse_split_secret(&t1).unwrap())
             .unwrap()
             .is_none(),
         "expired token gone"

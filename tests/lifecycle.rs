@@ -69,7 +69,7 @@ fn is_sid_revoked(server: &TestServer, access: &str) -> bool {
 }
 
 fn is_family_revoked(server: &TestServer, refresh: &str) -> bool {
-    let key = tessera_core::auth::secret::parse_refresh_token(refresh).unwrap();
+    let key = tessera_core::auth::secret::parse_split_secret(refresh).unwrap();
     let store = server.issuer().grants().store().unwrap();
     store.refresh_status(&key).unwrap().unwrap().family.is_revoked
 }
@@ -351,7 +351,7 @@ proptest! {
 /// committed after the disable's `RevokeClient`), dated at the disable: the store holds it as
 /// live, yet a re-enable must not make it work.
 fn late_family(server: &TestServer, client_id: &str, subject: &str, at: u64) -> String {
-    let (token, key) = tessera_core::auth::secret::new_refresh_token();
+    let (token, key) = tessera_core::auth::secret::new_split_secret();
     let family = tessera_storage::FamilyRecord {
         id: tessera_core::auth::secret::time_ordered_id(),
         client_id: client_id.to_string(),

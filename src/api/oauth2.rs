@@ -6,7 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde_json::json;
-use tessera_core::auth::secret::parse_refresh_token;
+use tessera_core::auth::secret::parse_split_secret;
 use tessera_core::oauth::OAuthError;
 use tessera_core::oauth::request::{self, BodyKind};
 use tessera_core::tables::client::Client;
@@ -167,7 +167,7 @@ async fn introspect(
             _ => json!({"active": false}),
         }
     } else {
-        let status = match parse_refresh_token(&query.token) {
+        let status = match parse_split_secret(&query.token) {
             Some(key) => issuer.refresh_status(key).await,
             None => Ok(None),
         };
@@ -211,7 +211,7 @@ async fn revoke(
             _ => None,
         }
     } else {
-        parse_refresh_token(&query.token).map(|token| GrantOp::RevokeFamily {
+        parse_split_secret(&query.token).map(|token| GrantOp::RevokeFamily {
             horizon: issuer.revocation_horizon(),
             token,
             client_id: Some(client.client_id.clone()),

@@ -38,8 +38,9 @@ pub fn hash_matches(a: &SecretHash, b: &SecretHash) -> bool {
     a.ct_eq(b).into()
 }
 
-pub fn to_hex(hash: &SecretHash) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+/// Lowercase hex, the form every digest and selector is stored and compared in.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn from_hex(text: &str) -> Option<SecretHash> {
@@ -97,24 +98,26 @@ pub fn time_ordered_id() -> String {
 const SELECTOR_CHARS: usize = 22;
 const SECRET_CHARS: usize = 43;
 
-/// A new refresh token: a 16-byte selector (22 characters) then a 256-bit secret (43), and the
-/// key the store keeps for it (never the secret).
-pub fn new_refresh_token() -> (String, tessera_storage::TokenKey) {
+/// A new one-time credential (refresh tokens, and the body of service API keys): a 16-byte
+/// time-ordered selector (22 characters) then a 256-bit secret (43), and the key the store
+/// keeps for it — the selector and the secret's SHA-256, never the secret — so a lookup is one
+/// index read and one constant-time comparison.
+pub fn new_split_secret() -> (String, tessera_storage::TokenKey) {
     let selector = time_ordered_bytes();
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
-    let mut token = URL_SAFE_NO_PAD.encode(selector);
-    URL_SAFE_NO_PAD.encode_string(secret, &mut token);
+    let mut text = URL_SAFE_NO_PAD.encode(selector);
+    URL_SAFE_NO_PAD.encode_string(secret, &mut text);
     let verifier = Sha256::digest(secret).into();
-    (token, tessera_storage::TokenKey { selector, verifier })
+    (text, tessera_storage::TokenKey { selector, verifier })
 }
 
-/// The store key of a presented refresh token; `None` when it cannot be one of ours.
-pub fn parse_refresh_token(token: &str) -> Option<tessera_storage::TokenKey> {
-    if token.len() != SELECTOR_CHARS + SECRET_CHARS || !token.is_ascii() {
+/// The store key of a presented credential; `None` when it cannot be one of ours.
+pub fn parse_split_secret(text: &str) -> Option<tessera_storage::TokenKey> {
+    if text.len() != SELECTOR_CHARS + SECRET_CHARS || !text.is_ascii() {
         return None;
     }
-    let (selector, secret) = token.split_at(SELECTOR_CHARS);
+    let (selector, secret) = text.split_at(SELECTOR_CHARS);
     let selector: [u8; 16] = URL_SAFE_NO_PAD.decode(selector).ok()?.try_into().ok()?;
     let secret = URL_SAFE_NO_PAD.decode(secret).ok()?;
     if secret.len() != 32 {
@@ -128,14 +131,14 @@ mod refresh_tests {
     use super::*;
 
     #[test]
-    fn refresh_tokens_parse_back_to_their_key_and_nothing_else_does() {
-        let (token, key) = new_refresh_token();
+    fn split_secrets_parse_back_to_their_key_and_nothing_else_does() {
+        let (token, key) = new_split_secret();
         assert_eq!(token.len(), 65);
         assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)));
-        assert_eq!(parse_refresh_token(&token), Some(key));
-        assert_eq!(parse_refresh_token(&token[1..]), None);
-        assert_eq!(parse_refresh_token(&format!("{}!", &token[..64])), None);
-        let (later, _) = new_refresh_token();
+        assert_eq!(parse_split_secret(&token), Some(key));
+        assert_eq!(parse_split_secret(&token[1..]), None);
+        assert_eq!(parse_split_secret(&format!("{}!", &token[..64])), None);
+        let (later, _) = new_split_secret();
         assert!(time_ordered_id() > "0".repeat(32));
         assert_ne!(later, token);
     }

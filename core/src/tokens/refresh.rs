@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tessera_storage::{FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
 
 use super::issuer::{INVALID_GRANT, Issued, Issuer, store_failure};
-use crate::auth::secret::{new_refresh_token, parse_refresh_token};
+use crate::auth::secret::{new_split_secret, parse_split_secret};
 use crate::oauth::OAuthError;
 use crate::oauth::request::{self, TokenRequest};
 use crate::policy::grant_scope;
@@ -42,7 +42,7 @@ impl Issuer {
         scope: &str,
         now: u64,
     ) -> Result<String, OAuthError> {
-        let (token, key) = new_refresh_token();
+        let (token, key) = new_split_secret();
         let expires_at = now.saturating_add(self.settings.refresh_ttl);
         let family = FamilyRecord {
             id,
@@ -80,7 +80,7 @@ impl Issuer {
         // Before the owner is looked up, as in `client_credentials`.
         let now = self.clock.now();
         let authenticated = self.authenticate(&req.credentials, addr).await?;
-        let hash = parse_refresh_token(presented).ok_or(INVALID_GRANT)?;
+        let hash = parse_split_secret(presented).ok_or(INVALID_GRANT)?;
         let status = self.refresh_status(hash).await?.ok_or(INVALID_GRANT)?;
         let RefreshStatus { record, family } = status;
         // A spent token coming back ends its family before any other check can answer first.
@@ -128,7 +128,7 @@ impl Issuer {
         let ttl = self.ttl(&client);
         let minted =
             self.mint(&client, &family.subject, &scope, audience, ttl, now, Some(&family.id))?;
-        let (next, next_key) = new_refresh_token();
+        let (next, next_key) = new_split_secret();
         let op = GrantOp::Spend {
             token: hash,
             client_id: Some(record.client_id.clone()),

@@ -6,27 +6,18 @@
 
 pub mod members;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::Rng;
-use sha2::{Digest, Sha256};
 use tessera_storage::{ApiKeyRecord, RegistryChange, ServiceRecord};
 
-use crate::auth::secret::{random_token, time_ordered_bytes};
+use crate::auth::secret::{new_split_secret, random_token, to_hex};
 use crate::auth::url_rule::{self, UrlRefusal};
 use crate::registry::{Listed, Page, Registry, RegistryError};
-use crate::tables::service_keys::hex;
 
 pub use crate::tables::service_keys::API_KEY_PREFIX;
 
+/// (key id, verifier, the key shown once): the key is the prefix and a split secret.
 fn new_api_key() -> (String, String, String) {
-    let selector = time_ordered_bytes();
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    let mut key = API_KEY_PREFIX.to_string();
-    URL_SAFE_NO_PAD.encode_string(selector, &mut key);
-    URL_SAFE_NO_PAD.encode_string(secret, &mut key);
-    (hex(&selector), hex(&Sha256::digest(secret)), key)
+    let (secret, stored) = new_split_secret();
+    (to_hex(&stored.selector), to_hex(&stored.verifier), format!("{API_KEY_PREFIX}{secret}"))
 }
 
 /// A service and the ids of its keys (never a key).
