@@ -88,6 +88,7 @@ pub fn rotation_rules(config: &Config) -> RotationRules {
         jwks_max_age: config.jwks_max_age,
         max_token_ttl: config.max_access_token_ttl,
         rotate_every: config.rotate_every,
+        propagation: 0,
     }
 }
 

@@ -153,7 +153,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 const RULES: RotationRules =
-    RotationRules { jwks_max_age: 300, max_token_ttl: 3600, rotate_every: 86_400 };
+    RotationRules { jwks_max_age: 300, max_token_ttl: 3600, rotate_every: 86_400, propagation: 0 };
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
@@ -217,4 +217,51 @@ proptest! {
             }
         }
     }
+}
+
+/// Two key rings on one store stand for two nodes. A node that learns of a current key late
+/// (it never served it as `next`) keeps signing with the key before it until its own JWKS has
+/// carried the new one for more than one max-age, and the key before stays published long
+/// enough for that.
+#[test]
+fn issue_10_a_node_that_learns_a_key_late_signs_with_it_only_after_its_own_jwks_carried_it() {
+    let rules = RotationRules { propagation: 2, ..RULES };
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Storage> = Arc::new(Store::open(dir.path(), None).unwrap());
+    let clock = ManualClock::new(1_000_000);
+    let mut a = KeyRing::load(Arc::clone(&store), clock.clone(), rules).unwrap();
+    let mut b = KeyRing::load(store, clock.clone(), rules).unwrap();
+    let signer = |ring: &KeyRing| ring.key_set().load().signer.as_ref().unwrap().kid.clone();
+    // The genesis next key is in every JWKS: a rotates at once; then the fresh next key must
+    // wait one max-age (plus the propagation margin) before a may promote it.
+    a.rotate(false).unwrap();
+    clock.advance(RULES.jwks_max_age + 3);
+    a.rotate(false).unwrap();
+    let newest = signer(&a);
+    let before = a
+        .list()
+        .into_iter()
+        .find(|k| {
+            k.state == tessera_storage::KeyState::Retiring
+                && k.retired_at == Some(1_000_000 + RULES.jwks_max_age + 3)
+        })
+        .unwrap()
+        .kid;
+    // b slept through both rotations: it never served `newest` before it became current.
+    b.reload().unwrap();
+    assert_eq!(signer(&b), before, "b signs with the key its JWKS has long carried");
+    assert!(
+        b.key_set().load().published.iter().any(|k| k.kid == newest),
+        "b serves the new key at once"
+    );
+    clock.advance(RULES.jwks_max_age);
+    b.tick().unwrap();
+    assert_eq!(signer(&b), before, "exactly one max-age is not enough");
+    clock.advance(1);
+    b.tick().unwrap();
+    assert_eq!(signer(&b), newest, "more than one max-age after b first served it");
+    // The key b signed with until then stays published for a whole token lifetime after.
+    let kept = b.list().into_iter().find(|k| k.kid == before).unwrap();
+    let now = tessera_core::clock::Clock::now(&*clock);
+    assert!(kept.remove_after.unwrap() >= now - 1 + RULES.max_token_ttl);
 }

@@ -1,6 +1,7 @@
 //! The KeyRing actor: owns the signing keys, rotates them on schedule and on demand, persists
 //! every change before publishing it, and publishes a fresh [`KeySet`] snapshot each time.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,21 @@ pub struct KeyRing {
     clock: SharedClock,
     published: SharedKeySet,
     tick_every: Duration,
+    /// Keys another node published, by when this node first served them: such a key signs
+    /// here only once this node's own JWKS has carried it for one max-age. Keys this node
+    /// loaded at start or published itself follow the ring's rules alone.
+    learned: HashMap<String, u64>,
+    /// The key the published set signs with.
+    signing: Option<String>,
+}
+
+/// Where the ring [`KeyRing::publish`] swaps in came from.
+#[derive(Clone, Copy)]
+enum Learned<'a> {
+    /// This node loaded or changed it: its keys follow the ring's rules alone.
+    Here,
+    /// Another node changed it; `known` are the kids this node held before.
+    FromStore(&'a [String]),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +85,17 @@ impl KeyRing {
         } else {
             Ring::from_records(records).map_err(|e| StoreError::Corrupt(e.into()))?
         };
-        let published = Arc::new(ArcSwap::from_pointee(KeySet::build(ring.records())));
-        let mut keyring =
-            KeyRing { store, ring, rules, clock, published, tick_every: Duration::from_secs(30) };
+        let mut keyring = KeyRing {
+            store,
+            ring,
+            rules,
+            clock,
+            published: Arc::new(ArcSwap::from_pointee(KeySet::empty())),
+            tick_every: Duration::from_secs(30),
+            learned: HashMap::new(),
+            signing: None,
+        };
+        keyring.publish(Learned::Here);
         keyring.tick()?;
         Ok(keyring)
     }
@@ -83,13 +107,62 @@ impl KeyRing {
     /// Durable first, published second: a key in a served JWKS is always a stored key.
     fn commit(&mut self, mut ring: Ring) -> Result<(), StoreError> {
         self.store.save_keys(ring.records())?;
-        self.published.store(Arc::new(KeySet::build(ring.records())));
+        self.ring = ring.clone();
+        self.publish(Learned::Here);
         // A JWKS served during the commit lacked the new key: its publication time is the
         // swap, not the moment the ring was changed. Re-stamp when the commit crossed a second.
         if ring.restamp_next(self.clock.now()) {
             self.store.save_keys(ring.records())?;
+            self.ring = ring;
+            self.publish(Learned::Here);
         }
-        self.ring = ring;
+        Ok(())
+    }
+
+    /// Swaps in the set of the ring as it is now, noting when this node first served each key.
+    fn publish(&mut self, learned: Learned) {
+        let now = self.clock.now();
+        if let Learned::FromStore(known) = learned {
+            for key in self.ring.records().iter().filter(|k| !known.contains(&k.kid)) {
+                self.learned.insert(key.kid.clone(), now);
+            }
+        }
+        self.learned.retain(|kid, _| self.ring.records().iter().any(|k| k.kid == *kid));
+        self.signing = self.signer(now).map(str::to_string);
+        let set = KeySet::build_signing(self.ring.records(), self.signing.as_deref());
+        self.published.store(Arc::new(set));
+    }
+
+    /// The current key once this node's JWKS has carried it for more than one max-age;
+    /// until then the newest retiring key that has been and stays published for a whole token
+    /// lifetime, if any. Otherwise the current key signs at once, as after a forced rotation.
+    fn signer(&self, now: u64) -> Option<&str> {
+        let served_long_enough = |kid: &str| {
+            self.learned.get(kid).is_none_or(|t| now > t.saturating_add(self.rules.jwks_max_age))
+        };
+        let current = self.ring.current();
+        if served_long_enough(&current.kid) {
+            return Some(&current.kid);
+        }
+        let fallback = self
+            .ring
+            .records()
+            .iter()
+            // Only a key that stays published for a whole token lifetime from now may sign.
+            .filter(|k| {
+                k.remove_after.is_some_and(|t| t >= now.saturating_add(self.rules.max_token_ttl))
+            })
+            .filter(|k| k.state == KeyState::Retiring && served_long_enough(&k.kid))
+            .max_by_key(|k| k.retired_at);
+        Some(fallback.map_or(current.kid.as_str(), |k| k.kid.as_str()))
+    }
+
+    /// Reads the ring back from the store after another node changed it.
+    pub fn reload(&mut self) -> Result<(), StoreError> {
+        let records = self.store.load_keys()?;
+        let known: Vec<String> = self.ring.records().iter().map(|k| k.kid.clone()).collect();
+        self.ring = Ring::from_records(records).map_err(|e| StoreError::Corrupt(e.into()))?;
+        self.publish(Learned::FromStore(&known));
         Ok(())
     }
 
@@ -105,6 +178,9 @@ impl KeyRing {
     /// Drops keys whose tokens have all expired and rotates when the schedule says so.
     pub fn tick(&mut self) -> Result<(), StoreError> {
         let now = self.clock.now();
+        if self.signer(now) != self.signing.as_deref() {
+            self.publish(Learned::Here);
+        }
         let mut ring = self.ring.clone();
         let mut changed = ring.prune(now);
         if ring.is_due(now, &self.rules) {
@@ -151,6 +227,7 @@ fn widest_rules(store: &dyn Storage, rules: RotationRules) -> Result<RotationRul
         jwks_max_age: rules.jwks_max_age.max(max_age),
         max_token_ttl: rules.max_token_ttl.max(max_ttl),
         rotate_every: rules.rotate_every,
+        propagation: rules.propagation,
     };
     if stored != Some((widest.jwks_max_age, widest.max_token_ttl)) {
         let mut bytes = widest.jwks_max_age.to_be_bytes().to_vec();
@@ -167,6 +244,14 @@ impl Actor for KeyRing {
         ctx.run_interval(self.tick_every, |ring, _| {
             if let Err(e) = ring.tick() {
                 tracing::error!(error = %e, "scheduled key maintenance failed; will retry");
+            }
+        });
+        // A key learned from another node starts signing here once this node's JWKS has
+        // carried it for one max-age; checked every second so that moment is not missed.
+        ctx.run_interval(Duration::from_secs(1), |ring, _| {
+            let now = ring.clock.now();
+            if ring.signer(now) != ring.signing.as_deref() {
+                ring.publish(Learned::Here);
             }
         });
     }
@@ -193,6 +278,11 @@ impl KeyRingHandle {
         self.addr.send(Rotate { force }).await.map_err(|_| KeyRingError::Stopped)?
     }
 
+    /// Reads the ring back from the store after another node changed it.
+    pub async fn reload(&self) -> Result<(), KeyRingError> {
+        Ok(self.addr.send(Reload).await.map_err(|_| KeyRingError::Stopped)??)
+    }
+
     /// Runs the schedule's step now (what the timer does), for tests that move the clock.
     pub async fn tick(&self) -> Result<(), KeyRingError> {
         Ok(self.addr.send(Tick).await.map_err(|_| KeyRingError::Stopped)??)
@@ -212,6 +302,17 @@ struct ListKeys;
 #[derive(Message)]
 #[rtype(result = "Result<(), StoreError>")]
 struct Tick;
+
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+struct Reload;
+
+impl Handler<Reload> for KeyRing {
+    type Result = Result<(), StoreError>;
+    fn handle(&mut self, _: Reload, _: &mut Context<Self>) -> Self::Result {
+        self.reload()
+    }
+}
 
 impl Handler<Rotate> for KeyRing {
     type Result = Result<Vec<KeyInfo>, KeyRingError>;

@@ -50,12 +50,20 @@ impl KeySet {
     }
 
     pub fn build(records: &[KeyRecord]) -> KeySet {
+        let current = records.iter().find(|r| r.state == KeyState::Current);
+        KeySet::build_signing(records, current.map(|r| r.kid.as_str()))
+    }
+
+    /// A set that signs with `signer_kid` (one of `records`), which need not be the current
+    /// key: a node that learned of the current key late signs with the one before it until its
+    /// own JWKS has carried the new one for one max-age.
+    pub fn build_signing(records: &[KeyRecord], signer_kid: Option<&str>) -> KeySet {
         let mut signer = None;
         let mut published = Vec::with_capacity(records.len());
         for record in records {
             let signing = SigningKey::from_bytes(&record.secret);
             let header = header_b64(&record.kid);
-            if record.state == KeyState::Current {
+            if Some(record.kid.as_str()) == signer_kid {
                 signer = Some(Signer {
                     kid: record.kid.clone(),
                     key: signing.clone(),

@@ -16,6 +16,20 @@ pub struct RotationRules {
     pub max_token_ttl: u64,
     /// Scheduled rotation interval.
     pub rotate_every: u64,
+    /// On a shared store, how long another node may take to learn of a change (0 on one node).
+    /// A next key counts as published to every JWKS only this much later, and a retired key
+    /// stays one max-age and this much longer, because a node that learned of the new current
+    /// key late keeps signing with the one before until its own JWKS has carried the new one.
+    pub propagation: u64,
+}
+
+impl RotationRules {
+    /// How long a retired key stays published.
+    pub fn retired_for(&self) -> u64 {
+        let late_learners =
+            if self.propagation > 0 { self.jwks_max_age + self.propagation } else { 0 };
+        self.max_token_ttl.saturating_add(late_learners)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +90,10 @@ impl Ring {
         if next.is_in_every_jwks {
             0
         } else {
-            next.published_at.saturating_add(rules.jwks_max_age).saturating_add(1)
+            next.published_at
+                .saturating_add(rules.jwks_max_age)
+                .saturating_add(rules.propagation)
+                .saturating_add(1)
         }
     }
 
@@ -106,7 +123,7 @@ impl Ring {
                 KeyState::Current => {
                     key.state = KeyState::Retiring;
                     key.retired_at = Some(now);
-                    key.remove_after = Some(now.saturating_add(rules.max_token_ttl));
+                    key.remove_after = Some(now.saturating_add(rules.retired_for()));
                 }
                 KeyState::Next => {
                     key.state = KeyState::Current;
@@ -159,11 +176,29 @@ fn record(fresh: FreshKey, state: KeyState, now: u64, is_in_every_jwks: bool) ->
 mod tests {
     use super::*;
 
-    const RULES: RotationRules =
-        RotationRules { jwks_max_age: 300, max_token_ttl: 3600, rotate_every: 86400 };
+    const RULES: RotationRules = RotationRules {
+        jwks_max_age: 300,
+        max_token_ttl: 3600,
+        rotate_every: 86400,
+        propagation: 0,
+    };
 
     fn fresh(n: u8) -> FreshKey {
         FreshKey { kid: format!("k{n}"), secret: [n; 32] }
+    }
+
+    #[test]
+    fn issue_10_on_a_shared_store_keys_wait_and_stay_for_the_slowest_node() {
+        let rules = RotationRules { propagation: 2, ..RULES };
+        let mut ring = Ring::genesis(1000, fresh(1), fresh(2));
+        ring.rotate(1001, false, &rules, fresh(3)).unwrap();
+        assert_eq!(
+            ring.rotate(1302, false, &rules, fresh(4)),
+            Err(RotateError::NotSafe { safe_at: 1001 + 300 + 2 + 1 }),
+            "one max-age after publication, plus the time the slowest node takes to learn it"
+        );
+        let k1 = ring.records().iter().find(|k| k.kid == "k1").unwrap();
+        assert_eq!(k1.remove_after, Some(1001 + 3600 + 300 + 2));
     }
 
     #[test]

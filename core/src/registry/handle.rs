@@ -7,6 +7,7 @@ use tessera_storage::{AppRecord, ProviderRecord, SubscriptionRecord};
 
 use super::apps::RotationStep;
 use super::apps::fields::{AppPatch, NewApp};
+use super::follow::Touched;
 use super::providers::{NewProvider, ProviderView};
 use super::scopes::{RolePatch, RoleView, ScopePatch, ScopeView};
 use super::services::members::{NewServiceUser, ServiceUser, SubscriptionPatch};
@@ -171,4 +172,7 @@ commands! {
         = |r| Ok(r.provider_by_name(&name).cloned());
     ProviderById => fn provider_by_id(id: String) -> Option<ProviderRecord>
         = |r| Ok(r.providers.get(&id).cloned());
+
+    /// Another node changed these kinds: reload them from the store.
+    Reload => fn reload(touched: Touched) -> () = |r| r.reload(touched).map_err(RegistryError::from);
 }

@@ -5,6 +5,7 @@
 mod apply;
 pub mod apps;
 mod error;
+pub mod follow;
 mod handle;
 mod page;
 pub mod providers;

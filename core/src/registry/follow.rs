@@ -1,0 +1,141 @@
+//! Another node's changes, read back from the shared store: the records of every kind the
+//! change log names are reloaded and republished, so a change made anywhere is in force here
+//! once the follower has polled. The store is the truth; what this node held is replaced.
+
+use std::collections::BTreeMap;
+
+use tessera_storage::StoreError;
+
+use super::{Registry, keyed, users};
+use crate::tables::client::Client;
+
+/// The kinds of registry record a batch of change-log entries touched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub apps: bool,
+    pub scopes: bool,
+    pub roles: bool,
+    pub users: bool,
+    pub services: bool,
+    pub api_keys: bool,
+    pub service_users: bool,
+    pub subscriptions: bool,
+    pub providers: bool,
+}
+
+impl Touched {
+    /// Marks the kind of one change-log entry ("kind:id"); false when it is not a registry kind.
+    pub fn mark(&mut self, entry: &str) -> bool {
+        let kind = entry.split_once(':').map_or(entry, |(kind, _)| kind);
+        let flag = match kind {
+            "app" => &mut self.apps,
+            "scope" => &mut self.scopes,
+            "role" => &mut self.roles,
+            "user" => &mut self.users,
+            "service" => &mut self.services,
+            "api_key" => &mut self.api_keys,
+            "service_user" => &mut self.service_users,
+            "subscription" => &mut self.subscriptions,
+            "provider" => &mut self.providers,
+            _ => return false,
+        };
+        *flag = true;
+        true
+    }
+
+    pub fn any(&self) -> bool {
+        *self != Touched::default()
+    }
+}
+
+impl Registry {
+    /// Reloads the touched kinds from the store and republishes what they feed. All loads
+    /// happen before anything is replaced, so a failed load leaves this node as it was.
+    pub(super) fn reload(&mut self, touched: Touched) -> Result<(), StoreError> {
+        let store = &self.store;
+        let apps = touched.apps.then(|| store.load_apps()).transpose()?;
+        let scopes = touched.scopes.then(|| store.load_scopes()).transpose()?;
+        let roles = touched.roles.then(|| store.load_roles()).transpose()?;
+        let users = touched.users.then(|| store.load_users()).transpose()?;
+        let services = touched.services.then(|| store.load_services()).transpose()?;
+        let api_keys = touched.api_keys.then(|| store.load_api_keys()).transpose()?;
+        let links = touched.service_users.then(|| store.load_service_users()).transpose()?;
+        let subscriptions =
+            touched.subscriptions.then(|| store.load_subscriptions()).transpose()?;
+        let providers = touched.providers.then(|| store.load_providers()).transpose()?;
+
+        if let Some(apps) = apps {
+            let apps = keyed(apps, |a| a.id.clone());
+            for gone in self.apps.values().filter(|a| !apps.contains_key(&a.id)) {
+                self.client_table.remove(&gone.client_id);
+            }
+            for app in apps.values() {
+                self.client_table.put(Client::from_record(app));
+            }
+            self.apps = apps;
+        }
+        if let Some(scopes) = scopes {
+            self.scopes = keyed(scopes, |s| s.id.clone());
+        }
+        if let Some(roles) = roles {
+            self.roles = keyed(roles, |r| r.id.clone());
+        }
+        if let Some(users) = users {
+            let users: BTreeMap<_, _> = keyed(users, |u| u.auth_id.clone());
+            for gone in self.users.keys().filter(|id| !users.contains_key(*id)) {
+                self.user_table.remove(gone);
+            }
+            self.logins = users::login_index(users.values());
+            self.users = users;
+        }
+        if touched.users || touched.roles {
+            self.republish_users();
+        }
+        if let Some(services) = services {
+            self.services = keyed(services, |s| s.id.clone());
+        }
+        if let Some(keys) = api_keys {
+            let keys = keyed(keys, |k| k.key_id.clone());
+            for gone in self.api_keys.keys().filter(|id| !keys.contains_key(*id)) {
+                self.service_keys.remove(gone);
+            }
+            for key in keys.values() {
+                self.service_keys.put(key);
+            }
+            self.api_keys = keys;
+        }
+        if let Some(links) = links {
+            self.service_users = links.into_iter().map(|(s, u, _)| (s, u)).collect();
+        }
+        if let Some(subscriptions) = subscriptions {
+            self.subscriptions = subscriptions
+                .into_iter()
+                .map(|s| ((s.service_id.clone(), s.user_id.clone()), s))
+                .collect();
+        }
+        if let Some(providers) = providers {
+            self.providers = keyed(providers, |p| p.id.clone());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_log_entries_mark_their_kind() {
+        let mut touched = Touched::default();
+        assert!(!touched.any());
+        assert!(touched.mark("app:a1"));
+        assert!(touched.mark("service_user:svc:u1"));
+        assert!(!touched.mark("keys:"));
+        assert!(!touched.mark("revoked:1:jti"));
+        assert_eq!(
+            touched,
+            Touched { apps: true, service_users: true, ..Touched::default() },
+            "only the kinds named"
+        );
+    }
+}
