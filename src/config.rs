@@ -11,6 +11,7 @@ use serde::Deserialize;
 pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
     pub issuer: Option<String>,
     pub default_audience: Option<String>,
     pub access_token_ttl: Option<Duration>,
@@ -108,11 +109,46 @@ pub enum ConfigError {
     IssuerCredentials(String),
 }
 
+/// A database URL. Its password never reaches a log: `Debug` shows the URL without it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(pub String);
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                write!(f, "{url}")
+            }
+            Err(_) => f.write_str("<unparsable store URL>"),
+        }
+    }
+}
+
+impl StoreUrl {
+    fn check(&self) -> Result<(), ConfigError> {
+        let ok = url::Url::parse(&self.0)
+            .is_ok_and(|u| matches!(u.scheme(), "postgres" | "postgresql") && u.host().is_some());
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError::OutOfRange {
+                field: "store",
+                rule: "store must be a PostgreSQL URL, postgres://user@host:port/database",
+            })
+        }
+    }
+}
+
 /// The settled configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
+    /// A shared PostgreSQL store (`postgres://…`) instead of the embedded one in `data_dir`.
+    pub store: Option<StoreUrl>,
     /// `None` means `http://<bound address>`, known only after binding.
     pub issuer: Option<String>,
     pub default_audience: Option<String>,
@@ -145,6 +181,7 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./tessera-data"),
+            store: None,
             issuer: None,
             default_audience: None,
             access_token_ttl: 3600,
@@ -189,6 +226,9 @@ impl Config {
         if let Some(v) = file.data_dir {
             self.data_dir = v;
         }
+        if let Some(v) = file.store {
+            self.store = Some(StoreUrl(v));
+        }
         self.issuer =
             file.issuer.map(|i| i.trim_end_matches('/').to_string()).or(self.issuer.take());
         self.default_audience = file.default_audience.or(self.default_audience.take());
@@ -219,6 +259,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(store) = &self.store {
+            store.check()?;
+        }
         let out_of_range = |field, rule| Err(ConfigError::OutOfRange { field, rule });
         // Bounds keep every `now + duration` far from overflow and every window meaningful.
         const TEN_YEARS: u64 = 10 * 365 * 86400;
@@ -310,6 +353,17 @@ fn check_issuer(issuer: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_10_a_store_url_is_postgres_and_its_password_never_shows() {
+        let url = StoreUrl("postgres://tessera:s3cret@db.internal:5432/tessera".into());
+        assert!(url.check().is_ok());
+        let shown = format!("{url:?}");
+        assert!(!shown.contains("s3cret") && shown.contains("db.internal"), "{shown}");
+        for bad in ["mysql://db/x", "postgres://", "db.internal:5432", ""] {
+            assert!(StoreUrl(bad.into()).check().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_read_units() {

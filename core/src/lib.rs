@@ -9,6 +9,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod clock;
+pub mod follower;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod grants;

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Data directory holding the embedded store.
     #[arg(long, env = "TESSERA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// A shared PostgreSQL store (postgres://user@host:port/database) instead of the embedded
+    /// one: every node given the same URL serves the same apps, keys and grants.
+    #[arg(long, env = "TESSERA_STORE")]
+    pub store: Option<String>,
     /// TOML configuration file.
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -128,6 +132,9 @@ pub fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
     }
     if let Some(v) = &args.data_dir {
         config.data_dir = v.clone();
+    }
+    if let Some(v) = &args.store {
+        config.store = Some(crate::config::StoreUrl(v.clone()));
     }
     if let Some(v) = &args.issuer {
         config.issuer = Some(v.trim_end_matches('/').to_string());

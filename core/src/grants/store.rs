@@ -26,7 +26,8 @@ impl RevocationSet {
         !self.0.is_empty() && self.0.contains_key(jti)
     }
 
-    fn insert(&self, jti: String, exp: u64) {
+    /// A revocation committed here, or by another node and read from the change log.
+    pub(crate) fn insert(&self, jti: String, exp: u64) {
         self.0.insert(jti, exp);
     }
 

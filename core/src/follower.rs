@@ -1,0 +1,140 @@
+//! The follower: on a store that several nodes share, each node reads the change log
+//! (`version > N`) every poll and brings its snapshots in line — registry records, the key
+//! ring, revocations — so a change made at any node is in force here within a poll or two.
+//! Correctness rests on polling alone; nothing here depends on being told.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tessera_storage::{Storage, StoreError};
+
+use crate::grants::RevocationSet;
+use crate::keys::{KeyRingError, KeyRingHandle};
+use crate::registry::follow::Touched;
+use crate::registry::{RegistryError, RegistryHandle};
+
+/// How often a node reads the change log: a change is in force everywhere within about this.
+pub const POLL_EVERY: Duration = Duration::from_millis(200);
+
+/// What a poll brought in.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Caught {
+    pub changes: usize,
+    pub keys: bool,
+    pub revoked: usize,
+    pub touched: Touched,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Keys(#[from] KeyRingError),
+    #[error("the change log read was cancelled")]
+    Aborted,
+}
+
+pub struct Follower {
+    store: Arc<dyn Storage>,
+    registry: RegistryHandle,
+    keyring: KeyRingHandle,
+    revoked: RevocationSet,
+    /// The last version this node has applied.
+    seen: u64,
+}
+
+impl Follower {
+    /// `seen` is the store's version read before the snapshots were loaded: whatever came
+    /// after is applied again, which is harmless, and nothing is missed.
+    pub fn new(
+        store: Arc<dyn Storage>,
+        registry: RegistryHandle,
+        keyring: KeyRingHandle,
+        revoked: RevocationSet,
+        seen: u64,
+    ) -> Follower {
+        Follower { store, registry, keyring, revoked, seen }
+    }
+
+    /// Polls until the runtime stops. A failed poll (the store unreachable) keeps what this
+    /// node has and tries again; the node goes on issuing from its snapshots meanwhile.
+    pub async fn run(mut self) {
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            tokio::time::sleep(POLL_EVERY).await;
+            match self.poll().await {
+                Ok(caught) => {
+                    if let Some(since) = failing_since.take() {
+                        tracing::info!(after = ?since.elapsed(), version = self.seen, "change log readable again; caught up");
+                    }
+                    if caught.changes > 0 {
+                        tracing::debug!(
+                            version = self.seen,
+                            changes = caught.changes,
+                            "applied other nodes' changes"
+                        );
+                    }
+                }
+                Err(e) => {
+                    if failing_since.is_none() {
+                        tracing::warn!(error = %e, "cannot follow the change log; serving the last snapshots");
+                        failing_since = Some(Instant::now());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads what changed since the last poll and applies it. `seen` moves only once every
+    /// part applied, so a failure is retried whole on the next poll.
+    pub async fn poll(&mut self) -> Result<Caught, FollowError> {
+        let store = Arc::clone(&self.store);
+        let since = self.seen;
+        let changes = tokio::task::spawn_blocking(move || store.changes_since(since))
+            .await
+            .map_err(|_| FollowError::Aborted)??;
+        let Some(&(last, _)) = changes.last() else { return Ok(Caught::default()) };
+        let mut caught = Caught { changes: changes.len(), ..Caught::default() };
+        for (_, entry) in &changes {
+            if caught.touched.mark(entry) {
+                continue;
+            }
+            if entry.starts_with("keys:") {
+                caught.keys = true;
+            } else if let Some((jti, exp)) = revoked_entry(entry) {
+                self.revoked.insert(jti.to_string(), exp);
+                caught.revoked += 1;
+            }
+        }
+        if caught.touched.any() {
+            self.registry.reload(caught.touched).await?;
+        }
+        if caught.keys {
+            self.keyring.reload().await?;
+        }
+        self.seen = last;
+        Ok(caught)
+    }
+}
+
+/// A revocation's change-log entry, "revoked:<exp>:<jti or family id>".
+fn revoked_entry(entry: &str) -> Option<(&str, u64)> {
+    let rest = entry.strip_prefix("revoked:")?;
+    let (exp, jti) = rest.split_once(':')?;
+    Some((jti, exp.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocation_entries_name_their_token_and_expiry() {
+        assert_eq!(revoked_entry("revoked:1700000000:abc:def"), Some(("abc:def", 1_700_000_000)));
+        assert_eq!(revoked_entry("revoked:soon:abc"), None);
+        assert_eq!(revoked_entry("app:x"), None);
+    }
+}
