@@ -134,8 +134,8 @@ impl PgStore {
         found.iter().map(|(_, bytes)| decode(bytes)).collect()
     }
 
-    /// Runs `body` in a writing transaction ([`Writer`]) and commits it.
-    fn write<T, F>(&self, body: impl FnOnce(Pool, Option<Kek>) -> F) -> Result<T, StoreError>
+    /// [`PgStore::run`], for work that seals or opens with the KEK on the runtime.
+    fn run_with_kek<T, F>(&self, body: impl FnOnce(Pool, Option<Kek>) -> F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, StoreError>> + Send + 'static,
@@ -421,7 +421,7 @@ impl Storage for PgStore {
 
     fn apply_grants(&self, ops: &[GrantOp]) -> Result<Vec<GrantOutcome>, StoreError> {
         let ops = ops.to_vec();
-        self.write(|pool, kek| async move {
+        self.run_with_kek(|pool, kek| async move {
             let mut client = connection(&pool).await?;
             // Grant batches take the writer lock too: two nodes' batches that touch the same
             // rows in different orders would otherwise deadlock, and one would fail whole.
