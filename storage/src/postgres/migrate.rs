@@ -15,11 +15,14 @@ pub(super) async fn apply(pool: &Pool) -> Result<Vec<u32>, StoreError> {
     // The lock row has to exist before anyone can wait on it. Two first starts at once may
     // both try to create the table, and PostgreSQL can fail one of them with a duplicate
     // (CREATE TABLE IF NOT EXISTS is not atomic with a concurrent twin); the loser retries and
-    // finds it.
+    // finds it. The version is a bigint: CockroachDB reads `int` as 8 bytes, and the driver
+    // checks widths.
     let mut attempt = 0;
     loop {
         let created = client
-            .batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY)")
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY)",
+            )
             .await;
         match created {
             Ok(()) => break,
@@ -39,11 +42,11 @@ pub(super) async fn apply(pool: &Pool) -> Result<Vec<u32>, StoreError> {
     rows(&txn, "SELECT version FROM schema_migrations WHERE version = 0 FOR UPDATE", &[]).await?;
     let mut present = Vec::new();
     for row in rows(&txn, "SELECT version FROM schema_migrations", &[]).await? {
-        present.push(col::<i32>(&row, 0)?);
+        present.push(col::<i64>(&row, 0)?);
     }
     let mut applied = Vec::new();
     for &(version, migration) in MIGRATIONS {
-        let number = i32::try_from(version).map_err(|_| StoreError::Corrupt("migration".into()))?;
+        let number = i64::from(version);
         if present.contains(&number) {
             continue;
         }
