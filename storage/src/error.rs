@@ -21,9 +21,36 @@ pub enum StoreError {
     /// A fault of the redb backend; another backend brings its own variant.
     #[error("store: {0}")]
     Db(#[from] redb::Error),
+    /// PostgreSQL refused a query (a constraint, a type, the SQL itself), or the database URL
+    /// is not one: not a matter of reaching the database, so the same request will fail again.
+    #[error("store: {0}")]
+    Sql(tokio_postgres::Error),
+    /// The shared database cannot be reached, the connection broke, or it did not answer in
+    /// time. The same request may succeed later (callers answer 503); a write cut off while it
+    /// committed may or may not have been applied, like any write whose answer was lost.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[from] Unavailable),
     #[error("store: {0}")]
     Io(#[from] std::io::Error),
     /// No nonce could be drawn, so nothing was sealed (and nothing written).
     #[error("store: the operating system gave no random bytes: {0}")]
     Random(getrandom::Error),
+}
+
+/// Why the shared database could not be used.
+#[derive(Debug, Error)]
+pub enum Unavailable {
+    /// No connection could be had from the pool: none was free in time, or a new one could
+    /// not be opened (refused, timed out, authentication failed).
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// An open connection failed under a query (closed, reset, the server shutting down).
+    #[error("the database connection failed: {0}")]
+    Connection(#[source] tokio_postgres::Error),
+    /// The database took longer than this to answer; whether the work committed is unknown.
+    #[error("no answer from the database within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The store's runtime has stopped, so no work can be sent to the database.
+    #[error("the store has stopped")]
+    Stopped,
 }

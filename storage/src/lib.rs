@@ -1,8 +1,8 @@
 //! Tessera's durable state behind domain operations.
 //!
 //! The actors above this crate speak in apps, keys and changes, never in transactions, so that
-//! a shared SQL backend can implement [`Storage`] beside the redb one ([`Store`]) without
-//! touching them. Records, their encoding, key sealing and the rows registry changes write are
+//! the shared PostgreSQL backend ([`PgStore`]) implements [`Storage`] beside the embedded redb
+//! one ([`Store`]) without touching them. Records, their encoding, key sealing and the rows registry changes write are
 //! shared by every backend; a backend owns only its tables and transactions. Every write returns
 //! only after it is durable: an acknowledged write survives a crash.
 
@@ -10,17 +10,21 @@ mod connect;
 mod error;
 mod grant;
 mod key;
+mod postgres;
 mod record;
 mod redb;
 mod registry;
 mod seal;
 
 pub use connect::{ConnectRecord, ConnectRefusal, ProviderGrant};
-pub use error::StoreError;
+pub use error::{StoreError, Unavailable};
 pub use grant::{
     FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
 };
 pub use key::{KeyRecord, KeyState};
+pub use postgres::PgStore;
+#[cfg(feature = "test-postgres")]
+pub use postgres::test_cluster;
 pub use redb::Store;
 pub use registry::{
     ApiKeyRecord, AppRecord, DisabledBy, ProviderRecord, RegistryChange, RoleRecord, ScopeRecord,
@@ -94,4 +98,7 @@ pub trait Storage: Send + Sync + 'static {
     fn revoked_access_tokens(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Changes committed after `since`, as `(version, "kind:id")`, oldest first.
     fn changes_since(&self, since: u64) -> Result<Vec<(u64, String)>, StoreError>;
+    /// Whether the store can be used now, for readiness checks: `Unavailable` while a shared
+    /// database cannot be reached.
+    fn ping(&self) -> Result<(), StoreError>;
 }
