@@ -9,12 +9,13 @@ use actix_web::{App, HttpServer, web};
 use tessera_core::auth::limiter::Limits;
 use tessera_core::auth::password::PasswordPool;
 use tessera_core::clock::SharedClock;
+use tessera_core::follower::Follower;
 use tessera_core::grants::{GrantStore, ProviderFlow};
 use tessera_core::keys::ring::RotationRules;
 use tessera_core::keys::{KeyRing, KeyRingHandle};
 use tessera_core::registry::{AppLimits, Registry, RegistryError, RegistryHandle, RootCredentials};
 use tessera_core::tokens::issuer::{Issuer, TokenSettings};
-use tessera_storage::{Kek, KekError, Storage, Store, StoreError};
+use tessera_storage::{Kek, KekError, PgStore, Storage, Store, StoreError};
 
 use crate::api;
 use crate::api::AppState;
@@ -92,6 +93,10 @@ pub fn rotation_rules(config: &Config) -> RotationRules {
     }
 }
 
+/// On a shared store, how long another node may take to learn of a key change: a few follower
+/// polls, with room for a slow one.
+const SHARED_PROPAGATION: u64 = 2;
+
 /// The state a server serves from, with the thread its actors run on.
 pub struct Prepared {
     pub state: web::Data<AppState>,
@@ -110,7 +115,13 @@ pub fn prepare(
     clock: SharedClock,
 ) -> Result<Prepared, StartError> {
     config.validate()?;
-    let store: Arc<dyn Storage> = Arc::new(Store::open(&config.data_dir, kek)?);
+    let (store, shared): (Arc<dyn Storage>, bool) = match &config.store {
+        Some(url) => (Arc::new(PgStore::connect(&url.0, kek)?), true),
+        None => (Arc::new(Store::open(&config.data_dir, kek)?), false),
+    };
+    // Read before any snapshot is loaded: the follower starts from here, so a change another
+    // node commits while this one loads is applied (perhaps twice, which is harmless).
+    let loaded_from = store.version()?;
     let limits = AppLimits {
         max_token_ttl: config.max_access_token_ttl,
         strict_delegation: config.strict_delegation,
@@ -135,9 +146,20 @@ pub fn prepare(
                 generated
             }
         };
-        registry.bootstrap_root(&creds).map_err(StartError::Root)?;
+        let created = registry.bootstrap_root(&creds).map_err(StartError::Root)?;
+        if !created {
+            // Another node created the root app first: the credentials generated here open
+            // nothing, so their file must not suggest otherwise.
+            if let Some(file) = root_credentials_file.take() {
+                std::fs::remove_file(file).ok();
+            }
+        }
     }
-    let keyring = KeyRing::load(Arc::clone(&store), Arc::clone(&clock), rotation_rules(&config))?;
+    let mut rules = rotation_rules(&config);
+    if shared {
+        rules.propagation = SHARED_PROPAGATION;
+    }
+    let keyring = KeyRing::load(Arc::clone(&store), Arc::clone(&clock), rules)?;
     let mut assertion_audiences: Vec<String> =
         api::oauth2::TOKEN_PATHS.iter().map(|p| format!("{issuer_url}{p}")).collect();
     assertion_audiences.push(issuer_url.to_string());
@@ -172,6 +194,12 @@ pub fn prepare(
     let service_keys = registry.service_keys();
     let registry = RegistryHandle::start(registry, &arbiter.handle());
     let keyring = KeyRingHandle::start(keyring, &arbiter.handle());
+    if shared {
+        let revoked = grants.revoked().clone();
+        let follower =
+            Follower::new(store, registry.clone(), keyring.clone(), revoked, loaded_from);
+        arbiter.spawn(follower.run());
+    }
     let metadata = api::wellknown::metadata(issuer_url);
     let passwords = PasswordPool::start(2, config.password_queue).map_err(StoreError::Io)?;
     let state = web::Data::new(AppState {

@@ -5,6 +5,7 @@ pub mod fields;
 
 use tessera_storage::{AppRecord, RegistryChange, StoreError};
 
+use super::follow::Touched;
 use super::{ConflictKind, Listed, Page, Registry, RegistryError, RootCredentials};
 use crate::auth::secret::{hash_secret, new_client_id, new_secret, random_token, to_hex};
 use crate::policy::{self, Caller, ROOT};
@@ -19,10 +20,12 @@ impl Registry {
         Ok(self.store.meta(ROOT_MARKER)?.is_none())
     }
 
-    /// Creates the root app on a store's first start; later starts change nothing.
-    pub fn bootstrap_root(&mut self, creds: &RootCredentials) -> Result<(), RegistryError> {
+    /// Creates the root app on a store's first start; later starts change nothing. False
+    /// when it was there already, or another node sharing the store created it first: then
+    /// this node takes that one.
+    pub fn bootstrap_root(&mut self, creds: &RootCredentials) -> Result<bool, RegistryError> {
         if !self.needs_root()? {
-            return Ok(());
+            return Ok(false);
         }
         if creds.client_id == CONSUMER_CLIENT_ID {
             return Err(RegistryError::invalid(
@@ -66,8 +69,13 @@ impl Registry {
             updated_at: now,
             disabled_at: None,
         };
-        let created = self.store.create_root_app(&record, ROOT_MARKER);
-        self.publish_new(record, created)
+        match self.store.create_root_app(&record, ROOT_MARKER) {
+            Err(StoreError::Conflict(_)) => {
+                self.reload(Touched { apps: true, ..Touched::default() })?;
+                Ok(false)
+            }
+            created => self.publish_new(record, created).map(|()| true),
+        }
     }
 
     fn commit_new(&mut self, record: AppRecord) -> Result<(), RegistryError> {
