@@ -283,3 +283,22 @@ fn issue_10_a_node_killed_under_load_takes_no_acknowledged_write_with_it() {
         );
     }
 }
+
+#[test]
+fn issue_10_store_migrate_applies_the_schema_once() {
+    let Some(db) = fresh_database() else { return };
+    let migrate = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["store", "migrate", "--store", db.url()])
+            .output()
+            .expect("run tessera store migrate");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON answer")
+    };
+    let first = migrate();
+    assert!(!first["applied"].as_array().unwrap().is_empty(), "{first}");
+    assert_eq!(migrate(), json!({ "applied": [] }), "nothing left to apply");
+    // A node starts on the migrated database as on an empty one.
+    let node = Node::start(&db);
+    node.root_token();
+}

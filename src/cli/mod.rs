@@ -44,6 +44,22 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage a shared PostgreSQL store.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Apply the schema migrations this binary carries (nodes also do it at start, under the
+    /// same lock, so running it while nodes start is safe).
+    Migrate {
+        /// The database, postgres://user@host:port/database.
+        #[arg(long, env = "TESSERA_STORE")]
+        store: String,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -96,6 +112,15 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Keys { command } => admin::keys(command),
         Command::Apps { command } => admin::apps(command),
+        Command::Store { command: StoreCommand::Migrate { store } } => {
+            match tessera_storage::PgStore::migrate(&store) {
+                Ok(applied) => {
+                    println!("{}", serde_json::json!({ "applied": applied }));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Command::Token {
             command:
                 TokenCommand::Verify { jwks, required_scopes, root_satisfies, issuer, audience, token },
