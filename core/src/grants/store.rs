@@ -95,6 +95,13 @@ pub enum GrantError {
     Stopped,
 }
 
+impl GrantError {
+    /// Whether the batch failed because the shared database could not be reached.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, GrantError::Store(e) if e.is_unavailable())
+    }
+}
+
 impl GrantStore {
     /// Loads the revocation set and starts the committer, which also sweeps expired state
     /// every `cleanup_every`.
