@@ -239,7 +239,12 @@ fn committer(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, ops = ops.len(), "grant batch not committed");
+                // An outage is the operator's to see once, not an error per request.
+                if e.is_unavailable() {
+                    tracing::warn!(error = %e, ops = ops.len(), "grant batch not committed");
+                } else {
+                    tracing::error!(error = %e, ops = ops.len(), "grant batch not committed");
+                }
                 let e = Arc::new(e);
                 for job in batch {
                     job.reply.send(Err(Arc::clone(&e)));
