@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, web};
 use tessera_core::auth::limiter::Limits;
 use tessera_core::auth::password::PasswordPool;
 use tessera_core::clock::SharedClock;
-use tessera_core::follower::Follower;
+use tessera_core::follower::{Follower, StoreHealth};
 use tessera_core::grants::{GrantStore, ProviderFlow};
 use tessera_core::keys::ring::RotationRules;
 use tessera_core::keys::{KeyRing, KeyRingHandle};
@@ -194,10 +194,12 @@ pub fn prepare(
     let service_keys = registry.service_keys();
     let registry = RegistryHandle::start(registry, &arbiter.handle());
     let keyring = KeyRingHandle::start(keyring, &arbiter.handle());
+    let mut store_health = StoreHealth::default();
     if shared {
         let revoked = grants.revoked().clone();
         let follower =
             Follower::new(store, registry.clone(), keyring.clone(), revoked, loaded_from);
+        store_health = follower.health();
         arbiter.spawn(follower.run());
     }
     let metadata = api::wellknown::metadata(issuer_url);
@@ -212,6 +214,7 @@ pub fn prepare(
         metadata,
         passwords,
         service_keys,
+        store_health,
     });
     Ok(Prepared { state, arbiter, root_credentials_file })
 }

@@ -165,5 +165,8 @@ fn health_and_readiness() {
     let server = TestServer::start();
     let res = server.get("/healthz", &[]);
     assert_eq!((res.status, res.body.as_str()), (200, "ok"));
-    assert_eq!(server.get("/readyz", &[]).status, 200);
+    let res = server.get("/readyz", &[]);
+    assert_eq!(res.status, 200);
+    // The embedded store is always reachable.
+    assert_eq!(res.json(), json!({"status": "ready", "store": "ok"}));
 }

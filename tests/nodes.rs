@@ -1,13 +1,13 @@
 //! Issue 10: several `tessera serve` processes on one real PostgreSQL database, as operators
 //! run them. Each test gets a fresh database (see `tessera_storage::test_cluster`) and starts
-//! the real binary three times on loopback ports.
+//! the real binary on loopback ports; the outage test gets a PostgreSQL of its own to stop.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tessera_storage::test_cluster::{TestDatabase, fresh_database};
+use tessera_storage::test_cluster::{TestDatabase, fresh_database, private_cluster};
 
 const ROOT_ID: &str = "nodes-root";
 const ISSUER: &str = "http://localhost:8080";
@@ -31,9 +31,14 @@ impl Drop for Node {
 impl Node {
     /// Starts the real binary on `db` and waits for its "listening" line.
     pub fn start(db: &TestDatabase) -> Node {
+        Node::start_on(db.url())
+    }
+
+    /// The same, on the database at `url`.
+    pub fn start_on(url: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", db.url()])
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", url])
             .env("TESSERA_DATA_DIR", dir.path())
             // Behind one load balancer every node is the same issuer.
             .env("TESSERA_ISSUER", ISSUER)
@@ -67,6 +72,18 @@ impl Node {
         bearer: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let answer = self.exchange(method, path, bearer, body);
+        (answer.status, answer.body)
+    }
+
+    /// One HTTP exchange, with the headers a test looks at.
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(10)))
@@ -94,31 +111,31 @@ impl Node {
                 req.send_json(body.unwrap_or(json!({})))
             }
         };
-        let mut res = res.expect("HTTP exchange");
-        let status = res.status().as_u16();
-        let text = res.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        Answer::read(res.expect("HTTP exchange"))
     }
 
     /// The token endpoint with a form body: (status, answer).
     pub fn token(&self, form: &str, basic: Option<(&str, &str)>) -> (u16, Value) {
+        let answer = self.oauth("/oauth2/v1/token", form, basic);
+        (answer.status, answer.body)
+    }
+
+    /// An OAuth endpoint (token, introspection, revocation) with a form body.
+    fn oauth(&self, path: &str, form: &str, basic: Option<(&str, &str)>) -> Answer {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(10)))
             .build()
             .into();
         let mut req = agent
-            .post(format!("{}/oauth2/v1/token", self.url))
+            .post(format!("{}{path}", self.url))
             .content_type("application/x-www-form-urlencoded");
         if let Some((id, secret)) = basic {
             use base64::Engine;
             let b = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
             req = req.header("authorization", format!("Basic {b}"));
         }
-        let mut res = req.send(form.to_string()).expect("token exchange");
-        let status = res.status().as_u16();
-        let text = res.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        Answer::read(req.send(form.to_string()).expect("OAuth exchange"))
     }
 
     pub fn root_token(&self) -> String {
@@ -136,6 +153,32 @@ impl Node {
         body: Option<Value>,
     ) -> (u16, Value) {
         self.call(method, path, Some(token), body)
+    }
+
+    /// Creates an app; its client id and secret.
+    fn create_app(&self, token: &str, body: Value) -> (String, String) {
+        let (status, created) = self.admin("POST", "/api/v1/apps", token, Some(body));
+        assert_eq!(status, 201, "{created}");
+        let field = |name: &str| created["app"][name].as_str().unwrap().to_string();
+        (field("clientId"), field("secret"))
+    }
+}
+
+/// What a node answered.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+impl Answer {
+    fn read(mut res: ureq::http::Response<ureq::Body>) -> Answer {
+        let status = res.status().as_u16();
+        let retry_after =
+            res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
+        let text = res.body_mut().read_to_string().unwrap_or_default();
+        Answer { status, retry_after, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
     }
 }
 
@@ -301,4 +344,149 @@ fn issue_10_store_migrate_applies_the_schema_once() {
     // A node starts on the migrated database as on an empty one.
     let node = Node::start(&db);
     node.root_token();
+}
+
+/// What a node tells a client to wait while the store cannot be reached.
+const RETRY_AFTER: Option<&str> = Some("2");
+
+#[test]
+fn issue_10_a_database_outage_keeps_access_tokens_flowing_and_loses_nothing_acknowledged() {
+    let began = Instant::now();
+    let Some(pg) = private_cluster() else { return };
+    let url = pg.database_url();
+    let nodes = [Node::start_on(&url), Node::start_on(&url)];
+    let [a, b] = &nodes;
+    let root = a.root_token();
+    let plain = a.create_app(&root, json!({"name": "plain", "scopes": ["orders:read"]}));
+    let plain = Some((plain.0.as_str(), plain.1.as_str()));
+    let body = json!({"name": "refresher", "scopes": ["a"], "grantTypes": ["client_credentials", "refresh_token"]});
+    let refresher = b.create_app(&root, body);
+    let refresher = Some((refresher.0.as_str(), refresher.1.as_str()));
+    let cc = "grant_type=client_credentials";
+    eventually(PROPAGATION, || {
+        nodes.iter().all(|n| n.token(cc, plain).0 == 200 && n.token(cc, refresher).0 == 200)
+    })
+    .expect("both nodes know both apps");
+    // Acknowledged: its family is durable before this answer was sent.
+    let (status, first) = a.token(cc, refresher);
+    assert_eq!(status, 200, "{first}");
+    let r1 = first["refresh_token"].as_str().expect("a refresh token").to_string();
+    let redeem_r1 = format!("grant_type=refresh_token&refresh_token={r1}");
+    for node in &nodes {
+        assert_eq!(
+            node.call("GET", "/readyz", None, None),
+            (200, json!({"status": "ready", "store": "ok"}))
+        );
+    }
+
+    pg.stop();
+    let down = Instant::now();
+    for node in &nodes {
+        let unreachable = json!({"status": "ready", "store": "unreachable"});
+        let took = eventually(Duration::from_secs(5), || {
+            let (status, body) = node.call("GET", "/readyz", None, None);
+            assert_eq!(status, 200, "a node that can sign stays ready: {body}");
+            body == unreachable
+        })
+        .expect("/readyz names the store unreachable");
+        eprintln!("store down → /readyz at {} says so: {took:?}", node.url);
+    }
+    let mut issued = 0;
+    while down.elapsed() < Duration::from_secs(2) {
+        for node in &nodes {
+            let (status, body) = node.token(cc, plain);
+            assert_eq!(status, 200, "access tokens keep coming at {}: {body}", node.url);
+            assert!(body.get("refresh_token").is_none());
+            issued += 1;
+        }
+    }
+    eprintln!("{issued} access tokens issued during the outage");
+    for node in &nodes {
+        let (status, jwks) = node.call("GET", "/.well-known/jwks.json", None, None);
+        assert_eq!(status, 200);
+        assert!(!jwks["keys"].as_array().unwrap().is_empty(), "{jwks}");
+        node.root_token();
+        // Introspecting an access token needs nothing but memory.
+        let (_, token) = node.token(cc, plain);
+        let at = token["access_token"].as_str().unwrap();
+        let introspected = node.oauth("/oauth2/v1/introspect", &format!("token={at}"), plain);
+        assert_eq!((introspected.status, &introspected.body["active"]), (200, &json!(true)));
+
+        // Writes wait for the store: each is refused with a time to come back.
+        let unavailable = |what: &str, answer: Answer| {
+            assert_eq!(
+                (answer.status, answer.retry_after.as_deref(), answer.body["error"].as_str()),
+                (503, RETRY_AFTER, Some("temporarily_unavailable")),
+                "{what} at {}: {:?}",
+                node.url,
+                answer.body,
+            );
+            answer.body
+        };
+        let (status, list) = node.admin("GET", "/api/v1/apps?pageSize=1000", &root, None);
+        assert_eq!(status, 200, "admin reads answer from the snapshot: {list}");
+        let body = unavailable("refresh", node.oauth("/oauth2/v1/token", &redeem_r1, refresher));
+        assert_eq!(body["error_description"], "the store cannot be reached; retry later");
+        // An app that gets a refresh token needs its family stored first.
+        unavailable("a token with a refresh token", node.oauth("/oauth2/v1/token", cc, refresher));
+        unavailable("revocation", node.oauth("/oauth2/v1/revoke", &format!("token={at}"), plain));
+        let r1 = format!("token={r1}");
+        unavailable(
+            "introspection of a refresh token",
+            node.oauth("/oauth2/v1/introspect", &r1, plain),
+        );
+        let created = node.exchange(
+            "POST",
+            "/api/v1/apps",
+            Some(&root),
+            Some(json!({"name": "during-the-outage"})),
+        );
+        let body = unavailable("admin create", created);
+        assert_eq!(
+            body,
+            json!({"error": "temporarily_unavailable", "message": "the store cannot be reached; retry later"})
+        );
+    }
+    let outage = down.elapsed();
+
+    pg.start();
+    let up = Instant::now();
+    for node in &nodes {
+        let ok = json!({"status": "ready", "store": "ok"});
+        let took =
+            eventually(Duration::from_secs(5), || node.call("GET", "/readyz", None, None).1 == ok)
+                .expect("/readyz says the store is back");
+        eprintln!("store up → /readyz at {} says so: {took:?}", node.url);
+    }
+    // R1, refused only with 503 during the outage, was never spent: it redeems once, and a
+    // client told to come back may do so.
+    let mut answers = Vec::new();
+    eventually(Duration::from_secs(5), || {
+        let answer = b.oauth("/oauth2/v1/token", &redeem_r1, refresher);
+        let done = answer.status != 503;
+        answers.push(answer);
+        done
+    })
+    .expect("refreshes work again");
+    eprintln!("store up → R1 redeemed: {:?}, in {} attempts", up.elapsed(), answers.len());
+    let last = answers.last().unwrap();
+    assert_eq!(last.status, 200, "R1 redeems after the outage: {answers:?}");
+    assert!(last.body["refresh_token"].is_string());
+    let (status, reuse) = a.token(&redeem_r1, refresher);
+    assert_eq!((status, reuse["error"].as_str()), (400, Some("invalid_grant")), "{reuse}");
+
+    // What was acknowledged before the outage is there; what was refused during it is not.
+    let (status, list) = b.admin("GET", "/api/v1/apps?pageSize=1000", &root, None);
+    assert_eq!(status, 200);
+    let names: Vec<&str> =
+        list["apps"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"plain") && names.contains(&"refresher"), "{names:?}");
+    assert!(!names.contains(&"during-the-outage"), "{names:?}");
+    // And the nodes follow each other again.
+    let after = b.create_app(&root, json!({"name": "after-the-outage"}));
+    let after = Some((after.0.as_str(), after.1.as_str()));
+    let took = eventually(PROPAGATION, || a.token(cc, after).0 == 200)
+        .expect("an app created at B after the outage issues tokens at A within a second");
+    eprintln!("create at B after the outage → token at A: {took:?}");
+    eprintln!("outage {outage:?}; whole test {:?}", began.elapsed());
 }

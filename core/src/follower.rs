@@ -4,6 +4,7 @@
 //! Correctness rests on polling alone; nothing here depends on being told.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tessera_storage::{Storage, StoreError};
@@ -37,11 +38,41 @@ pub enum FollowError {
     Aborted,
 }
 
+impl FollowError {
+    /// Whether the poll failed because the store could not be reached, rather than on what it
+    /// read.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            FollowError::Store(e) => e.is_unavailable(),
+            FollowError::Registry(e) => e.is_unavailable(),
+            FollowError::Keys(e) => e.is_unavailable(),
+            FollowError::Aborted => false,
+        }
+    }
+}
+
+/// Whether the store answered this node's last poll of the change log. Kept in memory so that
+/// a readiness probe never waits on a database that does not answer; a store no follower
+/// polls (the embedded one) is always reachable.
+#[derive(Clone, Debug, Default)]
+pub struct StoreHealth(Arc<AtomicBool>);
+
+impl StoreHealth {
+    pub fn is_reachable(&self) -> bool {
+        !self.0.load(Ordering::Relaxed)
+    }
+
+    fn set_reachable(&self, reachable: bool) {
+        self.0.store(!reachable, Ordering::Relaxed);
+    }
+}
+
 pub struct Follower {
     store: Arc<dyn Storage>,
     registry: RegistryHandle,
     keyring: KeyRingHandle,
     revoked: RevocationSet,
+    health: StoreHealth,
     /// The last version this node has applied.
     seen: u64,
 }
@@ -56,7 +87,12 @@ impl Follower {
         revoked: RevocationSet,
         seen: u64,
     ) -> Follower {
-        Follower { store, registry, keyring, revoked, seen }
+        Follower { store, registry, keyring, revoked, health: StoreHealth::default(), seen }
+    }
+
+    /// What `/readyz` reads: updated after every poll.
+    pub fn health(&self) -> StoreHealth {
+        self.health.clone()
     }
 
     /// Polls until the runtime stops. A failed poll (the store unreachable) keeps what this
@@ -65,7 +101,10 @@ impl Follower {
         let mut failing_since: Option<Instant> = None;
         loop {
             tokio::time::sleep(POLL_EVERY).await;
-            match self.poll().await {
+            let polled = self.poll().await;
+            // A poll that failed on what it read still reached the store.
+            self.health.set_reachable(!matches!(&polled, Err(e) if e.is_unavailable()));
+            match polled {
                 Ok(caught) => {
                     if let Some(since) = failing_since.take() {
                         tracing::info!(after = ?since.elapsed(), version = self.seen, "change log readable again; caught up");

@@ -25,7 +25,9 @@ use tessera_core::grants::{Begin, Completion, FlowError, NewRequest};
 use tessera_core::oauth::OAuthError;
 use tessera_core::oauth::connect_form;
 use tessera_core::tables::client::CONSUMER_CLIENT_ID;
-use tessera_storage::{ConnectRecord, ConnectRefusal, GrantOp, ProviderRecord};
+use tessera_storage::{
+    ConnectRecord, ConnectRefusal, GrantOp, ProviderRecord, RETRY_UNAVAILABLE_AFTER,
+};
 
 use crate::api::AppState;
 use crate::api::admin::{AdminError, rfc3339};
@@ -93,7 +95,7 @@ async fn provider_tokens(
     }
     let flow = &state.provider_flow;
     let live = flow.live_grant(&service_id, &req.user_id, &provider, &req.scopes).await;
-    if let Some(g) = live.map_err(|_| AdminError::Internal)? {
+    if let Some(g) = live? {
         count(&state, &service_id, ProviderOutcome::Ok);
         return Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
             "status": "ok",
@@ -111,7 +113,7 @@ async fn provider_tokens(
         redirect_uri: req.redirect_uri,
         client_state: req.state,
     };
-    let record = flow.create_request(ask).await.map_err(|_| AdminError::Internal)?;
+    let record = flow.create_request(ask).await?;
     let url = format!("{}/connect/provider-token/{}", state.issuer.settings.issuer, record.state);
     count(&state, &record.service_id, ProviderOutcome::ActionRequired);
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
@@ -198,6 +200,22 @@ fn invalid_link() -> HttpResponse {
 
 fn try_again() -> HttpResponse {
     page(StatusCode::INTERNAL_SERVER_ERROR, "Try again", "<p>Something went wrong on our side.</p>")
+}
+
+/// A step the store could not take: while the database cannot be reached the link is still
+/// good, and the person should be told to come back rather than to start over.
+fn failed(e: &FlowError) -> HttpResponse {
+    if e.is_unavailable() { unavailable() } else { try_again() }
+}
+
+fn unavailable() -> HttpResponse {
+    let mut res = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again in a moment",
+        "<p>We cannot complete this right now. Reload this page in a moment.</p>",
+    );
+    res.headers_mut().insert(header::RETRY_AFTER, RETRY_UNAVAILABLE_AFTER.into());
+    res
 }
 
 fn is_https(state: &AppState) -> bool {
@@ -372,8 +390,10 @@ async fn hosted(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let connect_state = path.into_inner();
-    let Ok(Some(record)) = state.provider_flow.request(&connect_state).await else {
-        return invalid_link();
+    let record = match state.provider_flow.request(&connect_state).await {
+        Ok(Some(record)) => record,
+        Err(e) if e.is_unavailable() => return unavailable(),
+        Ok(None) | Err(_) => return invalid_link(),
     };
     let Some(provider) = provider_of(&state, &record).await else {
         return error_back(&state, &record, "", "provider_unavailable");
@@ -391,7 +411,7 @@ async fn hosted(
         Ok(Begin::Refused(why)) => {
             return error_back(&state, &record, &provider.name, refusal_reason(why));
         }
-        Err(_) => return try_again(),
+        Err(e) => return failed(&e),
     };
     let scope = record.scopes.join(" ");
     let mut res = redirect(&with_query(
@@ -436,8 +456,10 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
         Err(refusal) => return refusal(),
     };
     // Only a request of ours that can still complete gets a session.
-    if !matches!(state.provider_flow.open_request(&form.state).await, Ok(Some(_))) {
-        return invalid_link();
+    match state.provider_flow.open_request(&form.state).await {
+        Ok(Some(_)) => {}
+        Err(e) if e.is_unavailable() => return unavailable(),
+        Ok(None) | Err(_) => return invalid_link(),
     }
     let addr = req.peer_addr().map(|a| a.ip());
     let checked =
@@ -449,7 +471,7 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
             return sign_in_page(&state, &form.state, why, StatusCode::UNAUTHORIZED);
         }
         Err(OAuthError::TooManyRequests { retry_after })
-        | Err(OAuthError::TemporarilyUnavailable { retry_after }) => {
+        | Err(OAuthError::TemporarilyUnavailable { retry_after, .. }) => {
             let (status, why) = match checked {
                 Err(OAuthError::TooManyRequests { .. }) => (
                     StatusCode::TOO_MANY_REQUESTS,
@@ -486,7 +508,7 @@ async fn sign_out(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         let op = GrantOp::RevokeAccess { jti: claims.jti, exp: claims.exp };
         if let Err(e) = state.grants.submit(op).await {
             tracing::error!(error = %e, "sign-out revocation not committed");
-            return try_again();
+            return failed(&FlowError::Grants(e));
         }
     }
     let mut res = match &form.state {
@@ -502,8 +524,11 @@ async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     let Ok(answer) = connect_form::parse_callback(req.query_string()) else {
         return invalid_link();
     };
-    let lookup = state.provider_flow.request_by_provider_state(&answer.state).await;
-    let Ok(Some(record)) = lookup else { return invalid_link() };
+    let record = match state.provider_flow.request_by_provider_state(&answer.state).await {
+        Ok(Some(record)) => record,
+        Err(e) if e.is_unavailable() => return unavailable(),
+        Ok(None) | Err(_) => return invalid_link(),
+    };
     let Some(provider) = provider_of(&state, &record).await else {
         return error_back(&state, &record, "", "provider_unavailable");
     };
@@ -547,6 +572,6 @@ fn finished(
             error_back(state, record, &provider.name, "provider_error")
         }
         Ok(Completion::Denied) => error_back(state, record, &provider.name, "denied"),
-        Err(_) => try_again(),
+        Err(e) => failed(&e),
     }
 }

@@ -1,6 +1,7 @@
 //! Liveness and readiness.
 
 use actix_web::{HttpResponse, web};
+use serde_json::json;
 
 use crate::api::AppState;
 
@@ -13,12 +14,19 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-/// Ready when a signing key is current. The store is open by construction: the server does
-/// not start without it.
+/// Ready while a signing key is current: tokens are issued from memory, so a store that
+/// cannot be reached does not make the node unready (taking every node out of a load balancer
+/// would stop the access tokens they can still issue). The body names the store's state as of
+/// the follower's last poll, read from memory: the probe never waits on the database.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let store = if state.store_health.is_reachable() { "ok" } else { "unreachable" };
     if state.issuer.keys().load().signer.is_some() {
-        HttpResponse::Ok().content_type("text/plain").body("ready")
+        HttpResponse::Ok().json(json!({"status": "ready", "store": store}))
     } else {
-        HttpResponse::ServiceUnavailable().content_type("text/plain").body("no current signing key")
+        HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not_ready",
+            "store": store,
+            "reason": "no current signing key",
+        }))
     }
 }

@@ -219,6 +219,11 @@ async fn revoke(
     };
     if let Some(op) = op {
         if let Err(e) = state.grants.submit(op).await {
+            // A client told 503 comes back; one told 200 would believe the token dead.
+            if e.is_unavailable() {
+                tracing::warn!(error = %e, "revocation not committed: the store cannot be reached");
+                return error_response(&OAuthError::store_unavailable());
+            }
             tracing::error!(error = %e, "revocation not committed");
             return error_response(&OAuthError::ServerError);
         }
@@ -246,7 +251,7 @@ pub fn error_response(e: &OAuthError) -> HttpResponse {
             ));
         }
         OAuthError::TooManyRequests { retry_after }
-        | OAuthError::TemporarilyUnavailable { retry_after } => {
+        | OAuthError::TemporarilyUnavailable { retry_after, .. } => {
             builder.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         _ => {}

@@ -3,7 +3,7 @@
 //! first, hashed on the password pool, never on a worker.
 
 use tessera_core::auth::password;
-use tessera_core::oauth::OAuthError;
+use tessera_core::oauth::{Cause, OAuthError};
 
 use crate::api::AppState;
 
@@ -49,9 +49,10 @@ pub async fn check_password(
 /// A password-pool failure as the OAuth answer it becomes.
 pub fn busy(e: password::PoolError) -> OAuthError {
     match e {
-        password::PoolError::Busy => {
-            OAuthError::TemporarilyUnavailable { retry_after: password::BUSY_RETRY_AFTER }
-        }
+        password::PoolError::Busy => OAuthError::TemporarilyUnavailable {
+            retry_after: password::BUSY_RETRY_AFTER,
+            cause: Cause::PasswordQueue,
+        },
         password::PoolError::Stopped | password::PoolError::Refused => OAuthError::ServerError,
     }
 }

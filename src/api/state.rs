@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use tessera_core::auth::password::PasswordPool;
+use tessera_core::follower::StoreHealth;
 use tessera_core::grants::{GrantStore, ProviderFlow};
 use tessera_core::keys::KeyRingHandle;
 use tessera_core::registry::RegistryHandle;
@@ -29,4 +30,6 @@ pub struct AppState {
     pub passwords: PasswordPool,
     /// Service API keys, for `X-API-Key`.
     pub service_keys: ServiceKeys,
+    /// Whether the store answered the follower's last poll, for `/readyz`.
+    pub store_health: StoreHealth,
 }

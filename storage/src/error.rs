@@ -37,6 +37,19 @@ pub enum StoreError {
     Random(getrandom::Error),
 }
 
+impl StoreError {
+    /// Whether the shared database could not be reached: the same request may succeed later,
+    /// so callers answer `503` with [`RETRY_UNAVAILABLE_AFTER`] rather than `500`.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// The `Retry-After` (seconds) of an answer refused because the store cannot be reached: about
+/// one connect timeout, so that a client coming back meets a fresh attempt to reach the
+/// database rather than the end of the one that failed it.
+pub const RETRY_UNAVAILABLE_AFTER: u64 = 2;
+
 /// Why the shared database could not be used.
 #[derive(Debug, Error)]
 pub enum Unavailable {

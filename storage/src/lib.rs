@@ -17,7 +17,7 @@ mod registry;
 mod seal;
 
 pub use connect::{ConnectRecord, ConnectRefusal, ProviderGrant};
-pub use error::{StoreError, Unavailable};
+pub use error::{RETRY_UNAVAILABLE_AFTER, StoreError, Unavailable};
 pub use grant::{
     FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
 };

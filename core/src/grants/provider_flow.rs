@@ -75,6 +75,17 @@ pub enum FlowError {
     Unexpected,
 }
 
+impl FlowError {
+    /// Whether the step failed because the shared database could not be reached.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            FlowError::Grants(e) => e.is_unavailable(),
+            FlowError::Read(e) => e.is_unavailable(),
+            FlowError::Aborted(_) | FlowError::Unexpected => false,
+        }
+    }
+}
+
 impl ProviderFlow {
     /// `callback_url` is where providers send the user back: the code exchange must name it
     /// again (RFC 6749 §4.1.3).

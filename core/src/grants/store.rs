@@ -95,6 +95,13 @@ pub enum GrantError {
     Stopped,
 }
 
+impl GrantError {
+    /// Whether the batch failed because the shared database could not be reached.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, GrantError::Store(e) if e.is_unavailable())
+    }
+}
+
 impl GrantStore {
     /// Loads the revocation set and starts the committer, which also sweeps expired state
     /// every `cleanup_every`.
@@ -232,7 +239,12 @@ fn committer(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, ops = ops.len(), "grant batch not committed");
+                // An outage is the operator's to see once, not an error per request.
+                if e.is_unavailable() {
+                    tracing::warn!(error = %e, ops = ops.len(), "grant batch not committed");
+                } else {
+                    tracing::error!(error = %e, ops = ops.len(), "grant batch not committed");
+                }
                 let e = Arc::new(e);
                 for job in batch {
                     job.reply.send(Err(Arc::clone(&e)));

@@ -51,6 +51,13 @@ pub enum KeyRingError {
     Stopped,
 }
 
+impl KeyRingError {
+    /// Whether the change was not made because the shared database could not be reached.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, KeyRingError::Store(e) if e.is_unavailable())
+    }
+}
+
 /// What is known of a key apart from its private material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {

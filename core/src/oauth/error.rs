@@ -26,13 +26,29 @@ pub enum OAuthError {
     /// RFC 9110 §15.5.14: the body is over the limit.
     PayloadTooLarge,
     /// RFC 6749 §4.1.2.1 `temporarily_unavailable` (503 with `Retry-After`): the password
-    /// queue is full; nothing was checked.
-    TemporarilyUnavailable { retry_after: u64 },
+    /// queue is full, so nothing was checked, or the shared store cannot be reached, so nothing
+    /// was granted.
+    TemporarilyUnavailable { retry_after: u64, cause: Cause },
     /// RFC 6749 §4.1.2.1 `server_error`: the store failed; nothing was granted.
     ServerError,
 }
 
+/// What a `temporarily_unavailable` answer waits on: each says so in its own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    PasswordQueue,
+    Store,
+}
+
 impl OAuthError {
+    /// The shared store cannot be reached: a grant that must be durable cannot be made now.
+    pub fn store_unavailable() -> OAuthError {
+        OAuthError::TemporarilyUnavailable {
+            retry_after: tessera_storage::RETRY_UNAVAILABLE_AFTER,
+            cause: Cause::Store,
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             OAuthError::InvalidClient { .. } => 401,
@@ -82,8 +98,11 @@ impl OAuthError {
             OAuthError::ServerError => {
                 Cow::Borrowed("the server could not complete the grant; retry")
             }
-            OAuthError::TemporarilyUnavailable { .. } => {
+            OAuthError::TemporarilyUnavailable { cause: Cause::PasswordQueue, .. } => {
                 Cow::Borrowed("too many sign-ins are being checked; retry shortly")
+            }
+            OAuthError::TemporarilyUnavailable { cause: Cause::Store, .. } => {
+                Cow::Borrowed("the store cannot be reached; retry later")
             }
         }
     }
@@ -93,5 +112,19 @@ impl OAuthError {
         let body =
             serde_json::json!({ "error": self.code(), "error_description": self.description() });
         body.to_string().into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_10_an_unreachable_store_is_temporarily_unavailable_in_its_own_words() {
+        let e = OAuthError::store_unavailable();
+        assert_eq!((e.status(), e.code()), (503, "temporarily_unavailable"));
+        assert!(matches!(e, OAuthError::TemporarilyUnavailable { retry_after: 2, .. }));
+        let body: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(body["error_description"], "the store cannot be reached; retry later");
     }
 }

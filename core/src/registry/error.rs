@@ -31,6 +31,15 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Whether the change was not made because the shared database could not be reached.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            RegistryError::Store(e) => e.is_unavailable(),
+            RegistryError::Grants(e) => e.is_unavailable(),
+            _ => false,
+        }
+    }
+
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> RegistryError {
         RegistryError::Invalid { field, reason: reason.into() }
     }

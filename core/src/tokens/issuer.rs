@@ -12,13 +12,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
 use serde::Serialize;
-use tessera_storage::{GrantOp, GrantOutcome};
+use tessera_storage::{GrantOp, GrantOutcome, StoreError};
 
 use crate::analytics::Analytics;
 use crate::auth::limiter::{FailureLimiter, LimitKey, Limits, Reservation};
 use crate::auth::secret::time_ordered_id;
 use crate::clock::SharedClock;
-use crate::grants::GrantStore;
+use crate::grants::{GrantError, GrantStore};
 use crate::keys::keyset::{SharedKeySet, Signer};
 use crate::oauth::OAuthError;
 use crate::oauth::assertion;
@@ -99,6 +99,33 @@ pub(super) const INVALID_GRANT: OAuthError =
 pub(super) fn store_failure(e: impl std::fmt::Display) -> OAuthError {
     tracing::error!(error = %e, "grant store failure");
     OAuthError::ServerError
+}
+
+/// A store fault that may only mean the shared database is out of reach for now.
+pub(super) trait StoreFault: std::fmt::Display {
+    fn is_unavailable(&self) -> bool;
+}
+
+impl StoreFault for GrantError {
+    fn is_unavailable(&self) -> bool {
+        GrantError::is_unavailable(self)
+    }
+}
+
+impl StoreFault for StoreError {
+    fn is_unavailable(&self) -> bool {
+        StoreError::is_unavailable(self)
+    }
+}
+
+/// `503` while the database cannot be reached, since the same request may well succeed in a
+/// moment and a client should come back rather than give up; `500` for any other fault.
+pub(super) fn grant_failure(e: impl StoreFault) -> OAuthError {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "the store cannot be reached; nothing granted");
+        return OAuthError::store_unavailable();
+    }
+    store_failure(e)
 }
 
 impl Issuer {
@@ -339,7 +366,7 @@ impl Issuer {
                 exp: checked.exp.saturating_add(assertion::CLOCK_TOLERANCE),
             })
             .await
-            .map_err(store_failure)?
+            .map_err(grant_failure)?
         {
             GrantOutcome::Recorded => {
                 self.refund(attempt);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tessera_storage::{FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
 
-use super::issuer::{INVALID_GRANT, Issued, Issuer, store_failure};
+use super::issuer::{INVALID_GRANT, Issued, Issuer, grant_failure, store_failure};
 use crate::auth::secret::{new_split_secret, parse_split_secret};
 use crate::oauth::OAuthError;
 use crate::oauth::request::{self, TokenRequest};
@@ -54,7 +54,7 @@ impl Issuer {
             is_revoked: false,
         };
         let op = GrantOp::CreateFamily { family, token: key, token_expires_at: expires_at };
-        match self.grants.submit(op).await.map_err(store_failure)? {
+        match self.grants.submit(op).await.map_err(grant_failure)? {
             GrantOutcome::Created => Ok(token),
             other => Err(store_failure(format!("unexpected outcome {other:?}"))),
         }
@@ -137,7 +137,7 @@ impl Issuer {
             now,
             horizon: now.saturating_add(self.settings.max_ttl),
         };
-        match self.grants.submit(op).await.map_err(store_failure)? {
+        match self.grants.submit(op).await.map_err(grant_failure)? {
             GrantOutcome::Spent(_) => {
                 if record.client_id == CONSUMER_CLIENT_ID {
                     self.analytics.count_user_token(&family.subject, now);
@@ -158,7 +158,7 @@ impl Issuer {
             GrantOp::RevokeFamily { token, client_id: None, horizon: self.revocation_horizon() };
         match self.grants.submit(op).await {
             Ok(_) => INVALID_GRANT,
-            Err(e) => store_failure(e),
+            Err(e) => grant_failure(e),
         }
     }
 
@@ -167,10 +167,10 @@ impl Issuer {
         &self,
         hash: tessera_storage::TokenKey,
     ) -> Result<Option<RefreshStatus>, OAuthError> {
-        let store = self.grants.store().map_err(store_failure)?;
+        let store = self.grants.store().map_err(grant_failure)?;
         tokio::task::spawn_blocking(move || store.refresh_status(&hash))
             .await
             .map_err(store_failure)?
-            .map_err(store_failure)
+            .map_err(grant_failure)
     }
 }

@@ -3,8 +3,10 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use tessera_core::grants::FlowError;
 use tessera_core::keys::KeyRingError;
 use tessera_core::registry::RegistryError;
+use tessera_storage::RETRY_UNAVAILABLE_AFTER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -33,6 +35,10 @@ pub enum AdminError {
     /// RFC 9110 §15.6.4: the password queue is full; nothing was done.
     #[error("too many sign-ins are being checked; retry shortly")]
     Busy { retry_after: u64 },
+    /// RFC 9110 §15.6.4: the shared store cannot be reached; the change was not made (or, cut
+    /// off while it committed, may have been: retrying it is safe, as for any lost answer).
+    #[error("the store cannot be reached; retry later")]
+    Unavailable { retry_after: u64 },
 }
 
 impl From<tessera_core::auth::password::PoolError> for AdminError {
@@ -54,6 +60,10 @@ impl From<tessera_core::auth::password::PolicyRefusal> for AdminError {
 }
 
 impl AdminError {
+    pub fn unavailable() -> AdminError {
+        AdminError::Unavailable { retry_after: RETRY_UNAVAILABLE_AFTER }
+    }
+
     pub fn from_json(err: actix_web::error::JsonPayloadError) -> AdminError {
         use actix_web::error::JsonPayloadError as E;
         match err {
@@ -73,7 +83,7 @@ impl AdminError {
             AdminError::Conflict { .. } => "conflict",
             AdminError::TooLarge => "payload_too_large",
             AdminError::Internal => "server_error",
-            AdminError::Busy { .. } => "temporarily_unavailable",
+            AdminError::Busy { .. } | AdminError::Unavailable { .. } => "temporarily_unavailable",
             AdminError::TooMany { .. } => "slow_down",
         }
     }
@@ -89,6 +99,10 @@ impl From<RegistryError> for AdminError {
                 AdminError::Conflict { message: kind.message(), safe_at: None }
             }
             RegistryError::Forbidden(f) => AdminError::Denied(f.message().to_string()),
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "registry change not made: the store cannot be reached");
+                AdminError::unavailable()
+            }
             e @ (RegistryError::Store(_) | RegistryError::Grants(_) | RegistryError::Stopped) => {
                 tracing::error!(error = %e, "registry change not made");
                 AdminError::Internal
@@ -107,11 +121,26 @@ impl From<KeyRingError> for AdminError {
                 ),
                 safe_at: Some(safe_at),
             },
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "key ring change not made: the store cannot be reached");
+                AdminError::unavailable()
+            }
             e @ (KeyRingError::Store(_) | KeyRingError::Stopped) => {
                 tracing::error!(error = %e, "key ring change not made");
                 AdminError::Internal
             }
         }
+    }
+}
+
+impl From<FlowError> for AdminError {
+    fn from(e: FlowError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "provider-token step not taken: the store cannot be reached");
+            return AdminError::unavailable();
+        }
+        tracing::error!(error = %e, "provider-token step not taken");
+        AdminError::Internal
     }
 }
 
@@ -132,7 +161,9 @@ impl ResponseError for AdminError {
             AdminError::Conflict { .. } => StatusCode::CONFLICT,
             AdminError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AdminError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            AdminError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Busy { .. } | AdminError::Unavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AdminError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -152,7 +183,9 @@ impl ResponseError for AdminError {
                     format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
                 ));
             }
-            AdminError::Busy { retry_after } | AdminError::TooMany { retry_after } => {
+            AdminError::Busy { retry_after }
+            | AdminError::TooMany { retry_after }
+            | AdminError::Unavailable { retry_after } => {
                 builder.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             _ => {}
@@ -162,5 +195,51 @@ impl ResponseError for AdminError {
             body["safeAt"] = serde_json::Value::from(super::rfc3339(*t));
         }
         builder.json(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix_web::body::MessageBody;
+    use tessera_core::grants::GrantError;
+    use tessera_storage::{StoreError, Unavailable};
+
+    use super::*;
+
+    fn answer(e: AdminError) -> (u16, Option<String>, serde_json::Value) {
+        let res = e.error_response();
+        let retry = res.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_string());
+        let status = res.status().as_u16();
+        let body = res.into_body().try_into_bytes().unwrap_or_default();
+        (status, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    fn unreachable() -> StoreError {
+        StoreError::Unavailable(Unavailable::Timeout(std::time::Duration::from_secs(2)))
+    }
+
+    #[test]
+    fn issue_10_an_unreachable_store_is_503_with_retry_after_and_any_other_fault_500() {
+        let expected = serde_json::json!({
+            "error": "temporarily_unavailable",
+            "message": "the store cannot be reached; retry later",
+        });
+        for e in [
+            AdminError::from(RegistryError::Store(unreachable())),
+            AdminError::from(RegistryError::Grants(GrantError::Store(Arc::new(unreachable())))),
+            AdminError::from(KeyRingError::Store(unreachable())),
+        ] {
+            assert_eq!(answer(e), (503, Some("2".into()), expected.clone()));
+        }
+        for e in [
+            AdminError::from(RegistryError::Store(StoreError::Corrupt("x".into()))),
+            AdminError::from(RegistryError::Grants(GrantError::Stopped)),
+            AdminError::from(KeyRingError::Stopped),
+        ] {
+            let (status, retry, body) = answer(e);
+            assert_eq!((status, retry, body["error"].as_str()), (500, None, Some("server_error")));
+        }
     }
 }

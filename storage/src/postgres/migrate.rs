@@ -58,7 +58,13 @@ pub(super) async fn apply(pool: &Pool) -> Result<Vec<u32>, StoreError> {
     Ok(applied)
 }
 
+/// How the loser of two concurrent creations fails: on the catalog's unique index, on the
+/// table, or on the row type created with it, whichever it meets first.
 fn is_creation_race(err: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
-    err.code().is_some_and(|c| *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_TABLE)
+    err.code().is_some_and(|c| {
+        *c == SqlState::UNIQUE_VIOLATION
+            || *c == SqlState::DUPLICATE_TABLE
+            || *c == SqlState::DUPLICATE_OBJECT
+    })
 }

@@ -5,6 +5,9 @@
 //! test process, started on first use from the newest `/usr/lib/postgresql/<version>/bin` (where
 //! Debian's `postgresql` package puts it) and removed when the process exits. Without either a
 //! test is skipped, except under `CI=true`, where it fails: CI never passes without PostgreSQL.
+//!
+//! A test that takes the database away ([`private_cluster`]) gets a cluster of its own, which it
+//! can stop and start again without disturbing the tests that share the other one.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -47,13 +50,9 @@ impl Drop for TestDatabase {
 /// is not CI. A test starts with `let Some(db) = fresh_database() else { return };`.
 pub fn fresh_database() -> Option<TestDatabase> {
     let Some(server) = server() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no PostgreSQL for the tests: install Debian's postgresql or set \
-             TESSERA_TEST_POSTGRES"
+        return skipped(
+            "no PostgreSQL for the tests: install Debian's postgresql or set TESSERA_TEST_POSTGRES",
         );
-        println!("skipped: no PostgreSQL (set TESSERA_TEST_POSTGRES)");
-        return None;
     };
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("random bytes");
@@ -62,29 +61,160 @@ pub fn fresh_database() -> Option<TestDatabase> {
     Some(TestDatabase { url: with_database(server, &name), server: server.to_string(), name })
 }
 
-/// The server's URL, the private cluster started on the first call.
+/// Says why a test does not run, or fails it under `CI=true`.
+fn skipped<T>(why: &str) -> Option<T> {
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but {why}");
+    println!("skipped: {why}");
+    None
+}
+
+/// A cluster of this test alone, on a port and in a data directory that stay its own across
+/// [`stop`](PrivateCluster::stop) and [`start`](PrivateCluster::start), removed when it is
+/// dropped (or, should the process die first, when it exits). Needs the local binaries: a
+/// server named by `TESSERA_TEST_POSTGRES` is shared and cannot be taken away.
+pub struct PrivateCluster {
+    cluster: Cluster,
+    port: u16,
+}
+
+/// A started private cluster, or `None` (having said so) when this machine cannot run one and
+/// this is not CI.
+pub fn private_cluster() -> Option<PrivateCluster> {
+    let Some(cluster) = Cluster::create() else {
+        return skipped(
+            "no PostgreSQL binaries to run a private cluster: install Debian's postgresql and \
+             run as root",
+        );
+    };
+    let port = cluster.start_on_a_free_port();
+    Some(PrivateCluster { cluster, port })
+}
+
+impl PrivateCluster {
+    /// The cluster's `postgres` database: the test has the cluster to itself.
+    pub fn database_url(&self) -> String {
+        local_url(self.port)
+    }
+
+    /// Stops the server as a crash would (`-m immediate`): nothing is flushed on the way down,
+    /// so what a restart finds is what was durable. Returns once it has stopped.
+    pub fn stop(&self) {
+        run(as_postgres(&self.cluster.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.cluster.data)
+            .args(["-m", "immediate", "-w", "stop"]));
+    }
+
+    /// Starts it again on the same port and data directory; returns once it accepts
+    /// connections (after crash recovery).
+    pub fn start(&self) {
+        assert!(self.cluster.start(self.port), "{}", self.cluster.log());
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let pg_ctl = self.cluster.bin.join("pg_ctl");
+        as_postgres(&pg_ctl)
+            .arg("-D")
+            .arg(&self.cluster.data)
+            .args(["-m", "immediate", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok();
+        std::fs::remove_dir_all(&self.cluster.dir).ok();
+    }
+}
+
+/// The server's URL, the shared cluster started on the first call.
 fn server() -> Option<&'static str> {
     static SERVER: OnceLock<Option<String>> = OnceLock::new();
     SERVER
         .get_or_init(|| match std::env::var("TESSERA_TEST_POSTGRES") {
             Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
-            _ => start_cluster(),
+            // Statics are never dropped: the watcher removes this one when the process exits.
+            _ => Cluster::create().map(|cluster| local_url(cluster.start_on_a_free_port())),
         })
         .as_deref()
 }
 
-/// Starts a cluster of our own in a temporary directory. The postgres server refuses to run as
-/// root, so it runs as the `postgres` user, which only root can switch to.
-fn start_cluster() -> Option<String> {
-    let bin = newest_binaries()?;
-    if output("id", &["-u"]).as_deref() != Some("0") {
-        return None;
+fn local_url(port: u16) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}/postgres")
+}
+
+/// A cluster of our own in a temporary directory, initialized.
+struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    data: PathBuf,
+}
+
+impl Cluster {
+    /// Initializes a cluster, or `None` when this machine cannot run one. The postgres server
+    /// refuses to run as root, so it runs as the `postgres` user, which only root can switch to.
+    fn create() -> Option<Cluster> {
+        let bin = newest_binaries()?;
+        if output("id", &["-u"]).as_deref() != Some("0") {
+            return None;
+        }
+        let dir = PathBuf::from(output("mktemp", &["-d", "-t", "tessera-pg.XXXXXX"])?);
+        let data = dir.join("data");
+        watch(&bin.join("pg_ctl"), &dir, &data);
+        run(Command::new("chown").args(["postgres:postgres"]).arg(&dir));
+        // No sync of the initial files (they are throwaway), but fsync stays on for the server:
+        // the tests see the commit path a deployment has.
+        run(as_postgres(&bin.join("initdb")).arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]));
+        Some(Cluster { bin, dir, data })
     }
-    let dir = PathBuf::from(output("mktemp", &["-d", "-t", "tessera-pg.XXXXXX"])?);
-    let data = dir.join("data");
-    let pg_ctl = bin.join("pg_ctl");
-    // Statics are never dropped, so the cluster is stopped by a watcher of its own, in a
-    // session of its own so that an interrupted test run does not take it down first.
+
+    /// A free port can be taken by someone else before the server binds it: try a few.
+    fn start_on_a_free_port(&self) -> u16 {
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            if self.start(port) {
+                return port;
+            }
+        }
+        panic!("the test cluster did not start:\n{}", self.log());
+    }
+
+    /// Starts the server on `port` and waits until it accepts connections.
+    fn start(&self, port: u16) -> bool {
+        let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {}", self.dir.display());
+        as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-w", "-o", &options, "start"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .expect("run pg_ctl")
+            .success()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+}
+
+/// Stops the cluster in `dir` and removes it once this process has exited, however it exits.
+fn watch(pg_ctl: &Path, dir: &Path, data: &Path) {
+    // Run by a watcher in a session of its own, so that an interrupted test run does not take
+    // it down first, and so that a cluster held by a static, never dropped, goes too.
     let watcher = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
          runuser -u postgres -- {pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; \
@@ -104,39 +234,6 @@ fn start_cluster() -> Option<String> {
         .status()
         .expect("run setsid");
     assert!(detached.success(), "the cluster's watcher did not start");
-    run(Command::new("chown").args(["postgres:postgres"]).arg(&dir));
-    // No sync of the initial files (they are throwaway), but fsync stays on for the server:
-    // the tests see the commit path a deployment has.
-    run(as_postgres(&bin.join("initdb")).arg("-D").arg(&data).args([
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "-E",
-        "UTF8",
-        "--no-sync",
-    ]));
-    // A free port can be taken by someone else before the server binds it: try a few.
-    for _ in 0..3 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {}", dir.display());
-        let started = as_postgres(&pg_ctl)
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("log"))
-            .args(["-w", "-o", &options, "start"])
-            .stdout(Stdio::null())
-            .status()
-            .expect("run pg_ctl");
-        if started.success() {
-            return Some(format!("postgres://postgres@127.0.0.1:{port}/postgres"));
-        }
-    }
-    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-    panic!("the test cluster did not start:\n{log}");
 }
 
 /// The newest installed version's binaries, as Debian lays them out.
