@@ -102,13 +102,18 @@ impl Node {
 
     /// The token endpoint with a form body: (status, answer).
     pub fn token(&self, form: &str, basic: Option<(&str, &str)>) -> (u16, Value) {
+        self.oauth2("/oauth2/v1/token", form, basic)
+    }
+
+    /// An OAuth endpoint (token, introspection, revocation) with a form body: (status, answer).
+    pub fn oauth2(&self, path: &str, form: &str, basic: Option<(&str, &str)>) -> (u16, Value) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(10)))
             .build()
             .into();
         let mut req = agent
-            .post(format!("{}/oauth2/v1/token", self.url))
+            .post(format!("{}{path}", self.url))
             .content_type("application/x-www-form-urlencoded");
         if let Some((id, secret)) = basic {
             use base64::Engine;
@@ -198,12 +203,10 @@ fn issue_10_a_change_at_one_node_is_in_force_at_every_node_within_a_second() {
         .expect("and at A");
 }
 
-#[test]
-fn issue_10_of_concurrent_redemptions_at_three_nodes_exactly_one_wins() {
-    let Some((_db, nodes)) = three_nodes() else { return };
-    let root = nodes[0].root_token();
-    let body = json!({"name": "refresher", "scopes": ["a"], "grantTypes": ["client_credentials", "refresh_token"]});
-    let (status, created) = nodes[0].admin("POST", "/api/v1/apps", &root, Some(body));
+/// Creates an app at `node` and waits until every node issues it tokens: its client id and
+/// secret.
+fn app_known_everywhere(nodes: &[Node], node: &Node, body: Value) -> (String, String) {
+    let (status, created) = node.admin("POST", "/api/v1/apps", &node.root_token(), Some(body));
     assert_eq!(status, 201, "{created}");
     let client_id = created["app"]["clientId"].as_str().unwrap().to_string();
     let secret = created["app"]["secret"].as_str().unwrap().to_string();
@@ -212,6 +215,15 @@ fn issue_10_of_concurrent_redemptions_at_three_nodes_exactly_one_wins() {
         nodes.iter().all(|n| n.token("grant_type=client_credentials", creds).0 == 200)
     })
     .expect("every node knows the app");
+    (client_id, secret)
+}
+
+#[test]
+fn issue_10_of_concurrent_redemptions_at_three_nodes_exactly_one_wins() {
+    let Some((_db, nodes)) = three_nodes() else { return };
+    let body = json!({"name": "refresher", "scopes": ["a"], "grantTypes": ["client_credentials", "refresh_token"]});
+    let (client_id, secret) = app_known_everywhere(&nodes, &nodes[0], body);
+    let creds = Some((client_id.as_str(), secret.as_str()));
     let (_, first) = nodes[1].token("grant_type=client_credentials", creds);
     let refresh = first["refresh_token"].as_str().expect("a refresh token").to_string();
     let form = format!("grant_type=refresh_token&refresh_token={refresh}");
@@ -239,6 +251,34 @@ fn issue_10_of_concurrent_redemptions_at_three_nodes_exactly_one_wins() {
         let (status, body) =
             node.token(&format!("grant_type=refresh_token&refresh_token={next}"), creds);
         assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    }
+}
+
+#[test]
+fn issue_10_a_token_revoked_at_one_node_is_refused_at_the_others_within_a_second() {
+    let Some((_db, nodes)) = three_nodes() else { return };
+    let [a, b, c] = &nodes;
+    let (client_id, secret) = app_known_everywhere(&nodes, a, json!({"name": "revoker"}));
+    let creds = Some((client_id.as_str(), secret.as_str()));
+    let (status, issued) = a.token("grant_type=client_credentials", creds);
+    assert_eq!(status, 200, "{issued}");
+    let access = issued["access_token"].as_str().unwrap().to_string();
+    let introspect = |node: &Node| {
+        let (status, answer) =
+            node.oauth2("/oauth2/v1/introspect", &format!("token={access}"), creds);
+        assert_eq!(status, 200, "{answer}");
+        answer
+    };
+    for node in &nodes {
+        assert_eq!(introspect(node)["active"], true, "live at {}", node.url);
+    }
+    let (status, _) = a.oauth2("/oauth2/v1/revoke", &format!("token={access}"), creds);
+    assert_eq!(status, 200);
+    assert_eq!(introspect(a), json!({"active": false}), "refused at once where it was revoked");
+    for node in [b, c] {
+        let took = eventually(PROPAGATION, || introspect(node) == json!({"active": false}))
+            .unwrap_or_else(|| panic!("the revoked token is still active at {}", node.url));
+        eprintln!("revoke at A → refused at {}: {took:?}", node.url);
     }
 }
 

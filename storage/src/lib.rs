@@ -20,6 +20,7 @@ pub use connect::{ConnectRecord, ConnectRefusal, ProviderGrant};
 pub use error::{StoreError, Unavailable};
 pub use grant::{
     FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
+    parse_revocation_entry, revocation_entry,
 };
 pub use key::{KeyRecord, KeyState};
 pub use postgres::PgStore;
@@ -90,7 +91,9 @@ pub trait Storage: Send + Sync + 'static {
     fn version(&self) -> Result<u64, StoreError>;
     /// Applies a batch of grant operations in one durable transaction and answers each in
     /// order. An operation that fails its condition is answered, not an error; an `Err` means
-    /// the whole batch was not committed.
+    /// the whole batch was not committed. Every access-token revocation an operation answers
+    /// (its [`GrantOutcome::revoked_jtis`]) is also logged, one [`revocation_entry`] and one
+    /// version each, in that transaction; other grant changes are not followed and log nothing.
     fn apply_grants(&self, ops: &[GrantOp]) -> Result<Vec<GrantOutcome>, StoreError>;
     /// A refresh token's record and family, if it is known.
     fn refresh_status(&self, token: &TokenKey) -> Result<Option<RefreshStatus>, StoreError>;

@@ -33,6 +33,7 @@ conformance!(
     a_refresh_token_is_spent_once_and_its_reuse_ends_the_family,
     a_refused_spend_changes_nothing,
     revocations_are_answered_and_listed,
+    every_revocation_is_logged_for_the_other_nodes,
     a_client_assertion_is_recorded_once,
     cleanup_removes_only_what_expired,
     connect_requests_go_through_their_steps_once,
@@ -459,7 +460,7 @@ fn the_change_log_answers_since_any_version(open: Open) {
     store.create_app(&app("a", "ca")).unwrap();
     store.save_keys(&[key("k")]).unwrap();
     store.apply_registry(&[RegistryChange::DeleteRole("r".into())]).unwrap();
-    // Grants are not followed: no version for them.
+    // A grant that revokes nothing is not followed: no version for it.
     let f = family("f", "ca", "s", 100);
     store.apply_grants(&[create_family(&f, token(1), 90)]).unwrap();
     assert_eq!(store.version().unwrap(), 3);
@@ -577,6 +578,56 @@ fn revocations_are_answered_and_listed(open: Open) {
     let listed = store.revoked_access_tokens().unwrap();
     let expected = [("f1", 400), ("f2", 300), ("f3", 400), ("j1", 99)];
     assert_eq!(listed, expected.map(|(j, e)| (j.to_string(), e)));
+}
+
+/// Other nodes refuse a revoked token once their followers read it from the change log, so
+/// every revocation an operation answers is logged with it, one version each, in order.
+fn every_revocation_is_logged_for_the_other_nodes(open: Open) {
+    let Some(backend) = open(None) else { return };
+    let store = backend.store();
+    let families = [family("f1", "c1", "alice", 100), family("g", "c2", "bob", 100)];
+    store
+        .apply_grants(&[
+            create_family(&families[0], token(1), 90),
+            create_family(&families[1], token(5), 90),
+        ])
+        .unwrap();
+    one(store, spend(token(1), token(2), None, 10));
+    assert_eq!(store.version().unwrap(), 0, "new families and spends are not followed");
+    assert_eq!(
+        one(store, GrantOp::RevokeAccess { jti: "j1".into(), exp: 99 }),
+        GrantOutcome::Revoked(vec![("j1".into(), 99)])
+    );
+    assert_eq!(store.changes_since(0).unwrap(), [(1, "revoked:99:j1".to_string())]);
+    let batch = [
+        spend(token(9), token(10), None, 20),
+        spend(token(1), token(3), None, 20),
+        GrantOp::RevokeClient { client_id: "c2".into(), subject: None, horizon: 400 },
+        GrantOp::RevokeFamily { token: token(7), client_id: None, horizon: 300 },
+        GrantOp::RevokeAccess { jti: "j:2".into(), exp: 7 },
+    ];
+    let outcomes = store.apply_grants(&batch).unwrap();
+    assert_eq!(outcomes[0], refused(Refusal::Unknown));
+    assert_eq!(
+        outcomes[1],
+        GrantOutcome::Refused { why: Refusal::Reused, revoked: vec![("f1".into(), 500)] }
+    );
+    assert_eq!(outcomes[3], GrantOutcome::NoMatch);
+    let expected = [(2, "revoked:500:f1"), (3, "revoked:400:g"), (4, "revoked:7:j:2")];
+    assert_eq!(store.changes_since(1).unwrap(), expected.map(|(v, w)| (v, w.to_string())));
+    assert_eq!(store.version().unwrap(), 4);
+    let logged: Vec<_> = store.changes_since(0).unwrap();
+    let parsed: Vec<_> =
+        logged.iter().filter_map(|(_, w)| tessera_storage::parse_revocation_entry(w)).collect();
+    assert_eq!(parsed, [("j1", 99), ("f1", 500), ("g", 400), ("j:2", 7)]);
+    let mut listed = store.revoked_access_tokens().unwrap();
+    listed.sort_unstable();
+    let expected = [("f1", 500), ("g", 400), ("j1", 99), ("j:2", 7)];
+    assert_eq!(
+        listed,
+        expected.map(|(j, e)| (j.to_string(), e)),
+        "the log says what the table holds"
+    );
 }
 
 fn a_client_assertion_is_recorded_once(open: Open) {

@@ -25,7 +25,7 @@ use crate::{
     ApiKeyRecord, AppRecord, ConnectRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord,
     ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus, RegistryChange, RoleRecord,
     ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, TokenKey, Unavailable,
-    UserRecord,
+    UserRecord, revocation_entry,
 };
 
 /// How long opening a connection may take: an outage is answered, not waited out.
@@ -425,10 +425,15 @@ impl Storage for PgStore {
             let mut client = connection(&pool).await?;
             // Grant batches take the writer lock too: two nodes' batches that touch the same
             // rows in different orders would otherwise deadlock, and one would fail whole.
-            let w = Writer::begin(&mut client).await?;
+            let mut w = Writer::begin(&mut client).await?;
             let mut outcomes = Vec::with_capacity(ops.len());
             for op in &ops {
-                outcomes.push(grant::apply(w.txn(), kek.as_ref(), op).await?);
+                let outcome = grant::apply(w.txn(), kek.as_ref(), op).await?;
+                // The other nodes refuse a revoked token once their followers read this entry.
+                for (jti, exp) in outcome.revoked_jtis() {
+                    w.record_change(&revocation_entry(jti, *exp)).await?;
+                }
+                outcomes.push(outcome);
             }
             w.commit().await?;
             Ok(outcomes)

@@ -20,6 +20,7 @@ use crate::{
     ApiKeyRecord, AppRecord, ConnectRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord,
     ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus, RegistryChange, RoleRecord,
     ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, TokenKey, UserRecord,
+    revocation_entry,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -340,7 +341,18 @@ impl Storage for Store {
     }
 
     fn apply_grants(&self, ops: &[GrantOp]) -> Result<Vec<GrantOutcome>, StoreError> {
-        self.write(|txn| ops.iter().map(|op| grant::apply(txn, self.kek.as_ref(), op)).collect())
+        self.write(|txn| {
+            let mut outcomes = Vec::with_capacity(ops.len());
+            for op in ops {
+                let outcome = grant::apply(txn, self.kek.as_ref(), op)?;
+                // No other node reads this file's log, but both backends log the same changes.
+                for (jti, exp) in outcome.revoked_jtis() {
+                    Self::record_change(txn, &revocation_entry(jti, *exp))?;
+                }
+                outcomes.push(outcome);
+            }
+            Ok(outcomes)
+        })
     }
 
     fn refresh_status(&self, token: &TokenKey) -> Result<Option<RefreshStatus>, StoreError> {
