@@ -265,3 +265,51 @@ fn issue_10_a_node_that_learns_a_key_late_signs_with_it_only_after_its_own_jwks_
     let now = tessera_core::clock::Clock::now(&*clock);
     assert!(kept.remove_after.unwrap() >= now - 1 + RULES.max_token_ttl);
 }
+
+/// Two key rings on one store as two nodes on a shared one: only the holder of the rotation
+/// lease rotates on schedule, and when it stops renewing the lease the other takes over.
+#[test]
+fn issue_10_only_the_holder_of_the_rotation_lease_rotates_on_schedule() {
+    let rules = RotationRules { rotate_every: 400, propagation: 2, ..RULES };
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Storage> = Arc::new(Store::open(dir.path(), None).unwrap());
+    let clock = ManualClock::new(1_000_000);
+    // Loading ticks once: a, loaded first, takes the lease.
+    let mut a = KeyRing::load_shared(Arc::clone(&store), clock.clone(), rules).unwrap();
+    let mut b = KeyRing::load_shared(Arc::clone(&store), clock.clone(), rules).unwrap();
+    let current = |ring: &KeyRing| {
+        ring.list().into_iter().find(|k| k.state == tessera_storage::KeyState::Current).unwrap().kid
+    };
+    let genesis = current(&a);
+    // a renews the lease every 60 s, as its 30 s ticks would.
+    for _ in 0..6 {
+        clock.advance(60);
+        a.tick().unwrap();
+    }
+    assert_eq!(current(&a), genesis, "not due before 400 s");
+    clock.advance(60);
+    b.tick().unwrap();
+    b.reload().unwrap();
+    assert_eq!(current(&b), genesis, "due, but b does not hold the lease");
+    a.tick().unwrap();
+    let rotated = current(&a);
+    assert_ne!(rotated, genesis, "the holder rotates when due");
+    b.reload().unwrap();
+    assert_eq!(current(&b), rotated);
+    // a stops ticking (its node is gone); its lease runs out 90 s after its last renewal.
+    clock.advance(60);
+    b.tick().unwrap();
+    b.reload().unwrap();
+    assert_eq!(current(&b), rotated);
+    clock.advance(400);
+    b.tick().unwrap();
+    let taken_over = current(&b);
+    assert_ne!(taken_over, rotated, "b took the expired lease and rotated on schedule");
+    a.reload().unwrap();
+    assert_eq!(current(&a), taken_over);
+    assert!(
+        !store
+            .try_lease("key_rotation", "someone", tessera_core::clock::Clock::now(&*clock), 1)
+            .unwrap()
+    );
+}

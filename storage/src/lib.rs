@@ -101,6 +101,11 @@ pub trait Storage: Send + Sync + 'static {
     fn revoked_access_tokens(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Changes committed after `since`, as `(version, "kind:id")`, oldest first.
     fn changes_since(&self, since: u64) -> Result<Vec<(u64, String)>, StoreError>;
+    /// Takes or renews the lease `name` for `holder` until `now + ttl`: true when `holder`
+    /// holds it after the call (it was free, had expired, or was `holder`'s already), false
+    /// while another holder's lease runs, to its last second included. Of several nodes taking
+    /// one lease at once, one gets it. A lease is no change to follow: no version, no entry.
+    fn try_lease(&self, name: &str, holder: &str, now: u64, ttl: u64) -> Result<bool, StoreError>;
     /// Whether the store can be used now, for readiness checks: `Unavailable` while a shared
     /// database cannot be reached.
     fn ping(&self) -> Result<(), StoreError>;

@@ -40,6 +40,7 @@ conformance!(
     provider_grants_are_sealed,
     keys_from_outside_with_a_nul_find_nothing,
     the_store_answers_ping,
+    a_lease_has_one_holder_until_it_expires,
 );
 
 /// Opens a backend with a KEK, or says there is none to be had (PostgreSQL outside CI).
@@ -810,4 +811,23 @@ fn keys_from_outside_with_a_nul_find_nothing(open: Open) {
 fn the_store_answers_ping(open: Open) {
     let Some(backend) = open(None) else { return };
     backend.store().ping().unwrap();
+}
+
+fn a_lease_has_one_holder_until_it_expires(open: Open) {
+    let Some(mut backend) = open(None) else { return };
+    let store = backend.store();
+    assert!(store.try_lease("rotation", "a", 100, 30).unwrap(), "free: a holds it until 130");
+    assert!(!store.try_lease("rotation", "b", 110, 30).unwrap());
+    assert!(!store.try_lease("rotation", "b", 130, 30).unwrap(), "held through its last second");
+    assert!(store.try_lease("rotation", "a", 125, 30).unwrap(), "renewed until 155");
+    assert!(!store.try_lease("rotation", "b", 140, 30).unwrap(), "the renewal holds");
+    assert!(store.try_lease("other", "b", 140, 30).unwrap(), "each name is a lease of its own");
+    assert!(store.try_lease("rotation", "b", 156, 30).unwrap(), "expired: b takes over");
+    assert!(!store.try_lease("rotation", "a", 157, 30).unwrap(), "and a is refused now");
+    assert_eq!(store.version().unwrap(), 0, "a lease is no change to follow");
+    assert!(store.changes_since(0).unwrap().is_empty());
+    backend.reopen(None);
+    let store = backend.store();
+    assert!(!store.try_lease("rotation", "a", 160, 30).unwrap(), "a taken lease is durable");
+    assert!(store.try_lease("rotation", "b", 186, 30).unwrap());
 }

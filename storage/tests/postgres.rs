@@ -146,6 +146,24 @@ fn writers_on_two_nodes_leave_one_change_log_without_gaps() {
 }
 
 #[test]
+fn of_eight_holders_taking_one_free_lease_on_two_nodes_exactly_one_gets_it() {
+    let Some(db) = fresh_database() else { return };
+    let nodes = two_nodes(db.url());
+    for round in 0..5u64 {
+        let name = format!("lease{round}");
+        let taken = race(&nodes, 8, move |i, store| {
+            store.try_lease(&name, &format!("holder{i}"), 100, 30).unwrap()
+        });
+        assert_eq!(taken.iter().filter(|t| **t).count(), 1, "{taken:?}");
+    }
+    // And once it has expired, of eight at once again exactly one takes it over.
+    let taken = race(&nodes, 8, |i, store| {
+        store.try_lease("lease0", &format!("late{i}"), 131, 30).unwrap()
+    });
+    assert_eq!(taken.iter().filter(|t| **t).count(), 1, "{taken:?}");
+}
+
+#[test]
 fn nodes_migrating_at_once_apply_each_migration_once() {
     let Some(db) = fresh_database() else { return };
     let url = db.url().to_string();
@@ -161,10 +179,10 @@ fn nodes_migrating_at_once_apply_each_migration_once() {
         .collect();
     let mut applied: Vec<u32> = runs.into_iter().flat_map(|h| h.join().unwrap()).collect();
     applied.sort_unstable();
-    assert_eq!(applied, [1]);
+    assert_eq!(applied, [1, 2]);
     assert!(PgStore::migrate(&url).unwrap().is_empty());
     let tables = db.query_text("SELECT version FROM schema_migrations ORDER BY version");
-    assert_eq!(tables, ["0", "1"], "the lock row and version 1");
+    assert_eq!(tables, ["0", "1", "2"], "the lock row and each version");
 }
 
 #[test]

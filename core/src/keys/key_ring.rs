@@ -27,7 +27,18 @@ pub struct KeyRing {
     learned: HashMap<String, u64>,
     /// The key the published set signs with.
     signing: Option<String>,
+    /// On a shared store, this node's id as a holder of [`ROTATION_LEASE`]; `None` on a store
+    /// of its own, where this ring is the only one.
+    lease_holder: Option<String>,
 }
+
+/// On a shared store only the node holding this lease rotates on schedule: the others would
+/// each attempt every due rotation, and all but one lose the race and reload.
+const ROTATION_LEASE: &str = "key_rotation";
+
+/// How many ticks a rotation lease outlives its last renewal: a holder that misses a tick
+/// keeps it, and when the holder is gone another node takes over within a few ticks.
+const LEASE_TICKS: u32 = 3;
 
 /// Where the ring [`KeyRing::publish`] swaps in came from.
 #[derive(Clone, Copy)]
@@ -70,11 +81,31 @@ fn fresh_key() -> Result<FreshKey, StoreError> {
 }
 
 impl KeyRing {
-    /// Loads the ring, or creates the first one (persisted before anything is published).
+    /// Loads the ring, or creates the first one (persisted before anything is published), on
+    /// a store no other process uses.
     pub fn load(
         store: Arc<dyn Storage>,
         clock: SharedClock,
         rules: RotationRules,
+    ) -> Result<KeyRing, StoreError> {
+        KeyRing::open(store, clock, rules, None)
+    }
+
+    /// [`KeyRing::load`] for one of several nodes on a shared store: this ring rotates on
+    /// schedule only while its node holds the rotation lease.
+    pub fn load_shared(
+        store: Arc<dyn Storage>,
+        clock: SharedClock,
+        rules: RotationRules,
+    ) -> Result<KeyRing, StoreError> {
+        KeyRing::open(store, clock, rules, Some(random_token(16)))
+    }
+
+    fn open(
+        store: Arc<dyn Storage>,
+        clock: SharedClock,
+        rules: RotationRules,
+        lease_holder: Option<String>,
     ) -> Result<KeyRing, StoreError> {
         let rules = widest_rules(store.as_ref(), rules)?;
         let records = store.load_keys()?;
@@ -94,6 +125,7 @@ impl KeyRing {
             tick_every: Duration::from_secs(30),
             learned: HashMap::new(),
             signing: None,
+            lease_holder,
         };
         keyring.publish(Learned::Here);
         keyring.tick()?;
@@ -181,9 +213,10 @@ impl KeyRing {
         if self.signer(now) != self.signing.as_deref() {
             self.publish(Learned::Here);
         }
+        let may_rotate = self.holds_rotation_lease(now)?;
         let mut ring = self.ring.clone();
         let mut changed = ring.prune(now);
-        if ring.is_due(now, &self.rules) {
+        if may_rotate && ring.is_due(now, &self.rules) {
             // unwrap-free: is_due already checked safety, so this cannot refuse
             changed |= ring.rotate(now, false, &self.rules, fresh_key()?).is_ok();
         }
@@ -192,6 +225,13 @@ impl KeyRing {
             tracing::info!(kid = %self.ring.current().kid, "key ring updated on schedule");
         }
         Ok(())
+    }
+
+    /// Takes or renews the rotation lease; always true on a store of its own.
+    fn holds_rotation_lease(&self, now: u64) -> Result<bool, StoreError> {
+        let Some(holder) = &self.lease_holder else { return Ok(true) };
+        let ttl = (self.tick_every * LEASE_TICKS).as_secs();
+        self.store.try_lease(ROTATION_LEASE, holder, now, ttl)
     }
 
     pub fn list(&self) -> Vec<KeyInfo> {

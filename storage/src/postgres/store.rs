@@ -484,6 +484,22 @@ impl Storage for PgStore {
         })
     }
 
+    fn try_lease(&self, name: &str, holder: &str, now: u64, ttl: u64) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let (until, now) = (int(now.saturating_add(ttl)), int(now));
+        self.run(|pool| async move {
+            let client = connection(&pool).await?;
+            // One statement: of nodes racing for a free lease, the insert of one wins and the
+            // others' updates then see its row, which is not theirs and has not expired.
+            let upsert = "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE \
+                 SET holder = excluded.holder, expires_at = excluded.expires_at \
+                 WHERE leases.expires_at < $4 OR leases.holder = excluded.holder \
+                 RETURNING holder";
+            Ok(row(&client, upsert, &[&name, &holder, &until, &now]).await?.is_some())
+        })
+    }
+
     fn ping(&self) -> Result<(), StoreError> {
         self.run(|pool| async move {
             let client = connection(&pool).await?;

@@ -7,7 +7,7 @@ use redb::{
 };
 
 use super::tables::{
-    API_KEYS, APPS, ASSERTIONS, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, META,
+    API_KEYS, APPS, ASSERTIONS, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, LEASES, META,
     PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, REVOKED_JTIS, ROLES, SCOPES,
     SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
 };
@@ -71,6 +71,7 @@ impl Store {
             txn.open_table(CONNECTS).map_err(db)?;
             txn.open_table(PROVIDER_STATES).map_err(db)?;
             txn.open_table(PROVIDER_GRANTS).map_err(db)?;
+            txn.open_table(LEASES).map_err(db)?;
             Ok(())
         })?;
         Ok(store)
@@ -393,6 +394,23 @@ impl Storage for Store {
             out.push((k.value(), v.value().to_string()));
         }
         Ok(out)
+    }
+
+    fn try_lease(&self, name: &str, holder: &str, now: u64, ttl: u64) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut table = txn.open_table(LEASES).map_err(db)?;
+            let is_free = match table.get(name).map_err(db)? {
+                Some(lease) => {
+                    let (held_by, until) = lease.value();
+                    held_by == holder || until < now
+                }
+                None => true,
+            };
+            if is_free {
+                table.insert(name, (holder, now.saturating_add(ttl))).map_err(db)?;
+            }
+            Ok(is_free)
+        })
     }
 
     /// The file is open for as long as the store is.
