@@ -313,3 +313,62 @@ fn issue_10_only_the_holder_of_the_rotation_lease_rotates_on_schedule() {
             .unwrap()
     );
 }
+
+/// Two key rings on one store as two nodes that change the ring at once, each from the ring
+/// as it last read it: the one whose view is stale reads the ring again and applies its change
+/// to that, so no key either published is lost.
+#[test]
+fn issue_10_a_rotation_from_a_stale_ring_keeps_the_other_nodes_change() {
+    use tessera_storage::KeyState::{Current, Next};
+    let rules = RotationRules { propagation: 2, ..RULES };
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Storage> = Arc::new(Store::open(dir.path(), None).unwrap());
+    let clock = ManualClock::new(1_000_000);
+    let mut a = KeyRing::load_shared(Arc::clone(&store), clock.clone(), rules).unwrap();
+    let mut b = KeyRing::load_shared(Arc::clone(&store), clock.clone(), rules).unwrap();
+    let kid =
+        |ring: &KeyRing, state| ring.list().into_iter().find(|k| k.state == state).unwrap().kid;
+    let stored = || {
+        let mut kids: Vec<String> = store.load_keys().unwrap().into_iter().map(|k| k.kid).collect();
+        kids.sort_unstable();
+        kids
+    };
+    let genesis = kid(&a, Current);
+    // Both may rotate the genesis ring at once; a commits first.
+    a.rotate(false).unwrap();
+    let after_a = stored();
+    assert_eq!(after_a.len(), 3);
+    let answered = b.rotate(false).expect("b's rotation is answered with the ring as it now is");
+    let mut answered: Vec<String> = answered.into_iter().map(|k| k.kid).collect();
+    answered.sort_unstable();
+    assert_eq!(answered, after_a, "one rotation, and a's next key kept");
+    assert_eq!(stored(), after_a);
+    assert_eq!(kid(&b, Next), kid(&a, Next));
+    assert_ne!(kid(&b, Current), genesis);
+
+    // A change other than a rotation meanwhile: b's rotation is applied to the ring as it is.
+    clock.advance(rules.jwks_max_age + rules.propagation + 1);
+    let signer = kid(&a, Current);
+    let ahead = kid(&a, Next);
+    clock.advance(rules.retired_for());
+    a.tick().unwrap();
+    assert!(!stored().contains(&genesis), "a pruned the genesis key");
+    // The prune re-stamped the next key's publication too: wait one max-age more.
+    clock.advance(rules.jwks_max_age + rules.propagation + 1);
+    b.rotate(false).unwrap();
+    assert_eq!(kid(&b, Current), ahead, "b rotated away from {signer}");
+    assert!(!stored().contains(&genesis), "and did not bring the pruned key back");
+    a.reload().unwrap();
+    assert_eq!(kid(&a, Current), ahead);
+
+    // A forced rotation at a node that missed a rotation still withdraws the key it meant.
+    clock.advance(rules.jwks_max_age + rules.propagation + 1);
+    let compromised = kid(&b, Current);
+    a.rotate(false).unwrap();
+    let promoted = kid(&a, Current);
+    b.rotate(true).unwrap();
+    let kids = stored();
+    assert!(!kids.contains(&compromised), "withdrawn");
+    assert!(kids.contains(&promoted) && kid(&b, Current) == promoted, "the newer key goes on");
+    assert!(kids.contains(&signer), "the retiring key before stays");
+}

@@ -78,8 +78,13 @@ pub trait Storage: Send + Sync + 'static {
     fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError>;
     /// The signing keys, private parts opened with the KEK.
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
-    /// Replaces the whole key ring in one transaction.
+    /// Replaces the whole key ring in one transaction, whatever it held.
     fn save_keys(&self, keys: &[KeyRecord]) -> Result<u64, StoreError>;
+    /// Replaces the whole key ring in one transaction if it is still `expected` (the ring as
+    /// the caller last read or wrote it, in any order; empty for the first ring): true when
+    /// replaced, false with nothing written when another writer changed it meanwhile, so that
+    /// two nodes changing the ring at once cannot undo each other's change.
+    fn replace_keys(&self, expected: &[KeyRecord], keys: &[KeyRecord]) -> Result<bool, StoreError>;
     /// A small named value (bootstrap markers and the like).
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Sets a named value.

@@ -27,6 +27,7 @@ conformance!(
     the_root_app_is_created_once,
     acknowledged_writes_are_there_for_the_next_opener,
     keys_are_sealed_and_need_their_kek,
+    a_key_ring_changed_meanwhile_is_not_replaced,
     registry_changes_log_one_version_each_and_secrets_stay_sealed,
     meta_values_are_set_and_replaced,
     the_change_log_answers_since_any_version,
@@ -291,6 +292,52 @@ fn keys_are_sealed_and_need_their_kek(open: Open) {
     backend.store().save_keys(&[k.clone()]).unwrap();
     backend.reopen(Some(kek("22")));
     assert_eq!(backend.store().load_keys().unwrap(), vec![k]);
+}
+
+/// Two nodes changing the ring at once: the one whose view is stale must not undo the other's
+/// change, so a replacement is written only over the ring its writer last read.
+fn a_key_ring_changed_meanwhile_is_not_replaced(open: Open) {
+    let Some(mut backend) = open(Some(kek("44"))) else { return };
+    let store = backend.store();
+    let mut current = key("k1");
+    current.state = KeyState::Current;
+    current.secret = [1; 32];
+    let first = [current.clone(), key("k2")];
+    assert!(store.replace_keys(&[], &first).unwrap(), "the first ring, over none");
+    assert!(!store.replace_keys(&[], &[key("x")]).unwrap(), "a second first ring is refused");
+    assert_eq!(store.load_keys().unwrap(), first);
+    // Rotated by a writer that read `first`, named in any order.
+    let mut retired = current.clone();
+    retired.state = KeyState::Retiring;
+    retired.remove_after = Some(500);
+    let mut promoted = key("k2");
+    promoted.state = KeyState::Current;
+    let rotated = [key("k3"), promoted.clone(), retired.clone()];
+    assert!(store.replace_keys(&[key("k2"), current.clone()], &rotated).unwrap());
+    // A second writer that also read `first` is refused, and so is a view differing from the
+    // stored ring in one field or one seed only.
+    let mut other_next = key("k4");
+    other_next.secret = [4; 32];
+    let clobber = [key("k2"), other_next];
+    assert!(!store.replace_keys(&first, &clobber).unwrap());
+    let mut restamped = rotated.clone();
+    restamped[0].published_at += 1;
+    assert!(!store.replace_keys(&restamped, &clobber).unwrap());
+    let mut reseeded = rotated.clone();
+    reseeded[2].secret = [9; 32];
+    assert!(!store.replace_keys(&reseeded, &clobber).unwrap());
+    assert!(!store.replace_keys(&rotated[..2], &clobber).unwrap(), "a key short");
+    assert_eq!(store.load_keys().unwrap(), [retired.clone(), promoted.clone(), key("k3")]);
+    assert_eq!(store.version().unwrap(), 2, "refused replacements log nothing");
+    let logged = store.changes_since(0).unwrap();
+    assert_eq!(logged, [(1, "keys:".to_string()), (2, "keys:".to_string())]);
+    // Compared opened: the seeds are sealed anew on each write, and a KEK that cannot open the
+    // stored ring replaces nothing.
+    backend.reopen(Some(kek("55")));
+    assert!(matches!(backend.store().replace_keys(&rotated, &first), Err(StoreError::KekMismatch)));
+    backend.reopen(Some(kek("44")));
+    assert!(backend.store().replace_keys(&rotated, &first).unwrap());
+    assert_eq!(backend.store().load_keys().unwrap(), first);
 }
 
 /// The change log is what a follower replays, so its entries and the one version bump per

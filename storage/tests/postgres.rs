@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use tessera_storage::test_cluster::fresh_database;
 use tessera_storage::{
-    AppRecord, FamilyRecord, GrantOp, GrantOutcome, PgStore, Refusal, RegistryChange, Storage,
-    StoreError, TokenKey,
+    AppRecord, FamilyRecord, GrantOp, GrantOutcome, KeyRecord, KeyState, PgStore, Refusal,
+    RegistryChange, Storage, StoreError, TokenKey,
 };
 
 fn app(id: &str, client_id: &str) -> AppRecord {
@@ -161,6 +161,38 @@ fn of_eight_holders_taking_one_free_lease_on_two_nodes_exactly_one_gets_it() {
         store.try_lease("lease0", &format!("late{i}"), 131, 30).unwrap()
     });
     assert_eq!(taken.iter().filter(|t| **t).count(), 1, "{taken:?}");
+}
+
+#[test]
+fn of_eight_key_ring_changes_from_one_view_on_two_nodes_exactly_one_is_written() {
+    let Some(db) = fresh_database() else { return };
+    let nodes = two_nodes(db.url());
+    let key = |kid: String, state| KeyRecord {
+        kid,
+        state,
+        secret: [7; 32],
+        created_at: 1,
+        published_at: 1,
+        is_in_every_jwks: false,
+        activated_at: None,
+        retired_at: None,
+        remove_after: None,
+    };
+    let mut seen =
+        vec![key("current".into(), KeyState::Current), key("next".into(), KeyState::Next)];
+    assert!(nodes[0].replace_keys(&[], &seen).unwrap());
+    for round in 0..3 {
+        let view = seen.clone();
+        let written = race(&nodes, 8, move |i, store| {
+            let mut ring = view.clone();
+            ring.push(key(format!("r{round}-{i}"), KeyState::Retiring));
+            store.replace_keys(&view, &ring).unwrap()
+        });
+        assert_eq!(written.iter().filter(|w| **w).count(), 1, "{written:?}");
+        seen = nodes[1].load_keys().unwrap();
+        assert_eq!(seen.len(), 3 + round, "one key more each round");
+    }
+    assert_eq!(nodes[0].version().unwrap(), 4);
 }
 
 #[test]

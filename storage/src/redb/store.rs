@@ -13,7 +13,7 @@ use super::tables::{
 };
 use super::{connect, db, grant, registry};
 use crate::connect::grant_key;
-use crate::key::StoredKey;
+use crate::key::{StoredKey, is_same_ring};
 use crate::record::{decode, encode};
 use crate::registry::StoredProvider;
 use crate::{
@@ -118,6 +118,35 @@ impl Store {
 }
 
 impl Store {
+    fn open_keys(
+        &self,
+        table: &impl ReadableTable<&'static str, &'static [u8]>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (_, value) = entry.map_err(db)?;
+            let stored: StoredKey = decode(value.value())?;
+            keys.push(stored.open(self.kek.as_ref())?);
+        }
+        Ok(keys)
+    }
+
+    /// Sealed before the write transaction begins, so that no other writer waits on it.
+    fn seal_keys(&self, keys: &[KeyRecord]) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        keys.iter()
+            .map(|k| Ok((k.kid.clone(), encode(&StoredKey::seal(k, self.kek.as_ref())?))))
+            .collect()
+    }
+
+    fn write_keys(txn: &WriteTransaction, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut table = txn.open_table(KEYS).map_err(db)?;
+        table.retain(|_, _| false).map_err(db)?;
+        for (kid, bytes) in sealed {
+            table.insert(kid.as_str(), bytes.as_slice()).map_err(db)?;
+        }
+        Ok(())
+    }
+
     fn load_all<T: serde::de::DeserializeOwned>(
         &self,
         table: redb::TableDefinition<&str, &[u8]>,
@@ -298,29 +327,27 @@ impl Storage for Store {
 
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(KEYS).map_err(db)?;
-        let mut keys = Vec::new();
-        for entry in table.iter().map_err(db)? {
-            let (_, value) = entry.map_err(db)?;
-            let stored: StoredKey = decode(value.value())?;
-            keys.push(stored.open(self.kek.as_ref())?);
-        }
-        Ok(keys)
+        self.open_keys(&txn.open_table(KEYS).map_err(db)?)
     }
 
     fn save_keys(&self, keys: &[KeyRecord]) -> Result<u64, StoreError> {
-        let sealed = keys
-            .iter()
-            .map(|k| Ok((k.kid.as_str(), encode(&StoredKey::seal(k, self.kek.as_ref())?))))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let sealed = self.seal_keys(keys)?;
         self.write(|txn| {
-            let mut table = txn.open_table(KEYS).map_err(db)?;
-            table.retain(|_, _| false).map_err(db)?;
-            for (kid, bytes) in &sealed {
-                table.insert(*kid, bytes.as_slice()).map_err(db)?;
-            }
-            drop(table);
+            Self::write_keys(txn, &sealed)?;
             Self::record_change(txn, "keys:")
+        })
+    }
+
+    fn replace_keys(&self, expected: &[KeyRecord], keys: &[KeyRecord]) -> Result<bool, StoreError> {
+        let sealed = self.seal_keys(keys)?;
+        self.write(|txn| {
+            let stored = self.open_keys(&txn.open_table(KEYS).map_err(db)?)?;
+            if !is_same_ring(stored, expected) {
+                return Ok(false);
+            }
+            Self::write_keys(txn, &sealed)?;
+            Self::record_change(txn, "keys:")?;
+            Ok(true)
         })
     }
 
