@@ -156,10 +156,12 @@ pub fn prepare(
         }
     }
     let mut rules = rotation_rules(&config);
-    if shared {
+    let keyring = if shared {
         rules.propagation = SHARED_PROPAGATION;
-    }
-    let keyring = KeyRing::load(Arc::clone(&store), Arc::clone(&clock), rules)?;
+        KeyRing::load_shared(Arc::clone(&store), Arc::clone(&clock), rules)?
+    } else {
+        KeyRing::load(Arc::clone(&store), Arc::clone(&clock), rules)?
+    };
     let mut assertion_audiences: Vec<String> =
         api::oauth2::TOKEN_PATHS.iter().map(|p| format!("{issuer_url}{p}")).collect();
     assertion_audiences.push(issuer_url.to_string());

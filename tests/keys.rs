@@ -265,3 +265,110 @@ fn issue_10_a_node_that_learns_a_key_late_signs_with_it_only_after_its_own_jwks_
     let now = tessera_core::clock::Clock::now(&*clock);
     assert!(kept.remove_after.unwrap() >= now - 1 + RULES.max_token_ttl);
 }
+
+/// Two key rings on one store as two nodes on a shared one: only the holder of the rotation
+/// lease rotates on schedule, and when it stops renewing the lease the other takes over.
+#[test]
+fn issue_10_only_the_holder_of_the_rotation_lease_rotates_on_schedule() {
+    let rules = RotationRules { rotate_every: 400, propagation: 2, ..RULES };
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Storage> = Arc::new(Store::open(dir.path(), None).unwrap());
+    let clock = ManualClock::new(1_000_000);
+    // Loading ticks once: a, loaded first, takes the lease.
+    let mut a = KeyRing::load_shared(Arc::clone(&store), clock.clone(), rules).unwrap();
+    let mut b = KeyRing::load_shared(Arc::clone(&store), clock.clone(), rules).unwrap();
+    let current = |ring: &KeyRing| {
+        ring.list().into_iter().find(|k| k.state == tessera_storage::KeyState::Current).unwrap().kid
+    };
+    let genesis = current(&a);
+    // a renews the lease every 60 s, as its 30 s ticks would.
+    for _ in 0..6 {
+        clock.advance(60);
+        a.tick().unwrap();
+    }
+    assert_eq!(current(&a), genesis, "not due before 400 s");
+    clock.advance(60);
+    b.tick().unwrap();
+    b.reload().unwrap();
+    assert_eq!(current(&b), genesis, "due, but b does not hold the lease");
+    a.tick().unwrap();
+    let rotated = current(&a);
+    assert_ne!(rotated, genesis, "the holder rotates when due");
+    b.reload().unwrap();
+    assert_eq!(current(&b), rotated);
+    // a stops ticking (its node is gone); its lease runs out 90 s after its last renewal.
+    clock.advance(60);
+    b.tick().unwrap();
+    b.reload().unwrap();
+    assert_eq!(current(&b), rotated);
+    clock.advance(400);
+    b.tick().unwrap();
+    let taken_over = current(&b);
+    assert_ne!(taken_over, rotated, "b took the expired lease and rotated on schedule");
+    a.reload().unwrap();
+    assert_eq!(current(&a), taken_over);
+    assert!(
+        !store
+            .try_lease("key_rotation", "someone", tessera_core::clock::Clock::now(&*clock), 1)
+            .unwrap()
+    );
+}
+
+/// Two key rings on one store as two nodes that change the ring at once, each from the ring
+/// as it last read it: the one whose view is stale reads the ring again and applies its change
+/// to that, so no key either published is lost.
+#[test]
+fn issue_10_a_rotation_from_a_stale_ring_keeps_the_other_nodes_change() {
+    use tessera_storage::KeyState::{Current, Next};
+    let rules = RotationRules { propagation: 2, ..RULES };
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Storage> = Arc::new(Store::open(dir.path(), None).unwrap());
+    let clock = ManualClock::new(1_000_000);
+    let mut a = KeyRing::load_shared(Arc::clone(&store), clock.clone(), rules).unwrap();
+    let mut b = KeyRing::load_shared(Arc::clone(&store), clock.clone(), rules).unwrap();
+    let kid =
+        |ring: &KeyRing, state| ring.list().into_iter().find(|k| k.state == state).unwrap().kid;
+    let stored = || {
+        let mut kids: Vec<String> = store.load_keys().unwrap().into_iter().map(|k| k.kid).collect();
+        kids.sort_unstable();
+        kids
+    };
+    let genesis = kid(&a, Current);
+    // Both may rotate the genesis ring at once; a commits first.
+    a.rotate(false).unwrap();
+    let after_a = stored();
+    assert_eq!(after_a.len(), 3);
+    let answered = b.rotate(false).expect("b's rotation is answered with the ring as it now is");
+    let mut answered: Vec<String> = answered.into_iter().map(|k| k.kid).collect();
+    answered.sort_unstable();
+    assert_eq!(answered, after_a, "one rotation, and a's next key kept");
+    assert_eq!(stored(), after_a);
+    assert_eq!(kid(&b, Next), kid(&a, Next));
+    assert_ne!(kid(&b, Current), genesis);
+
+    // A change other than a rotation meanwhile: b's rotation is applied to the ring as it is.
+    clock.advance(rules.jwks_max_age + rules.propagation + 1);
+    let signer = kid(&a, Current);
+    let ahead = kid(&a, Next);
+    clock.advance(rules.retired_for());
+    a.tick().unwrap();
+    assert!(!stored().contains(&genesis), "a pruned the genesis key");
+    // The prune re-stamped the next key's publication too: wait one max-age more.
+    clock.advance(rules.jwks_max_age + rules.propagation + 1);
+    b.rotate(false).unwrap();
+    assert_eq!(kid(&b, Current), ahead, "b rotated away from {signer}");
+    assert!(!stored().contains(&genesis), "and did not bring the pruned key back");
+    a.reload().unwrap();
+    assert_eq!(kid(&a, Current), ahead);
+
+    // A forced rotation at a node that missed a rotation still withdraws the key it meant.
+    clock.advance(rules.jwks_max_age + rules.propagation + 1);
+    let compromised = kid(&b, Current);
+    a.rotate(false).unwrap();
+    let promoted = kid(&a, Current);
+    b.rotate(true).unwrap();
+    let kids = stored();
+    assert!(!kids.contains(&compromised), "withdrawn");
+    assert!(kids.contains(&promoted) && kid(&b, Current) == promoted, "the newer key goes on");
+    assert!(kids.contains(&signer), "the retiring key before stays");
+}

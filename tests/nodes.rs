@@ -2,6 +2,7 @@
 //! run them. Each test gets a fresh database (see `tessera_storage::test_cluster`) and starts
 //! the real binary on loopback ports; the outage test gets a PostgreSQL of its own to stop.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,14 +32,25 @@ impl Drop for Node {
 impl Node {
     /// Starts the real binary on `db` and waits for its "listening" line.
     pub fn start(db: &TestDatabase) -> Node {
-        Node::start_on(db.url())
+        Node::start_on(db.url(), None)
+    }
+
+    /// [`Node::start`] with `config` as its TOML configuration file.
+    pub fn start_with(db: &TestDatabase, config: Option<&str>) -> Node {
+        Node::start_on(db.url(), config)
     }
 
     /// The same, on the database at `url`.
-    pub fn start_on(url: &str) -> Node {
+    pub fn start_on(url: &str, config: Option<&str>) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", url])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--store", url]);
+        if let Some(config) = config {
+            let path = dir.path().join("tessera.toml");
+            std::fs::write(&path, config).unwrap();
+            command.arg("--config").arg(path);
+        }
+        let mut child = command
             .env("TESSERA_DATA_DIR", dir.path())
             // Behind one load balancer every node is the same issuer.
             .env("TESSERA_ISSUER", ISSUER)
@@ -120,7 +132,13 @@ impl Node {
         (answer.status, answer.body)
     }
 
-    /// An OAuth endpoint (token, introspection, revocation) with a form body.
+    /// An OAuth endpoint (token, introspection, revocation) with a form body: (status, answer).
+    pub fn oauth2(&self, path: &str, form: &str, basic: Option<(&str, &str)>) -> (u16, Value) {
+        let answer = self.oauth(path, form, basic);
+        (answer.status, answer.body)
+    }
+
+    /// An OAuth endpoint with a form body, with the headers a test looks at.
     fn oauth(&self, path: &str, form: &str, basic: Option<(&str, &str)>) -> Answer {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -241,12 +259,10 @@ fn issue_10_a_change_at_one_node_is_in_force_at_every_node_within_a_second() {
         .expect("and at A");
 }
 
-#[test]
-fn issue_10_of_concurrent_redemptions_at_three_nodes_exactly_one_wins() {
-    let Some((_db, nodes)) = three_nodes() else { return };
-    let root = nodes[0].root_token();
-    let body = json!({"name": "refresher", "scopes": ["a"], "grantTypes": ["client_credentials", "refresh_token"]});
-    let (status, created) = nodes[0].admin("POST", "/api/v1/apps", &root, Some(body));
+/// Creates an app at `node` and waits until every node issues it tokens: its client id and
+/// secret.
+fn app_known_everywhere(nodes: &[Node], node: &Node, body: Value) -> (String, String) {
+    let (status, created) = node.admin("POST", "/api/v1/apps", &node.root_token(), Some(body));
     assert_eq!(status, 201, "{created}");
     let client_id = created["app"]["clientId"].as_str().unwrap().to_string();
     let secret = created["app"]["secret"].as_str().unwrap().to_string();
@@ -255,6 +271,15 @@ fn issue_10_of_concurrent_redemptions_at_three_nodes_exactly_one_wins() {
         nodes.iter().all(|n| n.token("grant_type=client_credentials", creds).0 == 200)
     })
     .expect("every node knows the app");
+    (client_id, secret)
+}
+
+#[test]
+fn issue_10_of_concurrent_redemptions_at_three_nodes_exactly_one_wins() {
+    let Some((_db, nodes)) = three_nodes() else { return };
+    let body = json!({"name": "refresher", "scopes": ["a"], "grantTypes": ["client_credentials", "refresh_token"]});
+    let (client_id, secret) = app_known_everywhere(&nodes, &nodes[0], body);
+    let creds = Some((client_id.as_str(), secret.as_str()));
     let (_, first) = nodes[1].token("grant_type=client_credentials", creds);
     let refresh = first["refresh_token"].as_str().expect("a refresh token").to_string();
     let form = format!("grant_type=refresh_token&refresh_token={refresh}");
@@ -283,6 +308,248 @@ fn issue_10_of_concurrent_redemptions_at_three_nodes_exactly_one_wins() {
             node.token(&format!("grant_type=refresh_token&refresh_token={next}"), creds);
         assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     }
+}
+
+#[test]
+fn issue_10_a_token_revoked_at_one_node_is_refused_at_the_others_within_a_second() {
+    let Some((_db, nodes)) = three_nodes() else { return };
+    let [a, b, c] = &nodes;
+    let (client_id, secret) = app_known_everywhere(&nodes, a, json!({"name": "revoker"}));
+    let creds = Some((client_id.as_str(), secret.as_str()));
+    let (status, issued) = a.token("grant_type=client_credentials", creds);
+    assert_eq!(status, 200, "{issued}");
+    let access = issued["access_token"].as_str().unwrap().to_string();
+    let introspect = |node: &Node| {
+        let (status, answer) =
+            node.oauth2("/oauth2/v1/introspect", &format!("token={access}"), creds);
+        assert_eq!(status, 200, "{answer}");
+        answer
+    };
+    for node in &nodes {
+        assert_eq!(introspect(node)["active"], true, "live at {}", node.url);
+    }
+    let (status, _) = a.oauth2("/oauth2/v1/revoke", &format!("token={access}"), creds);
+    assert_eq!(status, 200);
+    assert_eq!(introspect(a), json!({"active": false}), "refused at once where it was revoked");
+    for node in [b, c] {
+        let took = eventually(PROPAGATION, || introspect(node) == json!({"active": false}))
+            .unwrap_or_else(|| panic!("the revoked token is still active at {}", node.url));
+        eprintln!("revoke at A → refused at {}: {took:?}", node.url);
+    }
+}
+
+/// The JWKS `max-age` of the rotation test: a rotation is safe again a few seconds after the
+/// last one.
+const MAX_AGE: Duration = Duration::from_secs(1);
+/// How long a node may take to learn of another's key change, as the nodes assume it.
+const KEY_PROPAGATION: Duration = Duration::from_secs(2);
+
+/// A JWKS as one node served it.
+struct Served {
+    node: usize,
+    sent: Instant,
+    received: Instant,
+    kids: BTreeSet<String>,
+    /// Index of its body among the distinct bodies served.
+    body: usize,
+}
+
+/// An access token one node minted.
+struct Minted {
+    node: usize,
+    received: Instant,
+    kid: String,
+    token: String,
+}
+
+#[test]
+fn issue_10_rotations_at_every_node_keep_every_jwks_valid() {
+    let Some(db) = fresh_database() else { return };
+    let config = format!("[keys]\njwks_max_age = {}\n", MAX_AGE.as_secs());
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start_with(&db, Some(&config))).collect();
+    let started = Instant::now();
+    let stop = started + Duration::from_secs(14);
+    let at = |t: Instant| t.duration_since(started);
+    let (served, bodies, minted, rounds) = std::thread::scope(|s| {
+        let checker = s.spawn(|| {
+            let (mut served, mut bodies, mut minted) =
+                (Vec::new(), Vec::<Value>::new(), Vec::new());
+            while Instant::now() < stop {
+                for (node, n) in nodes.iter().enumerate() {
+                    let sent = Instant::now();
+                    let (status, jwks) = n.call("GET", "/.well-known/jwks.json", None, None);
+                    assert_eq!(status, 200);
+                    let kids = jwks["keys"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|k| k["kid"].as_str().unwrap().to_string())
+                        .collect();
+                    let body = bodies.iter().position(|b| *b == jwks).unwrap_or_else(|| {
+                        bodies.push(jwks);
+                        bodies.len() - 1
+                    });
+                    served.push(Served { node, sent, received: Instant::now(), kids, body });
+                }
+                for (node, n) in nodes.iter().enumerate() {
+                    let token = n.root_token();
+                    minted.push(Minted {
+                        node,
+                        received: Instant::now(),
+                        kid: jwt_kid(&token),
+                        token,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (served, bodies, minted)
+        });
+        // Rotations at every node, all three at once each round: one rotates the ring, the
+        // others either answer with the ring as it now is or refuse with its new `safeAt`.
+        let mut rounds = Vec::new();
+        let mut keys = nodes[0].admin("GET", "/api/v1/keys", &nodes[0].root_token(), None).1;
+        let mut turn = 0;
+        while Instant::now() + Duration::from_secs(1) < stop {
+            let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+                let calls: Vec<_> = nodes
+                    .iter()
+                    .map(|n| {
+                        s.spawn(move || {
+                            let body = Some(json!({"force": false}));
+                            n.admin("POST", "/api/v1/keys/rotate", &n.root_token(), body)
+                        })
+                    })
+                    .collect();
+                calls.into_iter().map(|c| c.join().unwrap()).collect()
+            });
+            let rings: Vec<(BTreeSet<String>, String)> = answers
+                .iter()
+                .filter(|(status, _)| *status == 200)
+                .map(|(_, b)| ring_of(b))
+                .collect();
+            assert!(answers.iter().all(|(status, _)| [200, 409].contains(status)), "{answers:?}");
+            if let Some(first) = rings.first() {
+                assert!(
+                    rings.iter().all(|r| r == first),
+                    "every answer is the ring as it is: {answers:?}"
+                );
+                let before = ring_of(&keys).0;
+                assert_eq!(first.0.len(), before.len() + 1, "exactly one rotation: {answers:?}");
+                assert!(first.0.is_superset(&before), "no key lost: {before:?} → {answers:?}");
+                keys = answers.iter().find(|(status, _)| *status == 200).unwrap().1.clone();
+                rounds.push(answers);
+            }
+            // The next rotation waits for the new next key, asked of the next node in turn.
+            turn += 1;
+            let n = &nodes[turn % 3];
+            let (status, refused) = n.admin(
+                "POST",
+                "/api/v1/keys/rotate",
+                &n.root_token(),
+                Some(json!({"force": false})),
+            );
+            assert_eq!(status, 409, "the fresh next key is not yet safe: {refused}");
+            let safe_at = time::OffsetDateTime::parse(
+                refused["safeAt"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap();
+            let wait = (safe_at - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+            std::thread::sleep(Duration::try_from(wait).unwrap() + Duration::from_millis(100));
+        }
+        let (served, bodies, minted) = checker.join().unwrap();
+        (served, bodies, minted, rounds)
+    });
+    let statuses: Vec<Vec<u16>> =
+        rounds.iter().map(|answers| answers.iter().map(|(status, _)| *status).collect()).collect();
+    eprintln!(
+        "{} rotation rounds {statuses:?}, {} JWKS fetched ({} distinct), {} tokens, in {:?}",
+        rounds.len(),
+        served.len(),
+        bodies.len(),
+        minted.len(),
+        started.elapsed()
+    );
+    assert!(rounds.len() >= 3, "{} rotations", rounds.len());
+    // A token's key is in every JWKS served within one max-age before it was issued (a
+    // verifier may hold such a JWKS still), and in every JWKS served since (no token expires
+    // while this runs).
+    let mut verified = BTreeSet::new();
+    for (i, token) in minted.iter().enumerate() {
+        for jwks in served.iter().filter(|f| f.sent + MAX_AGE > token.received) {
+            assert!(
+                jwks.kids.contains(&token.kid),
+                "a token of node {} at {:?} is signed by {}, which node {}'s JWKS of {:?} lacks",
+                token.node,
+                at(token.received),
+                token.kid,
+                jwks.node,
+                at(jwks.sent)
+            );
+            if verified.insert((i, jwks.body)) {
+                assert!(
+                    verifies(&token.token, &bodies[jwks.body]),
+                    "{} at {:?}",
+                    token.kid,
+                    at(token.received)
+                );
+            }
+        }
+    }
+    // No key leaves while this runs (no retired key has expired): once one node served a key,
+    // every node serves it from at most the propagation time later.
+    for first in &served {
+        for kid in &first.kids {
+            for later in served.iter().filter(|f| f.sent > first.received + KEY_PROPAGATION) {
+                assert!(
+                    later.kids.contains(kid),
+                    "{kid}, served by node {} at {:?}, is missing from node {}'s JWKS at {:?}",
+                    first.node,
+                    at(first.received),
+                    later.node,
+                    at(later.sent)
+                );
+            }
+        }
+    }
+    // The rotations reached every node: each signed with the keys they promoted.
+    for node in 0..3 {
+        let kids: BTreeSet<&str> =
+            minted.iter().filter(|t| t.node == node).map(|t| t.kid.as_str()).collect();
+        assert!(kids.len() >= 3, "node {node} signed with {kids:?}");
+    }
+    eprintln!("{} (token, JWKS) signatures verified", verified.len());
+}
+
+/// The kids of a `{"keys":[…]}` answer of the admin API, and its current key.
+fn ring_of(answer: &Value) -> (BTreeSet<String>, String) {
+    let keys = answer["keys"].as_array().unwrap();
+    let kids = keys.iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect();
+    let current = keys.iter().find(|k| k["state"] == "current").unwrap()["kid"].as_str().unwrap();
+    (kids, current.to_string())
+}
+
+fn jwt_kid(token: &str) -> String {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
+    serde_json::from_slice::<Value>(&header).unwrap()["kid"].as_str().unwrap().to_string()
+}
+
+/// Whether `token`'s signature verifies with the key of its kid in `jwks`.
+fn verifies(token: &str, jwks: &Value) -> bool {
+    use base64::Engine;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let kid = jwt_kid(token);
+    let Some(jwk) = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid) else {
+        return false;
+    };
+    let x: [u8; 32] = b64.decode(jwk["x"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let signature: [u8; 64] = b64.decode(signature).unwrap().try_into().unwrap();
+    VerifyingKey::from_bytes(&x)
+        .is_ok_and(|key| key.verify(signed.as_bytes(), &Signature::from_bytes(&signature)).is_ok())
 }
 
 #[test]
@@ -354,7 +621,7 @@ fn issue_10_a_database_outage_keeps_access_tokens_flowing_and_loses_nothing_ackn
     let began = Instant::now();
     let Some(pg) = private_cluster() else { return };
     let url = pg.database_url();
-    let nodes = [Node::start_on(&url), Node::start_on(&url)];
+    let nodes = [Node::start_on(&url, None), Node::start_on(&url, None)];
     let [a, b] = &nodes;
     let root = a.root_token();
     let plain = a.create_app(&root, json!({"name": "plain", "scopes": ["orders:read"]}));

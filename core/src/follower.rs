@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tessera_storage::{Storage, StoreError};
+use tessera_storage::{Storage, StoreError, parse_revocation_entry};
 
 use crate::grants::RevocationSet;
 use crate::keys::{KeyRingError, KeyRingHandle};
@@ -143,7 +143,7 @@ impl Follower {
             }
             if entry.starts_with("keys:") {
                 caught.keys = true;
-            } else if let Some((jti, exp)) = revoked_entry(entry) {
+            } else if let Some((jti, exp)) = parse_revocation_entry(entry) {
                 self.revoked.insert(jti.to_string(), exp);
                 caught.revoked += 1;
             }
@@ -156,24 +156,5 @@ impl Follower {
         }
         self.seen = last;
         Ok(caught)
-    }
-}
-
-/// A revocation's change-log entry, "revoked:<exp>:<jti or family id>".
-fn revoked_entry(entry: &str) -> Option<(&str, u64)> {
-    let rest = entry.strip_prefix("revoked:")?;
-    let (exp, jti) = rest.split_once(':')?;
-    Some((jti, exp.parse().ok()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn revocation_entries_name_their_token_and_expiry() {
-        assert_eq!(revoked_entry("revoked:1700000000:abc:def"), Some(("abc:def", 1_700_000_000)));
-        assert_eq!(revoked_entry("revoked:soon:abc"), None);
-        assert_eq!(revoked_entry("app:x"), None);
     }
 }

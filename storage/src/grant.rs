@@ -145,9 +145,38 @@ impl GrantOutcome {
     }
 }
 
+/// The change-log entry of a revocation, "revoked:<exp>:<jti or family id>": how the nodes
+/// sharing a store learn of it. The expiry comes first because a jti or family id may hold
+/// anything, a colon included.
+pub fn revocation_entry(jti: &str, exp: u64) -> String {
+    format!("revoked:{exp}:{jti}")
+}
+
+/// A [`revocation_entry`] read back: (jti or family id, until when); `None` for any other
+/// entry.
+pub fn parse_revocation_entry(entry: &str) -> Option<(&str, u64)> {
+    let rest = entry.strip_prefix("revoked:")?;
+    let (exp, jti) = rest.split_once(':')?;
+    Some((jti, exp.parse().ok()?))
+}
+
 /// What introspection needs to know of a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshStatus {
     pub record: RefreshRecord,
     pub family: FamilyRecord,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocation_entries_name_their_token_and_expiry() {
+        let entry = revocation_entry("abc:def", 1_700_000_000);
+        assert_eq!(entry, "revoked:1700000000:abc:def");
+        assert_eq!(parse_revocation_entry(&entry), Some(("abc:def", 1_700_000_000)));
+        assert_eq!(parse_revocation_entry("revoked:soon:abc"), None);
+        assert_eq!(parse_revocation_entry("app:x"), None);
+    }
 }

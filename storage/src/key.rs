@@ -90,3 +90,12 @@ impl StoredKey {
         })
     }
 }
+
+/// Whether `stored` is the ring `expected`, in whatever order each lists its keys: every field
+/// and seed alike, so a ring re-stamped or re-sealed since is another ring.
+pub(crate) fn is_same_ring(mut stored: Vec<KeyRecord>, expected: &[KeyRecord]) -> bool {
+    let mut expected: Vec<&KeyRecord> = expected.iter().collect();
+    stored.sort_unstable_by(|a, b| a.kid.cmp(&b.kid));
+    expected.sort_unstable_by(|a, b| a.kid.cmp(&b.kid));
+    stored.len() == expected.len() && stored.iter().zip(expected).all(|(a, b)| a == b)
+}

@@ -20,6 +20,7 @@ pub use connect::{ConnectRecord, ConnectRefusal, ProviderGrant};
 pub use error::{RETRY_UNAVAILABLE_AFTER, StoreError, Unavailable};
 pub use grant::{
     FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
+    parse_revocation_entry, revocation_entry,
 };
 pub use key::{KeyRecord, KeyState};
 pub use postgres::PgStore;
@@ -77,8 +78,13 @@ pub trait Storage: Send + Sync + 'static {
     fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError>;
     /// The signing keys, private parts opened with the KEK.
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
-    /// Replaces the whole key ring in one transaction.
+    /// Replaces the whole key ring in one transaction, whatever it held.
     fn save_keys(&self, keys: &[KeyRecord]) -> Result<u64, StoreError>;
+    /// Replaces the whole key ring in one transaction if it is still `expected` (the ring as
+    /// the caller last read or wrote it, in any order; empty for the first ring): true when
+    /// replaced, false with nothing written when another writer changed it meanwhile, so that
+    /// two nodes changing the ring at once cannot undo each other's change.
+    fn replace_keys(&self, expected: &[KeyRecord], keys: &[KeyRecord]) -> Result<bool, StoreError>;
     /// A small named value (bootstrap markers and the like).
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Sets a named value.
@@ -90,7 +96,9 @@ pub trait Storage: Send + Sync + 'static {
     fn version(&self) -> Result<u64, StoreError>;
     /// Applies a batch of grant operations in one durable transaction and answers each in
     /// order. An operation that fails its condition is answered, not an error; an `Err` means
-    /// the whole batch was not committed.
+    /// the whole batch was not committed. Every access-token revocation an operation answers
+    /// (its [`GrantOutcome::revoked_jtis`]) is also logged, one [`revocation_entry`] and one
+    /// version each, in that transaction; other grant changes are not followed and log nothing.
     fn apply_grants(&self, ops: &[GrantOp]) -> Result<Vec<GrantOutcome>, StoreError>;
     /// A refresh token's record and family, if it is known.
     fn refresh_status(&self, token: &TokenKey) -> Result<Option<RefreshStatus>, StoreError>;
@@ -98,6 +106,11 @@ pub trait Storage: Send + Sync + 'static {
     fn revoked_access_tokens(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Changes committed after `since`, as `(version, "kind:id")`, oldest first.
     fn changes_since(&self, since: u64) -> Result<Vec<(u64, String)>, StoreError>;
+    /// Takes or renews the lease `name` for `holder` until `now + ttl`: true when `holder`
+    /// holds it after the call (it was free, had expired, or was `holder`'s already), false
+    /// while another holder's lease runs, to its last second included. Of several nodes taking
+    /// one lease at once, one gets it. A lease is no change to follow: no version, no entry.
+    fn try_lease(&self, name: &str, holder: &str, now: u64, ttl: u64) -> Result<bool, StoreError>;
     /// Whether the store can be used now, for readiness checks: `Unavailable` while a shared
     /// database cannot be reached.
     fn ping(&self) -> Result<(), StoreError>;

@@ -27,18 +27,21 @@ conformance!(
     the_root_app_is_created_once,
     acknowledged_writes_are_there_for_the_next_opener,
     keys_are_sealed_and_need_their_kek,
+    a_key_ring_changed_meanwhile_is_not_replaced,
     registry_changes_log_one_version_each_and_secrets_stay_sealed,
     meta_values_are_set_and_replaced,
     the_change_log_answers_since_any_version,
     a_refresh_token_is_spent_once_and_its_reuse_ends_the_family,
     a_refused_spend_changes_nothing,
     revocations_are_answered_and_listed,
+    every_revocation_is_logged_for_the_other_nodes,
     a_client_assertion_is_recorded_once,
     cleanup_removes_only_what_expired,
     connect_requests_go_through_their_steps_once,
     provider_grants_are_sealed,
     keys_from_outside_with_a_nul_find_nothing,
     the_store_answers_ping,
+    a_lease_has_one_holder_until_it_expires,
 );
 
 /// Opens a backend with a KEK, or says there is none to be had (PostgreSQL outside CI).
@@ -291,6 +294,52 @@ fn keys_are_sealed_and_need_their_kek(open: Open) {
     assert_eq!(backend.store().load_keys().unwrap(), vec![k]);
 }
 
+/// Two nodes changing the ring at once: the one whose view is stale must not undo the other's
+/// change, so a replacement is written only over the ring its writer last read.
+fn a_key_ring_changed_meanwhile_is_not_replaced(open: Open) {
+    let Some(mut backend) = open(Some(kek("44"))) else { return };
+    let store = backend.store();
+    let mut current = key("k1");
+    current.state = KeyState::Current;
+    current.secret = [1; 32];
+    let first = [current.clone(), key("k2")];
+    assert!(store.replace_keys(&[], &first).unwrap(), "the first ring, over none");
+    assert!(!store.replace_keys(&[], &[key("x")]).unwrap(), "a second first ring is refused");
+    assert_eq!(store.load_keys().unwrap(), first);
+    // Rotated by a writer that read `first`, named in any order.
+    let mut retired = current.clone();
+    retired.state = KeyState::Retiring;
+    retired.remove_after = Some(500);
+    let mut promoted = key("k2");
+    promoted.state = KeyState::Current;
+    let rotated = [key("k3"), promoted.clone(), retired.clone()];
+    assert!(store.replace_keys(&[key("k2"), current.clone()], &rotated).unwrap());
+    // A second writer that also read `first` is refused, and so is a view differing from the
+    // stored ring in one field or one seed only.
+    let mut other_next = key("k4");
+    other_next.secret = [4; 32];
+    let clobber = [key("k2"), other_next];
+    assert!(!store.replace_keys(&first, &clobber).unwrap());
+    let mut restamped = rotated.clone();
+    restamped[0].published_at += 1;
+    assert!(!store.replace_keys(&restamped, &clobber).unwrap());
+    let mut reseeded = rotated.clone();
+    reseeded[2].secret = [9; 32];
+    assert!(!store.replace_keys(&reseeded, &clobber).unwrap());
+    assert!(!store.replace_keys(&rotated[..2], &clobber).unwrap(), "a key short");
+    assert_eq!(store.load_keys().unwrap(), [retired.clone(), promoted.clone(), key("k3")]);
+    assert_eq!(store.version().unwrap(), 2, "refused replacements log nothing");
+    let logged = store.changes_since(0).unwrap();
+    assert_eq!(logged, [(1, "keys:".to_string()), (2, "keys:".to_string())]);
+    // Compared opened: the seeds are sealed anew on each write, and a KEK that cannot open the
+    // stored ring replaces nothing.
+    backend.reopen(Some(kek("55")));
+    assert!(matches!(backend.store().replace_keys(&rotated, &first), Err(StoreError::KekMismatch)));
+    backend.reopen(Some(kek("44")));
+    assert!(backend.store().replace_keys(&rotated, &first).unwrap());
+    assert_eq!(backend.store().load_keys().unwrap(), first);
+}
+
 /// The change log is what a follower replays, so its entries and the one version bump per
 /// change are pinned here, for every kind of registry change.
 fn registry_changes_log_one_version_each_and_secrets_stay_sealed(open: Open) {
@@ -459,7 +508,7 @@ fn the_change_log_answers_since_any_version(open: Open) {
     store.create_app(&app("a", "ca")).unwrap();
     store.save_keys(&[key("k")]).unwrap();
     store.apply_registry(&[RegistryChange::DeleteRole("r".into())]).unwrap();
-    // Grants are not followed: no version for them.
+    // A grant that revokes nothing is not followed: no version for it.
     let f = family("f", "ca", "s", 100);
     store.apply_grants(&[create_family(&f, token(1), 90)]).unwrap();
     assert_eq!(store.version().unwrap(), 3);
@@ -577,6 +626,56 @@ fn revocations_are_answered_and_listed(open: Open) {
     let listed = store.revoked_access_tokens().unwrap();
     let expected = [("f1", 400), ("f2", 300), ("f3", 400), ("j1", 99)];
     assert_eq!(listed, expected.map(|(j, e)| (j.to_string(), e)));
+}
+
+/// Other nodes refuse a revoked token once their followers read it from the change log, so
+/// every revocation an operation answers is logged with it, one version each, in order.
+fn every_revocation_is_logged_for_the_other_nodes(open: Open) {
+    let Some(backend) = open(None) else { return };
+    let store = backend.store();
+    let families = [family("f1", "c1", "alice", 100), family("g", "c2", "bob", 100)];
+    store
+        .apply_grants(&[
+            create_family(&families[0], token(1), 90),
+            create_family(&families[1], token(5), 90),
+        ])
+        .unwrap();
+    one(store, spend(token(1), token(2), None, 10));
+    assert_eq!(store.version().unwrap(), 0, "new families and spends are not followed");
+    assert_eq!(
+        one(store, GrantOp::RevokeAccess { jti: "j1".into(), exp: 99 }),
+        GrantOutcome::Revoked(vec![("j1".into(), 99)])
+    );
+    assert_eq!(store.changes_since(0).unwrap(), [(1, "revoked:99:j1".to_string())]);
+    let batch = [
+        spend(token(9), token(10), None, 20),
+        spend(token(1), token(3), None, 20),
+        GrantOp::RevokeClient { client_id: "c2".into(), subject: None, horizon: 400 },
+        GrantOp::RevokeFamily { token: token(7), client_id: None, horizon: 300 },
+        GrantOp::RevokeAccess { jti: "j:2".into(), exp: 7 },
+    ];
+    let outcomes = store.apply_grants(&batch).unwrap();
+    assert_eq!(outcomes[0], refused(Refusal::Unknown));
+    assert_eq!(
+        outcomes[1],
+        GrantOutcome::Refused { why: Refusal::Reused, revoked: vec![("f1".into(), 500)] }
+    );
+    assert_eq!(outcomes[3], GrantOutcome::NoMatch);
+    let expected = [(2, "revoked:500:f1"), (3, "revoked:400:g"), (4, "revoked:7:j:2")];
+    assert_eq!(store.changes_since(1).unwrap(), expected.map(|(v, w)| (v, w.to_string())));
+    assert_eq!(store.version().unwrap(), 4);
+    let logged: Vec<_> = store.changes_since(0).unwrap();
+    let parsed: Vec<_> =
+        logged.iter().filter_map(|(_, w)| tessera_storage::parse_revocation_entry(w)).collect();
+    assert_eq!(parsed, [("j1", 99), ("f1", 500), ("g", 400), ("j:2", 7)]);
+    let mut listed = store.revoked_access_tokens().unwrap();
+    listed.sort_unstable();
+    let expected = [("f1", 500), ("g", 400), ("j1", 99), ("j:2", 7)];
+    assert_eq!(
+        listed,
+        expected.map(|(j, e)| (j.to_string(), e)),
+        "the log says what the table holds"
+    );
 }
 
 fn a_client_assertion_is_recorded_once(open: Open) {
@@ -759,4 +858,23 @@ fn keys_from_outside_with_a_nul_find_nothing(open: Open) {
 fn the_store_answers_ping(open: Open) {
     let Some(backend) = open(None) else { return };
     backend.store().ping().unwrap();
+}
+
+fn a_lease_has_one_holder_until_it_expires(open: Open) {
+    let Some(mut backend) = open(None) else { return };
+    let store = backend.store();
+    assert!(store.try_lease("rotation", "a", 100, 30).unwrap(), "free: a holds it until 130");
+    assert!(!store.try_lease("rotation", "b", 110, 30).unwrap());
+    assert!(!store.try_lease("rotation", "b", 130, 30).unwrap(), "held through its last second");
+    assert!(store.try_lease("rotation", "a", 125, 30).unwrap(), "renewed until 155");
+    assert!(!store.try_lease("rotation", "b", 140, 30).unwrap(), "the renewal holds");
+    assert!(store.try_lease("other", "b", 140, 30).unwrap(), "each name is a lease of its own");
+    assert!(store.try_lease("rotation", "b", 156, 30).unwrap(), "expired: b takes over");
+    assert!(!store.try_lease("rotation", "a", 157, 30).unwrap(), "and a is refused now");
+    assert_eq!(store.version().unwrap(), 0, "a lease is no change to follow");
+    assert!(store.changes_since(0).unwrap().is_empty());
+    backend.reopen(None);
+    let store = backend.store();
+    assert!(!store.try_lease("rotation", "a", 160, 30).unwrap(), "a taken lease is durable");
+    assert!(store.try_lease("rotation", "b", 186, 30).unwrap());
 }

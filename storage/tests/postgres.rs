@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use tessera_storage::test_cluster::fresh_database;
 use tessera_storage::{
-    AppRecord, FamilyRecord, GrantOp, GrantOutcome, PgStore, Refusal, RegistryChange, Storage,
-    StoreError, TokenKey,
+    AppRecord, FamilyRecord, GrantOp, GrantOutcome, KeyRecord, KeyState, PgStore, Refusal,
+    RegistryChange, Storage, StoreError, TokenKey,
 };
 
 fn app(id: &str, client_id: &str) -> AppRecord {
@@ -146,6 +146,56 @@ fn writers_on_two_nodes_leave_one_change_log_without_gaps() {
 }
 
 #[test]
+fn of_eight_holders_taking_one_free_lease_on_two_nodes_exactly_one_gets_it() {
+    let Some(db) = fresh_database() else { return };
+    let nodes = two_nodes(db.url());
+    for round in 0..5u64 {
+        let name = format!("lease{round}");
+        let taken = race(&nodes, 8, move |i, store| {
+            store.try_lease(&name, &format!("holder{i}"), 100, 30).unwrap()
+        });
+        assert_eq!(taken.iter().filter(|t| **t).count(), 1, "{taken:?}");
+    }
+    // And once it has expired, of eight at once again exactly one takes it over.
+    let taken = race(&nodes, 8, |i, store| {
+        store.try_lease("lease0", &format!("late{i}"), 131, 30).unwrap()
+    });
+    assert_eq!(taken.iter().filter(|t| **t).count(), 1, "{taken:?}");
+}
+
+#[test]
+fn of_eight_key_ring_changes_from_one_view_on_two_nodes_exactly_one_is_written() {
+    let Some(db) = fresh_database() else { return };
+    let nodes = two_nodes(db.url());
+    let key = |kid: String, state| KeyRecord {
+        kid,
+        state,
+        secret: [7; 32],
+        created_at: 1,
+        published_at: 1,
+        is_in_every_jwks: false,
+        activated_at: None,
+        retired_at: None,
+        remove_after: None,
+    };
+    let mut seen =
+        vec![key("current".into(), KeyState::Current), key("next".into(), KeyState::Next)];
+    assert!(nodes[0].replace_keys(&[], &seen).unwrap());
+    for round in 0..3 {
+        let view = seen.clone();
+        let written = race(&nodes, 8, move |i, store| {
+            let mut ring = view.clone();
+            ring.push(key(format!("r{round}-{i}"), KeyState::Retiring));
+            store.replace_keys(&view, &ring).unwrap()
+        });
+        assert_eq!(written.iter().filter(|w| **w).count(), 1, "{written:?}");
+        seen = nodes[1].load_keys().unwrap();
+        assert_eq!(seen.len(), 3 + round, "one key more each round");
+    }
+    assert_eq!(nodes[0].version().unwrap(), 4);
+}
+
+#[test]
 fn nodes_migrating_at_once_apply_each_migration_once() {
     let Some(db) = fresh_database() else { return };
     let url = db.url().to_string();
@@ -161,10 +211,10 @@ fn nodes_migrating_at_once_apply_each_migration_once() {
         .collect();
     let mut applied: Vec<u32> = runs.into_iter().flat_map(|h| h.join().unwrap()).collect();
     applied.sort_unstable();
-    assert_eq!(applied, [1]);
+    assert_eq!(applied, [1, 2]);
     assert!(PgStore::migrate(&url).unwrap().is_empty());
     let tables = db.query_text("SELECT version FROM schema_migrations ORDER BY version");
-    assert_eq!(tables, ["0", "1"], "the lock row and version 1");
+    assert_eq!(tables, ["0", "1", "2"], "the lock row and each version");
 }
 
 #[test]

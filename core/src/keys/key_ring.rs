@@ -27,7 +27,22 @@ pub struct KeyRing {
     learned: HashMap<String, u64>,
     /// The key the published set signs with.
     signing: Option<String>,
+    /// On a shared store, this node's id as a holder of [`ROTATION_LEASE`]; `None` on a store
+    /// of its own, where this ring is the only one.
+    lease_holder: Option<String>,
 }
+
+/// On a shared store only the node holding this lease rotates on schedule: the others would
+/// each attempt every due rotation, and all but one lose the race and reload.
+const ROTATION_LEASE: &str = "key_rotation";
+
+/// How many times a change is applied to a ring other nodes keep changing before the caller
+/// is asked to try again.
+const REPLACE_ATTEMPTS: usize = 5;
+
+/// How many ticks a rotation lease outlives its last renewal: a holder that misses a tick
+/// keeps it, and when the holder is gone another node takes over within a few ticks.
+const LEASE_TICKS: u32 = 3;
 
 /// Where the ring [`KeyRing::publish`] swaps in came from.
 #[derive(Clone, Copy)]
@@ -77,21 +92,45 @@ fn fresh_key() -> Result<FreshKey, StoreError> {
 }
 
 impl KeyRing {
-    /// Loads the ring, or creates the first one (persisted before anything is published).
+    /// Loads the ring, or creates the first one (persisted before anything is published), on
+    /// a store no other process uses.
     pub fn load(
         store: Arc<dyn Storage>,
         clock: SharedClock,
         rules: RotationRules,
     ) -> Result<KeyRing, StoreError> {
+        KeyRing::open(store, clock, rules, None)
+    }
+
+    /// [`KeyRing::load`] for one of several nodes on a shared store: this ring rotates on
+    /// schedule only while its node holds the rotation lease.
+    pub fn load_shared(
+        store: Arc<dyn Storage>,
+        clock: SharedClock,
+        rules: RotationRules,
+    ) -> Result<KeyRing, StoreError> {
+        KeyRing::open(store, clock, rules, Some(random_token(16)))
+    }
+
+    fn open(
+        store: Arc<dyn Storage>,
+        clock: SharedClock,
+        rules: RotationRules,
+        lease_holder: Option<String>,
+    ) -> Result<KeyRing, StoreError> {
         let rules = widest_rules(store.as_ref(), rules)?;
-        let records = store.load_keys()?;
-        let ring = if records.is_empty() {
+        let mut records = store.load_keys()?;
+        if records.is_empty() {
             let ring = Ring::genesis(clock.now(), fresh_key()?, fresh_key()?);
-            store.save_keys(ring.records())?;
-            ring
-        } else {
-            Ring::from_records(records).map_err(|e| StoreError::Corrupt(e.into()))?
-        };
+            // Nodes starting together on an empty shared store each make a first ring: one is
+            // stored, and the others take it rather than overwrite keys it may already serve.
+            records = if store.replace_keys(&[], ring.records())? {
+                ring.records().to_vec()
+            } else {
+                store.load_keys()?
+            };
+        }
+        let ring = Ring::from_records(records).map_err(|e| StoreError::Corrupt(e.into()))?;
         let mut keyring = KeyRing {
             store,
             ring,
@@ -101,6 +140,7 @@ impl KeyRing {
             tick_every: Duration::from_secs(30),
             learned: HashMap::new(),
             signing: None,
+            lease_holder,
         };
         keyring.publish(Learned::Here);
         keyring.tick()?;
@@ -111,19 +151,42 @@ impl KeyRing {
         Arc::clone(&self.published)
     }
 
-    /// Durable first, published second: a key in a served JWKS is always a stored key.
-    fn commit(&mut self, mut ring: Ring) -> Result<(), StoreError> {
-        self.store.save_keys(ring.records())?;
-        self.ring = ring.clone();
-        self.publish(Learned::Here);
-        // A JWKS served during the commit lacked the new key: its publication time is the
-        // swap, not the moment the ring was changed. Re-stamp when the commit crossed a second.
-        if ring.restamp_next(self.clock.now()) {
-            self.store.save_keys(ring.records())?;
-            self.ring = ring;
-            self.publish(Learned::Here);
+    /// Applies `step` to the ring and commits what it made, durable first, published second:
+    /// a key in a served JWKS is always a stored key. False when `step` changed nothing.
+    fn commit<E: From<StoreError>>(
+        &mut self,
+        step: impl FnMut(&mut Ring, u64) -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        let changed = self.replace(step)?;
+        if changed {
+            // A JWKS served during the commit lacked the new key: its publication time is the
+            // swap, not the moment the ring was changed. Re-stamp when the commit crossed a
+            // second.
+            self.replace(|ring, now| Ok::<_, StoreError>(ring.restamp_next(now)))?;
         }
-        Ok(())
+        Ok(changed)
+    }
+
+    /// Writes what `step` makes of the ring over the ring this node last read or wrote. When
+    /// another node changed it meanwhile, nothing is written: this node reads the ring as it
+    /// now is and applies `step` to that, so neither node's change undoes the other's.
+    fn replace<E: From<StoreError>>(
+        &mut self,
+        mut step: impl FnMut(&mut Ring, u64) -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        for _ in 0..REPLACE_ATTEMPTS {
+            let mut ring = self.ring.clone();
+            if !step(&mut ring, self.clock.now())? {
+                return Ok(false);
+            }
+            if self.store.replace_keys(self.ring.records(), ring.records())? {
+                self.ring = ring;
+                self.publish(Learned::Here);
+                return Ok(true);
+            }
+            self.reload()?;
+        }
+        Err(StoreError::Conflict("the key ring changed at every attempt; try again").into())
     }
 
     /// Swaps in the set of the ring as it is now, noting when this node first served each key.
@@ -173,12 +236,23 @@ impl KeyRing {
         Ok(())
     }
 
+    /// Rotates away from the key this node signs with. When another node has done so
+    /// meanwhile, that was the rotation asked for: the answer is the ring as it now is, and a
+    /// forced rotation still withdraws that key.
     pub fn rotate(&mut self, force: bool) -> Result<Vec<KeyInfo>, KeyRingError> {
-        let mut ring = self.ring.clone();
-        ring.rotate(self.clock.now(), force, &self.rules, fresh_key()?)
-            .map_err(|RotateError::NotSafe { safe_at }| KeyRingError::NotSafe { safe_at })?;
-        self.commit(ring)?;
-        tracing::info!(kid = %self.ring.current().kid, force, "signing key rotated");
+        let rules = self.rules;
+        let retiring = self.ring.current().kid.clone();
+        let rotated = self.commit(|ring, now| -> Result<bool, KeyRingError> {
+            if ring.current().kid != retiring {
+                return Ok(force && ring.withdraw(&retiring));
+            }
+            ring.rotate(now, force, &rules, fresh_key()?)
+                .map_err(|RotateError::NotSafe { safe_at }| KeyRingError::NotSafe { safe_at })?;
+            Ok(true)
+        })?;
+        if rotated {
+            tracing::info!(kid = %self.ring.current().kid, force, "signing key rotated");
+        }
         Ok(self.list())
     }
 
@@ -188,17 +262,27 @@ impl KeyRing {
         if self.signer(now) != self.signing.as_deref() {
             self.publish(Learned::Here);
         }
-        let mut ring = self.ring.clone();
-        let mut changed = ring.prune(now);
-        if ring.is_due(now, &self.rules) {
-            // unwrap-free: is_due already checked safety, so this cannot refuse
-            changed |= ring.rotate(now, false, &self.rules, fresh_key()?).is_ok();
-        }
+        let may_rotate = self.holds_rotation_lease(now)?;
+        let rules = self.rules;
+        let changed = self.commit(|ring, now| {
+            let mut changed = ring.prune(now);
+            if may_rotate && ring.is_due(now, &rules) {
+                // unwrap-free: is_due already checked safety, so this cannot refuse
+                changed |= ring.rotate(now, false, &rules, fresh_key()?).is_ok();
+            }
+            Ok::<_, StoreError>(changed)
+        })?;
         if changed {
-            self.commit(ring)?;
             tracing::info!(kid = %self.ring.current().kid, "key ring updated on schedule");
         }
         Ok(())
+    }
+
+    /// Takes or renews the rotation lease; always true on a store of its own.
+    fn holds_rotation_lease(&self, now: u64) -> Result<bool, StoreError> {
+        let Some(holder) = &self.lease_holder else { return Ok(true) };
+        let ttl = (self.tick_every * LEASE_TICKS).as_secs();
+        self.store.try_lease(ROTATION_LEASE, holder, now, ttl)
     }
 
     pub fn list(&self) -> Vec<KeyInfo> {

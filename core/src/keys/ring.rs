@@ -136,6 +136,14 @@ impl Ring {
         Ok(())
     }
 
+    /// Withdraws the retiring key `kid` at once, as a forced rotation withdraws the current
+    /// key. True when it was there.
+    pub fn withdraw(&mut self, kid: &str) -> bool {
+        let before = self.keys.len();
+        self.keys.retain(|k| k.state != KeyState::Retiring || k.kid != kid);
+        self.keys.len() != before
+    }
+
     /// Moves the publication time of a freshly published next key forward to `now`, when it
     /// lies before it. True when it changed.
     pub fn restamp_next(&mut self, now: u64) -> bool {

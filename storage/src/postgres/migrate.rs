@@ -7,7 +7,10 @@ use super::sql::{col, connection, execute, rows, sql};
 use crate::StoreError;
 
 /// (version, SQL), in order. A released migration is never edited: a change is a new one.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_leases.sql")),
+];
 
 /// Applies what the database lacks, in one transaction; the versions it applied.
 pub(super) async fn apply(pool: &Pool) -> Result<Vec<u32>, StoreError> {

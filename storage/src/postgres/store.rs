@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::runtime::Runtime;
 use tokio_postgres::NoTls;
 
@@ -18,14 +18,14 @@ use super::sql::{
 };
 use super::{grant, migrate};
 use crate::connect::grant_key;
-use crate::key::StoredKey;
+use crate::key::{StoredKey, is_same_ring};
 use crate::record::{decode, encode};
 use crate::registry::{StoredProvider, Table};
 use crate::{
     ApiKeyRecord, AppRecord, ConnectRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord,
     ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus, RegistryChange, RoleRecord,
     ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, TokenKey, Unavailable,
-    UserRecord,
+    UserRecord, revocation_entry,
 };
 
 /// How long opening a connection may take: an outage is answered, not waited out.
@@ -143,6 +143,37 @@ impl PgStore {
         let kek = self.kek.clone();
         self.run(|pool| body(pool, kek))
     }
+}
+
+impl PgStore {
+    /// Sealed before the transaction begins, so that no other writer waits on it.
+    fn seal_keys(&self, keys: &[KeyRecord]) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        keys.iter()
+            .map(|k| Ok((k.kid.clone(), encode(&StoredKey::seal(k, self.kek.as_ref())?))))
+            .collect()
+    }
+}
+
+/// The stored ring in kid order (bytewise, as redb orders it), opened with the KEK.
+async fn open_keys(
+    client: &impl GenericClient,
+    kek: Option<&Kek>,
+) -> Result<Vec<KeyRecord>, StoreError> {
+    let mut found = Vec::new();
+    for r in rows(client, "SELECT kid, record FROM signing_keys", &[]).await? {
+        found.push((col::<String>(&r, 0)?, col::<Vec<u8>>(&r, 1)?));
+    }
+    found.sort_unstable();
+    found.iter().map(|(_, bytes)| decode::<StoredKey>(bytes)?.open(kek)).collect()
+}
+
+async fn write_keys(w: &Writer<'_>, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    execute(w.txn(), "DELETE FROM signing_keys", &[]).await?;
+    for (kid, record) in sealed {
+        let insert = "INSERT INTO signing_keys (kid, record) VALUES ($1, $2)";
+        execute(w.txn(), insert, &[kid, record]).await?;
+    }
+    Ok(())
 }
 
 impl Drop for PgStore {
@@ -360,34 +391,39 @@ impl Storage for PgStore {
     }
 
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut found = self.run(|pool| async move {
+        self.run_with_kek(|pool, kek| async move {
             let client = connection(&pool).await?;
-            let mut out = Vec::new();
-            for r in rows(&client, "SELECT kid, record FROM signing_keys", &[]).await? {
-                out.push((col::<String>(&r, 0)?, col::<Vec<u8>>(&r, 1)?));
-            }
-            Ok(out)
-        })?;
-        found.sort_unstable();
-        found.iter().map(|(_, bytes)| decode::<StoredKey>(bytes)?.open(self.kek.as_ref())).collect()
+            open_keys(&client, kek.as_ref()).await
+        })
     }
 
     fn save_keys(&self, keys: &[KeyRecord]) -> Result<u64, StoreError> {
-        let sealed = keys
-            .iter()
-            .map(|k| Ok((k.kid.clone(), encode(&StoredKey::seal(k, self.kek.as_ref())?))))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let sealed = self.seal_keys(keys)?;
         self.run(|pool| async move {
             let mut client = connection(&pool).await?;
             let mut w = Writer::begin(&mut client).await?;
-            execute(w.txn(), "DELETE FROM signing_keys", &[]).await?;
-            for (kid, record) in &sealed {
-                let insert = "INSERT INTO signing_keys (kid, record) VALUES ($1, $2)";
-                execute(w.txn(), insert, &[kid, record]).await?;
-            }
+            write_keys(&w, &sealed).await?;
             let version = w.record_change("keys:").await?;
             w.commit().await?;
             Ok(version)
+        })
+    }
+
+    fn replace_keys(&self, expected: &[KeyRecord], keys: &[KeyRecord]) -> Result<bool, StoreError> {
+        let sealed = self.seal_keys(keys)?;
+        let expected = expected.to_vec();
+        self.run_with_kek(|pool, kek| async move {
+            let mut client = connection(&pool).await?;
+            // Every key writer holds the writer lock: the ring read here is the one replaced.
+            let mut w = Writer::begin(&mut client).await?;
+            let stored = open_keys(w.txn(), kek.as_ref()).await?;
+            if !is_same_ring(stored, &expected) {
+                return Ok(false);
+            }
+            write_keys(&w, &sealed).await?;
+            w.record_change("keys:").await?;
+            w.commit().await?;
+            Ok(true)
         })
     }
 
@@ -425,10 +461,15 @@ impl Storage for PgStore {
             let mut client = connection(&pool).await?;
             // Grant batches take the writer lock too: two nodes' batches that touch the same
             // rows in different orders would otherwise deadlock, and one would fail whole.
-            let w = Writer::begin(&mut client).await?;
+            let mut w = Writer::begin(&mut client).await?;
             let mut outcomes = Vec::with_capacity(ops.len());
             for op in &ops {
-                outcomes.push(grant::apply(w.txn(), kek.as_ref(), op).await?);
+                let outcome = grant::apply(w.txn(), kek.as_ref(), op).await?;
+                // The other nodes refuse a revoked token once their followers read this entry.
+                for (jti, exp) in outcome.revoked_jtis() {
+                    w.record_change(&revocation_entry(jti, *exp)).await?;
+                }
+                outcomes.push(outcome);
             }
             w.commit().await?;
             Ok(outcomes)
@@ -476,6 +517,22 @@ impl Storage for PgStore {
                 out.push((uint(col(&r, 0)?), col::<String>(&r, 1)?));
             }
             Ok(out)
+        })
+    }
+
+    fn try_lease(&self, name: &str, holder: &str, now: u64, ttl: u64) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let (until, now) = (int(now.saturating_add(ttl)), int(now));
+        self.run(|pool| async move {
+            let client = connection(&pool).await?;
+            // One statement: of nodes racing for a free lease, the insert of one wins and the
+            // others' updates then see its row, which is not theirs and has not expired.
+            let upsert = "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE \
+                 SET holder = excluded.holder, expires_at = excluded.expires_at \
+                 WHERE leases.expires_at < $4 OR leases.holder = excluded.holder \
+                 RETURNING holder";
+            Ok(row(&client, upsert, &[&name, &holder, &until, &now]).await?.is_some())
         })
     }
 

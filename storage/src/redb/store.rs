@@ -7,19 +7,20 @@ use redb::{
 };
 
 use super::tables::{
-    API_KEYS, APPS, ASSERTIONS, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, META,
+    API_KEYS, APPS, ASSERTIONS, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, LEASES, META,
     PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, REVOKED_JTIS, ROLES, SCOPES,
     SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
 };
 use super::{connect, db, grant, registry};
 use crate::connect::grant_key;
-use crate::key::StoredKey;
+use crate::key::{StoredKey, is_same_ring};
 use crate::record::{decode, encode};
 use crate::registry::StoredProvider;
 use crate::{
     ApiKeyRecord, AppRecord, ConnectRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord,
     ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus, RegistryChange, RoleRecord,
     ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, TokenKey, UserRecord,
+    revocation_entry,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -70,6 +71,7 @@ impl Store {
             txn.open_table(CONNECTS).map_err(db)?;
             txn.open_table(PROVIDER_STATES).map_err(db)?;
             txn.open_table(PROVIDER_GRANTS).map_err(db)?;
+            txn.open_table(LEASES).map_err(db)?;
             Ok(())
         })?;
         Ok(store)
@@ -116,6 +118,35 @@ impl Store {
 }
 
 impl Store {
+    fn open_keys(
+        &self,
+        table: &impl ReadableTable<&'static str, &'static [u8]>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (_, value) = entry.map_err(db)?;
+            let stored: StoredKey = decode(value.value())?;
+            keys.push(stored.open(self.kek.as_ref())?);
+        }
+        Ok(keys)
+    }
+
+    /// Sealed before the write transaction begins, so that no other writer waits on it.
+    fn seal_keys(&self, keys: &[KeyRecord]) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        keys.iter()
+            .map(|k| Ok((k.kid.clone(), encode(&StoredKey::seal(k, self.kek.as_ref())?))))
+            .collect()
+    }
+
+    fn write_keys(txn: &WriteTransaction, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut table = txn.open_table(KEYS).map_err(db)?;
+        table.retain(|_, _| false).map_err(db)?;
+        for (kid, bytes) in sealed {
+            table.insert(kid.as_str(), bytes.as_slice()).map_err(db)?;
+        }
+        Ok(())
+    }
+
     fn load_all<T: serde::de::DeserializeOwned>(
         &self,
         table: redb::TableDefinition<&str, &[u8]>,
@@ -296,29 +327,27 @@ impl Storage for Store {
 
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(KEYS).map_err(db)?;
-        let mut keys = Vec::new();
-        for entry in table.iter().map_err(db)? {
-            let (_, value) = entry.map_err(db)?;
-            let stored: StoredKey = decode(value.value())?;
-            keys.push(stored.open(self.kek.as_ref())?);
-        }
-        Ok(keys)
+        self.open_keys(&txn.open_table(KEYS).map_err(db)?)
     }
 
     fn save_keys(&self, keys: &[KeyRecord]) -> Result<u64, StoreError> {
-        let sealed = keys
-            .iter()
-            .map(|k| Ok((k.kid.as_str(), encode(&StoredKey::seal(k, self.kek.as_ref())?))))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let sealed = self.seal_keys(keys)?;
         self.write(|txn| {
-            let mut table = txn.open_table(KEYS).map_err(db)?;
-            table.retain(|_, _| false).map_err(db)?;
-            for (kid, bytes) in &sealed {
-                table.insert(*kid, bytes.as_slice()).map_err(db)?;
-            }
-            drop(table);
+            Self::write_keys(txn, &sealed)?;
             Self::record_change(txn, "keys:")
+        })
+    }
+
+    fn replace_keys(&self, expected: &[KeyRecord], keys: &[KeyRecord]) -> Result<bool, StoreError> {
+        let sealed = self.seal_keys(keys)?;
+        self.write(|txn| {
+            let stored = self.open_keys(&txn.open_table(KEYS).map_err(db)?)?;
+            if !is_same_ring(stored, expected) {
+                return Ok(false);
+            }
+            Self::write_keys(txn, &sealed)?;
+            Self::record_change(txn, "keys:")?;
+            Ok(true)
         })
     }
 
@@ -340,7 +369,18 @@ impl Storage for Store {
     }
 
     fn apply_grants(&self, ops: &[GrantOp]) -> Result<Vec<GrantOutcome>, StoreError> {
-        self.write(|txn| ops.iter().map(|op| grant::apply(txn, self.kek.as_ref(), op)).collect())
+        self.write(|txn| {
+            let mut outcomes = Vec::with_capacity(ops.len());
+            for op in ops {
+                let outcome = grant::apply(txn, self.kek.as_ref(), op)?;
+                // No other node reads this file's log, but both backends log the same changes.
+                for (jti, exp) in outcome.revoked_jtis() {
+                    Self::record_change(txn, &revocation_entry(jti, *exp))?;
+                }
+                outcomes.push(outcome);
+            }
+            Ok(outcomes)
+        })
     }
 
     fn refresh_status(&self, token: &TokenKey) -> Result<Option<RefreshStatus>, StoreError> {
@@ -381,6 +421,23 @@ impl Storage for Store {
             out.push((k.value(), v.value().to_string()));
         }
         Ok(out)
+    }
+
+    fn try_lease(&self, name: &str, holder: &str, now: u64, ttl: u64) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut table = txn.open_table(LEASES).map_err(db)?;
+            let is_free = match table.get(name).map_err(db)? {
+                Some(lease) => {
+                    let (held_by, until) = lease.value();
+                    held_by == holder || until < now
+                }
+                None => true,
+            };
+            if is_free {
+                table.insert(name, (holder, now.saturating_add(ttl))).map_err(db)?;
+            }
+            Ok(is_free)
+        })
     }
 
     /// The file is open for as long as the store is.

@@ -15,6 +15,9 @@ pub(crate) const CHANGES: TableDefinition<u64, &str> = TableDefinition::new("cha
 
 pub(crate) const VERSION: &str = "version";
 
+/// lease name → (holder, held until), for jobs one process at a time does.
+pub(crate) const LEASES: TableDefinition<&str, (&str, u64)> = TableDefinition::new("leases");
+
 /// SHA-256 of a refresh token → encoded [`crate::RefreshRecord`]. Never the token itself.
 pub(crate) const REFRESH_TOKENS: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("refresh_tokens");
