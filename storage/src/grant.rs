@@ -50,6 +50,73 @@ impl TokenKey {
     }
 }
 
+/// What presenting a refresh token comes to, decided here once for every backend; a backend
+/// reads the two records (locked, where it has row locks) and writes what the verdict says.
+// One verdict per spend, matched at once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum SpendVerdict {
+    Refused(Refusal),
+    /// RFC 9700 §4.14.2: a spent token coming back means it leaked; its family ends.
+    Reused {
+        family: String,
+    },
+    /// The token is spent and `fresh` takes its place; `family` is the family to answer with,
+    /// to be written back when `family_changed`.
+    Rotate {
+        spent: RefreshRecord,
+        fresh: RefreshRecord,
+        family: FamilyRecord,
+        family_changed: bool,
+    },
+}
+
+/// The family record is rewritten at most once a day of refreshing, not on every spend: its
+/// expiry only tells the sweep when the family can go, and a day late is fine for that.
+const FAMILY_EXPIRY_SLACK: u64 = 86_400;
+
+/// The spend rules: only the owner may present it (a wrong client leaves it unspent), a spent
+/// one ends its family, a revoked family or an expired token is refused, anything else rotates.
+/// `family` is the family `record` names, as stored.
+pub(crate) fn judge_spend(
+    record: Option<RefreshRecord>,
+    family: Option<FamilyRecord>,
+    client_id: Option<&str>,
+    next: &TokenKey,
+    next_expires_at: u64,
+    now: u64,
+) -> SpendVerdict {
+    let Some(mut record) = record else { return SpendVerdict::Refused(Refusal::Unknown) };
+    if client_id.is_some_and(|c| c != record.client_id) {
+        return SpendVerdict::Refused(Refusal::WrongClient);
+    }
+    let Some(mut family) = family.filter(|f| f.id == record.family) else {
+        return SpendVerdict::Refused(Refusal::Unknown);
+    };
+    if record.is_spent {
+        return SpendVerdict::Reused { family: family.id };
+    }
+    if family.is_revoked {
+        return SpendVerdict::Refused(Refusal::Revoked);
+    }
+    if now >= record.expires_at {
+        return SpendVerdict::Refused(Refusal::Expired);
+    }
+    record.is_spent = true;
+    let fresh = RefreshRecord {
+        verifier: hex(&next.verifier),
+        family: family.id.clone(),
+        client_id: family.client_id.clone(),
+        issued_at: now,
+        expires_at: next_expires_at,
+        is_spent: false,
+    };
+    let family_changed = next_expires_at > family.expires_at;
+    if family_changed {
+        family.expires_at = next_expires_at.saturating_add(FAMILY_EXPIRY_SLACK);
+    }
+    SpendVerdict::Rotate { spent: record, fresh, family, family_changed }
+}
+
 /// How a verifier is stored: lowercase hex, the form [`TokenKey::matches`] compares.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -6,7 +6,7 @@
 use deadpool_postgres::Transaction;
 
 use super::sql::{col, execute, int, row, rows};
-use crate::grant::hex;
+use crate::grant::{SpendVerdict, hex, judge_spend};
 use crate::record::{decode, encode};
 use crate::{
     ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp, GrantOutcome, Kek, RefreshRecord,
@@ -167,52 +167,32 @@ async fn spend(
     now: u64,
     horizon: u64,
 ) -> Result<GrantOutcome, StoreError> {
-    use crate::Refusal::*;
-    let refused = |why| Ok(GrantOutcome::Refused { why, revoked: Vec::new() });
-    let Some(mut record) = get_refresh(txn, token).await? else {
-        return refused(Unknown);
+    // Both rows are read FOR UPDATE: a concurrent spend of the same token at another node
+    // waits here and then sees it spent.
+    let record = get_refresh(txn, token).await?;
+    let family = match &record {
+        Some(r) => get_family(txn, &r.family).await?,
+        None => None,
     };
-    if client_id.is_some_and(|c| c != record.client_id) {
-        // Not spent: the token's owner can still use it.
-        return refused(WrongClient);
+    match judge_spend(record, family, client_id, next, next_expires_at, now) {
+        SpendVerdict::Refused(why) => Ok(GrantOutcome::Refused { why, revoked: Vec::new() }),
+        SpendVerdict::Reused { family } => {
+            let revoked = match revoke_family(txn, &family, horizon).await? {
+                GrantOutcome::Revoked(jtis) => jtis,
+                _ => Vec::new(),
+            };
+            Ok(GrantOutcome::Refused { why: crate::Refusal::Reused, revoked })
+        }
+        SpendVerdict::Rotate { spent, fresh, family, family_changed } => {
+            put_refresh(txn, &token.selector, &spent).await?;
+            put_refresh(txn, &next.selector, &fresh).await?;
+            if family_changed {
+                put_family(txn, &family).await?;
+            }
+            Ok(GrantOutcome::Spent(family))
+        }
     }
-    let Some(mut family) = get_family(txn, &record.family).await? else {
-        return refused(Unknown);
-    };
-    if record.is_spent {
-        // RFC 9700 §4.14.2: a spent token coming back means it leaked; end the family.
-        let revoked = match revoke_family(txn, &family.id, horizon).await? {
-            GrantOutcome::Revoked(jtis) => jtis,
-            _ => Vec::new(),
-        };
-        return Ok(GrantOutcome::Refused { why: Reused, revoked });
-    }
-    if family.is_revoked {
-        return refused(Revoked);
-    }
-    if now >= record.expires_at {
-        return refused(Expired);
-    }
-    record.is_spent = true;
-    put_refresh(txn, &token.selector, &record).await?;
-    let fresh = RefreshRecord {
-        verifier: hex(&next.verifier),
-        family: family.id.clone(),
-        client_id: family.client_id.clone(),
-        issued_at: now,
-        expires_at: next_expires_at,
-        is_spent: false,
-    };
-    put_refresh(txn, &next.selector, &fresh).await?;
-    // As in redb: the family row is rewritten at most once a day of refreshing.
-    if next_expires_at > family.expires_at {
-        family.expires_at = next_expires_at.saturating_add(FAMILY_EXPIRY_SLACK);
-        put_family(txn, &family).await?;
-    }
-    Ok(GrantOutcome::Spent(family))
 }
-
-const FAMILY_EXPIRY_SLACK: u64 = 86_400;
 
 /// Marks a family revoked and revokes every access token issued from it, by its `sid`.
 async fn revoke_family(

@@ -7,7 +7,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::db;
 use super::tables::{ASSERTIONS, FAMILIES, REFRESH_TOKENS, REVOKED_JTIS};
 use crate::connect::grant_key;
-use crate::grant::hex;
+use crate::grant::{SpendVerdict, hex, judge_spend};
 use crate::record::{decode, encode};
 use crate::{
     ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp, GrantOutcome, Kek, RefreshRecord,
@@ -141,55 +141,29 @@ fn spend(
     now: u64,
     horizon: u64,
 ) -> Result<GrantOutcome, StoreError> {
-    use crate::Refusal::*;
-    let refused = |why| Ok(GrantOutcome::Refused { why, revoked: Vec::new() });
-    let Some(mut record) = get_refresh(txn, token)? else {
-        return refused(Unknown);
-    };
-    if client_id.is_some_and(|c| c != record.client_id) {
-        // Not spent: the token's owner can still use it.
-        return refused(WrongClient);
+    let record = get_refresh(txn, token)?;
+    let family = record.as_ref().map(|r| get_family(txn, &r.family)).transpose()?.flatten();
+    match judge_spend(record, family, client_id, next, next_expires_at, now) {
+        SpendVerdict::Refused(why) => Ok(GrantOutcome::Refused { why, revoked: Vec::new() }),
+        SpendVerdict::Reused { family } => {
+            let revoked = match revoke_family(txn, &family, horizon)? {
+                GrantOutcome::Revoked(jtis) => jtis,
+                _ => Vec::new(),
+            };
+            Ok(GrantOutcome::Refused { why: crate::Refusal::Reused, revoked })
+        }
+        SpendVerdict::Rotate { spent, fresh, family, family_changed } => {
+            let mut tokens = txn.open_table(REFRESH_TOKENS).map_err(db)?;
+            tokens.insert(token.selector.as_slice(), encode(&spent).as_slice()).map_err(db)?;
+            tokens.insert(next.selector.as_slice(), encode(&fresh).as_slice()).map_err(db)?;
+            drop(tokens);
+            if family_changed {
+                put_family(txn, &family)?;
+            }
+            Ok(GrantOutcome::Spent(family))
+        }
     }
-    let Some(mut family) = get_family(txn, &record.family)? else {
-        return refused(Unknown);
-    };
-    if record.is_spent {
-        // RFC 9700 §4.14.2: a spent token coming back means it leaked; end the family.
-        let revoked = match revoke_family(txn, &family.id, horizon)? {
-            GrantOutcome::Revoked(jtis) => jtis,
-            _ => Vec::new(),
-        };
-        return Ok(GrantOutcome::Refused { why: Reused, revoked });
-    }
-    if family.is_revoked {
-        return refused(Revoked);
-    }
-    if now >= record.expires_at {
-        return refused(Expired);
-    }
-    record.is_spent = true;
-    let mut tokens = txn.open_table(REFRESH_TOKENS).map_err(db)?;
-    tokens.insert(token.selector.as_slice(), encode(&record).as_slice()).map_err(db)?;
-    let fresh = RefreshRecord {
-        verifier: hex(&next.verifier),
-        family: family.id.clone(),
-        client_id: family.client_id.clone(),
-        issued_at: now,
-        expires_at: next_expires_at,
-        is_spent: false,
-    };
-    tokens.insert(next.selector.as_slice(), encode(&fresh).as_slice()).map_err(db)?;
-    drop(tokens);
-    // The family record is rewritten at most once a day of refreshing, not on every spend: its
-    // expiry only tells the sweep when the family can go, and a day late is fine for that.
-    if next_expires_at > family.expires_at {
-        family.expires_at = next_expires_at.saturating_add(FAMILY_EXPIRY_SLACK);
-        put_family(txn, &family)?;
-    }
-    Ok(GrantOutcome::Spent(family))
 }
-
-const FAMILY_EXPIRY_SLACK: u64 = 86_400;
 
 /// Marks a family revoked and revokes every access token issued from it, by its `sid`.
 fn revoke_family(
