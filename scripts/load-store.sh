@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The load test of scripts/load.sh on the embedded store and on a PostgreSQL node, alternated
+# in one run so the ratios hold on a noisy machine (BENCHMARKS.md): the token hot path must
+# not care which store is behind it; durable grants pay the database's round trips.
+#
+#   scripts/load-store.sh [seconds per run, default 10] [connections, default 64] [rounds, default 2]
+#
+# Starts a private throwaway PostgreSQL cluster from Debian's binaries (as root), a fresh
+# database for every run, and removes it all at the end. Traffic stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+CONNS="${2:-64}"
+ROUNDS="${3:-2}"
+
+command -v pg_ctlcluster >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql; } >/dev/null
+PGBIN=/usr/lib/postgresql/$(ls /usr/lib/postgresql | sort -V | tail -1)/bin
+PG=$(mktemp -d /tmp/tessera-load-pg.XXXXXX)
+chown postgres:postgres "$PG"
+PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+runuser -u postgres -- "$PGBIN/initdb" -D "$PG/data" -U postgres --auth=trust -E UTF8 >/dev/null
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PG/data" -l "$PG/log" -w \
+  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PG" start >/dev/null
+trap 'runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PG/data" -m fast -w stop >/dev/null; rm -rf "$PG"' EXIT
+
+OUT=$(mktemp -d)
+for round in $(seq 1 "$ROUNDS"); do
+  env -u TESSERA_STORE scripts/load.sh "$DURATION" "$CONNS" >"$OUT/redb-$round.txt"
+  db="load_$round"
+  runuser -u postgres -- "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -qc "CREATE DATABASE $db" >/dev/null
+  TESSERA_STORE="postgres://postgres@127.0.0.1:$PGPORT/$db" scripts/load.sh "$DURATION" "$CONNS" >"$OUT/pg-$round.txt"
+done
+python3 - "$OUT" "$ROUNDS" <<'PY'
+import re, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+rows = {"healthz": "GET  /healthz", "token": "POST token: access token only",
+        "cc-refresh": "POST token: + refresh token (durable)",
+        "redeem": "POST token: refresh redemption (durable)"}
+def rates(path):
+    text = open(path).read()
+    return {k: float(re.search(re.escape(label) + r"\s+(\d+) req/s", text).group(1)) for k, label in rows.items()}
+print(f"{'round':<6} {'store':<10} " + " ".join(f"{k:>11}" for k in rows))
+for r in range(1, rounds + 1):
+    redb, pg = rates(f"{out}/redb-{r}.txt"), rates(f"{out}/pg-{r}.txt")
+    for name, v in (("redb", redb), ("postgres", pg)):
+        print(f"{r:<6} {name:<10} " + " ".join(f"{v[k]:>11.0f}" for k in rows))
+    print(f"{r:<6} {'pg/redb':<10} " + " ".join(f"{pg[k] / redb[k]:>11.2f}" for k in rows))
+    print(f"{r:<6} {'token/hz':<10} redb {redb['token'] / redb['healthz']:.2f}  postgres {pg['token'] / pg['healthz']:.2f}")
+PY
+rm -rf "$OUT"
