@@ -2,10 +2,13 @@
 //! PostgreSQL (a fresh database), so the two cannot drift apart in what they answer.
 #![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
 
+mod fixtures;
+
+use fixtures::{app, token};
 use tessera_storage::test_cluster::{TestDatabase, fresh_database};
 use tessera_storage::{
-    ApiKeyRecord, AppRecord, ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp, GrantOutcome,
-    Kek, KeyRecord, KeyState, PgStore, ProviderGrant, ProviderRecord, Refusal, RegistryChange,
+    ApiKeyRecord, ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp, GrantOutcome, Kek,
+    KeyRecord, KeyState, PgStore, ProviderGrant, ProviderRecord, Refusal, RegistryChange,
     RoleRecord, ScopeRecord, ServiceRecord, Storage, Store, StoreError, SubscriptionRecord,
     TokenKey, UserRecord,
 };
@@ -117,27 +120,6 @@ fn kek(byte: &str) -> Kek {
     Kek::from_hex(&byte.repeat(32)).unwrap()
 }
 
-fn app(id: &str, client_id: &str) -> AppRecord {
-    AppRecord {
-        id: id.into(),
-        client_id: client_id.into(),
-        name: "n".into(),
-        description: String::new(),
-        scopes: vec!["read_app".into()],
-        grant_types: vec!["client_credentials".into()],
-        is_active: true,
-        metadata: Default::default(),
-        token_claims: Default::default(),
-        access_token_ttl_secs: None,
-        public_key_jwk: None,
-        secret_hash: "00".into(),
-        next_secret_hash: None,
-        created_at: 1,
-        updated_at: 1,
-        disabled_at: None,
-    }
-}
-
 fn key(kid: &str) -> KeyRecord {
     KeyRecord {
         kid: kid.into(),
@@ -150,10 +132,6 @@ fn key(kid: &str) -> KeyRecord {
         retired_at: None,
         remove_after: None,
     }
-}
-
-fn token(n: u8) -> TokenKey {
-    TokenKey { selector: [n; 16], verifier: [n.wrapping_add(100); 32] }
 }
 
 fn family(id: &str, client_id: &str, subject: &str, expires_at: u64) -> FamilyRecord {

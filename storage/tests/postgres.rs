@@ -2,39 +2,17 @@
 //! of their own, as on several nodes) racing on one database, migrations, and outages.
 #![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
 
+mod fixtures;
+
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use fixtures::{app, token};
 use tessera_storage::test_cluster::fresh_database;
 use tessera_storage::{
-    AppRecord, FamilyRecord, GrantOp, GrantOutcome, KeyRecord, KeyState, PgStore, Refusal,
-    RegistryChange, Storage, StoreError, TokenKey,
+    FamilyRecord, GrantOp, GrantOutcome, KeyRecord, KeyState, PgStore, Refusal, RegistryChange,
+    Storage, StoreError,
 };
-
-fn app(id: &str, client_id: &str) -> AppRecord {
-    AppRecord {
-        id: id.into(),
-        client_id: client_id.into(),
-        name: "n".into(),
-        description: String::new(),
-        scopes: vec![],
-        grant_types: vec!["client_credentials".into()],
-        is_active: true,
-        metadata: Default::default(),
-        token_claims: Default::default(),
-        access_token_ttl_secs: None,
-        public_key_jwk: None,
-        secret_hash: "00".into(),
-        next_secret_hash: None,
-        created_at: 1,
-        updated_at: 1,
-        disabled_at: None,
-    }
-}
-
-fn token(n: u8) -> TokenKey {
-    TokenKey { selector: [n; 16], verifier: [n; 32] }
-}
 
 /// Runs `work(i, store)` on `threads` threads at once, alternating between the stores.
 fn race<T: Send + 'static>(
