@@ -13,8 +13,18 @@ use tessera_storage::test_cluster::{TestDatabase, fresh_database, private_cluste
 const ROOT_ID: &str = "nodes-root";
 const ISSUER: &str = "http://localhost:8080";
 const ROOT_SECRET: &str = "nodes-root-secret-0123456789abcdef";
+/// Every node of a deployment opens the same sealed keys with the same KEK.
+const KEK: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 /// A change made at one node must be in force at every node within this.
 const PROPAGATION: Duration = Duration::from_secs(1);
+
+/// What a node keeps its state in.
+pub enum Backing<'a> {
+    /// A PostgreSQL URL.
+    Shared(&'a str),
+    /// A data directory for the embedded store.
+    Embedded(&'a std::path::Path),
+}
 
 pub struct Node {
     child: Child,
@@ -42,9 +52,17 @@ impl Node {
 
     /// The same, on the database at `url`.
     pub fn start_on(url: &str, config: Option<&str>) -> Node {
+        Node::start_at(Backing::Shared(url), config)
+    }
+
+    pub fn start_at(backing: Backing<'_>, config: Option<&str>) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
-        command.args(["serve", "--listen", "127.0.0.1:0", "--store", url]);
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        match backing {
+            Backing::Shared(url) => command.args(["--store", url]),
+            Backing::Embedded(data_dir) => command.arg("--data-dir").arg(data_dir),
+        };
         if let Some(config) = config {
             let path = dir.path().join("tessera.toml");
             std::fs::write(&path, config).unwrap();
@@ -56,6 +74,7 @@ impl Node {
             .env("TESSERA_ISSUER", ISSUER)
             .env("TESSERA_ROOT_CLIENT_ID", ROOT_ID)
             .env("TESSERA_ROOT_CLIENT_SECRET", ROOT_SECRET)
+            .env("TESSERA_KEK", KEK)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -70,6 +89,12 @@ impl Node {
             }
         };
         Node { child, url, _dir: dir }
+    }
+
+    /// Stops the node as an operator does (SIGTERM), and waits for it to exit.
+    pub fn stop(&mut self) {
+        Command::new("kill").arg(self.child.id().to_string()).status().expect("kill");
+        self.child.wait().ok();
     }
 
     pub fn kill_9(&mut self) {
@@ -756,4 +781,83 @@ fn issue_10_a_database_outage_keeps_access_tokens_flowing_and_loses_nothing_ackn
         .expect("an app created at B after the outage issues tokens at A within a second");
     eprintln!("create at B after the outage → token at A: {took:?}");
     eprintln!("outage {outage:?}; whole test {:?}", began.elapsed());
+}
+
+/// Runs `tessera store copy`; whether it succeeded, and its stdout as JSON or its stderr.
+fn store_copy(from: &std::ffi::OsStr, to: &std::ffi::OsStr) -> Result<Value, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["store", "copy"])
+        .arg("--from")
+        .arg(from)
+        .arg("--to")
+        .arg(to)
+        .output()
+        .expect("run tessera store copy");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("JSON answer"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// (f): an embedded store moves into PostgreSQL and back, and each copy serves what the
+/// source did: the same root and apps, the same keys (tokens minted before still verify), and
+/// refresh tokens that still redeem exactly once.
+#[test]
+fn issue_10_store_copy_moves_an_embedded_store_to_postgresql_and_back() {
+    let Some(db) = fresh_database() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let mut embedded = Node::start_at(Backing::Embedded(data.path()), None);
+    let root = embedded.root_token();
+    let body = json!({"name": "mover", "scopes": ["a"], "grantTypes": ["client_credentials", "refresh_token"]});
+    let (client_id, secret) = embedded.create_app(&root, body);
+    let creds = Some((client_id.as_str(), secret.as_str()));
+    let (_, first) = embedded.token("grant_type=client_credentials", creds);
+    let access = first["access_token"].as_str().unwrap().to_string();
+    let redeem = |node: &Node, token: &str| {
+        node.token(&format!("grant_type=refresh_token&refresh_token={token}"), creds)
+    };
+    let (status, second) = redeem(&embedded, first["refresh_token"].as_str().unwrap());
+    assert_eq!(status, 200, "{second}");
+    let fresh = second["refresh_token"].as_str().unwrap().to_string();
+    let (_, jwks) = embedded.call("GET", "/.well-known/jwks.json", None, None);
+    assert!(
+        store_copy(data.path().as_os_str(), db.url().as_ref())
+            .unwrap_err()
+            .contains("in use by another Tessera process"),
+        "a running server's store is not copied"
+    );
+    embedded.stop();
+
+    let copied = store_copy(data.path().as_os_str(), db.url().as_ref()).expect("copied");
+    assert_eq!(copied["copied"]["apps"], 2, "the root and the app: {copied}");
+    assert_eq!(copied["copied"]["refresh_tokens"], 2, "{copied}");
+    assert!(copied["copied"]["keys"].as_u64().unwrap() >= 1, "{copied}");
+    let again = store_copy(data.path().as_os_str(), db.url().as_ref()).unwrap_err();
+    assert!(again.contains("not empty"), "a second copy is refused: {again}");
+
+    let node = Node::start(&db);
+    let (status, apps) = node.admin("GET", "/api/v1/apps", &node.root_token(), None);
+    assert_eq!((status, apps["count"].as_u64()), (200, Some(2)), "no second root: {apps}");
+    let (_, moved_jwks) = node.call("GET", "/.well-known/jwks.json", None, None);
+    assert_eq!(moved_jwks, jwks, "the same keys");
+    assert!(verifies(&access, &moved_jwks), "a token minted before the move still verifies");
+    let (status, third) = redeem(&node, &fresh);
+    assert_eq!(status, 200, "{third}");
+    let (status, minted) = node.token("grant_type=client_credentials", creds);
+    assert_eq!(status, 200, "{minted}");
+
+    // And back into a new data directory, from the database the node is still running on.
+    let back = tempfile::tempdir().unwrap();
+    let back_dir = back.path().join("data");
+    let copied_back = store_copy(db.url().as_ref(), back_dir.as_os_str()).expect("copied back");
+    assert_eq!(copied_back["copied"]["refresh_tokens"], 4, "{copied_back}");
+    drop(node);
+    let embedded = Node::start_at(Backing::Embedded(&back_dir), None);
+    let (status, fourth) = redeem(&embedded, third["refresh_token"].as_str().unwrap());
+    assert_eq!(status, 200, "the newest token redeems once: {fourth}");
+    let (status, reused) = redeem(&embedded, &fresh);
+    assert_eq!((status, reused["error"].as_str()), (400, Some("invalid_grant")), "{reused}");
+    let (status, _) = redeem(&embedded, fourth["refresh_token"].as_str().unwrap());
+    assert_eq!(status, 400, "the reuse ended the family, as at the source");
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod serve;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,21 +45,10 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Manage a shared PostgreSQL store.
+    /// Manage a shared PostgreSQL store, or move a store between backends.
     Store {
         #[command(subcommand)]
-        command: StoreCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum StoreCommand {
-    /// Apply the schema migrations this binary carries (nodes also do it at start, under the
-    /// same lock, so running it while nodes start is safe).
-    Migrate {
-        /// The database, postgres://user@host:port/database.
-        #[arg(long, env = "TESSERA_STORE")]
-        store: String,
+        command: store::StoreCommand,
     },
 }
 
@@ -112,15 +102,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Keys { command } => admin::keys(command),
         Command::Apps { command } => admin::apps(command),
-        Command::Store { command: StoreCommand::Migrate { store } } => {
-            match tessera_storage::PgStore::migrate(&store) {
-                Ok(applied) => {
-                    println!("{}", serde_json::json!({ "applied": applied }));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&e),
-            }
-        }
+        Command::Store { command } => store::run(command),
         Command::Token {
             command:
                 TokenCommand::Verify { jwks, required_scopes, root_satisfies, issuer, audience, token },
@@ -185,6 +167,11 @@ enum CliError {
         .data_dir.display()
     )]
     DataDirInUse { data_dir: PathBuf },
+    #[error("no store in {}: nothing to copy", .data_dir.display())]
+    NoStore { data_dir: PathBuf },
+    /// The target read back differs from the source: the copy must not be used.
+    #[error("the copy does not match its source ({0}); do not start nodes on it")]
+    CopyMismatch(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -8,6 +8,10 @@ pub enum StoreError {
     InUse,
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// A copy goes only into a store nothing was ever written to, so that it never merges into
+    /// live data.
+    #[error("the target store is not empty: a copy goes only into a store that holds nothing")]
+    NotEmpty,
     #[error("not found")]
     NotFound,
     #[error("stored record is unreadable: {0}")]

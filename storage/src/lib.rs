@@ -7,6 +7,7 @@
 //! only after it is durable: an acknowledged write survives a crash.
 
 mod connect;
+mod dump;
 mod error;
 mod grant;
 mod key;
@@ -17,6 +18,7 @@ mod registry;
 mod seal;
 
 pub use connect::{ConnectRecord, ConnectRefusal, ProviderGrant};
+pub use dump::Dump;
 pub use error::{RETRY_UNAVAILABLE_AFTER, StoreError, Unavailable};
 pub use grant::{
     FamilyRecord, GrantOp, GrantOutcome, RefreshRecord, RefreshStatus, Refusal, TokenKey,
@@ -111,6 +113,11 @@ pub trait Storage: Send + Sync + 'static {
     /// while another holder's lease runs, to its last second included. Of several nodes taking
     /// one lease at once, one gets it. A lease is no change to follow: no version, no entry.
     fn try_lease(&self, name: &str, holder: &str, now: u64, ttl: u64) -> Result<bool, StoreError>;
+    /// Every row, one consistent snapshot, for moving the store to another backend.
+    fn export(&self) -> Result<Dump, StoreError>;
+    /// Writes `dump` into this store in one transaction, its version included; `NotEmpty`,
+    /// with nothing written, when the store already holds anything.
+    fn import(&self, dump: &Dump) -> Result<(), StoreError>;
     /// Whether the store can be used now, for readiness checks: `Unavailable` while a shared
     /// database cannot be reached.
     fn ping(&self) -> Result<(), StoreError>;

@@ -45,6 +45,8 @@ conformance!(
     keys_from_outside_with_a_nul_find_nothing,
     the_store_answers_ping,
     a_lease_has_one_holder_until_it_expires,
+    a_dump_moves_every_row_into_an_empty_store_of_either_backend,
+    a_store_that_holds_anything_takes_no_dump,
 );
 
 /// Opens a backend with a KEK, or says there is none to be had (PostgreSQL outside CI).
@@ -318,20 +320,18 @@ fn a_key_ring_changed_meanwhile_is_not_replaced(open: Open) {
     assert_eq!(backend.store().load_keys().unwrap(), first);
 }
 
-/// The change log is what a follower replays, so its entries and the one version bump per
-/// change are pinned here, for every kind of registry change.
-fn registry_changes_log_one_version_each_and_secrets_stay_sealed(open: Open) {
-    use RegistryChange::*;
-    let Some(backend) = open(Some(kek("33"))) else { return };
-    let store = backend.store();
-    let scope = ScopeRecord {
+fn scope_record() -> ScopeRecord {
+    ScopeRecord {
         id: "s".into(),
         name: "read_x".into(),
         note: String::new(),
         created_at: 1,
         updated_at: 1,
-    };
-    let role = RoleRecord {
+    }
+}
+
+fn role_record() -> RoleRecord {
+    RoleRecord {
         id: "r".into(),
         name: "ops".into(),
         note: String::new(),
@@ -339,8 +339,11 @@ fn registry_changes_log_one_version_each_and_secrets_stay_sealed(open: Open) {
         is_privileged: false,
         created_at: 1,
         updated_at: 1,
-    };
-    let user = UserRecord {
+    }
+}
+
+fn user_record() -> UserRecord {
+    UserRecord {
         auth_id: "u".into(),
         username: None,
         email: "u@example.com".into(),
@@ -355,22 +358,31 @@ fn registry_changes_log_one_version_each_and_secrets_stay_sealed(open: Open) {
         updated_at: 1,
         disabled_at: None,
         disabled_by: None,
-    };
-    let service = ServiceRecord {
+    }
+}
+
+fn service_record() -> ServiceRecord {
+    ServiceRecord {
         id: "v".into(),
         name: "svc".into(),
         description: String::new(),
         callback_uris: vec![],
         created_at: 1,
         updated_at: 1,
-    };
-    let api_key = ApiKeyRecord {
+    }
+}
+
+fn api_key_record() -> ApiKeyRecord {
+    ApiKeyRecord {
         key_id: "k".into(),
         service_id: "v".into(),
         verifier: "00".into(),
         created_at: 1,
-    };
-    let sub = SubscriptionRecord {
+    }
+}
+
+fn subscription_record() -> SubscriptionRecord {
+    SubscriptionRecord {
         service_id: "v".into(),
         user_id: "u".into(),
         plan: "pro".into(),
@@ -379,8 +391,11 @@ fn registry_changes_log_one_version_each_and_secrets_stay_sealed(open: Open) {
         metadata: Default::default(),
         created_at: 1,
         updated_at: 1,
-    };
-    let provider = ProviderRecord {
+    }
+}
+
+fn provider_record() -> ProviderRecord {
+    ProviderRecord {
         id: "p".into(),
         name: "gh".into(),
         authorize_url: "https://example.com/a".into(),
@@ -388,7 +403,22 @@ fn registry_changes_log_one_version_each_and_secrets_stay_sealed(open: Open) {
         client_id: "pc".into(),
         client_secret: "provider-secret-in-clear".into(),
         created_at: 1,
-    };
+    }
+}
+
+/// The change log is what a follower replays, so its entries and the one version bump per
+/// change are pinned here, for every kind of registry change.
+fn registry_changes_log_one_version_each_and_secrets_stay_sealed(open: Open) {
+    use RegistryChange::*;
+    let Some(backend) = open(Some(kek("33"))) else { return };
+    let store = backend.store();
+    let scope = scope_record();
+    let role = role_record();
+    let user = user_record();
+    let service = service_record();
+    let api_key = api_key_record();
+    let sub = subscription_record();
+    let provider = provider_record();
     let puts = [
         PutApp(app("a", "ca")),
         PutScope(scope.clone()),
@@ -855,4 +885,101 @@ fn a_lease_has_one_holder_until_it_expires(open: Open) {
     let store = backend.store();
     assert!(!store.try_lease("rotation", "a", 160, 30).unwrap(), "a taken lease is durable");
     assert!(store.try_lease("rotation", "b", 186, 30).unwrap());
+}
+
+/// One row in every table a dump carries, written through the ordinary operations.
+fn fill(store: &dyn Storage) {
+    use RegistryChange::*;
+    store.create_root_app(&app("root", "croot"), "root").unwrap();
+    store.create_app(&app("a", "ca")).unwrap();
+    store.save_keys(&[key("k1")]).unwrap();
+    let puts = [
+        PutScope(scope_record()),
+        PutRole(role_record()),
+        PutUser(user_record()),
+        PutService(service_record()),
+        PutApiKey(api_key_record()),
+        LinkUser("v".into(), "u".into(), 7),
+        PutSubscription(subscription_record()),
+        PutProvider(provider_record()),
+    ];
+    store.apply_registry(&puts).unwrap();
+    let batch = [
+        create_family(&family("f", "ca", "alice", 1_000), token(1), 900),
+        spend(token(1), token(2), Some("ca"), 10),
+        GrantOp::RevokeAccess { jti: "j".into(), exp: 700 },
+        GrantOp::RecordAssertion { key: "ca\0jti-1".into(), exp: 600 },
+        GrantOp::CreateConnect(connect("done", 800)),
+        begin("done", "u", "ps-done", 10),
+        complete("ps-done", provider_grant("provider-access"), 11),
+        GrantOp::CreateConnect(connect("waiting", 800)),
+        begin("waiting", "u", "ps-waiting", 10),
+    ];
+    store.apply_grants(&batch).unwrap();
+}
+
+fn other_backends(open: Open, kek: &Kek) -> Vec<Backend> {
+    let redb: Open = Backend::redb;
+    let postgres: Open = Backend::postgres;
+    [open, redb, postgres].into_iter().filter_map(|o| o(Some(kek.clone()))).collect()
+}
+
+/// `store copy`: what one backend holds, another holds after, row for row, and serves the same
+/// answers with the same KEK: secrets stay sealed on the way, tokens still spend once.
+fn a_dump_moves_every_row_into_an_empty_store_of_either_backend(open: Open) {
+    let kek = kek("55");
+    let Some(source) = open(Some(kek.clone())) else { return };
+    fill(source.store());
+    let dump = source.store().export().unwrap();
+    for (table, rows) in dump.counts() {
+        assert!(rows > 0, "the fixture leaves {table} empty");
+    }
+    assert_eq!(dump.version, source.store().version().unwrap());
+    for target in other_backends(open, &kek) {
+        let store = target.store();
+        store.import(&dump).unwrap();
+        assert_eq!(store.export().unwrap(), dump);
+        assert_eq!(store.version().unwrap(), dump.version);
+        assert_eq!(store.load_apps().unwrap(), source.store().load_apps().unwrap());
+        assert_eq!(store.load_keys().unwrap(), vec![key("k1")]);
+        assert_eq!(store.load_providers().unwrap(), vec![provider_record()]);
+        assert!(!target.holds(b"provider-secret-in-clear"));
+        assert_eq!(
+            store.provider_grant("v", "u", "p").unwrap(),
+            Some(provider_grant("provider-access"))
+        );
+        assert!(store.connect_by_provider_state("ps-waiting").unwrap().is_some());
+        assert_eq!(store.revoked_access_tokens().unwrap(), vec![("j".to_string(), 700)]);
+        // The copied token was spent: its reuse ends the family; the fresh one was not.
+        assert!(matches!(
+            one(store, spend(token(1), token(5), Some("ca"), 20)),
+            GrantOutcome::Refused { why: Refusal::Reused, .. }
+        ));
+        let replayed = GrantOp::RecordAssertion { key: "ca\0jti-1".into(), exp: 600 };
+        assert_eq!(one(store, replayed), GrantOutcome::Replayed);
+        // The log goes on from the source's version (the reuse above logged one revocation),
+        // so it only ever grows.
+        assert_eq!(store.create_app(&app("b", "cb")).unwrap(), dump.version + 2);
+        assert!(matches!(store.create_app(&app("c", "ca")), Err(StoreError::Conflict(_))));
+    }
+}
+
+/// A copy never merges into live data: a store that ever took a write refuses a dump whole.
+fn a_store_that_holds_anything_takes_no_dump(open: Open) {
+    let Some(source) = open(None) else { return };
+    fill(source.store());
+    let dump = source.store().export().unwrap();
+    let writes: [fn(&dyn Storage); 4] = [
+        |s| assert_eq!(s.create_app(&app("x", "cx")).unwrap(), 1),
+        |s| s.put_meta("marker", b"1").unwrap(),
+        |s| assert!(s.try_lease("rotation", "node", 1, 10).unwrap()),
+        |s| drop(s.apply_grants(&[GrantOp::RevokeAccess { jti: "j".into(), exp: 9 }]).unwrap()),
+    ];
+    for write in writes {
+        let Some(target) = open(None) else { return };
+        write(target.store());
+        let before = target.store().export().unwrap();
+        assert!(matches!(target.store().import(&dump), Err(StoreError::NotEmpty)));
+        assert_eq!(target.store().export().unwrap(), before, "nothing written");
+    }
 }

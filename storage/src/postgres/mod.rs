@@ -4,6 +4,7 @@
 //! a time, in version order, exactly as redb's single writer does.
 
 mod connect;
+mod dump;
 mod grant;
 mod migrate;
 mod registry;

@@ -131,6 +131,11 @@ impl<'a> Writer<'a> {
         Ok(Writer { txn, version, bumped: false })
     }
 
+    /// The version as of the lock: every earlier commit's.
+    pub(super) fn version(&self) -> u64 {
+        self.version
+    }
+
     pub(super) fn txn(&self) -> &Transaction<'a> {
         &self.txn
     }

@@ -16,16 +16,16 @@ use super::registry::{Write, table_name};
 use super::sql::{
     READ_VERSION, Writer, col, connection, execute, int, row, rows, sql, storable, uint,
 };
-use super::{grant, migrate};
+use super::{dump, grant, migrate};
 use crate::connect::grant_key;
 use crate::key::{StoredKey, is_same_ring};
 use crate::record::{decode, encode};
 use crate::registry::{StoredProvider, Table};
 use crate::{
-    ApiKeyRecord, AppRecord, ConnectRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord,
-    ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus, RegistryChange, RoleRecord,
-    ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, TokenKey, Unavailable,
-    UserRecord, revocation_entry,
+    ApiKeyRecord, AppRecord, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome, Kek,
+    KeyRecord, ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus, RegistryChange,
+    RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, TokenKey,
+    Unavailable, UserRecord, revocation_entry,
 };
 
 /// How long opening a connection may take: an outage is answered, not waited out.
@@ -533,6 +533,33 @@ impl Storage for PgStore {
                  WHERE leases.expires_at < $4 OR leases.holder = excluded.holder \
                  RETURNING holder";
             Ok(row(&client, upsert, &[&name, &holder, &until, &now]).await?.is_some())
+        })
+    }
+
+    fn export(&self) -> Result<Dump, StoreError> {
+        self.run(|pool| async move {
+            let mut client = connection(&pool).await?;
+            // One snapshot for every table, as redb's read transaction gives.
+            let txn = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(sql)?;
+            let dump = dump::export(&txn).await?;
+            txn.commit().await.map_err(sql)?;
+            Ok(dump)
+        })
+    }
+
+    fn import(&self, rows: &Dump) -> Result<(), StoreError> {
+        let rows = rows.clone();
+        self.run(|pool| async move {
+            let mut client = connection(&pool).await?;
+            let w = Writer::begin(&mut client).await?;
+            dump::import(&w, &rows).await?;
+            w.commit().await
         })
     }
 

@@ -3,6 +3,7 @@
 //! change to apps, keys or the registry bumps the version and logs itself in that transaction.
 
 mod connect;
+mod dump;
 mod grant;
 mod registry;
 mod store;

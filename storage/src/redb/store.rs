@@ -11,16 +11,16 @@ use super::tables::{
     PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, REVOKED_JTIS, ROLES, SCOPES,
     SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
 };
-use super::{connect, db, grant, registry};
+use super::{connect, db, dump, grant, registry};
 use crate::connect::grant_key;
 use crate::key::{StoredKey, is_same_ring};
 use crate::record::{decode, encode};
 use crate::registry::StoredProvider;
 use crate::{
-    ApiKeyRecord, AppRecord, ConnectRecord, FamilyRecord, GrantOp, GrantOutcome, Kek, KeyRecord,
-    ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus, RegistryChange, RoleRecord,
-    ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, TokenKey, UserRecord,
-    revocation_entry,
+    ApiKeyRecord, AppRecord, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome, Kek,
+    KeyRecord, ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus, RegistryChange,
+    RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, TokenKey,
+    UserRecord, revocation_entry,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -174,7 +174,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-fn u64_from(bytes: &[u8]) -> Result<u64, StoreError> {
+pub(super) fn u64_from(bytes: &[u8]) -> Result<u64, StoreError> {
     let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt("version".into()))?;
     Ok(u64::from_be_bytes(arr))
 }
@@ -438,6 +438,14 @@ impl Storage for Store {
             }
             Ok(is_free)
         })
+    }
+
+    fn export(&self) -> Result<Dump, StoreError> {
+        dump::export(&self.db.begin_read().map_err(db)?)
+    }
+
+    fn import(&self, rows: &Dump) -> Result<(), StoreError> {
+        self.write(|txn| dump::import(txn, rows))
     }
 
     /// The file is open for as long as the store is.
