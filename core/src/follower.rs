@@ -1,10 +1,11 @@
 //! The follower: on a store that several nodes share, each node reads the change log
-//! (`version > N`) every poll and brings its snapshots in line — registry records, the key
-//! ring, revocations — so a change made at any node is in force here within a poll or two.
-//! Correctness rests on polling alone; nothing here depends on being told.
+//! (`version > N`) and brings its snapshots in line — registry records, the key ring,
+//! revocations — so a change made at any node is in force here soon after it commits. It reads
+//! when the store tells it of a commit (PostgreSQL's LISTEN) and at least every poll;
+//! correctness rests on polling alone, being told only makes it sooner.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tessera_storage::{Storage, StoreError, parse_revocation_entry};
@@ -14,8 +15,13 @@ use crate::keys::{KeyRingError, KeyRingHandle};
 use crate::registry::follow::Touched;
 use crate::registry::{RegistryError, RegistryHandle};
 
-/// How often a node reads the change log: a change is in force everywhere within about this.
+/// How often a node reads the change log at the least: a change is in force everywhere within
+/// about this even when no notification comes.
 pub const POLL_EVERY: Duration = Duration::from_millis(200);
+
+/// A lag past this is logged as a warning: a change is meant to be in force everywhere
+/// within a second.
+const LATE: Duration = Duration::from_secs(1);
 
 /// What a poll brought in.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -24,6 +30,8 @@ pub struct Caught {
     pub keys: bool,
     pub revoked: usize,
     pub touched: Touched,
+    /// From the newest change's write to its being in force here, when the store keeps times.
+    pub lag: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,19 +59,39 @@ impl FollowError {
     }
 }
 
-/// Whether the store answered this node's last poll of the change log. Kept in memory so that
-/// a readiness probe never waits on a database that does not answer; a store no follower
-/// polls (the embedded one) is always reachable.
+/// Whether the store answered this node's last poll of the change log, and how late the last
+/// change it applied came in. Kept in memory so that a readiness probe never waits on a
+/// database that does not answer; a store no follower polls (the embedded one) is always
+/// reachable and has no lag.
 #[derive(Clone, Debug, Default)]
-pub struct StoreHealth(Arc<AtomicBool>);
+pub struct StoreHealth(Arc<Health>);
+
+#[derive(Debug, Default)]
+struct Health {
+    unreachable: AtomicBool,
+    /// Microseconds, plus one: zero means no change was applied yet.
+    lag: AtomicU64,
+}
 
 impl StoreHealth {
     pub fn is_reachable(&self) -> bool {
-        !self.0.load(Ordering::Relaxed)
+        !self.0.unreachable.load(Ordering::Relaxed)
+    }
+
+    /// From the write of the newest change this node applied to its being in force here, by
+    /// the store's clock; `None` before the first.
+    pub fn change_lag(&self) -> Option<Duration> {
+        let stored = self.0.lag.load(Ordering::Relaxed);
+        stored.checked_sub(1).map(Duration::from_micros)
     }
 
     fn set_reachable(&self, reachable: bool) {
-        self.0.store(!reachable, Ordering::Relaxed);
+        self.0.unreachable.store(!reachable, Ordering::Relaxed);
+    }
+
+    fn set_lag(&self, lag: Duration) {
+        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX - 1);
+        self.0.lag.store(micros.saturating_add(1), Ordering::Relaxed);
     }
 }
 
@@ -100,7 +128,12 @@ impl Follower {
     pub async fn run(mut self) {
         let mut failing_since: Option<Instant> = None;
         loop {
-            tokio::time::sleep(POLL_EVERY).await;
+            let store = Arc::clone(&self.store);
+            if tokio::task::spawn_blocking(move || store.wait_for_change(POLL_EVERY)).await.is_err()
+            {
+                // The runtime is shutting down.
+                return;
+            }
             let polled = self.poll().await;
             // A poll that failed on what it read still reached the store.
             self.health.set_reachable(!matches!(&polled, Err(e) if e.is_unavailable()));
@@ -109,12 +142,23 @@ impl Follower {
                     if let Some(since) = failing_since.take() {
                         tracing::info!(after = ?since.elapsed(), version = self.seen, "change log readable again; caught up");
                     }
-                    if caught.changes > 0 {
-                        tracing::debug!(
-                            version = self.seen,
-                            changes = caught.changes,
-                            "applied other nodes' changes"
-                        );
+                    if let Some(lag) = caught.lag {
+                        self.health.set_lag(lag);
+                        if lag > LATE {
+                            tracing::warn!(
+                                ?lag,
+                                version = self.seen,
+                                changes = caught.changes,
+                                "applied changes late"
+                            );
+                        } else {
+                            tracing::debug!(
+                                ?lag,
+                                version = self.seen,
+                                changes = caught.changes,
+                                "applied changes"
+                            );
+                        }
                     }
                 }
                 Err(e) => {
@@ -155,6 +199,14 @@ impl Follower {
             self.keyring.reload().await?;
         }
         self.seen = last;
+        // Read after the changes are in force, so the lag covers applying them. A store that
+        // cannot say leaves it unknown; that is no reason to apply the changes again.
+        let store = Arc::clone(&self.store);
+        caught.lag = tokio::task::spawn_blocking(move || store.change_age(last))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
         Ok(caught)
     }
 }

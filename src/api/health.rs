@@ -19,14 +19,19 @@ async fn healthz() -> HttpResponse {
 /// would stop the access tokens they can still issue). The body names the store's state as of
 /// the follower's last poll, read from memory: the probe never waits on the database.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let store = if state.store_health.is_reachable() { "ok" } else { "unreachable" };
-    if state.issuer.keys().load().signer.is_some() {
-        HttpResponse::Ok().json(json!({"status": "ready", "store": store}))
+    let health = &state.store_health;
+    let store = if health.is_reachable() { "ok" } else { "unreachable" };
+    let mut body = if state.issuer.keys().load().signer.is_some() {
+        json!({"status": "ready", "store": store})
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({
-            "status": "not_ready",
-            "store": store,
-            "reason": "no current signing key",
-        }))
+        json!({"status": "not_ready", "store": store, "reason": "no current signing key"})
+    };
+    if let Some(lag) = health.change_lag() {
+        body["change_lag_seconds"] = json!(lag.as_secs_f64());
+    }
+    if body["status"] == "ready" {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }

@@ -108,6 +108,14 @@ pub trait Storage: Send + Sync + 'static {
     fn revoked_access_tokens(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Changes committed after `since`, as `(version, "kind:id")`, oldest first.
     fn changes_since(&self, since: u64) -> Result<Vec<(u64, String)>, StoreError>;
+    /// Blocks until another process may have committed a change, or for `timeout`, whichever
+    /// comes first (at once if one came since the last wait): when a follower reads the log.
+    /// A hint only: correctness never rests on being woken.
+    fn wait_for_change(&self, timeout: std::time::Duration);
+    /// How long ago, by the store's own clock, change `version` was written: the follower's
+    /// lag once it has applied it. `None` where the store keeps no times (the embedded store,
+    /// which no other node follows) or the change is not in the log.
+    fn change_age(&self, version: u64) -> Result<Option<std::time::Duration>, StoreError>;
     /// Takes or renews the lease `name` for `holder` until `now + ttl`: true when `holder`
     /// holds it after the call (it was free, had expired, or was `holder`'s already), false
     /// while another holder's lease runs, to its last second included. Of several nodes taking

@@ -123,6 +123,34 @@ fn writers_on_two_nodes_leave_one_change_log_without_gaps() {
     assert_eq!(apps.len(), 20);
 }
 
+/// A follower waiting at one node is woken by a commit at another long before its poll would
+/// come round, and the change's age is the database's to tell.
+#[test]
+fn a_commit_at_one_node_wakes_a_follower_waiting_at_another() {
+    let Some(db) = fresh_database() else { return };
+    let nodes = two_nodes(db.url());
+    let long = Duration::from_secs(20);
+    // The first wait subscribes, and returns once it has: what came before is read then.
+    nodes[1].wait_for_change(long);
+    let writer = Arc::clone(&nodes[0]);
+    let write = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        writer.create_app(&app("a", "ca")).unwrap()
+    });
+    let start = Instant::now();
+    nodes[1].wait_for_change(long);
+    let woken = start.elapsed();
+    let version = write.join().unwrap();
+    assert!(woken < Duration::from_secs(5), "woken after {woken:?}");
+    let age = nodes[1].change_age(version).unwrap().expect("the change has a time");
+    assert!(age < Duration::from_secs(5), "{age:?}");
+    assert_eq!(nodes[1].change_age(version + 1).unwrap(), None, "no such change");
+    // Without a commit, a wait lasts its timeout.
+    let start = Instant::now();
+    nodes[1].wait_for_change(Duration::from_millis(300));
+    assert!(start.elapsed() >= Duration::from_millis(300));
+}
+
 #[test]
 fn of_eight_holders_taking_one_free_lease_on_two_nodes_exactly_one_gets_it() {
     let Some(db) = fresh_database() else { return };
@@ -189,10 +217,10 @@ fn nodes_migrating_at_once_apply_each_migration_once() {
         .collect();
     let mut applied: Vec<u32> = runs.into_iter().flat_map(|h| h.join().unwrap()).collect();
     applied.sort_unstable();
-    assert_eq!(applied, [1, 2]);
+    assert_eq!(applied, [1, 2, 3]);
     assert!(PgStore::migrate(&url).unwrap().is_empty());
     let tables = db.query_text("SELECT version FROM schema_migrations ORDER BY version");
-    assert_eq!(tables, ["0", "1", "2"], "the lock row and each version");
+    assert_eq!(tables, ["0", "1", "2", "3"], "the lock row and each version");
 }
 
 #[test]

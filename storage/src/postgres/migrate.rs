@@ -10,6 +10,7 @@ use crate::StoreError;
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_leases.sql")),
+    (3, include_str!("migrations/0003_change_times.sql")),
 ];
 
 /// Applies what the database lacks, in one transaction; the versions it applied.

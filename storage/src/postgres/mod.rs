@@ -6,6 +6,7 @@
 mod connect;
 mod dump;
 mod grant;
+mod listen;
 mod migrate;
 mod registry;
 mod sql;

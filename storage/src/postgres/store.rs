@@ -5,6 +5,7 @@
 //! spawns its work there and waits on a plain channel for the answer.
 
 use std::future::Future;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -12,6 +13,7 @@ use tokio::runtime::Runtime;
 use tokio_postgres::NoTls;
 
 use super::connect::open_grant;
+use super::listen::{Wakeup, listen};
 use super::registry::{Write, table_name};
 use super::sql::{
     READ_VERSION, Writer, col, connection, execute, int, row, rows, sql, storable, uint,
@@ -45,6 +47,12 @@ pub struct PgStore {
     runtime: Option<Runtime>,
     pool: Pool,
     kek: Option<Kek>,
+    /// For the listener's own connection, outside the pool.
+    config: tokio_postgres::Config,
+    wakeup: Arc<Wakeup>,
+    /// Started by the first wait for a change: a store that no follower reads (the CLI's)
+    /// holds no listening connection.
+    listening: Once,
 }
 
 impl PgStore {
@@ -72,7 +80,7 @@ impl PgStore {
         // Fast recycling checks only that the connection is open; a connection that broke
         // meanwhile fails its first query, which answers `Unavailable`, and is not reused.
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
@@ -90,7 +98,14 @@ impl PgStore {
             .thread_name("tessera-postgres")
             .enable_all()
             .build()?;
-        Ok(PgStore { runtime: Some(runtime), pool, kek })
+        Ok(PgStore {
+            runtime: Some(runtime),
+            pool,
+            kek,
+            config,
+            wakeup: Arc::default(),
+            listening: Once::new(),
+        })
     }
 
     /// Runs `work` on the store's runtime and waits for its answer on this thread.
@@ -517,6 +532,27 @@ impl Storage for PgStore {
                 out.push((uint(col(&r, 0)?), col::<String>(&r, 1)?));
             }
             Ok(out)
+        })
+    }
+
+    fn wait_for_change(&self, timeout: Duration) {
+        if let Some(runtime) = &self.runtime {
+            self.listening.call_once(|| {
+                runtime.spawn(listen(self.config.clone(), Arc::clone(&self.wakeup)));
+            });
+        }
+        self.wakeup.wait(timeout);
+    }
+
+    fn change_age(&self, version: u64) -> Result<Option<Duration>, StoreError> {
+        self.run(|pool| async move {
+            let client = connection(&pool).await?;
+            // Both times by the database's clock: the age is right however the nodes' differ.
+            let query = "SELECT (extract(epoch FROM clock_timestamp() - written_at) \
+                 * 1000000)::bigint FROM changes WHERE version = $1";
+            let found = row(&client, query, &[&int(version)]).await?;
+            let micros = found.map(|r| col::<i64>(&r, 0)).transpose()?;
+            Ok(micros.map(|m| Duration::from_micros(uint(m))))
         })
     }
 
