@@ -400,41 +400,8 @@ fn issue_10_rotations_at_every_node_keep_every_jwks_valid() {
     let nodes: Vec<Node> = (0..3).map(|_| Node::start_with(&db, Some(&config))).collect();
     let started = Instant::now();
     let stop = started + Duration::from_secs(14);
-    let at = |t: Instant| t.duration_since(started);
     let (served, bodies, minted, rounds) = std::thread::scope(|s| {
-        let checker = s.spawn(|| {
-            let (mut served, mut bodies, mut minted) =
-                (Vec::new(), Vec::<Value>::new(), Vec::new());
-            while Instant::now() < stop {
-                for (node, n) in nodes.iter().enumerate() {
-                    let sent = Instant::now();
-                    let (status, jwks) = n.call("GET", "/.well-known/jwks.json", None, None);
-                    assert_eq!(status, 200);
-                    let kids = jwks["keys"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|k| k["kid"].as_str().unwrap().to_string())
-                        .collect();
-                    let body = bodies.iter().position(|b| *b == jwks).unwrap_or_else(|| {
-                        bodies.push(jwks);
-                        bodies.len() - 1
-                    });
-                    served.push(Served { node, sent, received: Instant::now(), kids, body });
-                }
-                for (node, n) in nodes.iter().enumerate() {
-                    let token = n.root_token();
-                    minted.push(Minted {
-                        node,
-                        received: Instant::now(),
-                        kid: jwt_kid(&token),
-                        token,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            (served, bodies, minted)
-        });
+        let checker = s.spawn(|| watch_jwks(&nodes, stop));
         // Rotations at every node, all three at once each round: one rotates the ring, the
         // others either answer with the ring as it now is or refuse with its new `safeAt`.
         let mut rounds = Vec::new();
@@ -502,6 +469,77 @@ fn issue_10_rotations_at_every_node_keep_every_jwks_valid() {
         started.elapsed()
     );
     assert!(rounds.len() >= 3, "{} rotations", rounds.len());
+    assert_rotation_invariant(&served, &bodies, &minted, started);
+}
+
+/// The scheduled half of (c): with a rotation due every few seconds, the lease holder alone
+/// rotates, on time, and every node's JWKS keeps the invariant as the others learn of it.
+#[test]
+fn issue_10_scheduled_rotation_by_the_lease_holder_keeps_every_jwks_valid() {
+    let Some(db) = fresh_database() else { return };
+    let every = Duration::from_secs(4);
+    let config = format!(
+        "[keys]\njwks_max_age = {}\nrotate_every = {}\n",
+        MAX_AGE.as_secs(),
+        every.as_secs()
+    );
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start_with(&db, Some(&config))).collect();
+    let started = Instant::now();
+    let run = Duration::from_secs(16);
+    let (served, bodies, minted) = watch_jwks(&nodes, started + run);
+    let (status, keys) = nodes[0].admin("GET", "/api/v1/keys", &nodes[0].root_token(), None);
+    assert_eq!(status, 200);
+    let kids = ring_of(&keys).0;
+    let signed: BTreeSet<&str> = minted.iter().map(|t| t.kid.as_str()).collect();
+    eprintln!("{} keys in the ring after {run:?}; tokens signed by {signed:?}", kids.len());
+    // Two first keys, then one per rotation: a rotation each `every` at the most, since only
+    // the lease holder rotates, and at least one each `every` plus the time a rotation waits
+    // to be safe.
+    let rotations = kids.len() - 2;
+    let most = (run.as_secs() / every.as_secs() + 1) as usize;
+    assert!((2..=most).contains(&rotations), "{rotations} rotations in {run:?}: {keys}");
+    assert!(signed.len() >= 3, "the rotations reached the signers: {signed:?}");
+    assert_rotation_invariant(&served, &bodies, &minted, started);
+}
+
+/// Fetches every node's JWKS and mints a token at every node, over and over until `stop`:
+/// what verifiers and clients saw.
+fn watch_jwks(nodes: &[Node], stop: Instant) -> (Vec<Served>, Vec<Value>, Vec<Minted>) {
+    let (mut served, mut bodies, mut minted) = (Vec::new(), Vec::<Value>::new(), Vec::new());
+    while Instant::now() < stop {
+        for (node, n) in nodes.iter().enumerate() {
+            let sent = Instant::now();
+            let (status, jwks) = n.call("GET", "/.well-known/jwks.json", None, None);
+            assert_eq!(status, 200);
+            let kids = jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_string())
+                .collect();
+            let body = bodies.iter().position(|b| *b == jwks).unwrap_or_else(|| {
+                bodies.push(jwks);
+                bodies.len() - 1
+            });
+            served.push(Served { node, sent, received: Instant::now(), kids, body });
+        }
+        for (node, n) in nodes.iter().enumerate() {
+            let token = n.root_token();
+            minted.push(Minted { node, received: Instant::now(), kid: jwt_kid(&token), token });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (served, bodies, minted)
+}
+
+/// The rotation invariant, as verifiers meet it, over what [`watch_jwks`] saw.
+fn assert_rotation_invariant(
+    served: &[Served],
+    bodies: &[Value],
+    minted: &[Minted],
+    started: Instant,
+) {
+    let at = |t: Instant| t.duration_since(started);
     // A token's key is in every JWKS served within one max-age before it was issued (a
     // verifier may hold such a JWKS still), and in every JWKS served since (no token expires
     // while this runs).
@@ -529,7 +567,7 @@ fn issue_10_rotations_at_every_node_keep_every_jwks_valid() {
     }
     // No key leaves while this runs (no retired key has expired): once one node served a key,
     // every node serves it from at most the propagation time later.
-    for first in &served {
+    for first in served {
         for kid in &first.kids {
             for later in served.iter().filter(|f| f.sent > first.received + KEY_PROPAGATION) {
                 assert!(

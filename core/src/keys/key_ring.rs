@@ -40,6 +40,12 @@ const ROTATION_LEASE: &str = "key_rotation";
 /// is asked to try again.
 const REPLACE_ATTEMPTS: usize = 5;
 
+/// How often the ring is looked after: every 30 s, or a tenth of the rotation interval when
+/// that is shorter (but at least a second), so that a rotation is never much later than due.
+fn tick_for(rules: &RotationRules) -> Duration {
+    Duration::from_secs((rules.rotate_every / 10).clamp(1, 30))
+}
+
 /// How many ticks a rotation lease outlives its last renewal: a holder that misses a tick
 /// keeps it, and when the holder is gone another node takes over within a few ticks.
 const LEASE_TICKS: u32 = 3;
@@ -137,7 +143,7 @@ impl KeyRing {
             rules,
             clock,
             published: Arc::new(ArcSwap::from_pointee(KeySet::empty())),
-            tick_every: Duration::from_secs(30),
+            tick_every: tick_for(&rules),
             learned: HashMap::new(),
             signing: None,
             lease_holder,
