@@ -556,20 +556,30 @@ fn a_refresh_token_is_spent_once_and_its_reuse_ends_the_family(open: Open) {
     assert_eq!(one(store, spend(token(3), token(4), None, 81)), refused(Refusal::Revoked));
     assert_eq!(store.refresh_status(&token(9)).unwrap(), None, "the reuse issued nothing");
     assert_eq!(store.revoked_access_tokens().unwrap(), vec![("f1".to_string(), 500)]);
-    // In one batch, each operation sees the ones before it.
+    // In one batch, each operation sees the ones before it, however the backend sends them
+    // (a run of new families may go out together).
     let g = family("g", "c1", "bob", 100);
+    let h = family("h", "c1", "carol", 100);
     let batch = [
+        create_family(&h, token(30), 90),
         create_family(&g, token(20), 90),
+        create_family(&family("i", "c1", "dan", 100), token(40), 90),
         spend(token(20), token(21), None, 10),
         spend(token(20), token(22), None, 10),
+        spend(token(30), token(31), None, 10),
     ];
     let outcomes = store.apply_grants(&batch).unwrap();
-    assert_eq!(outcomes[0], GrantOutcome::Created);
-    assert_eq!(outcomes[1], GrantOutcome::Spent(g));
     assert_eq!(
-        outcomes[2],
+        outcomes[..3],
+        [GrantOutcome::Created, GrantOutcome::Created, GrantOutcome::Created]
+    );
+    assert_eq!(outcomes[3], GrantOutcome::Spent(g));
+    assert_eq!(
+        outcomes[4],
         GrantOutcome::Refused { why: Refusal::Reused, revoked: vec![("g".into(), 500)] }
     );
+    assert_eq!(outcomes[5], GrantOutcome::Spent(h));
+    assert_eq!(store.refresh_status(&token(40)).unwrap().unwrap().family.subject, "dan");
 }
 
 fn a_refused_spend_changes_nothing(open: Open) {

@@ -13,6 +13,14 @@ use crate::{
     StoreError, TokenKey,
 };
 
+/// How many operations at the head of `ops` touch rows no other of them reads or writes and
+/// revoke nothing, so that their statements can go out together, without one round trip's
+/// wait each: new families (each with a fresh id and selector). An operation that reads, such
+/// as a spend, ends the run: it must see every write before it.
+pub(super) fn independent_run(ops: &[GrantOp]) -> usize {
+    ops.iter().take_while(|op| matches!(op, GrantOp::CreateFamily { .. })).count()
+}
+
 /// Applies one operation inside the batch's transaction.
 pub(super) async fn apply(
     txn: &Transaction<'_>,
@@ -48,8 +56,7 @@ pub(super) async fn apply(
                 expires_at: *token_expires_at,
                 is_spent: false,
             };
-            put_refresh(txn, &token.selector, &record).await?;
-            put_family(txn, family).await?;
+            tokio::try_join!(put_refresh(txn, &token.selector, &record), put_family(txn, family))?;
             Ok(GrantOutcome::Created)
         }
         GrantOp::Spend { token, client_id, next, next_expires_at, now, horizon } => {
@@ -167,13 +174,21 @@ async fn spend(
     now: u64,
     horizon: u64,
 ) -> Result<GrantOutcome, StoreError> {
-    // Both rows are read FOR UPDATE: a concurrent spend of the same token at another node
-    // waits here and then sees it spent.
-    let record = get_refresh(txn, token).await?;
-    let family = match &record {
-        Some(r) => get_family(txn, &r.family).await?,
-        None => None,
+    // The token and its family in one round trip. The batch holds the writer lock, so no
+    // other node's spend can come between this read and the writes; the row lock says so to
+    // anyone reading the SQL alone.
+    let query = "SELECT t.record, f.record FROM refresh_tokens t \
+         LEFT JOIN families f ON f.id = t.family WHERE t.selector = $1 FOR UPDATE OF t";
+    let found = row(txn, query, &[&token.selector.as_slice()]).await?;
+    let (record, family) = match found {
+        Some(r) => {
+            let record: RefreshRecord = decode(&col::<Vec<u8>>(&r, 0)?)?;
+            let family = col::<Option<Vec<u8>>>(&r, 1)?.map(|f| decode(&f)).transpose()?;
+            (Some(record).filter(|r| token.matches(r)), family)
+        }
+        None => (None, None),
     };
+    let family: Option<FamilyRecord> = if record.is_some() { family } else { None };
     match judge_spend(record, family, client_id, next, next_expires_at, now) {
         SpendVerdict::Refused(why) => Ok(GrantOutcome::Refused { why, revoked: Vec::new() }),
         SpendVerdict::Reused { family } => {
@@ -184,11 +199,14 @@ async fn spend(
             Ok(GrantOutcome::Refused { why: crate::Refusal::Reused, revoked })
         }
         SpendVerdict::Rotate { spent, fresh, family, family_changed } => {
-            put_refresh(txn, &token.selector, &spent).await?;
-            put_refresh(txn, &next.selector, &fresh).await?;
-            if family_changed {
-                put_family(txn, &family).await?;
-            }
+            // Three rows, written together: nothing here reads what another writes.
+            let family_row =
+                async { if family_changed { put_family(txn, &family).await } else { Ok(()) } };
+            tokio::try_join!(
+                put_refresh(txn, &token.selector, &spent),
+                put_refresh(txn, &next.selector, &fresh),
+                family_row
+            )?;
             Ok(GrantOutcome::Spent(family))
         }
     }
