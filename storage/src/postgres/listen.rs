@@ -1,5 +1,5 @@
 //! Being told of a commit: one connection per store LISTENs on `tessera_changes`, which the
-//! database notifies at every commit that logged a change (migration 3), and wakes the
+//! database notifies at every commit that logged a change (migration 4), and wakes the
 //! follower, so that a change is in force at every node within a round trip or two rather
 //! than at the next poll. Only a hint: the follower polls anyway, so a notification lost to a
 //! broken connection (or a database without LISTEN, such as CockroachDB) only delays.

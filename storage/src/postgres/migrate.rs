@@ -6,11 +6,21 @@ use deadpool_postgres::Pool;
 use super::sql::{col, connection, execute, rows, sql};
 use crate::StoreError;
 
-/// (version, SQL), in order. A released migration is never edited: a change is a new one.
-const MIGRATIONS: &[(u32, &str)] = &[
-    (1, include_str!("migrations/0001_init.sql")),
-    (2, include_str!("migrations/0002_leases.sql")),
-    (3, include_str!("migrations/0003_change_times.sql")),
+/// Where a migration runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Runs {
+    Everywhere,
+    /// Recorded as applied on CockroachDB but not run there: it only makes PostgreSQL faster.
+    PostgresOnly,
+}
+
+/// (version, SQL, where), in order. A released migration is never edited: a change is a new
+/// one.
+const MIGRATIONS: &[(u32, &str, Runs)] = &[
+    (1, include_str!("migrations/0001_init.sql"), Runs::Everywhere),
+    (2, include_str!("migrations/0002_leases.sql"), Runs::Everywhere),
+    (3, include_str!("migrations/0003_change_times.sql"), Runs::Everywhere),
+    (4, include_str!("migrations/0004_change_notify.sql"), Runs::PostgresOnly),
 ];
 
 /// Applies what the database lacks, in one transaction; the versions it applied.
@@ -48,13 +58,21 @@ pub(super) async fn apply(pool: &Pool) -> Result<Vec<u32>, StoreError> {
     for row in rows(&txn, "SELECT version FROM schema_migrations", &[]).await? {
         present.push(col::<i64>(&row, 0)?);
     }
+    let server = rows(&txn, "SELECT version()", &[]).await?;
+    let is_cockroach = server
+        .first()
+        .map(|r| col::<String>(r, 0))
+        .transpose()?
+        .is_some_and(|v| v.contains("CockroachDB"));
     let mut applied = Vec::new();
-    for &(version, migration) in MIGRATIONS {
+    for &(version, migration, runs) in MIGRATIONS {
         let number = i64::from(version);
         if present.contains(&number) {
             continue;
         }
-        txn.batch_execute(migration).await.map_err(sql)?;
+        if runs == Runs::Everywhere || !is_cockroach {
+            txn.batch_execute(migration).await.map_err(sql)?;
+        }
         execute(&txn, "INSERT INTO schema_migrations (version) VALUES ($1)", &[&number]).await?;
         applied.push(version);
     }
