@@ -10,6 +10,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
+    pub metrics_listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub store: Option<String>,
     pub issuer: Option<String>,
@@ -146,6 +147,8 @@ impl StoreUrl {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: String,
+    /// Where `/metrics` is answered instead of `listen`, when set (and then only there).
+    pub metrics_listen: Option<String>,
     pub data_dir: PathBuf,
     /// A shared PostgreSQL store (`postgres://…`) instead of the embedded one in `data_dir`.
     pub store: Option<StoreUrl>,
@@ -180,6 +183,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".into(),
+            metrics_listen: None,
             data_dir: PathBuf::from("./tessera-data"),
             store: None,
             issuer: None,
@@ -226,6 +230,7 @@ impl Config {
         if let Some(v) = file.data_dir {
             self.data_dir = v;
         }
+        self.metrics_listen = file.metrics_listen.or(self.metrics_listen.take());
         if let Some(v) = file.store {
             self.store = Some(StoreUrl(v));
         }

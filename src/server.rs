@@ -39,6 +39,11 @@ pub struct Running {
     pub addr: SocketAddr,
     pub issuer_url: String,
     pub server: actix_web::dev::Server,
+    /// Where `/metrics` is answered when `metrics_listen` put it on a listener of its own.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Spawned at start, since nothing awaits it until [`Running::wait`].
+    metrics_server:
+        Option<(actix_web::dev::ServerHandle, actix_rt::task::JoinHandle<std::io::Result<()>>)>,
     pub state: web::Data<AppState>,
     /// Set when this start created the root app with generated credentials.
     pub root_credentials_file: Option<PathBuf>,
@@ -49,6 +54,10 @@ impl Running {
     /// Stops the actors' thread once the HTTP server has stopped.
     pub async fn wait(self) -> std::io::Result<()> {
         let out = self.server.await;
+        if let Some((handle, task)) = self.metrics_server {
+            handle.stop(true).await;
+            task.await.ok();
+        }
         self.state.grants.stop();
         drop(self.state);
         // Joining lets the actors drop the store, so the data directory is free on return.
@@ -204,6 +213,7 @@ pub fn prepare(
         store_health = follower.health();
         arbiter.spawn(follower.run());
     }
+    let metrics = Arc::new(api::metrics::Metrics::new(Arc::clone(grants.commit_times()), shared));
     let metadata = api::wellknown::metadata(issuer_url);
     let passwords = PasswordPool::start(2, config.password_queue).map_err(StoreError::Io)?;
     let state = web::Data::new(AppState {
@@ -217,6 +227,7 @@ pub fn prepare(
         passwords,
         service_keys,
         store_health,
+        metrics,
     });
     Ok(Prepared { state, arbiter, root_credentials_file })
 }
@@ -244,7 +255,34 @@ pub async fn start(
     if let Some(workers) = workers {
         server = server.workers(workers);
     }
-    Ok(Running { addr, issuer_url, server: server.run(), state, root_credentials_file, arbiter })
+    let (metrics_addr, metrics_server) = match &config.metrics_listen {
+        Some(listen) => {
+            let bind_err = |e| StartError::Bind(listen.clone(), e);
+            let listener = TcpListener::bind(listen).map_err(bind_err)?;
+            let addr = listener.local_addr().map_err(bind_err)?;
+            let data = state.clone();
+            let server = HttpServer::new(move || {
+                App::new().configure(|cfg| api::configure_metrics(cfg, data.clone()))
+            })
+            .listen(listener)
+            .map_err(bind_err)?
+            .workers(1)
+            .shutdown_timeout(1)
+            .run();
+            (Some(addr), Some((server.handle(), actix_rt::spawn(server))))
+        }
+        None => (None, None),
+    };
+    Ok(Running {
+        addr,
+        issuer_url,
+        server: server.run(),
+        metrics_addr,
+        metrics_server,
+        state,
+        root_credentials_file,
+        arbiter,
+    })
 }
 
 /// Writes generated root credentials, readable by the owner only, and makes the file durable

@@ -287,6 +287,9 @@ fn issue_10_a_change_at_one_node_is_in_force_at_every_node_within_a_second() {
         let (status, ready) = node.call("GET", "/readyz", None, None);
         let lag = ready["change_lag_seconds"].as_f64();
         assert!(status == 200 && lag.is_some_and(|l| l < 1.0), "{ready}");
+        let metrics = ureq::get(format!("{}/metrics", node.url)).call().unwrap();
+        let metrics = metrics.into_body().read_to_string().unwrap();
+        assert!(metrics.contains("\ntessera_change_lag_seconds "), "{metrics}");
     }
 }
 

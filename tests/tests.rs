@@ -28,6 +28,8 @@ mod identity;
 mod keys;
 // Disabling or deleting ends what was issued before; re-enabling revives nothing (issue 8).
 mod lifecycle;
+// `/metrics` and where it is answered.
+mod metrics;
 // Three `tessera serve` processes on one real PostgreSQL database.
 mod nodes;
 // Regression tests, named after the issue that found them.

@@ -18,4 +18,5 @@ pub mod oauth;
 pub mod policy;
 pub mod registry;
 pub mod tables;
+pub mod timing;
 pub mod tokens;

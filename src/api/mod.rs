@@ -4,6 +4,7 @@ pub mod admin;
 pub mod connect;
 pub mod consumer;
 pub mod health;
+pub mod metrics;
 pub mod oauth2;
 pub mod service;
 pub mod sign_in;
@@ -25,6 +26,8 @@ pub struct ClientTag(pub String);
 
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let limit = state.config.body_limit;
+    // With `metrics_listen` set, `/metrics` is answered there only (`metrics_app`).
+    let metrics_here = state.config.metrics_listen.is_none();
     cfg.app_data(state)
         .app_data(admin::json_config(limit))
         // Forms and raw bodies (`Bytes`, `String`) take the same `body_limit`; actix's own
@@ -43,8 +46,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .configure(consumer::configure)
                 .configure(service::configure)
                 .configure(connect::configure)
+                .configure(|cfg| {
+                    if metrics_here {
+                        metrics::configure(cfg);
+                    }
+                })
                 .default_service(web::to(not_found)),
         );
+}
+
+/// The routes of the `metrics_listen` listener: `/metrics` and nothing else.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    cfg.app_data(state).configure(metrics::configure).default_service(web::to(not_found));
 }
 
 async fn not_found() -> HttpResponse {
@@ -67,8 +80,11 @@ async fn log_request(
     let res = next.call(req).await?;
     let status = res.status().as_u16();
     let latency_us = started.elapsed().as_micros() as u64;
-    let route = res.request().match_pattern();
-    let route = route.as_deref().unwrap_or("(unmatched)");
+    let pattern = res.request().match_pattern();
+    let route = pattern.as_deref().unwrap_or("(unmatched)");
+    if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+        state.metrics.http_request(route.to_string(), status);
+    }
     let client_id = res.request().extensions().get::<ClientTag>().map(|t| t.0.clone());
     let client_id = client_id.as_deref().unwrap_or("-");
     let is_routine = status < 400

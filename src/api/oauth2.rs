@@ -2,6 +2,8 @@
 //! (RFC 7009). Thin: read the body within its limit, hand it to the parser and the issuer,
 //! write the answer.
 
+use std::time::Instant;
+
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -14,6 +16,7 @@ use tessera_storage::{GrantOp, RefreshStatus};
 
 use crate::api::AppState;
 use crate::api::ClientTag;
+use crate::api::metrics::{AuthMethod, grant_label};
 
 pub const TOKEN_PATHS: [&str; 4] =
     ["/oauth2/v1/token", "/oauth2/token", "/token", "/authorization/token"];
@@ -68,16 +71,26 @@ async fn token(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let started = Instant::now();
+    // What the request asked, once its body could be read: the labels it is counted under.
+    let mut asked = ("unknown", None);
     let answer = async {
         let (kind, body) = read(&req, payload, &state).await?;
         let parsed = request::parse(kind, authorization(&req)?, &body)?;
+        asked = (grant_label(&parsed.grant_type), AuthMethod::of(&parsed.credentials));
         let addr = req.peer_addr().map(|a| a.ip());
         if state.config.allow_user_credentials {
             return user_or_app(&state, &parsed, addr).await;
         }
         state.issuer.answer(&parsed, addr).await
     };
-    match answer.await {
+    let answer = answer.await;
+    let (grant, method) = asked;
+    state.metrics.token(grant, answer.as_ref().map(|_| ()), started.elapsed());
+    if let (Err(OAuthError::InvalidClient { .. }), Some(method)) = (&answer, method) {
+        state.metrics.failed_authentication(method);
+    }
+    match answer {
         Ok(issued) => {
             req.extensions_mut().insert(ClientTag(issued.client_id.clone()));
             // unwrap: a struct of strings and integers always serializes
@@ -134,11 +147,17 @@ async fn caller(
     let query = request::parse_query(kind, authorization(req)?, &body)?;
     let peer = req.peer_addr().map(|a| a.ip());
     let is_basic = matches!(query.credentials, request::Credentials::Basic { .. });
-    let client = state
-        .issuer
-        .authenticate(&query.credentials, peer)
-        .await?
-        .ok_or(OAuthError::InvalidClient { is_basic })?;
+    let authenticated = state.issuer.authenticate(&query.credentials, peer).await;
+    let client = match authenticated {
+        Ok(Some(client)) => client,
+        Ok(None) | Err(OAuthError::InvalidClient { .. }) => {
+            if let Some(method) = AuthMethod::of(&query.credentials) {
+                state.metrics.failed_authentication(method);
+            }
+            return Err(OAuthError::InvalidClient { is_basic });
+        }
+        Err(e) => return Err(e),
+    };
     req.extensions_mut().insert(ClientTag(client.client_id.clone()));
     Ok((client, query))
 }

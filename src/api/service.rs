@@ -15,6 +15,7 @@ use tessera_storage::SubscriptionRecord;
 
 use crate::api::AppState;
 use crate::api::admin::{AdminError, rfc3339};
+use crate::api::metrics::AuthMethod;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/service/info").get(info).route(web::patch().to(patch_info)))
@@ -284,10 +285,14 @@ impl FromRequest for ServiceCaller {
     type Future = Ready<Result<ServiceCaller, Unauthorized>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let service_id = req
-            .app_data::<web::Data<AppState>>()
-            .zip(req.headers().get("x-api-key").and_then(|v| v.to_str().ok()))
-            .and_then(|(state, key)| state.service_keys.authenticate(key.trim()));
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Err(Unauthorized));
+        };
+        let key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
+        let service_id = key.and_then(|key| state.service_keys.authenticate(key.trim()));
+        if service_id.is_none() && key.is_some() {
+            state.metrics.failed_authentication(AuthMethod::ApiKey);
+        }
         ready(service_id.map(|service_id| ServiceCaller { service_id }).ok_or(Unauthorized))
     }
 }

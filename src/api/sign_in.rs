@@ -6,6 +6,7 @@ use tessera_core::auth::password;
 use tessera_core::oauth::{Cause, OAuthError};
 
 use crate::api::AppState;
+use crate::api::metrics::AuthMethod;
 
 /// Checks a person's password; `Ok(Some(auth_id))` when it is right. Used by the login
 /// endpoint, the hosted sign-in page and `client_credentials` with user credentials. The
@@ -38,7 +39,10 @@ pub async fn check_password(
             issuer.refund(attempt);
             Ok(target.auth_id)
         }
-        Ok(_) => Ok(None),
+        Ok(_) => {
+            state.metrics.failed_authentication(AuthMethod::Password);
+            Ok(None)
+        }
         Err(e) => {
             issuer.refund(attempt);
             Err(busy(e))

@@ -32,4 +32,5 @@ pub struct AppState {
     pub service_keys: ServiceKeys,
     /// Whether the store answered the follower's last poll, for `/readyz`.
     pub store_health: StoreHealth,
+    pub metrics: Arc<crate::api::metrics::Metrics>,
 }

@@ -73,6 +73,7 @@ fn open(dir: &DataDirArgs) -> Result<(Arc<dyn Storage>, crate::config::Config), 
     let args = ServeArgs {
         listen: None,
         data_dir: dir.data_dir.clone(),
+        metrics_listen: None,
         store: None,
         config: dir.config.clone(),
         issuer: None,

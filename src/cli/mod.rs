@@ -60,6 +60,9 @@ pub struct ServeArgs {
     /// Data directory holding the embedded store.
     #[arg(long, env = "TESSERA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Answer `/metrics` on this address instead of the main one (and only there).
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// A shared PostgreSQL store (postgres://user@host:port/database) instead of the embedded
     /// one: every node given the same URL serves the same apps, keys and grants.
     #[arg(long, env = "TESSERA_STORE")]
@@ -139,6 +142,9 @@ pub fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
     }
     if let Some(v) = &args.data_dir {
         config.data_dir = v.clone();
+    }
+    if let Some(v) = &args.metrics_listen {
+        config.metrics_listen = Some(v.clone());
     }
     if let Some(v) = &args.store {
         config.store = Some(crate::config::StoreUrl(v.clone()));

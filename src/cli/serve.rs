@@ -32,6 +32,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
             println!("Root app created. Its credentials were written once to {}", path.display());
         }
         tracing::info!(addr = %running.addr, issuer = %running.issuer_url, data_dir = %config.data_dir.display(), "tessera listening");
+        if let Some(addr) = running.metrics_addr {
+            println!("tessera metrics on http://{addr}/metrics");
+        }
         println!("tessera listening on http://{}", running.addr);
         running.wait().await.map_err(|e| crate::server::StartError::Bind(config.listen.clone(), e))
     });

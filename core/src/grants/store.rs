@@ -15,6 +15,7 @@ use tessera_storage::{GrantOp, GrantOutcome, Storage, StoreError};
 use tokio::sync::oneshot;
 
 use crate::clock::SharedClock;
+use crate::timing::Timings;
 
 /// Revoked access tokens (jti → exp), read by bearer checks and introspection.
 #[derive(Clone, Default)]
@@ -81,6 +82,9 @@ pub struct GrantStore {
     revoked: RevocationSet,
     /// For reads. Emptied by [`GrantStore::stop`], so no handle keeps the store open after it.
     reader: Arc<std::sync::RwLock<Option<Arc<dyn Storage>>>>,
+    /// How long each durable commit took: the committer's batches, and the registry's changes
+    /// it records here too.
+    commits: Arc<Timings>,
 }
 
 /// Commits at most this many operations in one transaction, so one batch never holds the
@@ -120,11 +124,28 @@ impl GrantStore {
         let (jobs, queue) = mpsc::channel::<Msg>();
         let thread_store = Arc::clone(&store);
         let thread_revoked = revoked.clone();
+        let commits = Arc::new(Timings::default());
+        let thread_commits = Arc::clone(&commits);
         std::thread::Builder::new()
             .name("grant-store".into())
-            .spawn(move || committer(thread_store, thread_revoked, clock, queue, cleanup_every))
+            .spawn(move || {
+                committer(
+                    thread_store,
+                    thread_revoked,
+                    clock,
+                    queue,
+                    cleanup_every,
+                    &thread_commits,
+                )
+            })
             .map_err(StoreError::Io)?;
-        Ok(GrantStore { jobs, revoked, reader: Arc::new(std::sync::RwLock::new(Some(store))) })
+        let reader = Arc::new(std::sync::RwLock::new(Some(store)));
+        Ok(GrantStore { jobs, revoked, reader, commits })
+    }
+
+    /// The durations of durable commits, for `/metrics`.
+    pub fn commit_times(&self) -> &Arc<Timings> {
+        &self.commits
     }
 
     pub fn revoked(&self) -> &RevocationSet {
@@ -181,6 +202,7 @@ fn committer(
     clock: SharedClock,
     queue: mpsc::Receiver<Msg>,
     cleanup_every: Duration,
+    commits: &Timings,
 ) {
     // Swept on a schedule whether the queue is idle or busy: under steady load the queue never
     // times out, and the store must not grow without bound then either.
@@ -221,6 +243,7 @@ fn committer(
         let ops: Vec<GrantOp> = batch.iter().map(|j| j.op.clone()).collect();
         let started = Instant::now();
         let result = store.apply_grants(&ops);
+        commits.record(started.elapsed());
         tracing::debug!(
             ops = ops.len(),
             commit_us = started.elapsed().as_micros() as u64,

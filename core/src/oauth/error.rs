@@ -13,6 +13,10 @@ pub enum OAuthError {
     InvalidClient { is_basic: bool },
     /// RFC 6749 §5.2 `invalid_grant`.
     InvalidGrant(&'static str),
+    /// `invalid_grant` for a refresh token that was already spent, which ended its family.
+    /// Answered exactly as any other refused refresh token, so the client learns nothing more;
+    /// told apart only so that operators can count reuse.
+    RefreshReused,
     /// RFC 6749 §5.2 `unauthorized_client`: the app may not use this grant.
     UnauthorizedClient,
     /// RFC 6749 §5.2 `unsupported_grant_type`.
@@ -39,6 +43,9 @@ pub enum Cause {
     PasswordQueue,
     Store,
 }
+
+/// What every refused refresh token is told, reused or not.
+pub const REFRESH_REFUSED: &str = "the refresh token is invalid, expired or revoked";
 
 impl OAuthError {
     /// The shared store cannot be reached: a grant that must be durable cannot be made now.
@@ -67,7 +74,7 @@ impl OAuthError {
             | OAuthError::UnsupportedMediaType
             | OAuthError::PayloadTooLarge => "invalid_request",
             OAuthError::InvalidClient { .. } => "invalid_client",
-            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::InvalidGrant(_) | OAuthError::RefreshReused => "invalid_grant",
             OAuthError::UnauthorizedClient => "unauthorized_client",
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
@@ -80,6 +87,7 @@ impl OAuthError {
     pub fn description(&self) -> Cow<'static, str> {
         match self {
             OAuthError::InvalidRequest(why) | OAuthError::InvalidGrant(why) => Cow::Borrowed(why),
+            OAuthError::RefreshReused => Cow::Borrowed(REFRESH_REFUSED),
             OAuthError::InvalidClient { .. } => Cow::Borrowed("client authentication failed"),
             OAuthError::UnauthorizedClient => {
                 Cow::Borrowed("the client is not allowed to use this grant type")
@@ -118,6 +126,13 @@ impl OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_11_a_reused_refresh_token_is_answered_as_any_refused_one() {
+        let refused = OAuthError::InvalidGrant(REFRESH_REFUSED);
+        let reused = OAuthError::RefreshReused;
+        assert_eq!((reused.status(), reused.body()), (refused.status(), refused.body()));
+    }
 
     #[test]
     fn issue_10_an_unreachable_store_is_temporarily_unavailable_in_its_own_words() {

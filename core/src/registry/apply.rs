@@ -9,7 +9,9 @@ use crate::tables::client::Client;
 impl Registry {
     /// Commits related changes in one transaction, then applies them.
     pub(super) fn apply(&mut self, changes: Vec<RegistryChange>) -> Result<(), RegistryError> {
+        let started = std::time::Instant::now();
         self.store.apply_registry(&changes)?;
+        self.grants.commit_times().record(started.elapsed());
         self.remember(changes);
         Ok(())
     }

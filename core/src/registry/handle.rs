@@ -13,7 +13,7 @@ use super::scopes::{RolePatch, RoleView, ScopePatch, ScopeView};
 use super::services::members::{NewServiceUser, ServiceUser, SubscriptionPatch};
 use super::services::{ApiKeyView, ServicePatch, ServiceView};
 use super::users::{Invitation, LoginTarget, UserPatch, UserView};
-use super::{Listed, Page, Registry, RegistryError};
+use super::{Counts, Listed, Page, Registry, RegistryError};
 use crate::analytics::ServiceFigures;
 use crate::policy::Caller;
 
@@ -71,6 +71,8 @@ macro_rules! commands {
 }
 
 commands! {
+    /// How many records of each kind there are, for `/metrics`.
+    CountRecords => fn counts() -> Counts = |r| Ok(r.counts());
     ListApps => fn list_apps(page: Page) -> Listed<AppRecord> = |r| Ok(r.list_apps(page));
     GetApp => fn app(id: String) -> AppRecord = |r| r.app(&id).cloned();
     /// A new app and its secret, shown only in this answer.

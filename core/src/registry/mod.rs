@@ -57,6 +57,14 @@ impl RootCredentials {
     }
 }
 
+/// Records per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub apps: usize,
+    pub users: usize,
+    pub services: usize,
+}
+
 pub struct Registry {
     store: Arc<dyn Storage>,
     grants: GrantStore,
@@ -82,6 +90,10 @@ pub struct Registry {
 }
 
 impl Registry {
+    fn counts(&self) -> Counts {
+        Counts { apps: self.apps.len(), users: self.users.len(), services: self.services.len() }
+    }
+
     /// Loads every record and publishes the tables before the actor starts serving.
     pub fn load(
         store: Arc<dyn Storage>,

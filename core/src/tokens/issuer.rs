@@ -94,7 +94,7 @@ pub struct Minted {
 
 const MAX_AUDIENCE: usize = 512;
 pub(super) const INVALID_GRANT: OAuthError =
-    OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked");
+    OAuthError::InvalidGrant(crate::oauth::REFRESH_REFUSED);
 
 pub(super) fn store_failure(e: impl std::fmt::Display) -> OAuthError {
     tracing::error!(error = %e, "grant store failure");

@@ -85,7 +85,10 @@ impl Issuer {
         let RefreshStatus { record, family } = status;
         // A spent token coming back ends its family before any other check can answer first.
         if record.is_spent {
-            return Err(self.end_family(hash).await);
+            return Err(match self.end_family(hash).await {
+                INVALID_GRANT => OAuthError::RefreshReused,
+                other => other,
+            });
         }
         // Whoever the request names, by credentials or a bare client_id, must own the token.
         let named = match &req.credentials {
@@ -146,7 +149,10 @@ impl Issuer {
             }
             GrantOutcome::Refused { why, .. } => {
                 tracing::info!(client_id = %record.client_id, ?why, "refresh refused");
-                Err(INVALID_GRANT)
+                Err(match why {
+                    tessera_storage::Refusal::Reused => OAuthError::RefreshReused,
+                    _ => INVALID_GRANT,
+                })
             }
             other => Err(store_failure(format!("unexpected outcome {other:?}"))),
         }

@@ -11,6 +11,7 @@ use tessera_core::tokens::claims::AccessClaims;
 use super::AdminError;
 use crate::api::AppState;
 use crate::api::ClientTag;
+use crate::api::metrics::AuthMethod;
 
 /// An authenticated admin caller.
 pub struct Bearer {
@@ -53,8 +54,10 @@ fn authenticate(req: &HttpRequest) -> Result<Bearer, AdminError> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AdminError::Unauthorized);
     }
-    let (claims, _client) =
-        state.issuer.verify_bearer(token.trim()).map_err(|_| AdminError::Unauthorized)?;
+    let (claims, _client) = state.issuer.verify_bearer(token.trim()).map_err(|_| {
+        state.metrics.failed_authentication(AuthMethod::Bearer);
+        AdminError::Unauthorized
+    })?;
     req.extensions_mut().insert(ClientTag(claims.client_id.clone()));
     Ok(Bearer { claims })
 }

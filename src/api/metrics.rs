@@ -1,0 +1,265 @@
+//! `GET /metrics`: Prometheus families in the OpenMetrics text format (docs/api.md,
+//! Metrics). Counting on a request's path is atomics only: counters and fixed-bucket
+//! histograms (`tessera_core::timing`), looked up under a read lock by labels that are static
+//! strings, route patterns and status codes, never a client id or a raw path, so the number
+//! of series stays bounded. Gauges are read when Prometheus scrapes, not kept up to date.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use actix_web::{HttpResponse, web};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::{Registry, Unit};
+use tessera_core::oauth::OAuthError;
+use tessera_core::timing::Timings;
+use tessera_storage::KeyState;
+
+use crate::api::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    grant: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrantLabels {
+    grant: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+/// How a caller tried to authenticate, as counted when it failed.
+#[derive(Clone, Copy, Debug)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    Password,
+    Bearer,
+    ApiKey,
+}
+
+impl AuthMethod {
+    fn label(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::Password => "password",
+            AuthMethod::Bearer => "bearer",
+            AuthMethod::ApiKey => "api_key",
+        }
+    }
+}
+
+/// The grant types a label may name; anything else a client sends is `other`, and a request
+/// whose body could not be read is `unknown`.
+const GRANTS: [&str; 2] = ["client_credentials", "refresh_token"];
+
+pub fn grant_label(grant_type: &str) -> &'static str {
+    GRANTS.into_iter().find(|g| *g == grant_type).unwrap_or("other")
+}
+
+/// A histogram over [`Timings`], so that an observation is a few relaxed atomic adds.
+#[derive(Clone, Debug, Default)]
+struct Histogram(Arc<Timings>);
+
+impl TypedMetric for Histogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.snapshot();
+        encoder.encode_histogram::<NoLabelSet>(s.sum, s.count, &s.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// Store commits: the grant committer's and the registry's, which share one [`Timings`].
+#[derive(Debug)]
+struct Commits(Arc<Timings>);
+
+impl EncodeMetric for Commits {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.snapshot();
+        encoder.encode_histogram::<NoLabelSet>(s.sum, s.count, &s.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    tokens: Family<TokenLabels, Counter>,
+    token_durations: Family<GrantLabels, Histogram>,
+    http: Family<HttpLabels, Counter>,
+    failed_auth: Family<MethodLabels, Counter>,
+    signing_keys: Family<StateLabels, Gauge>,
+    registered: Family<KindLabels, Gauge>,
+    change_lag: Option<Gauge<f64, AtomicU64>>,
+}
+
+impl Metrics {
+    /// Every family of docs/api.md; `tessera_change_lag_seconds` only on a shared store, where
+    /// a node follows others.
+    pub fn new(commits: Arc<Timings>, shared: bool) -> Metrics {
+        let mut registry = Registry::with_prefix("tessera");
+        let tokens = Family::<TokenLabels, Counter>::default();
+        registry.register("token_requests", "Token requests by grant and outcome", tokens.clone());
+        let token_durations = Family::<GrantLabels, Histogram>::default();
+        registry.register_with_unit(
+            "token_request_duration",
+            "Token requests from parsed body to answer, by grant",
+            Unit::Seconds,
+            token_durations.clone(),
+        );
+        let http = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route pattern and status",
+            http.clone(),
+        );
+        let failed_auth = Family::<MethodLabels, Counter>::default();
+        registry.register(
+            "failed_authentications",
+            "Failed authentications by method",
+            failed_auth.clone(),
+        );
+        let signing_keys = Family::<StateLabels, Gauge>::default();
+        registry.register("signing_keys", "Signing keys by state", signing_keys.clone());
+        registry.register_with_unit(
+            "store_commit_duration",
+            "Durable store commits (grant batches and registry changes)",
+            Unit::Seconds,
+            Commits(commits),
+        );
+        let registered = Family::<KindLabels, Gauge>::default();
+        registry.register("registered", "Records by kind", registered.clone());
+        let change_lag = shared.then(|| {
+            let gauge = Gauge::<f64, AtomicU64>::default();
+            registry.register_with_unit(
+                "change_lag",
+                "From the write of the newest change this node applied to its being in force here",
+                Unit::Seconds,
+                gauge.clone(),
+            );
+            gauge
+        });
+        Metrics {
+            registry,
+            tokens,
+            token_durations,
+            http,
+            failed_auth,
+            signing_keys,
+            registered,
+            change_lag,
+        }
+    }
+
+    /// One token request: its grant, how it ended, and how long it took.
+    pub fn token(
+        &self,
+        grant: &'static str,
+        answer: Result<(), &OAuthError>,
+        took: std::time::Duration,
+    ) {
+        let outcome = match answer {
+            Ok(()) => "issued",
+            Err(OAuthError::RefreshReused) => "reused",
+            Err(e) => e.code(),
+        };
+        self.tokens.get_or_create(&TokenLabels { grant, outcome }).inc();
+        self.token_durations.get_or_create(&GrantLabels { grant }).0.record(took);
+    }
+
+    pub fn http_request(&self, route: String, status: u16) {
+        self.http.get_or_create(&HttpLabels { route, status }).inc();
+    }
+
+    pub fn failed_authentication(&self, method: AuthMethod) {
+        self.failed_auth.get_or_create(&MethodLabels { method: method.label() }).inc();
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/metrics").get(scrape));
+}
+
+async fn scrape(state: web::Data<AppState>) -> HttpResponse {
+    let metrics = &state.metrics;
+    if let Ok(keys) = state.keyring.list().await {
+        for (label, kind) in [
+            ("next", KeyState::Next),
+            ("current", KeyState::Current),
+            ("retiring", KeyState::Retiring),
+        ] {
+            let n = keys.iter().filter(|k| k.state == kind).count();
+            metrics.signing_keys.get_or_create(&StateLabels { state: label }).set(gauge(n));
+        }
+    }
+    if let Ok(counts) = state.registry.counts().await {
+        for (kind, n) in
+            [("app", counts.apps), ("user", counts.users), ("service", counts.services)]
+        {
+            metrics.registered.get_or_create(&KindLabels { kind }).set(gauge(n));
+        }
+    }
+    if let (Some(lag), Some(gauge)) = (state.store_health.change_lag(), &metrics.change_lag) {
+        gauge.set(lag.as_secs_f64());
+    }
+    let mut body = String::new();
+    // unwrap: writing into a String cannot fail, and every metric here encodes
+    prometheus_client::encoding::text::encode(&mut body, &metrics.registry)
+        .expect("metrics encode");
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(body)
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl AuthMethod {
+    /// The method a token, introspection or revocation request used, if it named one.
+    pub fn of(credentials: &tessera_core::oauth::request::Credentials) -> Option<AuthMethod> {
+        use tessera_core::oauth::request::Credentials;
+        match credentials {
+            Credentials::Basic { .. } => Some(AuthMethod::ClientSecretBasic),
+            Credentials::Post { .. } => Some(AuthMethod::ClientSecretPost),
+            Credentials::Assertion { .. } => Some(AuthMethod::PrivateKeyJwt),
+            Credentials::None | Credentials::ClientId(_) => None,
+        }
+    }
+}
