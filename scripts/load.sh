@@ -16,8 +16,11 @@ THREADS=2
 if ! command -v wrk >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
-cargo build --release --quiet
-BIN=target/release/tessera
+# TESSERA_BIN runs a given build instead (scripts/load-vs.sh compares two).
+if [[ -z "${TESSERA_BIN:-}" ]]; then
+  cargo build --release --quiet
+fi
+BIN="${TESSERA_BIN:-target/release/tessera}"
 
 DATA=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -221,7 +221,7 @@ fn issue_8_a_service_cannot_reenable_a_user_an_operator_disabled() {
     assert_eq!(set_user_active(&server, &ada, false).status, 200);
     let res = patch(json!({"is_active": true, "first_name": "Ada"}));
     assert_eq!(res.status, 403, "{}", res.body);
-    assert_eq!(res.json(), json!({"error": "forbidden", "message": OPERATOR_DISABLED}));
+    assert_eq!(res.answer(), json!({"error": "forbidden", "message": OPERATOR_DISABLED}));
     let user = server.service_call(&key, "GET", &path, None).json()["user"].clone();
     assert_eq!((user["is_active"].clone(), user["first_name"].clone()), (json!(false), json!("")));
     assert_eq!(login_response(&server, "ada").status, 401);

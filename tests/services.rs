@@ -62,8 +62,8 @@ fn services_get_keys_shown_once_and_x_api_key_auth() {
     );
     let junk = service_call(&server, "GET", "/api/service/info", Some("sk_live_abc123"), None);
     assert_eq!(missing.status, 401);
-    assert_eq!((missing.status, missing.body.clone()), (wrong.status, wrong.body.clone()));
-    assert_eq!((missing.status, missing.body.clone()), (junk.status, junk.body));
+    assert_eq!((missing.status, missing.answer()), (wrong.status, wrong.answer()));
+    assert_eq!((missing.status, missing.answer()), (junk.status, junk.answer()));
 
     // A second key; revoking the first leaves the second working.
     let res = server.admin("POST", &format!("{path}/api-keys"), &op, None);

@@ -76,6 +76,16 @@ impl Resp {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
+    /// The JSON answer without its `request_id`, which differs on every request by design:
+    /// what answers must share when they must not tell two cases apart.
+    pub fn answer(&self) -> Value {
+        let mut body = self.json();
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("request_id");
+        }
+        body
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }

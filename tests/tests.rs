@@ -28,10 +28,10 @@ mod identity;
 mod keys;
 // Disabling or deleting ends what was issued before; re-enabling revives nothing (issue 8).
 mod lifecycle;
-// `/metrics` and where it is answered.
-mod metrics;
 // Three `tessera serve` processes on one real PostgreSQL database.
 mod nodes;
+// `/metrics` and where it is answered, request ids, the home page.
+mod operating;
 // Regression tests, named after the issue that found them.
 mod regression;
 // Services and API keys: admin management and `X-API-Key` authentication.

@@ -80,7 +80,7 @@ fn unknown_client_and_wrong_secret_get_identical_answers() {
     let wrong = server.token_response(&id, "not-the-secret", None);
     let unknown = server.token_response("no-such-client", "not-the-secret", None);
     assert_eq!(wrong.status, 401);
-    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(wrong.answer(), unknown.answer());
     assert_eq!(wrong.header("www-authenticate"), Some("Basic realm=\"tessera\""));
     assert_eq!(unknown.header("www-authenticate"), wrong.header("www-authenticate"));
     // client_secret_post failures do not ask for Basic.

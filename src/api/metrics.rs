@@ -4,6 +4,7 @@
 //! strings, route patterns and status codes, never a client id or a raw path, so the number
 //! of series stays bounded. Gauges are read when Prometheus scrapes, not kept up to date.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -76,13 +77,13 @@ impl AuthMethod {
     }
 }
 
-/// The grant types a label may name; anything else a client sends is `other`, and a request
-/// whose body could not be read is `unknown`.
-const GRANTS: [&str; 2] = ["client_credentials", "refresh_token"];
-
-pub fn grant_label(grant_type: &str) -> &'static str {
-    GRANTS.into_iter().find(|g| *g == grant_type).unwrap_or("other")
+/// The label index of a grant type: one we support, or `other`.
+pub fn grant_index(grant_type: &str) -> usize {
+    GRANT_LABELS[..2].iter().position(|g| *g == grant_type).unwrap_or(2)
 }
+
+/// The label index of a request whose body could not be read.
+pub const UNKNOWN_GRANT: usize = 3;
 
 /// A histogram over [`Timings`], so that an observation is a few relaxed atomic adds.
 #[derive(Clone, Debug, Default)]
@@ -118,10 +119,34 @@ impl EncodeMetric for Commits {
     }
 }
 
+/// The outcomes a token request can end in: `issued`, `reused`, or an OAuth error code.
+const OUTCOMES: [&str; 11] = [
+    "issued",
+    "reused",
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "slow_down",
+    "server_error",
+    "temporarily_unavailable",
+];
+
+/// Every grant label, in [`grant_index`] order.
+const GRANT_LABELS: [&str; 4] = ["client_credentials", "refresh_token", "other", "unknown"];
+
+/// Route pattern → status → counter, as one worker thread has met them.
+type RouteCounters = HashMap<String, HashMap<u16, Counter>>;
+
 pub struct Metrics {
     registry: Registry,
-    tokens: Family<TokenLabels, Counter>,
-    token_durations: Family<GrantLabels, Histogram>,
+    /// Tells one server's metrics from another's in the per-thread caches.
+    id: u64,
+    /// `[grant][outcome]`, made up front: counting a token request takes no lock and no hash.
+    tokens: Vec<Vec<Counter>>,
+    token_durations: Vec<Histogram>,
     http: Family<HttpLabels, Counter>,
     failed_auth: Family<MethodLabels, Counter>,
     signing_keys: Family<StateLabels, Gauge>,
@@ -133,16 +158,36 @@ impl Metrics {
     /// Every family of docs/api.md; `tessera_change_lag_seconds` only on a shared store, where
     /// a node follows others.
     pub fn new(commits: Arc<Timings>, shared: bool) -> Metrics {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut registry = Registry::with_prefix("tessera");
-        let tokens = Family::<TokenLabels, Counter>::default();
-        registry.register("token_requests", "Token requests by grant and outcome", tokens.clone());
-        let token_durations = Family::<GrantLabels, Histogram>::default();
+        let token_family = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "token_requests",
+            "Token requests by grant and outcome",
+            token_family.clone(),
+        );
+        let tokens = GRANT_LABELS
+            .iter()
+            .map(|&grant| {
+                OUTCOMES
+                    .iter()
+                    .map(|&outcome| {
+                        token_family.get_or_create(&TokenLabels { grant, outcome }).clone()
+                    })
+                    .collect()
+            })
+            .collect();
+        let duration_family = Family::<GrantLabels, Histogram>::default();
         registry.register_with_unit(
             "token_request_duration",
             "Token requests from parsed body to answer, by grant",
             Unit::Seconds,
-            token_durations.clone(),
+            duration_family.clone(),
         );
+        let token_durations = GRANT_LABELS
+            .iter()
+            .map(|&grant| duration_family.get_or_create(&GrantLabels { grant }).clone())
+            .collect();
         let http = Family::<HttpLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -177,6 +222,7 @@ impl Metrics {
         });
         Metrics {
             registry,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             tokens,
             token_durations,
             http,
@@ -187,24 +233,40 @@ impl Metrics {
         }
     }
 
-    /// One token request: its grant, how it ended, and how long it took.
-    pub fn token(
-        &self,
-        grant: &'static str,
-        answer: Result<(), &OAuthError>,
-        took: std::time::Duration,
-    ) {
+    /// One token request: its grant ([`grant_index`]), how it ended, and how long it took.
+    pub fn token(&self, grant: usize, answer: Result<(), &OAuthError>, took: std::time::Duration) {
         let outcome = match answer {
             Ok(()) => "issued",
             Err(OAuthError::RefreshReused) => "reused",
             Err(e) => e.code(),
         };
-        self.tokens.get_or_create(&TokenLabels { grant, outcome }).inc();
-        self.token_durations.get_or_create(&GrantLabels { grant }).0.record(took);
+        let outcome = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(OUTCOMES.len() - 1);
+        let grant = grant.min(GRANT_LABELS.len() - 1);
+        self.tokens[grant][outcome].inc();
+        self.token_durations[grant].0.record(took);
     }
 
-    pub fn http_request(&self, route: String, status: u16) {
-        self.http.get_or_create(&HttpLabels { route, status }).inc();
+    /// One answered request. Each worker thread keeps the counters it has used, so the
+    /// common case is a lookup in a map of its own: no lock, no allocation.
+    pub fn http_request(&self, route: &str, status: u16) {
+        thread_local! {
+            static SEEN: std::cell::RefCell<(u64, RouteCounters)> =
+                std::cell::RefCell::new((u64::MAX, HashMap::new()));
+        }
+        SEEN.with_borrow_mut(|(owner, seen)| {
+            if *owner != self.id {
+                seen.clear();
+                *owner = self.id;
+            }
+            if let Some(counter) = seen.get(route).and_then(|by_status| by_status.get(&status)) {
+                counter.inc();
+                return;
+            }
+            let counter =
+                self.http.get_or_create(&HttpLabels { route: route.to_string(), status }).clone();
+            counter.inc();
+            seen.entry(route.to_string()).or_default().insert(status, counter);
+        });
     }
 
     pub fn failed_authentication(&self, method: AuthMethod) {

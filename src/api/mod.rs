@@ -4,8 +4,10 @@ pub mod admin;
 pub mod connect;
 pub mod consumer;
 pub mod health;
+mod home;
 pub mod metrics;
 pub mod oauth2;
+mod request_id;
 pub mod service;
 pub mod sign_in;
 mod state;
@@ -17,6 +19,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpMessage, HttpResponse, web};
+use request_id::RequestId;
+use tracing::Instrument;
 
 pub use state::AppState;
 
@@ -40,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             web::scope("")
                 .wrap(from_fn(log_request))
                 .configure(oauth2::configure)
+                .configure(home::configure)
                 .configure(wellknown::configure)
                 .configure(health::configure)
                 .configure(admin::configure)
@@ -66,24 +71,29 @@ async fn not_found() -> HttpResponse {
 }
 
 /// One structured line per request: method, route, status, latency and, where known, the
-/// client. The route is the matched pattern (`/connect/provider-token/{state}`), never the path:
+/// client, inside a span that names the request id (`request_id.rs`). The route is the matched pattern (`/connect/provider-token/{state}`), never the path:
 /// path segments can be credentials (a one-time state), and an unmatched path is whatever a
 /// client sent, so it is logged as `(unmatched)`. The query, which may carry a token, is never
 /// logged either. Successful hot-path requests log at debug so that a busy server does not
 /// spend its cores on log lines.
 async fn log_request(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
-    let res = next.call(req).await?;
+    let id = RequestId::of(req.headers());
+    req.extensions_mut().insert(id.clone());
+    // Every line logged while the request runs carries its id.
+    let span = tracing::info_span!("request", request_id = id.as_str());
+    let res = next.call(req).instrument(span.clone()).await?;
+    let logged = span.enter();
     let status = res.status().as_u16();
     let latency_us = started.elapsed().as_micros() as u64;
     let pattern = res.request().match_pattern();
     let route = pattern.as_deref().unwrap_or("(unmatched)");
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
-        state.metrics.http_request(route.to_string(), status);
+        state.metrics.http_request(route, status);
     }
     let client_id = res.request().extensions().get::<ClientTag>().map(|t| t.0.clone());
     let client_id = client_id.as_deref().unwrap_or("-");
@@ -94,5 +104,6 @@ async fn log_request(
     } else {
         tracing::info!(%method, route, status, latency_us, client_id, "request");
     }
-    Ok(res)
+    drop(logged);
+    Ok(request_id::stamp(res, &id).await)
 }

@@ -16,7 +16,7 @@ use tessera_storage::{GrantOp, RefreshStatus};
 
 use crate::api::AppState;
 use crate::api::ClientTag;
-use crate::api::metrics::{AuthMethod, grant_label};
+use crate::api::metrics::{AuthMethod, UNKNOWN_GRANT, grant_index};
 
 pub const TOKEN_PATHS: [&str; 4] =
     ["/oauth2/v1/token", "/oauth2/token", "/token", "/authorization/token"];
@@ -73,11 +73,11 @@ async fn token(
 ) -> HttpResponse {
     let started = Instant::now();
     // What the request asked, once its body could be read: the labels it is counted under.
-    let mut asked = ("unknown", None);
+    let mut asked = (UNKNOWN_GRANT, None);
     let answer = async {
         let (kind, body) = read(&req, payload, &state).await?;
         let parsed = request::parse(kind, authorization(&req)?, &body)?;
-        asked = (grant_label(&parsed.grant_type), AuthMethod::of(&parsed.credentials));
+        asked = (grant_index(&parsed.grant_type), AuthMethod::of(&parsed.credentials));
         let addr = req.peer_addr().map(|a| a.ip());
         if state.config.allow_user_credentials {
             return user_or_app(&state, &parsed, addr).await;

@@ -94,14 +94,18 @@ def test_invalid_scope_names_the_scope(svc_app, token_url):
 def test_unknown_client_and_wrong_secret_look_the_same(admin, token_url):
     app = admin.create_app(["read_app"])
     data = {"grant_type": "client_credentials"}
+    # The same request id for both, so that the answers can be compared byte for byte.
+    same_id = {"X-Request-Id": "bb-compare-1"}
     unknown = requests.post(
-        token_url, data=data, auth=("bb-unknown-client", app["secret"]), timeout=TIMEOUT
+        token_url, data=data, auth=("bb-unknown-client", app["secret"]), headers=same_id,
+        timeout=TIMEOUT,
     )
     wrong = requests.post(
-        token_url, data=data, auth=(app["clientId"], "x" * 43), timeout=TIMEOUT
+        token_url, data=data, auth=(app["clientId"], "x" * 43), headers=same_id, timeout=TIMEOUT
     )
     assert unknown.status_code == wrong.status_code == 401
     assert unknown.content == wrong.content
+    assert unknown.json()["request_id"] == "bb-compare-1"
     assert unknown.json()["error"] == "invalid_client"
     for r in (unknown, wrong):
         assert r.headers["WWW-Authenticate"] == 'Basic realm="tessera"'
@@ -328,7 +332,9 @@ def test_non_root_cannot_assign_root(svc_app, token_url, admin):
     name = "bb-escalation-attempt"
     r = admin.call("POST", "/api/v1/apps", {"name": name, "scopes": ["root"]}, token=token)
     assert r.status_code == 400
-    assert r.json() == {"error": "invalid_request", "message": ESCALATION_MSG}
+    body = r.json()
+    assert body.pop("request_id") == r.headers["X-Request-Id"]
+    assert body == {"error": "invalid_request", "message": ESCALATION_MSG}
 
     # Same rule on update, and nothing changed.
     target = admin.create_app(["read_app"])
@@ -339,7 +345,9 @@ def test_non_root_cannot_assign_root(svc_app, token_url, admin):
         token=token,
     )
     assert r.status_code == 400
-    assert r.json() == {"error": "invalid_request", "message": ESCALATION_MSG}
+    body = r.json()
+    assert body.pop("request_id") == r.headers["X-Request-Id"]
+    assert body == {"error": "invalid_request", "message": ESCALATION_MSG}
 
     r = admin.call("GET", f"/api/v1/apps/{target['id']}")
     assert r.status_code == 200

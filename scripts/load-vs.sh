@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The load test of scripts/load.sh on two builds, alternated in one run so the ratios hold on a
+# noisy machine (BENCHMARKS.md): this working tree against an earlier revision, for example the
+# commit before a change on the hot path.
+#
+#   scripts/load-vs.sh REV [seconds per run, default 8] [connections, default 64] [rounds, default 2]
+#
+# Builds REV in a temporary git worktree (sharing this checkout's target directory, so only
+# Tessera's own crates are compiled again), copies both release binaries aside, and removes the
+# worktree at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REV="${1:?usage: scripts/load-vs.sh REV [seconds] [connections] [rounds]}"
+DURATION="${2:-8}"
+CONNS="${3:-64}"
+ROUNDS="${4:-2}"
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+
+OUT=$(mktemp -d)
+TREE=$(mktemp -d)/base
+trap 'git worktree remove --force "$TREE" 2>/dev/null || true; rm -rf "$OUT"' EXIT
+cargo build --release --quiet
+cp "$TARGET/release/tessera" "$OUT/tessera-new"
+git worktree add --quiet --detach "$TREE" "$REV"
+(cd "$TREE" && CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet)
+cp "$TARGET/release/tessera" "$OUT/tessera-base"
+
+for round in $(seq 1 "$ROUNDS"); do
+  TESSERA_BIN="$OUT/tessera-base" scripts/load.sh "$DURATION" "$CONNS" >"$OUT/base-$round.txt"
+  TESSERA_BIN="$OUT/tessera-new" scripts/load.sh "$DURATION" "$CONNS" >"$OUT/new-$round.txt"
+done
+python3 - "$OUT" "$ROUNDS" "$REV" <<'PY'
+import re, sys
+out, rounds, rev = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rows = {"healthz": "GET  /healthz", "token": "POST token: access token only",
+        "cc-refresh": "POST token: + refresh token (durable)",
+        "redeem": "POST token: refresh redemption (durable)"}
+def rates(path):
+    text = open(path).read()
+    return {k: float(re.search(re.escape(label) + r"\s+(\d+) req/s", text).group(1)) for k, label in rows.items()}
+print(f"base = {rev}, new = working tree")
+print(f"{'round':<6} {'build':<10} " + " ".join(f"{k:>11}" for k in rows))
+for r in range(1, rounds + 1):
+    base, new = rates(f"{out}/base-{r}.txt"), rates(f"{out}/new-{r}.txt")
+    for name, v in (("base", base), ("new", new)):
+        print(f"{r:<6} {name:<10} " + " ".join(f"{v[k]:>11.0f}" for k in rows))
+    print(f"{r:<6} {'new/base':<10} " + " ".join(f"{new[k] / base[k]:>11.2f}" for k in rows))
+    print(f"{r:<6} {'token/hz':<10} base {base['token'] / base['healthz']:.2f}  new {new['token'] / new['healthz']:.2f}")
+PY

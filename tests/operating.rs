@@ -1,0 +1,155 @@
+//! Issue 11, operating Tessera: `/metrics` on the main listener, or with `metrics_listen` on
+//! its own listener only (what the families hold is checked by the Prometheus parser in the
+//! black-box suite, tests/blackbox/python/test_metrics.py); request ids in answers, error
+//! bodies and log lines; the home page.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::support::{ROOT_ID, ROOT_SECRET, TestServer};
+
+fn get(url: &str) -> (u16, String, String) {
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut res = agent.get(url).call().expect("HTTP exchange");
+    let kind = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let kind = kind.to_string();
+    (res.status().as_u16(), kind, res.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn issue_11_metrics_are_answered_on_the_main_listener_by_default() {
+    let server = TestServer::start();
+    server.token(ROOT_ID, ROOT_SECRET, None);
+    let (status, kind, body) = get(&format!("{}/metrics", server.url));
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let issued = "tessera_token_requests_total{grant=\"client_credentials\",outcome=\"issued\"} 1";
+    assert!(body.contains(issued), "{body}");
+    assert!(!body.contains("tessera_change_lag"), "no lag on the embedded store: {body}");
+}
+
+#[test]
+fn issue_11_metrics_listen_moves_metrics_to_a_listener_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .env("TESSERA_DATA_DIR", dir.path())
+        .env("TESSERA_ROOT_CLIENT_ID", ROOT_ID)
+        .env("TESSERA_ROOT_CLIENT_SECRET", ROOT_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tessera");
+    let stdout = child.stdout.take().unwrap();
+    // Killed however the test ends, so a failed assertion leaves no server behind.
+    let _server = Killed(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut metrics = None;
+    let main = loop {
+        let line = lines.next().expect("tessera printed its addresses").unwrap();
+        if let Some(url) = line.strip_prefix("tessera metrics on ") {
+            metrics = Some(url.trim().to_string());
+        }
+        if let Some(url) = line.strip_prefix("tessera listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    let metrics = metrics.expect("the metrics address comes first");
+    let (status, _, body) = get(&metrics);
+    assert_eq!(status, 200);
+    assert!(body.contains("# TYPE tessera_signing_keys gauge"), "{body}");
+    assert_eq!(get(&format!("{main}/metrics")).0, 404, "not on the main listener");
+    let base = metrics.trim_end_matches("/metrics");
+    assert_eq!(get(&format!("{base}/oauth2/v1/token")).0, 404, "nothing else on the metrics one");
+    assert_eq!(get(&format!("{main}/healthz")).0, 200);
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+#[test]
+fn issue_11_every_answer_carries_a_request_id_and_error_bodies_name_it() {
+    let server = TestServer::start();
+    let fresh = server.get("/healthz", &[]);
+    let id = fresh.header("x-request-id").expect("a generated id").to_string();
+    assert_eq!(id.len(), 16, "{id}");
+    assert_ne!(server.get("/healthz", &[]).header("x-request-id"), Some(id.as_str()));
+    let kept = server.get("/healthz", &[("x-request-id", "gw-7f3a:edge.1")]);
+    assert_eq!(kept.header("x-request-id"), Some("gw-7f3a:edge.1"), "a caller's id is kept");
+    let replaced = server.get("/healthz", &[("x-request-id", "two words")]);
+    assert_ne!(replaced.header("x-request-id"), Some("two words"), "a malformed one is not");
+    // OAuth, admin and routing errors alike.
+    let refused = server.token_response(ROOT_ID, "not-the-secret", None);
+    assert_eq!(refused.status, 401);
+    let body: Value = refused.json();
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(body["request_id"].as_str(), refused.header("x-request-id"));
+    let admin = server.admin("GET", "/api/v1/apps", "not-a-token", None);
+    assert_eq!(
+        (admin.status, admin.json()["request_id"].as_str()),
+        (401, admin.header("x-request-id"))
+    );
+    let missing = server.get("/no-such-path", &[("x-request-id", "lost-1")]);
+    assert_eq!((missing.status, missing.json()["request_id"].as_str()), (404, Some("lost-1")));
+    // A success keeps its body as it was.
+    let token = server.token_response(ROOT_ID, ROOT_SECRET, None);
+    assert!(token.json().get("request_id").is_none());
+}
+
+#[test]
+fn issue_11_log_lines_name_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TESSERA_DATA_DIR", dir.path())
+        .env("TESSERA_ROOT_CLIENT_ID", ROOT_ID)
+        .env("TESSERA_ROOT_CLIENT_SECRET", ROOT_SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tessera");
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let mut server = Killed(child);
+    let url = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("tessera listening on ").map(|u| u.trim().to_string()))
+        .expect("tessera printed its address");
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let res = agent
+        .post(format!("{url}/oauth2/v1/token"))
+        .header("x-request-id", "trace-in-the-log-42")
+        .content_type("application/x-www-form-urlencoded")
+        .send("grant_type=client_credentials&client_id=nobody&client_secret=wrong")
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    server.0.kill().ok();
+    server.0.wait().ok();
+    let log: Vec<String> = BufReader::new(stderr).lines().map_while(Result::ok).collect();
+    let line = log.iter().find(|l| l.contains("/oauth2/v1/token")).expect("the request's line");
+    assert!(line.contains("trace-in-the-log-42"), "{log:#?}");
+}
+
+#[test]
+fn issue_11_the_home_page_links_what_a_reader_needs_next() {
+    let server = TestServer::start();
+    let page = server.get("/", &[]);
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    for link in ["/.well-known/oauth-authorization-server", "/.well-known/jwks.json", "/metrics"] {
+        assert!(page.body.contains(&format!("href=\"{link}\"")), "{link}: {}", page.body);
+    }
+}
