@@ -5,9 +5,10 @@
 #
 #   scripts/load-vs.sh REV [seconds per run, default 8] [connections, default 64] [rounds, default 2]
 #
-# Builds REV in a temporary git worktree (sharing this checkout's target directory, so only
-# Tessera's own crates are compiled again), copies both release binaries aside, and removes the
-# worktree at the end.
+# Builds REV in a temporary git worktree, into a target directory of its own kept under this
+# checkout's (target/load-vs-base: Cargo names a workspace's own crates the same whatever the
+# checkout, so the two builds must not share one), copies both release binaries aside, and
+# removes the worktree at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REV="${1:?usage: scripts/load-vs.sh REV [seconds] [connections] [rounds]}"
@@ -22,8 +23,8 @@ trap 'git worktree remove --force "$TREE" 2>/dev/null || true; rm -rf "$OUT"' EX
 cargo build --release --quiet
 cp "$TARGET/release/tessera" "$OUT/tessera-new"
 git worktree add --quiet --detach "$TREE" "$REV"
-(cd "$TREE" && CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet)
-cp "$TARGET/release/tessera" "$OUT/tessera-base"
+(cd "$TREE" && CARGO_TARGET_DIR="$TARGET/load-vs-base" cargo build --release --quiet)
+cp "$TARGET/load-vs-base/release/tessera" "$OUT/tessera-base"
 
 for round in $(seq 1 "$ROUNDS"); do
   TESSERA_BIN="$OUT/tessera-base" scripts/load.sh "$DURATION" "$CONNS" >"$OUT/base-$round.txt"
