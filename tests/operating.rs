@@ -4,7 +4,7 @@
 //! bodies and log lines; the home page.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 
 use serde_json::Value;
 
@@ -35,19 +35,8 @@ fn issue_11_metrics_are_answered_on_the_main_listener_by_default() {
 #[test]
 fn issue_11_metrics_listen_moves_metrics_to_a_listener_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-        .env("TESSERA_DATA_DIR", dir.path())
-        .env("TESSERA_ROOT_CLIENT_ID", ROOT_ID)
-        .env("TESSERA_ROOT_CLIENT_SECRET", ROOT_SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tessera");
-    let stdout = child.stdout.take().unwrap();
-    // Killed however the test ends, so a failed assertion leaves no server behind.
-    let _server = Killed(child);
+    let (mut child, stdout) = spawn(&dir, &["--metrics-listen", "127.0.0.1:0"], "warn");
+    child.0.stderr.take();
     let mut lines = BufReader::new(stdout).lines();
     let mut metrics = None;
     let main = loop {
@@ -69,6 +58,25 @@ fn issue_11_metrics_listen_moves_metrics_to_a_listener_of_its_own() {
     assert_eq!(get(&format!("{main}/healthz")).0, 200);
 }
 
+/// Starts the binary on loopback with `args` and the log filter `log`; stdout is handed back
+/// to read its address lines from, stderr stays in the child.
+fn spawn(dir: &tempfile::TempDir, args: &[&str], log: &str) -> (Killed, ChildStdout) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("TESSERA_DATA_DIR", dir.path())
+        .env("TESSERA_ROOT_CLIENT_ID", ROOT_ID)
+        .env("TESSERA_ROOT_CLIENT_SECRET", ROOT_SECRET)
+        .env("RUST_LOG", log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tessera");
+    let stdout = child.stdout.take().unwrap();
+    (Killed(child), stdout)
+}
+
+/// Killed however the test ends, so a failed assertion leaves no server behind.
 struct Killed(std::process::Child);
 
 impl Drop for Killed {
@@ -110,18 +118,8 @@ fn issue_11_every_answer_carries_a_request_id_and_error_bodies_name_it() {
 #[test]
 fn issue_11_log_lines_name_the_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("TESSERA_DATA_DIR", dir.path())
-        .env("TESSERA_ROOT_CLIENT_ID", ROOT_ID)
-        .env("TESSERA_ROOT_CLIENT_SECRET", ROOT_SECRET)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tessera");
-    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let mut server = Killed(child);
+    let (mut server, stdout) = spawn(&dir, &[], "info");
+    let stderr = server.0.stderr.take().unwrap();
     let url = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)

@@ -104,21 +104,6 @@ impl EncodeMetric for Histogram {
     }
 }
 
-/// Store commits: the grant committer's and the registry's, which share one [`Timings`].
-#[derive(Debug)]
-struct Commits(Arc<Timings>);
-
-impl EncodeMetric for Commits {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.0.snapshot();
-        encoder.encode_histogram::<NoLabelSet>(s.sum, s.count, &s.buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        MetricType::Histogram
-    }
-}
-
 /// The outcomes a token request can end in: `issued`, `reused`, or an OAuth error code.
 const OUTCOMES: [&str; 11] = [
     "issued",
@@ -206,7 +191,8 @@ impl Metrics {
             "store_commit_duration",
             "Durable store commits (grant batches and registry changes)",
             Unit::Seconds,
-            Commits(commits),
+            // The grant committer's and the registry's commits share one `Timings`.
+            Histogram(commits),
         );
         let registered = Family::<KindLabels, Gauge>::default();
         registry.register("registered", "Records by kind", registered.clone());
