@@ -30,21 +30,5 @@ for round in $(seq 1 "$ROUNDS"); do
   runuser -u postgres -- "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -qc "CREATE DATABASE $db" >/dev/null
   TESSERA_STORE="postgres://postgres@127.0.0.1:$PGPORT/$db" scripts/load.sh "$DURATION" "$CONNS" >"$OUT/pg-$round.txt"
 done
-python3 - "$OUT" "$ROUNDS" <<'PY'
-import re, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
-rows = {"healthz": "GET  /healthz", "token": "POST token: access token only",
-        "cc-refresh": "POST token: + refresh token (durable)",
-        "redeem": "POST token: refresh redemption (durable)"}
-def rates(path):
-    text = open(path).read()
-    return {k: float(re.search(re.escape(label) + r"\s+(\d+) req/s", text).group(1)) for k, label in rows.items()}
-print(f"{'round':<6} {'store':<10} " + " ".join(f"{k:>11}" for k in rows))
-for r in range(1, rounds + 1):
-    redb, pg = rates(f"{out}/redb-{r}.txt"), rates(f"{out}/pg-{r}.txt")
-    for name, v in (("redb", redb), ("postgres", pg)):
-        print(f"{r:<6} {name:<10} " + " ".join(f"{v[k]:>11.0f}" for k in rows))
-    print(f"{r:<6} {'pg/redb':<10} " + " ".join(f"{pg[k] / redb[k]:>11.2f}" for k in rows))
-    print(f"{r:<6} {'token/hz':<10} redb {redb['token'] / redb['healthz']:.2f}  postgres {pg['token'] / pg['healthz']:.2f}")
-PY
+scripts/load-table.py "$OUT" "$ROUNDS" redb pg
 rm -rf "$OUT"

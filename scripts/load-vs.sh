@@ -30,21 +30,5 @@ for round in $(seq 1 "$ROUNDS"); do
   TESSERA_BIN="$OUT/tessera-base" scripts/load.sh "$DURATION" "$CONNS" >"$OUT/base-$round.txt"
   TESSERA_BIN="$OUT/tessera-new" scripts/load.sh "$DURATION" "$CONNS" >"$OUT/new-$round.txt"
 done
-python3 - "$OUT" "$ROUNDS" "$REV" <<'PY'
-import re, sys
-out, rounds, rev = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-rows = {"healthz": "GET  /healthz", "token": "POST token: access token only",
-        "cc-refresh": "POST token: + refresh token (durable)",
-        "redeem": "POST token: refresh redemption (durable)"}
-def rates(path):
-    text = open(path).read()
-    return {k: float(re.search(re.escape(label) + r"\s+(\d+) req/s", text).group(1)) for k, label in rows.items()}
-print(f"base = {rev}, new = working tree")
-print(f"{'round':<6} {'build':<10} " + " ".join(f"{k:>11}" for k in rows))
-for r in range(1, rounds + 1):
-    base, new = rates(f"{out}/base-{r}.txt"), rates(f"{out}/new-{r}.txt")
-    for name, v in (("base", base), ("new", new)):
-        print(f"{r:<6} {name:<10} " + " ".join(f"{v[k]:>11.0f}" for k in rows))
-    print(f"{r:<6} {'new/base':<10} " + " ".join(f"{new[k] / base[k]:>11.2f}" for k in rows))
-    print(f"{r:<6} {'token/hz':<10} base {base['token'] / base['healthz']:.2f}  new {new['token'] / new['healthz']:.2f}")
-PY
+echo "base = $REV, new = working tree"
+scripts/load-table.py "$OUT" "$ROUNDS" base new
