@@ -91,8 +91,12 @@ fn group_commit(
     backend: &str,
     store: Arc<dyn Storage>,
 ) {
-    let grants =
-        GrantStore::start(store, Arc::new(SystemClock), Duration::from_secs(3600)).expect("start");
+    let grants = GrantStore::start(
+        store,
+        Arc::new(SystemClock),
+        tessera_core::grants::Sweep::every(Duration::from_secs(3600)),
+    )
+    .expect("start");
     let rt = runtime();
     group.throughput(Throughput::Elements(1));
     group.bench_function(format!("one_family_alone{backend}"), |b| {

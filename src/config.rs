@@ -22,6 +22,7 @@ pub struct FileConfig {
     pub refresh_token_ttl: Option<Duration>,
     pub max_assertion_lifetime: Option<Duration>,
     pub grant_cleanup_every: Option<Duration>,
+    pub audit_retention: Option<Duration>,
     pub default_role: Option<String>,
     pub invitation_ttl: Option<Duration>,
     pub allow_user_credentials: Option<bool>,
@@ -162,6 +163,8 @@ pub struct Config {
     pub refresh_token_ttl: u64,
     pub max_assertion_lifetime: u64,
     pub grant_cleanup_every: u64,
+    /// How long audit events are kept, in seconds.
+    pub audit_retention: u64,
     /// The role new users get (Fusio); never a privileged one.
     pub default_role: String,
     pub invitation_ttl: u64,
@@ -195,6 +198,7 @@ impl Default for Config {
             refresh_token_ttl: 30 * 86400,
             max_assertion_lifetime: 300,
             grant_cleanup_every: 60,
+            audit_retention: 90 * 86400,
             default_role: "consumer".into(),
             invitation_ttl: 7 * 86400,
             allow_user_credentials: false,
@@ -210,6 +214,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The grant store's sweep: its period and the audit log's retention.
+    pub fn sweep(&self) -> tessera_core::grants::Sweep {
+        tessera_core::grants::Sweep {
+            every: std::time::Duration::from_secs(self.grant_cleanup_every),
+            audit_retention: std::time::Duration::from_secs(self.audit_retention),
+        }
+    }
+
     /// Applies a TOML file over the defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -246,6 +258,7 @@ impl Config {
         self.max_assertion_lifetime =
             d(file.max_assertion_lifetime).unwrap_or(self.max_assertion_lifetime);
         self.grant_cleanup_every = d(file.grant_cleanup_every).unwrap_or(self.grant_cleanup_every);
+        self.audit_retention = d(file.audit_retention).unwrap_or(self.audit_retention);
         if let Some(role) = file.default_role {
             self.default_role = role;
         }
@@ -297,6 +310,12 @@ impl Config {
             return out_of_range(
                 "grant_cleanup_every",
                 "grant_cleanup_every must be between 1 second and 1 day",
+            );
+        }
+        if self.audit_retention < 86400 || self.audit_retention > 86400 * 3660 {
+            return out_of_range(
+                "audit_retention",
+                "audit_retention must be between 1 day and 10 years",
             );
         }
         if self.jwks_max_age > 86400 * 7 || self.rate_window > 86400 {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use actix::Arbiter;
 use actix_web::{App, HttpServer, web};
+use tessera_core::audit::AuditLog;
 use tessera_core::auth::limiter::Limits;
 use tessera_core::auth::password::PasswordPool;
 use tessera_core::clock::SharedClock;
@@ -136,11 +137,7 @@ pub fn prepare(
         strict_delegation: config.strict_delegation,
         default_role: config.default_role.clone(),
     };
-    let grants = GrantStore::start(
-        Arc::clone(&store),
-        Arc::clone(&clock),
-        std::time::Duration::from_secs(config.grant_cleanup_every),
-    )?;
+    let grants = GrantStore::start(Arc::clone(&store), Arc::clone(&clock), config.sweep())?;
     let mut registry =
         Registry::load(Arc::clone(&store), grants.clone(), Arc::clone(&clock), limits)?;
     let mut root_credentials_file = None;
@@ -205,6 +202,7 @@ pub fn prepare(
     let service_keys = registry.service_keys();
     let registry = RegistryHandle::start(registry, &arbiter.handle());
     let keyring = KeyRingHandle::start(keyring, &arbiter.handle());
+    let audit = AuditLog::new(grants.clone());
     let mut store_health = StoreHealth::default();
     if shared {
         let revoked = grants.revoked().clone();
@@ -228,6 +226,7 @@ pub fn prepare(
         service_keys,
         store_health,
         metrics,
+        audit,
     });
     Ok(Prepared { state, arbiter, root_credentials_file })
 }

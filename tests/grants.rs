@@ -393,7 +393,7 @@ fn cleanup_removes_expired_grant_state() {
     );
 
     server.clock.advance(3601);
-    grants.submit_blocking(GrantOp::Cleanup { now: server.clock.now() }).unwrap();
+    grants.submit_blocking(GrantOp::Cleanup { now: server.clock.now(), audit_before: 0 }).unwrap();
     assert!(store.revoked_access_tokens().unwrap().is_empty(), "revocations pruned after exp");
     assert!(
         store

@@ -22,7 +22,7 @@ fn scopes_crud_with_built_ins_fixed() {
     let root =
         list["scopes"].as_array().unwrap().iter().find(|s| s["name"] == "root").unwrap().clone();
     assert_eq!(root["builtIn"], true);
-    assert_eq!(list["count"], 13);
+    assert_eq!(list["count"], 14);
 
     let res = server.admin(
         "POST",

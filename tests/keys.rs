@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde_json::json;
+use tessera_core::audit::Origin;
 use tessera_core::clock::ManualClock;
 use tessera_core::keys::KeyRing;
 use tessera_core::keys::ring::RotationRules;
@@ -204,7 +205,7 @@ proptest! {
                 }
                 Op::Rotate { force } => {
                     let before: HashMap<String, _> = ring.list().into_iter().map(|k| (k.kid.clone(), k.state)).collect();
-                    if ring.rotate(force).is_ok() && force {
+                    if ring.rotate(force, &Origin::operator()).is_ok() && force {
                         for (kid, state) in before {
                             if state == tessera_storage::KeyState::Current {
                                 withdrawn.insert(kid);
@@ -234,9 +235,9 @@ fn issue_10_a_node_that_learns_a_key_late_signs_with_it_only_after_its_own_jwks_
     let signer = |ring: &KeyRing| ring.key_set().load().signer.as_ref().unwrap().kid.clone();
     // The genesis next key is in every JWKS: a rotates at once; then the fresh next key must
     // wait one max-age (plus the propagation margin) before a may promote it.
-    a.rotate(false).unwrap();
+    a.rotate(false, &Origin::operator()).unwrap();
     clock.advance(RULES.jwks_max_age + 3);
-    a.rotate(false).unwrap();
+    a.rotate(false, &Origin::operator()).unwrap();
     let newest = signer(&a);
     let before = a
         .list()
@@ -335,10 +336,12 @@ fn issue_10_a_rotation_from_a_stale_ring_keeps_the_other_nodes_change() {
     };
     let genesis = kid(&a, Current);
     // Both may rotate the genesis ring at once; a commits first.
-    a.rotate(false).unwrap();
+    a.rotate(false, &Origin::operator()).unwrap();
     let after_a = stored();
     assert_eq!(after_a.len(), 3);
-    let answered = b.rotate(false).expect("b's rotation is answered with the ring as it now is");
+    let answered = b
+        .rotate(false, &Origin::operator())
+        .expect("b's rotation is answered with the ring as it now is");
     let mut answered: Vec<String> = answered.into_iter().map(|k| k.kid).collect();
     answered.sort_unstable();
     assert_eq!(answered, after_a, "one rotation, and a's next key kept");
@@ -355,7 +358,7 @@ fn issue_10_a_rotation_from_a_stale_ring_keeps_the_other_nodes_change() {
     assert!(!stored().contains(&genesis), "a pruned the genesis key");
     // The prune re-stamped the next key's publication too: wait one max-age more.
     clock.advance(rules.jwks_max_age + rules.propagation + 1);
-    b.rotate(false).unwrap();
+    b.rotate(false, &Origin::operator()).unwrap();
     assert_eq!(kid(&b, Current), ahead, "b rotated away from {signer}");
     assert!(!stored().contains(&genesis), "and did not bring the pruned key back");
     a.reload().unwrap();
@@ -364,9 +367,9 @@ fn issue_10_a_rotation_from_a_stale_ring_keeps_the_other_nodes_change() {
     // A forced rotation at a node that missed a rotation still withdraws the key it meant.
     clock.advance(rules.jwks_max_age + rules.propagation + 1);
     let compromised = kid(&b, Current);
-    a.rotate(false).unwrap();
+    a.rotate(false, &Origin::operator()).unwrap();
     let promoted = kid(&a, Current);
-    b.rotate(true).unwrap();
+    b.rotate(true, &Origin::operator()).unwrap();
     let kids = stored();
     assert!(!kids.contains(&compromised), "withdrawn");
     assert!(kids.contains(&promoted) && kid(&b, Current) == promoted, "the newer key goes on");

@@ -7,6 +7,7 @@
 //! `policy`, commits durably, and only then publishes.
 
 pub mod analytics;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod follower;

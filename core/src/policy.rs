@@ -6,7 +6,7 @@
 pub const ROOT: &str = "root";
 
 /// Scopes Tessera defines; they gate its own admin API (docs/api.md, Admin API).
-pub const BUILT_IN_SCOPES: [&str; 13] = [
+pub const BUILT_IN_SCOPES: [&str; 14] = [
     ROOT,
     "read_user",
     "write_user",
@@ -20,6 +20,7 @@ pub const BUILT_IN_SCOPES: [&str; 13] = [
     "write_key",
     "read_service",
     "write_service",
+    "read_audit",
 ];
 
 /// Roles Tessera defines: `(name, privileged)`. `super_admin` gates cross-app trust (Melody Auth's S2S API);

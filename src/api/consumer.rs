@@ -5,11 +5,13 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
+use tessera_core::audit::Origin;
 use tessera_core::auth::password;
 use tessera_core::oauth::OAuthError;
 
 use crate::api::AppState;
 use crate::api::admin::AdminError;
+use crate::api::request_id::of_request;
 use crate::api::sign_in;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -46,6 +48,7 @@ async fn hash(state: &AppState, password: String) -> Result<String, AdminError> 
 }
 
 async fn register(
+    req: HttpRequest,
     body: web::Json<Registration>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
@@ -55,7 +58,8 @@ async fn register(
     // each refused attempt would otherwise cost tens of milliseconds of CPU.
     state.registry.check_new_login(Some(username.clone()), email.clone()).await?;
     let password_hash = hash(&state, password).await?;
-    let user = state.registry.register(username, email, password_hash).await?;
+    let registry = state.registry.on_behalf(Origin::anonymous(of_request(&req).as_deref()));
+    let user = registry.register(username, email, password_hash).await?;
     tracing::info!(auth_id = %user.auth_id, "user registered");
     Ok(HttpResponse::Created().json(json!({ "user": crate::api::admin::user_json(&user) })))
 }
@@ -79,7 +83,8 @@ async fn accept(
     state.registry.check_invitation(token.clone()).await?;
     issuer.refund(attempt);
     let password_hash = hash(&state, password).await?;
-    let user = state.registry.accept_invitation(token, password_hash).await?;
+    let registry = state.registry.on_behalf(Origin::anonymous(of_request(&req).as_deref()));
+    let user = registry.accept_invitation(token, password_hash).await?;
     tracing::info!(auth_id = %user.auth_id, "invitation accepted");
     Ok(HttpResponse::Ok().json(json!({ "user": crate::api::admin::user_json(&user) })))
 }

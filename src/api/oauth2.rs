@@ -234,6 +234,7 @@ async fn revoke(
             horizon: issuer.revocation_horizon(),
             token,
             client_id: Some(client.client_id.clone()),
+            audit: None,
         })
     };
     if let Some(op) = op {

@@ -33,6 +33,12 @@ impl RequestId {
     }
 }
 
+/// The id of the request being answered, as the logging middleware set it.
+pub fn of_request(req: &actix_web::HttpRequest) -> Option<String> {
+    use actix_web::HttpMessage;
+    req.extensions().get::<RequestId>().map(|id| id.0.clone())
+}
+
 fn is_well_formed(id: &str) -> bool {
     (1..=MAX_LEN).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))

@@ -7,10 +7,11 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::{Map, Value};
-use tessera_core::registry::Page;
+use tessera_core::audit::Origin;
 use tessera_core::registry::services::members::{NewServiceUser, ServiceUser, SubscriptionPatch};
 use tessera_core::registry::services::{ServicePatch, ServiceView};
 use tessera_core::registry::users::UserPatch;
+use tessera_core::registry::{Page, RegistryHandle};
 use tessera_storage::SubscriptionRecord;
 
 use crate::api::AppState;
@@ -154,7 +155,7 @@ async fn create_user(
         None => None,
     };
     let input = NewServiceUser { email, username, first_name, last_name };
-    let user = s.registry.add_service_user(c.service_id, input, password_hash).await?;
+    let user = c.registry(&s).add_service_user(c.service_id.clone(), input, password_hash).await?;
     Ok(HttpResponse::Created().json(json!({ "user": user_json(&user) })))
 }
 
@@ -171,12 +172,13 @@ async fn patch_user(
 ) -> Answer {
     let UserPatchBody { first_name, last_name, is_active } = body.into_inner();
     let patch = UserPatch { first_name, last_name, is_active, roles: None };
-    let user = s.registry.patch_service_user(c.service_id, id.into_inner(), patch).await?;
+    let user =
+        c.registry(&s).patch_service_user(c.service_id.clone(), id.into_inner(), patch).await?;
     Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
 }
 
 async fn delete_user(c: ServiceCaller, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
-    s.registry.remove_service_user(c.service_id, id.into_inner()).await?;
+    c.registry(&s).remove_service_user(c.service_id.clone(), id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -195,7 +197,8 @@ async fn create_subscription(
     body: web::Json<SubscriptionBody>,
     s: web::Data<AppState>,
 ) -> Answer {
-    let sub = s.registry.create_subscription(c.service_id, body.into_inner().into()).await?;
+    let sub =
+        c.registry(&s).create_subscription(c.service_id.clone(), body.into_inner().into()).await?;
     Ok(HttpResponse::Created().json(json!({ "subscription": subscription_json(&sub) })))
 }
 
@@ -215,7 +218,7 @@ async fn patch_subscription(
     s: web::Data<AppState>,
 ) -> Answer {
     let (user_id, patch) = (id.into_inner(), body.into_inner().into());
-    let sub = s.registry.patch_subscription(c.service_id, user_id, patch).await?;
+    let sub = c.registry(&s).patch_subscription(c.service_id.clone(), user_id, patch).await?;
     Ok(HttpResponse::Ok().json(json!({ "subscription": subscription_json(&sub) })))
 }
 
@@ -224,7 +227,7 @@ async fn delete_subscription(
     id: web::Path<String>,
     s: web::Data<AppState>,
 ) -> Answer {
-    s.registry.delete_subscription(c.service_id, id.into_inner()).await?;
+    c.registry(&s).delete_subscription(c.service_id.clone(), id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -258,6 +261,14 @@ async fn analytics(c: ServiceCaller, s: web::Data<AppState>) -> Answer {
 /// The service a request authenticated as.
 pub struct ServiceCaller {
     pub service_id: String,
+    request_id: Option<String>,
+}
+
+impl ServiceCaller {
+    /// The registry, its writes recorded as this service's.
+    fn registry(&self, state: &AppState) -> RegistryHandle {
+        state.registry.on_behalf(Origin::service(&self.service_id, self.request_id.as_deref()))
+    }
 }
 
 #[derive(Debug)]
@@ -293,7 +304,12 @@ impl FromRequest for ServiceCaller {
         if service_id.is_none() && key.is_some() {
             state.metrics.failed_authentication(AuthMethod::ApiKey);
         }
-        ready(service_id.map(|service_id| ServiceCaller { service_id }).ok_or(Unauthorized))
+        let request_id = crate::api::request_id::of_request(req);
+        ready(
+            service_id
+                .map(|service_id| ServiceCaller { service_id, request_id })
+                .ok_or(Unauthorized),
+        )
     }
 }
 
@@ -325,6 +341,6 @@ async fn patch_info(
 ) -> Result<HttpResponse, AdminError> {
     let InfoBody { name, description, callback_uris } = body.into_inner();
     let patch = ServicePatch { name, description, callback_uris };
-    let service = state.registry.patch_service(caller.service_id, patch).await?;
+    let service = caller.registry(&state).patch_service(caller.service_id.clone(), patch).await?;
     Ok(HttpResponse::Ok().json(info_json(&service)))
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use tessera_core::audit::AuditLog;
 use tessera_core::auth::password::PasswordPool;
 use tessera_core::follower::StoreHealth;
 use tessera_core::grants::{GrantStore, ProviderFlow};
@@ -33,4 +34,6 @@ pub struct AppState {
     /// Whether the store answered the follower's last poll, for `/readyz`.
     pub store_health: StoreHealth,
     pub metrics: Arc<crate::api::metrics::Metrics>,
+    /// The audit log's reader.
+    pub audit: AuditLog,
 }

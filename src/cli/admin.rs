@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
+use tessera_core::audit::Origin;
 use tessera_core::clock::SystemClock;
 use tessera_core::grants::GrantStore;
 use tessera_core::keys::{KeyRing, KeyRingHandle};
@@ -109,7 +110,7 @@ pub fn keys(command: KeysCommand) -> ExitCode {
             let ring = KeyRingHandle::start(ring, &actix::Arbiter::current());
             match force {
                 None => ring.list().await,
-                Some(force) => ring.rotate(force).await,
+                Some(force) => ring.rotate(force, Origin::operator()).await,
             }
         });
         Ok(crate::api::admin::keys::view(&keys?))
@@ -130,11 +131,11 @@ pub fn apps(command: AppsCommand) -> ExitCode {
             default_role: config.default_role.clone(),
         };
         let clock = Arc::new(SystemClock);
-        let cleanup = std::time::Duration::from_secs(config.grant_cleanup_every);
-        let grants = GrantStore::start(Arc::clone(&store), clock.clone(), cleanup)?;
+        let grants = GrantStore::start(Arc::clone(&store), clock.clone(), config.sweep())?;
         let registry = Registry::load(store, grants.clone(), clock, limits)?;
         let answer = actix::System::new().block_on(async move {
-            let registry = RegistryHandle::start(registry, &actix::Arbiter::current());
+            let registry = RegistryHandle::start(registry, &actix::Arbiter::current())
+                .on_behalf(Origin::operator());
             apps_command(&registry, command).await
         });
         grants.stop();

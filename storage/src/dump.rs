@@ -35,6 +35,8 @@ pub struct Dump {
     pub provider_states: Vec<(String, String)>,
     /// "service\0user\0provider" → record.
     pub provider_grants: Vec<(String, Vec<u8>)>,
+    /// Position → event.
+    pub audit: Vec<(u64, Vec<u8>)>,
 }
 
 impl Dump {
@@ -59,6 +61,7 @@ impl Dump {
             ("connects", self.connects.len()),
             ("provider_states", self.provider_states.len()),
             ("provider_grants", self.provider_grants.len()),
+            ("audit", self.audit.len()),
         ]
     }
 
@@ -85,6 +88,7 @@ impl Dump {
         by_key(&mut self.connects);
         by_key(&mut self.provider_states);
         by_key(&mut self.provider_grants);
+        by_key(&mut self.audit);
     }
 }
 

@@ -59,6 +59,7 @@ pub(crate) enum SpendVerdict {
     /// RFC 9700 §4.14.2: a spent token coming back means it leaked; its family ends.
     Reused {
         family: String,
+        client_id: String,
     },
     /// The token is spent and `fresh` takes its place; `family` is the family to answer with,
     /// to be written back when `family_changed`.
@@ -93,7 +94,7 @@ pub(crate) fn judge_spend(
         return SpendVerdict::Refused(Refusal::Unknown);
     };
     if record.is_spent {
-        return SpendVerdict::Reused { family: family.id };
+        return SpendVerdict::Reused { family: family.id, client_id: record.client_id };
     }
     if family.is_revoked {
         return SpendVerdict::Refused(Refusal::Revoked);
@@ -140,8 +141,13 @@ pub enum GrantOp {
         horizon: u64,
     },
     /// Ends the family of `token` (its owner must be `client_id` when given), its revocation
-    /// kept until `horizon`.
-    RevokeFamily { token: TokenKey, client_id: Option<String>, horizon: u64 },
+    /// kept until `horizon`; `audit` is written with it when the family matched (a reuse).
+    RevokeFamily {
+        token: TokenKey,
+        client_id: Option<String>,
+        horizon: u64,
+        audit: Option<crate::AuditEvent>,
+    },
     /// Revokes one access token until its expiry.
     RevokeAccess { jti: String, exp: u64 },
     /// Ends every family of a client (the app was disabled or deleted) or, with `subject`,
@@ -150,8 +156,11 @@ pub enum GrantOp {
     RevokeClient { client_id: String, subject: Option<String>, horizon: u64 },
     /// Records a used client assertion; `Replayed` when it was seen before.
     RecordAssertion { key: String, exp: u64 },
-    /// Removes everything that has expired by `now`.
-    Cleanup { now: u64 },
+    /// Removes everything that has expired by `now`, and audit events older than
+    /// `audit_before`.
+    Cleanup { now: u64, audit_before: u64 },
+    /// An audit event that records no change of its own (a rate-limit trip).
+    Audit(crate::AuditEvent),
     /// A provider-token request that `action_required` stands for.
     CreateConnect(crate::ConnectRecord),
     /// The bound user is being sent to the provider with `provider_state`.

@@ -6,6 +6,7 @@
 //! shared by every backend; a backend owns only its tables and transactions. Every write returns
 //! only after it is durable: an acknowledged write survives a crash.
 
+mod audit;
 mod connect;
 mod dump;
 mod error;
@@ -17,6 +18,7 @@ mod redb;
 mod registry;
 mod seal;
 
+pub use audit::{AuditEvent, AuditOutcome, Logged};
 pub use connect::{ConnectRecord, ConnectRefusal, ProviderGrant};
 pub use dump::Dump;
 pub use error::{RETRY_UNAVAILABLE_AFTER, StoreError, Unavailable};
@@ -40,12 +42,13 @@ pub use seal::{Kek, KekError};
 pub trait Storage: Send + Sync + 'static {
     /// Every app, in id order.
     fn load_apps(&self) -> Result<Vec<AppRecord>, StoreError>;
-    /// Inserts a new app; `Conflict` when the id or client id is taken.
-    fn create_app(&self, app: &AppRecord) -> Result<u64, StoreError>;
+    /// Inserts a new app; `Conflict` when the id or client id is taken. Each app write
+    /// appends `audit`, when given, in its transaction.
+    fn create_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError>;
     /// Replaces an existing app; `NotFound` when it is gone.
-    fn update_app(&self, app: &AppRecord) -> Result<u64, StoreError>;
+    fn update_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError>;
     /// Removes an app; `NotFound` when it is gone.
-    fn delete_app(&self, id: &str) -> Result<u64, StoreError>;
+    fn delete_app(&self, id: &str, audit: Option<&AuditEvent>) -> Result<u64, StoreError>;
     /// Applies related registry changes in one transaction; one version bump each.
     fn apply_registry(&self, changes: &[RegistryChange]) -> Result<u64, StoreError>;
     /// Every custom scope.
@@ -86,7 +89,13 @@ pub trait Storage: Send + Sync + 'static {
     /// the caller last read or wrote it, in any order; empty for the first ring): true when
     /// replaced, false with nothing written when another writer changed it meanwhile, so that
     /// two nodes changing the ring at once cannot undo each other's change.
-    fn replace_keys(&self, expected: &[KeyRecord], keys: &[KeyRecord]) -> Result<bool, StoreError>;
+    /// `audit`, when given, is written in that transaction.
+    fn replace_keys(
+        &self,
+        expected: &[KeyRecord],
+        keys: &[KeyRecord],
+        audit: Option<&AuditEvent>,
+    ) -> Result<bool, StoreError>;
     /// A small named value (bootstrap markers and the like).
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Sets a named value.
@@ -121,6 +130,8 @@ pub trait Storage: Send + Sync + 'static {
     /// while another holder's lease runs, to its last second included. Of several nodes taking
     /// one lease at once, one gets it. A lease is no change to follow: no version, no entry.
     fn try_lease(&self, name: &str, holder: &str, now: u64, ttl: u64) -> Result<bool, StoreError>;
+    /// Up to `limit` audit events after cursor `after` (0 for the first), oldest first.
+    fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<Logged>, StoreError>;
     /// Every row, one consistent snapshot, for moving the store to another backend.
     fn export(&self) -> Result<Dump, StoreError>;
     /// Writes `dump` into this store in one transaction, its version included; `NotEmpty`,

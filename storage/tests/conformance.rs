@@ -7,10 +7,10 @@ mod fixtures;
 use fixtures::{app, token};
 use tessera_storage::test_cluster::{TestDatabase, fresh_database};
 use tessera_storage::{
-    ApiKeyRecord, ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp, GrantOutcome, Kek,
-    KeyRecord, KeyState, PgStore, ProviderGrant, ProviderRecord, Refusal, RegistryChange,
-    RoleRecord, ScopeRecord, ServiceRecord, Storage, Store, StoreError, SubscriptionRecord,
-    TokenKey, UserRecord,
+    ApiKeyRecord, AuditEvent, AuditOutcome, ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp,
+    GrantOutcome, Kek, KeyRecord, KeyState, PgStore, ProviderGrant, ProviderRecord, Refusal,
+    RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, Storage, Store, StoreError,
+    SubscriptionRecord, TokenKey, UserRecord,
 };
 
 /// Instantiates each case once per backend.
@@ -47,6 +47,7 @@ conformance!(
     a_lease_has_one_holder_until_it_expires,
     a_dump_moves_every_row_into_an_empty_store_of_either_backend,
     a_store_that_holds_anything_takes_no_dump,
+    issue_11_audit_events_commit_with_their_change_and_page_in_order,
 );
 
 /// Opens a backend with a KEK, or says there is none to be had (PostgreSQL outside CI).
@@ -177,25 +178,28 @@ fn refused(why: Refusal) -> GrantOutcome {
 fn apps_keep_their_conditions(open: Open) {
     let Some(backend) = open(None) else { return };
     let store = backend.store();
-    assert_eq!(store.create_app(&app("b", "cb")).unwrap(), 1);
-    assert_eq!(store.create_app(&app("a", "ca")).unwrap(), 2);
-    assert!(matches!(store.create_app(&app("a", "cz")), Err(StoreError::Conflict("app id"))));
-    assert!(matches!(store.create_app(&app("z", "ca")), Err(StoreError::Conflict("client id"))));
-    assert!(matches!(store.update_app(&app("z", "cz")), Err(StoreError::NotFound)));
+    assert_eq!(store.create_app(&app("b", "cb"), None).unwrap(), 1);
+    assert_eq!(store.create_app(&app("a", "ca"), None).unwrap(), 2);
+    assert!(matches!(store.create_app(&app("a", "cz"), None), Err(StoreError::Conflict("app id"))));
     assert!(matches!(
-        store.update_app(&app("a", "moved")),
+        store.create_app(&app("z", "ca"), None),
+        Err(StoreError::Conflict("client id"))
+    ));
+    assert!(matches!(store.update_app(&app("z", "cz"), None), Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.update_app(&app("a", "moved"), None),
         Err(StoreError::Conflict("client id change"))
     ));
     let mut renamed = app("a", "ca");
     renamed.name = "renamed".into();
-    assert_eq!(store.update_app(&renamed).unwrap(), 3);
+    assert_eq!(store.update_app(&renamed, None).unwrap(), 3);
     let ids: Vec<String> = store.load_apps().unwrap().into_iter().map(|a| a.id).collect();
     assert_eq!(ids, ["a", "b"], "in id order");
     assert_eq!(store.load_apps().unwrap()[0], renamed);
-    assert_eq!(store.delete_app("a").unwrap(), 4);
-    assert!(matches!(store.delete_app("a"), Err(StoreError::NotFound)));
+    assert_eq!(store.delete_app("a", None).unwrap(), 4);
+    assert!(matches!(store.delete_app("a", None), Err(StoreError::NotFound)));
     // The client id of a deleted app is free again.
-    assert_eq!(store.create_app(&app("c", "ca")).unwrap(), 5);
+    assert_eq!(store.create_app(&app("c", "ca"), None).unwrap(), 5);
     assert_eq!(store.version().unwrap(), 5, "refused operations bump nothing");
 }
 
@@ -229,12 +233,12 @@ fn acknowledged_writes_are_there_for_the_next_opener(open: Open) {
     let Some(mut backend) = open(Some(kek.clone())) else { return };
     {
         let store = backend.store();
-        store.create_app(&app("a", "ca")).unwrap();
-        store.create_app(&app("b", "cb")).unwrap();
+        store.create_app(&app("a", "ca"), None).unwrap();
+        store.create_app(&app("b", "cb"), None).unwrap();
         let mut changed = app("b", "cb");
         changed.name = "renamed".into();
-        store.update_app(&changed).unwrap();
-        store.delete_app("a").unwrap();
+        store.update_app(&changed, None).unwrap();
+        store.delete_app("a", None).unwrap();
         store.save_keys(&[key("k1"), key("k2")]).unwrap();
         store.save_keys(&[key("k2")]).unwrap();
         store.put_meta("root", b"b").unwrap();
@@ -283,8 +287,8 @@ fn a_key_ring_changed_meanwhile_is_not_replaced(open: Open) {
     current.state = KeyState::Current;
     current.secret = [1; 32];
     let first = [current.clone(), key("k2")];
-    assert!(store.replace_keys(&[], &first).unwrap(), "the first ring, over none");
-    assert!(!store.replace_keys(&[], &[key("x")]).unwrap(), "a second first ring is refused");
+    assert!(store.replace_keys(&[], &first, None).unwrap(), "the first ring, over none");
+    assert!(!store.replace_keys(&[], &[key("x")], None).unwrap(), "a second first ring is refused");
     assert_eq!(store.load_keys().unwrap(), first);
     // Rotated by a writer that read `first`, named in any order.
     let mut retired = current.clone();
@@ -293,20 +297,20 @@ fn a_key_ring_changed_meanwhile_is_not_replaced(open: Open) {
     let mut promoted = key("k2");
     promoted.state = KeyState::Current;
     let rotated = [key("k3"), promoted.clone(), retired.clone()];
-    assert!(store.replace_keys(&[key("k2"), current.clone()], &rotated).unwrap());
+    assert!(store.replace_keys(&[key("k2"), current.clone()], &rotated, None).unwrap());
     // A second writer that also read `first` is refused, and so is a view differing from the
     // stored ring in one field or one seed only.
     let mut other_next = key("k4");
     other_next.secret = [4; 32];
     let clobber = [key("k2"), other_next];
-    assert!(!store.replace_keys(&first, &clobber).unwrap());
+    assert!(!store.replace_keys(&first, &clobber, None).unwrap());
     let mut restamped = rotated.clone();
     restamped[0].published_at += 1;
-    assert!(!store.replace_keys(&restamped, &clobber).unwrap());
+    assert!(!store.replace_keys(&restamped, &clobber, None).unwrap());
     let mut reseeded = rotated.clone();
     reseeded[2].secret = [9; 32];
-    assert!(!store.replace_keys(&reseeded, &clobber).unwrap());
-    assert!(!store.replace_keys(&rotated[..2], &clobber).unwrap(), "a key short");
+    assert!(!store.replace_keys(&reseeded, &clobber, None).unwrap());
+    assert!(!store.replace_keys(&rotated[..2], &clobber, None).unwrap(), "a key short");
     assert_eq!(store.load_keys().unwrap(), [retired.clone(), promoted.clone(), key("k3")]);
     assert_eq!(store.version().unwrap(), 2, "refused replacements log nothing");
     let logged = store.changes_since(0).unwrap();
@@ -314,9 +318,12 @@ fn a_key_ring_changed_meanwhile_is_not_replaced(open: Open) {
     // Compared opened: the seeds are sealed anew on each write, and a KEK that cannot open the
     // stored ring replaces nothing.
     backend.reopen(Some(kek("55")));
-    assert!(matches!(backend.store().replace_keys(&rotated, &first), Err(StoreError::KekMismatch)));
+    assert!(matches!(
+        backend.store().replace_keys(&rotated, &first, None),
+        Err(StoreError::KekMismatch)
+    ));
     backend.reopen(Some(kek("44")));
-    assert!(backend.store().replace_keys(&rotated, &first).unwrap());
+    assert!(backend.store().replace_keys(&rotated, &first, None).unwrap());
     assert_eq!(backend.store().load_keys().unwrap(), first);
 }
 
@@ -513,7 +520,7 @@ fn the_change_log_answers_since_any_version(open: Open) {
     let store = backend.store();
     assert_eq!(store.version().unwrap(), 0);
     assert!(store.changes_since(0).unwrap().is_empty());
-    store.create_app(&app("a", "ca")).unwrap();
+    store.create_app(&app("a", "ca"), None).unwrap();
     store.save_keys(&[key("k")]).unwrap();
     store.apply_registry(&[RegistryChange::DeleteRole("r".into())]).unwrap();
     // A grant that revokes nothing is not followed: no version for it.
@@ -622,6 +629,7 @@ fn revocations_are_answered_and_listed(open: Open) {
         token: t,
         client_id: client.map(str::to_string),
         horizon: 300,
+        audit: None,
     };
     assert_eq!(one(store, revoke(token(2), Some("c2"))), GrantOutcome::NoMatch);
     assert_eq!(one(store, revoke(token(9), None)), GrantOutcome::NoMatch);
@@ -669,7 +677,7 @@ fn every_revocation_is_logged_for_the_other_nodes(open: Open) {
         spend(token(9), token(10), None, 20),
         spend(token(1), token(3), None, 20),
         GrantOp::RevokeClient { client_id: "c2".into(), subject: None, horizon: 400 },
-        GrantOp::RevokeFamily { token: token(7), client_id: None, horizon: 300 },
+        GrantOp::RevokeFamily { token: token(7), client_id: None, horizon: 300, audit: None },
         GrantOp::RevokeAccess { jti: "j:2".into(), exp: 7 },
     ];
     let outcomes = store.apply_grants(&batch).unwrap();
@@ -758,7 +766,10 @@ fn cleanup_removes_only_what_expired(open: Open) {
     ];
     store.apply_grants(&batch).unwrap();
     // At 60: the token (50) and the assertion (60); the family, revocation, request stay.
-    assert_eq!(one(store, GrantOp::Cleanup { now: 60 }), GrantOutcome::Cleaned { removed: 2 });
+    assert_eq!(
+        one(store, GrantOp::Cleanup { now: 60, audit_before: 0 }),
+        GrantOutcome::Cleaned { removed: 2 }
+    );
     assert_eq!(store.refresh_status(&token(1)).unwrap(), None);
     assert_eq!(
         one(store, GrantOp::RecordAssertion { key: "a".into(), exp: 90 }),
@@ -768,11 +779,17 @@ fn cleanup_removes_only_what_expired(open: Open) {
     assert!(store.connect_by_provider_state("ps1").unwrap().is_some());
     // At 100: the revocation, the request (and its provider state), the new assertion (90),
     // the family (100).
-    assert_eq!(one(store, GrantOp::Cleanup { now: 100 }), GrantOutcome::Cleaned { removed: 4 });
+    assert_eq!(
+        one(store, GrantOp::Cleanup { now: 100, audit_before: 0 }),
+        GrantOutcome::Cleaned { removed: 4 }
+    );
     assert!(store.revoked_access_tokens().unwrap().is_empty());
     assert_eq!(store.connect_request("s1").unwrap(), None);
     assert_eq!(store.connect_by_provider_state("ps1").unwrap(), None);
-    assert_eq!(one(store, GrantOp::Cleanup { now: 100 }), GrantOutcome::Cleaned { removed: 0 });
+    assert_eq!(
+        one(store, GrantOp::Cleanup { now: 100, audit_before: 0 }),
+        GrantOutcome::Cleaned { removed: 0 }
+    );
 }
 
 fn connect_requests_go_through_their_steps_once(open: Open) {
@@ -901,7 +918,7 @@ fn a_lease_has_one_holder_until_it_expires(open: Open) {
 fn fill(store: &dyn Storage) {
     use RegistryChange::*;
     store.create_root_app(&app("root", "croot"), "root").unwrap();
-    store.create_app(&app("a", "ca")).unwrap();
+    store.create_app(&app("a", "ca"), None).unwrap();
     store.save_keys(&[key("k1")]).unwrap();
     let puts = [
         PutScope(scope_record()),
@@ -912,6 +929,7 @@ fn fill(store: &dyn Storage) {
         LinkUser("v".into(), "u".into(), 7),
         PutSubscription(subscription_record()),
         PutProvider(provider_record()),
+        Audit(audit_event("scope.create", 5)),
     ];
     store.apply_registry(&puts).unwrap();
     let batch = [
@@ -969,8 +987,8 @@ fn a_dump_moves_every_row_into_an_empty_store_of_either_backend(open: Open) {
         assert_eq!(one(store, replayed), GrantOutcome::Replayed);
         // The log goes on from the source's version (the reuse above logged one revocation),
         // so it only ever grows.
-        assert_eq!(store.create_app(&app("b", "cb")).unwrap(), dump.version + 2);
-        assert!(matches!(store.create_app(&app("c", "ca")), Err(StoreError::Conflict(_))));
+        assert_eq!(store.create_app(&app("b", "cb"), None).unwrap(), dump.version + 2);
+        assert!(matches!(store.create_app(&app("c", "ca"), None), Err(StoreError::Conflict(_))));
     }
 }
 
@@ -980,7 +998,7 @@ fn a_store_that_holds_anything_takes_no_dump(open: Open) {
     fill(source.store());
     let dump = source.store().export().unwrap();
     let writes: [fn(&dyn Storage); 4] = [
-        |s| assert_eq!(s.create_app(&app("x", "cx")).unwrap(), 1),
+        |s| assert_eq!(s.create_app(&app("x", "cx"), None).unwrap(), 1),
         |s| s.put_meta("marker", b"1").unwrap(),
         |s| assert!(s.try_lease("rotation", "node", 1, 10).unwrap()),
         |s| drop(s.apply_grants(&[GrantOp::RevokeAccess { jti: "j".into(), exp: 9 }]).unwrap()),
@@ -992,4 +1010,92 @@ fn a_store_that_holds_anything_takes_no_dump(open: Open) {
         assert!(matches!(target.store().import(&dump), Err(StoreError::NotEmpty)));
         assert_eq!(target.store().export().unwrap(), before, "nothing written");
     }
+}
+
+fn audit_event(action: &str, at: u64) -> AuditEvent {
+    AuditEvent {
+        at,
+        actor: "app:c1".into(),
+        action: action.into(),
+        target: Some("app:a".into()),
+        outcome: AuditOutcome::Success,
+        reason: None,
+        request_id: Some("req-1".into()),
+    }
+}
+
+/// The audit log: an event is written by the transaction of its change, or not at all, takes
+/// no place in the change log, and pages back in commit order; the sweep drops old events.
+fn issue_11_audit_events_commit_with_their_change_and_page_in_order(open: Open) {
+    let Some(backend) = open(None) else { return };
+    let store = backend.store();
+    let actions = |events: Vec<tessera_storage::Logged>| -> Vec<(u64, String)> {
+        events.into_iter().map(|l| (l.seq, l.event.action)).collect()
+    };
+    assert_eq!(store.audit_after(0, 10).unwrap(), vec![]);
+    let version = store.create_app(&app("a", "ca"), Some(&audit_event("app.create", 10))).unwrap();
+    // Taken: the refused create writes neither the app nor its event.
+    let taken = store.create_app(&app("b", "ca"), Some(&audit_event("app.lost", 11)));
+    assert!(matches!(taken, Err(StoreError::Conflict(_))));
+    let mut renamed = app("a", "ca");
+    renamed.name = "renamed".into();
+    store.update_app(&renamed, Some(&audit_event("app.update", 12))).unwrap();
+    let missing = store.update_app(&app("zz", "czz"), Some(&audit_event("app.lost", 12)));
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+    let changes = [
+        RegistryChange::PutScope(scope_record()),
+        RegistryChange::Audit(audit_event("scope.create", 13)),
+    ];
+    let after_scope = store.apply_registry(&changes).unwrap();
+    assert_eq!(after_scope, version + 2, "the event takes no version of its own");
+    let logged: Vec<String> =
+        store.changes_since(version).unwrap().into_iter().map(|c| c.1).collect();
+    assert_eq!(logged, ["app:a", "scope:s"].map(String::from));
+    store.replace_keys(&[], &[key("k1")], Some(&audit_event("key.rotate", 14))).unwrap();
+    assert!(!store.replace_keys(&[], &[key("k2")], Some(&audit_event("key.lost", 14))).unwrap());
+    let refusal =
+        AuditEvent { outcome: AuditOutcome::Refused, ..audit_event("rate_limit.trip", 15) };
+    assert_eq!(one(store, GrantOp::Audit(refusal.clone())), GrantOutcome::Recorded);
+    // A reuse is recorded by the store, in the commit that ends the family.
+    let f = family("f1", "c1", "alice", 100);
+    one(store, create_family(&f, token(1), 90));
+    one(store, spend(token(1), token(2), Some("c1"), 16));
+    one(store, spend(token(1), token(3), Some("c1"), 17));
+    store.delete_app("a", Some(&audit_event("app.delete", 18))).unwrap();
+    let all = store.audit_after(0, 100).unwrap();
+    assert_eq!(
+        actions(all.clone()),
+        [
+            (1, "app.create"),
+            (2, "app.update"),
+            (3, "scope.create"),
+            (4, "key.rotate"),
+            (5, "rate_limit.trip"),
+            (6, "refresh_token.reuse"),
+            (7, "app.delete"),
+        ]
+        .map(|(n, a)| (n, a.to_string()))
+    );
+    assert_eq!(all[4].event, refusal);
+    let reuse = &all[5].event;
+    assert_eq!(
+        (reuse.actor.as_str(), reuse.target.as_deref(), reuse.at),
+        ("app:c1", Some("family:f1"), 17)
+    );
+    // Pages: after a cursor, at most so many.
+    assert_eq!(
+        actions(store.audit_after(2, 2).unwrap()),
+        [(3, "scope.create".to_string()), (4, "key.rotate".to_string())]
+    );
+    assert_eq!(store.audit_after(7, 10).unwrap(), vec![]);
+    // Retention: events before the horizon go, the rest stay where they were.
+    let cleaned = one(store, GrantOp::Cleanup { now: 0, audit_before: 14 });
+    assert!(matches!(cleaned, GrantOutcome::Cleaned { removed } if removed >= 3), "{cleaned:?}");
+    assert_eq!(store.audit_after(0, 100).unwrap().first().map(|l| l.seq), Some(4));
+    // Positions only grow, even when every event is old: the newest is kept, so the next
+    // position is never one a reader has seen.
+    one(store, GrantOp::Cleanup { now: 0, audit_before: 1_000 });
+    assert_eq!(actions(store.audit_after(0, 100).unwrap()), [(7, "app.delete".to_string())]);
+    store.create_app(&app("c", "cc"), Some(&audit_event("app.create", 19))).unwrap();
+    assert_eq!(store.audit_after(7, 10).unwrap().first().map(|l| l.seq), Some(8));
 }

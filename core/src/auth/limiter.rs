@@ -28,6 +28,29 @@ pub enum LimitKey {
     },
 }
 
+/// One key's failures in its current window.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: u64,
+    count: u32,
+    /// Whether an attempt has been refused in this window: the first refusal is the moment
+    /// the limit tripped, which the audit log records once.
+    has_tripped: bool,
+}
+
+impl Window {
+    fn new(start: u64) -> Window {
+        Window { start, count: 0, has_tripped: false }
+    }
+}
+
+/// A full window: when it opens again, and whether this refusal is its first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full {
+    pub retry_after: u64,
+    pub is_trip: bool,
+}
+
 /// A failure counted in a window, to give back if the attempt succeeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
@@ -50,7 +73,7 @@ impl Default for Limits {
 
 pub struct FailureLimiter {
     limits: Limits,
-    windows: DashMap<LimitKey, (u64, u32)>,
+    windows: DashMap<LimitKey, Window>,
     /// Seeds the overflow buckets per process, so nobody can aim at a victim's bucket.
     buckets: std::collections::hash_map::RandomState,
     /// When stale windows were last swept: at most one sweep per window length, however many
@@ -156,7 +179,7 @@ impl FailureLimiter {
         }
         match self.windows.get(key) {
             Some(entry) => {
-                let (start, count) = *entry;
+                let Window { start, count, .. } = *entry;
                 let ends = start.saturating_add(self.limits.window_secs);
                 if now < ends && count >= self.limit(key) { Err(ends - now) } else { Ok(()) }
             }
@@ -167,7 +190,7 @@ impl FailureLimiter {
     /// Counts one failure for `key` now, unless its window is full (`Err(retry_after)`). The
     /// reservation is [`refund`](Self::refund)ed if the attempt succeeds. Check and count are
     /// one step under the key's lock: concurrent attempts cannot all pass.
-    pub fn reserve(&self, key: LimitKey, now: u64) -> Result<Reservation, u64> {
+    pub fn reserve(&self, key: LimitKey, now: u64) -> Result<Reservation, Full> {
         // A key seen before (a client that authenticates again) is counted in place: no
         // allocation, one lock. Windows stay until a sweep finds them stale.
         if let Some(mut entry) = self.windows.get_mut(&key) {
@@ -180,7 +203,7 @@ impl FailureLimiter {
             Entry::Occupied(held) => held.into_ref(),
             Entry::Vacant(empty) => {
                 self.size.fetch_add(1, Ordering::Relaxed);
-                empty.insert((now, 0))
+                empty.insert(Window::new(now))
             }
         };
         let window = self.count(&key, &mut entry, now)?;
@@ -190,15 +213,17 @@ impl FailureLimiter {
 
     /// One more failure in `window`, restarted when it has ended; the window's start, or
     /// `Err(retry_after)` when it is full.
-    fn count(&self, key: &LimitKey, window: &mut (u64, u32), now: u64) -> Result<u64, u64> {
-        let ends = window.0.saturating_add(self.limits.window_secs);
+    fn count(&self, key: &LimitKey, window: &mut Window, now: u64) -> Result<u64, Full> {
+        let ends = window.start.saturating_add(self.limits.window_secs);
         if now >= ends {
-            *window = (now, 0);
-        } else if window.1 >= self.limit(key) {
-            return Err(ends - now);
+            *window = Window::new(now);
+        } else if window.count >= self.limit(key) {
+            let is_trip = !window.has_tripped;
+            window.has_tripped = true;
+            return Err(Full { retry_after: ends - now, is_trip });
         }
-        window.1 = window.1.saturating_add(1);
-        Ok(window.0)
+        window.count = window.count.saturating_add(1);
+        Ok(window.start)
     }
 
     /// Gives back a failure: the attempt succeeded. Only into the window it was taken from — a
@@ -207,8 +232,8 @@ impl FailureLimiter {
     pub fn refund(&self, reservation: &Reservation) {
         let Reservation { key, window } = reservation;
         if let Some(mut entry) = self.windows.get_mut(key) {
-            if entry.0 == *window {
-                entry.1 = entry.1.saturating_sub(1);
+            if entry.start == *window {
+                entry.count = entry.count.saturating_sub(1);
             }
         }
     }
@@ -221,7 +246,7 @@ impl FailureLimiter {
         } else {
             self.overflow_of(&key)
         };
-        let window = self.windows.get(&key).map(|w| w.0);
+        let window = self.windows.get(&key).map(|w| w.start);
         if let Some(window) = window {
             self.refund(&Reservation { key, window });
         }
@@ -247,7 +272,7 @@ impl FailureLimiter {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            self.windows.retain(|_, (start, _)| now < start.saturating_add(window));
+            self.windows.retain(|_, w| now < w.start.saturating_add(window));
             self.size.store(self.windows.len(), Ordering::Relaxed);
         }
         let len = self.size.load(Ordering::Relaxed);
@@ -298,7 +323,9 @@ mod tests {
         let a = LimitKey::Client("a".into(), None);
         // Three attempts in flight at once: the fourth is refused before it is evaluated.
         let held: Vec<_> = (0..3).map(|_| limiter.reserve(a.clone(), 100).unwrap()).collect();
-        assert_eq!(limiter.reserve(a.clone(), 101), Err(59));
+        assert_eq!(limiter.reserve(a.clone(), 101), Err(Full { retry_after: 59, is_trip: true }));
+        let again = limiter.reserve(a.clone(), 101);
+        assert_eq!(again, Err(Full { retry_after: 59, is_trip: false }), "a window trips once");
         // Two of them succeed: their reservations are given back.
         limiter.refund(&held[0]);
         limiter.refund(&held[1]);
@@ -310,7 +337,11 @@ mod tests {
         let old = limiter.reserve(a.clone(), 200).unwrap();
         let _new = limiter.reserve(a.clone(), 261).unwrap();
         limiter.refund(&old);
-        assert_eq!(limiter.windows.get(&a).map(|w| *w), Some((261, 1)), "the new one still counts");
+        assert_eq!(
+            limiter.windows.get(&a).map(|w| (w.start, w.count)),
+            Some((261, 1)),
+            "the new one still counts"
+        );
     }
 
     #[test]

@@ -331,9 +331,12 @@ mod tests {
         let store: Arc<dyn Storage> =
             Arc::new(tessera_storage::Store::open(dir.path(), None).unwrap());
         let clock: SharedClock = ManualClock::new(100);
-        let grants =
-            GrantStore::start(store, Arc::clone(&clock), std::time::Duration::from_secs(3600))
-                .unwrap();
+        let grants = GrantStore::start(
+            store,
+            Arc::clone(&clock),
+            crate::grants::Sweep::every(std::time::Duration::from_secs(3600)),
+        )
+        .unwrap();
         let flow = ProviderFlow::new(grants.clone(), clock, "http://127.0.0.1:9/cb".into());
         let provider = ProviderRecord {
             id: "p".into(),

@@ -52,6 +52,8 @@ type Answer = Result<GrantOutcome, Arc<StoreError>>;
 enum Reply {
     Task(oneshot::Sender<Answer>),
     Thread(mpsc::Sender<Answer>),
+    /// Nobody waits: the outcome is only logged when the commit fails.
+    Nobody,
 }
 
 impl Reply {
@@ -59,6 +61,11 @@ impl Reply {
         match self {
             Reply::Task(tx) => drop(tx.send(answer)),
             Reply::Thread(tx) => drop(tx.send(answer)),
+            Reply::Nobody => {
+                if let Err(e) = answer {
+                    tracing::error!(error = %e, "a grant operation nobody waits for failed");
+                }
+            }
         }
     }
 }
@@ -106,13 +113,30 @@ impl GrantError {
     }
 }
 
+/// How often the grant store sweeps what has expired, and how long audit events are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Sweep {
+    pub every: Duration,
+    pub audit_retention: Duration,
+}
+
+impl Sweep {
+    /// `audit_retention`'s default: 90 days.
+    pub const AUDIT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
+    /// Every `every`, audit events kept for the default retention.
+    pub fn every(every: Duration) -> Sweep {
+        Sweep { every, audit_retention: Sweep::AUDIT_RETENTION }
+    }
+}
+
 impl GrantStore {
     /// Loads the revocation set and starts the committer, which also sweeps expired state
-    /// every `cleanup_every`.
+    /// every `sweep.every`, and audit events older than `sweep.audit_retention`.
     pub fn start(
         store: Arc<dyn Storage>,
         clock: SharedClock,
-        cleanup_every: Duration,
+        sweep: Sweep,
     ) -> Result<GrantStore, StoreError> {
         let revoked = RevocationSet::default();
         let now = clock.now();
@@ -129,14 +153,7 @@ impl GrantStore {
         std::thread::Builder::new()
             .name("grant-store".into())
             .spawn(move || {
-                committer(
-                    thread_store,
-                    thread_revoked,
-                    clock,
-                    queue,
-                    cleanup_every,
-                    &thread_commits,
-                )
+                committer(thread_store, thread_revoked, clock, queue, sweep, &thread_commits)
             })
             .map_err(StoreError::Io)?;
         let reader = Arc::new(std::sync::RwLock::new(Some(store)));
@@ -182,6 +199,15 @@ impl GrantStore {
         }
     }
 
+    /// Queues `op` for the next commit without waiting for it: for records the caller's
+    /// answer does not depend on (an audit event of a limit tripped).
+    pub fn submit_detached(&self, op: GrantOp) {
+        let job = Job { op, reply: Reply::Nobody };
+        if self.jobs.send(Msg::Job(Box::new(job))).is_err() {
+            tracing::error!("the grant store is stopped; an operation was dropped");
+        }
+    }
+
     /// The same, blocking the calling thread (actors on their own thread, the CLI, tests).
     pub fn submit_blocking(&self, op: GrantOp) -> Result<GrantOutcome, GrantError> {
         let (reply, answer) = mpsc::channel();
@@ -201,16 +227,18 @@ fn committer(
     revoked: RevocationSet,
     clock: SharedClock,
     queue: mpsc::Receiver<Msg>,
-    cleanup_every: Duration,
+    sweep: Sweep,
     commits: &Timings,
 ) {
+    let cleanup_every = sweep.every;
     // Swept on a schedule whether the queue is idle or busy: under steady load the queue never
     // times out, and the store must not grow without bound then either.
     let mut last_cleanup = Instant::now();
     loop {
         if last_cleanup.elapsed() >= cleanup_every {
             let now = clock.now();
-            match store.apply_grants(&[GrantOp::Cleanup { now }]) {
+            let audit_before = now.saturating_sub(sweep.audit_retention.as_secs());
+            match store.apply_grants(&[GrantOp::Cleanup { now, audit_before }]) {
                 Ok(_) => revoked.prune(now),
                 Err(e) => tracing::error!(error = %e, "grant cleanup failed; will retry"),
             }

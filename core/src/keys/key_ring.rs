@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, ArbiterHandle, AsyncContext, Context, Handler, Message};
 use arc_swap::ArcSwap;
-use tessera_storage::{KeyState, Storage, StoreError};
+use tessera_storage::{AuditEvent, KeyState, RegistryChange, Storage, StoreError};
 
+use crate::audit::{self, Origin};
 use crate::auth::secret::random_token;
 use crate::clock::SharedClock;
 use crate::keys::keyset::{KeySet, SharedKeySet};
@@ -130,7 +131,7 @@ impl KeyRing {
             let ring = Ring::genesis(clock.now(), fresh_key()?, fresh_key()?);
             // Nodes starting together on an empty shared store each make a first ring: one is
             // stored, and the others take it rather than overwrite keys it may already serve.
-            records = if store.replace_keys(&[], ring.records())? {
+            records = if store.replace_keys(&[], ring.records(), None)? {
                 ring.records().to_vec()
             } else {
                 store.load_keys()?
@@ -159,16 +160,18 @@ impl KeyRing {
 
     /// Applies `step` to the ring and commits what it made, durable first, published second:
     /// a key in a served JWKS is always a stored key. False when `step` changed nothing.
+    /// `origin` asked for it; the commit carries its audit event.
     fn commit<E: From<StoreError>>(
         &mut self,
+        origin: &Origin,
         step: impl FnMut(&mut Ring, u64) -> Result<bool, E>,
     ) -> Result<bool, E> {
-        let changed = self.replace(step)?;
+        let changed = self.replace(Some(origin), step)?;
         if changed {
             // A JWKS served during the commit lacked the new key: its publication time is the
             // swap, not the moment the ring was changed. Re-stamp when the commit crossed a
-            // second.
-            self.replace(|ring, now| Ok::<_, StoreError>(ring.restamp_next(now)))?;
+            // second. The re-stamp is part of the change already recorded.
+            self.replace(None, |ring, now| Ok::<_, StoreError>(ring.restamp_next(now)))?;
         }
         Ok(changed)
     }
@@ -178,14 +181,20 @@ impl KeyRing {
     /// now is and applies `step` to that, so neither node's change undoes the other's.
     fn replace<E: From<StoreError>>(
         &mut self,
+        origin: Option<&Origin>,
         mut step: impl FnMut(&mut Ring, u64) -> Result<bool, E>,
     ) -> Result<bool, E> {
         for _ in 0..REPLACE_ATTEMPTS {
             let mut ring = self.ring.clone();
-            if !step(&mut ring, self.clock.now())? {
+            let now = self.clock.now();
+            if !step(&mut ring, now)? {
                 return Ok(false);
             }
-            if self.store.replace_keys(self.ring.records(), ring.records())? {
+            let event = origin.map(|o| change_event(o, &self.ring, &ring, now));
+            if self.store.replace_keys(self.ring.records(), ring.records(), event.as_ref())? {
+                if let Some(event) = &event {
+                    audit::emit(event);
+                }
                 self.ring = ring;
                 self.publish(Learned::Here);
                 return Ok(true);
@@ -245,17 +254,29 @@ impl KeyRing {
     /// Rotates away from the key this node signs with. When another node has done so
     /// meanwhile, that was the rotation asked for: the answer is the ring as it now is, and a
     /// forced rotation still withdraws that key.
-    pub fn rotate(&mut self, force: bool) -> Result<Vec<KeyInfo>, KeyRingError> {
+    pub fn rotate(&mut self, force: bool, origin: &Origin) -> Result<Vec<KeyInfo>, KeyRingError> {
         let rules = self.rules;
         let retiring = self.ring.current().kid.clone();
-        let rotated = self.commit(|ring, now| -> Result<bool, KeyRingError> {
+        let rotated = self.commit(origin, |ring, now| -> Result<bool, KeyRingError> {
             if ring.current().kid != retiring {
                 return Ok(force && ring.withdraw(&retiring));
             }
             ring.rotate(now, force, &rules, fresh_key()?)
                 .map_err(|RotateError::NotSafe { safe_at }| KeyRingError::NotSafe { safe_at })?;
             Ok(true)
-        })?;
+        });
+        let rotated = match rotated {
+            Err(refused @ KeyRingError::NotSafe { .. }) if origin.records_refusals() => {
+                let now = self.clock.now();
+                let event = origin.refusal("key.rotate", None, refused.to_string(), now);
+                match self.store.apply_registry(&[RegistryChange::Audit(event.clone())]) {
+                    Ok(_) => audit::emit(&event),
+                    Err(e) => tracing::error!(error = %e, "audit event not written"),
+                }
+                return Err(refused);
+            }
+            other => other?,
+        };
         if rotated {
             tracing::info!(kid = %self.ring.current().kid, force, "signing key rotated");
         }
@@ -270,7 +291,7 @@ impl KeyRing {
         }
         let may_rotate = self.holds_rotation_lease(now)?;
         let rules = self.rules;
-        let changed = self.commit(|ring, now| {
+        let changed = self.commit(&Origin::system(), |ring, now| {
             let mut changed = ring.prune(now);
             if may_rotate && ring.is_due(now, &rules) {
                 // unwrap-free: is_due already checked safety, so this cannot refuse
@@ -313,6 +334,20 @@ const WIDEST_RULES: &str = "widest_rotation_rules";
 /// The rules never narrow across restarts: JWKS responses cached under an older, longer
 /// max-age and tokens signed under an older, longer lifetime cap are still out there. The
 /// largest values ever configured are kept in the store and used from then on.
+/// The audit event of a ring change: a rotation when the signing key changed, a withdrawal
+/// when a key left before its time, otherwise the schedule's upkeep (keys published, pruned).
+fn change_event(origin: &Origin, before: &Ring, after: &Ring, now: u64) -> AuditEvent {
+    let current = &after.current().kid;
+    let action = if *current != before.current().kid {
+        "key.rotate"
+    } else if after.records().len() < before.records().len() {
+        "key.remove"
+    } else {
+        "key.update"
+    };
+    origin.success(action, Some(format!("key:{current}")), now)
+}
+
 fn widest_rules(store: &dyn Storage, rules: RotationRules) -> Result<RotationRules, StoreError> {
     let stored = store.meta(WIDEST_RULES)?.and_then(|v| {
         let arr: [u8; 16] = v.try_into().ok()?;
@@ -371,8 +406,8 @@ impl KeyRingHandle {
     }
 
     /// Rotates now; without `force`, only once the next key has been out one JWKS max-age.
-    pub async fn rotate(&self, force: bool) -> Result<Vec<KeyInfo>, KeyRingError> {
-        self.addr.send(Rotate { force }).await.map_err(|_| KeyRingError::Stopped)?
+    pub async fn rotate(&self, force: bool, origin: Origin) -> Result<Vec<KeyInfo>, KeyRingError> {
+        self.addr.send(Rotate { force, origin }).await.map_err(|_| KeyRingError::Stopped)?
     }
 
     /// Reads the ring back from the store after another node changed it.
@@ -390,6 +425,7 @@ impl KeyRingHandle {
 #[rtype(result = "Result<Vec<KeyInfo>, KeyRingError>")]
 struct Rotate {
     force: bool,
+    origin: Origin,
 }
 
 #[derive(Message)]
@@ -414,7 +450,7 @@ impl Handler<Reload> for KeyRing {
 impl Handler<Rotate> for KeyRing {
     type Result = Result<Vec<KeyInfo>, KeyRingError>;
     fn handle(&mut self, msg: Rotate, _: &mut Context<Self>) -> Self::Result {
-        self.rotate(msg.force)
+        self.rotate(msg.force, &msg.origin)
     }
 }
 

@@ -7,13 +7,40 @@ use super::{Registry, RegistryError, users};
 use crate::tables::client::Client;
 
 impl Registry {
-    /// Commits related changes in one transaction, then applies them.
-    pub(super) fn apply(&mut self, changes: Vec<RegistryChange>) -> Result<(), RegistryError> {
+    /// Commits related changes in one transaction, with the running command's audit event,
+    /// then applies them. Changes that would leave a record as it is are dropped first, so a
+    /// command that changes nothing commits nothing and leaves no event.
+    pub(super) fn apply(&mut self, mut changes: Vec<RegistryChange>) -> Result<(), RegistryError> {
+        changes.retain(|c| !self.already_holds(c));
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let event = self.audit_event(changes.first().and_then(RegistryChange::entry));
+        changes.extend(event.clone().map(RegistryChange::Audit));
         let started = std::time::Instant::now();
         self.store.apply_registry(&changes)?;
         self.grants.commit_times().record(started.elapsed());
+        self.audit_committed(event);
         self.remember(changes);
         Ok(())
+    }
+
+    /// Whether `change` puts a record exactly as memory already holds it.
+    fn already_holds(&self, change: &RegistryChange) -> bool {
+        use RegistryChange as C;
+        match change {
+            C::PutApp(a) => self.apps.get(&a.id) == Some(a),
+            C::PutScope(s) => self.scopes.get(&s.id) == Some(s),
+            C::PutRole(r) => self.roles.get(&r.id) == Some(r),
+            C::PutUser(u) => self.users.get(&u.auth_id) == Some(u),
+            C::PutService(s) => self.services.get(&s.id) == Some(s),
+            C::PutApiKey(k) => self.api_keys.get(&k.key_id) == Some(k),
+            C::PutSubscription(s) => {
+                self.subscriptions.get(&(s.service_id.clone(), s.user_id.clone())) == Some(s)
+            }
+            C::PutProvider(p) => self.providers.get(&p.id) == Some(p),
+            _ => false,
+        }
     }
 
     /// Brings memory and the published tables in line with changes the store has committed.
@@ -93,6 +120,7 @@ impl Registry {
             RegistryChange::DeleteProvider(id) => {
                 self.providers.remove(&id);
             }
+            RegistryChange::Audit(_) => {}
         }
     }
 

@@ -15,31 +15,44 @@ use super::services::{ApiKeyView, ServicePatch, ServiceView};
 use super::users::{Invitation, LoginTarget, UserPatch, UserView};
 use super::{Counts, Listed, Page, Registry, RegistryError};
 use crate::analytics::ServiceFigures;
+use crate::audit::Origin;
 use crate::policy::Caller;
 
-/// A cloneable way to the running registry.
+/// A cloneable way to the running registry, and who its writes are recorded as coming from.
 #[derive(Clone)]
 pub struct RegistryHandle {
     addr: Addr<Registry>,
+    origin: Option<Origin>,
 }
 
 impl RegistryHandle {
     /// Starts the registry on `arbiter` (its durable commits then never stall a worker).
     pub fn start(registry: Registry, arbiter: &ArbiterHandle) -> RegistryHandle {
-        RegistryHandle { addr: Registry::start_in_arbiter(arbiter, move |_| registry) }
+        RegistryHandle {
+            addr: Registry::start_in_arbiter(arbiter, move |_| registry),
+            origin: None,
+        }
+    }
+
+    /// This handle, its writes recorded in the audit log as `origin`'s (without one, as the
+    /// server's own).
+    pub fn on_behalf(&self, origin: Origin) -> RegistryHandle {
+        RegistryHandle { addr: self.addr.clone(), origin: Some(origin) }
     }
 }
 
 /// For each command: a message type, its handler (the call expression, run on the actor with
-/// `$registry` bound to it), and the handle's method that sends it.
+/// `$registry` bound to it), and the handle's method that sends it. A write names its audit
+/// action and, where an argument names it, its target's kind and that argument.
 macro_rules! commands {
     ($(
         $(#[$doc:meta])*
         $message:ident => fn $method:ident($($arg:ident: $ty:ty),*) -> $out:ty
+            $(, audit $action:literal $(on $kind:literal $target:ident)?)?
             = |$registry:ident| $call:expr;
     )*) => {
         $(
-            struct $message { $($arg: $ty),* }
+            struct $message { $($arg: $ty,)* origin: Option<Origin> }
 
             impl actix::Message for $message {
                 type Result = Result<$out, RegistryError>;
@@ -49,9 +62,20 @@ macro_rules! commands {
                 type Result = actix::MessageResult<$message>;
 
                 fn handle(&mut self, msg: $message, _: &mut actix::Context<Self>) -> Self::Result {
-                    let $message { $($arg),* } = msg;
-                    let $registry = self;
-                    actix::MessageResult($call)
+                    let $message { $($arg,)* origin } = msg;
+                    let action: Option<&'static str> = None $(.or(Some($action)))?;
+                    let Some(action) = action else {
+                        drop(origin);
+                        let $registry = self;
+                        return actix::MessageResult($call);
+                    };
+                    let target: Option<String> =
+                        None $($(.or(Some(format!("{}:{}", $kind, $target))))?)?;
+                    self.begin_audit(origin.unwrap_or_else(Origin::system), action, target);
+                    let $registry = &mut *self;
+                    let result = $call;
+                    self.end_audit(&result);
+                    actix::MessageResult(result)
                 }
             }
         )*
@@ -61,7 +85,7 @@ macro_rules! commands {
                 $(#[$doc])*
                 pub async fn $method(&self, $($arg: $ty),*) -> Result<$out, RegistryError> {
                     self.addr
-                        .send($message { $($arg),* })
+                        .send($message { $($arg,)* origin: self.origin.clone() })
                         .await
                         .map_err(|_| RegistryError::Stopped)?
                 }
@@ -76,43 +100,56 @@ commands! {
     ListApps => fn list_apps(page: Page) -> Listed<AppRecord> = |r| Ok(r.list_apps(page));
     GetApp => fn app(id: String) -> AppRecord = |r| r.app(&id).cloned();
     /// A new app and its secret, shown only in this answer.
-    CreateApp => fn create_app(caller: Caller, input: NewApp) -> (AppRecord, String)
+    CreateApp => fn create_app(caller: Caller, input: NewApp) -> (AppRecord, String),
+        audit "app.create"
         = |r| r.create_app(&caller, input);
-    UpdateApp => fn update_app(caller: Caller, id: String, patch: AppPatch) -> AppRecord
+    UpdateApp => fn update_app(caller: Caller, id: String, patch: AppPatch) -> AppRecord,
+        audit "app.update" on "app" id
         = |r| r.update_app(&caller, &id, patch);
-    DeleteApp => fn delete_app(caller: Caller, id: String) -> () = |r| r.delete_app(&caller, &id);
+    DeleteApp => fn delete_app(caller: Caller, id: String) -> (), audit "app.delete" on "app" id
+        = |r| r.delete_app(&caller, &id);
     /// The app, and the new secret when a rotation starts.
     RotateSecret => fn rotate_secret(caller: Caller, id: String, step: RotationStep)
-        -> (AppRecord, Option<String>) = |r| r.rotate_secret(&caller, &id, step);
+        -> (AppRecord, Option<String>), audit "app.rotate_secret" on "app" id
+        = |r| r.rotate_secret(&caller, &id, step);
 
     ListScopes => fn list_scopes(page: Page) -> Listed<ScopeView> = |r| Ok(r.list_scopes(page));
     GetScope => fn scope(id: String) -> ScopeView = |r| r.scope(&id);
-    CreateScope => fn create_scope(input: ScopePatch) -> ScopeView = |r| r.create_scope(input);
-    UpdateScope => fn update_scope(caller: Caller, id: String, input: ScopePatch) -> ScopeView
+    CreateScope => fn create_scope(input: ScopePatch) -> ScopeView, audit "scope.create"
+        = |r| r.create_scope(input);
+    UpdateScope => fn update_scope(caller: Caller, id: String, input: ScopePatch) -> ScopeView,
+        audit "scope.update" on "scope" id
         = |r| r.update_scope(&caller, &id, input);
-    DeleteScope => fn delete_scope(caller: Caller, id: String) -> ()
+    DeleteScope => fn delete_scope(caller: Caller, id: String) -> (),
+        audit "scope.delete" on "scope" id
         = |r| r.delete_scope(&caller, &id);
     ListRoles => fn list_roles(page: Page) -> Listed<RoleView> = |r| Ok(r.list_roles(page));
     GetRole => fn role(id: String) -> RoleView = |r| r.role(&id);
-    CreateRole => fn create_role(caller: Caller, input: RolePatch) -> RoleView
+    CreateRole => fn create_role(caller: Caller, input: RolePatch) -> RoleView, audit "role.create"
         = |r| r.create_role(&caller, input);
-    UpdateRole => fn update_role(caller: Caller, id: String, input: RolePatch) -> RoleView
+    UpdateRole => fn update_role(caller: Caller, id: String, input: RolePatch) -> RoleView,
+        audit "role.update" on "role" id
         = |r| r.update_role(&caller, &id, input);
-    DeleteRole => fn delete_role(caller: Caller, id: String) -> ()
+    DeleteRole => fn delete_role(caller: Caller, id: String) -> (),
+        audit "role.delete" on "role" id
         = |r| r.delete_role(&caller, &id);
 
     ListUsers => fn list_users(page: Page) -> Listed<UserView> = |r| Ok(r.list_users(page));
     GetUser => fn user(auth_id: String) -> UserView = |r| r.user(&auth_id);
-    UpdateUser => fn update_user(caller: Caller, auth_id: String, patch: UserPatch) -> UserView
+    UpdateUser => fn update_user(caller: Caller, auth_id: String, patch: UserPatch) -> UserView,
+        audit "user.update" on "user" auth_id
         = |r| r.update_user(&caller, &auth_id, patch);
-    DeleteUser => fn delete_user(caller: Caller, auth_id: String) -> ()
+    DeleteUser => fn delete_user(caller: Caller, auth_id: String) -> (),
+        audit "user.delete" on "user" auth_id
         = |r| r.delete_user(&caller, &auth_id);
     /// An inactive user and its one-time invitation token, live for `ttl` seconds.
     InviteUser => fn invite_user(caller: Caller, input: Invitation, ttl: u64)
-        -> (UserView, String) = |r| r.invite_user(&caller, input, ttl);
-    AcceptInvitation => fn accept_invitation(token: String, password_hash: String) -> UserView
+        -> (UserView, String), audit "user.invite" = |r| r.invite_user(&caller, input, ttl);
+    AcceptInvitation => fn accept_invitation(token: String, password_hash: String) -> UserView,
+        audit "user.accept_invitation"
         = |r| r.accept_invitation(&token, password_hash);
-    Register => fn register(username: String, email: String, password_hash: String) -> UserView
+    Register => fn register(username: String, email: String, password_hash: String) -> UserView,
+        audit "user.register"
         = |r| r.register(&username, &email, password_hash);
     LoginLookup => fn login_target(login: String) -> LoginTarget
         = |r| Ok(r.login_target(&login));
@@ -123,52 +160,65 @@ commands! {
     CheckInvitation => fn check_invitation(token: String) -> () = |r| r.check_invitation(&token);
 
     /// A new service and its first API key, shown only in this answer.
-    CreateService => fn create_service(patch: ServicePatch) -> (ServiceView, String)
+    CreateService => fn create_service(patch: ServicePatch) -> (ServiceView, String),
+        audit "service.create"
         = |r| r.create_service(patch);
     ListServices => fn list_services(page: Page) -> Listed<ServiceView>
         = |r| Ok(r.list_services(page));
     GetService => fn service(id: String) -> ServiceView = |r| r.service(&id);
-    PatchService => fn patch_service(id: String, patch: ServicePatch) -> ServiceView
+    PatchService => fn patch_service(id: String, patch: ServicePatch) -> ServiceView,
+        audit "service.update" on "service" id
         = |r| r.patch_service(&id, patch);
-    DeleteService => fn delete_service(id: String) -> () = |r| r.delete_service(&id);
-    IssueApiKey => fn issue_api_key(service_id: String) -> (ApiKeyView, String)
+    DeleteService => fn delete_service(id: String) -> (), audit "service.delete" on "service" id
+        = |r| r.delete_service(&id);
+    IssueApiKey => fn issue_api_key(service_id: String) -> (ApiKeyView, String),
+        audit "service.issue_key" on "service" service_id
         = |r| r.issue_api_key(&service_id);
-    RevokeApiKey => fn revoke_api_key(service_id: String, key_id: String) -> ()
+    RevokeApiKey => fn revoke_api_key(service_id: String, key_id: String) -> (),
+        audit "service.revoke_key" on "api_key" key_id
         = |r| r.revoke_api_key(&service_id, &key_id);
 
     AddServiceUser => fn add_service_user(
         service_id: String, input: NewServiceUser, password_hash: Option<String>
-    ) -> ServiceUser = |r| r.add_service_user(&service_id, input, password_hash);
+    ) -> ServiceUser, audit "service_user.add"
+        = |r| r.add_service_user(&service_id, input, password_hash);
     ListServiceUsers => fn service_users(service_id: String, page: Page) -> Listed<ServiceUser>
         = |r| Ok(r.service_users(&service_id, page));
     GetServiceUser => fn service_user(service_id: String, user_id: String) -> ServiceUser
         = |r| r.service_user(&service_id, &user_id);
     PatchServiceUser => fn patch_service_user(
         service_id: String, user_id: String, patch: UserPatch
-    ) -> ServiceUser = |r| r.patch_service_user(&service_id, &user_id, patch);
-    RemoveServiceUser => fn remove_service_user(service_id: String, user_id: String) -> ()
+    ) -> ServiceUser, audit "service_user.update" on "user" user_id
+        = |r| r.patch_service_user(&service_id, &user_id, patch);
+    RemoveServiceUser => fn remove_service_user(service_id: String, user_id: String) -> (),
+        audit "service_user.remove" on "user" user_id
         = |r| r.remove_service_user(&service_id, &user_id);
     ServiceUserIds => fn service_user_ids(service_id: String) -> Vec<String>
         = |r| Ok(r.service_user_ids(&service_id));
     CreateSubscription => fn create_subscription(service_id: String, input: SubscriptionPatch)
-        -> SubscriptionRecord = |r| r.create_subscription(&service_id, input);
+        -> SubscriptionRecord, audit "subscription.create"
+        = |r| r.create_subscription(&service_id, input);
     ListSubscriptions => fn subscriptions(service_id: String, page: Page)
         -> Listed<SubscriptionRecord> = |r| Ok(r.subscriptions(&service_id, page));
     GetSubscription => fn subscription(service_id: String, user_id: String)
         -> SubscriptionRecord = |r| r.subscription(&service_id, &user_id);
     PatchSubscription => fn patch_subscription(
         service_id: String, user_id: String, input: SubscriptionPatch
-    ) -> SubscriptionRecord = |r| r.patch_subscription(&service_id, &user_id, input);
-    DeleteSubscription => fn delete_subscription(service_id: String, user_id: String) -> ()
+    ) -> SubscriptionRecord, audit "subscription.update" on "user" user_id
+        = |r| r.patch_subscription(&service_id, &user_id, input);
+    DeleteSubscription => fn delete_subscription(service_id: String, user_id: String) -> (),
+        audit "subscription.delete" on "user" user_id
         = |r| r.delete_subscription(&service_id, &user_id);
     GetServiceFigures => fn service_figures(service_id: String) -> ServiceFigures
         = |r| Ok(r.service_figures(&service_id));
 
-    CreateProvider => fn create_provider(input: NewProvider) -> ProviderView
+    CreateProvider => fn create_provider(input: NewProvider) -> ProviderView,
+        audit "provider.create"
         = |r| r.create_provider(input);
     ListProviders => fn providers() -> Vec<ProviderView> = |r| Ok(r.providers());
     GetProvider => fn provider(id: String) -> ProviderView = |r| r.provider(&id);
-    DeleteProvider => fn delete_provider(id: String) -> () = |r| r.delete_provider(&id);
+    DeleteProvider => fn delete_provider(id: String) -> (),
+        audit "provider.delete" on "provider" id = |r| r.delete_provider(&id);
     /// The provider with its client secret, for the provider-token flow only.
     ProviderByName => fn provider_by_name(name: String) -> Option<ProviderRecord>
         = |r| Ok(r.provider_by_name(&name).cloned());

@@ -4,6 +4,7 @@
 
 mod apply;
 pub mod apps;
+mod audit;
 mod error;
 pub mod follow;
 mod handle;
@@ -87,6 +88,8 @@ pub struct Registry {
     client_table: ClientTable,
     user_table: UserTable,
     service_keys: ServiceKeys,
+    /// The event the command now running will leave, if it is audited.
+    audit: Option<audit::Pending>,
 }
 
 impl Registry {
@@ -124,6 +127,7 @@ impl Registry {
             client_table: ClientTable::default(),
             user_table: UserTable::default(),
             service_keys: ServiceKeys::default(),
+            audit: None,
             store,
             grants,
             clock,

@@ -15,7 +15,8 @@ use serde::Serialize;
 use tessera_storage::{GrantOp, GrantOutcome, StoreError};
 
 use crate::analytics::Analytics;
-use crate::auth::limiter::{FailureLimiter, LimitKey, Limits, Reservation};
+use crate::audit::{self, Origin};
+use crate::auth::limiter::{FailureLimiter, Full, LimitKey, Limits, Reservation};
 use crate::auth::secret::time_ordered_id;
 use crate::clock::SharedClock;
 use crate::grants::{GrantError, GrantStore};
@@ -392,7 +393,10 @@ impl Issuer {
             let Some(key) = key else { continue };
             match self.limiter.reserve(key, now) {
                 Ok(reservation) => attempt.reserved[slot] = Some(reservation),
-                Err(retry_after) => {
+                Err(Full { retry_after, is_trip }) => {
+                    if is_trip {
+                        self.record_trip(slot, name, addr, retry_after, now);
+                    }
                     // Refused unevaluated: not a failure of its own.
                     self.refund(attempt);
                     return Err(OAuthError::TooManyRequests { retry_after });
@@ -400,6 +404,26 @@ impl Issuer {
             }
         }
         Ok(attempt)
+    }
+
+    /// A window just filled: recorded once per window, off the answer's path (the grant
+    /// store commits it with its next batch).
+    fn record_trip(
+        &self,
+        slot: usize,
+        name: &str,
+        addr: Option<IpAddr>,
+        retry_after: u64,
+        now: u64,
+    ) {
+        let target = match (slot, addr) {
+            (0, Some(ip)) => format!("address:{ip}"),
+            _ => format!("client:{name}"),
+        };
+        let reason = format!("too many failed authentications; refused for {retry_after} s");
+        let event = Origin::system().refusal("rate_limit.trip", Some(target), reason, now);
+        audit::emit(&event);
+        self.grants.submit_detached(GrantOp::Audit(event));
     }
 
     /// Takes back the failure a client authentication of `name` from `addr` just counted, for

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use tessera_storage::{FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
+use tessera_storage::{AuditEvent, FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
 
 use super::issuer::{INVALID_GRANT, Issued, Issuer, grant_failure, store_failure};
 use crate::auth::secret::{new_split_secret, parse_split_secret};
@@ -85,8 +85,12 @@ impl Issuer {
         let RefreshStatus { record, family } = status;
         // A spent token coming back ends its family before any other check can answer first.
         if record.is_spent {
-            return Err(match self.end_family(hash).await {
-                INVALID_GRANT => OAuthError::RefreshReused,
+            let event = AuditEvent::refresh_reuse(&record.client_id, &record.family, now);
+            return Err(match self.end_family(hash, Some(event.clone())).await {
+                INVALID_GRANT => {
+                    crate::audit::emit(&event);
+                    OAuthError::RefreshReused
+                }
                 other => other,
             });
         }
@@ -101,18 +105,18 @@ impl Issuer {
         // A disabled or deleted owner (app or user), an app that lost the grant, or a family
         // from before the owner's last disable: the family ends.
         if !self.can_refresh(&family) {
-            return Err(self.end_family(hash).await);
+            return Err(self.end_family(hash, None).await);
         }
         let client = if record.client_id == CONSUMER_CLIENT_ID {
             // A person's family: its scopes come from the user's roles now.
             match self.users.get(&family.subject) {
                 Some(u) => Arc::new(Client::consumer_with(u.scopes.clone())),
-                None => return Err(self.end_family(hash).await),
+                None => return Err(self.end_family(hash, None).await),
             }
         } else {
             match self.clients.get(&record.client_id) {
                 Some(c) => c,
-                None => return Err(self.end_family(hash).await),
+                None => return Err(self.end_family(hash, None).await),
             }
         };
         // Narrow, never widen: within the family's grant and within what the app holds now.
@@ -150,7 +154,13 @@ impl Issuer {
             GrantOutcome::Refused { why, .. } => {
                 tracing::info!(client_id = %record.client_id, ?why, "refresh refused");
                 Err(match why {
-                    tessera_storage::Refusal::Reused => OAuthError::RefreshReused,
+                    tessera_storage::Refusal::Reused => {
+                        // The store wrote this event with the family's end; the log hears it too.
+                        let event =
+                            AuditEvent::refresh_reuse(&record.client_id, &record.family, now);
+                        crate::audit::emit(&event);
+                        OAuthError::RefreshReused
+                    }
                     _ => INVALID_GRANT,
                 })
             }
@@ -158,10 +168,15 @@ impl Issuer {
         }
     }
 
-    /// Ends the family of a token whose owner can no longer refresh; the answer to give.
-    async fn end_family(&self, token: tessera_storage::TokenKey) -> OAuthError {
-        let op =
-            GrantOp::RevokeFamily { token, client_id: None, horizon: self.revocation_horizon() };
+    /// Ends the family of a token whose owner can no longer refresh, or that came back spent
+    /// (then `audit` records the reuse in the same commit); the answer to give.
+    async fn end_family(
+        &self,
+        token: tessera_storage::TokenKey,
+        audit: Option<AuditEvent>,
+    ) -> OAuthError {
+        let horizon = self.revocation_horizon();
+        let op = GrantOp::RevokeFamily { token, client_id: None, horizon, audit };
         match self.grants.submit(op).await {
             Ok(_) => INVALID_GRANT,
             Err(e) => grant_failure(e),

@@ -158,7 +158,7 @@ async fn create(
 ) -> Result<HttpResponse, AdminError> {
     caller.require("write_app")?;
     let (app, secret) =
-        state.registry.create_app(caller.caller(), body.into_inner().into()).await?;
+        caller.registry(&state).create_app(caller.caller(), body.into_inner().into()).await?;
     tracing::info!(by = %caller.claims.client_id, app = %app.id, client_id = %app.client_id, "app created");
     let mut v = view(&app);
     v["secret"] = json!(secret);
@@ -175,7 +175,7 @@ async fn update(
 ) -> Result<HttpResponse, AdminError> {
     caller.require("write_app")?;
     let (id, patch) = (id.into_inner(), body.into_inner().into());
-    let app = state.registry.update_app(caller.caller(), id, patch).await?;
+    let app = caller.registry(&state).update_app(caller.caller(), id, patch).await?;
     tracing::info!(by = %caller.claims.client_id, app = %app.id, "app updated");
     Ok(HttpResponse::Ok().json(json!({ "app": view(&app) })))
 }
@@ -187,7 +187,7 @@ async fn delete(
 ) -> Result<HttpResponse, AdminError> {
     caller.require("write_app")?;
     let id = id.into_inner();
-    state.registry.delete_app(caller.caller(), id.clone()).await?;
+    caller.registry(&state).delete_app(caller.caller(), id.clone()).await?;
     tracing::info!(by = %caller.claims.client_id, app = %id, "app deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -199,7 +199,8 @@ async fn rotate(
     step: RotationStep,
 ) -> Result<HttpResponse, AdminError> {
     caller.require("write_app")?;
-    let (app, next) = state.registry.rotate_secret(caller.caller(), id.into_inner(), step).await?;
+    let (app, next) =
+        caller.registry(&state).rotate_secret(caller.caller(), id.into_inner(), step).await?;
     tracing::info!(by = %caller.claims.client_id, app = %app.id, ?step, "app secret rotation");
     let mut body = json!({ "app": view(&app) });
     if let Some(secret) = next {

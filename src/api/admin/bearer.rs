@@ -5,7 +5,9 @@ use std::future::{Ready, ready};
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use tessera_core::audit::Origin;
 use tessera_core::policy::{Caller, ROOT};
+use tessera_core::registry::RegistryHandle;
 use tessera_core::tokens::claims::AccessClaims;
 
 use super::AdminError;
@@ -16,6 +18,7 @@ use crate::api::metrics::AuthMethod;
 /// An authenticated admin caller.
 pub struct Bearer {
     pub claims: AccessClaims,
+    request_id: Option<String>,
 }
 
 impl Bearer {
@@ -26,6 +29,16 @@ impl Bearer {
     /// `403 insufficient_scope` unless the token holds `scope` or `root`.
     pub fn require(&self, scope: &'static str) -> Result<(), AdminError> {
         if self.has_scope(scope) { Ok(()) } else { Err(AdminError::Forbidden(scope)) }
+    }
+
+    /// The caller as the audit log names it.
+    pub fn origin(&self) -> Origin {
+        Origin::app(&self.claims.client_id, self.request_id.as_deref())
+    }
+
+    /// The registry, its writes recorded as this caller's.
+    pub fn registry(&self, state: &AppState) -> RegistryHandle {
+        state.registry.on_behalf(self.origin())
     }
 
     /// The caller as the escalation rules see it.
@@ -59,5 +72,5 @@ fn authenticate(req: &HttpRequest) -> Result<Bearer, AdminError> {
         AdminError::Unauthorized
     })?;
     req.extensions_mut().insert(ClientTag(claims.client_id.clone()));
-    Ok(Bearer { claims })
+    Ok(Bearer { claims, request_id: crate::api::request_id::of_request(req) })
 }

@@ -65,7 +65,7 @@ async fn rotate(
         serde_json::from_slice(&body)
             .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))?
     };
-    let keys = state.keyring.rotate(body.force).await?;
+    let keys = state.keyring.rotate(body.force, caller.origin()).await?;
     tracing::warn!(client_id = %caller.claims.client_id, force = body.force, "signing key rotated on request");
     Ok(HttpResponse::Ok().json(view(&keys)))
 }

@@ -2,6 +2,7 @@
 
 mod apps;
 pub use apps::view as app_view;
+pub mod audit;
 mod bearer;
 mod error;
 mod info;
@@ -21,6 +22,7 @@ use tessera_core::registry::Page;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/info").get(info::info));
     apps::configure(cfg);
+    audit::configure(cfg);
     keys::configure(cfg);
     scopes::configure(cfg);
     users::configure(cfg);

@@ -62,13 +62,13 @@ async fn get(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> A
 
 async fn create(caller: Bearer, body: web::Json<ProviderBody>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
-    let provider = s.registry.create_provider(body.into_inner().into()).await?;
+    let provider = caller.registry(&s).create_provider(body.into_inner().into()).await?;
     tracing::info!(by = %caller.claims.client_id, provider = %provider.name, "provider registered");
     Ok(HttpResponse::Created().json(json!({ "provider": view(&provider) })))
 }
 
 async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
-    s.registry.delete_provider(id.into_inner()).await?;
+    caller.registry(&s).delete_provider(id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -89,7 +89,7 @@ async fn create_scope(
     s: web::Data<AppState>,
 ) -> Answer {
     caller.require("write_scope")?;
-    let scope = s.registry.create_scope(body.into_inner().into()).await?;
+    let scope = caller.registry(&s).create_scope(body.into_inner().into()).await?;
     tracing::info!(by = %caller.claims.client_id, scope = %scope.name, "scope created");
     Ok(HttpResponse::Created().json(json!({ "scope": scope_json(&scope) })))
 }
@@ -102,7 +102,7 @@ async fn update_scope(
 ) -> Answer {
     caller.require("write_scope")?;
     let (id, patch) = (id.into_inner(), body.into_inner().into());
-    let scope = s.registry.update_scope(caller.caller(), id, patch).await?;
+    let scope = caller.registry(&s).update_scope(caller.caller(), id, patch).await?;
     tracing::info!(by = %caller.claims.client_id, scope = %scope.name, "scope updated");
     Ok(HttpResponse::Ok().json(json!({ "scope": scope_json(&scope) })))
 }
@@ -110,7 +110,7 @@ async fn update_scope(
 async fn delete_scope(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_scope")?;
     let id = id.into_inner();
-    s.registry.delete_scope(caller.caller(), id.clone()).await?;
+    caller.registry(&s).delete_scope(caller.caller(), id.clone()).await?;
     tracing::info!(by = %caller.claims.client_id, scope = %id, "scope deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -130,7 +130,7 @@ async fn get_role(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>)
 
 async fn create_role(caller: Bearer, body: web::Json<RoleBody>, s: web::Data<AppState>) -> Answer {
     caller.require("write_role")?;
-    let role = s.registry.create_role(caller.caller(), body.into_inner().into()).await?;
+    let role = caller.registry(&s).create_role(caller.caller(), body.into_inner().into()).await?;
     tracing::info!(by = %caller.claims.client_id, role = %role.name, "role created");
     Ok(HttpResponse::Created().json(json!({ "role": role_json(&role) })))
 }
@@ -143,7 +143,7 @@ async fn update_role(
 ) -> Answer {
     caller.require("write_role")?;
     let (id, patch) = (id.into_inner(), body.into_inner().into());
-    let role = s.registry.update_role(caller.caller(), id, patch).await?;
+    let role = caller.registry(&s).update_role(caller.caller(), id, patch).await?;
     tracing::info!(by = %caller.claims.client_id, role = %role.name, "role updated");
     Ok(HttpResponse::Ok().json(json!({ "role": role_json(&role) })))
 }
@@ -151,7 +151,7 @@ async fn update_role(
 async fn delete_role(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_role")?;
     let id = id.into_inner();
-    s.registry.delete_role(caller.caller(), id.clone()).await?;
+    caller.registry(&s).delete_role(caller.caller(), id.clone()).await?;
     tracing::info!(by = %caller.claims.client_id, role = %id, "role deleted");
     Ok(HttpResponse::NoContent().finish())
 }

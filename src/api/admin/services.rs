@@ -73,7 +73,7 @@ async fn get(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> A
 
 async fn create(caller: Bearer, body: web::Json<ServiceBody>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
-    let (service, key) = s.registry.create_service(body.into_inner().into()).await?;
+    let (service, key) = caller.registry(&s).create_service(body.into_inner().into()).await?;
     tracing::info!(by = %caller.claims.client_id, service = %service.id, "service created");
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
@@ -87,21 +87,22 @@ async fn update(
     s: web::Data<AppState>,
 ) -> Answer {
     caller.require("write_service")?;
-    let service = s.registry.patch_service(id.into_inner(), body.into_inner().into()).await?;
+    let service =
+        caller.registry(&s).patch_service(id.into_inner(), body.into_inner().into()).await?;
     Ok(HttpResponse::Ok().json(json!({ "service": view(&service) })))
 }
 
 async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
     let id = id.into_inner();
-    s.registry.delete_service(id.clone()).await?;
+    caller.registry(&s).delete_service(id.clone()).await?;
     tracing::info!(by = %caller.claims.client_id, service = %id, "service deleted");
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn issue_key(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
-    let (key, secret) = s.registry.issue_api_key(id.into_inner()).await?;
+    let (key, secret) = caller.registry(&s).issue_api_key(id.into_inner()).await?;
     tracing::info!(by = %caller.claims.client_id, key_id = %key.key_id, "service API key issued");
     Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(
         json!({ "keyId": key.key_id, "createdAt": rfc3339(key.created_at), "apiKey": secret }),
@@ -115,7 +116,7 @@ async fn revoke_key(
 ) -> Answer {
     caller.require("write_service")?;
     let (service_id, key_id) = path.into_inner();
-    s.registry.revoke_api_key(service_id, key_id.clone()).await?;
+    caller.registry(&s).revoke_api_key(service_id, key_id.clone()).await?;
     tracing::info!(by = %caller.claims.client_id, key_id = %key_id, "service API key revoked");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -77,7 +77,7 @@ async fn update(
     caller.require("write_user")?;
     let UserPatchBody { first_name, last_name, is_active, roles } = body.into_inner();
     let patch = UserPatch { first_name, last_name, is_active, roles };
-    let user = s.registry.update_user(caller.caller(), id.into_inner(), patch).await?;
+    let user = caller.registry(&s).update_user(caller.caller(), id.into_inner(), patch).await?;
     tracing::info!(by = %caller.claims.client_id, auth_id = %user.auth_id, "user updated");
     Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
 }
@@ -85,7 +85,7 @@ async fn update(
 async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_user")?;
     let auth_id = id.into_inner();
-    s.registry.delete_user(caller.caller(), auth_id.clone()).await?;
+    caller.registry(&s).delete_user(caller.caller(), auth_id.clone()).await?;
     tracing::info!(by = %caller.claims.client_id, auth_id = %auth_id, "user deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -97,7 +97,7 @@ async fn invite(caller: Bearer, body: web::Json<InvitationBody>, s: web::Data<Ap
     let InvitationBody { email, username, first_name, last_name, roles } = body.into_inner();
     let input = Invitation { email, username, first_name, last_name, roles };
     let ttl = s.config.invitation_ttl;
-    let (user, token) = s.registry.invite_user(caller.caller(), input, ttl).await?;
+    let (user, token) = caller.registry(&s).invite_user(caller.caller(), input, ttl).await?;
     tracing::info!(by = %caller.claims.client_id, auth_id = %user.auth_id, "user invited");
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))

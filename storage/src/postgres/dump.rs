@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use super::sql::{Writer, col, execute, int, row, rows, uint};
 use crate::dump::split_key;
 use crate::record::decode;
-use crate::{AppRecord, ConnectRecord, Dump, FamilyRecord, RefreshRecord, StoreError};
+use crate::{AppRecord, AuditEvent, ConnectRecord, Dump, FamilyRecord, RefreshRecord, StoreError};
 
 /// Every table a copy fills, and the ones it must find empty besides.
 const TABLES: &[&str] = &[
@@ -30,6 +30,7 @@ const TABLES: &[&str] = &[
     "connects",
     "provider_states",
     "provider_grants",
+    "audit",
     "changes",
     "leases",
 ];
@@ -86,6 +87,10 @@ pub(super) async fn export(client: &impl GenericClient) -> Result<Dump, StoreErr
             "SELECT service_id, user_id, provider_id, record FROM provider_grants",
             |r| Ok((joined(&[col(r, 0)?, col(r, 1)?, col(r, 2)?]), col(r, 3)?)),
         )
+        .await?,
+        audit: read(client, "SELECT seq, record FROM audit", |r| {
+            Ok((uint(col(r, 0)?), col(r, 1)?))
+        })
         .await?,
     };
     dump.sort();
@@ -211,6 +216,18 @@ pub(super) async fn import(w: &Writer<'_>, dump: &Dump) -> Result<(), StoreError
     insert(txn, grants, &dump.provider_grants, |rows| {
         let [services, users, providers] = split_all::<3>(rows.iter().map(|r| r.0.as_str()))?;
         Ok(vec![services, users, providers, bytes(rows.iter().map(|r| r.1.clone()))])
+    })
+    .await?;
+    insert(txn, "audit (seq, at, record)", &dump.audit, |rows| {
+        let times = rows
+            .iter()
+            .map(|(_, r)| Ok(int(decode::<AuditEvent>(r)?.at)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(vec![
+            ints(rows.iter().map(|r| r.0)),
+            Column::Int(times),
+            bytes(rows.iter().map(|r| r.1.clone())),
+        ])
     })
     .await
 }

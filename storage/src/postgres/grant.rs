@@ -9,8 +9,8 @@ use super::sql::{col, execute, int, row, rows};
 use crate::grant::{SpendVerdict, hex, judge_spend};
 use crate::record::{decode, encode};
 use crate::{
-    ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp, GrantOutcome, Kek, RefreshRecord,
-    StoreError, TokenKey,
+    AuditEvent, ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp, GrantOutcome, Kek,
+    RefreshRecord, StoreError, TokenKey,
 };
 
 /// How many operations at the head of `ops` touch rows no other of them reads or writes and
@@ -62,12 +62,15 @@ pub(super) async fn apply(
         GrantOp::Spend { token, client_id, next, next_expires_at, now, horizon } => {
             spend(txn, token, client_id.as_deref(), next, *next_expires_at, *now, *horizon).await
         }
-        GrantOp::RevokeFamily { token, client_id, horizon } => {
+        GrantOp::RevokeFamily { token, client_id, horizon, audit } => {
             let Some(record) = get_refresh(txn, token).await? else {
                 return Ok(GrantOutcome::NoMatch);
             };
             if client_id.as_ref().is_some_and(|c| *c != record.client_id) {
                 return Ok(GrantOutcome::NoMatch);
+            }
+            if let Some(event) = audit {
+                super::audit::append(txn, event).await?;
             }
             revoke_family(txn, &record.family, *horizon).await
         }
@@ -113,7 +116,19 @@ pub(super) async fn apply(
                 _ => Ok(GrantOutcome::Recorded),
             }
         }
-        GrantOp::Cleanup { now } => cleanup(txn, *now).await,
+        GrantOp::Cleanup { now, audit_before } => {
+            let swept = super::audit::sweep(txn, *audit_before).await?;
+            match cleanup(txn, *now).await? {
+                GrantOutcome::Cleaned { removed } => {
+                    Ok(GrantOutcome::Cleaned { removed: removed + swept })
+                }
+                other => Ok(other),
+            }
+        }
+        GrantOp::Audit(event) => {
+            super::audit::append(txn, event).await?;
+            Ok(GrantOutcome::Recorded)
+        }
     }
 }
 
@@ -191,11 +206,13 @@ async fn spend(
     let family: Option<FamilyRecord> = if record.is_some() { family } else { None };
     match judge_spend(record, family, client_id, next, next_expires_at, now) {
         SpendVerdict::Refused(why) => Ok(GrantOutcome::Refused { why, revoked: Vec::new() }),
-        SpendVerdict::Reused { family } => {
+        SpendVerdict::Reused { family, client_id } => {
             let revoked = match revoke_family(txn, &family, horizon).await? {
                 GrantOutcome::Revoked(jtis) => jtis,
                 _ => Vec::new(),
             };
+            let event = AuditEvent::refresh_reuse(&client_id, &family, now);
+            super::audit::append(txn, &event).await?;
             Ok(GrantOutcome::Refused { why: crate::Refusal::Reused, revoked })
         }
         SpendVerdict::Rotate { spent, fresh, family, family_changed } => {

@@ -3,6 +3,7 @@
 //! transaction first locks the `version` row, so writers in any number of processes commit one at
 //! a time, in version order, exactly as redb's single writer does.
 
+mod audit;
 mod connect;
 mod dump;
 mod grant;

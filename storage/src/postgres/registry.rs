@@ -6,14 +6,14 @@ use deadpool_postgres::Transaction;
 use super::sql::{execute, int, is_unique_violation};
 use crate::record::decode;
 use crate::registry::{Key, Row, Table};
-use crate::{AppRecord, StoreError};
+use crate::{AppRecord, AuditEvent, StoreError};
 
 /// A row in owned form, so that it can travel to the store's runtime.
 pub(super) struct Write {
     table: Option<Table>,
     key: (String, Option<String>),
     value: Value,
-    logged: String,
+    logged: Option<String>,
 }
 
 enum Value {
@@ -25,11 +25,16 @@ enum Value {
     },
     Link(u64),
     Delete,
+    Audit(AuditEvent),
 }
 
 impl Write {
     pub(super) fn new(row: &Row<'_>) -> Result<Write, StoreError> {
         let (table, key, value) = match row {
+            Row::Audit(event) => {
+                let (key, value) = ((String::new(), None), Value::Audit((*event).clone()));
+                return Ok(Write { table: None, key, value, logged: None });
+            }
             Row::Record { table, key, value: Some(bytes) } if *table == Table::Apps => {
                 let app: AppRecord = decode(bytes)?;
                 (Some(*table), key, Value::App { client_id: app.client_id, record: bytes.clone() })
@@ -48,8 +53,9 @@ impl Write {
         Ok(Write { table, key, value, logged: row.logged() })
     }
 
-    pub(super) fn logged(&self) -> &str {
-        &self.logged
+    /// The change-log entry, if the row is followed.
+    pub(super) fn logged(&self) -> Option<&str> {
+        self.logged.as_deref()
     }
 
     /// Writes the row inside the caller's transaction.
@@ -57,6 +63,7 @@ impl Write {
         let name = self.table.map_or("service_users", table_name);
         let (id, pair) = (&self.key.0, &self.key.1);
         match (&self.value, pair) {
+            (Value::Audit(event), _) => super::audit::append(txn, event).await,
             (Value::App { client_id, record }, _) => {
                 let upsert = "INSERT INTO apps (id, client_id, record) VALUES ($1, $2, $3) \
                      ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, \

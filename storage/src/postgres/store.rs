@@ -18,16 +18,16 @@ use super::registry::{Write, table_name};
 use super::sql::{
     READ_VERSION, Writer, col, connection, execute, int, row, rows, sql, storable, uint,
 };
-use super::{dump, grant, migrate};
+use super::{audit, dump, grant, migrate};
 use crate::connect::grant_key;
 use crate::key::{StoredKey, is_same_ring};
 use crate::record::{decode, encode};
 use crate::registry::{StoredProvider, Table};
 use crate::{
-    ApiKeyRecord, AppRecord, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome, Kek,
-    KeyRecord, ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus, RegistryChange,
-    RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, TokenKey,
-    Unavailable, UserRecord, revocation_entry,
+    ApiKeyRecord, AppRecord, AuditEvent, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome,
+    Kek, KeyRecord, Logged, ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus,
+    RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
+    SubscriptionRecord, TokenKey, Unavailable, UserRecord, revocation_entry,
 };
 
 /// How long opening a connection may take: an outage is answered, not waited out.
@@ -217,18 +217,31 @@ async fn insert_app(
     Err(StoreError::Conflict(if taken.is_some() { "app id" } else { "client id" }))
 }
 
+/// Logs an app write and appends its audit event, inside the writer's transaction.
+async fn record_app(
+    w: &mut Writer<'_>,
+    id: &str,
+    audit: Option<&AuditEvent>,
+) -> Result<u64, StoreError> {
+    if let Some(event) = audit {
+        audit::append(w.txn(), event).await?;
+    }
+    w.record_change(&format!("app:{id}")).await
+}
+
 impl Storage for PgStore {
     fn load_apps(&self) -> Result<Vec<AppRecord>, StoreError> {
         self.load_all(Table::Apps)
     }
 
-    fn create_app(&self, app: &AppRecord) -> Result<u64, StoreError> {
+    fn create_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
         let (id, client_id, record) = (app.id.clone(), app.client_id.clone(), encode(app));
+        let audit = audit.cloned();
         self.run(|pool| async move {
             let mut client = connection(&pool).await?;
             let mut w = Writer::begin(&mut client).await?;
             insert_app(&w, &id, &client_id, &record).await?;
-            let version = w.record_change(&format!("app:{id}")).await?;
+            let version = record_app(&mut w, &id, audit.as_ref()).await?;
             w.commit().await?;
             Ok(version)
         })
@@ -251,8 +264,9 @@ impl Storage for PgStore {
         })
     }
 
-    fn update_app(&self, app: &AppRecord) -> Result<u64, StoreError> {
+    fn update_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
         let (id, client_id, record) = (app.id.clone(), app.client_id.clone(), encode(app));
+        let audit = audit.cloned();
         self.run(|pool| async move {
             let mut client = connection(&pool).await?;
             let mut w = Writer::begin(&mut client).await?;
@@ -264,14 +278,14 @@ impl Storage for PgStore {
                 return Err(StoreError::Conflict("client id change"));
             }
             execute(w.txn(), "UPDATE apps SET record = $2 WHERE id = $1", &[&id, &record]).await?;
-            let version = w.record_change(&format!("app:{id}")).await?;
+            let version = record_app(&mut w, &id, audit.as_ref()).await?;
             w.commit().await?;
             Ok(version)
         })
     }
 
-    fn delete_app(&self, id: &str) -> Result<u64, StoreError> {
-        let id = id.to_string();
+    fn delete_app(&self, id: &str, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
+        let (id, audit) = (id.to_string(), audit.cloned());
         self.run(|pool| async move {
             let mut client = connection(&pool).await?;
             let mut w = Writer::begin(&mut client).await?;
@@ -279,7 +293,7 @@ impl Storage for PgStore {
             if execute(w.txn(), "DELETE FROM apps WHERE id = $1", &[&id]).await? == 0 {
                 return Err(StoreError::NotFound);
             }
-            let version = w.record_change(&format!("app:{id}")).await?;
+            let version = record_app(&mut w, &id, audit.as_ref()).await?;
             w.commit().await?;
             Ok(version)
         })
@@ -301,7 +315,9 @@ impl Storage for PgStore {
             let mut version = 0;
             for write in &writes {
                 write.apply(w.txn()).await?;
-                version = w.record_change(write.logged()).await?;
+                if let Some(logged) = write.logged() {
+                    version = w.record_change(logged).await?;
+                }
             }
             w.commit().await?;
             Ok(version)
@@ -424,9 +440,15 @@ impl Storage for PgStore {
         })
     }
 
-    fn replace_keys(&self, expected: &[KeyRecord], keys: &[KeyRecord]) -> Result<bool, StoreError> {
+    fn replace_keys(
+        &self,
+        expected: &[KeyRecord],
+        keys: &[KeyRecord],
+        audit: Option<&AuditEvent>,
+    ) -> Result<bool, StoreError> {
         let sealed = self.seal_keys(keys)?;
         let expected = expected.to_vec();
+        let audit = audit.cloned();
         self.run_with_kek(|pool, kek| async move {
             let mut client = connection(&pool).await?;
             // Every key writer holds the writer lock: the ring read here is the one replaced.
@@ -437,6 +459,9 @@ impl Storage for PgStore {
             }
             write_keys(&w, &sealed).await?;
             w.record_change("keys:").await?;
+            if let Some(event) = &audit {
+                audit::append(w.txn(), event).await?;
+            }
             w.commit().await?;
             Ok(true)
         })
@@ -579,6 +604,13 @@ impl Storage for PgStore {
                  WHERE leases.expires_at < $4 OR leases.holder = excluded.holder \
                  RETURNING holder";
             Ok(row(&client, upsert, &[&name, &holder, &until, &now]).await?.is_some())
+        })
+    }
+
+    fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<Logged>, StoreError> {
+        self.run(|pool| async move {
+            let client = connection(&pool).await?;
+            audit::after(&client, after, limit).await
         })
     }
 

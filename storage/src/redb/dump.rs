@@ -8,7 +8,7 @@ use redb::{
 use super::db;
 use super::store::u64_from;
 use super::tables::{
-    API_KEYS, APPS, ASSERTIONS, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, LEASES, META,
+    API_KEYS, APPS, ASSERTIONS, AUDIT, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, LEASES, META,
     PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, REVOKED_JTIS, ROLES, SCOPES,
     SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
 };
@@ -51,6 +51,7 @@ pub(super) fn export(txn: &ReadTransaction) -> Result<Dump, StoreError> {
         connects: records(CONNECTS)?,
         provider_states: all(txn, PROVIDER_STATES, |k, v| (k.to_string(), v.to_string()))?,
         provider_grants: records(PROVIDER_GRANTS)?,
+        audit: all(txn, AUDIT, |k, v| (k, v.to_vec()))?,
     };
     dump.sort();
     Ok(dump)
@@ -113,7 +114,12 @@ pub(super) fn import(txn: &WriteTransaction, dump: &Dump) -> Result<(), StoreErr
             states.insert(k.as_str(), v.as_str()).map_err(db)?;
         }
     }
-    put_records(PROVIDER_GRANTS, &dump.provider_grants)
+    put_records(PROVIDER_GRANTS, &dump.provider_grants)?;
+    let mut audit = txn.open_table(AUDIT).map_err(db)?;
+    for (seq, event) in &dump.audit {
+        audit.insert(*seq, event.as_slice()).map_err(db)?;
+    }
+    Ok(())
 }
 
 /// Empty means nothing was ever written: no row in any table, and the version row at most.
@@ -149,6 +155,7 @@ fn check_empty(txn: &WriteTransaction) -> Result<(), StoreError> {
         count(txn, CONNECTS)?,
         count(txn, PROVIDER_STATES)?,
         count(txn, PROVIDER_GRANTS)?,
+        count(txn, AUDIT)?,
     ];
     if only_version && version.unwrap_or(0) == 0 && counts.iter().all(|&n| n == 0) {
         Ok(())

@@ -10,8 +10,8 @@ use crate::connect::grant_key;
 use crate::grant::{SpendVerdict, hex, judge_spend};
 use crate::record::{decode, encode};
 use crate::{
-    ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp, GrantOutcome, Kek, RefreshRecord,
-    StoreError, TokenKey,
+    AuditEvent, ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp, GrantOutcome, Kek,
+    RefreshRecord, StoreError, TokenKey,
 };
 
 /// Applies one operation inside the batch's transaction.
@@ -63,10 +63,13 @@ pub(super) fn apply(
         GrantOp::Spend { token, client_id, next, next_expires_at, now, horizon } => {
             spend(txn, token, client_id.as_deref(), next, *next_expires_at, *now, *horizon)
         }
-        GrantOp::RevokeFamily { token, client_id, horizon } => {
+        GrantOp::RevokeFamily { token, client_id, horizon, audit } => {
             let Some(record) = get_refresh(txn, token)? else { return Ok(GrantOutcome::NoMatch) };
             if client_id.as_ref().is_some_and(|c| *c != record.client_id) {
                 return Ok(GrantOutcome::NoMatch);
+            }
+            if let Some(event) = audit {
+                super::audit::append(txn, event)?;
             }
             revoke_family(txn, &record.family, *horizon)
         }
@@ -104,7 +107,19 @@ pub(super) fn apply(
             table.insert(key.as_str(), *exp).map_err(db)?;
             Ok(GrantOutcome::Recorded)
         }
-        GrantOp::Cleanup { now } => cleanup(txn, *now),
+        GrantOp::Cleanup { now, audit_before } => {
+            let swept = super::audit::sweep(txn, *audit_before)?;
+            match cleanup(txn, *now)? {
+                GrantOutcome::Cleaned { removed } => {
+                    Ok(GrantOutcome::Cleaned { removed: removed + swept })
+                }
+                other => Ok(other),
+            }
+        }
+        GrantOp::Audit(event) => {
+            super::audit::append(txn, event)?;
+            Ok(GrantOutcome::Recorded)
+        }
     }
 }
 
@@ -145,11 +160,12 @@ fn spend(
     let family = record.as_ref().map(|r| get_family(txn, &r.family)).transpose()?.flatten();
     match judge_spend(record, family, client_id, next, next_expires_at, now) {
         SpendVerdict::Refused(why) => Ok(GrantOutcome::Refused { why, revoked: Vec::new() }),
-        SpendVerdict::Reused { family } => {
+        SpendVerdict::Reused { family, client_id } => {
             let revoked = match revoke_family(txn, &family, horizon)? {
                 GrantOutcome::Revoked(jtis) => jtis,
                 _ => Vec::new(),
             };
+            super::audit::append(txn, &AuditEvent::refresh_reuse(&client_id, &family, now))?;
             Ok(GrantOutcome::Refused { why: crate::Refusal::Reused, revoked })
         }
         SpendVerdict::Rotate { spent, fresh, family, family_changed } => {

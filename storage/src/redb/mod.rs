@@ -2,6 +2,7 @@
 //! write returns only after its transaction is committed with `Durability::Immediate`, and every
 //! change to apps, keys or the registry bumps the version and logs itself in that transaction.
 
+mod audit;
 mod connect;
 mod dump;
 mod grant;

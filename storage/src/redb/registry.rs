@@ -17,6 +17,7 @@ pub(super) fn write(txn: &WriteTransaction, row: &Row<'_>) -> Result<(), StoreEr
             set(txn, records(*table), &joined(*key), value.as_deref())
         }
         Row::Link { key, at } => set(txn, SERVICE_USERS, &joined(*key), *at),
+        Row::Audit(event) => super::audit::append(txn, event),
     }
 }
 

@@ -7,20 +7,20 @@ use redb::{
 };
 
 use super::tables::{
-    API_KEYS, APPS, ASSERTIONS, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, LEASES, META,
+    API_KEYS, APPS, ASSERTIONS, AUDIT, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, LEASES, META,
     PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, REVOKED_JTIS, ROLES, SCOPES,
     SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
 };
-use super::{connect, db, dump, grant, registry};
+use super::{audit, connect, db, dump, grant, registry};
 use crate::connect::grant_key;
 use crate::key::{StoredKey, is_same_ring};
 use crate::record::{decode, encode};
 use crate::registry::StoredProvider;
 use crate::{
-    ApiKeyRecord, AppRecord, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome, Kek,
-    KeyRecord, ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus, RegistryChange,
-    RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, TokenKey,
-    UserRecord, revocation_entry,
+    ApiKeyRecord, AppRecord, AuditEvent, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome,
+    Kek, KeyRecord, Logged, ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus,
+    RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
+    SubscriptionRecord, TokenKey, UserRecord, revocation_entry,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -72,6 +72,7 @@ impl Store {
             txn.open_table(PROVIDER_STATES).map_err(db)?;
             txn.open_table(PROVIDER_GRANTS).map_err(db)?;
             txn.open_table(LEASES).map_err(db)?;
+            txn.open_table(AUDIT).map_err(db)?;
             Ok(())
         })?;
         Ok(store)
@@ -102,6 +103,18 @@ impl Store {
         let out = body(&txn)?; // dropping an uncommitted txn aborts it
         txn.commit().map_err(db)?;
         Ok(out)
+    }
+
+    /// Logs an app write and appends its audit event, inside the caller's transaction.
+    fn record_app(
+        txn: &WriteTransaction,
+        id: &str,
+        audit: Option<&AuditEvent>,
+    ) -> Result<u64, StoreError> {
+        if let Some(event) = audit {
+            audit::append(txn, event)?;
+        }
+        Self::record_change(txn, &format!("app:{id}"))
     }
 
     /// Bumps the version and logs the change inside the caller's transaction.
@@ -184,10 +197,10 @@ impl Storage for Store {
         self.load_all(APPS)
     }
 
-    fn create_app(&self, app: &AppRecord) -> Result<u64, StoreError> {
+    fn create_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
         self.write(|txn| {
             Self::insert_app(txn, app)?;
-            Self::record_change(txn, &format!("app:{}", app.id))
+            Self::record_app(txn, &app.id, audit)
         })
     }
 
@@ -204,7 +217,7 @@ impl Storage for Store {
         })
     }
 
-    fn update_app(&self, app: &AppRecord) -> Result<u64, StoreError> {
+    fn update_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
         self.write(|txn| {
             let mut apps = txn.open_table(APPS).map_err(db)?;
             let old: AppRecord = match apps.get(app.id.as_str()).map_err(db)? {
@@ -216,11 +229,11 @@ impl Storage for Store {
             }
             apps.insert(app.id.as_str(), encode(app).as_slice()).map_err(db)?;
             drop(apps);
-            Self::record_change(txn, &format!("app:{}", app.id))
+            Self::record_app(txn, &app.id, audit)
         })
     }
 
-    fn delete_app(&self, id: &str) -> Result<u64, StoreError> {
+    fn delete_app(&self, id: &str, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
         self.write(|txn| {
             let mut apps = txn.open_table(APPS).map_err(db)?;
             let old: AppRecord = match apps.remove(id).map_err(db)? {
@@ -229,7 +242,7 @@ impl Storage for Store {
             };
             txn.open_table(CLIENT_IDS).map_err(db)?.remove(old.client_id.as_str()).map_err(db)?;
             drop(apps);
-            Self::record_change(txn, &format!("app:{id}"))
+            Self::record_app(txn, id, audit)
         })
     }
 
@@ -244,7 +257,9 @@ impl Storage for Store {
             let mut version = 0;
             for row in &rows {
                 registry::write(txn, row)?;
-                version = Self::record_change(txn, &row.logged())?;
+                if let Some(logged) = row.logged() {
+                    version = Self::record_change(txn, &logged)?;
+                }
             }
             Ok(version)
         })
@@ -338,7 +353,12 @@ impl Storage for Store {
         })
     }
 
-    fn replace_keys(&self, expected: &[KeyRecord], keys: &[KeyRecord]) -> Result<bool, StoreError> {
+    fn replace_keys(
+        &self,
+        expected: &[KeyRecord],
+        keys: &[KeyRecord],
+        audit: Option<&AuditEvent>,
+    ) -> Result<bool, StoreError> {
         let sealed = self.seal_keys(keys)?;
         self.write(|txn| {
             let stored = self.open_keys(&txn.open_table(KEYS).map_err(db)?)?;
@@ -347,6 +367,9 @@ impl Storage for Store {
             }
             Self::write_keys(txn, &sealed)?;
             Self::record_change(txn, "keys:")?;
+            if let Some(event) = audit {
+                audit::append(txn, event)?;
+            }
             Ok(true)
         })
     }
@@ -448,6 +471,10 @@ impl Storage for Store {
             }
             Ok(is_free)
         })
+    }
+
+    fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<Logged>, StoreError> {
+        audit::after(&self.db.begin_read().map_err(db)?, after, limit)
     }
 
     fn export(&self) -> Result<Dump, StoreError> {

@@ -53,3 +53,6 @@ pub(crate) const PROVIDER_STATES: TableDefinition<&str, &str> =
 /// "service\0user\0provider" → a provider grant, its tokens sealed.
 pub(crate) const PROVIDER_GRANTS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("provider_grants");
+/// position → encoded [`crate::AuditEvent`]; positions only grow, so they are the readers'
+/// cursor.
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");

@@ -5,8 +5,8 @@
 use crate::record::encode;
 use crate::registry::provider::StoredProvider;
 use crate::{
-    ApiKeyRecord, AppRecord, Kek, ProviderRecord, RoleRecord, ScopeRecord, ServiceRecord,
-    StoreError, SubscriptionRecord, UserRecord,
+    ApiKeyRecord, AppRecord, AuditEvent, Kek, ProviderRecord, RoleRecord, ScopeRecord,
+    ServiceRecord, StoreError, SubscriptionRecord, UserRecord,
 };
 
 /// One registry change. Related changes (a scope renamed, and every app and role that named
@@ -32,6 +32,8 @@ pub enum RegistryChange {
     DeleteSubscription(String, String),
     PutProvider(ProviderRecord),
     DeleteProvider(String),
+    /// The audit event of the changes it travels with; no follower reads it.
+    Audit(AuditEvent),
 }
 
 /// The registry tables that hold an encoded record under its key.
@@ -87,18 +89,18 @@ pub(crate) enum Row<'a> {
         key: Key<'a>,
         at: Option<u64>,
     },
+    /// Appended to the audit log at the next position.
+    Audit(&'a AuditEvent),
 }
 
 impl Row<'_> {
-    /// The change-log entry: "kind:id", or "kind:service id:user id" for a pair.
-    pub(crate) fn logged(&self) -> String {
-        let (kind, key) = match self {
-            Row::Record { table, key, .. } => (table.kind(), key),
-            Row::Link { key, .. } => ("service_user", key),
-        };
-        match key {
-            Key::Id(id) => format!("{kind}:{id}"),
-            Key::Pair(service, user) => format!("{kind}:{service}:{user}"),
+    /// The change-log entry: "kind:id", or "kind:service id:user id" for a pair; none for an
+    /// audit event, which no follower needs.
+    pub(crate) fn logged(&self) -> Option<String> {
+        match self {
+            Row::Record { table, key, .. } => Some(entry(table.kind(), key)),
+            Row::Link { key, .. } => Some(entry("service_user", key)),
+            Row::Audit(_) => None,
         }
     }
 }
@@ -108,33 +110,76 @@ impl RegistryChange {
     /// backend ever holds it in the clear.
     pub(crate) fn row(&self, kek: Option<&Kek>) -> Result<Row<'_>, StoreError> {
         use RegistryChange as C;
+        let (table, key) = match (self, self.place()) {
+            (C::Audit(event), _) => return Ok(Row::Audit(event)),
+            (C::LinkUser(_, _, at), Some((_, key))) => return Ok(Row::Link { key, at: Some(*at) }),
+            (C::UnlinkUser(..), Some((_, key))) => return Ok(Row::Link { key, at: None }),
+            (_, Some((Some(table), key))) => (table, key),
+            _ => return Err(StoreError::Corrupt("a change without a row".into())),
+        };
+        let value = match self {
+            C::PutApp(app) => Some(encode(app)),
+            C::PutScope(scope) => Some(encode(scope)),
+            C::PutRole(role) => Some(encode(role)),
+            C::PutUser(user) => Some(encode(user)),
+            C::PutService(service) => Some(encode(service)),
+            C::PutApiKey(key) => Some(encode(key)),
+            C::PutSubscription(sub) => Some(encode(sub)),
+            C::PutProvider(p) => Some(encode(&StoredProvider::seal(p, kek)?)),
+            C::DeleteScope(_)
+            | C::DeleteRole(_)
+            | C::DeleteUser(_)
+            | C::DeleteService(_)
+            | C::DeleteApiKey(_)
+            | C::DeleteSubscription(..)
+            | C::DeleteProvider(_) => None,
+            C::LinkUser(..) | C::UnlinkUser(..) | C::Audit(_) => {
+                return Err(StoreError::Corrupt("a change without a record".into()));
+            }
+        };
+        Ok(Row::Record { table, key, value })
+    }
+
+    /// "kind:id" of the record this change writes, as the change log names it; none for an
+    /// audit event. The audit log names an event's target this way.
+    pub fn entry(&self) -> Option<String> {
+        let (table, key) = self.place()?;
+        Some(entry(table.map_or("service_user", Table::kind), &key))
+    }
+
+    /// The table (none for a service-user link) and key this change writes.
+    fn place(&self) -> Option<(Option<Table>, Key<'_>)> {
+        use RegistryChange as C;
         use Table::*;
-        let put = |table, key, value| Row::Record { table, key, value: Some(value) };
-        let delete = |table, key| Row::Record { table, key, value: None };
-        Ok(match self {
-            C::PutApp(app) => put(Apps, Key::Id(&app.id), encode(app)),
-            C::PutScope(scope) => put(Scopes, Key::Id(&scope.id), encode(scope)),
-            C::DeleteScope(id) => delete(Scopes, Key::Id(id)),
-            C::PutRole(role) => put(Roles, Key::Id(&role.id), encode(role)),
-            C::DeleteRole(id) => delete(Roles, Key::Id(id)),
-            C::PutUser(user) => put(Users, Key::Id(&user.auth_id), encode(user)),
-            C::DeleteUser(id) => delete(Users, Key::Id(id)),
-            C::PutService(service) => put(Services, Key::Id(&service.id), encode(service)),
-            C::DeleteService(id) => delete(Services, Key::Id(id)),
-            C::PutApiKey(key) => put(ApiKeys, Key::Id(&key.key_id), encode(key)),
-            C::DeleteApiKey(id) => delete(ApiKeys, Key::Id(id)),
-            C::LinkUser(service, user, at) => {
-                Row::Link { key: Key::Pair(service, user), at: Some(*at) }
+        let (table, key) = match self {
+            C::PutApp(app) => (Apps, Key::Id(&app.id)),
+            C::PutScope(scope) => (Scopes, Key::Id(&scope.id)),
+            C::DeleteScope(id) => (Scopes, Key::Id(id)),
+            C::PutRole(role) => (Roles, Key::Id(&role.id)),
+            C::DeleteRole(id) => (Roles, Key::Id(id)),
+            C::PutUser(user) => (Users, Key::Id(&user.auth_id)),
+            C::DeleteUser(id) => (Users, Key::Id(id)),
+            C::PutService(service) => (Services, Key::Id(&service.id)),
+            C::DeleteService(id) => (Services, Key::Id(id)),
+            C::PutApiKey(key) => (ApiKeys, Key::Id(&key.key_id)),
+            C::DeleteApiKey(id) => (ApiKeys, Key::Id(id)),
+            C::LinkUser(service, user, _) | C::UnlinkUser(service, user) => {
+                return Some((None, Key::Pair(service, user)));
             }
-            C::UnlinkUser(service, user) => Row::Link { key: Key::Pair(service, user), at: None },
-            C::PutSubscription(sub) => {
-                put(Subscriptions, Key::Pair(&sub.service_id, &sub.user_id), encode(sub))
-            }
-            C::DeleteSubscription(service, user) => delete(Subscriptions, Key::Pair(service, user)),
-            C::PutProvider(p) => {
-                put(Providers, Key::Id(&p.id), encode(&StoredProvider::seal(p, kek)?))
-            }
-            C::DeleteProvider(id) => delete(Providers, Key::Id(id)),
-        })
+            C::PutSubscription(sub) => (Subscriptions, Key::Pair(&sub.service_id, &sub.user_id)),
+            C::DeleteSubscription(service, user) => (Subscriptions, Key::Pair(service, user)),
+            C::PutProvider(p) => (Providers, Key::Id(&p.id)),
+            C::DeleteProvider(id) => (Providers, Key::Id(id)),
+            C::Audit(_) => return None,
+        };
+        Some((Some(table), key))
+    }
+}
+
+/// "kind:id", or "kind:service id:user id" for a pair.
+fn entry(kind: &str, key: &Key<'_>) -> String {
+    match key {
+        Key::Id(id) => format!("{kind}:{id}"),
+        Key::Pair(service, user) => format!("{kind}:{service}:{user}"),
     }
 }

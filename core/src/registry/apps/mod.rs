@@ -79,8 +79,13 @@ impl Registry {
     }
 
     fn commit_new(&mut self, record: AppRecord) -> Result<(), RegistryError> {
-        let created = self.store.create_app(&record);
-        self.publish_new(record, created)
+        let event = self.audit_event(Some(format!("app:{}", record.id)));
+        let created = self.store.create_app(&record, event.as_ref());
+        let published = self.publish_new(record, created);
+        if published.is_ok() {
+            self.audit_committed(event);
+        }
+        published
     }
 
     /// After a create: a taken id is a conflict; otherwise the new app goes live.
@@ -98,7 +103,12 @@ impl Registry {
     }
 
     fn commit_update(&mut self, record: AppRecord) -> Result<AppRecord, RegistryError> {
-        self.store.update_app(&record)?;
+        if self.apps.get(&record.id) == Some(&record) {
+            return Ok(record);
+        }
+        let event = self.audit_event(Some(format!("app:{}", record.id)));
+        self.store.update_app(&record, event.as_ref())?;
+        self.audit_committed(event);
         self.remember(vec![RegistryChange::PutApp(record.clone())]);
         Ok(record)
     }
@@ -240,7 +250,9 @@ impl Registry {
         policy::check_manage_app(caller, &record.scopes)?;
         let client_id = record.client_id.clone();
         self.end_families(&client_id, None)?;
-        self.store.delete_app(id)?;
+        let event = self.audit_event(Some(format!("app:{id}")));
+        self.store.delete_app(id, event.as_ref())?;
+        self.audit_committed(event);
         self.client_table.remove(&client_id);
         self.apps.remove(id);
         Ok(())
