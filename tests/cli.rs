@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{ROOT_ID, ROOT_SECRET, TestServer};
 
@@ -92,4 +92,162 @@ fn apps_and_keys_commands_work_on_a_stopped_servers_data_dir() {
         verify(&["--required-scope", "orders:read", "--root-satisfies"], &root).status.code(),
         Some(0)
     );
+}
+
+/// `tessera` against a running server as the app in `TESSERA_CLIENT_ID`.
+fn remote(server: &TestServer, id: &str, secret: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .env("TESSERA_SERVER", &server.url)
+        .env("TESSERA_CLIENT_ID", id)
+        .env("TESSERA_CLIENT_SECRET", secret)
+        .env_remove("TESSERA_DATA_DIR")
+        .output()
+        .expect("run tessera")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn issue_11_the_cli_manages_a_running_server_through_its_admin_api() {
+    let server = TestServer::start();
+    let root = |args: &[&str]| {
+        let out = remote(&server, ROOT_ID, ROOT_SECRET, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        json(&out)
+    };
+    let app =
+        root(&["apps", "create", "--name", "billing", "--scope", "orders:read"])["app"].clone();
+    let id = app["id"].as_str().unwrap();
+    let (client_id, secret) = (app["clientId"].as_str().unwrap(), app["secret"].as_str().unwrap());
+    assert_eq!(root(&["apps", "list"])["count"], 2);
+    root(&[
+        "apps",
+        "update",
+        id,
+        "--name",
+        "billing-2",
+        "--scope",
+        "orders:read",
+        "--scope",
+        "orders:write",
+    ]);
+    let got = root(&["apps", "get", id])["app"].clone();
+    assert_eq!(
+        (got["name"].clone(), got["scopes"].clone()),
+        (json!("billing-2"), json!(["orders:read", "orders:write"]))
+    );
+    let rotation = root(&["apps", "rotate-secret", id]);
+    assert!(rotation["nextSecret"].as_str().is_some());
+    root(&["apps", "rotate-secret", id, "--step", "cancel"]);
+
+    let scope = root(&["scopes", "create", "--name", "orders:read", "--note", "read orders"]);
+    let scope_id = scope["scope"]["id"].as_str().unwrap();
+    root(&["scopes", "update", scope_id, "--note", "reads orders"]);
+    assert_eq!(root(&["scopes", "get", scope_id])["scope"]["note"], "reads orders");
+    let role = root(&["roles", "create", "--name", "reader", "--scope", "orders:read"]);
+    assert_eq!(role["role"]["scopes"], json!(["orders:read"]));
+    assert!(root(&["roles", "list"])["roles"].as_array().unwrap().len() >= 3);
+    assert_eq!(root(&["users", "list"])["count"], 0);
+    let service = root(&["services", "create", "--name", "crm"]);
+    let service_id = service["service"]["id"].as_str().unwrap();
+    assert!(service["apiKey"].as_str().is_some(), "the first key is shown once");
+    let key = root(&["services", "issue-key", service_id]);
+    let key_id = key["apiKey"]["keyId"].as_str().or(key["keyId"].as_str()).unwrap().to_string();
+    root(&["services", "revoke-key", service_id, &key_id]);
+    assert_eq!(root(&["keys", "list"])["keys"].as_array().unwrap().len(), 2);
+    server.jwks();
+    assert!(root(&["keys", "rotate"])["keys"].is_array());
+
+    // `token get` is client_credentials: the token verifies and holds what was asked.
+    let token = remote(&server, client_id, secret, &["token", "get", "--scope", "orders:read"]);
+    let token = json(&token);
+    assert_eq!(token["scope"], "orders:read");
+    let access = token["access_token"].as_str().unwrap();
+    let jwks = format!("{}/.well-known/jwks.json", server.url);
+    let verified = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["token", "verify", "--jwks", &jwks, "--required-scope", "orders:read", access])
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+
+    // The audit log names the CLI's calls as the root app's, in order.
+    let events = root(&["audit", "--page-size", "1000"])["events"].clone();
+    let actions: Vec<&str> =
+        events.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let expected = [
+        "app.create",
+        "app.update",
+        "app.rotate_secret",
+        "app.rotate_secret",
+        "scope.create",
+        "scope.update",
+        "role.create",
+        "service.create",
+        "service.issue_key",
+        "service.revoke_key",
+        "key.rotate",
+    ];
+    assert_eq!(actions, expected);
+    assert!(events.as_array().unwrap().iter().all(|e| e["actor"] == format!("app:{ROOT_ID}")));
+    assert!(!events.to_string().contains(secret));
+    root(&["apps", "delete", id]);
+    assert_eq!(root(&["apps", "list"])["count"], 1);
+
+    // Refusals: one line with the server's own words, exit code 1.
+    let gone = remote(&server, ROOT_ID, ROOT_SECRET, &["apps", "get", id]);
+    assert_eq!(
+        (gone.status.code(), stderr(&gone)),
+        (Some(1), "tessera: 404 not_found: not found\n".into())
+    );
+    let bad = remote(&server, ROOT_ID, "not-the-secret", &["apps", "list"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).starts_with("tessera: 401 invalid_client: "), "{}", stderr(&bad));
+    let (_, reader, reader_secret) =
+        server.create_app(json!({"name": "reader", "scopes": ["read_app"]}));
+    let denied = remote(&server, &reader, &reader_secret, &["apps", "create", "--name", "x"]);
+    assert_eq!(
+        stderr(&denied),
+        "tessera: 403 insufficient_scope: this call needs the scope 'write_app'\n"
+    );
+    let plain = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["apps", "list", "--server", "http://example.com"])
+        .output()
+        .unwrap();
+    assert_eq!(plain.status.code(), Some(1));
+    assert!(stderr(&plain).contains("http only on a loopback host"), "{}", stderr(&plain));
+    let scopes_offline = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["scopes", "list"])
+        .env_remove("TESSERA_SERVER")
+        .output()
+        .unwrap();
+    assert_eq!(
+        stderr(&scopes_offline),
+        "tessera: this command needs --server URL (or TESSERA_SERVER)\n"
+    );
+
+    // Tables for people: columns under headings.
+    let table = remote(&server, ROOT_ID, ROOT_SECRET, &["apps", "list", "--output", "table"]);
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.starts_with("ID  ") && table.contains("CLIENT ID") && table.contains(ROOT_ID),
+        "{table}"
+    );
+}
+
+#[test]
+fn issue_11_completions_are_printed_for_each_shell() {
+    for (shell, mark) in
+        [("bash", "_tessera()"), ("zsh", "#compdef tessera"), ("fish", "complete -c tessera")]
+    {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(mark) && script.contains("audit"), "{shell}");
+    }
 }

@@ -14,20 +14,36 @@ use tessera_core::keys::{KeyRing, KeyRingHandle};
 use tessera_core::policy::Caller;
 use tessera_core::registry::apps::RotationStep;
 use tessera_core::registry::apps::fields::NewApp;
-use tessera_core::registry::{AppLimits, Page, Registry, RegistryError, RegistryHandle};
+use tessera_core::registry::{AppLimits, Page, Registry, RegistryHandle};
 use tessera_storage::{Storage, Store, StoreError};
 
+use super::remote::{self, RemoteError, ServerArgs};
 use super::{CliError, ServeArgs, fail};
 use crate::server::{kek_from_env, rotation_rules};
 
+/// Where an `apps` or `keys` command works: a running server, or a stopped one's data dir.
 #[derive(Args, Debug, Clone)]
 pub struct DataDirArgs {
-    /// Data directory holding the embedded store.
+    /// Data directory holding the embedded store (the server must be stopped).
     #[arg(long, env = "TESSERA_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// TOML configuration file.
     #[arg(long, env = "TESSERA_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+impl DataDirArgs {
+    /// The running server to send the command to, if one was named: `--server` alone, since
+    /// a command given both would leave it unclear which store it changed.
+    fn remote(&self) -> Result<Option<&ServerArgs>, CliError> {
+        match (&self.server.server, &self.data_dir) {
+            (Some(_), Some(_)) => Err(RemoteError::BothTargets.into()),
+            (Some(_), None) => Ok(Some(&self.server)),
+            (None, _) => Ok(None),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -60,6 +76,32 @@ pub enum AppsCommand {
     },
     /// List apps.
     List(DataDirArgs),
+    /// Show an app (running server only).
+    Get {
+        id: String,
+        #[command(flatten)]
+        dir: DataDirArgs,
+    },
+    /// Change an app; `--scope` replaces its scopes (running server only).
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "scope")]
+        scopes: Option<Vec<String>>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        active: Option<bool>,
+        #[command(flatten)]
+        dir: DataDirArgs,
+    },
+    /// Delete an app, ending every token it holds (running server only).
+    Delete {
+        id: String,
+        #[command(flatten)]
+        dir: DataDirArgs,
+    },
     /// Rotate an app's secret: start (prints the new secret), then complete or cancel.
     RotateSecret {
         #[command(flatten)]
@@ -99,11 +141,24 @@ fn finish(result: Result<serde_json::Value, CliError>) -> ExitCode {
 }
 
 pub fn keys(command: KeysCommand) -> ExitCode {
+    let (dir, force) = match &command {
+        KeysCommand::List(dir) => (dir, None),
+        KeysCommand::Rotate { dir, force } => (dir, Some(*force)),
+    };
+    match dir.remote() {
+        Ok(Some(server)) => {
+            return super::print(match force {
+                None => remote::call(&remote::KEYS, server, "GET", "", None),
+                Some(force) => {
+                    let body = serde_json::json!({ "force": force });
+                    remote::call(&remote::KEYS, server, "POST", "/rotate", Some(&body))
+                }
+            });
+        }
+        Ok(None) => {}
+        Err(e) => return fail(&e),
+    }
     finish((|| {
-        let (dir, force) = match &command {
-            KeysCommand::List(dir) => (dir, None),
-            KeysCommand::Rotate { dir, force } => (dir, Some(*force)),
-        };
         let (store, config) = open(dir)?;
         let ring = KeyRing::load(store, Arc::new(SystemClock), rotation_rules(&config))?;
         let keys = actix::System::new().block_on(async move {
@@ -118,13 +173,22 @@ pub fn keys(command: KeysCommand) -> ExitCode {
 }
 
 pub fn apps(command: AppsCommand) -> ExitCode {
+    let dir = match &command {
+        AppsCommand::Create { dir, .. }
+        | AppsCommand::List(dir)
+        | AppsCommand::Get { dir, .. }
+        | AppsCommand::Update { dir, .. }
+        | AppsCommand::Delete { dir, .. }
+        | AppsCommand::RotateSecret { dir, .. } => dir,
+    };
+    match dir.remote() {
+        Ok(Some(server)) => return super::print(remote_apps(server, &command)),
+        Ok(None) => {}
+        Err(e) => return fail(&e),
+    }
+    let dir = dir.clone();
     finish((|| {
-        let dir = match &command {
-            AppsCommand::Create { dir, .. }
-            | AppsCommand::List(dir)
-            | AppsCommand::RotateSecret { dir, .. } => dir,
-        };
-        let (store, config) = open(dir)?;
+        let (store, config) = open(&dir)?;
         let limits = AppLimits {
             max_token_ttl: config.max_access_token_ttl,
             strict_delegation: config.strict_delegation,
@@ -139,14 +203,47 @@ pub fn apps(command: AppsCommand) -> ExitCode {
             apps_command(&registry, command).await
         });
         grants.stop();
-        Ok(answer?)
+        answer
     })())
+}
+
+/// An `apps` command as the admin API call it stands for.
+fn remote_apps(server: &ServerArgs, command: &AppsCommand) -> Result<String, RemoteError> {
+    use serde_json::json;
+    let path = |id: &str, rest: &str| format!("{}{rest}", remote::segment(id));
+    let (method, path, body) = match command {
+        AppsCommand::Create { name, scopes, description, .. } => {
+            let body = json!({ "name": name, "scopes": scopes, "description": description });
+            ("POST", String::new(), Some(body))
+        }
+        AppsCommand::List(_) => ("GET", "?pageSize=1000".into(), None),
+        AppsCommand::Get { id, .. } => ("GET", path(id, ""), None),
+        AppsCommand::Delete { id, .. } => ("DELETE", path(id, ""), None),
+        AppsCommand::Update { id, name, scopes, description, active, .. } => {
+            let body = remote::fields([
+                ("name", json!(name)),
+                ("scopes", json!(scopes)),
+                ("description", json!(description)),
+                ("isActive", json!(active)),
+            ]);
+            ("PUT", path(id, ""), Some(body))
+        }
+        AppsCommand::RotateSecret { id, step, .. } => {
+            let rest = match step.as_str() {
+                "complete" => "/secrets/rotate",
+                "cancel" => "/secrets/rotate/cancel",
+                _ => "/secrets/rotate/start",
+            };
+            ("POST", path(id, rest), None)
+        }
+    };
+    remote::call(&remote::APPS, server, method, &path, body.as_ref())
 }
 
 async fn apps_command(
     registry: &RegistryHandle,
     command: AppsCommand,
-) -> Result<serde_json::Value, RegistryError> {
+) -> Result<serde_json::Value, CliError> {
     Ok(match command {
         AppsCommand::Create { name, scopes, description, .. } => {
             let input = NewApp { name, scopes, description, ..Default::default() };
@@ -154,6 +251,9 @@ async fn apps_command(
             let mut v = crate::api::admin::app_view(&app);
             v["secret"] = serde_json::json!(secret);
             serde_json::json!({ "app": v })
+        }
+        AppsCommand::Get { .. } | AppsCommand::Update { .. } | AppsCommand::Delete { .. } => {
+            return Err(RemoteError::NoServer.into());
         }
         AppsCommand::List(_) => {
             let page = registry.list_apps(Page::ALL).await?;

@@ -1,13 +1,14 @@
 //! The `tessera` command line (docs/api.md, Running and CLI).
 
 mod admin;
+mod remote;
 mod serve;
 mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use tessera_core::keys::KeyRingError;
 use tessera_core::registry::RegistryError;
 use tessera_storage::{KekError, StoreError};
@@ -30,15 +31,42 @@ struct Cli {
 enum Command {
     /// Run the server on the embedded store.
     Serve(ServeArgs),
-    /// Manage signing keys in a data directory (the server must be stopped).
+    /// Manage signing keys: on a running server (--server), or in a stopped one's data dir.
     Keys {
         #[command(subcommand)]
         command: admin::KeysCommand,
     },
-    /// Manage apps in a data directory (the server must be stopped).
+    /// Manage apps: on a running server (--server), or in a stopped one's data dir.
     Apps {
         #[command(subcommand)]
         command: admin::AppsCommand,
+    },
+    /// Manage scopes on a running server.
+    Scopes {
+        #[command(subcommand)]
+        command: remote::Records<remote::ScopeWrite>,
+    },
+    /// Manage roles on a running server.
+    Roles {
+        #[command(subcommand)]
+        command: remote::Records<remote::RoleWrite>,
+    },
+    /// Manage users on a running server.
+    Users {
+        #[command(subcommand)]
+        command: remote::Records<remote::UserWrite>,
+    },
+    /// Manage services and their API keys on a running server.
+    Services {
+        #[command(subcommand)]
+        command: remote::Records<remote::ServiceWrite>,
+    },
+    /// Read a running server's audit log.
+    Audit(remote::AuditArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Work with access tokens.
     Token {
@@ -77,6 +105,15 @@ pub struct ServeArgs {
 
 #[derive(Subcommand)]
 enum TokenCommand {
+    /// Get an access token from a running server as TESSERA_CLIENT_ID (client_credentials);
+    /// prints the token, or with `--output json` the whole token response.
+    Get {
+        /// The scopes to ask for (default: all the app holds).
+        #[arg(long)]
+        scope: Option<String>,
+        #[command(flatten)]
+        server: remote::ServerArgs,
+    },
     /// Verify an access token offline against a JWKS; exit code 0 only when valid and every
     /// required scope is present.
     Verify {
@@ -106,6 +143,19 @@ pub fn run() -> ExitCode {
         Command::Keys { command } => admin::keys(command),
         Command::Apps { command } => admin::apps(command),
         Command::Store { command } => store::run(command),
+        Command::Scopes { command } => print(remote::run_records(&remote::SCOPES, &command)),
+        Command::Roles { command } => print(remote::run_records(&remote::ROLES, &command)),
+        Command::Users { command } => print(remote::run_records(&remote::USERS, &command)),
+        Command::Services { command } => print(remote::run_records(&remote::SERVICES, &command)),
+        Command::Audit(args) => print(remote::run_audit(&args)),
+        Command::Token { command: TokenCommand::Get { scope, server } } => {
+            print(remote::token_get(scope.as_deref(), &server))
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tessera", &mut script);
+            print(Ok(String::from_utf8_lossy(&script).into_owned()))
+        }
         Command::Token {
             command:
                 TokenCommand::Verify { jwks, required_scopes, root_satisfies, issuer, audience, token },
@@ -184,6 +234,24 @@ enum CliError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     KeyRing(#[from] KeyRingError),
+    #[error(transparent)]
+    Remote(#[from] remote::RemoteError),
+}
+
+/// Prints what a command rendered, or its error.
+fn print(result: Result<String, remote::RemoteError>) -> ExitCode {
+    match result {
+        Ok(mut text) => {
+            use std::io::Write;
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            // A reader that stops early (`| head`) is no failure of the command.
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 /// Reports a failed command the way every command does: one line on stderr, exit code 1.
