@@ -213,6 +213,7 @@ pub fn prepare(
     }
     let metrics = Arc::new(api::metrics::Metrics::new(Arc::clone(grants.commit_times()), shared));
     let metadata = api::wellknown::metadata(issuer_url);
+    let openapi = api::openapi::document(&config);
     let passwords = PasswordPool::start(2, config.password_queue).map_err(StoreError::Io)?;
     let state = web::Data::new(AppState {
         issuer,
@@ -222,6 +223,7 @@ pub fn prepare(
         keyring,
         config,
         metadata,
+        openapi,
         passwords,
         service_keys,
         store_health,

@@ -147,7 +147,94 @@ fn issue_11_the_home_page_links_what_a_reader_needs_next() {
     let page = server.get("/", &[]);
     assert_eq!(page.status, 200);
     assert!(page.header("content-type").unwrap().starts_with("text/html"));
-    for link in ["/.well-known/oauth-authorization-server", "/.well-known/jwks.json", "/metrics"] {
+    let links = [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/jwks.json",
+        "/metrics",
+        "/docs/",
+        "/openapi.json",
+    ];
+    for link in links {
         assert!(page.body.contains(&format!("href=\"{link}\"")), "{link}: {}", page.body);
     }
+}
+
+/// The (method, path) pairs of an OpenAPI document.
+fn operations(doc: &Value) -> std::collections::BTreeSet<(String, String)> {
+    let mut found = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in ["get", "put", "post", "delete", "patch"] {
+            if item.get(method).is_some() {
+                found.insert((method.to_string(), path.clone()));
+            }
+        }
+    }
+    found
+}
+
+/// `/openapi.json` lists exactly the routes the server registers (its routing table, as the
+/// areas declare and register it), each of which the running server answers; every operation
+/// that needs a scope names it as a security requirement and in its description.
+#[test]
+fn issue_11_the_openapi_document_lists_exactly_the_routes_the_server_answers() {
+    let server = TestServer::start();
+    let (status, kind, body) = get(&format!("{}/openapi.json", server.url));
+    assert_eq!((status, kind.as_str()), (200, "application/json"));
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    let config = tessera::config::Config::default();
+    let table: std::collections::BTreeSet<(String, String)> = tessera::api::routes(&config)
+        .into_iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(operations(&doc), table);
+    let mut scoped = 0;
+    for (method, path) in &table {
+        let op = &doc["paths"][path][method];
+        let needs: Vec<&str> = op["security"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["bearer"].as_array())
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for scope in &needs {
+            scoped += 1;
+            let description = op["description"].as_str().unwrap_or("");
+            assert!(description.contains(&format!("`{scope}`")), "{method} {path}: {description}");
+        }
+        // Reached with made-up ids and no credentials: never the fallback or a wrong method.
+        let concrete = path.replace("{file}", "index.html").replace('{', "x-").replace('}', "");
+        let res = server.request(&method.to_uppercase(), &concrete, &[], None);
+        assert!(res.status != 405, "{method} {path}: {}", res.status);
+        assert!(!res.body.contains("no such endpoint"), "{method} {path} is not routed");
+    }
+    assert!(scoped > 30, "the admin API's operations name their scopes");
+    assert_eq!(doc["paths"]["/api/v1/apps"]["post"]["security"][0]["bearer"][0], "write_app");
+
+    // With metrics on a listener of their own, the main one neither answers nor lists them.
+    let moved = tessera::config::Config { metrics_listen: Some("127.0.0.1:0".into()), ..config };
+    let listed = tessera::api::routes(&moved);
+    assert!(!listed.contains(&("get", "/metrics")));
+    let doc: Value = serde_json::from_slice(&tessera::api::openapi::document(&moved)).unwrap();
+    assert!(doc["paths"].get("/metrics").is_none());
+    assert_eq!(operations(&doc).len(), listed.len());
+}
+
+/// Swagger UI is served from the binary: its page and its script, no CDN named.
+#[test]
+fn issue_11_swagger_ui_is_served_from_bundled_assets() {
+    let server = TestServer::start();
+    let res = server.get("/docs", &[]);
+    assert_eq!((res.status, res.header("location")), (308, Some("/docs/")));
+    let page = server.get("/docs/", &[]);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("swagger-ui"), "{}", page.body);
+    assert!(!page.body.contains("https://"), "no asset from elsewhere: {}", page.body);
+    let init = server.get("/docs/swagger-initializer.js", &[]);
+    assert!(init.body.contains("/openapi.json"), "{}", init.body);
+    let script = server.get("/docs/swagger-ui-bundle.js", &[]);
+    assert_eq!(script.status, 200);
+    assert!(script.body.len() > 100_000);
 }

@@ -31,6 +31,7 @@ use tessera_storage::{
 
 use crate::api::AppState;
 use crate::api::admin::{AdminError, rfc3339};
+use crate::api::routes::routes;
 use crate::api::service::ServiceCaller;
 
 /// How long a hosted-flow session lasts: long enough to sign in and consent, short enough that
@@ -44,15 +45,15 @@ const FLOW_COOKIE_PREFIX: &str = "tessera_flow_";
 /// Where providers send the user back; the flow names it again in the code exchange.
 pub const CALLBACK_PATH: &str = "/connect/callback";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/service/provider-tokens").post(provider_tokens))
-        .service(web::resource("/connect/provider-token/{state}").get(hosted))
-        .service(web::resource("/connect/sign-in").post(sign_in))
-        .service(web::resource("/connect/sign-out").post(sign_out))
-        .service(web::resource(CALLBACK_PATH).get(callback));
+routes! {
+    "/api/service/provider-tokens" => { post: provider_tokens },
+    "/connect/provider-token/{state}" => { get: hosted },
+    "/connect/sign-in" => { post: sign_in },
+    "/connect/sign-out" => { post: sign_out },
+    CALLBACK_PATH => { get: callback },
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProviderTokenRequest {
     user_id: String,
@@ -63,6 +64,19 @@ struct ProviderTokenRequest {
     state: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/service/provider-tokens",
+    tag = "service",
+    operation_id = "service_provider_tokens",
+    security(("api_key" = [])),
+    description = "A user's provider token, or the hosted flow to get one. Requires a service API key (`X-API-Key`).",
+    request_body(content = ProviderTokenRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn provider_tokens(
     caller: ServiceCaller,
     body: web::Json<ProviderTokenRequest>,
@@ -384,6 +398,18 @@ fn flow_binding(provider_state: &str) -> (String, String) {
     (format!("{FLOW_COOKIE_PREFIX}{}", &digest[..12]), digest)
 }
 
+#[utoipa::path(
+    get,
+    path = "/connect/provider-token/{state}",
+    tag = "connect",
+    operation_id = "connect_hosted",
+    description = "The hosted provider-token flow's page.",
+    params(("state" = String, Path, description = "the request's one-time state")),
+    responses(
+        (status = 200, description = "Done.", body = String, content_type = "text/html"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn hosted(
     req: HttpRequest,
     path: web::Path<String>,
@@ -449,6 +475,18 @@ fn checked_form<F>(
     Ok(form)
 }
 
+#[utoipa::path(
+    post,
+    path = "/connect/sign-in",
+    tag = "connect",
+    operation_id = "connect_sign_in",
+    description = "Sign in during the hosted flow (form).",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done."),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     let parse = connect_form::parse_sign_in;
     let form = match checked_form(&req, &state, &body, parse, |f| &f.csrf) {
@@ -497,6 +535,18 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
 
 /// Ends the browser's session: the cookie is cleared and the token behind it revoked, so a
 /// copy of it is worthless too. Then back to the request, if one is named, to sign in again.
+#[utoipa::path(
+    post,
+    path = "/connect/sign-out",
+    tag = "connect",
+    operation_id = "connect_sign_out",
+    description = "Sign out of the hosted flow (form).",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done."),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn sign_out(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     let parse = connect_form::parse_sign_out;
     let form = match checked_form(&req, &state, &body, parse, |f| &f.csrf) {
@@ -520,6 +570,17 @@ async fn sign_out(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
     res
 }
 
+#[utoipa::path(
+    get,
+    path = "/connect/callback",
+    tag = "connect",
+    operation_id = "connect_callback",
+    description = "The provider's redirect back to Tessera.",
+    responses(
+        (status = 303, description = "Done."),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Ok(answer) = connect_form::parse_callback(req.query_string()) else {
         return invalid_link();

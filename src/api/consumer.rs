@@ -12,15 +12,16 @@ use tessera_core::oauth::OAuthError;
 use crate::api::AppState;
 use crate::api::admin::AdminError;
 use crate::api::request_id::of_request;
+use crate::api::routes::routes;
 use crate::api::sign_in;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/consumer/register").post(register))
-        .service(web::resource("/consumer/login").post(login))
-        .service(web::resource("/consumer/invitations/accept").post(accept));
+routes! {
+    "/consumer/register" => { post: register },
+    "/consumer/login" => { post: login },
+    "/consumer/invitations/accept" => { post: accept },
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Registration {
     username: String,
@@ -28,14 +29,14 @@ struct Registration {
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
     username: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Acceptance {
     token: String,
@@ -47,6 +48,18 @@ async fn hash(state: &AppState, password: String) -> Result<String, AdminError> 
     Ok(state.passwords.hash(password).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/consumer/register",
+    tag = "users",
+    operation_id = "users_register",
+    description = "Self-service registration (when enabled).",
+    request_body(content = Registration, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn register(
     req: HttpRequest,
     body: web::Json<Registration>,
@@ -64,6 +77,18 @@ async fn register(
     Ok(HttpResponse::Created().json(json!({ "user": crate::api::admin::user_json(&user) })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/consumer/invitations/accept",
+    tag = "users",
+    operation_id = "users_accept",
+    description = "Accept an invitation and set a password.",
+    request_body(content = Acceptance, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn accept(
     req: HttpRequest,
     body: web::Json<Acceptance>,
@@ -89,6 +114,18 @@ async fn accept(
     Ok(HttpResponse::Ok().json(json!({ "user": crate::api::admin::user_json(&user) })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/consumer/login",
+    tag = "users",
+    operation_id = "users_login",
+    description = "A user's sign-in: a user token.",
+    request_body(content = Credentials, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn login(
     req: HttpRequest,
     body: web::Json<Credentials>,

@@ -20,6 +20,7 @@ use tessera_core::timing::Timings;
 use tessera_storage::KeyState;
 
 use crate::api::AppState;
+use crate::api::routes::routes;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
@@ -260,10 +261,21 @@ impl Metrics {
     }
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/metrics").get(scrape));
+routes! {
+    "/metrics" => { get: scrape },
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "operations_scrape",
+    description = "Prometheus metrics in the OpenMetrics text format.",
+    responses(
+        (status = 200, description = "Done.", body = String, content_type = "application/openmetrics-text"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     let metrics = &state.metrics;
     if let Ok(keys) = state.keyring.list().await {

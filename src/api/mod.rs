@@ -4,10 +4,12 @@ pub mod admin;
 pub mod connect;
 pub mod consumer;
 pub mod health;
-mod home;
+pub(crate) mod home;
 pub mod metrics;
 pub mod oauth2;
+pub mod openapi;
 mod request_id;
+pub mod routes;
 pub mod service;
 pub mod sign_in;
 mod state;
@@ -28,6 +30,26 @@ pub use state::AppState;
 #[derive(Clone)]
 pub struct ClientTag(pub String);
 
+/// Every area but `/metrics`, which has a listener of its own when `metrics_listen` is set.
+const AREAS: &[routes::Area] = &[
+    (oauth2::ROUTES, oauth2::configure),
+    (home::ROUTES, home::configure),
+    (wellknown::ROUTES, wellknown::configure),
+    (health::ROUTES, health::configure),
+    (consumer::ROUTES, consumer::configure),
+    (service::ROUTES, service::configure),
+    (connect::ROUTES, connect::configure),
+    (openapi::ROUTES, openapi::configure),
+    (openapi::UI_ROUTES, openapi::configure_ui),
+];
+
+/// Every (method, path) the main listener answers, as registered.
+pub fn routes(config: &crate::config::Config) -> Vec<routes::Route> {
+    let metrics = config.metrics_listen.is_none().then_some(metrics::ROUTES);
+    let areas = AREAS.iter().chain(admin::AREAS).map(|(routes, _)| *routes);
+    areas.chain(metrics).flatten().copied().collect()
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let limit = state.config.body_limit;
     // With `metrics_listen` set, `/metrics` is answered there only (`metrics_app`).
@@ -43,15 +65,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(
             web::scope("")
                 .wrap(from_fn(log_request))
-                .configure(oauth2::configure)
-                .configure(home::configure)
-                .configure(wellknown::configure)
-                .configure(health::configure)
-                .configure(admin::configure)
-                .configure(consumer::configure)
-                .configure(service::configure)
-                .configure(connect::configure)
                 .configure(|cfg| {
+                    for (_, configure) in AREAS.iter().chain(admin::AREAS) {
+                        configure(cfg);
+                    }
                     if metrics_here {
                         metrics::configure(cfg);
                     }

@@ -17,16 +17,18 @@ use tessera_storage::{GrantOp, RefreshStatus};
 use crate::api::AppState;
 use crate::api::ClientTag;
 use crate::api::metrics::{AuthMethod, UNKNOWN_GRANT, grant_index};
+use crate::api::routes::routes;
 
 pub const TOKEN_PATHS: [&str; 4] =
     ["/oauth2/v1/token", "/oauth2/token", "/token", "/authorization/token"];
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    for path in TOKEN_PATHS {
-        cfg.service(web::resource(path).route(web::post().to(token)));
-    }
-    cfg.service(web::resource("/oauth2/v1/introspect").route(web::post().to(introspect)))
-        .service(web::resource("/oauth2/v1/revoke").route(web::post().to(revoke)));
+routes! {
+    "/oauth2/v1/token" => { post: token },
+    "/oauth2/token" => { post: token },
+    "/token" => { post: token },
+    "/authorization/token" => { post: token },
+    "/oauth2/v1/introspect" => { post: introspect },
+    "/oauth2/v1/revoke" => { post: revoke },
 }
 
 /// The body and `Authorization` header of an OAuth request, checked for media type and size.
@@ -66,6 +68,19 @@ fn authorization(req: &HttpRequest) -> Result<Option<&str>, OAuthError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/oauth2/v1/token",
+    tag = "oauth2",
+    operation_id = "oauth2_token",
+    security(("client" = []), ()),
+    description = "Token endpoint (RFC 6749 §3.2): client_credentials, refresh_token, and the other grants in docs/api.md. Also answered at /oauth2/token, /token and /authorization/token. The client authenticates with HTTP Basic, form credentials or private_key_jwt.",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn token(
     req: HttpRequest,
     payload: web::Payload,
@@ -167,6 +182,19 @@ fn is_jwt(token: &str) -> bool {
 }
 
 /// RFC 7662: any authenticated client may ask; anything not valid is `{"active":false}`.
+#[utoipa::path(
+    post,
+    path = "/oauth2/v1/introspect",
+    tag = "oauth2",
+    operation_id = "oauth2_introspect",
+    security(("client" = []), ()),
+    description = "Token introspection (RFC 7662), for any authenticated app. The client authenticates with HTTP Basic, form credentials or private_key_jwt.",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn introspect(
     req: HttpRequest,
     payload: web::Payload,
@@ -212,6 +240,19 @@ async fn introspect(
 
 /// RFC 7009: `200` whether or not the token was known; only a token's own client can revoke
 /// it. Revoking a refresh token ends its family and the access tokens issued from it.
+#[utoipa::path(
+    post,
+    path = "/oauth2/v1/revoke",
+    tag = "oauth2",
+    operation_id = "oauth2_revoke",
+    security(("client" = []), ()),
+    description = "Token revocation (RFC 7009). The client authenticates with HTTP Basic, form credentials or private_key_jwt.",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Done."),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn revoke(
     req: HttpRequest,
     payload: web::Payload,

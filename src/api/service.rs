@@ -17,32 +17,24 @@ use tessera_storage::SubscriptionRecord;
 use crate::api::AppState;
 use crate::api::admin::{AdminError, rfc3339};
 use crate::api::metrics::AuthMethod;
+use crate::api::routes::routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/service/info").get(info).route(web::patch().to(patch_info)))
-        .service(web::resource("/api/service/users").get(list_users).post(create_user))
-        .service(
-            web::resource("/api/service/users/{user_id}")
-                .get(get_user)
-                .route(web::patch().to(patch_user))
-                .route(web::delete().to(delete_user)),
-        )
-        .service(
-            web::resource("/api/service/subscriptions")
-                .get(list_subscriptions)
-                .post(create_subscription),
-        )
-        .service(
-            web::resource("/api/service/subscriptions/{user_id}")
-                .get(get_subscription)
-                .route(web::patch().to(patch_subscription))
-                .route(web::delete().to(delete_subscription)),
-        )
-        .service(web::resource("/api/service/analytics").get(analytics));
+routes! {
+    "/api/service/info" => { get: info, patch: patch_info },
+    "/api/service/users" => { get: list_users, post: create_user },
+    "/api/service/users/{user_id}" => { get: get_user, patch: patch_user, delete: delete_user },
+    "/api/service/subscriptions" => { get: list_subscriptions, post: create_subscription },
+    "/api/service/subscriptions/{user_id}" => {
+        get: get_subscription,
+        patch: patch_subscription,
+        delete: delete_subscription,
+    },
+    "/api/service/analytics" => { get: analytics },
 }
 
 /// `page` and `per_page` (1-based), snake_case like the rest of the service API.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ServicePage {
     page: Option<usize>,
@@ -62,7 +54,7 @@ impl ServicePage {
 
 type Answer = Result<HttpResponse, AdminError>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUserBody {
     email: String,
@@ -75,7 +67,7 @@ struct NewUserBody {
     last_name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserPatchBody {
     first_name: Option<String>,
@@ -83,7 +75,7 @@ struct UserPatchBody {
     is_active: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SubscriptionBody {
     user_id: Option<String>,
@@ -105,7 +97,7 @@ impl From<SubscriptionBody> for SubscriptionPatch {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct InfoBody {
     name: Option<String>,
@@ -128,6 +120,19 @@ fn subscription_json(s: &SubscriptionRecord) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/service/users",
+    tag = "service",
+    operation_id = "service_list_users",
+    security(("api_key" = [])),
+    description = "The service's users. Requires a service API key (`X-API-Key`).",
+    params(ServicePage),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn list_users(
     c: ServiceCaller,
     q: web::Query<ServicePage>,
@@ -139,6 +144,19 @@ async fn list_users(
 }
 
 /// With a password, the user can sign in (`/consumer/login`); it is hashed off the workers.
+#[utoipa::path(
+    post,
+    path = "/api/service/users",
+    tag = "service",
+    operation_id = "service_create_user",
+    security(("api_key" = [])),
+    description = "Add a user to the service. Requires a service API key (`X-API-Key`).",
+    request_body(content = NewUserBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn create_user(
     c: ServiceCaller,
     body: web::Json<NewUserBody>,
@@ -159,11 +177,38 @@ async fn create_user(
     Ok(HttpResponse::Created().json(json!({ "user": user_json(&user) })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/service/users/{user_id}",
+    tag = "service",
+    operation_id = "service_get_user",
+    security(("api_key" = [])),
+    description = "One of the service's users. Requires a service API key (`X-API-Key`).",
+    params(("user_id" = String, Path, description = "the user's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn get_user(c: ServiceCaller, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     let user = s.registry.service_user(c.service_id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/service/users/{user_id}",
+    tag = "service",
+    operation_id = "service_patch_user",
+    security(("api_key" = [])),
+    description = "Change one of the service's users. Requires a service API key (`X-API-Key`).",
+    request_body(content = UserPatchBody, content_type = "application/json"),
+    params(("user_id" = String, Path, description = "the user's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn patch_user(
     c: ServiceCaller,
     id: web::Path<String>,
@@ -177,11 +222,37 @@ async fn patch_user(
     Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/service/users/{user_id}",
+    tag = "service",
+    operation_id = "service_delete_user",
+    security(("api_key" = [])),
+    description = "Remove a user from the service. Requires a service API key (`X-API-Key`).",
+    params(("user_id" = String, Path, description = "the user's id")),
+    responses(
+        (status = 204, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn delete_user(c: ServiceCaller, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     c.registry(&s).remove_service_user(c.service_id.clone(), id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/service/subscriptions",
+    tag = "service",
+    operation_id = "service_list_subscriptions",
+    security(("api_key" = [])),
+    description = "The service's subscriptions. Requires a service API key (`X-API-Key`).",
+    params(ServicePage),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn list_subscriptions(
     c: ServiceCaller,
     q: web::Query<ServicePage>,
@@ -192,6 +263,19 @@ async fn list_subscriptions(
     Ok(HttpResponse::Ok().json(json!({ "subscriptions": subs, "count": page.total })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/service/subscriptions",
+    tag = "service",
+    operation_id = "service_create_subscription",
+    security(("api_key" = [])),
+    description = "Subscribe a user. Requires a service API key (`X-API-Key`).",
+    request_body(content = SubscriptionBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn create_subscription(
     c: ServiceCaller,
     body: web::Json<SubscriptionBody>,
@@ -202,6 +286,19 @@ async fn create_subscription(
     Ok(HttpResponse::Created().json(json!({ "subscription": subscription_json(&sub) })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/service/subscriptions/{user_id}",
+    tag = "service",
+    operation_id = "service_get_subscription",
+    security(("api_key" = [])),
+    description = "A user's subscription. Requires a service API key (`X-API-Key`).",
+    params(("user_id" = String, Path, description = "the user's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn get_subscription(
     c: ServiceCaller,
     id: web::Path<String>,
@@ -211,6 +308,20 @@ async fn get_subscription(
     Ok(HttpResponse::Ok().json(json!({ "subscription": subscription_json(&sub) })))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/service/subscriptions/{user_id}",
+    tag = "service",
+    operation_id = "service_patch_subscription",
+    security(("api_key" = [])),
+    description = "Change a user's subscription. Requires a service API key (`X-API-Key`).",
+    request_body(content = SubscriptionBody, content_type = "application/json"),
+    params(("user_id" = String, Path, description = "the user's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn patch_subscription(
     c: ServiceCaller,
     id: web::Path<String>,
@@ -222,6 +333,19 @@ async fn patch_subscription(
     Ok(HttpResponse::Ok().json(json!({ "subscription": subscription_json(&sub) })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/service/subscriptions/{user_id}",
+    tag = "service",
+    operation_id = "service_delete_subscription",
+    security(("api_key" = [])),
+    description = "End a user's subscription. Requires a service API key (`X-API-Key`).",
+    params(("user_id" = String, Path, description = "the user's id")),
+    responses(
+        (status = 204, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn delete_subscription(
     c: ServiceCaller,
     id: web::Path<String>,
@@ -233,6 +357,18 @@ async fn delete_subscription(
 
 /// Live figures: users and subscriptions from the registry, tokens issued per day to the
 /// service's users (last 30 days) and provider-token requests by outcome since the start.
+#[utoipa::path(
+    get,
+    path = "/api/service/analytics",
+    tag = "service",
+    operation_id = "service_analytics",
+    security(("api_key" = [])),
+    description = "The service's figures. Requires a service API key (`X-API-Key`).",
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn analytics(c: ServiceCaller, s: web::Data<AppState>) -> Answer {
     let figures = s.registry.service_figures(c.service_id.clone()).await?;
     let users = s.registry.service_user_ids(c.service_id.clone()).await?;
@@ -326,6 +462,18 @@ fn info_json(s: &ServiceView) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/service/info",
+    tag = "service",
+    operation_id = "service_info",
+    security(("api_key" = [])),
+    description = "The calling service. Requires a service API key (`X-API-Key`).",
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn info(
     caller: ServiceCaller,
     state: web::Data<AppState>,
@@ -334,6 +482,19 @@ async fn info(
     Ok(HttpResponse::Ok().json(info_json(&service)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/service/info",
+    tag = "service",
+    operation_id = "service_patch_info",
+    security(("api_key" = [])),
+    description = "Change the calling service. Requires a service API key (`X-API-Key`).",
+    request_body(content = InfoBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn patch_info(
     caller: ServiceCaller,
     body: web::Json<InfoBody>,

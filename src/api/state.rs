@@ -27,6 +27,8 @@ pub struct AppState {
     pub config: Config,
     /// RFC 8414 metadata, serialized once.
     pub metadata: Vec<u8>,
+    /// `/openapi.json`, serialized once.
+    pub openapi: Vec<u8>,
     /// Argon2id off the workers, at the lowest priority.
     pub passwords: PasswordPool,
     /// Service API keys, for `X-API-Key`.

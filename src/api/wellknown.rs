@@ -4,19 +4,28 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::api::AppState;
+use crate::api::routes::routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(["/.well-known/jwks.json", "/oauth2/v1/jwks"]).get(jwks)).service(
-        web::resource([
-            "/.well-known/oauth-authorization-server",
-            "/.well-known/openid-configuration",
-        ])
-        .get(metadata_doc),
-    );
+routes! {
+    "/.well-known/jwks.json" => { get: jwks },
+    "/oauth2/v1/jwks" => { get: jwks },
+    "/.well-known/oauth-authorization-server" => { get: metadata_doc },
+    "/.well-known/openid-configuration" => { get: metadata_doc },
 }
 
 /// The pre-serialized JWKS of the current snapshot, cacheable for `jwks_max_age`: the
 /// rotation rules are written so that a verifier caching it that long never misses a key.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "discovery",
+    operation_id = "discovery_jwks",
+    description = "The signing keys (RFC 7517); also at /oauth2/v1/jwks.",
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let keys = state.issuer.keys().load();
     let cache = format!("public, max-age={}", state.config.jwks_max_age);
@@ -43,6 +52,17 @@ fn matches_etag(tag: &str, etag: &str) -> bool {
     tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
 }
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "discovery",
+    operation_id = "discovery_metadata_doc",
+    description = "Authorization server metadata (RFC 8414); also at /.well-known/openid-configuration.",
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn metadata_doc(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))

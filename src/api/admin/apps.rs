@@ -9,24 +9,18 @@ use tessera_storage::AppRecord;
 
 use super::{AdminError, Bearer, PageQuery, rfc3339};
 use crate::api::AppState;
+use crate::api::routes::routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/v1/apps").route(web::get().to(list)).route(web::post().to(create)),
-    )
-    .service(
-        web::resource("/api/v1/apps/{id}")
-            .route(web::get().to(get))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete)),
-    )
-    .service(web::resource("/api/v1/apps/{id}/secrets/rotate/start").post(rotate_start))
-    .service(web::resource("/api/v1/apps/{id}/secrets/rotate").post(rotate_complete))
-    .service(web::resource("/api/v1/apps/{id}/secrets/rotate/cancel").post(rotate_cancel));
+routes! {
+    "/api/v1/apps" => { get: list, post: create },
+    "/api/v1/apps/{id}" => { get: get, put: update, delete: delete },
+    "/api/v1/apps/{id}/secrets/rotate/start" => { post: rotate_start },
+    "/api/v1/apps/{id}/secrets/rotate" => { post: rotate_complete },
+    "/api/v1/apps/{id}/secrets/rotate/cancel" => { post: rotate_cancel },
 }
 
 /// A new app (`POST /api/v1/apps`).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewAppBody {
     name: String,
@@ -65,7 +59,7 @@ impl From<NewAppBody> for NewApp {
 
 /// A change to an app (`PUT /api/v1/apps/{id}`); `accessTokenTtlSecs` and `publicKeyJwk` may
 /// be `null` to clear them, which is why those two tell absent from `null`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AppPatchBody {
     name: Option<String>,
@@ -130,6 +124,19 @@ pub fn view(app: &AppRecord) -> Value {
     v
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/apps",
+    tag = "apps",
+    operation_id = "apps_list",
+    security(("bearer" = ["read_app"])),
+    description = "List apps. Requires the scope `read_app` (or `root`).",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn list(
     caller: Bearer,
     query: web::Query<PageQuery>,
@@ -141,6 +148,19 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({ "apps": apps, "count": page.total })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/apps/{id}",
+    tag = "apps",
+    operation_id = "apps_get",
+    security(("bearer" = ["read_app"])),
+    description = "One app. Requires the scope `read_app` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn get(
     caller: Bearer,
     id: web::Path<String>,
@@ -151,6 +171,19 @@ async fn get(
     Ok(HttpResponse::Ok().json(json!({ "app": view(&app) })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/apps",
+    tag = "apps",
+    operation_id = "apps_create",
+    security(("bearer" = ["write_app"])),
+    description = "Create a app. Requires the scope `write_app` (or `root`).",
+    request_body(content = NewAppBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn create(
     caller: Bearer,
     body: web::Json<NewAppBody>,
@@ -167,6 +200,20 @@ async fn create(
         .json(json!({ "app": v })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/apps/{id}",
+    tag = "apps",
+    operation_id = "apps_update",
+    security(("bearer" = ["write_app"])),
+    description = "Change a app. Requires the scope `write_app` (or `root`).",
+    request_body(content = AppPatchBody, content_type = "application/json"),
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn update(
     caller: Bearer,
     id: web::Path<String>,
@@ -180,6 +227,19 @@ async fn update(
     Ok(HttpResponse::Ok().json(json!({ "app": view(&app) })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/apps/{id}",
+    tag = "apps",
+    operation_id = "apps_delete",
+    security(("bearer" = ["write_app"])),
+    description = "Delete a app. Requires the scope `write_app` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 204, description = "Done."),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn delete(
     caller: Bearer,
     id: web::Path<String>,
@@ -209,6 +269,19 @@ async fn rotate(
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/apps/{id}/secrets/rotate/start",
+    tag = "apps",
+    operation_id = "apps_rotate_start",
+    security(("bearer" = ["write_app"])),
+    description = "Start a secret rotation: a second secret, shown once. Requires the scope `write_app` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn rotate_start(
     c: Bearer,
     id: web::Path<String>,
@@ -217,6 +290,19 @@ async fn rotate_start(
     rotate(c, id, s, RotationStep::Start).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/apps/{id}/secrets/rotate",
+    tag = "apps",
+    operation_id = "apps_rotate_complete",
+    security(("bearer" = ["write_app"])),
+    description = "Complete a secret rotation: only the new secret works. Requires the scope `write_app` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn rotate_complete(
     c: Bearer,
     id: web::Path<String>,
@@ -225,6 +311,19 @@ async fn rotate_complete(
     rotate(c, id, s, RotationStep::Complete).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/apps/{id}/secrets/rotate/cancel",
+    tag = "apps",
+    operation_id = "apps_rotate_cancel",
+    security(("bearer" = ["write_app"])),
+    description = "Cancel a secret rotation. Requires the scope `write_app` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn rotate_cancel(
     c: Bearer,
     id: web::Path<String>,

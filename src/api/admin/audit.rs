@@ -10,16 +10,18 @@ use tessera_storage::{AuditOutcome, Logged};
 
 use super::{AdminError, Bearer, rfc3339};
 use crate::api::AppState;
+use crate::api::routes::routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v1/audit").get(list));
+routes! {
+    "/api/v1/audit" => { get: list },
 }
 
 /// Events per page unless asked: as many as a list of records.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AuditQuery {
     after: Option<String>,
@@ -43,6 +45,19 @@ pub fn event_json(logged: &Logged) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    operation_id = "audit_list",
+    security(("bearer" = ["read_audit"])),
+    description = "The audit log, oldest first, paged by cursor. Requires the scope `read_audit` (or `root`).",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn list(
     caller: Bearer,
     q: web::Query<AuditQuery>,

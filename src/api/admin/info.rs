@@ -4,8 +4,25 @@ use actix_web::{HttpResponse, web};
 
 use super::{AdminError, Bearer};
 use crate::api::AppState;
+use crate::api::routes::routes;
+
+routes! {
+    "/info" => { get: info },
+}
 
 /// Any valid admin token may read it: the `Bearer` extractor is the whole check.
+#[utoipa::path(
+    get,
+    path = "/info",
+    tag = "admin",
+    operation_id = "admin_info",
+    security(("bearer" = [])),
+    description = "The server's client-facing configuration; any valid admin token. Requires any admin token.",
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 pub async fn info(_token: Bearer, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     let c = &state.config;
     let s = &state.issuer.settings;

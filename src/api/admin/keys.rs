@@ -7,13 +7,14 @@ use tessera_core::keys::KeyInfo;
 
 use super::{AdminError, Bearer, rfc3339};
 use crate::api::AppState;
+use crate::api::routes::routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v1/keys").get(list))
-        .service(web::resource("/api/v1/keys/rotate").post(rotate));
+routes! {
+    "/api/v1/keys" => { get: list },
+    "/api/v1/keys/rotate" => { post: rotate },
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateBody {
     #[serde(default)]
@@ -39,12 +40,37 @@ pub fn view(keys: &[KeyInfo]) -> serde_json::Value {
     serde_json::json!({ "keys": keys })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "keys",
+    operation_id = "keys_list",
+    security(("bearer" = ["read_key"])),
+    description = "The signing keys and their states. Requires the scope `read_key` (or `root`).",
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn list(caller: Bearer, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     caller.require("read_key")?;
     Ok(HttpResponse::Ok().json(view(&state.keyring.list().await?)))
 }
 
 /// The body is optional: an empty body is a safe rotation.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/rotate",
+    tag = "keys",
+    operation_id = "keys_rotate",
+    security(("bearer" = ["write_key"])),
+    description = "Rotate the signing key (409 while not yet safe, unless forced). Requires the scope `write_key` (or `root`).",
+    request_body(content = Option<RotateBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn rotate(
     caller: Bearer,
     body: Result<web::Bytes, actix_web::Error>,

@@ -1,34 +1,37 @@
 //! The S2S admin API (docs/api.md, Admin API): bearer-authenticated, scope-gated, Melody Auth envelopes.
 
-mod apps;
+pub(crate) mod apps;
 pub use apps::view as app_view;
 pub mod audit;
-mod bearer;
-mod error;
-mod info;
+pub(crate) mod bearer;
+pub(crate) mod error;
+pub(crate) mod info;
 pub mod keys;
-mod providers;
-mod scopes;
-mod services;
-mod users;
+pub(crate) mod providers;
+pub(crate) mod scopes;
+pub(crate) mod services;
+pub(crate) mod users;
 
 pub use bearer::Bearer;
 pub use error::AdminError;
 pub use users::user_json;
 
 use actix_web::web;
+
+use crate::api::routes::Area;
 use tessera_core::registry::Page;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/info").get(info::info));
-    apps::configure(cfg);
-    audit::configure(cfg);
-    keys::configure(cfg);
-    scopes::configure(cfg);
-    users::configure(cfg);
-    services::configure(cfg);
-    providers::configure(cfg);
-}
+/// The admin API's areas: their routes, and how each registers them.
+pub const AREAS: &[Area] = &[
+    (info::ROUTES, info::configure),
+    (apps::ROUTES, apps::configure),
+    (audit::ROUTES, audit::configure),
+    (keys::ROUTES, keys::configure),
+    (scopes::ROUTES, scopes::configure),
+    (users::ROUTES, users::configure),
+    (services::ROUTES, services::configure),
+    (providers::ROUTES, providers::configure),
+];
 
 /// JSON bodies: bounded, and any fault (syntax, unknown field, wrong type) is a `400` that
 /// says what was wrong.
@@ -49,7 +52,8 @@ pub fn path_config() -> web::PathConfig {
 }
 
 /// `pageSize` and `pageNumber` (1-based), as Melody Auth lists take them.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PageQuery {
     page_size: Option<usize>,

@@ -8,15 +8,16 @@ use tessera_core::registry::providers::{NewProvider, ProviderView};
 
 use super::{AdminError, Bearer, rfc3339};
 use crate::api::AppState;
+use crate::api::routes::routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v1/providers").get(list).post(create))
-        .service(web::resource("/api/v1/providers/{id}").get(get).route(web::delete().to(delete)));
+routes! {
+    "/api/v1/providers" => { get: list, post: create },
+    "/api/v1/providers/{id}" => { get: get, delete: delete },
 }
 
 type Answer = Result<HttpResponse, AdminError>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ProviderBody {
     name: String,
@@ -45,6 +46,18 @@ fn view(p: &ProviderView) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/providers",
+    tag = "providers",
+    operation_id = "providers_list",
+    security(("bearer" = ["read_service"])),
+    description = "List providers. Requires the scope `read_service` (or `root`).",
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn list(caller: Bearer, s: web::Data<AppState>) -> Answer {
     caller.require("read_service")?;
     let providers = s.registry.providers().await?;
@@ -54,12 +67,38 @@ async fn list(caller: Bearer, s: web::Data<AppState>) -> Answer {
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/providers/{id}",
+    tag = "providers",
+    operation_id = "providers_get",
+    security(("bearer" = ["read_service"])),
+    description = "One provider. Requires the scope `read_service` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn get(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("read_service")?;
     let provider = s.registry.provider(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "provider": view(&provider) })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/providers",
+    tag = "providers",
+    operation_id = "providers_create",
+    security(("bearer" = ["write_service"])),
+    description = "Create a provider. Requires the scope `write_service` (or `root`).",
+    request_body(content = ProviderBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn create(caller: Bearer, body: web::Json<ProviderBody>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
     let provider = caller.registry(&s).create_provider(body.into_inner().into()).await?;
@@ -67,6 +106,19 @@ async fn create(caller: Bearer, body: web::Json<ProviderBody>, s: web::Data<AppS
     Ok(HttpResponse::Created().json(json!({ "provider": view(&provider) })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/providers/{id}",
+    tag = "providers",
+    operation_id = "providers_delete",
+    security(("bearer" = ["write_service"])),
+    description = "Delete a provider. Requires the scope `write_service` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 204, description = "Done."),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
     caller.registry(&s).delete_provider(id.into_inner()).await?;

@@ -9,27 +9,18 @@ use tessera_core::registry::scopes::{RolePatch, RoleView, ScopePatch, ScopeView}
 
 use super::{AdminError, Bearer, PageQuery};
 use crate::api::AppState;
+use crate::api::routes::routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v1/scopes").get(list_scopes).post(create_scope))
-        .service(
-            web::resource("/api/v1/scopes/{id}")
-                .get(get_scope)
-                .route(web::put().to(update_scope))
-                .route(web::delete().to(delete_scope)),
-        )
-        .service(web::resource("/api/v1/roles").get(list_roles).post(create_role))
-        .service(
-            web::resource("/api/v1/roles/{id}")
-                .get(get_role)
-                .route(web::put().to(update_role))
-                .route(web::delete().to(delete_role)),
-        );
+routes! {
+    "/api/v1/scopes" => { get: list_scopes, post: create_scope },
+    "/api/v1/scopes/{id}" => { get: get_scope, put: update_scope, delete: delete_scope },
+    "/api/v1/roles" => { get: list_roles, post: create_role },
+    "/api/v1/roles/{id}" => { get: get_role, put: update_role, delete: delete_role },
 }
 
 type Answer = Result<HttpResponse, AdminError>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ScopeBody {
     name: Option<String>,
@@ -44,7 +35,7 @@ impl From<ScopeBody> for ScopePatch {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RoleBody {
     name: Option<String>,
@@ -70,6 +61,19 @@ fn role_json(r: &RoleView) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/scopes",
+    tag = "scopes",
+    operation_id = "scopes_list_scopes",
+    security(("bearer" = ["read_scope"])),
+    description = "List scopes. Requires the scope `read_scope` (or `root`).",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn list_scopes(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppState>) -> Answer {
     caller.require("read_scope")?;
     let page = s.registry.list_scopes(q.page()?).await?;
@@ -77,12 +81,38 @@ async fn list_scopes(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppS
     Ok(HttpResponse::Ok().json(json!({ "scopes": scopes, "count": page.total })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/scopes/{id}",
+    tag = "scopes",
+    operation_id = "scopes_get_scope",
+    security(("bearer" = ["read_scope"])),
+    description = "One scope. Requires the scope `read_scope` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn get_scope(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("read_scope")?;
     let scope = s.registry.scope(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "scope": scope_json(&scope) })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/scopes",
+    tag = "scopes",
+    operation_id = "scopes_create_scope",
+    security(("bearer" = ["write_scope"])),
+    description = "Create a scope. Requires the scope `write_scope` (or `root`).",
+    request_body(content = ScopeBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn create_scope(
     caller: Bearer,
     body: web::Json<ScopeBody>,
@@ -94,6 +124,20 @@ async fn create_scope(
     Ok(HttpResponse::Created().json(json!({ "scope": scope_json(&scope) })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/scopes/{id}",
+    tag = "scopes",
+    operation_id = "scopes_update_scope",
+    security(("bearer" = ["write_scope"])),
+    description = "Change a scope. Requires the scope `write_scope` (or `root`).",
+    request_body(content = ScopeBody, content_type = "application/json"),
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn update_scope(
     caller: Bearer,
     id: web::Path<String>,
@@ -107,6 +151,19 @@ async fn update_scope(
     Ok(HttpResponse::Ok().json(json!({ "scope": scope_json(&scope) })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/scopes/{id}",
+    tag = "scopes",
+    operation_id = "scopes_delete_scope",
+    security(("bearer" = ["write_scope"])),
+    description = "Delete a scope. Requires the scope `write_scope` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 204, description = "Done."),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn delete_scope(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_scope")?;
     let id = id.into_inner();
@@ -115,6 +172,19 @@ async fn delete_scope(caller: Bearer, id: web::Path<String>, s: web::Data<AppSta
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/roles",
+    tag = "roles",
+    operation_id = "roles_list_roles",
+    security(("bearer" = ["read_role"])),
+    description = "List roles. Requires the scope `read_role` (or `root`).",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn list_roles(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppState>) -> Answer {
     caller.require("read_role")?;
     let page = s.registry.list_roles(q.page()?).await?;
@@ -122,12 +192,38 @@ async fn list_roles(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppSt
     Ok(HttpResponse::Ok().json(json!({ "roles": roles, "count": page.total })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/roles/{id}",
+    tag = "roles",
+    operation_id = "roles_get_role",
+    security(("bearer" = ["read_role"])),
+    description = "One role. Requires the scope `read_role` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn get_role(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("read_role")?;
     let role = s.registry.role(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "role": role_json(&role) })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/roles",
+    tag = "roles",
+    operation_id = "roles_create_role",
+    security(("bearer" = ["write_role"])),
+    description = "Create a role. Requires the scope `write_role` (or `root`).",
+    request_body(content = RoleBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn create_role(caller: Bearer, body: web::Json<RoleBody>, s: web::Data<AppState>) -> Answer {
     caller.require("write_role")?;
     let role = caller.registry(&s).create_role(caller.caller(), body.into_inner().into()).await?;
@@ -135,6 +231,20 @@ async fn create_role(caller: Bearer, body: web::Json<RoleBody>, s: web::Data<App
     Ok(HttpResponse::Created().json(json!({ "role": role_json(&role) })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/roles/{id}",
+    tag = "roles",
+    operation_id = "roles_update_role",
+    security(("bearer" = ["write_role"])),
+    description = "Change a role. Requires the scope `write_role` (or `root`).",
+    request_body(content = RoleBody, content_type = "application/json"),
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn update_role(
     caller: Bearer,
     id: web::Path<String>,
@@ -148,6 +258,19 @@ async fn update_role(
     Ok(HttpResponse::Ok().json(json!({ "role": role_json(&role) })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/roles/{id}",
+    tag = "roles",
+    operation_id = "roles_delete_role",
+    security(("bearer" = ["write_role"])),
+    description = "Delete a role. Requires the scope `write_role` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 204, description = "Done."),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn delete_role(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_role")?;
     let id = id.into_inner();

@@ -8,26 +8,19 @@ use tessera_core::registry::services::{ServicePatch, ServiceView};
 
 use super::{AdminError, Bearer, PageQuery, rfc3339};
 use crate::api::AppState;
+use crate::api::routes::routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v1/services").get(list).post(create))
-        .service(
-            web::resource("/api/v1/services/{id}")
-                .get(get)
-                .route(web::put().to(update))
-                .route(web::delete().to(delete)),
-        )
-        .service(web::resource("/api/v1/services/{id}/api-keys").post(issue_key))
-        .service(
-            web::resource("/api/v1/services/{id}/api-keys/{key_id}")
-                .route(web::delete().to(revoke_key)),
-        );
+routes! {
+    "/api/v1/services" => { get: list, post: create },
+    "/api/v1/services/{id}" => { get: get, put: update, delete: delete },
+    "/api/v1/services/{id}/api-keys" => { post: issue_key },
+    "/api/v1/services/{id}/api-keys/{key_id}" => { delete: revoke_key },
 }
 
 type Answer = Result<HttpResponse, AdminError>;
 
 /// A new service, or a change to one, as operators send it.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ServiceBody {
     name: Option<String>,
@@ -58,6 +51,19 @@ fn view(s: &ServiceView) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services",
+    tag = "services",
+    operation_id = "services_list",
+    security(("bearer" = ["read_service"])),
+    description = "List services. Requires the scope `read_service` (or `root`).",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn list(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppState>) -> Answer {
     caller.require("read_service")?;
     let page = s.registry.list_services(q.page()?).await?;
@@ -65,12 +71,38 @@ async fn list(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppState>) 
     Ok(HttpResponse::Ok().json(json!({ "services": services, "count": page.total })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{id}",
+    tag = "services",
+    operation_id = "services_get",
+    security(("bearer" = ["read_service"])),
+    description = "One service. Requires the scope `read_service` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn get(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("read_service")?;
     let service = s.registry.service(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "service": view(&service) })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/services",
+    tag = "services",
+    operation_id = "services_create",
+    security(("bearer" = ["write_service"])),
+    description = "Create a service. Requires the scope `write_service` (or `root`).",
+    request_body(content = ServiceBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn create(caller: Bearer, body: web::Json<ServiceBody>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
     let (service, key) = caller.registry(&s).create_service(body.into_inner().into()).await?;
@@ -80,6 +112,20 @@ async fn create(caller: Bearer, body: web::Json<ServiceBody>, s: web::Data<AppSt
         .json(json!({ "service": view(&service), "apiKey": key })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/services/{id}",
+    tag = "services",
+    operation_id = "services_update",
+    security(("bearer" = ["write_service"])),
+    description = "Change a service. Requires the scope `write_service` (or `root`).",
+    request_body(content = ServiceBody, content_type = "application/json"),
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn update(
     caller: Bearer,
     id: web::Path<String>,
@@ -92,6 +138,19 @@ async fn update(
     Ok(HttpResponse::Ok().json(json!({ "service": view(&service) })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/services/{id}",
+    tag = "services",
+    operation_id = "services_delete",
+    security(("bearer" = ["write_service"])),
+    description = "Delete a service. Requires the scope `write_service` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 204, description = "Done."),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
     let id = id.into_inner();
@@ -100,6 +159,19 @@ async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/services/{id}/api-keys",
+    tag = "services",
+    operation_id = "services_issue_key",
+    security(("bearer" = ["write_service"])),
+    description = "Issue another API key, shown once. Requires the scope `write_service` (or `root`).",
+    params(("id" = String, Path, description = "the record's id")),
+    responses(
+        (status = 201, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn issue_key(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_service")?;
     let (key, secret) = caller.registry(&s).issue_api_key(id.into_inner()).await?;
@@ -109,6 +181,19 @@ async fn issue_key(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/services/{id}/api-keys/{key_id}",
+    tag = "services",
+    operation_id = "services_revoke_key",
+    security(("bearer" = ["write_service"])),
+    description = "Revoke an API key. Requires the scope `write_service` (or `root`).",
+    params(("id" = String, Path, description = "the record's id"), ("key_id" = String, Path, description = "the API key's id")),
+    responses(
+        (status = 204, description = "Done."),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn revoke_key(
     caller: Bearer,
     path: web::Path<(String, String)>,

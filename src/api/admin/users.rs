@@ -8,21 +8,17 @@ use tessera_core::registry::users::{Invitation, UserPatch, UserView};
 
 use super::{AdminError, Bearer, PageQuery, rfc3339};
 use crate::api::AppState;
+use crate::api::routes::routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v1/users").get(list))
-        .service(web::resource("/api/v1/users/invitations").post(invite))
-        .service(
-            web::resource("/api/v1/users/{auth_id}")
-                .get(get)
-                .route(web::put().to(update))
-                .route(web::delete().to(delete)),
-        );
+routes! {
+    "/api/v1/users" => { get: list },
+    "/api/v1/users/invitations" => { post: invite },
+    "/api/v1/users/{auth_id}" => { get: get, put: update, delete: delete },
 }
 
 type Answer = Result<HttpResponse, AdminError>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UserPatchBody {
     first_name: Option<String>,
@@ -31,7 +27,7 @@ struct UserPatchBody {
     roles: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct InvitationBody {
     email: String,
@@ -55,6 +51,19 @@ pub fn user_json(u: &UserView) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    operation_id = "users_list",
+    security(("bearer" = ["read_user"])),
+    description = "List users. Requires the scope `read_user` (or `root`).",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn list(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppState>) -> Answer {
     caller.require("read_user")?;
     let page = s.registry.list_users(q.page()?).await?;
@@ -62,12 +71,39 @@ async fn list(caller: Bearer, q: web::Query<PageQuery>, s: web::Data<AppState>) 
     Ok(HttpResponse::Ok().json(json!({ "users": users, "count": page.total })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{auth_id}",
+    tag = "users",
+    operation_id = "users_get",
+    security(("bearer" = ["read_user"])),
+    description = "One user. Requires the scope `read_user` (or `root`).",
+    params(("auth_id" = String, Path, description = "the user's auth id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn get(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("read_user")?;
     let user = s.registry.user(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{auth_id}",
+    tag = "users",
+    operation_id = "users_update",
+    security(("bearer" = ["write_user"])),
+    description = "Change a user. Requires the scope `write_user` (or `root`).",
+    request_body(content = UserPatchBody, content_type = "application/json"),
+    params(("auth_id" = String, Path, description = "the user's auth id")),
+    responses(
+        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn update(
     caller: Bearer,
     id: web::Path<String>,
@@ -82,6 +118,19 @@ async fn update(
     Ok(HttpResponse::Ok().json(json!({ "user": user_json(&user) })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{auth_id}",
+    tag = "users",
+    operation_id = "users_delete",
+    security(("bearer" = ["write_user"])),
+    description = "Delete a user. Requires the scope `write_user` (or `root`).",
+    params(("auth_id" = String, Path, description = "the user's auth id")),
+    responses(
+        (status = 204, description = "Done."),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -> Answer {
     caller.require("write_user")?;
     let auth_id = id.into_inner();
@@ -92,6 +141,19 @@ async fn delete(caller: Bearer, id: web::Path<String>, s: web::Data<AppState>) -
 
 /// `201` with the inactive user and its one-time `invitationToken` (shown only here), which
 /// `POST /consumer/invitations/accept` turns into an active user with a password.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/invitations",
+    tag = "users",
+    operation_id = "users_invite",
+    security(("bearer" = ["write_user"])),
+    description = "Invite a user: an inactive user and a one-time token. Requires the scope `write_user` (or `root`).",
+    request_body(content = InvitationBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Done.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn invite(caller: Bearer, body: web::Json<InvitationBody>, s: web::Data<AppState>) -> Answer {
     caller.require("write_user")?;
     let InvitationBody { email, username, first_name, last_name, roles } = body.into_inner();
