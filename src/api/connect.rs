@@ -407,7 +407,8 @@ fn flow_binding(provider_state: &str) -> (String, String) {
     params(("state" = String, Path, description = "the request's one-time state")),
     responses(
         (status = 200, description = "Done.", body = String, content_type = "text/html"),
-        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+        (status = 303, description = "On to the next step."),
+        (status = "default", description = "An error page.", body = String, content_type = "text/html"),
     ),
 )]
 async fn hosted(
@@ -481,10 +482,11 @@ fn checked_form<F>(
     tag = "connect",
     operation_id = "connect_sign_in",
     description = "Sign in during the hosted flow (form).",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::api::openapi::SignInForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 303, description = "Done."),
-        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+        (status = 200, description = "A page.", body = String, content_type = "text/html"),
+        (status = 303, description = "On to the next step."),
+        (status = "default", description = "An error page.", body = String, content_type = "text/html"),
     ),
 )]
 async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
@@ -541,10 +543,11 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>)
     tag = "connect",
     operation_id = "connect_sign_out",
     description = "Sign out of the hosted flow (form).",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::api::openapi::SignOutForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 303, description = "Done."),
-        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+        (status = 200, description = "A page.", body = String, content_type = "text/html"),
+        (status = 303, description = "On to the next step."),
+        (status = "default", description = "An error page.", body = String, content_type = "text/html"),
     ),
 )]
 async fn sign_out(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
@@ -577,8 +580,9 @@ async fn sign_out(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
     operation_id = "connect_callback",
     description = "The provider's redirect back to Tessera.",
     responses(
-        (status = 303, description = "Done."),
-        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+        (status = 200, description = "A page.", body = String, content_type = "text/html"),
+        (status = 303, description = "On to the next step."),
+        (status = "default", description = "An error page.", body = String, content_type = "text/html"),
     ),
 )]
 async fn callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

@@ -18,7 +18,7 @@ routes! {
     operation_id = "operations_healthz",
     description = "Liveness: the process answers.",
     responses(
-        (status = 200, description = "Done.", body = Object, content_type = "application/json"),
+        (status = 200, description = "Done.", body = String, content_type = "text/plain"),
         (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
     ),
 )]

@@ -75,7 +75,7 @@ fn authorization(req: &HttpRequest) -> Result<Option<&str>, OAuthError> {
     operation_id = "oauth2_token",
     security(("client" = []), ()),
     description = "Token endpoint (RFC 6749 §3.2): client_credentials, refresh_token, and the other grants in docs/api.md. Also answered at /oauth2/token, /token and /authorization/token. The client authenticates with HTTP Basic, form credentials or private_key_jwt.",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::api::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Done.", body = Object, content_type = "application/json"),
         (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
@@ -189,7 +189,7 @@ fn is_jwt(token: &str) -> bool {
     operation_id = "oauth2_introspect",
     security(("client" = []), ()),
     description = "Token introspection (RFC 7662), for any authenticated app. The client authenticates with HTTP Basic, form credentials or private_key_jwt.",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::api::openapi::TokenHintForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Done.", body = Object, content_type = "application/json"),
         (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
@@ -247,7 +247,7 @@ async fn introspect(
     operation_id = "oauth2_revoke",
     security(("client" = []), ()),
     description = "Token revocation (RFC 7009). The client authenticates with HTTP Basic, form credentials or private_key_jwt.",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::api::openapi::TokenHintForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Done."),
         (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),

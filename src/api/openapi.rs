@@ -112,6 +112,57 @@ impl Modify for Schemes {
     }
 }
 
+// The form bodies the OAuth endpoints and the hosted flow read. They are parsed from raw
+// bytes (so that a repeated parameter can be refused), never through these types: the types
+// only describe the forms.
+
+/// RFC 6749 §4.4 and §6 (and the other grants of docs/api.md).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TokenForm {
+    grant_type: String,
+    scope: Option<String>,
+    refresh_token: Option<String>,
+    resource: Option<String>,
+    audience: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// RFC 7662 §2.1 and RFC 7009 §2.1.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TokenHintForm {
+    token: String,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// The hosted flow's sign-in form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SignInForm {
+    state: String,
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+/// The hosted flow's sign-out form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SignOutForm {
+    csrf: String,
+    state: Option<String>,
+}
+
 /// Paths that answer exactly as another one does: (alias, path documented).
 const ALIASES: &[(&str, &str)] = &[
     ("/oauth2/token", "/oauth2/v1/token"),

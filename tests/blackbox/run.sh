@@ -5,8 +5,10 @@
 #   TESSERA_BIN=path/to/tessera tests/blackbox/run.sh
 #
 # Starts one server on a free loopback port with a temporary data dir, runs the Python suite
-# (pytest: Authlib, requests-oauthlib, PyJWT, requests) and then the JS suite (node --test: jose,
-# openid-client, oauth4webapi), prints both summaries and exits non-zero if either failed.
+# (pytest: Authlib, requests-oauthlib, PyJWT, requests), the JS suite (node --test: jose,
+# openid-client, oauth4webapi, headless Chromium) and then a property-based API fuzzer
+# (schemathesis) against /openapi.json for SCHEMATHESIS_SECONDS (default 90), prints the
+# summaries and exits non-zero if any failed.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -73,13 +75,38 @@ done
 curl -fsS "$TESSERA_URL/healthz" >/dev/null || { log "server not healthy"; cat "$WORK/server.err" >&2; exit 1; }
 
 # --- suites -----------------------------------------------------------------------------------
+# What a reader may want to look at afterwards (the Swagger UI screenshot).
+export TESSERA_ARTIFACTS="${TESSERA_ARTIFACTS:-$ROOT/target/blackbox}"
+mkdir -p "$TESSERA_ARTIFACTS"
 py_rc=0
 (cd "$HERE/python" && "$HERE/.venv/bin/python" -m pytest -q -p no:cacheprovider) \
   2>&1 | tee "$WORK/pytest.log" || py_rc=$?
 js_rc=0
 (cd "$HERE/js" && node --test) 2>&1 | tee "$WORK/node.log" || js_rc=$?
 
-if [[ $py_rc -ne 0 || $js_rc -ne 0 ]]; then
+# The fuzzer last: it changes whatever its admin token may change. Its own venv, since its
+# dependencies are not the suites' pinned ones.
+log "installing schemathesis"
+if [[ ! -x "$HERE/.venv-fuzz/bin/python" ]]; then "$PYTHON" -m venv "$HERE/.venv-fuzz"; fi
+"$HERE/.venv-fuzz/bin/python" -m pip install --quiet --disable-pip-version-check \
+  -r "$HERE/fuzz-requirements.txt"
+field() { "$HERE/.venv/bin/python" -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+ADMIN_TOKEN="$(curl -fsS -u "$TESSERA_ROOT_CLIENT_ID:$TESSERA_ROOT_CLIENT_SECRET" \
+  -d grant_type=client_credentials "$TESSERA_URL/oauth2/v1/token" | field '["access_token"]')"
+SERVICE_KEY="$(curl -fsS -H "Authorization: Bearer $ADMIN_TOKEN" -H 'content-type: application/json' \
+  -d '{"name":"fuzzed"}' "$TESSERA_URL/api/v1/services" | field '["apiKey"]')"
+st_rc=0
+# From the work directory, where it keeps its example database.
+(cd "$WORK" && "$HERE/.venv-fuzz/bin/schemathesis" run "$TESSERA_URL/openapi.json" \
+  -H "Authorization: Bearer $ADMIN_TOKEN" -H "X-API-Key: $SERVICE_KEY" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+  --max-time "${SCHEMATHESIS_SECONDS:-90}" --workers 2 --no-color) \
+  >"$TESSERA_ARTIFACTS/schemathesis.log" 2>&1 || st_rc=$?
+# Its findings in full (they come before its summary), or the summary alone.
+if [[ $st_rc -ne 0 ]]; then cat "$TESSERA_ARTIFACTS/schemathesis.log"; else
+  sed -n '/= SUMMARY =/,$p' "$TESSERA_ARTIFACTS/schemathesis.log"; fi
+
+if [[ $py_rc -ne 0 || $js_rc -ne 0 || $st_rc -ne 0 ]]; then
   log "server log (stderr, last 40 lines):"; tail -n 40 "$WORK/server.err" >&2 || true
 fi
 
@@ -105,4 +132,7 @@ skipped += n(r"(?m)^# skipped (\d+)$", js) + n(r"(?m)^# todo (\d+)$", js)
 print(f"blackbox: {passed} passed, {failed} failed, {skipped} skipped")
 PY
 
-[[ $py_rc -eq 0 && $js_rc -eq 0 ]]
+grep -E '^=+ .*(passed|failures?|errors?|warnings?).* in [0-9.]+s' "$TESSERA_ARTIFACTS/schemathesis.log" | tail -n 1 \
+  | sed 's/^/schemathesis: /' || echo "schemathesis: no summary line (exit $st_rc)"
+
+[[ $py_rc -eq 0 && $js_rc -eq 0 && $st_rc -eq 0 ]]
