@@ -100,9 +100,10 @@ async fn log_request(
     let started = Instant::now();
     let method = req.method().clone();
     let id = RequestId::of(req.headers());
-    req.extensions_mut().insert(id.clone());
     // Every line logged while the request runs carries its id.
     let span = tracing::info_span!("request", request_id = id.as_str());
+    // Lent to the handlers (the audit log records it) and taken back for the answer.
+    req.extensions_mut().insert(id);
     let res = next.call(req).instrument(span.clone()).await?;
     let logged = span.enter();
     let status = res.status().as_u16();
@@ -112,15 +113,18 @@ async fn log_request(
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         state.metrics.http_request(route, status);
     }
-    let client_id = res.request().extensions().get::<ClientTag>().map(|t| t.0.clone());
-    let client_id = client_id.as_deref().unwrap_or("-");
     let is_routine = status < 400
         && (route.ends_with("/token") || route.contains("jwks") || route.ends_with('z'));
-    if is_routine {
-        tracing::debug!(%method, route, status, latency_us, client_id, "request");
-    } else {
-        tracing::info!(%method, route, status, latency_us, client_id, "request");
+    {
+        let extensions = res.request().extensions();
+        let client_id = extensions.get::<ClientTag>().map_or("-", |t| t.0.as_str());
+        if is_routine {
+            tracing::debug!(%method, route, status, latency_us, client_id, "request");
+        } else {
+            tracing::info!(%method, route, status, latency_us, client_id, "request");
+        }
     }
     drop(logged);
-    Ok(request_id::stamp(res, &id).await)
+    let id = res.request().extensions_mut().remove::<RequestId>();
+    Ok(request_id::stamp(res, id.as_ref()).await)
 }
