@@ -11,9 +11,7 @@ use serde_json::Value;
 use crate::support::{ROOT_ID, ROOT_SECRET, TestServer};
 
 fn get(url: &str) -> (u16, String, String) {
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut res = agent.get(url).call().expect("HTTP exchange");
+    let mut res = agent().get(url).call().expect("HTTP exchange");
     let kind = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let kind = kind.to_string();
     (res.status().as_u16(), kind, res.body_mut().read_to_string().unwrap_or_default())
@@ -76,6 +74,19 @@ fn spawn(dir: &tempfile::TempDir, args: &[&str], log: &str) -> (Killed, ChildStd
     (Killed(child), stdout)
 }
 
+/// The main listener's URL, as the server prints it.
+fn address(stdout: ChildStdout) -> String {
+    BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("tessera listening on ").map(|u| u.trim().to_string()))
+        .expect("tessera printed its address")
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
 /// Killed however the test ends, so a failed assertion leaves no server behind.
 struct Killed(std::process::Child);
 
@@ -120,13 +131,8 @@ fn issue_11_log_lines_name_the_request_id() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, stdout) = spawn(&dir, &[], "info");
     let stderr = server.0.stderr.take().unwrap();
-    let url = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("tessera listening on ").map(|u| u.trim().to_string()))
-        .expect("tessera printed its address");
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let url = address(stdout);
+    let agent = agent();
     let res = agent
         .post(format!("{url}/oauth2/v1/token"))
         .header("x-request-id", "trace-in-the-log-42")
@@ -148,13 +154,8 @@ fn issue_11_audit_events_reach_the_log_under_target_audit() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, stdout) = spawn(&dir, &[], "warn,audit=info");
     let stderr = server.0.stderr.take().unwrap();
-    let url = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("tessera listening on ").map(|u| u.trim().to_string()))
-        .expect("tessera printed its address");
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let url = address(stdout);
+    let agent = agent();
     let basic = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         format!("{ROOT_ID}:{ROOT_SECRET}"),
