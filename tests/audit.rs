@@ -193,6 +193,13 @@ fn issue_11_the_audit_log_is_read_with_read_audit_and_paged_by_cursor() {
     let denied =
         server.admin("GET", "/api/v1/audit", &server.token(&other, &other_secret, None), None);
     assert_eq!((denied.status, denied.json()["error"].clone()), (403, json!("insufficient_scope")));
+    // The refusal is committed with the grant store's next batch: wait for it.
+    for _ in 0..100 {
+        if events_after(&server, "").0.iter().any(|e| e["action"] == "request.denied") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let first = server.admin("GET", "/api/v1/audit?pageSize=2", &auditor, None).json();
     let events = first["events"].as_array().unwrap();
     assert_eq!(events.len(), 2);
@@ -202,7 +209,15 @@ fn issue_11_the_audit_log_is_read_with_read_audit_and_paged_by_cursor() {
     assert!(events[0]["at"].as_str().unwrap().ends_with('Z'));
     let next = first["next"].as_str().unwrap();
     let rest = server.admin("GET", &format!("/api/v1/audit?after={next}"), &auditor, None).json();
-    assert_eq!(rest["events"].as_array().unwrap().len(), 3, "{rest}");
+    let rest_events = rest["events"].as_array().unwrap();
+    assert_eq!(rest_events.len(), 4, "three more creates and the refusal: {rest}");
+    // A call refused for its scope is audited too, by whom and on which route.
+    let denial = &rest_events[3];
+    assert_eq!(denial["action"], "request.denied");
+    assert_eq!(denial["actor"], format!("app:{other}"));
+    assert_eq!(denial["target"], "route:GET /api/v1/audit");
+    assert_eq!(denial["outcome"], "refused");
+    assert_eq!(denial["reason"], "this call needs the scope 'read_audit'");
     assert_ne!(rest["events"][0]["id"], events[1]["id"]);
     let end = rest["next"].as_str().unwrap();
     let empty = server.admin("GET", &format!("/api/v1/audit?after={end}"), &auditor, None).json();

@@ -5,10 +5,12 @@ use std::future::{Ready, ready};
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use tessera_core::audit::Origin;
+use tessera_core::audit::{self, Origin};
+use tessera_core::grants::GrantStore;
 use tessera_core::policy::{Caller, ROOT};
 use tessera_core::registry::RegistryHandle;
 use tessera_core::tokens::claims::AccessClaims;
+use tessera_storage::GrantOp;
 
 use super::AdminError;
 use crate::api::AppState;
@@ -19,6 +21,16 @@ use crate::api::metrics::AuthMethod;
 pub struct Bearer {
     pub claims: AccessClaims,
     request_id: Option<String>,
+    /// Where a refusal for a missing scope is recorded, and what it names.
+    denials: Denials,
+}
+
+/// What an audit event of a call refused for its scope needs: the grant store that commits
+/// it, the call's route, and the time.
+struct Denials {
+    grants: GrantStore,
+    route: String,
+    at: u64,
 }
 
 impl Bearer {
@@ -26,9 +38,19 @@ impl Bearer {
         self.claims.scopes().any(|s| s == scope || s == ROOT)
     }
 
-    /// `403 insufficient_scope` unless the token holds `scope` or `root`.
+    /// `403 insufficient_scope` unless the token holds `scope` or `root`. A refusal is
+    /// audited: an app probing what it may not do is what an audit log is for.
     pub fn require(&self, scope: &'static str) -> Result<(), AdminError> {
-        if self.has_scope(scope) { Ok(()) } else { Err(AdminError::Forbidden(scope)) }
+        if self.has_scope(scope) {
+            return Ok(());
+        }
+        let refused = AdminError::Forbidden(scope);
+        let Denials { grants, route, at } = &self.denials;
+        let event =
+            self.origin().refusal("request.denied", Some(route.clone()), refused.to_string(), *at);
+        audit::emit(&event);
+        grants.submit_detached(GrantOp::Audit(event));
+        Err(refused)
     }
 
     /// The caller as the audit log names it.
@@ -72,5 +94,7 @@ fn authenticate(req: &HttpRequest) -> Result<Bearer, AdminError> {
         AdminError::Unauthorized
     })?;
     req.extensions_mut().insert(ClientTag(claims.client_id.clone()));
-    Ok(Bearer { claims, request_id: crate::api::request_id::of_request(req) })
+    let route = format!("route:{} {}", req.method(), req.match_pattern().unwrap_or_default());
+    let denials = Denials { grants: state.grants.clone(), route, at: state.issuer.now() };
+    Ok(Bearer { claims, request_id: crate::api::request_id::of_request(req), denials })
 }
