@@ -7,15 +7,14 @@ use super::{Registry, RegistryError, users};
 use crate::tables::client::Client;
 
 impl Registry {
-    /// Commits related changes in one transaction, with the running command's audit event,
-    /// then applies them. Changes that would leave a record as it is are dropped first, so a
-    /// command that changes nothing commits nothing and leaves no event.
+    /// Commits related changes in one transaction, with the running command's audit event
+    /// when they change something, then applies them. They are committed even when memory
+    /// already holds them: on a shared store memory may trail another node's write, and an
+    /// acknowledged write must land.
     pub(super) fn apply(&mut self, mut changes: Vec<RegistryChange>) -> Result<(), RegistryError> {
-        changes.retain(|c| !self.already_holds(c));
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let event = self.audit_event(changes.first().and_then(RegistryChange::entry));
+        let changes_something = changes.iter().any(|c| !self.already_holds(c));
+        let first = changes.first().and_then(RegistryChange::entry);
+        let event = if changes_something { self.audit_event(first) } else { None };
         changes.extend(event.clone().map(RegistryChange::Audit));
         let started = std::time::Instant::now();
         self.store.apply_registry(&changes)?;
@@ -25,7 +24,7 @@ impl Registry {
         Ok(())
     }
 
-    /// Whether `change` puts a record exactly as memory already holds it.
+    /// Whether `change` puts a record exactly as memory already holds it: no event for it.
     fn already_holds(&self, change: &RegistryChange) -> bool {
         use RegistryChange as C;
         match change {

@@ -103,10 +103,10 @@ impl Registry {
     }
 
     fn commit_update(&mut self, record: AppRecord) -> Result<AppRecord, RegistryError> {
-        if self.apps.get(&record.id) == Some(&record) {
-            return Ok(record);
-        }
-        let event = self.audit_event(Some(format!("app:{}", record.id)));
+        // Committed even when memory holds it already (see `apply`), audited only when not.
+        let changes_something = self.apps.get(&record.id) != Some(&record);
+        let target = Some(format!("app:{}", record.id));
+        let event = if changes_something { self.audit_event(target) } else { None };
         self.store.update_app(&record, event.as_ref())?;
         self.audit_committed(event);
         self.remember(vec![RegistryChange::PutApp(record.clone())]);
