@@ -29,6 +29,8 @@ fn family_op() -> GrantOp {
         created_at: 1,
         expires_at: u64::MAX / 2,
         is_revoked: false,
+        audience: None,
+        jkt: None,
     };
     GrantOp::CreateFamily { family, token, token_expires_at: u64::MAX / 2 }
 }

@@ -214,6 +214,18 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The rules the registry applies to every change, for a server whose issuer is
+    /// `issuer_url`.
+    pub fn app_limits(&self, issuer_url: &str) -> tessera_core::registry::AppLimits {
+        let default_audience = self.default_audience.clone().unwrap_or_else(|| issuer_url.into());
+        tessera_core::registry::AppLimits {
+            max_token_ttl: self.max_access_token_ttl,
+            strict_delegation: self.strict_delegation,
+            default_role: self.default_role.clone(),
+            own_audiences: vec![issuer_url.to_string(), default_audience],
+        }
+    }
+
     /// The grant store's sweep: its period and the audit log's retention.
     pub fn sweep(&self) -> tessera_core::grants::Sweep {
         tessera_core::grants::Sweep {

@@ -14,7 +14,7 @@ use tessera_core::follower::{Follower, StoreHealth};
 use tessera_core::grants::{GrantStore, ProviderFlow};
 use tessera_core::keys::ring::RotationRules;
 use tessera_core::keys::{KeyRing, KeyRingHandle};
-use tessera_core::registry::{AppLimits, Registry, RegistryError, RegistryHandle, RootCredentials};
+use tessera_core::registry::{Registry, RegistryError, RegistryHandle, RootCredentials};
 use tessera_core::tokens::issuer::{Issuer, TokenSettings};
 use tessera_storage::{Kek, KekError, PgStore, Storage, Store, StoreError};
 
@@ -132,11 +132,7 @@ pub fn prepare(
     // Read before any snapshot is loaded: the follower starts from here, so a change another
     // node commits while this one loads is applied (perhaps twice, which is harmless).
     let loaded_from = store.version()?;
-    let limits = AppLimits {
-        max_token_ttl: config.max_access_token_ttl,
-        strict_delegation: config.strict_delegation,
-        default_role: config.default_role.clone(),
-    };
+    let limits = config.app_limits(issuer_url);
     let grants = GrantStore::start(Arc::clone(&store), Arc::clone(&clock), config.sweep())?;
     let mut registry =
         Registry::load(Arc::clone(&store), grants.clone(), Arc::clone(&clock), limits)?;

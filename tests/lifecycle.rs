@@ -360,6 +360,8 @@ fn late_family(server: &TestServer, client_id: &str, subject: &str, at: u64) -> 
         created_at: at,
         expires_at: at + 86_400,
         is_revoked: false,
+        audience: None,
+        jkt: None,
     };
     let op = tessera_storage::GrantOp::CreateFamily {
         family,

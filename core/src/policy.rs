@@ -6,7 +6,7 @@
 pub const ROOT: &str = "root";
 
 /// Scopes Tessera defines; they gate its own admin API (docs/api.md, Admin API).
-pub const BUILT_IN_SCOPES: [&str; 14] = [
+pub const BUILT_IN_SCOPES: [&str; 16] = [
     ROOT,
     "read_user",
     "write_user",
@@ -21,6 +21,8 @@ pub const BUILT_IN_SCOPES: [&str; 14] = [
     "read_service",
     "write_service",
     "read_audit",
+    "read_resource",
+    "write_resource",
 ];
 
 /// Roles Tessera defines: `(name, privileged)`. `super_admin` gates cross-app trust (Melody Auth's S2S API);
@@ -94,6 +96,9 @@ pub enum PolicyError {
     /// With `strict_delegation`, a credential of an app is every scope the app holds: a
     /// caller that could take one would hand itself scopes it lacks.
     StrictAppCredential,
+    /// A resource granted to an app holding `root` is part of that app: renaming it, taking
+    /// scopes from it or deleting it would rewrite a root app's grants behind root's back.
+    RootAppResource,
     /// With `strict_delegation`, a rename hands the new name to every app and role that holds
     /// the old one: a caller holding `reports:read` could rename it into any scope it lacks.
     StrictScopeRename,
@@ -125,6 +130,9 @@ impl PolicyError {
             }
             PolicyError::RootAppScope => {
                 "Only an app with the root scope can rename or delete a scope held by an app with the root scope."
+            }
+            PolicyError::RootAppResource => {
+                "Only an app with the root scope can rename, narrow or delete a resource granted to an app with the root scope."
             }
             PolicyError::StrictDelegation => {
                 "With strict_delegation on, a caller without the root scope can grant only scopes it holds."
@@ -187,6 +195,18 @@ pub fn check_change_privileged_user(
 pub fn check_scope_of_root_app(caller: &Caller, held_by_root_app: bool) -> Result<(), PolicyError> {
     if held_by_root_app && !caller.is_root() {
         return Err(PolicyError::RootAppScope);
+    }
+    Ok(())
+}
+
+/// Only a root caller may rename, narrow or delete a resource an app holding `root` has a
+/// grant for.
+pub fn check_resource_of_root_app(
+    caller: &Caller,
+    granted_to_root_app: bool,
+) -> Result<(), PolicyError> {
+    if granted_to_root_app && !caller.is_root() {
+        return Err(PolicyError::RootAppResource);
     }
     Ok(())
 }

@@ -289,9 +289,12 @@ async fn scrape(state: web::Data<AppState>) -> HttpResponse {
         }
     }
     if let Ok(counts) = state.registry.counts().await {
-        for (kind, n) in
-            [("app", counts.apps), ("user", counts.users), ("service", counts.services)]
-        {
+        for (kind, n) in [
+            ("app", counts.apps),
+            ("user", counts.users),
+            ("service", counts.services),
+            ("resource", counts.resources),
+        ] {
             metrics.registered.get_or_create(&KindLabels { kind }).set(gauge(n));
         }
     }

@@ -86,6 +86,8 @@ pub fn metadata(issuer: &str) -> Vec<u8> {
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "scopes_supported": tessera_core::policy::BUILT_IN_SCOPES,
+        // RFC 8707: a `resource` must name a registered resource the client is granted.
+        "resource_indicators_supported": true,
     })
     .to_string()
     .into_bytes()

@@ -14,7 +14,7 @@ use tessera_core::keys::{KeyRing, KeyRingHandle};
 use tessera_core::policy::Caller;
 use tessera_core::registry::apps::RotationStep;
 use tessera_core::registry::apps::fields::NewApp;
-use tessera_core::registry::{AppLimits, Page, Registry, RegistryHandle};
+use tessera_core::registry::{Page, Registry, RegistryHandle};
 use tessera_storage::{Storage, Store, StoreError};
 
 use super::remote::{self, RemoteError, ServerArgs};
@@ -189,11 +189,8 @@ pub fn apps(command: AppsCommand) -> ExitCode {
     let dir = dir.clone();
     finish((|| {
         let (store, config) = open(&dir)?;
-        let limits = AppLimits {
-            max_token_ttl: config.max_access_token_ttl,
-            strict_delegation: config.strict_delegation,
-            default_role: config.default_role.clone(),
-        };
+        let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+        let limits = config.app_limits(&issuer);
         let clock = Arc::new(SystemClock);
         let grants = GrantStore::start(Arc::clone(&store), clock.clone(), config.sweep())?;
         let registry = Registry::load(store, grants.clone(), clock, limits)?;

@@ -30,6 +30,7 @@ pub struct Dump {
     /// "service\0user" → record.
     pub subscriptions: Vec<(String, Vec<u8>)>,
     pub providers: Vec<(String, Vec<u8>)>,
+    pub resources: Vec<(String, Vec<u8>)>,
     pub connects: Vec<(String, Vec<u8>)>,
     /// The state we gave a provider → the request's state.
     pub provider_states: Vec<(String, String)>,
@@ -58,6 +59,7 @@ impl Dump {
             ("service_users", self.service_users.len()),
             ("subscriptions", self.subscriptions.len()),
             ("providers", self.providers.len()),
+            ("resources", self.resources.len()),
             ("connects", self.connects.len()),
             ("provider_states", self.provider_states.len()),
             ("provider_grants", self.provider_grants.len()),
@@ -85,6 +87,7 @@ impl Dump {
         by_key(&mut self.service_users);
         by_key(&mut self.subscriptions);
         by_key(&mut self.providers);
+        by_key(&mut self.resources);
         by_key(&mut self.connects);
         by_key(&mut self.provider_states);
         by_key(&mut self.provider_grants);

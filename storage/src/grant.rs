@@ -30,6 +30,12 @@ pub struct FamilyRecord {
     /// When the newest refresh token of the family expires.
     pub expires_at: u64,
     pub is_revoked: bool,
+    /// The resource its tokens are for (RFC 8707); none for the default audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The DPoP key its refresh tokens are bound to (RFC 9449 §5), as a JWK thumbprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 /// How a refresh token is found and checked: a 16-byte selector (time-ordered, so new tokens

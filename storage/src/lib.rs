@@ -32,8 +32,8 @@ pub use postgres::PgStore;
 pub use postgres::test_cluster;
 pub use redb::Store;
 pub use registry::{
-    ApiKeyRecord, AppRecord, DisabledBy, ProviderRecord, RegistryChange, RoleRecord, ScopeRecord,
-    ServiceRecord, SubscriptionRecord, UserRecord,
+    ApiKeyRecord, AppRecord, DisabledBy, ProviderRecord, RegistryChange, ResourceRecord, RoleRecord,
+    ScopeRecord, ServiceRecord, SubscriptionRecord, UserRecord,
 };
 pub use seal::{Kek, KekError};
 
@@ -79,6 +79,8 @@ pub trait Storage: Send + Sync + 'static {
         user: &str,
         provider: &str,
     ) -> Result<Option<ProviderGrant>, StoreError>;
+    /// Every resource.
+    fn load_resources(&self) -> Result<Vec<ResourceRecord>, StoreError>;
     /// Every provider, secrets opened with the KEK.
     fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError>;
     /// The signing keys, private parts opened with the KEK.

@@ -146,6 +146,8 @@ fn family(id: &str, client_id: &str, subject: &str, expires_at: u64) -> FamilyRe
         created_at: 1,
         expires_at,
         is_revoked: false,
+        audience: None,
+        jkt: None,
     }
 }
 

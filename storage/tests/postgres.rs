@@ -52,6 +52,8 @@ fn of_eight_spends_on_two_nodes_exactly_one_wins_and_the_rest_end_the_family() {
             created_at: 1,
             expires_at: 1_000,
             is_revoked: false,
+            audience: None,
+            jkt: None,
         };
         let first = token(round * 10);
         let create = GrantOp::CreateFamily { family, token: first, token_expires_at: 900 };

@@ -23,6 +23,9 @@ pub enum OAuthError {
     UnsupportedGrantType,
     /// RFC 6749 §5.2 `invalid_scope`, naming the scope the client does not hold.
     InvalidScope(String),
+    /// RFC 8707 §2 `invalid_target`: the resource is unknown, not granted to the client, or
+    /// named more than once.
+    InvalidTarget(&'static str),
     /// RFC 6585 §4: too many failed authentications from this client or address.
     TooManyRequests { retry_after: u64 },
     /// RFC 9110 §15.5.16: neither form nor JSON, or an encoded body.
@@ -43,6 +46,10 @@ pub enum Cause {
     PasswordQueue,
     Store,
 }
+
+/// What a token request naming a resource it may not have is told, whichever the reason, so
+/// that a client cannot probe which resources exist.
+pub const TARGET_REFUSED: &str = "the resource is not registered or not granted to this client";
 
 /// What every refused refresh token is told, reused or not.
 pub const REFRESH_REFUSED: &str = "the refresh token is invalid, expired or revoked";
@@ -78,6 +85,7 @@ impl OAuthError {
             OAuthError::UnauthorizedClient => "unauthorized_client",
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::TooManyRequests { .. } => "slow_down",
             OAuthError::ServerError => "server_error",
             OAuthError::TemporarilyUnavailable { .. } => "temporarily_unavailable",
@@ -86,7 +94,9 @@ impl OAuthError {
 
     pub fn description(&self) -> Cow<'static, str> {
         match self {
-            OAuthError::InvalidRequest(why) | OAuthError::InvalidGrant(why) => Cow::Borrowed(why),
+            OAuthError::InvalidRequest(why)
+            | OAuthError::InvalidGrant(why)
+            | OAuthError::InvalidTarget(why) => Cow::Borrowed(why),
             OAuthError::RefreshReused => Cow::Borrowed(REFRESH_REFUSED),
             OAuthError::InvalidClient { .. } => Cow::Borrowed("client authentication failed"),
             OAuthError::UnauthorizedClient => {

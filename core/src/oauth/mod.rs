@@ -6,4 +6,4 @@ pub mod connect_form;
 mod error;
 pub mod request;
 
-pub use error::{Cause, OAuthError, REFRESH_REFUSED};
+pub use error::{Cause, OAuthError, REFRESH_REFUSED, TARGET_REFUSED};

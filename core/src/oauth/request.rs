@@ -103,6 +103,9 @@ struct Params {
     client_assertion: Option<String>,
     token: Option<String>,
     token_type_hint: Option<String>,
+    /// `resource` or `audience` came twice: RFC 8707 §2 answers `invalid_target`, not the
+    /// `invalid_request` of any other repeated parameter.
+    has_two_targets: bool,
 }
 
 impl Params {
@@ -123,6 +126,10 @@ impl Params {
             _ => return Ok(()), // RFC 6749 §3.2: unrecognized parameters are ignored
         };
         if value.is_empty() {
+            return Ok(());
+        }
+        if slot.is_some() && matches!(name, "resource" | "audience") {
+            self.has_two_targets = true;
             return Ok(());
         }
         if slot.is_some() {
@@ -187,9 +194,11 @@ pub fn parse(
     let Some(grant_type) = params.grant_type else {
         return Err(OAuthError::InvalidRequest("grant_type is required"));
     };
-    if params.resource.is_some() && params.audience.is_some() && params.resource != params.audience
-    {
-        return Err(OAuthError::InvalidRequest("resource and audience disagree"));
+    let disagree = params.resource.is_some()
+        && params.audience.is_some()
+        && params.resource != params.audience;
+    if params.has_two_targets || disagree {
+        return Err(OAuthError::InvalidTarget("a token request names at most one resource"));
     }
     Ok(TokenRequest {
         grant_type,

@@ -4,7 +4,6 @@
 use tessera_storage::RegistryChange;
 
 use super::{Registry, RegistryError, users};
-use crate::tables::client::Client;
 
 impl Registry {
     /// Commits related changes in one transaction, with the running command's audit event
@@ -38,6 +37,7 @@ impl Registry {
                 self.subscriptions.get(&(s.service_id.clone(), s.user_id.clone())) == Some(s)
             }
             C::PutProvider(p) => self.providers.get(&p.id) == Some(p),
+            C::PutResource(r) => self.resources.get(&r.id) == Some(r),
             _ => false,
         }
     }
@@ -59,8 +59,19 @@ impl Registry {
     fn remember_one(&mut self, change: RegistryChange) {
         match change {
             RegistryChange::PutApp(app) => {
-                self.client_table.put(Client::from_record(&app));
+                self.publish_app(&app);
                 self.apps.insert(app.id.clone(), app);
+            }
+            RegistryChange::PutResource(resource) => {
+                let identifier = resource.identifier.clone();
+                self.resources.insert(resource.id.clone(), resource);
+                // Its lifetime travels in the grants of the apps that hold one.
+                for app in self.apps.values().filter(|a| a.resources.contains_key(&identifier)) {
+                    self.publish_app(app);
+                }
+            }
+            RegistryChange::DeleteResource(id) => {
+                self.resources.remove(&id);
             }
             RegistryChange::PutScope(scope) => {
                 self.scopes.insert(scope.id.clone(), scope);

@@ -65,6 +65,7 @@ pub enum ConflictKind {
     ScopeName(String),
     RoleName(String),
     ProviderName(String),
+    ResourceIdentifier(String),
     Login,
     Subscription,
     RotationUnderWay,
@@ -78,6 +79,9 @@ impl ConflictKind {
             ConflictKind::ScopeName(name) => format!("a scope named '{name}' already exists"),
             ConflictKind::RoleName(name) => format!("a role named '{name}' already exists"),
             ConflictKind::ProviderName(name) => format!("a provider named '{name}' already exists"),
+            ConflictKind::ResourceIdentifier(identifier) => {
+                format!("a resource with the identifier '{identifier}' already exists")
+            }
             ConflictKind::Login => "a user with that username or email already exists".into(),
             ConflictKind::Subscription => "the user already has a subscription; PATCH it".into(),
             ConflictKind::RotationUnderWay => {

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use tessera_storage::StoreError;
 
 use super::{Registry, keyed, users};
-use crate::tables::client::Client;
 
 /// The kinds of registry record a batch of change-log entries touched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,6 +20,7 @@ pub struct Touched {
     pub service_users: bool,
     pub subscriptions: bool,
     pub providers: bool,
+    pub resources: bool,
 }
 
 impl Touched {
@@ -37,6 +37,7 @@ impl Touched {
             "service_user" => &mut self.service_users,
             "subscription" => &mut self.subscriptions,
             "provider" => &mut self.providers,
+            "resource" => &mut self.resources,
             _ => return false,
         };
         *flag = true;
@@ -63,16 +64,27 @@ impl Registry {
         let subscriptions =
             touched.subscriptions.then(|| store.load_subscriptions()).transpose()?;
         let providers = touched.providers.then(|| store.load_providers()).transpose()?;
+        let resources = touched.resources.then(|| store.load_resources()).transpose()?;
+
+        // Before the apps: their grants are published with the resources' lifetimes.
+        let resources_moved = resources.is_some();
+        if let Some(resources) = resources {
+            self.resources = keyed(resources, |r| r.id.clone());
+        }
 
         if let Some(apps) = apps {
             let apps = keyed(apps, |a| a.id.clone());
             for gone in self.apps.values().filter(|a| !apps.contains_key(&a.id)) {
                 self.client_table.remove(&gone.client_id);
             }
-            for app in apps.values() {
-                self.client_table.put(Client::from_record(app));
-            }
             self.apps = apps;
+        }
+        if touched.apps || resources_moved {
+            for app in self.apps.values() {
+                if touched.apps || !app.resources.is_empty() {
+                    self.publish_app(app);
+                }
+            }
         }
         if let Some(scopes) = scopes {
             self.scopes = keyed(scopes, |s| s.id.clone());

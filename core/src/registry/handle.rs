@@ -3,12 +3,13 @@
 //! reaches the same checks through the one actor.
 
 use actix::{Actor, Addr, ArbiterHandle};
-use tessera_storage::{AppRecord, ProviderRecord, SubscriptionRecord};
+use tessera_storage::{AppRecord, ProviderRecord, ResourceRecord, SubscriptionRecord};
 
 use super::apps::RotationStep;
 use super::apps::fields::{AppPatch, NewApp};
 use super::follow::Touched;
 use super::providers::{NewProvider, ProviderView};
+use super::resources::ResourcePatch;
 use super::scopes::{RolePatch, RoleView, ScopePatch, ScopeView};
 use super::services::members::{NewServiceUser, ServiceUser, SubscriptionPatch};
 use super::services::{ApiKeyView, ServicePatch, ServiceView};
@@ -224,6 +225,19 @@ commands! {
         = |r| Ok(r.provider_by_name(&name).cloned());
     ProviderById => fn provider_by_id(id: String) -> Option<ProviderRecord>
         = |r| Ok(r.providers.get(&id).cloned());
+
+    ListResources => fn list_resources(page: Page) -> Listed<ResourceRecord>
+        = |r| Ok(r.list_resources(page));
+    GetResource => fn resource(id: String) -> ResourceRecord = |r| r.resource(&id).cloned();
+    CreateResource => fn create_resource(input: ResourcePatch) -> ResourceRecord,
+        audit "resource.create"
+        = |r| r.create_resource(input);
+    UpdateResource => fn update_resource(caller: Caller, id: String, patch: ResourcePatch)
+        -> ResourceRecord, audit "resource.update" on "resource" id
+        = |r| r.update_resource(&caller, &id, patch);
+    DeleteResource => fn delete_resource(caller: Caller, id: String) -> (),
+        audit "resource.delete" on "resource" id
+        = |r| r.delete_resource(&caller, &id);
 
     /// Another node changed these kinds: reload them from the store.
     Reload => fn reload(touched: Touched) -> () = |r| r.reload(touched).map_err(RegistryError::from);

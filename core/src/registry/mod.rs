@@ -1,5 +1,5 @@
 //! The registry: the one owner of apps and their secrets, scopes, roles, users, services with
-//! their API keys, and providers. Every change passes `policy`, commits durably, and only then
+//! their API keys, providers and resources. Every change passes `policy`, commits durably, and only then
 //! reaches the published tables (`tables/`) that the hot path reads; one module per record kind.
 
 mod apply;
@@ -10,6 +10,7 @@ pub mod follow;
 mod handle;
 mod page;
 pub mod providers;
+pub mod resources;
 pub mod scopes;
 pub mod services;
 pub mod users;
@@ -19,8 +20,8 @@ use std::sync::Arc;
 
 use actix::{Actor, Context};
 use tessera_storage::{
-    ApiKeyRecord, AppRecord, GrantOp, ProviderRecord, RoleRecord, ScopeRecord, ServiceRecord,
-    Storage, StoreError, SubscriptionRecord, UserRecord,
+    ApiKeyRecord, AppRecord, GrantOp, ProviderRecord, ResourceRecord, RoleRecord, ScopeRecord,
+    ServiceRecord, Storage, StoreError, SubscriptionRecord, UserRecord,
 };
 
 use crate::auth::secret::{new_client_id, new_secret};
@@ -44,6 +45,9 @@ pub struct AppLimits {
     /// `default_role`: the role new users get unasked. Its scopes reach anyone who registers,
     /// so the rules that guard granting must know which role it is.
     pub default_role: String,
+    /// The audiences of Tessera's own tokens (the issuer, `default_audience`): no resource may
+    /// take one, or its tokens would open the admin API.
+    pub own_audiences: Vec<String>,
 }
 
 /// The root app's credentials: the operator's, or generated on first start.
@@ -64,6 +68,7 @@ pub struct Counts {
     pub apps: usize,
     pub users: usize,
     pub services: usize,
+    pub resources: usize,
 }
 
 pub struct Registry {
@@ -85,6 +90,8 @@ pub struct Registry {
     service_users: BTreeSet<(String, String)>,
     subscriptions: BTreeMap<(String, String), SubscriptionRecord>,
     providers: BTreeMap<String, ProviderRecord>,
+    /// Resources by id.
+    resources: BTreeMap<String, ResourceRecord>,
     client_table: ClientTable,
     user_table: UserTable,
     service_keys: ServiceKeys,
@@ -94,7 +101,12 @@ pub struct Registry {
 
 impl Registry {
     fn counts(&self) -> Counts {
-        Counts { apps: self.apps.len(), users: self.users.len(), services: self.services.len() }
+        Counts {
+            apps: self.apps.len(),
+            users: self.users.len(),
+            services: self.services.len(),
+            resources: self.resources.len(),
+        }
     }
 
     /// Loads every record and publishes the tables before the actor starts serving.
@@ -124,6 +136,7 @@ impl Registry {
                 .map(|s| ((s.service_id.clone(), s.user_id.clone()), s))
                 .collect(),
             providers: keyed(store.load_providers()?, |p| p.id.clone()),
+            resources: keyed(store.load_resources()?, |r| r.id.clone()),
             client_table: ClientTable::default(),
             user_table: UserTable::default(),
             service_keys: ServiceKeys::default(),
@@ -134,13 +147,21 @@ impl Registry {
             limits,
         };
         for app in registry.apps.values() {
-            registry.client_table.put(Client::from_record(app));
+            registry.publish_app(app);
         }
         for key in registry.api_keys.values() {
             registry.service_keys.put(key);
         }
         registry.republish_users();
         Ok(registry)
+    }
+
+    /// Publishes an app to the hot path, each of its grants with its resource's lifetime.
+    fn publish_app(&self, app: &AppRecord) {
+        let ttl = |identifier: &str| {
+            self.resource_by_identifier(identifier).and_then(|r| r.access_token_ttl_secs)
+        };
+        self.client_table.put(Client::from_record(app, ttl));
     }
 
     /// The published apps, for the issuer.

@@ -5,6 +5,7 @@
 
 use tessera_storage::{RegistryChange, RoleRecord, ScopeRecord};
 
+use super::resources::all_scopes;
 use super::{ConflictKind, Listed, Page, Registry, RegistryError};
 use crate::auth::secret::random_token;
 use crate::policy::{self, BUILT_IN_ROLES, BUILT_IN_SCOPES, Caller, PolicyError};
@@ -138,10 +139,10 @@ impl Registry {
         Ok(view)
     }
 
-    /// Whether an app holding `root` also holds the scope `name`.
+    /// Whether an app holding `root` also holds the scope `name`, for itself or for a resource.
     fn is_held_by_root_app(&self, name: &str) -> bool {
         self.apps.values().any(|a| {
-            a.scopes.iter().any(|s| s == policy::ROOT) && a.scopes.iter().any(|s| s == name)
+            a.scopes.iter().any(|s| s == policy::ROOT) && all_scopes(a).iter().any(|s| s == name)
         })
     }
 
@@ -151,11 +152,12 @@ impl Registry {
         self.roles.values().any(|r| r.is_privileged && r.scopes.iter().any(|s| s == name))
     }
 
-    /// Whether any app or role holds the scope `name`.
+    /// Whether any app (for itself or a resource), role or resource holds the scope `name`.
     fn is_held(&self, name: &str) -> bool {
         let holds = |scopes: &[String]| scopes.iter().any(|s| s == name);
-        self.apps.values().any(|a| holds(&a.scopes))
+        self.apps.values().any(|a| holds(&all_scopes(a)))
             || self.roles.values().any(|r| holds(&r.scopes))
+            || self.resources.values().any(|r| holds(&r.scopes))
     }
 
     /// A rename reaches every app and role that names the scope, in one transaction.
@@ -207,7 +209,7 @@ impl Registry {
         self.apply(changes)
     }
 
-    /// The app and role changes that rename (or, with `None`, remove) a scope name.
+    /// The app, role and resource changes that rename (or, with `None`, remove) a scope name.
     fn replace_scope_everywhere(&self, old: &str, new: Option<&str>) -> Vec<RegistryChange> {
         let rewrite = |scopes: &[String]| -> Option<Vec<String>> {
             if !scopes.iter().any(|s| s == old) {
@@ -225,11 +227,26 @@ impl Registry {
         let now = self.clock.now();
         let mut changes = Vec::new();
         for app in self.apps.values() {
+            let mut changed = app.clone();
             if let Some(scopes) = rewrite(&app.scopes) {
-                let mut app = app.clone();
-                app.scopes = scopes;
-                app.updated_at = now;
-                changes.push(RegistryChange::PutApp(app));
+                changed.scopes = scopes;
+            }
+            for granted in changed.resources.values_mut() {
+                if let Some(scopes) = rewrite(granted) {
+                    *granted = scopes;
+                }
+            }
+            if changed != *app {
+                changed.updated_at = now;
+                changes.push(RegistryChange::PutApp(changed));
+            }
+        }
+        for resource in self.resources.values() {
+            if let Some(scopes) = rewrite(&resource.scopes) {
+                let mut resource = resource.clone();
+                resource.scopes = scopes;
+                resource.updated_at = now;
+                changes.push(RegistryChange::PutResource(resource));
             }
         }
         for role in self.roles.values() {

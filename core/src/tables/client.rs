@@ -23,10 +23,26 @@ pub struct Client {
     pub claims_fragment: String,
     /// The Ed25519 key its client assertions must be signed with (`private_key_jwt`).
     pub public_key: Option<[u8; 32]>,
+    /// What it may ask of each resource (RFC 8707), sorted by identifier.
+    resources: Vec<ResourceGrant>,
+    /// Every token request must carry a DPoP proof.
+    pub require_dpop: bool,
+}
+
+/// An app's grant for one resource, with the resource's token lifetime folded in so that a
+/// token request naming it reads this client alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceGrant {
+    pub identifier: String,
+    pub scopes: Vec<String>,
+    /// The resource's `accessTokenTtlSecs`, which wins over the app's.
+    pub ttl: Option<u64>,
 }
 
 impl Client {
-    pub fn from_record(app: &AppRecord) -> Client {
+    /// The client as the hot path reads it; `resource_ttl` gives each granted resource's token
+    /// lifetime (a grant names a registered resource, the registry sees to that).
+    pub fn from_record(app: &AppRecord, resource_ttl: impl Fn(&str) -> Option<u64>) -> Client {
         let secrets = std::iter::once(&app.secret_hash)
             .chain(app.next_secret_hash.as_ref())
             .filter_map(|h| from_hex(h))
@@ -43,7 +59,24 @@ impl Client {
             ttl: app.access_token_ttl_secs,
             claims_fragment: claims[1..claims.len() - 1].to_string(),
             public_key: app.public_key_jwk.as_ref().and_then(jwk_key_bytes),
+            // A BTreeMap iterates in key order: sorted, as `grant` searches it.
+            resources: app
+                .resources
+                .iter()
+                .map(|(identifier, scopes)| ResourceGrant {
+                    identifier: identifier.clone(),
+                    scopes: scopes.clone(),
+                    ttl: resource_ttl(identifier),
+                })
+                .collect(),
+            require_dpop: app.require_dpop,
         }
+    }
+
+    /// Its grant for the resource `identifier`, if it holds one.
+    pub fn grant(&self, identifier: &str) -> Option<&ResourceGrant> {
+        let at = self.resources.binary_search_by(|g| g.identifier.as_str().cmp(identifier)).ok()?;
+        Some(&self.resources[at])
     }
 }
 
@@ -70,6 +103,8 @@ impl Client {
             ttl: None,
             claims_fragment: String::new(),
             public_key: None,
+            resources: Vec::new(),
+            require_dpop: false,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::auth::secret::time_ordered_id;
 use crate::clock::SharedClock;
 use crate::grants::{GrantError, GrantStore};
 use crate::keys::keyset::{SharedKeySet, Signer};
-use crate::oauth::OAuthError;
+use crate::oauth::{OAuthError, TARGET_REFUSED};
 use crate::oauth::assertion;
 use crate::oauth::request::{Credentials, TokenRequest};
 use crate::policy::grant_scope;
@@ -87,13 +87,29 @@ pub struct Attempt {
     reserved: [Option<Reservation>; 2],
 }
 
+/// What a token request may get for the audience it names.
+pub(super) struct Target<'c> {
+    pub audience: &'c str,
+    /// The scopes it may ask for there.
+    pub scopes: &'c [String],
+    pub ttl: u64,
+    /// The resource named, kept with a refresh family so that its refreshes stay there.
+    pub resource: Option<&'c str>,
+}
+
+/// What a new refresh family is opened for.
+pub(super) struct Opened<'a> {
+    pub subject: &'a str,
+    pub scope: &'a str,
+    pub resource: Option<&'a str>,
+}
+
 /// An access token as minted: the compact JWS and the claims grant state keeps.
 pub struct Minted {
     pub token: String,
     pub exp: u64,
 }
 
-const MAX_AUDIENCE: usize = 512;
 pub(super) const INVALID_GRANT: OAuthError =
     OAuthError::InvalidGrant(crate::oauth::REFRESH_REFUSED);
 
@@ -173,7 +189,8 @@ impl Issuer {
         let audience = self.settings.default_audience.clone();
         let minted =
             self.mint(&self.consumer, auth_id, &scope, &audience, ttl, now, Some(&family))?;
-        let refresh = self.open_family(family, &self.consumer, auth_id, &scope, now).await?;
+        let opened = Opened { subject: auth_id, scope: &scope, resource: None };
+        let refresh = self.open_family(family, &self.consumer, opened, now).await?;
         let mut issued = self.issued(minted, ttl, now, scope, Some(refresh), &self.consumer);
         issued.client_id = auth_id.to_string();
         self.analytics.count_user_token(auth_id, now);
@@ -252,10 +269,10 @@ impl Issuer {
         if !client.has_client_credentials {
             return Err(OAuthError::UnauthorizedClient);
         }
-        let scope = grant_scope(req.scope.as_deref(), &client.scopes)
+        let target = self.target(&client, req.audience.as_deref())?;
+        let scope = grant_scope(req.scope.as_deref(), target.scopes)
             .map_err(|s| OAuthError::InvalidScope(s.to_string()))?;
-        let audience = self.audience(req)?;
-        let ttl = self.ttl(&client);
+        let Target { audience, ttl, resource, .. } = target;
         if !client.has_refresh_token {
             let minted = self.mint(&client, &client.client_id, &scope, audience, ttl, now, None)?;
             return Ok(self.issued(minted, ttl, now, scope, None, &client));
@@ -263,8 +280,8 @@ impl Issuer {
         let family = time_ordered_id();
         let minted =
             self.mint(&client, &client.client_id, &scope, audience, ttl, now, Some(&family))?;
-        let refresh_token =
-            self.open_family(family, &client, &client.client_id, &scope, now).await?;
+        let opened = Opened { subject: &client.client_id, scope: &scope, resource };
+        let refresh_token = self.open_family(family, &client, opened, now).await?;
         Ok(self.issued(minted, ttl, now, scope, Some(refresh_token), &client))
     }
 
@@ -288,18 +305,25 @@ impl Issuer {
         }
     }
 
-    pub(super) fn audience<'r>(&'r self, req: &'r TokenRequest) -> Result<&'r str, OAuthError> {
-        match req.audience.as_deref() {
-            Some(a) if a.len() > MAX_AUDIENCE => {
-                Err(OAuthError::InvalidRequest("resource is too long"))
-            }
-            Some(a) => Ok(a),
-            None => Ok(&self.settings.default_audience),
-        }
-    }
-
-    pub(super) fn ttl(&self, client: &Client) -> u64 {
-        client.ttl.unwrap_or(self.settings.default_ttl).min(self.settings.max_ttl)
+    /// What a request naming `resource` (RFC 8707) may get: the client's grant for it, or,
+    /// when it names none (or Tessera's own default audience), the client's own scopes.
+    /// A resource that is unknown or not granted is one answer: a client learns nothing of
+    /// the resources it may not use.
+    pub(super) fn target<'c>(
+        &'c self,
+        client: &'c Client,
+        resource: Option<&str>,
+    ) -> Result<Target<'c>, OAuthError> {
+        let settings = &self.settings;
+        let Some(identifier) = resource.filter(|r| *r != settings.default_audience) else {
+            let ttl = client.ttl.unwrap_or(settings.default_ttl).min(settings.max_ttl);
+            let audience = &settings.default_audience;
+            return Ok(Target { audience, scopes: &client.scopes, ttl, resource: None });
+        };
+        let grant = client.grant(identifier).ok_or(OAuthError::InvalidTarget(TARGET_REFUSED))?;
+        let ttl = grant.ttl.or(client.ttl).unwrap_or(settings.default_ttl).min(settings.max_ttl);
+        let audience = grant.identifier.as_str();
+        Ok(Target { audience, scopes: &grant.scopes, ttl, resource: Some(audience) })
     }
 
     /// Authenticates the client, if the request names one: `Ok(None)` when it sent no

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use tessera_storage::{AuditEvent, FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
 
-use super::issuer::{INVALID_GRANT, Issued, Issuer, grant_failure, store_failure};
+use super::issuer::{INVALID_GRANT, Issued, Issuer, Opened, grant_failure, store_failure};
 use crate::auth::secret::{new_split_secret, parse_split_secret};
-use crate::oauth::OAuthError;
+use crate::oauth::{OAuthError, TARGET_REFUSED};
 use crate::oauth::request::{self, TokenRequest};
 use crate::policy::grant_scope;
 use crate::tables::client::{CONSUMER_CLIENT_ID, Client};
@@ -38,8 +38,7 @@ impl Issuer {
         &self,
         id: String,
         client: &Client,
-        subject: &str,
-        scope: &str,
+        opened: Opened<'_>,
         now: u64,
     ) -> Result<String, OAuthError> {
         let (token, key) = new_split_secret();
@@ -47,11 +46,13 @@ impl Issuer {
         let family = FamilyRecord {
             id,
             client_id: client.client_id.clone(),
-            subject: subject.to_string(),
-            scope: scope.to_string(),
+            subject: opened.subject.to_string(),
+            scope: opened.scope.to_string(),
             created_at: now,
             expires_at,
             is_revoked: false,
+            audience: opened.resource.map(str::to_string),
+            jkt: None,
         };
         let op = GrantOp::CreateFamily { family, token: key, token_expires_at: expires_at };
         match self.grants.submit(op).await.map_err(grant_failure)? {
@@ -119,11 +120,18 @@ impl Issuer {
                 None => return Err(self.end_family(hash, None).await),
             }
         };
+        // A family stays with the resource it was granted for (RFC 8707 §2.2 lets a refresh
+        // name it again, never another).
+        let asked = req.audience.as_deref().filter(|a| *a != self.settings.default_audience);
+        if asked.is_some() && asked != family.audience.as_deref() {
+            return Err(OAuthError::InvalidTarget(TARGET_REFUSED));
+        }
+        let target = self.target(&client, family.audience.as_deref())?;
         // Narrow, never widen: within the family's grant and within what the app holds now.
         let held: Vec<String> = family
             .scope
             .split(' ')
-            .filter(|s| !s.is_empty() && client.scopes.iter().any(|c| c == s))
+            .filter(|s| !s.is_empty() && target.scopes.iter().any(|c| c == s))
             .map(String::from)
             .collect();
         let scope = match req.scope.as_deref() {
@@ -131,8 +139,7 @@ impl Issuer {
             Some(requested) => grant_scope(Some(requested), &held)
                 .map_err(|s| OAuthError::InvalidScope(s.to_string()))?,
         };
-        let audience = self.audience(req)?;
-        let ttl = self.ttl(&client);
+        let (audience, ttl) = (target.audience, target.ttl);
         let minted =
             self.mint(&client, &family.subject, &scope, audience, ttl, now, Some(&family.id))?;
         let (next, next_key) = new_split_secret();

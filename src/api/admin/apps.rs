@@ -1,6 +1,8 @@
 //! Apps: CRUD and Stytch-style secret rotation, every change through the registry.
 
 use actix_web::{HttpResponse, web};
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tessera_core::registry::apps::RotationStep;
@@ -38,6 +40,10 @@ struct NewAppBody {
     token_claims: Map<String, Value>,
     access_token_ttl_secs: Option<u64>,
     public_key_jwk: Option<Value>,
+    /// Scopes granted per resource identifier (RFC 8707).
+    #[serde(default)]
+    resources: BTreeMap<String, Vec<String>>,
+    require_dpop: Option<bool>,
 }
 
 impl From<NewAppBody> for NewApp {
@@ -53,6 +59,8 @@ impl From<NewAppBody> for NewApp {
             token_claims: b.token_claims,
             access_token_ttl_secs: b.access_token_ttl_secs,
             public_key_jwk: b.public_key_jwk,
+            resources: b.resources,
+            require_dpop: b.require_dpop,
         }
     }
 }
@@ -73,10 +81,13 @@ struct AppPatchBody {
     access_token_ttl_secs: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
     public_key_jwk: Option<Option<Value>>,
+    /// Replaces every resource grant.
+    resources: Option<BTreeMap<String, Vec<String>>>,
+    require_dpop: Option<bool>,
 }
 
 /// A field that is there, even as `null`, is `Some`.
-fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+pub(super) fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     de: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(de).map(Some)
@@ -94,6 +105,8 @@ impl From<AppPatchBody> for AppPatch {
             token_claims: b.token_claims,
             access_token_ttl_secs: b.access_token_ttl_secs,
             public_key_jwk: b.public_key_jwk,
+            resources: b.resources,
+            require_dpop: b.require_dpop,
         }
     }
 }
@@ -111,6 +124,8 @@ pub fn view(app: &AppRecord) -> Value {
         "isActive": app.is_active,
         "metadata": app.metadata,
         "tokenClaims": app.token_claims,
+        "resources": app.resources,
+        "requireDpop": app.require_dpop,
         "isSecretRotating": app.next_secret_hash.is_some(),
         "createdAt": rfc3339(app.created_at),
         "updatedAt": rfc3339(app.updated_at),

@@ -8,6 +8,7 @@ pub(crate) mod error;
 pub(crate) mod info;
 pub mod keys;
 pub(crate) mod providers;
+pub(crate) mod resources;
 pub(crate) mod scopes;
 pub(crate) mod services;
 pub(crate) mod users;
@@ -31,6 +32,7 @@ pub const AREAS: &[Area] = &[
     (users::ROUTES, users::configure),
     (services::ROUTES, services::configure),
     (providers::ROUTES, providers::configure),
+    (resources::ROUTES, resources::configure),
 ];
 
 /// JSON bodies: bounded, and any fault (syntax, unknown field, wrong type) is a `400` that

@@ -27,6 +27,7 @@ const TABLES: &[&str] = &[
     "service_users",
     "subscriptions",
     "providers",
+    "resources",
     "connects",
     "provider_states",
     "provider_grants",
@@ -77,6 +78,7 @@ pub(super) async fn export(client: &impl GenericClient) -> Result<Dump, StoreErr
         })
         .await?,
         providers: read(client, "SELECT id, record FROM providers", records).await?,
+        resources: read(client, "SELECT id, record FROM resources", records).await?,
         connects: read(client, "SELECT state, record FROM connects", records).await?,
         provider_states: read(client, "SELECT provider_state, state FROM provider_states", |r| {
             Ok((col(r, 0)?, col(r, 1)?))
@@ -181,6 +183,7 @@ pub(super) async fn import(w: &Writer<'_>, dump: &Dump) -> Result<(), StoreError
         ("services", &dump.services),
         ("api_keys", &dump.api_keys),
         ("providers", &dump.providers),
+        ("resources", &dump.resources),
     ] {
         insert(txn, &format!("{table} (id, record)"), rows, id_record).await?;
     }

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(u32, &str, Runs)] = &[
     (3, include_str!("migrations/0003_change_times.sql"), Runs::Everywhere),
     (4, include_str!("migrations/0004_change_notify.sql"), Runs::PostgresOnly),
     (5, include_str!("migrations/0005_audit.sql"), Runs::Everywhere),
+    (6, include_str!("migrations/0006_resources.sql"), Runs::Everywhere),
 ];
 
 /// Applies what the database lacks, in one transaction; the versions it applied.

@@ -120,5 +120,6 @@ pub(super) fn table_name(table: Table) -> &'static str {
         Table::ApiKeys => "api_keys",
         Table::Subscriptions => "subscriptions",
         Table::Providers => "providers",
+        Table::Resources => "resources",
     }
 }

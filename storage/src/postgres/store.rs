@@ -26,7 +26,7 @@ use crate::registry::{StoredProvider, Table};
 use crate::{
     ApiKeyRecord, AppRecord, AuditEvent, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome,
     Kek, KeyRecord, Logged, ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus,
-    RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
+    RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
     SubscriptionRecord, TokenKey, Unavailable, UserRecord, revocation_entry,
 };
 
@@ -414,6 +414,10 @@ impl Storage for PgStore {
             found.map(|r| col::<Vec<u8>>(&r, 0)).transpose()
         })?;
         found.map(|bytes| open_grant(self.kek.as_ref(), &key, &bytes)).transpose()
+    }
+
+    fn load_resources(&self) -> Result<Vec<ResourceRecord>, StoreError> {
+        self.load_all(Table::Resources)
     }
 
     fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError> {

@@ -9,7 +9,7 @@ use super::db;
 use super::store::u64_from;
 use super::tables::{
     API_KEYS, APPS, ASSERTIONS, AUDIT, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, LEASES, META,
-    PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, REVOKED_JTIS, ROLES, SCOPES,
+    PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, RESOURCES, REVOKED_JTIS, ROLES, SCOPES,
     SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
 };
 use crate::record::decode;
@@ -48,6 +48,7 @@ pub(super) fn export(txn: &ReadTransaction) -> Result<Dump, StoreError> {
         service_users: times(SERVICE_USERS)?,
         subscriptions: records(SUBSCRIPTIONS)?,
         providers: records(PROVIDERS)?,
+        resources: records(RESOURCES)?,
         connects: records(CONNECTS)?,
         provider_states: all(txn, PROVIDER_STATES, |k, v| (k.to_string(), v.to_string()))?,
         provider_grants: records(PROVIDER_GRANTS)?,
@@ -107,6 +108,7 @@ pub(super) fn import(txn: &WriteTransaction, dump: &Dump) -> Result<(), StoreErr
     put_times(SERVICE_USERS, &dump.service_users)?;
     put_records(SUBSCRIPTIONS, &dump.subscriptions)?;
     put_records(PROVIDERS, &dump.providers)?;
+    put_records(RESOURCES, &dump.resources)?;
     put_records(CONNECTS, &dump.connects)?;
     {
         let mut states = txn.open_table(PROVIDER_STATES).map_err(db)?;
@@ -152,6 +154,7 @@ fn check_empty(txn: &WriteTransaction) -> Result<(), StoreError> {
         count(txn, SERVICE_USERS)?,
         count(txn, SUBSCRIPTIONS)?,
         count(txn, PROVIDERS)?,
+        count(txn, RESOURCES)?,
         count(txn, CONNECTS)?,
         count(txn, PROVIDER_STATES)?,
         count(txn, PROVIDER_GRANTS)?,

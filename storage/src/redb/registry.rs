@@ -5,7 +5,7 @@ use redb::{TableDefinition, WriteTransaction};
 
 use super::db;
 use super::tables::{
-    API_KEYS, APPS, PROVIDERS, ROLES, SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS,
+    API_KEYS, APPS, PROVIDERS, RESOURCES, ROLES, SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS,
 };
 use crate::StoreError;
 use crate::registry::{Key, Row, Table};
@@ -31,6 +31,7 @@ fn records(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]
         Table::ApiKeys => API_KEYS,
         Table::Subscriptions => SUBSCRIPTIONS,
         Table::Providers => PROVIDERS,
+        Table::Resources => RESOURCES,
     }
 }
 

@@ -8,7 +8,7 @@ use redb::{
 
 use super::tables::{
     API_KEYS, APPS, ASSERTIONS, AUDIT, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, LEASES, META,
-    PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, REVOKED_JTIS, ROLES, SCOPES,
+    PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, RESOURCES, REVOKED_JTIS, ROLES, SCOPES,
     SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
 };
 use super::{audit, connect, db, dump, grant, registry};
@@ -19,7 +19,7 @@ use crate::registry::StoredProvider;
 use crate::{
     ApiKeyRecord, AppRecord, AuditEvent, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome,
     Kek, KeyRecord, Logged, ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus,
-    RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
+    RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
     SubscriptionRecord, TokenKey, UserRecord, revocation_entry,
 };
 
@@ -68,6 +68,7 @@ impl Store {
             txn.open_table(SERVICE_USERS).map_err(db)?;
             txn.open_table(SUBSCRIPTIONS).map_err(db)?;
             txn.open_table(PROVIDERS).map_err(db)?;
+            txn.open_table(RESOURCES).map_err(db)?;
             txn.open_table(CONNECTS).map_err(db)?;
             txn.open_table(PROVIDER_STATES).map_err(db)?;
             txn.open_table(PROVIDER_GRANTS).map_err(db)?;
@@ -333,6 +334,10 @@ impl Storage for Store {
         let table = txn.open_table(PROVIDER_GRANTS).map_err(db)?;
         let value = table.get(key.as_str()).map_err(db)?;
         value.map(|v| connect::open_grant(self.kek.as_ref(), &key, v.value())).transpose()
+    }
+
+    fn load_resources(&self) -> Result<Vec<ResourceRecord>, StoreError> {
+        self.load_all(RESOURCES)
     }
 
     fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError> {

@@ -45,6 +45,8 @@ pub(crate) const SUBSCRIPTIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("subscriptions");
 /// provider id → encoded stored provider, its client secret sealed.
 pub(crate) const PROVIDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("providers");
+/// resource id → encoded [`crate::ResourceRecord`].
+pub(crate) const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("resources");
 /// connect state (the reauth URL's last segment) → encoded [`crate::ConnectRecord`].
 pub(crate) const CONNECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("connects");
 /// the state we gave a provider → connect state.

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -31,4 +33,11 @@ pub struct AppRecord {
     /// re-enable. Absent in records written before it existed.
     #[serde(default)]
     pub disabled_at: Option<u64>,
+    /// Scopes granted per resource (RFC 8707): resource identifier → scopes, each list within
+    /// that resource's scopes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, Vec<String>>,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_dpop: bool,
 }

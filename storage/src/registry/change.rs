@@ -5,7 +5,7 @@
 use crate::record::encode;
 use crate::registry::provider::StoredProvider;
 use crate::{
-    ApiKeyRecord, AppRecord, AuditEvent, Kek, ProviderRecord, RoleRecord, ScopeRecord,
+    ApiKeyRecord, AppRecord, AuditEvent, Kek, ProviderRecord, ResourceRecord, RoleRecord, ScopeRecord,
     ServiceRecord, StoreError, SubscriptionRecord, UserRecord,
 };
 
@@ -32,6 +32,8 @@ pub enum RegistryChange {
     DeleteSubscription(String, String),
     PutProvider(ProviderRecord),
     DeleteProvider(String),
+    PutResource(ResourceRecord),
+    DeleteResource(String),
     /// The audit event of the changes it travels with; no follower reads it.
     Audit(AuditEvent),
 }
@@ -47,6 +49,7 @@ pub(crate) enum Table {
     ApiKeys,
     Subscriptions,
     Providers,
+    Resources,
 }
 
 impl Table {
@@ -61,6 +64,7 @@ impl Table {
             Table::ApiKeys => "api_key",
             Table::Subscriptions => "subscription",
             Table::Providers => "provider",
+            Table::Resources => "resource",
         }
     }
 }
@@ -126,13 +130,15 @@ impl RegistryChange {
             C::PutApiKey(key) => Some(encode(key)),
             C::PutSubscription(sub) => Some(encode(sub)),
             C::PutProvider(p) => Some(encode(&StoredProvider::seal(p, kek)?)),
+            C::PutResource(r) => Some(encode(r)),
             C::DeleteScope(_)
             | C::DeleteRole(_)
             | C::DeleteUser(_)
             | C::DeleteService(_)
             | C::DeleteApiKey(_)
             | C::DeleteSubscription(..)
-            | C::DeleteProvider(_) => None,
+            | C::DeleteProvider(_)
+            | C::DeleteResource(_) => None,
             C::LinkUser(..) | C::UnlinkUser(..) | C::Audit(_) => {
                 return Err(StoreError::Corrupt("a change without a record".into()));
             }
@@ -170,6 +176,8 @@ impl RegistryChange {
             C::DeleteSubscription(service, user) => (Subscriptions, Key::Pair(service, user)),
             C::PutProvider(p) => (Providers, Key::Id(&p.id)),
             C::DeleteProvider(id) => (Providers, Key::Id(id)),
+            C::PutResource(r) => (Resources, Key::Id(&r.id)),
+            C::DeleteResource(id) => (Resources, Key::Id(id)),
             C::Audit(_) => return None,
         };
         Some((Some(table), key))

@@ -1,10 +1,11 @@
 //! The registry's records — apps, scopes and roles, users, services and their keys, links and
-//! subscriptions, providers — and [`RegistryChange`], the one way they are written: related
+//! subscriptions, providers, resources — and [`RegistryChange`], the one way they are written: related
 //! changes commit together, one version bump each, whatever the backend.
 
 mod app;
 mod change;
 mod provider;
+mod resource;
 mod scope;
 mod service;
 mod user;
@@ -14,6 +15,7 @@ pub use change::RegistryChange;
 pub(crate) use change::{Key, Row, Table};
 pub use provider::ProviderRecord;
 pub(crate) use provider::StoredProvider;
+pub use resource::ResourceRecord;
 pub use scope::{RoleRecord, ScopeRecord};
 pub use service::{ApiKeyRecord, ServiceRecord, SubscriptionRecord};
 pub use user::{DisabledBy, UserRecord};

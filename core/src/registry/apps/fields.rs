@@ -1,5 +1,7 @@
 //! Apps as operators describe them, and the checks an app must pass to be stored.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use crate::policy::is_scope_token;
@@ -25,6 +27,9 @@ pub struct NewApp {
     pub token_claims: Map<String, Value>,
     pub access_token_ttl_secs: Option<u64>,
     pub public_key_jwk: Option<Value>,
+    /// Scopes granted per resource identifier (RFC 8707).
+    pub resources: BTreeMap<String, Vec<String>>,
+    pub require_dpop: Option<bool>,
 }
 
 /// A change to an app: each field present replaces the stored one; the lifetime and the key
@@ -40,6 +45,9 @@ pub struct AppPatch {
     pub token_claims: Option<Map<String, Value>>,
     pub access_token_ttl_secs: Option<Option<u64>>,
     pub public_key_jwk: Option<Option<Value>>,
+    /// Replaces every grant.
+    pub resources: Option<BTreeMap<String, Vec<String>>>,
+    pub require_dpop: Option<bool>,
 }
 
 const MAX_SCOPES: usize = 100;

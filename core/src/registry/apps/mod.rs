@@ -6,10 +6,11 @@ pub mod fields;
 use tessera_storage::{AppRecord, RegistryChange, StoreError};
 
 use super::follow::Touched;
+use super::resources::all_scopes;
 use super::{ConflictKind, Listed, Page, Registry, RegistryError, RootCredentials};
 use crate::auth::secret::{hash_secret, new_client_id, new_secret, random_token, to_hex};
 use crate::policy::{self, Caller, ROOT};
-use crate::tables::client::{CONSUMER_CLIENT_ID, Client, GRANT_CLIENT_CREDENTIALS};
+use crate::tables::client::{CONSUMER_CLIENT_ID, GRANT_CLIENT_CREDENTIALS};
 use fields::{AppPatch, NewApp};
 
 const ROOT_MARKER: &str = "root_app_id";
@@ -68,6 +69,8 @@ impl Registry {
             created_at: now,
             updated_at: now,
             disabled_at: None,
+            resources: Default::default(),
+            require_dpop: false,
         };
         match self.store.create_root_app(&record, ROOT_MARKER) {
             Err(StoreError::Conflict(_)) => {
@@ -139,6 +142,7 @@ impl Registry {
         if let Some(jwk) = &input.public_key_jwk {
             fields::check_public_jwk(jwk)?;
         }
+        let resources = self.check_grants(caller, &input.resources, &Default::default())?;
         let secret = new_secret();
         let now = self.clock.now();
         let record = AppRecord {
@@ -158,6 +162,8 @@ impl Registry {
             created_at: now,
             updated_at: now,
             disabled_at: None,
+            resources,
+            require_dpop: input.require_dpop.unwrap_or(false),
         };
         self.commit_new(record.clone())?;
         Ok((record, secret))
@@ -211,12 +217,18 @@ impl Registry {
             fields::check_ttl(ttl, self.limits.max_token_ttl)?;
             record.access_token_ttl_secs = ttl;
         }
+        if let Some(grants) = &patch.resources {
+            record.resources = self.check_grants(caller, grants, &record.resources)?;
+        }
+        if let Some(require) = patch.require_dpop {
+            record.require_dpop = require;
+        }
         if let Some(jwk) = patch.public_key_jwk {
             if let Some(jwk) = &jwk {
                 fields::check_public_jwk(jwk)?;
                 // Against the scopes after this update: those are what the key will sign for.
                 let strict = self.limits.strict_delegation;
-                policy::check_app_credential(caller, strict, &record.scopes)?;
+                policy::check_app_credential(caller, strict, &all_scopes(&record))?;
             }
             record.public_key_jwk = jwk;
         }
@@ -226,7 +238,7 @@ impl Registry {
             // saw the app active read its clock before that (the issuer reads it before the
             // lookup), so all it issues is dated at or before `disabledAt` and stays refused after
             // a re-enable — even a family it opens after the families below were ended.
-            self.client_table.put(Client::from_record(&record));
+            self.publish_app(&record);
             record.disabled_at = Some(self.clock.now());
             let ended = self.end_families(&record.client_id, None);
             let committed = ended.and_then(|()| self.commit_update(record));
@@ -241,7 +253,7 @@ impl Registry {
     /// Publishes an app as the store holds it (after a change that did not commit).
     fn republish_app(&self, id: &str) {
         if let Some(app) = self.apps.get(id) {
-            self.client_table.put(Client::from_record(app));
+            self.publish_app(app);
         }
     }
 
@@ -272,7 +284,7 @@ impl Registry {
         match step {
             RotationStep::Start => {
                 let strict = self.limits.strict_delegation;
-                policy::check_app_credential(caller, strict, &record.scopes)?;
+                policy::check_app_credential(caller, strict, &all_scopes(&record))?;
                 if record.next_secret_hash.is_some() {
                     return Err(ConflictKind::RotationUnderWay.into());
                 }
