@@ -15,7 +15,10 @@ use tessera::server::prepare;
 use tessera_core::clock::SystemClock;
 use tessera_core::oauth::request::{BodyKind, parse};
 use tessera_core::registry::RootCredentials;
-use tessera_core::tokens::issuer::mint_with;
+use tessera_core::tokens::claims::Confirmation;
+use tessera_core::tokens::issuer::{Channel, mint_with};
+
+const BEARER: Confirmation<'static> = Confirmation { jkt: None, x5t_s256: None };
 
 const ID: &str = "bench-client";
 const SECRET: &str = "bench-secret-bench-secret-bench-secret-0000";
@@ -38,7 +41,7 @@ fn token_path(c: &mut Criterion) {
 
     // A message the size of a real signing input (header + claims, base64url).
     let iss = "http://127.0.0.1:8080";
-    let sample = mint_with(signer, iss, &client, ID, "root", iss, 3600, 0, None).token;
+    let sample = mint_with(signer, iss, &client, ID, "root", iss, (3600, 0), None, BEARER).token;
     let message = sample.rsplit_once('.').expect("jws").0.as_bytes().to_vec();
     let raw = SigningKey::from_bytes(&[7; 32]);
 
@@ -51,7 +54,7 @@ fn token_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("token");
     group.bench_function("baseline_raw_ed25519_sign", |b| b.iter(|| raw.sign(black_box(&message))));
     group.bench_function("mint", |b| {
-        b.iter(|| mint_with(signer, iss, &client, ID, black_box("root"), iss, 3600, 1, None))
+        b.iter(|| mint_with(signer, iss, &client, ID, black_box("root"), iss, (3600, 1), None, BEARER))
     });
     // The failed-authentication reservation every client authentication now makes and gives
     // back (address and client windows), to set against one signature.
@@ -65,7 +68,7 @@ fn token_path(c: &mut Criterion) {
     group.bench_function("parse_authenticate_mint", |b| {
         b.iter(|| {
             let req = parse(BodyKind::Form, Some(&basic), black_box(body)).expect("parse");
-            system.block_on(issuer.answer(&req, None)).expect("token")
+            system.block_on(issuer.answer(&req, &Channel::plain(None))).expect("token")
         })
     });
     let data = state.clone();

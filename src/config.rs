@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub allow_user_credentials: Option<bool>,
     pub password_queue: Option<usize>,
     pub strict_delegation: Option<bool>,
+    pub dpop_proofs: Option<usize>,
     #[serde(default)]
     pub keys: KeysFile,
     #[serde(default)]
@@ -175,6 +176,9 @@ pub struct Config {
     /// A caller without `root` grants (to apps and roles) only scopes it holds; off by default,
     /// so `write_app` and `write_role` can hand out any scope but `root`.
     pub strict_delegation: bool,
+    /// DPoP proofs a node remembers for the `jti` replay check (RFC 9449 §11.1), per two
+    /// minutes; past it, proofs are answered `503` until the oldest are forgotten.
+    pub dpop_proofs: usize,
     pub rotate_every: u64,
     pub jwks_max_age: u64,
     pub rate_window: u64,
@@ -204,6 +208,8 @@ impl Default for Config {
             allow_user_credentials: false,
             password_queue: tessera_core::auth::password::QUEUE,
             strict_delegation: false,
+            // ≈ 8,700 proofs a second, and at most ≈ 50 MB for the two generations kept.
+            dpop_proofs: 1 << 20,
             rotate_every: 7 * 86400,
             jwks_max_age: 600,
             rate_window: 60,
@@ -279,6 +285,7 @@ impl Config {
             file.allow_user_credentials.unwrap_or(self.allow_user_credentials);
         self.password_queue = file.password_queue.unwrap_or(self.password_queue);
         self.strict_delegation = file.strict_delegation.unwrap_or(self.strict_delegation);
+        self.dpop_proofs = file.dpop_proofs.unwrap_or(self.dpop_proofs);
         self.rotate_every = d(file.keys.rotate_every).unwrap_or(self.rotate_every);
         self.jwks_max_age = d(file.keys.jwks_max_age).unwrap_or(self.jwks_max_age);
         self.rate_window = d(file.rate_limit.window).unwrap_or(self.rate_window);
@@ -323,6 +330,9 @@ impl Config {
                 "grant_cleanup_every",
                 "grant_cleanup_every must be between 1 second and 1 day",
             );
+        }
+        if !(1024..=1 << 26).contains(&self.dpop_proofs) {
+            return out_of_range("dpop_proofs", "dpop_proofs must be between 1024 and 67108864");
         }
         if self.audit_retention < 86400 || self.audit_retention > 86400 * 3660 {
             return out_of_range(

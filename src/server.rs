@@ -175,6 +175,7 @@ pub fn prepare(
         refresh_ttl: config.refresh_token_ttl,
         max_assertion_lifetime: config.max_assertion_lifetime,
         assertion_audiences,
+        dpop_proofs: config.dpop_proofs,
     };
     let limits = Limits {
         window_secs: config.rate_window,

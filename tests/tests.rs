@@ -36,6 +36,8 @@ mod nodes;
 mod operating;
 // Regression tests, named after the issue that found them.
 mod regression;
+// Resources (RFC 8707): registered APIs, per-app grants, tokens that name them.
+mod resources;
 // Services and API keys: admin management and `X-API-Key` authentication.
 mod services;
 // The token endpoint and the tokens it writes.

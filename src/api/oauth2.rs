@@ -10,6 +10,8 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde_json::json;
 use tessera_core::auth::secret::parse_split_secret;
 use tessera_core::oauth::OAuthError;
+use tessera_core::oauth::dpop::ProofError;
+use tessera_core::tokens::issuer::Channel;
 use tessera_core::oauth::request::{self, BodyKind};
 use tessera_core::tables::client::Client;
 use tessera_storage::{GrantOp, RefreshStatus};
@@ -61,6 +63,16 @@ async fn read(
     Ok((request::body_kind(content_type, &body)?, body))
 }
 
+/// The `DPoP` header (RFC 9449 §4.1): at most one, and text.
+pub fn dpop_header(req: &HttpRequest) -> Result<Option<&str>, ProofError> {
+    let mut values = req.headers().get_all("dpop");
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ProofError::Repeated);
+    }
+    first.map(|v| v.to_str().map_err(|_| ProofError::Malformed)).transpose()
+}
+
 fn authorization(req: &HttpRequest) -> Result<Option<&str>, OAuthError> {
     match req.headers().get(header::AUTHORIZATION) {
         Some(v) => v.to_str().map(Some).map_err(|_| OAuthError::InvalidClient { is_basic: true }),
@@ -93,11 +105,15 @@ async fn token(
         let (kind, body) = read(&req, payload, &state).await?;
         let parsed = request::parse(kind, authorization(&req)?, &body)?;
         asked = (grant_index(&parsed.grant_type), AuthMethod::of(&parsed.credentials));
-        let addr = req.peer_addr().map(|a| a.ip());
+        let channel = Channel {
+            addr: req.peer_addr().map(|a| a.ip()),
+            dpop: dpop_header(&req),
+            path: req.path(),
+        };
         if state.config.allow_user_credentials {
-            return user_or_app(&state, &parsed, addr).await;
+            return user_or_app(&state, &parsed, &channel).await;
         }
-        state.issuer.answer(&parsed, addr).await
+        state.issuer.answer(&parsed, &channel).await
     };
     let answer = answer.await;
     let (grant, method) = asked;
@@ -124,15 +140,16 @@ async fn token(
 async fn user_or_app(
     state: &AppState,
     parsed: &request::TokenRequest,
-    addr: Option<std::net::IpAddr>,
+    channel: &Channel<'_>,
 ) -> Result<tessera_core::tokens::issuer::Issued, OAuthError> {
     let request::Credentials::Basic { client_id: login, secret: password } = &parsed.credentials
     else {
-        return state.issuer.answer(parsed, addr).await;
+        return state.issuer.answer(parsed, channel).await;
     };
     if parsed.grant_type != "client_credentials" {
-        return state.issuer.answer(parsed, addr).await;
+        return state.issuer.answer(parsed, channel).await;
     }
+    let addr = channel.addr;
     if state.issuer.clients().get(login).is_none() {
         let checked = crate::api::sign_in::check_password(state, login, password, addr).await?;
         return match checked {
@@ -140,7 +157,7 @@ async fn user_or_app(
             None => Err(OAuthError::InvalidClient { is_basic: true }),
         };
     }
-    let answer = state.issuer.answer(parsed, addr).await;
+    let answer = state.issuer.answer(parsed, channel).await;
     if let Err(OAuthError::InvalidClient { .. }) = answer {
         let dummy = tessera_core::auth::password::DUMMY.clone();
         if let Err(e) = state.passwords.verify(password.clone(), dummy).await {
@@ -207,10 +224,18 @@ async fn introspect(
     let issuer = &state.issuer;
     let body = if is_jwt(&query.token) {
         match issuer.verify_access(&query.token) {
-            Ok(c) if issuer.is_token_live_for_subject(&c) => json!({
-                "active": true, "scope": c.scope, "client_id": c.client_id, "token_type": "Bearer",
-                "exp": c.exp, "iat": c.iat, "nbf": c.nbf, "sub": c.sub, "aud": c.aud, "iss": c.iss, "jti": c.jti,
-            }),
+            Ok(c) if issuer.is_token_live_for_subject(&c) => {
+                let token_type = if c.jkt().is_some() { "DPoP" } else { "Bearer" };
+                let mut body = json!({
+                    "active": true, "scope": c.scope, "client_id": c.client_id, "token_type": token_type,
+                    "exp": c.exp, "iat": c.iat, "nbf": c.nbf, "sub": c.sub, "aud": c.aud, "iss": c.iss, "jti": c.jti,
+                });
+                // RFC 9449 §6.2 and RFC 8705 §3.2: what the token is bound to.
+                if let Some(cnf) = &c.cnf {
+                    body["cnf"] = json!(cnf);
+                }
+                body
+            }
             _ => json!({"active": false}),
         }
     } else {

@@ -88,6 +88,7 @@ pub fn metadata(issuer: &str) -> Vec<u8> {
         "scopes_supported": tessera_core::policy::BUILT_IN_SCOPES,
         // RFC 8707: a `resource` must name a registered resource the client is granted.
         "resource_indicators_supported": true,
+        "dpop_signing_alg_values_supported": tessera_core::oauth::dpop::ALGORITHMS,
     })
     .to_string()
     .into_bytes()

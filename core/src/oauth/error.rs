@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use super::dpop::ProofError;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OAuthError {
     /// RFC 6749 §5.2 `invalid_request`: missing, repeated or malformed parameter, two
@@ -26,6 +28,9 @@ pub enum OAuthError {
     /// RFC 8707 §2 `invalid_target`: the resource is unknown, not granted to the client, or
     /// named more than once.
     InvalidTarget(&'static str),
+    /// RFC 9449 §5 `invalid_dpop_proof`: the proof is missing where required, malformed,
+    /// not for this request, stale, replayed, or signed by another key than the grant's.
+    InvalidDpopProof(ProofError),
     /// RFC 6585 §4: too many failed authentications from this client or address.
     TooManyRequests { retry_after: u64 },
     /// RFC 9110 §15.5.16: neither form nor JSON, or an encoded body.
@@ -45,6 +50,8 @@ pub enum OAuthError {
 pub enum Cause {
     PasswordQueue,
     Store,
+    /// The node remembers as many DPoP proofs as it may (RFC 9449 §11.1).
+    Proofs,
 }
 
 /// What a token request naming a resource it may not have is told, whichever the reason, so
@@ -61,6 +68,11 @@ impl OAuthError {
             retry_after: tessera_storage::RETRY_UNAVAILABLE_AFTER,
             cause: Cause::Store,
         }
+    }
+
+    /// The node cannot remember another DPoP proof now; a moment later it can.
+    pub fn proofs_full() -> OAuthError {
+        OAuthError::TemporarilyUnavailable { retry_after: 1, cause: Cause::Proofs }
     }
 
     pub fn status(&self) -> u16 {
@@ -86,6 +98,7 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
+            OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
             OAuthError::TooManyRequests { .. } => "slow_down",
             OAuthError::ServerError => "server_error",
             OAuthError::TemporarilyUnavailable { .. } => "temporarily_unavailable",
@@ -103,6 +116,7 @@ impl OAuthError {
                 Cow::Borrowed("the client is not allowed to use this grant type")
             }
             OAuthError::UnsupportedGrantType => Cow::Borrowed("the grant type is not supported"),
+            OAuthError::InvalidDpopProof(why) => Cow::Borrowed(why.description()),
             OAuthError::InvalidScope(scope) => {
                 Cow::Owned(format!("the client does not hold the scope '{scope}'"))
             }
@@ -121,6 +135,9 @@ impl OAuthError {
             }
             OAuthError::TemporarilyUnavailable { cause: Cause::Store, .. } => {
                 Cow::Borrowed("the store cannot be reached; retry later")
+            }
+            OAuthError::TemporarilyUnavailable { cause: Cause::Proofs, .. } => {
+                Cow::Borrowed(ProofError::Full.description())
             }
         }
     }

@@ -1,8 +1,9 @@
 //! What clients send and what they are told: the token request parser, the RFC 6749 error enum,
-//! `private_key_jwt` assertions and the hosted flow's forms. Pure and actix-free, so fuzzed.
+//! `private_key_jwt` assertions, DPoP proofs and the hosted flow's forms. Pure and actix-free, so fuzzed.
 
 pub mod assertion;
 pub mod connect_form;
+pub mod dpop;
 mod error;
 pub mod request;
 

@@ -3,8 +3,46 @@
 use serde::{Deserialize, Serialize};
 
 /// Claims a client's `tokenClaims` may not set: the registered ones and ours.
-pub const REGISTERED_CLAIMS: [&str; 11] =
-    ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "typ", "sid"];
+pub const REGISTERED_CLAIMS: [&str; 13] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "typ",
+    "sid",
+    "cnf",
+    "act",
+];
+
+/// RFC 7800 `cnf`: what a token is bound to — a DPoP key's thumbprint (RFC 9449 §6.1) or a
+/// client certificate's (RFC 8705 §3.1). Empty for a bearer token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Confirmation<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<&'a str>,
+    #[serde(rename = "x5t#S256", skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<&'a str>,
+}
+
+impl Confirmation<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.jkt.is_none() && self.x5t_s256.is_none()
+    }
+}
+
+/// `cnf` as read back from a verified token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundTo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+    #[serde(default, rename = "x5t#S256", skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<String>,
+}
 
 /// The claims as written: borrowed, so minting allocates only the output.
 #[derive(Serialize)]
@@ -21,6 +59,8 @@ pub(crate) struct OutgoingClaims<'a> {
     /// The refresh family a token was issued from (its "session"); revoked with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Confirmation::is_empty")]
+    pub cnf: Confirmation<'a>,
 }
 
 /// The claims as read back from a verified token.
@@ -38,11 +78,18 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(default)]
     pub sid: Option<String>,
+    #[serde(default)]
+    pub cnf: Option<BoundTo>,
 }
 
 impl AccessClaims {
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+
+    /// The DPoP key the token is bound to, if any.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().and_then(|c| c.jkt.as_deref())
     }
 
     /// Live at `now`: not expired and not before its `nbf`.

@@ -27,7 +27,8 @@ use crate::oauth::request::{Credentials, TokenRequest};
 use crate::policy::grant_scope;
 use crate::tables::client::{Client, ClientTable};
 use crate::tables::user::UserTable;
-use crate::tokens::claims::OutgoingClaims;
+use crate::oauth::dpop::{self, ProofError, ReplayWindow, Seen};
+use crate::tokens::claims::{Confirmation, OutgoingClaims};
 use crate::tokens::jws;
 
 #[derive(Debug, Clone)]
@@ -43,6 +44,25 @@ pub struct TokenSettings {
     pub max_assertion_lifetime: u64,
     /// Values a client assertion's `aud` may name: the token endpoints and the issuer.
     pub assertion_audiences: Vec<String>,
+    /// How many DPoP proofs a node remembers per replay generation (RFC 9449 §11.1).
+    pub dpop_proofs: usize,
+}
+
+/// What the HTTP layer knows of a token request besides its parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Channel<'a> {
+    pub addr: Option<IpAddr>,
+    /// The `DPoP` header: absent, one value, or refused (sent twice, not text).
+    pub dpop: Result<Option<&'a str>, ProofError>,
+    /// The path the request reached (one of the token endpoint's), for a proof's `htu`.
+    pub path: &'a str,
+}
+
+impl Channel<'_> {
+    /// A request from `addr` with no proof.
+    pub fn plain(addr: Option<IpAddr>) -> Channel<'static> {
+        Channel { addr, dpop: Ok(None), path: "/oauth2/v1/token" }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +85,8 @@ pub struct Issuer {
     pub counters: Counters,
     /// What the service analytics report; shared with the provider-token flow.
     pub analytics: Arc<Analytics>,
+    /// The DPoP proofs this node has accepted lately, token endpoint and admin API alike.
+    pub(super) proofs: ReplayWindow,
 }
 
 /// A successful token response (RFC 6749 §5.1, plus `expires_on` of Melody Auth's S2S API).
@@ -102,12 +124,16 @@ pub(super) struct Opened<'a> {
     pub subject: &'a str,
     pub scope: &'a str,
     pub resource: Option<&'a str>,
+    /// The DPoP key the family's refresh tokens are bound to.
+    pub jkt: Option<&'a str>,
 }
 
 /// An access token as minted: the compact JWS and the claims grant state keeps.
 pub struct Minted {
     pub token: String,
     pub exp: u64,
+    /// Whom it was issued to, for the access log.
+    pub client_id: String,
 }
 
 pub(super) const INVALID_GRANT: OAuthError =
@@ -155,6 +181,7 @@ impl Issuer {
         users: UserTable,
         clock: SharedClock,
     ) -> Issuer {
+        let settings_proofs = settings.dpop_proofs;
         Issuer {
             settings,
             keys,
@@ -166,6 +193,7 @@ impl Issuer {
             clock,
             counters: Counters::default(),
             analytics: Arc::default(),
+            proofs: ReplayWindow::new(settings_proofs),
         }
     }
 
@@ -187,11 +215,12 @@ impl Issuer {
         let ttl = self.settings.default_ttl.min(self.settings.max_ttl);
         let family = time_ordered_id();
         let audience = self.settings.default_audience.clone();
+        let cnf = Confirmation::default();
         let minted =
-            self.mint(&self.consumer, auth_id, &scope, &audience, ttl, now, Some(&family))?;
-        let opened = Opened { subject: auth_id, scope: &scope, resource: None };
+            self.mint(&self.consumer, auth_id, &scope, &audience, (ttl, now), Some(&family), cnf)?;
+        let opened = Opened { subject: auth_id, scope: &scope, resource: None, jkt: None };
         let refresh = self.open_family(family, &self.consumer, opened, now).await?;
-        let mut issued = self.issued(minted, ttl, now, scope, Some(refresh), &self.consumer);
+        let mut issued = self.issued(minted, ttl, now, scope, Some(refresh), cnf);
         issued.client_id = auth_id.to_string();
         self.analytics.count_user_token(auth_id, now);
         Ok(issued)
@@ -209,7 +238,8 @@ impl Issuer {
             .ok_or(OAuthError::InvalidGrant("the user cannot sign in"))?;
         let audience = format!("{}/connect", self.settings.issuer);
         let ttl = ttl.min(self.settings.max_ttl);
-        let minted = self.mint(&self.consumer, auth_id, "", &audience, ttl, now, None)?;
+        let cnf = Confirmation::default();
+        let minted = self.mint(&self.consumer, auth_id, "", &audience, (ttl, now), None, cnf)?;
         self.analytics.count_user_token(auth_id, now);
         Ok(minted)
     }
@@ -234,11 +264,11 @@ impl Issuer {
     pub async fn answer(
         &self,
         req: &TokenRequest,
-        addr: Option<IpAddr>,
+        channel: &Channel<'_>,
     ) -> Result<Issued, OAuthError> {
         let result = match req.grant_type.as_str() {
-            "client_credentials" => self.client_credentials(req, addr).await,
-            "refresh_token" => self.refresh(req, addr).await,
+            "client_credentials" => self.client_credentials(req, channel).await,
+            "refresh_token" => self.refresh(req, channel).await,
             _ => Err(OAuthError::UnsupportedGrantType),
         };
         let counter = match &result {
@@ -256,14 +286,14 @@ impl Issuer {
     async fn client_credentials(
         &self,
         req: &TokenRequest,
-        addr: Option<IpAddr>,
+        channel: &Channel<'_>,
     ) -> Result<Issued, OAuthError> {
         // Read before the client is looked up: a disable publishes first and takes its time
         // after, so whatever a request that still saw the app active issues is dated at or
         // before the disable and stays refused after a re-enable.
         let now = self.clock.now();
         let client = self
-            .authenticate(&req.credentials, addr)
+            .authenticate(&req.credentials, channel.addr)
             .await?
             .ok_or(OAuthError::InvalidClient { is_basic: false })?;
         if !client.has_client_credentials {
@@ -272,17 +302,19 @@ impl Issuer {
         let target = self.target(&client, req.audience.as_deref())?;
         let scope = grant_scope(req.scope.as_deref(), target.scopes)
             .map_err(|s| OAuthError::InvalidScope(s.to_string()))?;
+        let jkt = self.sender_key(&client, channel, now)?;
+        let cnf = Confirmation { jkt: jkt.as_deref(), ..Confirmation::default() };
         let Target { audience, ttl, resource, .. } = target;
+        let sub = client.client_id.as_str();
         if !client.has_refresh_token {
-            let minted = self.mint(&client, &client.client_id, &scope, audience, ttl, now, None)?;
-            return Ok(self.issued(minted, ttl, now, scope, None, &client));
+            let minted = self.mint(&client, sub, &scope, audience, (ttl, now), None, cnf)?;
+            return Ok(self.issued(minted, ttl, now, scope, None, cnf));
         }
         let family = time_ordered_id();
-        let minted =
-            self.mint(&client, &client.client_id, &scope, audience, ttl, now, Some(&family))?;
-        let opened = Opened { subject: &client.client_id, scope: &scope, resource };
+        let minted = self.mint(&client, sub, &scope, audience, (ttl, now), Some(&family), cnf)?;
+        let opened = Opened { subject: sub, scope: &scope, resource, jkt: jkt.as_deref() };
         let refresh_token = self.open_family(family, &client, opened, now).await?;
-        Ok(self.issued(minted, ttl, now, scope, Some(refresh_token), &client))
+        Ok(self.issued(minted, ttl, now, scope, Some(refresh_token), cnf))
     }
 
     pub(super) fn issued(
@@ -292,16 +324,54 @@ impl Issuer {
         now: u64,
         scope: String,
         refresh_token: Option<String>,
-        client: &Client,
+        cnf: Confirmation<'_>,
     ) -> Issued {
         Issued {
             access_token: minted.token,
-            token_type: "Bearer",
+            // RFC 9449 §5: a token bound to a DPoP key says so; a certificate-bound one stays
+            // a Bearer token (RFC 8705 §3).
+            token_type: if cnf.jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in: ttl,
             expires_on: now + ttl,
             scope,
             refresh_token,
-            client_id: client.client_id.clone(),
+            client_id: minted.client_id,
+        }
+    }
+
+    /// The DPoP key a token request binds its tokens to (RFC 9449 §5): the proof's, once it
+    /// has passed every check and not been seen before; none without a proof, unless the
+    /// client must send one.
+    pub(super) fn sender_key(
+        &self,
+        client: &Client,
+        channel: &Channel<'_>,
+        now: u64,
+    ) -> Result<Option<String>, OAuthError> {
+        let proof = match channel.dpop {
+            Err(e) => return Err(OAuthError::InvalidDpopProof(e)),
+            Ok(None) if client.require_dpop => {
+                return Err(OAuthError::InvalidDpopProof(ProofError::Missing));
+            }
+            Ok(None) => return Ok(None),
+            Ok(Some(proof)) => proof,
+        };
+        let htu = format!("{}{}", self.settings.issuer, channel.path);
+        let expected = dpop::Expected { htm: "POST", htu: &htu, now, access_token: None };
+        self.fresh_proof(proof, &expected).map(Some)
+    }
+
+    /// Checks a DPoP proof and records its `jti`: the key's thumbprint when it is new here.
+    pub fn fresh_proof(
+        &self,
+        proof: &str,
+        expected: &dpop::Expected<'_>,
+    ) -> Result<String, OAuthError> {
+        let checked = dpop::check(proof, expected).map_err(OAuthError::InvalidDpopProof)?;
+        match self.proofs.record(&checked, expected.now) {
+            Seen::First => Ok(checked.jkt),
+            Seen::Again => Err(OAuthError::InvalidDpopProof(ProofError::Replayed)),
+            Seen::Full => Err(OAuthError::proofs_full()),
         }
     }
 
@@ -474,14 +544,15 @@ impl Issuer {
         sub: &str,
         scope: &str,
         audience: &str,
-        ttl: u64,
-        now: u64,
+        (ttl, now): (u64, u64),
         sid: Option<&str>,
+        cnf: Confirmation<'_>,
     ) -> Result<Minted, OAuthError> {
         let keys = self.keys.load();
         // A server without a current key is not ready; /readyz says so and this refuses.
         let signer = keys.signer.as_ref().ok_or(OAuthError::ServerError)?;
-        Ok(mint_with(signer, &self.settings.issuer, client, sub, scope, audience, ttl, now, sid))
+        let iss = &self.settings.issuer;
+        Ok(mint_with(signer, iss, client, sub, scope, audience, (ttl, now), sid, cnf))
     }
 }
 
@@ -494,9 +565,9 @@ pub fn mint_with(
     sub: &str,
     scope: &str,
     audience: &str,
-    ttl: u64,
-    now: u64,
+    (ttl, now): (u64, u64),
     sid: Option<&str>,
+    cnf: Confirmation<'_>,
 ) -> Minted {
     let mut jti_bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut jti_bytes);
@@ -513,6 +584,7 @@ pub fn mint_with(
         client_id: &client.client_id,
         scope,
         sid,
+        cnf,
     };
     let mut json = Vec::with_capacity(256 + client.claims_fragment.len());
     // unwrap: a struct of strings and integers always serializes
@@ -523,5 +595,5 @@ pub fn mint_with(
         json.extend_from_slice(client.claims_fragment.as_bytes());
         json.push(b'}');
     }
-    Minted { token: jws::sign(signer, &json), exp }
+    Minted { token: jws::sign(signer, &json), exp, client_id: client.client_id.clone() }
 }

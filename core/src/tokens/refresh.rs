@@ -2,12 +2,15 @@
 //! use. The reuse rule lives here: a spent token that comes back ends its whole family (and the
 //! access tokens issued from it), and nothing is answered before the grant store has committed.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use tessera_storage::{AuditEvent, FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
 
-use super::issuer::{INVALID_GRANT, Issued, Issuer, Opened, grant_failure, store_failure};
+use super::claims::Confirmation;
+use super::issuer::{
+    Channel, INVALID_GRANT, Issued, Issuer, Opened, grant_failure, store_failure,
+};
+use crate::oauth::dpop::ProofError;
 use crate::auth::secret::{new_split_secret, parse_split_secret};
 use crate::oauth::{OAuthError, TARGET_REFUSED};
 use crate::oauth::request::{self, TokenRequest};
@@ -52,7 +55,7 @@ impl Issuer {
             expires_at,
             is_revoked: false,
             audience: opened.resource.map(str::to_string),
-            jkt: None,
+            jkt: opened.jkt.map(str::to_string),
         };
         let op = GrantOp::CreateFamily { family, token: key, token_expires_at: expires_at };
         match self.grants.submit(op).await.map_err(grant_failure)? {
@@ -72,7 +75,7 @@ impl Issuer {
     pub(super) async fn refresh(
         &self,
         req: &TokenRequest,
-        addr: Option<IpAddr>,
+        channel: &Channel<'_>,
     ) -> Result<Issued, OAuthError> {
         let presented = req
             .refresh_token
@@ -80,7 +83,7 @@ impl Issuer {
             .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
         // Before the owner is looked up, as in `client_credentials`.
         let now = self.clock.now();
-        let authenticated = self.authenticate(&req.credentials, addr).await?;
+        let authenticated = self.authenticate(&req.credentials, channel.addr).await?;
         let hash = parse_split_secret(presented).ok_or(INVALID_GRANT)?;
         let status = self.refresh_status(hash).await?.ok_or(INVALID_GRANT)?;
         let RefreshStatus { record, family } = status;
@@ -139,9 +142,20 @@ impl Issuer {
             Some(requested) => grant_scope(Some(requested), &held)
                 .map_err(|s| OAuthError::InvalidScope(s.to_string()))?,
         };
-        let (audience, ttl) = (target.audience, target.ttl);
+        // A family opened with a proof is bound to its key (RFC 9449 §5): whoever copied one of
+        // its refresh tokens holds nothing without that key, and the token stays unspent.
+        let jkt = self.sender_key(&client, channel, now)?;
+        if let Some(bound) = &family.jkt {
+            match &jkt {
+                Some(key) if key == bound => {}
+                Some(_) => return Err(OAuthError::InvalidDpopProof(ProofError::WrongKey)),
+                None => return Err(OAuthError::InvalidDpopProof(ProofError::Missing)),
+            }
+        }
+        let cnf = Confirmation { jkt: jkt.as_deref(), ..Confirmation::default() };
+        let (audience, ttl, sid) = (target.audience, target.ttl, Some(family.id.as_str()));
         let minted =
-            self.mint(&client, &family.subject, &scope, audience, ttl, now, Some(&family.id))?;
+            self.mint(&client, &family.subject, &scope, audience, (ttl, now), sid, cnf)?;
         let (next, next_key) = new_split_secret();
         let op = GrantOp::Spend {
             token: hash,
@@ -156,7 +170,7 @@ impl Issuer {
                 if record.client_id == CONSUMER_CLIENT_ID {
                     self.analytics.count_user_token(&family.subject, now);
                 }
-                Ok(self.issued(minted, ttl, now, scope, Some(next), &client))
+                Ok(self.issued(minted, ttl, now, scope, Some(next), cnf))
             }
             GrantOutcome::Refused { why, .. } => {
                 tracing::info!(client_id = %record.client_id, ?why, "refresh refused");

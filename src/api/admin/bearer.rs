@@ -7,6 +7,8 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use tessera_core::audit::{self, Origin};
 use tessera_core::grants::GrantStore;
+use tessera_core::oauth::OAuthError;
+use tessera_core::oauth::dpop::{self, ProofError};
 use tessera_core::policy::{Caller, ROOT};
 use tessera_core::registry::RegistryHandle;
 use tessera_core::tokens::claims::AccessClaims;
@@ -16,6 +18,7 @@ use super::AdminError;
 use crate::api::AppState;
 use crate::api::ClientTag;
 use crate::api::metrics::AuthMethod;
+use crate::api::oauth2::dpop_header;
 
 /// An authenticated admin caller.
 pub struct Bearer {
@@ -81,18 +84,62 @@ impl FromRequest for Bearer {
     }
 }
 
+/// A token bound to a DPoP key opens nothing without a proof by that key for this very
+/// request (RFC 9449 §7): as `Bearer` it is refused, and a `DPoP` token must be bound.
+fn check_binding(
+    req: &HttpRequest,
+    state: &AppState,
+    token: &str,
+    claims: &AccessClaims,
+    is_dpop: bool,
+) -> Result<(), AdminError> {
+    let failed = |e| {
+        state.metrics.failed_authentication(AuthMethod::Bearer);
+        e
+    };
+    let bound = match (claims.jkt(), is_dpop) {
+        (None, false) => return Ok(()),
+        (Some(_), false) => return Err(failed(AdminError::Unauthorized)),
+        (None, true) => return Err(failed(AdminError::DpopToken)),
+        (Some(jkt), true) => jkt,
+    };
+    let proof = match dpop_header(req) {
+        Ok(Some(proof)) => proof,
+        Ok(None) => return Err(failed(AdminError::DpopProof(ProofError::Missing))),
+        Err(e) => return Err(failed(AdminError::DpopProof(e))),
+    };
+    let issuer = &state.issuer;
+    let htu = format!("{}{}", issuer.settings.issuer, req.path());
+    let expected = dpop::Expected {
+        htm: req.method().as_str(),
+        htu: &htu,
+        now: issuer.now(),
+        access_token: Some(token),
+    };
+    match issuer.fresh_proof(proof, &expected) {
+        Ok(jkt) if jkt == bound => Ok(()),
+        Ok(_) => Err(failed(AdminError::DpopProof(ProofError::WrongKey))),
+        Err(OAuthError::InvalidDpopProof(e)) => Err(failed(AdminError::DpopProof(e))),
+        Err(_) => Err(AdminError::DpopProof(ProofError::Full)),
+    }
+}
+
 fn authenticate(req: &HttpRequest) -> Result<Bearer, AdminError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or(AdminError::Internal)?;
     let value = req.headers().get(header::AUTHORIZATION).ok_or(AdminError::Unauthorized)?;
     let value = value.to_str().map_err(|_| AdminError::Unauthorized)?;
     let (scheme, token) = value.trim().split_once(' ').ok_or(AdminError::Unauthorized)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let token = token.trim();
+    let is_dpop = scheme.eq_ignore_ascii_case("dpop");
+    if !is_dpop && !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AdminError::Unauthorized);
     }
-    let (claims, _client) = state.issuer.verify_bearer(token.trim()).map_err(|_| {
+    let refused = if is_dpop { AdminError::DpopToken } else { AdminError::Unauthorized };
+    let (claims, _client) = state.issuer.verify_bearer(token).map_err(|_| {
         state.metrics.failed_authentication(AuthMethod::Bearer);
-        AdminError::Unauthorized
+        refused
     })?;
+    check_binding(req, state, token, &claims, is_dpop)?;
     req.extensions_mut().insert(ClientTag(claims.client_id.clone()));
     let route = format!("route:{} {}", req.method(), req.match_pattern().unwrap_or_default());
     let denials = Denials { grants: state.grants.clone(), route, at: state.issuer.now() };

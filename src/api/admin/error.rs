@@ -5,6 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use tessera_core::grants::FlowError;
 use tessera_core::keys::KeyRingError;
+use tessera_core::oauth::dpop::{ALGORITHMS, ProofError};
 use tessera_core::registry::RegistryError;
 use tessera_storage::RETRY_UNAVAILABLE_AFTER;
 
@@ -13,6 +14,13 @@ pub enum AdminError {
     /// RFC 6750 §3.1 `invalid_token`: no, bad, expired or revoked token, or its app is gone.
     #[error("the access token is missing, invalid, expired or revoked")]
     Unauthorized,
+    /// RFC 9449 §7.1 `invalid_token` under the `DPoP` scheme: the token is not valid, or not
+    /// bound to a key.
+    #[error("the access token is missing, invalid, expired, revoked or not bound to a DPoP key")]
+    DpopToken,
+    /// RFC 9449 §7.1 `invalid_dpop_proof`.
+    #[error("{}", .0.description())]
+    DpopProof(ProofError),
     /// RFC 6750 §3.1 `insufficient_scope`.
     #[error("this call needs the scope '{0}'")]
     Forbidden(&'static str),
@@ -75,7 +83,8 @@ impl AdminError {
 
     fn code(&self) -> &'static str {
         match self {
-            AdminError::Unauthorized => "invalid_token",
+            AdminError::Unauthorized | AdminError::DpopToken => "invalid_token",
+            AdminError::DpopProof(_) => "invalid_dpop_proof",
             AdminError::Forbidden(_) => "insufficient_scope",
             AdminError::BadRequest(_) => "invalid_request",
             AdminError::Denied(_) => "forbidden",
@@ -154,7 +163,11 @@ impl From<actix::MailboxError> for AdminError {
 impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            // The node's memory of proofs is full: nothing was judged, and a moment later it can be.
+            AdminError::DpopProof(ProofError::Full) => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Unauthorized | AdminError::DpopToken | AdminError::DpopProof(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             AdminError::Forbidden(_) | AdminError::Denied(_) => StatusCode::FORBIDDEN,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::NotFound => StatusCode::NOT_FOUND,
@@ -175,6 +188,17 @@ impl ResponseError for AdminError {
                 builder.insert_header((
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                ));
+            }
+            AdminError::DpopProof(ProofError::Full) => {
+                builder.insert_header((header::RETRY_AFTER, "1"));
+            }
+            AdminError::DpopToken | AdminError::DpopProof(_) => {
+                let error = self.code();
+                let algs = ALGORITHMS.join(" ");
+                builder.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("DPoP error=\"{error}\", algs=\"{algs}\""),
                 ));
             }
             AdminError::Forbidden(scope) => {
