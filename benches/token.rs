@@ -54,7 +54,9 @@ fn token_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("token");
     group.bench_function("baseline_raw_ed25519_sign", |b| b.iter(|| raw.sign(black_box(&message))));
     group.bench_function("mint", |b| {
-        b.iter(|| mint_with(signer, iss, &client, ID, black_box("root"), iss, (3600, 1), None, BEARER))
+        b.iter(|| {
+            mint_with(signer, iss, &client, ID, black_box("root"), iss, (3600, 1), None, BEARER)
+        })
     });
     // The failed-authentication reservation every client authentication now makes and gives
     // back (address and client windows), to set against one signature.

@@ -30,3 +30,8 @@ fn bearer_verify_corpus() {
 fn issue_8_connect_forms_corpus() {
     replay("connect_forms", tessera_core::fuzzing::connect_forms_round_trip);
 }
+
+#[test]
+fn issue_12_dpop_proof_corpus() {
+    replay("dpop_proof", tessera_core::fuzzing::dpop_accepts_only_genuine_proofs);
+}

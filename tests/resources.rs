@@ -9,7 +9,8 @@ const API: &str = "https://api.example.com/orders";
 
 /// A custom scope named `name`.
 fn scope(server: &TestServer, name: &str) -> Value {
-    let res = server.admin("POST", "/api/v1/scopes", &server.root_token(), Some(json!({"name": name})));
+    let res =
+        server.admin("POST", "/api/v1/scopes", &server.root_token(), Some(json!({"name": name})));
     assert_eq!(res.status, 201, "{}", res.body);
     res.json()["scope"].clone()
 }
@@ -21,7 +22,11 @@ fn resource(server: &TestServer, body: Value) -> Value {
 }
 
 fn token_for(server: &TestServer, id: &str, secret: &str, extra: &str) -> crate::support::Resp {
-    server.post_form("/token", Some(&basic(id, secret)), &format!("grant_type=client_credentials{extra}"))
+    server.post_form(
+        "/token",
+        Some(&basic(id, secret)),
+        &format!("grant_type=client_credentials{extra}"),
+    )
 }
 
 fn app_view(server: &TestServer, id: &Value) -> Value {
@@ -33,7 +38,10 @@ fn app_view(server: &TestServer, id: &Value) -> Value {
 fn orders(server: &TestServer) -> (Value, Value, String, String) {
     scope(server, "orders:read");
     scope(server, "orders:write");
-    let api = resource(server, json!({"identifier": API, "name": "Orders", "scopes": ["orders:read", "orders:write"]}));
+    let api = resource(
+        server,
+        json!({"identifier": API, "name": "Orders", "scopes": ["orders:read", "orders:write"]}),
+    );
     let (app, id, secret) = server.create_app(json!({
         "name": "shipper", "scopes": ["read_app"], "resources": {API: ["orders:read"]}
     }));
@@ -45,7 +53,10 @@ fn issue_12_resources_are_managed_with_their_own_scopes() {
     let server = TestServer::start();
     scope(&server, "orders:read");
     let root = server.root_token();
-    let created = resource(&server, json!({"identifier": API, "name": "Orders", "scopes": ["orders:read"], "accessTokenTtlSecs": 60}));
+    let created = resource(
+        &server,
+        json!({"identifier": API, "name": "Orders", "scopes": ["orders:read"], "accessTokenTtlSecs": 60}),
+    );
     assert_eq!(created["identifier"], API);
     assert_eq!(created["accessTokenTtlSecs"], 60);
     let path = format!("/api/v1/resources/{}", created["id"].as_str().unwrap());
@@ -59,8 +70,16 @@ fn issue_12_resources_are_managed_with_their_own_scopes() {
         (json!({"identifier": "https://a.example/#frag", "name": "x"}), 400, "fragment"),
         (json!({"identifier": server.url, "name": "x"}), 400, "own audience"),
         (json!({"identifier": API, "name": "again"}), 409, "already exists"),
-        (json!({"identifier": "https://b.example", "name": "x", "scopes": ["nope"]}), 400, "not a registered scope"),
-        (json!({"identifier": "https://b.example", "name": "x", "scopes": ["root"]}), 400, "root scope"),
+        (
+            json!({"identifier": "https://b.example", "name": "x", "scopes": ["nope"]}),
+            400,
+            "not a registered scope",
+        ),
+        (
+            json!({"identifier": "https://b.example", "name": "x", "scopes": ["root"]}),
+            400,
+            "root scope",
+        ),
         (json!({"name": "x"}), 400, "identifier is required"),
         (json!({"identifier": "https://b.example", "name": "x", "bogus": 1}), 400, "bogus"),
     ] {
@@ -78,7 +97,12 @@ fn issue_12_resources_are_managed_with_their_own_scopes() {
     assert_eq!(res.status, 403);
     assert!(res.header("www-authenticate").unwrap().contains("write_resource"));
 
-    let res = server.admin("PUT", &path, &root, Some(json!({"name": "Orders v2", "accessTokenTtlSecs": null})));
+    let res = server.admin(
+        "PUT",
+        &path,
+        &root,
+        Some(json!({"name": "Orders v2", "accessTokenTtlSecs": null})),
+    );
     assert_eq!(res.status, 200, "{}", res.body);
     assert!(res.json()["resource"].get("accessTokenTtlSecs").is_none());
     assert_eq!(server.admin("DELETE", &path, &root, None).status, 204);
@@ -89,14 +113,16 @@ fn issue_12_resources_are_managed_with_their_own_scopes() {
 fn issue_12_a_token_names_only_a_resource_the_app_was_granted() {
     let server = TestServer::start();
     let (_, _, id, secret) = orders(&server);
-    let other = resource(&server, json!({"identifier": "https://billing.example", "name": "Billing"}));
+    let other =
+        resource(&server, json!({"identifier": "https://billing.example", "name": "Billing"}));
 
     // The grant, whole when no scope is asked, with the resource as the only audience.
     let res = token_for(&server, &id, &secret, &format!("&resource={}", form(API)));
     assert_eq!(res.status, 200, "{}", res.body);
     let c = claims(res.json()["access_token"].as_str().unwrap());
     assert_eq!((c["aud"].clone(), c["scope"].clone()), (json!(API), json!("orders:read")));
-    let res = token_for(&server, &id, &secret, &format!("&audience={}&scope=orders%3Aread", form(API)));
+    let res =
+        token_for(&server, &id, &secret, &format!("&audience={}&scope=orders%3Aread", form(API)));
     assert_eq!(res.status, 200, "{}", res.body);
 
     // Without a resource: the app's own scopes, for Tessera.
@@ -112,11 +138,18 @@ fn issue_12_a_token_names_only_a_resource_the_app_was_granted() {
         (format!("&resource={}&audience=https%3A%2F%2Fx.example", form(API)), "invalid_target"),
     ] {
         let res = token_for(&server, &id, &secret, &extra);
-        assert_eq!((res.status, res.json()["error"].as_str().unwrap()), (400, error), "{extra}: {}", res.body);
+        assert_eq!(
+            (res.status, res.json()["error"].as_str().unwrap()),
+            (400, error),
+            "{extra}: {}",
+            res.body
+        );
     }
     // An unknown resource and one not granted are told alike.
-    let unknown = token_for(&server, &id, &secret, &format!("&resource={}", form("https://nowhere.example")));
-    let ungranted = token_for(&server, &id, &secret, &format!("&resource={}", form("https://billing.example")));
+    let unknown =
+        token_for(&server, &id, &secret, &format!("&resource={}", form("https://nowhere.example")));
+    let ungranted =
+        token_for(&server, &id, &secret, &format!("&resource={}", form("https://billing.example")));
     assert_eq!(unknown.answer(), ungranted.answer());
 }
 
@@ -124,7 +157,10 @@ fn issue_12_a_token_names_only_a_resource_the_app_was_granted() {
 fn issue_12_a_resource_lifetime_wins_over_the_app_and_refreshes_stay_with_the_resource() {
     let server = TestServer::start();
     scope(&server, "orders:read");
-    resource(&server, json!({"identifier": API, "name": "Orders", "scopes": ["orders:read"], "accessTokenTtlSecs": 90}));
+    resource(
+        &server,
+        json!({"identifier": API, "name": "Orders", "scopes": ["orders:read"], "accessTokenTtlSecs": 90}),
+    );
     let (_, id, secret) = server.create_app(json!({
         "name": "a", "accessTokenTtlSecs": 600, "grantTypes": ["client_credentials", "refresh_token"],
         "resources": {API: ["orders:read"]},
@@ -135,21 +171,36 @@ fn issue_12_a_resource_lifetime_wins_over_the_app_and_refreshes_stay_with_the_re
     assert_eq!(token_for(&server, &id, &secret, "").json()["expires_in"], 600);
 
     let refresh = body["refresh_token"].as_str().unwrap();
-    let res = server.post_form("/token", Some(&basic(&id, &secret)), &format!("grant_type=refresh_token&refresh_token={}", form(refresh)));
-    assert_eq!(res.status, 200, "{}", res.body);
-    let next = res.json();
-    let c = claims(next["access_token"].as_str().unwrap());
-    assert_eq!((c["aud"].clone(), c["scope"].clone(), next["expires_in"].clone()), (json!(API), json!("orders:read"), json!(90)));
     let res = server.post_form(
         "/token",
         Some(&basic(&id, &secret)),
-        &format!("grant_type=refresh_token&refresh_token={}&resource={}", form(next["refresh_token"].as_str().unwrap()), form(&server.url)),
+        &format!("grant_type=refresh_token&refresh_token={}", form(refresh)),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    let next = res.json();
+    let c = claims(next["access_token"].as_str().unwrap());
+    assert_eq!(
+        (c["aud"].clone(), c["scope"].clone(), next["expires_in"].clone()),
+        (json!(API), json!("orders:read"), json!(90))
+    );
+    let res = server.post_form(
+        "/token",
+        Some(&basic(&id, &secret)),
+        &format!(
+            "grant_type=refresh_token&refresh_token={}&resource={}",
+            form(next["refresh_token"].as_str().unwrap()),
+            form(&server.url)
+        ),
     );
     assert_eq!(res.status, 200, "naming the default audience is naming none: {}", res.body);
     let res = server.post_form(
         "/token",
         Some(&basic(&id, &secret)),
-        &format!("grant_type=refresh_token&refresh_token={}&resource={}", form(res.json()["refresh_token"].as_str().unwrap()), form("https://other.example")),
+        &format!(
+            "grant_type=refresh_token&refresh_token={}&resource={}",
+            form(res.json()["refresh_token"].as_str().unwrap()),
+            form("https://other.example")
+        ),
     );
     assert_eq!(res.json()["error"], "invalid_target", "{}", res.body);
 }
@@ -161,33 +212,62 @@ fn issue_12_renames_narrowings_and_deletes_reach_every_grant() {
     let root = server.root_token();
     let api_path = format!("/api/v1/resources/{}", api["id"].as_str().unwrap());
     let scopes = server.admin("GET", "/api/v1/scopes?pageSize=100", &root, None).json();
-    let read = scopes["scopes"].as_array().unwrap().iter().find(|s| s["name"] == "orders:read").unwrap().clone();
+    let read = scopes["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "orders:read")
+        .unwrap()
+        .clone();
     let read_path = format!("/api/v1/scopes/{}", read["id"].as_str().unwrap());
 
     // A scope renamed: the resource and the grant follow.
-    assert_eq!(server.admin("PUT", &read_path, &root, Some(json!({"name": "orders:view"}))).status, 200);
+    assert_eq!(
+        server.admin("PUT", &read_path, &root, Some(json!({"name": "orders:view"}))).status,
+        200
+    );
     assert_eq!(app_view(&server, &app["id"])["resources"], json!({API: ["orders:view"]}));
-    assert_eq!(server.admin("GET", &api_path, &root, None).json()["resource"]["scopes"], json!(["orders:view", "orders:write"]));
+    assert_eq!(
+        server.admin("GET", &api_path, &root, None).json()["resource"]["scopes"],
+        json!(["orders:view", "orders:write"])
+    );
 
     // The resource renamed: the grant moves with it, and the old name opens nothing.
     let moved = "https://api.example.com/orders/v2";
-    assert_eq!(server.admin("PUT", &api_path, &root, Some(json!({"identifier": moved}))).status, 200);
+    assert_eq!(
+        server.admin("PUT", &api_path, &root, Some(json!({"identifier": moved}))).status,
+        200
+    );
     assert_eq!(app_view(&server, &app["id"])["resources"], json!({moved: ["orders:view"]}));
-    assert_eq!(token_for(&server, &id, &secret, &format!("&resource={}", form(API))).json()["error"], "invalid_target");
+    assert_eq!(
+        token_for(&server, &id, &secret, &format!("&resource={}", form(API))).json()["error"],
+        "invalid_target"
+    );
     let c = claims(token_for(&server, &id, &secret, &format!("&resource={}", form(moved))).json()["access_token"].as_str().unwrap());
     assert_eq!((c["aud"].clone(), c["scope"].clone()), (json!(moved), json!("orders:view")));
 
     // Narrowed: the grant loses what the resource lost.
-    assert_eq!(server.admin("PUT", &api_path, &root, Some(json!({"scopes": ["orders:write"]}))).status, 200);
+    assert_eq!(
+        server.admin("PUT", &api_path, &root, Some(json!({"scopes": ["orders:write"]}))).status,
+        200
+    );
     assert_eq!(app_view(&server, &app["id"])["resources"], json!({moved: []}));
 
     // Deleted: the grant goes in the same commit, and the audit log holds one event for it.
     assert_eq!(server.admin("DELETE", &api_path, &root, None).status, 204);
     assert_eq!(app_view(&server, &app["id"])["resources"], json!({}));
     let audit = server.admin("GET", "/api/v1/audit?pageSize=100", &root, None).json();
-    let deletes: Vec<&Value> = audit["events"].as_array().unwrap().iter().filter(|e| e["action"] == "resource.delete").collect();
+    let deletes: Vec<&Value> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "resource.delete")
+        .collect();
     assert_eq!(deletes.len(), 1, "{audit}");
-    assert_eq!(token_for(&server, &id, &secret, &format!("&resource={}", form(moved))).json()["error"], "invalid_target");
+    assert_eq!(
+        token_for(&server, &id, &secret, &format!("&resource={}", form(moved))).json()["error"],
+        "invalid_target"
+    );
 }
 
 #[test]
@@ -209,17 +289,31 @@ fn issue_12_grants_follow_the_escalation_rules() {
     assert_eq!(app_view(&server, &target["id"])["resources"], json!({}));
 
     // Strict delegation: a caller grants only resource scopes it holds itself.
-    let (_, id, secret) = server.create_app(json!({"name": "admin", "scopes": ["write_app", "read_app", "orders:read"]}));
+    let (_, id, secret) = server
+        .create_app(json!({"name": "admin", "scopes": ["write_app", "read_app", "orders:read"]}));
     let admin = server.token(&id, &secret, None);
-    let res = server.admin("PUT", &target_path, &admin, Some(json!({"resources": {API: ["orders:write"]}})));
+    let res = server.admin(
+        "PUT",
+        &target_path,
+        &admin,
+        Some(json!({"resources": {API: ["orders:write"]}})),
+    );
     assert_eq!(res.status, 400, "{}", res.body);
     assert!(res.body.contains("strict_delegation"), "{}", res.body);
-    let res = server.admin("PUT", &target_path, &admin, Some(json!({"resources": {API: ["orders:read"]}})));
+    let res = server.admin(
+        "PUT",
+        &target_path,
+        &admin,
+        Some(json!({"resources": {API: ["orders:read"]}})),
+    );
     assert_eq!(res.status, 200, "{}", res.body);
 
     // A resource a root app holds a grant for is root's to rename, narrow or delete.
-    let (_, _, _) = server.create_app(json!({"name": "root-2", "scopes": ["root"], "resources": {API: ["orders:read"]}}));
-    let (_, id, secret) = server.create_app(json!({"name": "ops", "scopes": ["write_resource", "read_resource"]}));
+    let (_, _, _) = server.create_app(
+        json!({"name": "root-2", "scopes": ["root"], "resources": {API: ["orders:read"]}}),
+    );
+    let (_, id, secret) =
+        server.create_app(json!({"name": "ops", "scopes": ["write_resource", "read_resource"]}));
     let ops = server.token(&id, &secret, None);
     let api_path = format!("/api/v1/resources/{}", api["id"].as_str().unwrap());
     for (method, body) in [

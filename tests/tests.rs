@@ -12,6 +12,8 @@ mod audit;
 mod cli;
 // Provider tokens and the hosted reauth flow, against a stand-in OAuth provider.
 mod connect;
+// DPoP (RFC 9449): bound tokens at the token endpoint and the admin API, bad proofs.
+mod dpop;
 // Acknowledged writes survive restarts and `kill -9`; a second process is refused.
 mod durability;
 // The escalation rules as properties, over HTTP and the registry, against a reference model.

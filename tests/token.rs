@@ -163,8 +163,12 @@ fn disabled_apps_cannot_get_tokens() {
 #[test]
 fn token_claims_and_lifetime_come_from_the_app_and_audience_from_the_request() {
     let server = TestServer::start();
+    let api = json!({"identifier": "https://api.example.com", "name": "API"});
+    let res = server.admin("POST", "/api/v1/resources", &server.root_token(), Some(api));
+    assert_eq!(res.status, 201, "{}", res.body);
     let (_, id, secret) = server.create_app(json!({
-        "name": "a", "tokenClaims": {"tenant": "t1", "tier": 2}, "accessTokenTtlSecs": 120
+        "name": "a", "tokenClaims": {"tenant": "t1", "tier": 2}, "accessTokenTtlSecs": 120,
+        "resources": {"https://api.example.com": []},
     }));
     let res = server.post_form(
         "/token",

@@ -147,6 +147,89 @@ pub fn verifier_accepts_only_our_tokens(data: &[u8]) {
     }
 }
 
+/// Genuine DPoP proofs, one per supported key type, for the request [`PROOF_REQUEST`] names.
+struct Proofs {
+    /// (proof, the thumbprint of the key that signed it).
+    signed: Vec<(String, String)>,
+}
+
+/// The request every fixture proof was made for.
+const PROOF_REQUEST: crate::oauth::dpop::Expected<'static> = crate::oauth::dpop::Expected {
+    htm: "POST",
+    htu: "https://tessera.example/oauth2/v1/token",
+    now: 1_700_000_000,
+    access_token: Some("an-access-token"),
+};
+
+fn proofs() -> &'static Proofs {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use sha2::Digest;
+    static PROOFS: OnceLock<Proofs> = OnceLock::new();
+    PROOFS.get_or_init(|| {
+        let e = &PROOF_REQUEST;
+        let ath = B64.encode(sha2::Sha256::digest(e.access_token.unwrap_or_default()));
+        let claims = serde_json::json!({"htm": e.htm, "htu": e.htu, "iat": e.now, "jti": "j-1", "ath": ath});
+        let input = |jwk: serde_json::Value, alg: &str| {
+            let header = serde_json::json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk});
+            let jkt = crate::oauth::dpop::thumbprint(&jwk_map(&header["jwk"])).unwrap_or_default();
+            (format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string())), jkt)
+        };
+        let ed = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let ed_jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(ed.verifying_key().to_bytes())});
+        let (ed_input, ed_jkt) = input(ed_jwk, "EdDSA");
+        let ed_sig = ed25519_dalek::Signer::sign(&ed, ed_input.as_bytes()).to_bytes();
+        // unwrap: a fixed scalar well inside the group order
+        let ec = p256::ecdsa::SigningKey::from_slice(&[7; 32]).expect("scalar");
+        let point = ec.verifying_key().to_sec1_point(false);
+        let xy = &point.as_bytes()[1..];
+        let ec_jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": B64.encode(&xy[..32]), "y": B64.encode(&xy[32..])});
+        let (ec_input, ec_jkt) = input(ec_jwk, "ES256");
+        let ec_sig: p256::ecdsa::Signature =
+            p256::ecdsa::signature::Signer::sign(&ec, ec_input.as_bytes());
+        Proofs {
+            signed: vec![
+                (format!("{ed_input}.{}", B64.encode(ed_sig)), ed_jkt),
+                (format!("{ec_input}.{}", B64.encode(ec_sig.to_bytes())), ec_jkt),
+            ],
+        }
+    })
+}
+
+fn jwk_map(v: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// The DPoP proof check accepts only proofs signed by the key in their own header, for the
+/// request they name: never panics, and whatever it accepts is one of the genuine proofs,
+/// byte for byte, with that key's thumbprint.
+///
+/// Input layout as for [`verifier_accepts_only_our_tokens`]: byte 0 = 0 means the rest is a
+/// proof as is; otherwise the rest edits one of the genuine proofs (pairs of position, byte).
+pub fn dpop_accepts_only_genuine_proofs(data: &[u8]) {
+    let proofs = proofs();
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let candidate = if mode == 0 {
+        String::from_utf8_lossy(rest).into_owned()
+    } else {
+        let base = &proofs.signed[mode as usize % proofs.signed.len()].0;
+        let mut bytes = base.clone().into_bytes();
+        for pair in rest.chunks_exact(2) {
+            let at = pair[0] as usize * 7 % bytes.len();
+            bytes[at] = pair[1];
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    if let Ok(proof) = crate::oauth::dpop::check(&candidate, &PROOF_REQUEST) {
+        let genuine = proofs.signed.iter().find(|(p, _)| *p == candidate);
+        let (_, jkt) =
+            genuine.unwrap_or_else(|| panic!("accepted a proof nobody signed: {candidate}"));
+        assert_eq!(&proof.jkt, jkt);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +246,19 @@ mod tests {
         connect_forms_round_trip(b"\0state=s&csrf=c&username=a%20b&password=%F0%9F%94%91");
         connect_forms_round_trip(b"\x01csrf=c&state=s");
         connect_forms_round_trip(b"\x02state=s&code=a%2Bb&error=&iss=x");
+    }
+
+    #[test]
+    fn issue_12_genuine_proofs_pass_and_edited_ones_do_not() {
+        for (proof, jkt) in &proofs().signed {
+            let checked = crate::oauth::dpop::check(proof, &PROOF_REQUEST).expect("genuine");
+            assert_eq!(&checked.jkt, jkt);
+            let stale =
+                crate::oauth::dpop::Expected { now: PROOF_REQUEST.now + 61, ..PROOF_REQUEST };
+            assert!(crate::oauth::dpop::check(proof, &stale).is_err());
+        }
+        dpop_accepts_only_genuine_proofs(&[1, 3, b'A', 200, b'x']);
+        dpop_accepts_only_genuine_proofs(&[2, 255, b'-']);
+        dpop_accepts_only_genuine_proofs(b"\0eyJ.eyJ.sig");
     }
 }

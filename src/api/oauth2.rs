@@ -11,9 +11,9 @@ use serde_json::json;
 use tessera_core::auth::secret::parse_split_secret;
 use tessera_core::oauth::OAuthError;
 use tessera_core::oauth::dpop::ProofError;
-use tessera_core::tokens::issuer::Channel;
 use tessera_core::oauth::request::{self, BodyKind};
 use tessera_core::tables::client::Client;
+use tessera_core::tokens::issuer::Channel;
 use tessera_storage::{GrantOp, RefreshStatus};
 
 use crate::api::AppState;

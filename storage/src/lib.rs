@@ -32,8 +32,8 @@ pub use postgres::PgStore;
 pub use postgres::test_cluster;
 pub use redb::Store;
 pub use registry::{
-    ApiKeyRecord, AppRecord, DisabledBy, ProviderRecord, RegistryChange, ResourceRecord, RoleRecord,
-    ScopeRecord, ServiceRecord, SubscriptionRecord, UserRecord,
+    ApiKeyRecord, AppRecord, DisabledBy, ProviderRecord, RegistryChange, ResourceRecord,
+    RoleRecord, ScopeRecord, ServiceRecord, SubscriptionRecord, UserRecord,
 };
 pub use seal::{Kek, KekError};
 

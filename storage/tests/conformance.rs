@@ -9,8 +9,8 @@ use tessera_storage::test_cluster::{TestDatabase, fresh_database};
 use tessera_storage::{
     ApiKeyRecord, AuditEvent, AuditOutcome, ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp,
     GrantOutcome, Kek, KeyRecord, KeyState, PgStore, ProviderGrant, ProviderRecord, Refusal,
-    RegistryChange, RoleRecord, ScopeRecord, ServiceRecord, Storage, Store, StoreError,
-    SubscriptionRecord, TokenKey, UserRecord,
+    RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage, Store,
+    StoreError, SubscriptionRecord, TokenKey, UserRecord,
 };
 
 /// Instantiates each case once per backend.
@@ -32,6 +32,7 @@ conformance!(
     keys_are_sealed_and_need_their_kek,
     a_key_ring_changed_meanwhile_is_not_replaced,
     registry_changes_log_one_version_each_and_secrets_stay_sealed,
+    issue_12_resources_are_stored_logged_and_named_in_app_grants,
     meta_values_are_set_and_replaced,
     the_change_log_answers_since_any_version,
     a_refresh_token_is_spent_once_and_its_reuse_ends_the_family,
@@ -413,6 +414,42 @@ fn provider_record() -> ProviderRecord {
         client_secret: "provider-secret-in-clear".into(),
         created_at: 1,
     }
+}
+
+fn resource_record() -> ResourceRecord {
+    ResourceRecord {
+        id: "res".into(),
+        identifier: "https://api.example.com".into(),
+        name: "API".into(),
+        scopes: vec!["s".into()],
+        access_token_ttl_secs: Some(60),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+/// Resources are one more registry kind: put, loaded back, logged as "resource:id" for
+/// followers, and deleted; an app's grants travel inside its record.
+fn issue_12_resources_are_stored_logged_and_named_in_app_grants(open: Open) {
+    use RegistryChange::*;
+    let Some(mut backend) = open(None) else { return };
+    let resource = resource_record();
+    let mut granted = app("a", "ca");
+    granted.resources.insert(resource.identifier.clone(), vec!["s".into()]);
+    granted.require_dpop = true;
+    let store = backend.store();
+    assert_eq!(
+        store.apply_registry(&[PutResource(resource.clone()), PutApp(granted.clone())]).unwrap(),
+        2
+    );
+    backend.reopen(None);
+    let store = backend.store();
+    assert_eq!(store.load_resources().unwrap(), vec![resource]);
+    assert_eq!(store.load_apps().unwrap(), vec![granted]);
+    assert_eq!(store.apply_registry(&[DeleteResource("res".into())]).unwrap(), 3);
+    assert!(store.load_resources().unwrap().is_empty());
+    let logged: Vec<String> = store.changes_since(0).unwrap().into_iter().map(|(_, w)| w).collect();
+    assert_eq!(logged, ["resource:res", "app:a", "resource:res"]);
 }
 
 /// The change log is what a follower replays, so its entries and the one version bump per
@@ -931,6 +968,7 @@ fn fill(store: &dyn Storage) {
         LinkUser("v".into(), "u".into(), 7),
         PutSubscription(subscription_record()),
         PutProvider(provider_record()),
+        PutResource(resource_record()),
         Audit(audit_event("scope.create", 5)),
     ];
     store.apply_registry(&puts).unwrap();

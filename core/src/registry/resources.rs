@@ -44,9 +44,8 @@ impl Registry {
         &mut self,
         input: ResourcePatch,
     ) -> Result<ResourceRecord, RegistryError> {
-        let required = |field: &'static str| {
-            RegistryError::invalid(field, format!("{field} is required"))
-        };
+        let required =
+            |field: &'static str| RegistryError::invalid(field, format!("{field} is required"));
         let identifier = input.identifier.ok_or_else(|| required("identifier"))?;
         let identifier = self.check_identifier(&identifier, None)?;
         let name = fields::check_name(&input.name.ok_or_else(|| required("name"))?)?;
@@ -149,7 +148,11 @@ impl Registry {
     /// RFC 8707 §2: an absolute URI without a fragment, kept as sent (a token's `aud` is
     /// compared byte for byte), unique, and never Tessera's own audience, whose tokens open
     /// the admin API.
-    fn check_identifier(&self, identifier: &str, except_id: Option<&str>) -> Result<String, RegistryError> {
+    fn check_identifier(
+        &self,
+        identifier: &str,
+        except_id: Option<&str>,
+    ) -> Result<String, RegistryError> {
         let bad = || {
             RegistryError::invalid(
                 "identifier",

@@ -21,13 +21,13 @@ use crate::auth::secret::time_ordered_id;
 use crate::clock::SharedClock;
 use crate::grants::{GrantError, GrantStore};
 use crate::keys::keyset::{SharedKeySet, Signer};
-use crate::oauth::{OAuthError, TARGET_REFUSED};
 use crate::oauth::assertion;
+use crate::oauth::dpop::{self, ProofError, ReplayWindow, Seen};
 use crate::oauth::request::{Credentials, TokenRequest};
+use crate::oauth::{OAuthError, TARGET_REFUSED};
 use crate::policy::grant_scope;
 use crate::tables::client::{Client, ClientTable};
 use crate::tables::user::UserTable;
-use crate::oauth::dpop::{self, ProofError, ReplayWindow, Seen};
 use crate::tokens::claims::{Confirmation, OutgoingClaims};
 use crate::tokens::jws;
 

@@ -7,13 +7,11 @@ use std::sync::Arc;
 use tessera_storage::{AuditEvent, FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
 
 use super::claims::Confirmation;
-use super::issuer::{
-    Channel, INVALID_GRANT, Issued, Issuer, Opened, grant_failure, store_failure,
-};
-use crate::oauth::dpop::ProofError;
+use super::issuer::{Channel, INVALID_GRANT, Issued, Issuer, Opened, grant_failure, store_failure};
 use crate::auth::secret::{new_split_secret, parse_split_secret};
-use crate::oauth::{OAuthError, TARGET_REFUSED};
+use crate::oauth::dpop::ProofError;
 use crate::oauth::request::{self, TokenRequest};
+use crate::oauth::{OAuthError, TARGET_REFUSED};
 use crate::policy::grant_scope;
 use crate::tables::client::{CONSUMER_CLIENT_ID, Client};
 
@@ -154,8 +152,7 @@ impl Issuer {
         }
         let cnf = Confirmation { jkt: jkt.as_deref(), ..Confirmation::default() };
         let (audience, ttl, sid) = (target.audience, target.ttl, Some(family.id.as_str()));
-        let minted =
-            self.mint(&client, &family.subject, &scope, audience, (ttl, now), sid, cnf)?;
+        let minted = self.mint(&client, &family.subject, &scope, audience, (ttl, now), sid, cnf)?;
         let (next, next_key) = new_split_secret();
         let op = GrantOp::Spend {
             token: hash,

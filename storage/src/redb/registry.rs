@@ -5,7 +5,8 @@ use redb::{TableDefinition, WriteTransaction};
 
 use super::db;
 use super::tables::{
-    API_KEYS, APPS, PROVIDERS, RESOURCES, ROLES, SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS,
+    API_KEYS, APPS, PROVIDERS, RESOURCES, ROLES, SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS,
+    USERS,
 };
 use crate::StoreError;
 use crate::registry::{Key, Row, Table};

@@ -5,8 +5,8 @@
 use crate::record::encode;
 use crate::registry::provider::StoredProvider;
 use crate::{
-    ApiKeyRecord, AppRecord, AuditEvent, Kek, ProviderRecord, ResourceRecord, RoleRecord, ScopeRecord,
-    ServiceRecord, StoreError, SubscriptionRecord, UserRecord,
+    ApiKeyRecord, AppRecord, AuditEvent, Kek, ProviderRecord, ResourceRecord, RoleRecord,
+    ScopeRecord, ServiceRecord, StoreError, SubscriptionRecord, UserRecord,
 };
 
 /// One registry change. Related changes (a scope renamed, and every app and role that named

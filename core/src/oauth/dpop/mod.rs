@@ -12,8 +12,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// The `alg` values a proof may use: what most DPoP clients sign with (ES256), and ours.
-pub const ALGORITHMS: [&str; 2] = ["EdDSA", "ES256"];
+/// The `alg` values a proof may use: what most DPoP clients sign with (ES256), and Ed25519
+/// under both its names (`EdDSA`, and the fully-specified `Ed25519` newer clients send).
+pub const ALGORITHMS: [&str; 3] = ["ES256", "EdDSA", "Ed25519"];
 /// How far a proof's `iat` may be from the server's clock, either way (RFC 9449 §11.1).
 pub const MAX_SKEW: u64 = 60;
 /// Longer than any honest proof (a P-256 key, a long URL, a token hash).
@@ -71,7 +72,7 @@ impl ProofError {
             ProofError::Repeated => "exactly one DPoP header is allowed",
             ProofError::Malformed => "the DPoP proof is not a well-formed JWT",
             ProofError::Type => "the DPoP proof's typ must be dpop+jwt",
-            ProofError::Algorithm => "the DPoP proof's alg must be EdDSA or ES256",
+            ProofError::Algorithm => "the DPoP proof's alg must be ES256, EdDSA or Ed25519",
             ProofError::Key => "the DPoP proof's jwk must be a public key for its alg",
             ProofError::Signature => "the DPoP proof's signature does not verify",
             ProofError::Method => "the DPoP proof's htm is not this request's method",
@@ -133,7 +134,8 @@ pub fn check(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofError> 
     let signature = decode(s64)?;
     let signed = &proof[..h64.len() + 1 + c64.len()];
     key.verify(signed.as_bytes(), &signature)?;
-    let claims: Claims = serde_json::from_slice(&decode(c64)?).map_err(|_| ProofError::Malformed)?;
+    let claims: Claims =
+        serde_json::from_slice(&decode(c64)?).map_err(|_| ProofError::Malformed)?;
     if claims.jti.is_empty() || claims.jti.len() > MAX_JTI {
         return Err(ProofError::Malformed);
     }
@@ -192,7 +194,7 @@ impl PublicKey {
         };
         let is = |name: &str, value: &str| jwk.get(name).and_then(Value::as_str) == Some(value);
         match alg {
-            "EdDSA" if is("kty", "OKP") && is("crv", "Ed25519") => {
+            "EdDSA" | "Ed25519" if is("kty", "OKP") && is("crv", "Ed25519") => {
                 Ok(PublicKey::Ed25519(member("x")?))
             }
             "ES256" if is("kty", "EC") && is("crv", "P-256") => {

@@ -101,7 +101,8 @@ mod tests {
     #[test]
     fn memory_is_bounded() {
         let window = ReplayWindow::new(SHARDS);
-        let outcomes: Vec<Seen> = (0..10 * SHARDS).map(|i| window.record(&proof(&i.to_string()), 5)).collect();
+        let outcomes: Vec<Seen> =
+            (0..10 * SHARDS).map(|i| window.record(&proof(&i.to_string()), 5)).collect();
         assert!(outcomes.contains(&Seen::Full));
         assert!(outcomes.iter().filter(|s| **s == Seen::First).count() <= SHARDS);
         // Once the generations have passed, there is room again.
