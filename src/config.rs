@@ -29,6 +29,11 @@ pub struct FileConfig {
     pub password_queue: Option<usize>,
     pub strict_delegation: Option<bool>,
     pub dpop_proofs: Option<usize>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub tls_client_cert_header: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     pub keys: KeysFile,
     #[serde(default)]
@@ -110,6 +115,12 @@ pub enum ConfigError {
     BadIssuer(String),
     #[error("issuer '{0}' must not contain a user name or password")]
     IssuerCredentials(String),
+    #[error("trusted_proxies: '{0}' is not an IP address or CIDR block (e.g. 10.0.0.0/8)")]
+    BadProxy(String),
+    #[error("tls_cert and tls_key go together, and tls_client_ca needs them")]
+    TlsIncomplete,
+    #[error("tls_client_cert_header '{0}' is not a header name")]
+    BadCertHeader(String),
 }
 
 /// A database URL. Its password never reaches a log: `Debug` shows the URL without it.
@@ -179,6 +190,17 @@ pub struct Config {
     /// DPoP proofs a node remembers for the `jti` replay check (RFC 9449 §11.1), per two
     /// minutes; past it, proofs are answered `503` until the oldest are forgotten.
     pub dpop_proofs: usize,
+    /// HTTPS: the server's certificate chain and private key, PEM.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Ask for client certificates (RFC 8705); those chaining to these CAs may authenticate
+    /// `tls_client_auth` apps.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Behind a TLS-terminating proxy: the header carrying the client certificate.
+    pub tls_client_cert_header: Option<String>,
+    /// The proxies that header is believed from (addresses or CIDR blocks); from any other
+    /// peer it is ignored.
+    pub trusted_proxies: Vec<crate::tls::Cidr>,
     pub rotate_every: u64,
     pub jwks_max_age: u64,
     pub rate_window: u64,
@@ -210,6 +232,11 @@ impl Default for Config {
             strict_delegation: false,
             // ≈ 8,700 proofs a second, and at most ≈ 50 MB for the two generations kept.
             dpop_proofs: 1 << 20,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_client_cert_header: None,
+            trusted_proxies: Vec::new(),
             rotate_every: 7 * 86400,
             jwks_max_age: 600,
             rate_window: 60,
@@ -247,12 +274,12 @@ impl Config {
         let file: FileConfig = toml::from_str(&text)
             .map_err(|source| ConfigError::BadToml { path: path.into(), source })?;
         let mut config = Config::default();
-        config.apply(file);
+        config.apply(file)?;
         config.validate()?;
         Ok(config)
     }
 
-    fn apply(&mut self, file: FileConfig) {
+    fn apply(&mut self, file: FileConfig) -> Result<(), ConfigError> {
         let d = |v: Option<Duration>| v.map(|d| d.0);
         if let Some(v) = file.listen {
             self.listen = v;
@@ -286,6 +313,15 @@ impl Config {
         self.password_queue = file.password_queue.unwrap_or(self.password_queue);
         self.strict_delegation = file.strict_delegation.unwrap_or(self.strict_delegation);
         self.dpop_proofs = file.dpop_proofs.unwrap_or(self.dpop_proofs);
+        self.tls_cert = file.tls_cert.or(self.tls_cert.take());
+        self.tls_key = file.tls_key.or(self.tls_key.take());
+        self.tls_client_ca = file.tls_client_ca.or(self.tls_client_ca.take());
+        self.tls_client_cert_header =
+            file.tls_client_cert_header.or(self.tls_client_cert_header.take());
+        if let Some(proxies) = file.trusted_proxies {
+            let parse = |p: &String| p.parse().map_err(|_| ConfigError::BadProxy(p.clone()));
+            self.trusted_proxies = proxies.iter().map(parse).collect::<Result<_, _>>()?;
+        }
         self.rotate_every = d(file.keys.rotate_every).unwrap_or(self.rotate_every);
         self.jwks_max_age = d(file.keys.jwks_max_age).unwrap_or(self.jwks_max_age);
         self.rate_window = d(file.rate_limit.window).unwrap_or(self.rate_window);
@@ -293,11 +329,22 @@ impl Config {
             file.rate_limit.failures_per_client.unwrap_or(self.failures_per_client);
         self.failures_per_address =
             file.rate_limit.failures_per_address.unwrap_or(self.failures_per_address);
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(store) = &self.store {
             store.check()?;
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some()
+            || (self.tls_client_ca.is_some() && self.tls_cert.is_none())
+        {
+            return Err(ConfigError::TlsIncomplete);
+        }
+        if let Some(name) = &self.tls_client_cert_header {
+            if actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(ConfigError::BadCertHeader(name.clone()));
+            }
         }
         let out_of_range = |field, rule| Err(ConfigError::OutOfRange { field, rule });
         // Bounds keep every `now + duration` far from overflow and every window meaningful.

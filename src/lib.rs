@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod server;
+pub mod tls;
 pub mod verify;
 
 pub use server::{Running, StartError, start};

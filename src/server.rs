@@ -33,6 +33,8 @@ pub enum StartError {
     Root(RegistryError),
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A started server: where it listens and the handle that stops it.
@@ -209,7 +211,10 @@ pub fn prepare(
         arbiter.spawn(follower.run());
     }
     let metrics = Arc::new(api::metrics::Metrics::new(Arc::clone(grants.commit_times()), shared));
-    let metadata = api::wellknown::metadata(issuer_url);
+    let tls = crate::tls::Tls::load(&config)?.map(Arc::new);
+    // Certificates reach the token endpoint from the TLS handshake or a trusted proxy's header.
+    let takes_certificates = config.tls_client_ca.is_some() || config.tls_client_cert_header.is_some();
+    let metadata = api::wellknown::metadata(issuer_url, takes_certificates);
     let openapi = api::openapi::document(&config);
     let passwords = PasswordPool::start(2, config.password_queue).map_err(StoreError::Io)?;
     let state = web::Data::new(AppState {
@@ -226,6 +231,7 @@ pub fn prepare(
         store_health,
         metrics,
         audit,
+        tls,
     });
     Ok(Prepared { state, arbiter, root_credentials_file })
 }
@@ -240,16 +246,22 @@ pub async fn start(
     let bind_err = |e| StartError::Bind(config.listen.clone(), e);
     let listener = TcpListener::bind(&config.listen).map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;
-    let issuer_url = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
+    let issuer_url = config.issuer.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
     let workers = config.workers;
     let Prepared { state, arbiter, root_credentials_file } =
         prepare(config.clone(), &issuer_url, root, kek, clock)?;
     let data = state.clone();
-    let mut server =
-        HttpServer::new(move || App::new().configure(|cfg| api::configure(cfg, data.clone())))
-            .listen(listener)
-            .map_err(bind_err)?
-            .shutdown_timeout(10);
+    let server =
+        HttpServer::new(move || App::new().configure(|cfg| api::configure(cfg, data.clone())));
+    let mut server = match &state.tls {
+        Some(tls) => server
+            .on_connect(tls.on_connect())
+            .listen_rustls_0_23(listener, (*tls.server).clone()),
+        None => server.listen(listener),
+    }
+    .map_err(bind_err)?
+    .shutdown_timeout(10);
     if let Some(workers) = workers {
         server = server.workers(workers);
     }

@@ -20,6 +20,7 @@ use crate::api::AppState;
 use crate::api::ClientTag;
 use crate::api::metrics::{AuthMethod, UNKNOWN_GRANT, grant_index};
 use crate::api::routes::routes;
+use crate::tls;
 
 pub const TOKEN_PATHS: [&str; 4] =
     ["/oauth2/v1/token", "/oauth2/token", "/token", "/authorization/token"];
@@ -105,10 +106,12 @@ async fn token(
         let (kind, body) = read(&req, payload, &state).await?;
         let parsed = request::parse(kind, authorization(&req)?, &body)?;
         asked = (grant_index(&parsed.grant_type), AuthMethod::of(&parsed.credentials));
+        let certificate = tls::client_certificate(&req, &state.config, state.tls.as_deref());
         let channel = Channel {
             addr: req.peer_addr().map(|a| a.ip()),
             dpop: dpop_header(&req),
             path: req.path(),
+            certificate: certificate.as_deref(),
         };
         if state.config.allow_user_credentials {
             return user_or_app(&state, &parsed, &channel).await;
@@ -177,9 +180,13 @@ async fn caller(
 ) -> Result<(std::sync::Arc<Client>, request::TokenQuery), OAuthError> {
     let (kind, body) = read(req, payload, state).await?;
     let query = request::parse_query(kind, authorization(req)?, &body)?;
-    let peer = req.peer_addr().map(|a| a.ip());
+    let certificate = tls::client_certificate(req, &state.config, state.tls.as_deref());
+    let channel = Channel {
+        certificate: certificate.as_deref(),
+        ..Channel::plain(req.peer_addr().map(|a| a.ip()))
+    };
     let is_basic = matches!(query.credentials, request::Credentials::Basic { .. });
-    let authenticated = state.issuer.authenticate(&query.credentials, peer).await;
+    let authenticated = state.issuer.authenticate(&query.credentials, &channel).await;
     let client = match authenticated {
         Ok(Some(client)) => client,
         Ok(None) | Err(OAuthError::InvalidClient { .. }) => {

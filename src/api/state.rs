@@ -38,4 +38,6 @@ pub struct AppState {
     pub metrics: Arc<crate::api::metrics::Metrics>,
     /// The audit log's reader.
     pub audit: AuditLog,
+    /// HTTPS and the client CA, when served.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }

@@ -71,8 +71,11 @@ async fn metadata_doc(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// RFC 8414 §2 metadata for this issuer.
-pub fn metadata(issuer: &str) -> Vec<u8> {
-    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+pub fn metadata(issuer: &str, takes_certificates: bool) -> Vec<u8> {
+    let mut auth_methods = vec!["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    if takes_certificates {
+        auth_methods.extend(["tls_client_auth", "self_signed_tls_client_auth"]);
+    }
     serde_json::json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth2/v1/token"),
@@ -89,6 +92,9 @@ pub fn metadata(issuer: &str) -> Vec<u8> {
         // RFC 8707: a `resource` must name a registered resource the client is granted.
         "resource_indicators_supported": true,
         "dpop_signing_alg_values_supported": tessera_core::oauth::dpop::ALGORITHMS,
+        // RFC 8705 §3.3: tokens asked for over a connection with a client certificate are
+        // bound to it.
+        "tls_client_certificate_bound_access_tokens": takes_certificates,
     })
     .to_string()
     .into_bytes()

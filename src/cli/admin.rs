@@ -120,6 +120,9 @@ fn open(dir: &DataDirArgs) -> Result<(Arc<dyn Storage>, crate::config::Config), 
         store: None,
         config: dir.config.clone(),
         issuer: None,
+        tls_cert: None,
+        tls_key: None,
+        tls_client_ca: None,
     };
     let config = super::load_config(&args)?;
     let kek = kek_from_env()?;

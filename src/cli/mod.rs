@@ -98,9 +98,19 @@ pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Issuer URL written into tokens (default http://<listen>).
+    /// Issuer URL written into tokens (default http://<listen>, https:// with --tls-cert).
     #[arg(long, env = "TESSERA_ISSUER")]
     pub issuer: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "TESSERA_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "TESSERA_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Ask clients for certificates (RFC 8705); those chaining to these CAs (PEM) may
+    /// authenticate apps registered for tls_client_auth.
+    #[arg(long, env = "TESSERA_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -202,6 +212,9 @@ pub fn load_config(args: &ServeArgs) -> Result<Config, ConfigError> {
     if let Some(v) = &args.issuer {
         config.issuer = Some(v.trim_end_matches('/').to_string());
     }
+    config.tls_cert = args.tls_cert.clone().or(config.tls_cert.take());
+    config.tls_key = args.tls_key.clone().or(config.tls_key.take());
+    config.tls_client_ca = args.tls_client_ca.clone().or(config.tls_client_ca.take());
     config.validate()?;
     Ok(config)
 }

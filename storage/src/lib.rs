@@ -33,7 +33,7 @@ pub use postgres::test_cluster;
 pub use redb::Store;
 pub use registry::{
     ApiKeyRecord, AppRecord, DisabledBy, ProviderRecord, RegistryChange, ResourceRecord,
-    RoleRecord, ScopeRecord, ServiceRecord, SubscriptionRecord, UserRecord,
+    RoleRecord, ScopeRecord, ServiceRecord, SubscriptionRecord, TlsClientAuth, UserRecord,
 };
 pub use seal::{Kek, KekError};
 

@@ -1,6 +1,7 @@
-//! Proving who is asking: secrets and their hashes, Argon2id passwords on their own pool, the
-//! failed-authentication limiter, and the one rule for URLs users give us.
+//! Proving who is asking: secrets and their hashes, client certificates, Argon2id passwords on
+//! their own pool, the failed-authentication limiter, and the one rule for URLs users give us.
 
+pub mod certificate;
 pub mod limiter;
 pub mod password;
 pub mod secret;

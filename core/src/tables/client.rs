@@ -5,6 +5,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tessera_storage::AppRecord;
 
+use crate::auth::certificate::{CertificateAuth, ExpectedName, registered_thumbprint};
 use crate::auth::secret::{SecretHash, from_hex, hash_matches, hash_secret};
 
 /// What authentication and issuance need of an app, prepared once per change.
@@ -27,6 +28,9 @@ pub struct Client {
     resources: Vec<ResourceGrant>,
     /// Every token request must carry a DPoP proof.
     pub require_dpop: bool,
+    /// How it proves itself with a client certificate (RFC 8705), if it does; then no secret
+    /// or assertion speaks for it.
+    pub certificate: Option<CertificateAuth>,
 }
 
 /// An app's grant for one resource, with the resource's token lifetime folded in so that a
@@ -70,6 +74,7 @@ impl Client {
                 })
                 .collect(),
             require_dpop: app.require_dpop,
+            certificate: certificate_auth(app),
         }
     }
 
@@ -105,6 +110,7 @@ impl Client {
             public_key: None,
             resources: Vec::new(),
             require_dpop: false,
+            certificate: None,
         }
     }
 }
@@ -143,12 +149,37 @@ impl ClientTable {
         for hash in stored {
             is_match |= hash_matches(hash, &presented);
         }
-        client.filter(|c| is_match && c.is_active)
+        // An app registered for certificates is not one a secret can speak for.
+        client.filter(|c| is_match && c.is_active && c.certificate.is_none())
     }
 }
 
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+
+/// What an app's registration says about certificates, made ready to compare.
+fn certificate_auth(app: &AppRecord) -> Option<CertificateAuth> {
+    if let Some(auth) = &app.tls_client_auth {
+        let name = if let Some(dn) = &auth.subject_dn {
+            ExpectedName::SubjectDn(dn.clone())
+        } else if let Some(dns) = &auth.san_dns {
+            ExpectedName::SanDns(dns.clone())
+        } else if let Some(uri) = &auth.san_uri {
+            ExpectedName::SanUri(uri.clone())
+        } else if let Some(ip) = auth.san_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+            ExpectedName::SanIp(ip)
+        } else {
+            ExpectedName::SanEmail(auth.san_email.clone()?)
+        };
+        return Some(CertificateAuth::Name(name));
+    }
+    if app.self_signed_certificates.is_empty() {
+        return None;
+    }
+    let thumbprints =
+        app.self_signed_certificates.iter().filter_map(|c| registered_thumbprint(c)).collect();
+    Some(CertificateAuth::SelfSigned(thumbprints))
+}
 
 /// The 32 key bytes of a checked Ed25519 public JWK.
 pub fn jwk_key_bytes(jwk: &serde_json::Value) -> Option<[u8; 32]> {

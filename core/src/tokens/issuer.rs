@@ -17,6 +17,7 @@ use tessera_storage::{GrantOp, GrantOutcome, StoreError};
 use crate::analytics::Analytics;
 use crate::audit::{self, Origin};
 use crate::auth::limiter::{FailureLimiter, Full, LimitKey, Limits, Reservation};
+use crate::auth::certificate::ClientCertificate;
 use crate::auth::secret::time_ordered_id;
 use crate::clock::SharedClock;
 use crate::grants::{GrantError, GrantStore};
@@ -56,12 +57,20 @@ pub struct Channel<'a> {
     pub dpop: Result<Option<&'a str>, ProofError>,
     /// The path the request reached (one of the token endpoint's), for a proof's `htu`.
     pub path: &'a str,
+    /// The TLS client certificate the request came with (RFC 8705), directly or through a
+    /// trusted proxy.
+    pub certificate: Option<&'a ClientCertificate>,
 }
 
 impl Channel<'_> {
-    /// A request from `addr` with no proof.
+    /// A request from `addr` with no proof and no certificate.
     pub fn plain(addr: Option<IpAddr>) -> Channel<'static> {
-        Channel { addr, dpop: Ok(None), path: "/oauth2/v1/token" }
+        Channel { addr, dpop: Ok(None), path: "/oauth2/v1/token", certificate: None }
+    }
+
+    /// What tokens issued over this channel are bound to, given the DPoP key it proved.
+    pub(super) fn confirmation<'k>(&'k self, jkt: Option<&'k str>) -> Confirmation<'k> {
+        Confirmation { jkt, x5t_s256: self.certificate.map(|c| c.thumbprint.as_str()) }
     }
 }
 
@@ -293,7 +302,7 @@ impl Issuer {
         // before the disable and stays refused after a re-enable.
         let now = self.clock.now();
         let client = self
-            .authenticate(&req.credentials, channel.addr)
+            .authenticate(&req.credentials, channel)
             .await?
             .ok_or(OAuthError::InvalidClient { is_basic: false })?;
         if !client.has_client_credentials {
@@ -303,7 +312,7 @@ impl Issuer {
         let scope = grant_scope(req.scope.as_deref(), target.scopes)
             .map_err(|s| OAuthError::InvalidScope(s.to_string()))?;
         let jkt = self.sender_key(&client, channel, now)?;
-        let cnf = Confirmation { jkt: jkt.as_deref(), ..Confirmation::default() };
+        let cnf = channel.confirmation(jkt.as_deref());
         let Target { audience, ttl, resource, .. } = target;
         let sub = client.client_id.as_str();
         if !client.has_refresh_token {
@@ -401,10 +410,19 @@ impl Issuer {
     pub async fn authenticate(
         &self,
         credentials: &Credentials,
-        addr: Option<IpAddr>,
+        channel: &Channel<'_>,
     ) -> Result<Option<Arc<Client>>, OAuthError> {
+        let addr = channel.addr;
         let (client_id, is_basic) = match credentials {
-            Credentials::None | Credentials::ClientId(_) => return Ok(None),
+            Credentials::ClientId(id) => {
+                return match (channel.certificate, self.clients.get(id)) {
+                    (Some(cert), Some(c)) if c.certificate.is_some() => {
+                        self.authenticate_certificate(c, cert, addr).map(Some)
+                    }
+                    _ => Ok(None),
+                };
+            }
+            Credentials::None => return Ok(None),
             Credentials::Basic { client_id, .. } => (client_id.as_str(), true),
             Credentials::Post { client_id, .. } => (client_id.as_str(), false),
             Credentials::Assertion { client_id, assertion } => {
@@ -428,6 +446,24 @@ impl Issuer {
         }
     }
 
+    /// RFC 8705 §2: the app named by `client_id` is the one the certificate was registered for
+    /// — by its CA-issued name, or as one of its own certificates.
+    fn authenticate_certificate(
+        &self,
+        client: Arc<Client>,
+        cert: &ClientCertificate,
+        addr: Option<IpAddr>,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let attempt = self.begin_attempt(&client.client_id, addr, self.clock.now())?;
+        let accepted = client.is_active
+            && client.certificate.as_ref().is_some_and(|auth| auth.accepts(cert));
+        if !accepted {
+            return Err(OAuthError::InvalidClient { is_basic: false });
+        }
+        self.refund(attempt);
+        Ok(client)
+    }
+
     async fn authenticate_assertion(
         &self,
         client_id: &str,
@@ -437,7 +473,8 @@ impl Issuer {
         let fail = OAuthError::InvalidClient { is_basic: false };
         let now = self.clock.now();
         let attempt = self.begin_attempt(client_id, addr, now)?;
-        let checked = self.clients.get(client_id).filter(|c| c.is_active).and_then(|client| {
+        let usable = |c: &Arc<Client>| c.is_active && c.certificate.is_none();
+        let checked = self.clients.get(client_id).filter(usable).and_then(|client| {
             let key = client.public_key?;
             let s = &self.settings;
             assertion::verify(

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use tessera_storage::{AuditEvent, FamilyRecord, GrantOp, GrantOutcome, RefreshStatus};
 
-use super::claims::Confirmation;
 use super::issuer::{Channel, INVALID_GRANT, Issued, Issuer, Opened, grant_failure, store_failure};
 use crate::auth::secret::{new_split_secret, parse_split_secret};
 use crate::oauth::dpop::ProofError;
@@ -81,7 +80,7 @@ impl Issuer {
             .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
         // Before the owner is looked up, as in `client_credentials`.
         let now = self.clock.now();
-        let authenticated = self.authenticate(&req.credentials, channel.addr).await?;
+        let authenticated = self.authenticate(&req.credentials, channel).await?;
         let hash = parse_split_secret(presented).ok_or(INVALID_GRANT)?;
         let status = self.refresh_status(hash).await?.ok_or(INVALID_GRANT)?;
         let RefreshStatus { record, family } = status;
@@ -150,7 +149,7 @@ impl Issuer {
                 None => return Err(OAuthError::InvalidDpopProof(ProofError::Missing)),
             }
         }
-        let cnf = Confirmation { jkt: jkt.as_deref(), ..Confirmation::default() };
+        let cnf = channel.confirmation(jkt.as_deref());
         let (audience, ttl, sid) = (target.audience, target.ttl, Some(family.id.as_str()));
         let minted = self.mint(&client, &family.subject, &scope, audience, (ttl, now), sid, cnf)?;
         let (next, next_key) = new_split_secret();

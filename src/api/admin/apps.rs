@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tessera_core::registry::apps::RotationStep;
 use tessera_core::registry::apps::fields::{AppPatch, NewApp};
-use tessera_storage::AppRecord;
+use tessera_storage::{AppRecord, TlsClientAuth};
 
 use super::{AdminError, Bearer, PageQuery, rfc3339};
 use crate::api::AppState;
@@ -44,6 +44,12 @@ struct NewAppBody {
     #[serde(default)]
     resources: BTreeMap<String, Vec<String>>,
     require_dpop: Option<bool>,
+    /// `tls_client_auth` (RFC 8705): exactly one of subjectDn, sanDns, sanUri, sanIp, sanEmail.
+    #[schema(value_type = Option<Object>)]
+    tls_client_auth: Option<TlsClientAuth>,
+    /// `self_signed_tls_client_auth` (RFC 8705): PEM certificates.
+    #[serde(default)]
+    self_signed_certificates: Vec<String>,
 }
 
 impl From<NewAppBody> for NewApp {
@@ -61,6 +67,8 @@ impl From<NewAppBody> for NewApp {
             public_key_jwk: b.public_key_jwk,
             resources: b.resources,
             require_dpop: b.require_dpop,
+            tls_client_auth: b.tls_client_auth,
+            self_signed_certificates: b.self_signed_certificates,
         }
     }
 }
@@ -84,6 +92,10 @@ struct AppPatchBody {
     /// Replaces every resource grant.
     resources: Option<BTreeMap<String, Vec<String>>>,
     require_dpop: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    tls_client_auth: Option<Option<TlsClientAuth>>,
+    self_signed_certificates: Option<Vec<String>>,
 }
 
 /// A field that is there, even as `null`, is `Some`.
@@ -107,6 +119,8 @@ impl From<AppPatchBody> for AppPatch {
             public_key_jwk: b.public_key_jwk,
             resources: b.resources,
             require_dpop: b.require_dpop,
+            tls_client_auth: b.tls_client_auth,
+            self_signed_certificates: b.self_signed_certificates,
         }
     }
 }
@@ -135,6 +149,12 @@ pub fn view(app: &AppRecord) -> Value {
     }
     if let Some(jwk) = &app.public_key_jwk {
         v["publicKeyJwk"] = jwk.clone();
+    }
+    if let Some(auth) = &app.tls_client_auth {
+        v["tlsClientAuth"] = json!(auth);
+    }
+    if !app.self_signed_certificates.is_empty() {
+        v["selfSignedCertificates"] = json!(app.self_signed_certificates);
     }
     v
 }

@@ -84,8 +84,10 @@ impl FromRequest for Bearer {
     }
 }
 
-/// A token bound to a DPoP key opens nothing without a proof by that key for this very
-/// request (RFC 9449 §7): as `Bearer` it is refused, and a `DPoP` token must be bound.
+/// A bound token opens nothing without what it is bound to: a certificate-bound one without
+/// its certificate on the connection (RFC 8705 §3), a key-bound one without a proof by that
+/// key for this very request (RFC 9449 §7) — as `Bearer` it is refused, and a `DPoP` token
+/// must be bound.
 fn check_binding(
     req: &HttpRequest,
     state: &AppState,
@@ -97,6 +99,13 @@ fn check_binding(
         state.metrics.failed_authentication(AuthMethod::Bearer);
         e
     };
+    // RFC 8705 §3: a certificate-bound token comes over a connection with that certificate.
+    if let Some(x5t) = claims.cnf.as_ref().and_then(|c| c.x5t_s256.as_deref()) {
+        let presented = crate::tls::client_certificate(req, &state.config, state.tls.as_deref());
+        if presented.is_none_or(|c| c.thumbprint != x5t) {
+            return Err(failed(if is_dpop { AdminError::DpopToken } else { AdminError::Unauthorized }));
+        }
+    }
     let bound = match (claims.jkt(), is_dpop) {
         (None, false) => return Ok(()),
         (Some(_), false) => return Err(failed(AdminError::Unauthorized)),

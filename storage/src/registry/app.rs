@@ -40,4 +40,27 @@ pub struct AppRecord {
     /// Every token request must carry a DPoP proof (RFC 9449 §5).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_dpop: bool,
+    /// `tls_client_auth` (RFC 8705 §2.1): the one name its CA-issued certificate must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth: Option<TlsClientAuth>,
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): its certificates, PEM.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub self_signed_certificates: Vec<String>,
+}
+
+/// The name a `tls_client_auth` app's certificate carries: exactly one of these, as the RFC
+/// 8705 §2.1.2 metadata names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsClientAuth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_dn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub san_dns: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub san_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub san_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub san_email: Option<String>,
 }

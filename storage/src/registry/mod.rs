@@ -10,7 +10,7 @@ mod scope;
 mod service;
 mod user;
 
-pub use app::AppRecord;
+pub use app::{AppRecord, TlsClientAuth};
 pub use change::RegistryChange;
 pub(crate) use change::{Key, Row, Table};
 pub use provider::ProviderRecord;

@@ -90,9 +90,17 @@ class Admin:
         )
 
     def create_app(
-        self, scopes, token_claims=None, name=None, grant_types=None, public_key_jwk=None
+        self,
+        scopes,
+        token_claims=None,
+        name=None,
+        grant_types=None,
+        public_key_jwk=None,
+        resources=None,
     ):
         body = {"name": name or f"bb-{uuid.uuid4().hex[:10]}", "scopes": scopes}
+        if resources is not None:
+            body["resources"] = resources
         if token_claims is not None:
             body["tokenClaims"] = token_claims
         if grant_types is not None:
@@ -103,6 +111,12 @@ class Admin:
         assert r.status_code == 201, r.text
         return r.json()["app"]
 
+    def create_resource(self, identifier, scopes):
+        body = {"identifier": identifier, "name": identifier, "scopes": scopes}
+        r = self.call("POST", "/api/v1/resources", body)
+        assert r.status_code == 201, r.text
+        return r.json()["resource"]
+
 
 @pytest.fixture(scope="session")
 def admin(base_url, root_token):
@@ -111,11 +125,26 @@ def admin(base_url, root_token):
 
 TOKEN_CLAIMS = {"tenant": "acme", "tier": 3}
 
+# The APIs the suite asks tokens for (RFC 8707): registered once, each with the scopes the
+# apps below are granted there.
+RESOURCES = {
+    "https://audience.api.example.com": ["read_app", "write_app"],
+    "https://resource.api.example.com": ["read_app", "write_app"],
+    "https://inventory.example.com": ["read_app"],
+    "urn:bb:api": ["write_app"],
+}
+
 
 @pytest.fixture(scope="session")
-def svc_app(admin):
-    """An ordinary s2s app with read_app and write_app, and custom token claims."""
-    return admin.create_app(["read_app", "write_app"], TOKEN_CLAIMS)
+def resources(admin):
+    return {i: admin.create_resource(i, scopes) for i, scopes in RESOURCES.items()}
+
+
+@pytest.fixture(scope="session")
+def svc_app(admin, resources):
+    """An ordinary s2s app with read_app and write_app, custom token claims, and a grant of
+    every scope of every resource above."""
+    return admin.create_app(["read_app", "write_app"], TOKEN_CLAIMS, resources=RESOURCES)
 
 
 @pytest.fixture(scope="session")

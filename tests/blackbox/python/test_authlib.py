@@ -57,6 +57,13 @@ def test_audience_and_resource_become_aud(param, svc_app, token_url, verify):
     assert verify(token["access_token"], audience=aud)["aud"] == aud
 
 
+def test_an_unregistered_resource_is_an_invalid_target(svc_app, token_url):
+    s = session(svc_app, "client_secret_basic")
+    with pytest.raises(OAuthError) as e:
+        s.fetch_token(token_url, grant_type="client_credentials", resource="https://nope.example")
+    assert e.value.error == "invalid_target"
+
+
 @pytest.mark.parametrize(
     "path", ["/oauth2/v1/token", "/oauth2/token", "/token", "/authorization/token"]
 )

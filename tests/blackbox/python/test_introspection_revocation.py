@@ -65,9 +65,9 @@ def test_active_access_token(method, admin, token_url, introspect_url, verify, i
     assert body["iat"] <= time.time() + 1 < body["exp"]
 
 
-def test_access_token_with_own_audience(admin, token_url, introspect_url):
-    app = admin.create_app(["read_app"])
+def test_access_token_with_own_audience(admin, resources, token_url, introspect_url):
     aud = "https://inventory.example.com"
+    app = admin.create_app(["read_app"], resources={aud: ["read_app"]})
     token = fetch_token(token_url, app["clientId"], app["secret"], audience=aud)
     body = introspected(app, introspect_url, token["access_token"], token_type_hint="access_token")
     assert body["active"] is True

@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use tessera_storage::TlsClientAuth;
+
+use crate::auth::certificate;
 use crate::policy::is_scope_token;
 use crate::registry::RegistryError;
 use crate::tables::client::{GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN};
@@ -30,6 +33,8 @@ pub struct NewApp {
     /// Scopes granted per resource identifier (RFC 8707).
     pub resources: BTreeMap<String, Vec<String>>,
     pub require_dpop: Option<bool>,
+    pub tls_client_auth: Option<TlsClientAuth>,
+    pub self_signed_certificates: Vec<String>,
 }
 
 /// A change to an app: each field present replaces the stored one; the lifetime and the key
@@ -48,6 +53,8 @@ pub struct AppPatch {
     /// Replaces every grant.
     pub resources: Option<BTreeMap<String, Vec<String>>>,
     pub require_dpop: Option<bool>,
+    pub tls_client_auth: Option<Option<TlsClientAuth>>,
+    pub self_signed_certificates: Option<Vec<String>>,
 }
 
 const MAX_SCOPES: usize = 100;
@@ -165,6 +172,51 @@ pub fn check_public_jwk(jwk: &Value) -> Result<(), RegistryError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x).map_err(|_| bad())?;
     let bytes: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
     ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| bad())?;
+    Ok(())
+}
+
+/// At most this many self-signed certificates, so a rotation can overlap old and new.
+const MAX_CERTIFICATES: usize = 4;
+
+/// `tls_client_auth`: exactly one name, well formed; a DN kept in the RFC 4514 form
+/// certificates are compared in.
+pub fn check_tls_client_auth(auth: &TlsClientAuth) -> Result<TlsClientAuth, RegistryError> {
+    let field = "tlsClientAuth";
+    let given = [&auth.subject_dn, &auth.san_dns, &auth.san_uri, &auth.san_ip, &auth.san_email];
+    if given.iter().filter(|v| v.is_some()).count() != 1 {
+        let reason = "tlsClientAuth names exactly one of subjectDn, sanDns, sanUri, sanIp, sanEmail";
+        return Err(invalid(field, reason));
+    }
+    if given.iter().flat_map(|v| v.as_deref()).any(|v| v.is_empty() || v.len() > 1024) {
+        return Err(invalid(field, "a tlsClientAuth name must be 1 to 1024 characters"));
+    }
+    let mut checked = auth.clone();
+    if let Some(dn) = &auth.subject_dn {
+        let normal = certificate::normalize_dn(dn).ok_or_else(|| {
+            invalid(field, format!("'{dn}' is not a distinguished name (RFC 4514)"))
+        })?;
+        checked.subject_dn = Some(normal);
+    }
+    if let Some(ip) = &auth.san_ip {
+        let parsed: std::net::IpAddr =
+            ip.parse().map_err(|_| invalid(field, format!("'{ip}' is not an IP address")))?;
+        checked.san_ip = Some(parsed.to_string());
+    }
+    Ok(checked)
+}
+
+/// `self_signed_tls_client_auth`: certificates, PEM or base64 DER, at most a few.
+pub fn check_certificates(certs: &[String]) -> Result<(), RegistryError> {
+    let field = "selfSignedCertificates";
+    if certs.len() > MAX_CERTIFICATES {
+        let reason = format!("an app registers at most {MAX_CERTIFICATES} certificates");
+        return Err(invalid(field, reason));
+    }
+    for cert in certs {
+        if cert.len() > 16 * 1024 || certificate::registered_thumbprint(cert).is_none() {
+            return Err(invalid(field, "each selfSignedCertificates entry must be a PEM certificate"));
+        }
+    }
     Ok(())
 }
 

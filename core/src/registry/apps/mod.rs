@@ -71,6 +71,8 @@ impl Registry {
             disabled_at: None,
             resources: Default::default(),
             require_dpop: false,
+            tls_client_auth: None,
+            self_signed_certificates: Vec::new(),
         };
         match self.store.create_root_app(&record, ROOT_MARKER) {
             Err(StoreError::Conflict(_)) => {
@@ -143,6 +145,10 @@ impl Registry {
             fields::check_public_jwk(jwk)?;
         }
         let resources = self.check_grants(caller, &input.resources, &Default::default())?;
+        let tls_client_auth = input.tls_client_auth.as_ref().map(fields::check_tls_client_auth);
+        let tls_client_auth = tls_client_auth.transpose()?;
+        fields::check_certificates(&input.self_signed_certificates)?;
+        check_one_certificate_method(&tls_client_auth, &input.self_signed_certificates)?;
         let secret = new_secret();
         let now = self.clock.now();
         let record = AppRecord {
@@ -164,6 +170,8 @@ impl Registry {
             disabled_at: None,
             resources,
             require_dpop: input.require_dpop.unwrap_or(false),
+            tls_client_auth,
+            self_signed_certificates: input.self_signed_certificates,
         };
         self.commit_new(record.clone())?;
         Ok((record, secret))
@@ -222,6 +230,22 @@ impl Registry {
         }
         if let Some(require) = patch.require_dpop {
             record.require_dpop = require;
+        }
+        let adds_certificate = patch.tls_client_auth.as_ref().is_some_and(Option::is_some)
+            || patch.self_signed_certificates.as_ref().is_some_and(|c| !c.is_empty());
+        if let Some(auth) = &patch.tls_client_auth {
+            record.tls_client_auth = auth.as_ref().map(fields::check_tls_client_auth).transpose()?;
+        }
+        if let Some(certs) = patch.self_signed_certificates {
+            fields::check_certificates(&certs)?;
+            record.self_signed_certificates = certs;
+        }
+        check_one_certificate_method(&record.tls_client_auth, &record.self_signed_certificates)?;
+        if adds_certificate {
+            // A certificate is a credential like a key: whoever registers one gets the app's
+            // scopes.
+            let strict = self.limits.strict_delegation;
+            policy::check_app_credential(caller, strict, &all_scopes(&record))?;
         }
         if let Some(jwk) = patch.public_key_jwk {
             if let Some(jwk) = &jwk {
@@ -308,6 +332,19 @@ impl Registry {
     pub(super) fn list_apps(&self, page: Page) -> Listed<AppRecord> {
         page.of(self.apps.values().cloned(), self.apps.len())
     }
+}
+
+/// An app authenticates with a certificate one way (RFC 8705 §2): by a CA-issued name, or by
+/// its own certificates, never both.
+fn check_one_certificate_method(
+    auth: &Option<tessera_storage::TlsClientAuth>,
+    certs: &[String],
+) -> Result<(), RegistryError> {
+    if auth.is_some() && !certs.is_empty() {
+        let reason = "an app uses tlsClientAuth or selfSignedCertificates, not both";
+        return Err(RegistryError::invalid("tlsClientAuth", reason));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

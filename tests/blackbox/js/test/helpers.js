@@ -44,6 +44,19 @@ export async function createApp(scopes, tokenClaims, extra = {}) {
 
 export const REFRESH_GRANTS = ['client_credentials', 'refresh_token'];
 
+// Registers an API (RFC 8707) with these scopes; a fresh identifier per call unless named.
+export async function registerResource(scopes, identifier) {
+  rootToken ??= (await rawToken(ROOT_ID, ROOT_SECRET)).access_token;
+  identifier ??= `https://${randomUUID().slice(0, 8)}.api.example.com/`;
+  const res = await fetch(`${BASE}/api/v1/resources`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${rootToken}` },
+    body: JSON.stringify({ identifier, name: identifier, scopes }),
+  });
+  if (res.status !== 201) throw new Error(`create resource: ${res.status} ${await res.text()}`);
+  return (await res.json()).resource.identifier;
+}
+
 // Status of GET /api/v1/keys (needs read_key) with the given access token.
 export async function keysStatus(accessToken) {
   const res = await fetch(`${BASE}/api/v1/keys`, {

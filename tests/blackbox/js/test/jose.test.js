@@ -2,14 +2,15 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as jose from 'jose';
-import { BASE, TOKEN_CLAIMS, createApp, rawToken } from './helpers.js';
+import { BASE, TOKEN_CLAIMS, createApp, rawToken, registerResource } from './helpers.js';
 
-let app, md, JWKS;
+let app, md, JWKS, orders;
 
 before(async () => {
   md = await (await fetch(`${BASE}/.well-known/oauth-authorization-server`)).json();
   JWKS = jose.createRemoteJWKSet(new URL(md.jwks_uri));
-  app = await createApp(['read_app', 'write_app'], TOKEN_CLAIMS);
+  orders = await registerResource(['read_app']);
+  app = await createApp(['read_app', 'write_app'], TOKEN_CLAIMS, { resources: { [orders]: ['read_app'] } });
 });
 
 const verify = (token, audience = md.issuer) =>
@@ -37,7 +38,7 @@ test('jwtVerify accepts a client_credentials token', async () => {
 });
 
 test('audience parameter becomes aud; verifying with another audience fails', async () => {
-  const aud = 'https://orders.example.com';
+  const aud = orders;
   const tok = await rawToken(app.clientId, app.secret, { audience: aud });
   const { payload } = await verify(tok.access_token, aud);
   assert.equal(payload.aud, aud);

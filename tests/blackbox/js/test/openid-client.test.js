@@ -3,12 +3,15 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as client from 'openid-client';
 import * as jose from 'jose';
-import { BASE, TOKEN_CLAIMS, createApp } from './helpers.js';
+import { BASE, TOKEN_CLAIMS, createApp, registerResource } from './helpers.js';
 
-let app, JWKS;
+let app, JWKS, billing;
 
 before(async () => {
-  app = await createApp(['read_app', 'write_app'], TOKEN_CLAIMS);
+  billing = await registerResource(['read_app', 'write_app'], 'https://billing.example.com/');
+  app = await createApp(['read_app', 'write_app'], TOKEN_CLAIMS, {
+    resources: { [billing]: ['read_app', 'write_app'] },
+  });
   JWKS = jose.createRemoteJWKSet(new URL(`${BASE}/.well-known/jwks.json`));
 });
 
@@ -47,7 +50,7 @@ for (const [name, auth, algorithm] of [
 
 test('clientCredentialsGrant with resource sets aud', async () => {
   const config = await discover(client.ClientSecretBasic(app.secret), 'oauth2');
-  const resource = 'https://billing.example.com/';
+  const resource = billing;
   const tokens = await client.clientCredentialsGrant(config, { resource });
   const { payload } = await jose.jwtVerify(tokens.access_token, JWKS, {
     issuer: BASE,
