@@ -117,7 +117,9 @@ pub enum ConfigError {
     IssuerCredentials(String),
     #[error("trusted_proxies: '{0}' is not an IP address or CIDR block (e.g. 10.0.0.0/8)")]
     BadProxy(String),
-    #[error("tls_cert and tls_key go together, and tls_client_ca needs them")]
+    #[error(
+        "tls_cert and tls_key go together, and tls_client_ca needs them or tls_client_cert_header"
+    )]
     TlsIncomplete,
     #[error("tls_client_cert_header '{0}' is not a header name")]
     BadCertHeader(String),
@@ -336,8 +338,9 @@ impl Config {
         if let Some(store) = &self.store {
             store.check()?;
         }
+        let has_certificates = self.tls_cert.is_some() || self.tls_client_cert_header.is_some();
         if self.tls_cert.is_some() != self.tls_key.is_some()
-            || (self.tls_client_ca.is_some() && self.tls_cert.is_none())
+            || (self.tls_client_ca.is_some() && !has_certificates)
         {
             return Err(ConfigError::TlsIncomplete);
         }

@@ -213,7 +213,8 @@ pub fn prepare(
     let metrics = Arc::new(api::metrics::Metrics::new(Arc::clone(grants.commit_times()), shared));
     let tls = crate::tls::Tls::load(&config)?.map(Arc::new);
     // Certificates reach the token endpoint from the TLS handshake or a trusted proxy's header.
-    let takes_certificates = config.tls_client_ca.is_some() || config.tls_client_cert_header.is_some();
+    let takes_certificates =
+        config.tls_client_ca.is_some() || config.tls_client_cert_header.is_some();
     let metadata = api::wellknown::metadata(issuer_url, takes_certificates);
     let openapi = api::openapi::document(&config);
     let passwords = PasswordPool::start(2, config.password_queue).map_err(StoreError::Io)?;
@@ -254,10 +255,10 @@ pub async fn start(
     let data = state.clone();
     let server =
         HttpServer::new(move || App::new().configure(|cfg| api::configure(cfg, data.clone())));
-    let mut server = match &state.tls {
-        Some(tls) => server
+    let mut server = match state.tls.as_ref().and_then(|t| Some((t, t.server.as_ref()?))) {
+        Some((tls, server_config)) => server
             .on_connect(tls.on_connect())
-            .listen_rustls_0_23(listener, (*tls.server).clone()),
+            .listen_rustls_0_23(listener, (**server_config).clone()),
         None => server.listen(listener),
     }
     .map_err(bind_err)?

@@ -22,9 +22,10 @@ use tessera_core::auth::certificate::ClientCertificate;
 
 use crate::config::Config;
 
-/// What HTTPS needs, loaded once at start.
+/// What HTTPS and client certificates need, loaded once at start.
 pub struct Tls {
-    pub server: Arc<ServerConfig>,
+    /// The listener's TLS settings; none behind a proxy that terminates TLS.
+    pub server: Option<Arc<ServerConfig>>,
     /// Judges whether a client certificate chains to the configured CA.
     trust: Option<Arc<dyn ClientCertVerifier>>,
 }
@@ -43,8 +44,10 @@ pub enum TlsError {
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let unreadable = |source| TlsError::Unreadable { path: path.into(), source };
-    let certs: Vec<_> =
-        CertificateDer::pem_file_iter(path).map_err(unreadable)?.collect::<Result<_, _>>().map_err(unreadable)?;
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(unreadable)?
+        .collect::<Result<_, _>>()
+        .map_err(unreadable)?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate(path.into()));
     }
@@ -52,45 +55,57 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 impl Tls {
-    /// The TLS settings of `config`, if it serves HTTPS.
+    /// The TLS settings of `config`: a listener's when it serves HTTPS, and the client CA's
+    /// (also behind a proxy, which hands certificates over in a header).
     pub fn load(config: &Config) -> Result<Option<Tls>, TlsError> {
-        let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
-            return Ok(None);
-        };
-        let chain = certificates(cert)?;
-        let key = PrivateKeyDer::from_pem_file(key)
-            .map_err(|source| TlsError::Unreadable { path: key.clone(), source })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()?;
-        let (builder, trust) = match &config.tls_client_ca {
-            None => (builder.with_no_client_auth(), None),
+        let trust = match &config.tls_client_ca {
+            None => None,
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
                 for cert in certificates(ca)? {
                     roots.add(cert)?;
                 }
-                let trust = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .allow_unauthenticated()
-                    .build()
-                    .map_err(|e| TlsError::ClientCa(e.to_string()))?;
-                let asking = Arc::new(AnyClientCertificate(Arc::clone(&trust)));
-                (builder.with_client_cert_verifier(asking), Some(trust))
+                let verifier = WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    Arc::clone(&provider),
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+                Some(verifier)
+            }
+        };
+        let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+            return Ok(trust.map(|trust| Tls { server: None, trust: Some(trust) }));
+        };
+        let chain = certificates(cert)?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|source| TlsError::Unreadable { path: key.clone(), source })?;
+        let builder =
+            ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
+        let builder = match &trust {
+            None => builder.with_no_client_auth(),
+            Some(trust) => {
+                builder.with_client_cert_verifier(Arc::new(AnyClientCertificate(Arc::clone(trust))))
             }
         };
         let mut server = builder.with_single_cert(chain, key)?;
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Some(Tls { server: Arc::new(server), trust }))
+        Ok(Some(Tls { server: Some(Arc::new(server)), trust }))
     }
 
     /// Reads the client certificate of a connection as it opens, for its requests to find.
-    pub fn on_connect(&self) -> impl Fn(&dyn std::any::Any, &mut Extensions) + Send + Sync + 'static {
+    pub fn on_connect(
+        &self,
+    ) -> impl Fn(&dyn std::any::Any, &mut Extensions) + Send + Sync + 'static {
         let trust = self.trust.clone();
         move |conn, data| {
             type Stream = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
             let Some(stream) = conn.downcast_ref::<Stream>() else { return };
             let (_, session) = stream.get_ref();
-            let Some((leaf, intermediates)) = session.peer_certificates().and_then(|c| c.split_first())
+            let Some((leaf, intermediates)) =
+                session.peer_certificates().and_then(|c| c.split_first())
             else {
                 return;
             };
@@ -107,7 +122,8 @@ fn read(
     intermediates: &[CertificateDer<'_>],
     trust: Option<&dyn ClientCertVerifier>,
 ) -> Option<ClientCertificate> {
-    let is_trusted = trust.is_some_and(|t| t.verify_client_cert(leaf, intermediates, UnixTime::now()).is_ok());
+    let is_trusted =
+        trust.is_some_and(|t| t.verify_client_cert(leaf, intermediates, UnixTime::now()).is_ok());
     ClientCertificate::from_der(leaf, is_trusted)
 }
 
@@ -275,7 +291,9 @@ mod tests {
         let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
         assert_eq!(from_header(format!(":{b64}:").as_bytes()).as_deref(), Some(&der[..]));
         assert_eq!(from_header(pem.as_bytes()).as_deref(), Some(&der[..]));
-        let escaped: String = percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC).collect();
+        let escaped: String =
+            percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC)
+                .collect();
         assert_eq!(from_header(escaped.as_bytes()).as_deref(), Some(&der[..]));
         assert_eq!(from_header(b"garbage"), None);
     }

@@ -138,10 +138,11 @@ impl TestServer {
                     client_secret: ROOT_SECRET.into(),
                 };
                 let config = Config { workers: Some(1), ..config };
+                let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
                 match tessera::start(config, Some(root), kek, server_clock).await {
                     Ok(running) => {
                         tx.send(Ok((
-                            format!("http://{}", running.addr),
+                            format!("{scheme}://{}", running.addr),
                             running.server.handle(),
                             running.state.keyring.clone(),
                             Arc::clone(&running.state.issuer),

@@ -32,6 +32,8 @@ mod identity;
 mod keys;
 // Disabling or deleting ends what was issued before; re-enabling revives nothing (issue 8).
 mod lifecycle;
+// HTTPS and client certificates (RFC 8705), with certificates made in the test and curl.
+mod mtls;
 // Three `tessera serve` processes on one real PostgreSQL database.
 mod nodes;
 // `/metrics` and where it is answered, request ids, the home page.

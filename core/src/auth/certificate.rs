@@ -107,11 +107,62 @@ impl ExpectedName {
 /// A subject DN as a registration gives it, in the RFC 4514 form certificates are compared in;
 /// `None` when it is not a DN.
 pub fn normalize_dn(dn: &str) -> Option<String> {
-    let name = Name::from_str(dn).ok()?;
+    let name = Name::from_str(&without_spaces_around_separators(dn)).ok()?;
     if name.is_empty() {
         return None;
     }
     Some(name.to_string())
+}
+
+/// RFC 4514 has no spaces around `,`, `+` and `=`, but people (and RFC 2253 tools) write them:
+/// unescaped ones there are dropped, escaped ones kept.
+fn without_spaces_around_separators(dn: &str) -> String {
+    let mut out = String::with_capacity(dn.len());
+    let mut chars = dn.trim().chars();
+    // Past an attribute's first `=`, another `=` is part of its value.
+    let mut in_value = false;
+    while let Some(c) = chars.next() {
+        let is_separator = match c {
+            '\\' => {
+                out.push(c);
+                out.extend(chars.next());
+                continue;
+            }
+            ',' | '+' => {
+                in_value = false;
+                true
+            }
+            '=' if !in_value => {
+                in_value = true;
+                true
+            }
+            _ => false,
+        };
+        if !is_separator {
+            out.push(c);
+            continue;
+        }
+        while out.ends_with(' ') && !out.ends_with("\\ ") {
+            out.pop();
+        }
+        out.push(c);
+        chars = chars.as_str().trim_start_matches(' ').chars();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinguished_names_are_compared_in_one_form() {
+        assert_eq!(normalize_dn("CN=svc-a, O=Acme").as_deref(), Some("CN=svc-a,O=Acme"));
+        assert_eq!(normalize_dn(" CN = svc a , O=Acme ").as_deref(), Some("CN=svc a,O=Acme"));
+        assert_eq!(normalize_dn("CN=a=b").as_deref(), Some("CN=a=b"));
+        assert_eq!(normalize_dn(""), None);
+        assert_eq!(normalize_dn("not a dn"), None);
+    }
 }
 
 /// The thumbprint of a PEM (or bare base64 DER) certificate an app registers for

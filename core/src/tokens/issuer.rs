@@ -16,8 +16,8 @@ use tessera_storage::{GrantOp, GrantOutcome, StoreError};
 
 use crate::analytics::Analytics;
 use crate::audit::{self, Origin};
-use crate::auth::limiter::{FailureLimiter, Full, LimitKey, Limits, Reservation};
 use crate::auth::certificate::ClientCertificate;
+use crate::auth::limiter::{FailureLimiter, Full, LimitKey, Limits, Reservation};
 use crate::auth::secret::time_ordered_id;
 use crate::clock::SharedClock;
 use crate::grants::{GrantError, GrantStore};
@@ -455,8 +455,8 @@ impl Issuer {
         addr: Option<IpAddr>,
     ) -> Result<Arc<Client>, OAuthError> {
         let attempt = self.begin_attempt(&client.client_id, addr, self.clock.now())?;
-        let accepted = client.is_active
-            && client.certificate.as_ref().is_some_and(|auth| auth.accepts(cert));
+        let accepted =
+            client.is_active && client.certificate.as_ref().is_some_and(|auth| auth.accepts(cert));
         if !accepted {
             return Err(OAuthError::InvalidClient { is_basic: false });
         }

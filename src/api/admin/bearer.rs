@@ -103,7 +103,11 @@ fn check_binding(
     if let Some(x5t) = claims.cnf.as_ref().and_then(|c| c.x5t_s256.as_deref()) {
         let presented = crate::tls::client_certificate(req, &state.config, state.tls.as_deref());
         if presented.is_none_or(|c| c.thumbprint != x5t) {
-            return Err(failed(if is_dpop { AdminError::DpopToken } else { AdminError::Unauthorized }));
+            return Err(failed(if is_dpop {
+                AdminError::DpopToken
+            } else {
+                AdminError::Unauthorized
+            }));
         }
     }
     let bound = match (claims.jkt(), is_dpop) {

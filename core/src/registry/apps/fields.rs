@@ -184,7 +184,8 @@ pub fn check_tls_client_auth(auth: &TlsClientAuth) -> Result<TlsClientAuth, Regi
     let field = "tlsClientAuth";
     let given = [&auth.subject_dn, &auth.san_dns, &auth.san_uri, &auth.san_ip, &auth.san_email];
     if given.iter().filter(|v| v.is_some()).count() != 1 {
-        let reason = "tlsClientAuth names exactly one of subjectDn, sanDns, sanUri, sanIp, sanEmail";
+        let reason =
+            "tlsClientAuth names exactly one of subjectDn, sanDns, sanUri, sanIp, sanEmail";
         return Err(invalid(field, reason));
     }
     if given.iter().flat_map(|v| v.as_deref()).any(|v| v.is_empty() || v.len() > 1024) {
@@ -214,7 +215,10 @@ pub fn check_certificates(certs: &[String]) -> Result<(), RegistryError> {
     }
     for cert in certs {
         if cert.len() > 16 * 1024 || certificate::registered_thumbprint(cert).is_none() {
-            return Err(invalid(field, "each selfSignedCertificates entry must be a PEM certificate"));
+            return Err(invalid(
+                field,
+                "each selfSignedCertificates entry must be a PEM certificate",
+            ));
         }
     }
     Ok(())

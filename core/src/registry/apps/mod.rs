@@ -234,7 +234,8 @@ impl Registry {
         let adds_certificate = patch.tls_client_auth.as_ref().is_some_and(Option::is_some)
             || patch.self_signed_certificates.as_ref().is_some_and(|c| !c.is_empty());
         if let Some(auth) = &patch.tls_client_auth {
-            record.tls_client_auth = auth.as_ref().map(fields::check_tls_client_auth).transpose()?;
+            record.tls_client_auth =
+                auth.as_ref().map(fields::check_tls_client_auth).transpose()?;
         }
         if let Some(certs) = patch.self_signed_certificates {
             fields::check_certificates(&certs)?;
