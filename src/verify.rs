@@ -5,7 +5,10 @@
 use std::collections::HashSet;
 
 use jwt_simple::prelude::*;
+use tessera_core::auth::certificate;
 use tessera_core::auth::url_rule::UrlRefusal;
+use tessera_core::oauth::dpop::{self, ProofError};
+use tessera_core::tokens::claims::BoundTo;
 
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
@@ -15,6 +18,18 @@ pub struct VerifyOptions {
     pub root_satisfies: bool,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// The DPoP proof the token came with, and the request it was made for.
+    pub dpop: Option<DpopRequest>,
+    /// The DER of the client certificate the token came with.
+    pub client_cert: Option<Vec<u8>>,
+}
+
+/// A DPoP proof as a resource server receives it: for one method and URL.
+#[derive(Debug, Clone, Default)]
+pub struct DpopRequest {
+    pub proof: String,
+    pub htm: String,
+    pub htu: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +38,8 @@ pub struct TesseraClaims {
     pub scope: String,
     #[serde(default)]
     pub client_id: String,
+    #[serde(default)]
+    pub cnf: Option<BoundTo>,
 }
 
 /// A verified token: its subject, client and scopes.
@@ -88,6 +105,18 @@ pub enum VerifyError {
     BadToken(jwt_simple::Error),
     #[error("the token lacks the required scope '{0}'")]
     MissingScope(String),
+    #[error("the token is bound to a DPoP key: give its proof (--dpop-proof, --htm, --htu)")]
+    ProofMissing,
+    #[error("the DPoP proof does not hold: {}", .0.description())]
+    BadProof(ProofError),
+    #[error("a DPoP proof was given, but the token is not bound to a DPoP key")]
+    NotDpopBound,
+    #[error("the token is bound to a client certificate: give it (--client-cert)")]
+    CertificateMissing,
+    #[error("the token is bound to another client certificate")]
+    WrongCertificate,
+    #[error("cannot read the client certificate {path}: {reason}")]
+    CertificateFile { path: String, reason: String },
 }
 
 pub fn verify(
@@ -120,6 +149,7 @@ pub fn verify(
     };
     let claims =
         key.verify_token::<TesseraClaims>(token, Some(options)).map_err(VerifyError::BadToken)?;
+    check_binding(token, claims.custom.cnf.as_ref(), opts)?;
     let scopes: Vec<String> =
         claims.custom.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     let is_root = opts.root_satisfies && scopes.iter().any(|s| s == "root");
@@ -133,6 +163,51 @@ pub fn verify(
         kid,
         expires_at: claims.expires_at.map(|t| t.as_secs()),
     })
+}
+
+/// A bound token holds only with what it is bound to: the proof by its DPoP key for the
+/// request at hand (RFC 9449 §7), the certificate it was issued over (RFC 8705 §3). Offline,
+/// a proof's `jti` cannot be checked for replay; the server's own API does that.
+fn check_binding(
+    token: &str,
+    cnf: Option<&BoundTo>,
+    opts: &VerifyOptions,
+) -> Result<(), VerifyError> {
+    let jkt = cnf.and_then(|c| c.jkt.as_deref());
+    match (jkt, &opts.dpop) {
+        (None, None) => {}
+        (None, Some(_)) => return Err(VerifyError::NotDpopBound),
+        (Some(_), None) => return Err(VerifyError::ProofMissing),
+        (Some(bound), Some(request)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let expected = dpop::Expected {
+                htm: &request.htm,
+                htu: &request.htu,
+                now,
+                access_token: Some(token),
+            };
+            let proof = dpop::check(&request.proof, &expected).map_err(VerifyError::BadProof)?;
+            if proof.jkt != bound {
+                return Err(VerifyError::BadProof(ProofError::WrongKey));
+            }
+        }
+    }
+    if let Some(x5t) = cnf.and_then(|c| c.x5t_s256.as_deref()) {
+        let der = opts.client_cert.as_deref().ok_or(VerifyError::CertificateMissing)?;
+        if certificate::thumbprint(der) != x5t {
+            return Err(VerifyError::WrongCertificate);
+        }
+    }
+    Ok(())
+}
+
+/// A client certificate from a PEM file, as DER.
+pub fn read_certificate(path: &str) -> Result<Vec<u8>, VerifyError> {
+    let fail = |reason: String| VerifyError::CertificateFile { path: path.to_string(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    crate::tls::from_header(text.as_bytes()).ok_or_else(|| fail("no PEM certificate in it".into()))
 }
 
 /// Reads a JWKS from a URL or a file. The keys decide what verifies, so a URL follows the URL

@@ -142,6 +142,19 @@ enum TokenCommand {
         /// Required audience.
         #[arg(long)]
         audience: Option<String>,
+        /// The DPoP proof the token came with (RFC 9449); a DPoP-bound token needs it.
+        #[arg(long, requires_all = ["htm", "htu"])]
+        dpop_proof: Option<String>,
+        /// The method of the request the proof came with.
+        #[arg(long, requires = "dpop_proof")]
+        htm: Option<String>,
+        /// The URL of the request the proof came with.
+        #[arg(long, requires = "dpop_proof")]
+        htu: Option<String>,
+        /// The client certificate (PEM) the token came with (RFC 8705); a certificate-bound
+        /// token needs it.
+        #[arg(long)]
+        client_cert: Option<String>,
         token: String,
     },
 }
@@ -168,12 +181,39 @@ pub fn run() -> ExitCode {
         }
         Command::Token {
             command:
-                TokenCommand::Verify { jwks, required_scopes, root_satisfies, issuer, audience, token },
+                TokenCommand::Verify {
+                    jwks,
+                    required_scopes,
+                    root_satisfies,
+                    issuer,
+                    audience,
+                    dpop_proof,
+                    htm,
+                    htu,
+                    client_cert,
+                    token,
+                },
         } => {
-            let opts =
-                crate::verify::VerifyOptions { required_scopes, root_satisfies, issuer, audience };
-            let result = crate::verify::fetch_jwks(&jwks)
-                .and_then(|jwks| crate::verify::verify(&token, &jwks, &opts));
+            let dpop = dpop_proof.map(|proof| crate::verify::DpopRequest {
+                proof,
+                htm: htm.unwrap_or_default(),
+                htu: htu.unwrap_or_default(),
+            });
+            let result =
+                client_cert.as_deref().map(crate::verify::read_certificate).transpose().and_then(
+                    |client_cert| {
+                        let opts = crate::verify::VerifyOptions {
+                            required_scopes,
+                            root_satisfies,
+                            issuer,
+                            audience,
+                            dpop,
+                            client_cert,
+                        };
+                        let jwks = crate::verify::fetch_jwks(&jwks)?;
+                        crate::verify::verify(&token, &jwks, &opts)
+                    },
+                );
             match result {
                 Ok(verified) => {
                     println!("{}", serde_json::json!({ "valid": true, "token": verified }));
