@@ -380,3 +380,27 @@ fn issue_12_require_dpop_and_refresh_tokens_bound_to_the_proof_key() {
     let res = token_with_proof(&server, &id, &secret, None, CC);
     assert_eq!((res.status, res.json()["token_type"].as_str()), (200, Some("Bearer")));
 }
+
+#[test]
+fn issue_12_user_credentials_name_no_resource_and_bind_like_an_app() {
+    let server = TestServer::start_with(|c| c.allow_user_credentials = true);
+    assert_eq!(server.register("ada").status, 201);
+    let token_url = format!("{}/oauth2/v1/token", server.url);
+    let (user, password) = ("ada", "correct horse");
+    let res = token_with_proof(
+        &server,
+        user,
+        password,
+        None,
+        &format!("{CC}&resource={}", form("https://api.example")),
+    );
+    assert_eq!(res.json()["error"], "invalid_target", "{}", res.body);
+    let key = Key::p256(21);
+    let res =
+        token_with_proof(&server, user, password, Some(&key.proof("POST", &token_url, None)), CC);
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["token_type"], "DPoP");
+    assert_eq!(claims(res.json()["access_token"].as_str().unwrap())["cnf"]["jkt"], key.jkt());
+    let res = token_with_proof(&server, user, password, Some("not.a.proof"), CC);
+    assert_eq!(res.json()["error"], "invalid_dpop_proof", "{}", res.body);
+}

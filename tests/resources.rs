@@ -183,26 +183,31 @@ fn issue_12_a_resource_lifetime_wins_over_the_app_and_refreshes_stay_with_the_re
         (c["aud"].clone(), c["scope"].clone(), next["expires_in"].clone()),
         (json!(API), json!("orders:read"), json!(90))
     );
+    // A family stays with its resource: naming another, even Tessera's own, is refused, and
+    // refuses nothing else (the token is not spent).
+    let next_refresh = next["refresh_token"].as_str().unwrap();
+    for other in [server.url.as_str(), "https://other.example"] {
+        let res = server.post_form(
+            "/token",
+            Some(&basic(&id, &secret)),
+            &format!(
+                "grant_type=refresh_token&refresh_token={}&resource={}",
+                form(next_refresh),
+                form(other)
+            ),
+        );
+        assert_eq!(res.json()["error"], "invalid_target", "{other}: {}", res.body);
+    }
     let res = server.post_form(
         "/token",
         Some(&basic(&id, &secret)),
         &format!(
             "grant_type=refresh_token&refresh_token={}&resource={}",
-            form(next["refresh_token"].as_str().unwrap()),
-            form(&server.url)
+            form(next_refresh),
+            form(API)
         ),
     );
-    assert_eq!(res.status, 200, "naming the default audience is naming none: {}", res.body);
-    let res = server.post_form(
-        "/token",
-        Some(&basic(&id, &secret)),
-        &format!(
-            "grant_type=refresh_token&refresh_token={}&resource={}",
-            form(res.json()["refresh_token"].as_str().unwrap()),
-            form("https://other.example")
-        ),
-    );
-    assert_eq!(res.json()["error"], "invalid_target", "{}", res.body);
+    assert_eq!(res.status, 200, "naming its own resource again: {}", res.body);
 }
 
 #[test]
@@ -308,7 +313,7 @@ fn issue_12_grants_follow_the_escalation_rules() {
     );
     assert_eq!(res.status, 200, "{}", res.body);
 
-    // A resource a root app holds a grant for is root's to rename, narrow or delete.
+    // A resource a root app holds a grant for is root's to rename, narrow, re-time or delete.
     let (_, _, _) = server.create_app(
         json!({"name": "root-2", "scopes": ["root"], "resources": {API: ["orders:read"]}}),
     );
@@ -319,6 +324,7 @@ fn issue_12_grants_follow_the_escalation_rules() {
     for (method, body) in [
         ("PUT", Some(json!({"identifier": "https://elsewhere.example"}))),
         ("PUT", Some(json!({"scopes": ["orders:write"]}))),
+        ("PUT", Some(json!({"accessTokenTtlSecs": 120}))),
         ("DELETE", None),
     ] {
         let res = server.admin(method, &api_path, &ops, body);
@@ -327,6 +333,22 @@ fn issue_12_grants_follow_the_escalation_rules() {
     }
     let res = server.admin("PUT", &api_path, &ops, Some(json!({"name": "Orders (renamed)"})));
     assert_eq!(res.status, 200, "a new name rewrites no grant: {}", res.body);
+
+    // Strict delegation: renaming a granted resource would point grants the caller could never
+    // give at an audience of its choosing.
+    let billing = resource(
+        &server,
+        json!({"identifier": "https://billing.example", "name": "Billing", "scopes": ["orders:read"]}),
+    );
+    let grant = json!({"resources": {"https://billing.example": ["orders:read"]}});
+    assert_eq!(server.admin("PUT", &target_path, &root, Some(grant)).status, 200);
+    let billing_path = format!("/api/v1/resources/{}", billing["id"].as_str().unwrap());
+    let moved = json!({"identifier": "https://payments.example"});
+    let res = server.admin("PUT", &billing_path, &ops, Some(moved));
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert!(res.body.contains("strict_delegation"), "{}", res.body);
+    let held = app_view(&server, &target["id"])["resources"].clone();
+    assert_eq!(held, json!({"https://billing.example": ["orders:read"]}));
 }
 
 /// One step of the property below.

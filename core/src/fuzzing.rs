@@ -202,7 +202,8 @@ fn jwk_map(v: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> 
 
 /// The DPoP proof check accepts only proofs signed by the key in their own header, for the
 /// request they name: never panics, and whatever it accepts is one of the genuine proofs,
-/// byte for byte, with that key's thumbprint.
+/// byte for byte, with that key's thumbprint. (An ES256 proof has a second valid spelling,
+/// (r, n−s); no edit of a few bytes reaches it.)
 ///
 /// Input layout as for [`verifier_accepts_only_our_tokens`]: byte 0 = 0 means the rest is a
 /// proof as is; otherwise the rest edits one of the genuine proofs (pairs of position, byte).

@@ -97,8 +97,12 @@ pub enum PolicyError {
     /// caller that could take one would hand itself scopes it lacks.
     StrictAppCredential,
     /// A resource granted to an app holding `root` is part of that app: renaming it, taking
-    /// scopes from it or deleting it would rewrite a root app's grants behind root's back.
+    /// scopes from it, changing its token lifetime or deleting it would rewrite a root app's
+    /// grants behind root's back.
     RootAppResource,
+    /// With `strict_delegation`, renaming a resource moves every app's grant to the new
+    /// audience: a caller could point grants it could never give at an API of its choosing.
+    StrictResourceRename,
     /// With `strict_delegation`, a rename hands the new name to every app and role that holds
     /// the old one: a caller holding `reports:read` could rename it into any scope it lacks.
     StrictScopeRename,
@@ -132,7 +136,10 @@ impl PolicyError {
                 "Only an app with the root scope can rename or delete a scope held by an app with the root scope."
             }
             PolicyError::RootAppResource => {
-                "Only an app with the root scope can rename, narrow or delete a resource granted to an app with the root scope."
+                "Only an app with the root scope can rename, narrow, re-time or delete a resource granted to an app with the root scope."
+            }
+            PolicyError::StrictResourceRename => {
+                "With strict_delegation on, only an app with the root scope can rename a resource that apps hold grants for."
             }
             PolicyError::StrictDelegation => {
                 "With strict_delegation on, a caller without the root scope can grant only scopes it holds."
@@ -199,8 +206,8 @@ pub fn check_scope_of_root_app(caller: &Caller, held_by_root_app: bool) -> Resul
     Ok(())
 }
 
-/// Only a root caller may rename, narrow or delete a resource an app holding `root` has a
-/// grant for.
+/// Only a root caller may rename, narrow, re-time or delete a resource an app holding `root`
+/// has a grant for.
 pub fn check_resource_of_root_app(
     caller: &Caller,
     granted_to_root_app: bool,
@@ -241,6 +248,19 @@ pub fn check_app_credential(
         Ok(())
     } else {
         Err(PolicyError::StrictAppCredential)
+    }
+}
+
+/// With `strict`, only a root caller may rename a resource that apps hold grants for.
+pub fn check_resource_rename(
+    caller: &Caller,
+    strict: bool,
+    granted: bool,
+) -> Result<(), PolicyError> {
+    if strict && granted && !caller.is_root() {
+        Err(PolicyError::StrictResourceRename)
+    } else {
+        Ok(())
     }
 }
 

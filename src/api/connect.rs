@@ -374,8 +374,13 @@ fn presented_token(req: &HttpRequest, state: &AppState) -> Option<String> {
 /// The signed-in person: the session cookie set by the sign-in page, or a Bearer user token.
 fn signed_in(req: &HttpRequest, state: &AppState) -> Option<String> {
     let claims = state.issuer.verify_access(&presented_token(req, state)?).ok()?;
-    (claims.client_id == CONSUMER_CLIENT_ID && state.issuer.is_token_live_for_subject(&claims))
-        .then_some(claims.sub)
+    // A bound token is no bearer credential (RFC 9449 §7, RFC 8705 §3); the hosted pages take
+    // no proof, so they take no bound token.
+    let is_bearer = claims.cnf.is_none();
+    (is_bearer
+        && claims.client_id == CONSUMER_CLIENT_ID
+        && state.issuer.is_token_live_for_subject(&claims))
+    .then_some(claims.sub)
 }
 
 fn refusal_reason(why: ConnectRefusal) -> &'static str {

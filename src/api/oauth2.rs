@@ -156,7 +156,7 @@ async fn user_or_app(
     if state.issuer.clients().get(login).is_none() {
         let checked = crate::api::sign_in::check_password(state, login, password, addr).await?;
         return match checked {
-            Some(auth_id) => state.issuer.user_token(&auth_id).await,
+            Some(auth_id) => state.issuer.user_token_at_endpoint(&auth_id, parsed, channel).await,
             None => Err(OAuthError::InvalidClient { is_basic: true }),
         };
     }

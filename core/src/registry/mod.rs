@@ -30,6 +30,7 @@ use crate::grants::GrantStore;
 use crate::tables::client::{Client, ClientTable};
 use crate::tables::service_keys::ServiceKeys;
 use crate::tables::user::UserTable;
+use crate::tokens::claims::REGISTERED_CLAIMS;
 
 pub use error::{ConflictKind, Forbidden, RegistryError};
 pub use handle::RegistryHandle;
@@ -153,15 +154,26 @@ impl Registry {
             registry.service_keys.put(key);
         }
         registry.republish_users();
+        // A custom scope stored before a built-in took its name now grants the built-in's power
+        // to whoever holds it: the operator must hear of it.
+        for scope in registry.scopes.values().filter(|s| crate::policy::is_built_in_scope(&s.name))
+        {
+            tracing::warn!(scope = %scope.name, id = %scope.id, "a custom scope has a built-in scope's name; whoever holds it holds the built-in");
+        }
         Ok(registry)
     }
 
     /// Publishes an app to the hot path, each of its grants with its resource's lifetime.
+    /// `tokenClaims` that a record written before a claim was registered still holds never
+    /// reach a token.
     fn publish_app(&self, app: &AppRecord) {
-        let ttl = |identifier: &str| {
-            self.resource_by_identifier(identifier).and_then(|r| r.access_token_ttl_secs)
-        };
-        self.client_table.put(Client::from_record(app, ttl));
+        let resource_of = |identifier: &str| self.resource_by_identifier(identifier);
+        if app.token_claims.keys().any(|k| REGISTERED_CLAIMS.contains(&k.as_str())) {
+            let mut app = app.clone();
+            app.token_claims.retain(|k, _| !REGISTERED_CLAIMS.contains(&k.as_str()));
+            return self.client_table.put(Client::from_record(&app, resource_of));
+        }
+        self.client_table.put(Client::from_record(app, resource_of));
     }
 
     /// The published apps, for the issuer.

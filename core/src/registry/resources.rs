@@ -92,9 +92,17 @@ impl Registry {
         record.updated_at = self.clock.now();
         let mut changes = vec![RegistryChange::PutResource(record.clone())];
         let is_narrowed = old.scopes.iter().any(|s| !record.scopes.contains(s));
-        if record.identifier != old.identifier || is_narrowed {
+        let is_moved = record.identifier != old.identifier;
+        let is_retimed = record.access_token_ttl_secs != old.access_token_ttl_secs;
+        if is_moved || is_narrowed || is_retimed {
             let granted_to_root = self.is_granted_to_root_app(&old.identifier);
             policy::check_resource_of_root_app(caller, granted_to_root)?;
+        }
+        if is_moved {
+            let is_granted = self.apps.values().any(|a| a.resources.contains_key(&old.identifier));
+            policy::check_resource_rename(caller, self.limits.strict_delegation, is_granted)?;
+        }
+        if is_moved || is_narrowed {
             changes.extend(self.rewrite_grants(&old.identifier, |scopes| {
                 let kept = scopes.iter().filter(|s| record.scopes.contains(s)).cloned().collect();
                 Some((record.identifier.clone(), kept))

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use tessera_storage::AppRecord;
+use tessera_storage::{AppRecord, ResourceRecord};
 
 use crate::auth::certificate::{CertificateAuth, ExpectedName, registered_thumbprint};
 use crate::auth::secret::{SecretHash, from_hex, hash_matches, hash_secret};
@@ -44,9 +44,13 @@ pub struct ResourceGrant {
 }
 
 impl Client {
-    /// The client as the hot path reads it; `resource_ttl` gives each granted resource's token
-    /// lifetime (a grant names a registered resource, the registry sees to that).
-    pub fn from_record(app: &AppRecord, resource_ttl: impl Fn(&str) -> Option<u64>) -> Client {
+    /// The client as the hot path reads it; `resource_of` finds each granted resource. A grant
+    /// is published only as far as its resource allows now: none for a resource that is gone,
+    /// none of a scope it no longer has — whatever another node wrote meanwhile.
+    pub fn from_record<'r>(
+        app: &AppRecord,
+        resource_of: impl Fn(&str) -> Option<&'r ResourceRecord>,
+    ) -> Client {
         let secrets = std::iter::once(&app.secret_hash)
             .chain(app.next_secret_hash.as_ref())
             .filter_map(|h| from_hex(h))
@@ -67,10 +71,17 @@ impl Client {
             resources: app
                 .resources
                 .iter()
-                .map(|(identifier, scopes)| ResourceGrant {
-                    identifier: identifier.clone(),
-                    scopes: scopes.clone(),
-                    ttl: resource_ttl(identifier),
+                .filter_map(|(identifier, scopes)| {
+                    let resource = resource_of(identifier)?;
+                    Some(ResourceGrant {
+                        identifier: identifier.clone(),
+                        scopes: scopes
+                            .iter()
+                            .filter(|s| resource.scopes.contains(s))
+                            .cloned()
+                            .collect(),
+                        ttl: resource.access_token_ttl_secs,
+                    })
                 })
                 .collect(),
             require_dpop: app.require_dpop,

@@ -213,6 +213,30 @@ impl Issuer {
     /// A signed-in user's token (Fusio): `sub` is the user's authId, `scope` the union of
     /// its roles' scopes, with a refresh token of its own family.
     pub async fn user_token(&self, auth_id: &str) -> Result<Issued, OAuthError> {
+        self.user_token_with(auth_id, None, &Channel::plain(None)).await
+    }
+
+    /// A user's token from the token endpoint (`allow_user_credentials`): the scopes asked for
+    /// within the user's, no resource but Tessera's own, and bound to a DPoP key or a
+    /// certificate as an app's would be.
+    pub async fn user_token_at_endpoint(
+        &self,
+        auth_id: &str,
+        req: &TokenRequest,
+        channel: &Channel<'_>,
+    ) -> Result<Issued, OAuthError> {
+        if req.audience.as_deref().is_some_and(|a| a != self.settings.default_audience) {
+            return Err(OAuthError::InvalidTarget(TARGET_REFUSED));
+        }
+        self.user_token_with(auth_id, req.scope.as_deref(), channel).await
+    }
+
+    async fn user_token_with(
+        &self,
+        auth_id: &str,
+        asked: Option<&str>,
+        channel: &Channel<'_>,
+    ) -> Result<Issued, OAuthError> {
         // Before the lookup, as for apps (`client_credentials`).
         let now = self.clock.now();
         let user = self
@@ -220,14 +244,16 @@ impl Issuer {
             .get(auth_id)
             .filter(|u| u.is_active)
             .ok_or(OAuthError::InvalidGrant("the user cannot sign in"))?;
-        let scope = user.scopes.join(" ");
+        let scope = grant_scope(asked, &user.scopes)
+            .map_err(|s| OAuthError::InvalidScope(s.to_string()))?;
         let ttl = self.settings.default_ttl.min(self.settings.max_ttl);
         let family = time_ordered_id();
         let audience = self.settings.default_audience.clone();
-        let cnf = Confirmation::default();
+        let jkt = self.sender_key(&self.consumer, channel, now, None)?;
+        let cnf = channel.confirmation(jkt.as_deref());
         let minted =
             self.mint(&self.consumer, auth_id, &scope, &audience, (ttl, now), Some(&family), cnf)?;
-        let opened = Opened { subject: auth_id, scope: &scope, resource: None, jkt: None };
+        let opened = Opened { subject: auth_id, scope: &scope, resource: None, jkt: cnf.jkt };
         let refresh = self.open_family(family, &self.consumer, opened, now).await?;
         let mut issued = self.issued(minted, ttl, now, scope, Some(refresh), cnf);
         issued.client_id = auth_id.to_string();
@@ -311,7 +337,7 @@ impl Issuer {
         let target = self.target(&client, req.audience.as_deref())?;
         let scope = grant_scope(req.scope.as_deref(), target.scopes)
             .map_err(|s| OAuthError::InvalidScope(s.to_string()))?;
-        let jkt = self.sender_key(&client, channel, now)?;
+        let jkt = self.sender_key(&client, channel, now, None)?;
         let cnf = channel.confirmation(jkt.as_deref());
         let Target { audience, ttl, resource, .. } = target;
         let sub = client.client_id.as_str();
@@ -356,10 +382,11 @@ impl Issuer {
         client: &Client,
         channel: &Channel<'_>,
         now: u64,
+        bound: Option<&str>,
     ) -> Result<Option<String>, OAuthError> {
         let proof = match channel.dpop {
             Err(e) => return Err(OAuthError::InvalidDpopProof(e)),
-            Ok(None) if client.require_dpop => {
+            Ok(None) if client.require_dpop || bound.is_some() => {
                 return Err(OAuthError::InvalidDpopProof(ProofError::Missing));
             }
             Ok(None) => return Ok(None),
@@ -367,16 +394,23 @@ impl Issuer {
         };
         let htu = format!("{}{}", self.settings.issuer, channel.path);
         let expected = dpop::Expected { htm: "POST", htu: &htu, now, access_token: None };
-        self.fresh_proof(proof, &expected).map(Some)
+        self.fresh_proof(proof, &expected, bound).map(Some)
     }
 
-    /// Checks a DPoP proof and records its `jti`: the key's thumbprint when it is new here.
+    /// Checks a DPoP proof — by the key `bound` names, when the token or grant is bound — and
+    /// only then records its `jti`: the key's thumbprint when it is new here. A proof by another
+    /// key is refused before it takes any room, so nobody fills the window with proofs that
+    /// could never be accepted.
     pub fn fresh_proof(
         &self,
         proof: &str,
         expected: &dpop::Expected<'_>,
+        bound: Option<&str>,
     ) -> Result<String, OAuthError> {
         let checked = dpop::check(proof, expected).map_err(OAuthError::InvalidDpopProof)?;
+        if bound.is_some_and(|key| key != checked.jkt) {
+            return Err(OAuthError::InvalidDpopProof(ProofError::WrongKey));
+        }
         match self.proofs.record(&checked, expected.now) {
             Seen::First => Ok(checked.jkt),
             Seen::Again => Err(OAuthError::InvalidDpopProof(ProofError::Replayed)),
@@ -399,7 +433,12 @@ impl Issuer {
             let audience = &settings.default_audience;
             return Ok(Target { audience, scopes: &client.scopes, ttl, resource: None });
         };
-        let grant = client.grant(identifier).ok_or(OAuthError::InvalidTarget(TARGET_REFUSED))?;
+        // Never Tessera's own audience, whatever a resource registered under an older issuer
+        // says: such a token would open the admin API.
+        let grant = client
+            .grant(identifier)
+            .filter(|g| g.identifier != settings.issuer)
+            .ok_or(OAuthError::InvalidTarget(TARGET_REFUSED))?;
         let ttl = grant.ttl.or(client.ttl).unwrap_or(settings.default_ttl).min(settings.max_ttl);
         let audience = grant.identifier.as_str();
         Ok(Target { audience, scopes: &grant.scopes, ttl, resource: Some(audience) })

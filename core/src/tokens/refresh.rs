@@ -8,7 +8,6 @@ use tessera_storage::{AuditEvent, FamilyRecord, GrantOp, GrantOutcome, RefreshSt
 
 use super::issuer::{Channel, INVALID_GRANT, Issued, Issuer, Opened, grant_failure, store_failure};
 use crate::auth::secret::{new_split_secret, parse_split_secret};
-use crate::oauth::dpop::ProofError;
 use crate::oauth::request::{self, TokenRequest};
 use crate::oauth::{OAuthError, TARGET_REFUSED};
 use crate::policy::grant_scope;
@@ -122,9 +121,11 @@ impl Issuer {
         };
         // A family stays with the resource it was granted for (RFC 8707 §2.2 lets a refresh
         // name it again, never another).
-        let asked = req.audience.as_deref().filter(|a| *a != self.settings.default_audience);
-        if asked.is_some() && asked != family.audience.as_deref() {
-            return Err(OAuthError::InvalidTarget(TARGET_REFUSED));
+        if let Some(asked) = req.audience.as_deref() {
+            let asked = Some(asked).filter(|a| *a != self.settings.default_audience);
+            if asked != family.audience.as_deref() {
+                return Err(OAuthError::InvalidTarget(TARGET_REFUSED));
+            }
         }
         let target = self.target(&client, family.audience.as_deref())?;
         // Narrow, never widen: within the family's grant and within what the app holds now.
@@ -141,14 +142,7 @@ impl Issuer {
         };
         // A family opened with a proof is bound to its key (RFC 9449 §5): whoever copied one of
         // its refresh tokens holds nothing without that key, and the token stays unspent.
-        let jkt = self.sender_key(&client, channel, now)?;
-        if let Some(bound) = &family.jkt {
-            match &jkt {
-                Some(key) if key == bound => {}
-                Some(_) => return Err(OAuthError::InvalidDpopProof(ProofError::WrongKey)),
-                None => return Err(OAuthError::InvalidDpopProof(ProofError::Missing)),
-            }
-        }
+        let jkt = self.sender_key(&client, channel, now, family.jkt.as_deref())?;
         let cnf = channel.confirmation(jkt.as_deref());
         let (audience, ttl, sid) = (target.audience, target.ttl, Some(family.id.as_str()));
         let minted = self.mint(&client, &family.subject, &scope, audience, (ttl, now), sid, cnf)?;

@@ -129,9 +129,8 @@ fn check_binding(
         now: issuer.now(),
         access_token: Some(token),
     };
-    match issuer.fresh_proof(proof, &expected) {
-        Ok(jkt) if jkt == bound => Ok(()),
-        Ok(_) => Err(failed(AdminError::DpopProof(ProofError::WrongKey))),
+    match issuer.fresh_proof(proof, &expected, Some(bound)) {
+        Ok(_) => Ok(()),
         Err(OAuthError::InvalidDpopProof(e)) => Err(failed(AdminError::DpopProof(e))),
         Err(_) => Err(AdminError::DpopProof(ProofError::Full)),
     }

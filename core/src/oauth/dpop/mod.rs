@@ -221,7 +221,9 @@ impl PublicKey {
                 point[33..].copy_from_slice(y);
                 let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
                     .map_err(|_| ProofError::Key)?;
-                // JWS ES256 is the 64-byte r‖s form (RFC 7518 §3.4), never DER.
+                // JWS ES256 is the 64-byte r‖s form (RFC 7518 §3.4), never DER. Both s and n−s
+                // verify, and both are accepted: WebCrypto and RFC 6979 signers emit either, and
+                // replay is judged by (key, jti), never by the signature's bytes.
                 let signature = p256::ecdsa::Signature::from_slice(signature)
                     .map_err(|_| ProofError::Signature)?;
                 key.verify(signed, &signature).map_err(|_| ProofError::Signature)

@@ -27,6 +27,8 @@ pub enum Seen {
 pub struct ReplayWindow {
     shards: Box<[Mutex<Generations>]>,
     per_shard: usize,
+    /// Mixed into every key, so that no client can aim its proofs at one shard and fill it.
+    salt: [u8; 16],
 }
 
 #[derive(Default)]
@@ -40,7 +42,9 @@ impl ReplayWindow {
     /// Remembers up to `capacity` proofs per generation.
     pub fn new(capacity: usize) -> ReplayWindow {
         let shards = (0..SHARDS).map(|_| Mutex::default()).collect();
-        ReplayWindow { shards, per_shard: capacity.div_ceil(SHARDS).max(1) }
+        let mut salt = [0u8; 16];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut salt);
+        ReplayWindow { shards, per_shard: capacity.div_ceil(SHARDS).max(1), salt }
     }
 
     /// Records the proof's (key, `jti`) at `now`: [`Seen::First`] the first time.
@@ -48,6 +52,7 @@ impl ReplayWindow {
         // A jti is the client's to choose: keyed with the proof's key, so one client's jti never
         // collides with another's, and hashed, so its length costs nothing here.
         let mut hasher = Sha256::new();
+        hasher.update(self.salt);
         hasher.update(proof.jkt.as_bytes());
         hasher.update([0]);
         hasher.update(proof.jti.as_bytes());
