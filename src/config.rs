@@ -344,10 +344,10 @@ impl Config {
         {
             return Err(ConfigError::TlsIncomplete);
         }
-        if let Some(name) = &self.tls_client_cert_header {
-            if actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(ConfigError::BadCertHeader(name.clone()));
-            }
+        if let Some(name) = &self.tls_client_cert_header
+            && actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+        {
+            return Err(ConfigError::BadCertHeader(name.clone()));
         }
         let out_of_range = |field, rule| Err(ConfigError::OutOfRange { field, rule });
         // Bounds keep every `now + duration` far from overflow and every window meaningful.

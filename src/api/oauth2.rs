@@ -310,16 +310,16 @@ async fn revoke(
             audit: None,
         })
     };
-    if let Some(op) = op {
-        if let Err(e) = state.grants.submit(op).await {
-            // A client told 503 comes back; one told 200 would believe the token dead.
-            if e.is_unavailable() {
-                tracing::warn!(error = %e, "revocation not committed: the store cannot be reached");
-                return error_response(&OAuthError::store_unavailable());
-            }
-            tracing::error!(error = %e, "revocation not committed");
-            return error_response(&OAuthError::ServerError);
+    if let Some(op) = op
+        && let Err(e) = state.grants.submit(op).await
+    {
+        // A client told 503 comes back; one told 200 would believe the token dead.
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "revocation not committed: the store cannot be reached");
+            return error_response(&OAuthError::store_unavailable());
         }
+        tracing::error!(error = %e, "revocation not committed");
+        return error_response(&OAuthError::ServerError);
     }
     no_store(HttpResponse::Ok()).finish()
 }

@@ -231,10 +231,10 @@ impl FailureLimiter {
     /// itself stays (empty) for the client's next attempt, until a sweep finds it stale.
     pub fn refund(&self, reservation: &Reservation) {
         let Reservation { key, window } = reservation;
-        if let Some(mut entry) = self.windows.get_mut(key) {
-            if entry.start == *window {
-                entry.count = entry.count.saturating_sub(1);
-            }
+        if let Some(mut entry) = self.windows.get_mut(key)
+            && entry.start == *window
+        {
+            entry.count = entry.count.saturating_sub(1);
         }
     }
 
@@ -434,11 +434,10 @@ mod tests {
                         if matches!(op, Op::Succeed(_)) {
                             limiter.refund(&reservation);
                             // The refund lands only in the window it was taken from.
-                            if let Some((start, count)) = model.get_mut(&k) {
-                                if *start == started {
+                            if let Some((start, count)) = model.get_mut(&k)
+                                && *start == started {
                                     *count = count.saturating_sub(1);
                                 }
-                            }
                         } else {
                             *failed_per_window.entry((k, started)).or_insert(0) += 1;
                         }

@@ -159,18 +159,18 @@ impl Registry {
     }
 
     fn check_subscription(input: &SubscriptionPatch) -> Result<(), RegistryError> {
-        if let Some(plan) = &input.plan {
-            if plan.trim().is_empty() || plan.chars().count() > 128 {
-                return Err(RegistryError::invalid("plan", "plan must be 1 to 128 characters"));
-            }
+        if let Some(plan) = &input.plan
+            && (plan.trim().is_empty() || plan.chars().count() > 128)
+        {
+            return Err(RegistryError::invalid("plan", "plan must be 1 to 128 characters"));
         }
-        if let Some(status) = &input.status {
-            if !STATUSES.contains(&status.as_str()) {
-                return Err(RegistryError::invalid(
-                    "status",
-                    format!("status must be one of {}", STATUSES.join(", ")),
-                ));
-            }
+        if let Some(status) = &input.status
+            && !STATUSES.contains(&status.as_str())
+        {
+            return Err(RegistryError::invalid(
+                "status",
+                format!("status must be one of {}", STATUSES.join(", ")),
+            ));
         }
         if input
             .metadata
