@@ -251,3 +251,72 @@ fn issue_11_completions_are_printed_for_each_shell() {
         assert!(script.contains(mark) && script.contains("audit"), "{shell}");
     }
 }
+
+#[test]
+fn issue_12_resources_from_the_cli_and_verify_refuses_a_bound_token_without_its_proof() {
+    use crate::dpop::Key;
+    let server = TestServer::start();
+    let root = |args: &[&str]| {
+        let out = remote(&server, ROOT_ID, ROOT_SECRET, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        json(&out)
+    };
+    root(&["scopes", "create", "--name", "orders:read"]);
+    let api = "https://api.example.com/orders";
+    let created = root(&[
+        "resources",
+        "create",
+        "--identifier",
+        api,
+        "--name",
+        "Orders",
+        "--scope",
+        "orders:read",
+        "--ttl",
+        "300",
+    ]);
+    let id = created["resource"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created["resource"]["accessTokenTtlSecs"], 300);
+    root(&["resources", "update", &id, "--name", "Orders API"]);
+    assert_eq!(root(&["resources", "get", &id])["resource"]["name"], "Orders API");
+    assert_eq!(root(&["resources", "list"])["count"], 1);
+
+    // A DPoP-bound token for the resource, checked offline as its API would.
+    let (_, client_id, secret) =
+        server.create_app(json!({"name": "a", "resources": {api: ["orders:read"]}}));
+    let key = Key::ed25519(31);
+    let token_url = format!("{}/oauth2/v1/token", server.url);
+    let auth = crate::support::basic(&client_id, &secret);
+    let proof = key.proof("POST", &token_url, None);
+    let body = format!("grant_type=client_credentials&resource={}", crate::support::form(api));
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", auth.as_str()),
+        ("dpop", proof.as_str()),
+    ];
+    let res = server.request("POST", "/oauth2/v1/token", &headers, Some(body.as_bytes()));
+    let token = res.json()["access_token"].as_str().unwrap().to_string();
+    let jwks = format!("{}/.well-known/jwks.json", server.url);
+    let verify = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["token", "verify", "--jwks", &jwks, "--audience", api])
+            .args(extra)
+            .arg(&token)
+            .output()
+            .unwrap();
+        (out.status.success(), json(&out))
+    };
+    let (ok, answer) = verify(&[]);
+    assert!(!ok && answer["reason"].as_str().unwrap().contains("DPoP"), "{answer}");
+    let call = format!("{api}/42");
+    let good = key.proof("GET", &call, Some(&token));
+    assert_eq!(verify(&["--dpop-proof", &good, "--htm", "GET", "--htu", &call]).0, true);
+    let thief = Key::ed25519(32).proof("GET", &call, Some(&token));
+    let (ok, answer) = verify(&["--dpop-proof", &thief, "--htm", "GET", "--htu", &call]);
+    assert!(!ok && answer["reason"].as_str().unwrap().contains("key"), "{answer}");
+    let (ok, _) = verify(&["--dpop-proof", &good, "--htm", "POST", "--htu", &call]);
+    assert!(!ok, "a proof is for one method");
+
+    root(&["resources", "delete", &id]);
+    assert_eq!(root(&["resources", "list"])["count"], 0);
+}

@@ -302,3 +302,39 @@ fn issue_12_a_proxy_header_is_believed_only_from_trusted_proxies() {
         }
     }
 }
+
+#[test]
+fn issue_12_verify_needs_the_certificate_a_token_is_bound_to() {
+    let tls = Tls::start(|c, pki| {
+        c.tls_cert = Some(pki.server.cert.clone());
+        c.tls_key = Some(pki.server.key.clone());
+        c.tls_client_ca = Some(pki.ca.cert.clone());
+    });
+    let (_, app) =
+        tls.create_app(json!({"name": "dn", "tlsClientAuth": {"sanDns": "svc-a.internal"}}));
+    let form = format!(
+        "grant_type=client_credentials&client_id={}",
+        app["app"]["clientId"].as_str().unwrap()
+    );
+    let (_, body) = tls.token(Some(&tls.pki.issued), &form);
+    let token = body["access_token"].as_str().unwrap().to_string();
+    // The JWKS as a file: offline, as a resource server that caches it.
+    let jwks = tls._dir.path().join("jwks.json");
+    let (_, keys) =
+        curl(&tls.pki.ca.cert, None, &[&format!("{}/.well-known/jwks.json", tls.server.url)]);
+    std::fs::write(&jwks, keys).unwrap();
+    let verify = |cert: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        cmd.args(["token", "verify", "--jwks"]).arg(&jwks);
+        if let Some(cert) = cert {
+            cmd.arg("--client-cert").arg(cert);
+        }
+        let out = cmd.arg(&token).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    assert!(verify(Some(&tls.pki.issued.cert)).0);
+    let (ok, said) = verify(None);
+    assert!(!ok && said.contains("client certificate"), "{said}");
+    let (ok, said) = verify(Some(&tls.pki.stranger.cert));
+    assert!(!ok && said.contains("another client certificate"), "{said}");
+}

@@ -61,6 +61,11 @@ enum Command {
         #[command(subcommand)]
         command: remote::Records<remote::ServiceWrite>,
     },
+    /// Manage resources (the APIs tokens are for, RFC 8707) on a running server.
+    Resources {
+        #[command(subcommand)]
+        command: remote::Records<remote::ResourceWrite>,
+    },
     /// Read a running server's audit log.
     Audit(remote::AuditArgs),
     /// Print a shell completion script.
@@ -167,6 +172,7 @@ pub fn run() -> ExitCode {
         Command::Apps { command } => admin::apps(command),
         Command::Store { command } => store::run(command),
         Command::Scopes { command } => print(remote::run_records(&remote::SCOPES, &command)),
+        Command::Resources { command } => print(remote::run_records(&remote::RESOURCES, &command)),
         Command::Roles { command } => print(remote::run_records(&remote::ROLES, &command)),
         Command::Users { command } => print(remote::run_records(&remote::USERS, &command)),
         Command::Services { command } => print(remote::run_records(&remote::SERVICES, &command)),

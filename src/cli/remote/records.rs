@@ -65,6 +65,18 @@ pub const SERVICES: Kind = Kind {
     one: "service",
     columns: &[("ID", "id"), ("NAME", "name"), ("DESCRIPTION", "description")],
 };
+pub const RESOURCES: Kind = Kind {
+    path: "/api/v1/resources",
+    many: "resources",
+    one: "resource",
+    columns: &[
+        ("ID", "id"),
+        ("IDENTIFIER", "identifier"),
+        ("NAME", "name"),
+        ("SCOPES", "scopes"),
+        ("TTL", "accessTokenTtlSecs"),
+    ],
+};
 pub const KEYS: Kind = Kind {
     path: "/api/v1/keys",
     many: "keys",
@@ -161,6 +173,70 @@ impl Write for ScopeWrite {
             ),
             ScopeWrite::Update { id, name, note, .. } => {
                 ("PUT", segment(id), Some(fields([("name", json!(name)), ("note", json!(note))])))
+            }
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ResourceWrite {
+    /// Register an API that accepts Tessera's tokens (RFC 8707).
+    Create {
+        /// The `aud` of its tokens: an absolute URI without a fragment.
+        #[arg(long)]
+        identifier: String,
+        #[arg(long)]
+        name: String,
+        /// A scope apps may be granted for it; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Token lifetime for it, in seconds (wins over the app's).
+        #[arg(long)]
+        ttl: Option<u64>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Change a resource; a new identifier or fewer scopes reach every app's grant.
+    Update {
+        id: String,
+        #[arg(long)]
+        identifier: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Replaces its scopes.
+        #[arg(long = "scope")]
+        scopes: Option<Vec<String>>,
+        #[arg(long)]
+        ttl: Option<u64>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+impl Write for ResourceWrite {
+    fn server(&self) -> &ServerArgs {
+        match self {
+            ResourceWrite::Create { server, .. } | ResourceWrite::Update { server, .. } => server,
+        }
+    }
+
+    fn request(&self) -> (&'static str, String, Option<Value>) {
+        let body = |identifier: Value, name: Value, scopes: Value, ttl: &Option<u64>| {
+            fields([
+                ("identifier", identifier),
+                ("name", name),
+                ("scopes", scopes),
+                ("accessTokenTtlSecs", json!(ttl)),
+            ])
+        };
+        match self {
+            ResourceWrite::Create { identifier, name, scopes, ttl, .. } => (
+                "POST",
+                String::new(),
+                Some(body(json!(identifier), json!(name), json!(scopes), ttl)),
+            ),
+            ResourceWrite::Update { id, identifier, name, scopes, ttl, .. } => {
+                ("PUT", segment(id), Some(body(json!(identifier), json!(name), json!(scopes), ttl)))
             }
         }
     }
