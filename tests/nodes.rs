@@ -978,3 +978,39 @@ fn issue_10_propagation_lag_over_three_nodes() {
         at(1.0)
     );
 }
+
+#[test]
+fn issue_12_a_resource_and_its_grants_are_in_force_at_every_node_within_a_second() {
+    let Some((_db, nodes)) = three_nodes() else { return };
+    let [a, b, c] = &nodes;
+    let root = a.root_token();
+    let api = "https://orders.example.com";
+    let (status, made) = a.admin(
+        "POST",
+        "/api/v1/resources",
+        &root,
+        Some(json!({"identifier": api, "name": "Orders", "accessTokenTtlSecs": 120})),
+    );
+    assert_eq!(status, 201, "{made}");
+    let resource_id = made["resource"]["id"].as_str().unwrap().to_string();
+    // Granted at A once the resource is known there; named at B and C.
+    let (client_id, secret) =
+        app_known_everywhere(&nodes, a, json!({"name": "o", "resources": {api: []}}));
+    let creds = Some((client_id.as_str(), secret.as_str()));
+    let form = format!("grant_type=client_credentials&resource={}", crate::support::form(api));
+    for node in [b, c] {
+        eventually(PROPAGATION, || {
+            let (status, body) = node.token(&form, creds);
+            status == 200 && body["expires_in"] == 120
+        })
+        .expect("the resource and the grant made at A are in force at B and C");
+    }
+    // Renamed at C: the grant moves with it everywhere, and the old name opens nothing.
+    let path = format!("/api/v1/resources/{resource_id}");
+    let moved = json!({"identifier": "https://orders.example.com/v2"});
+    assert_eq!(c.admin("PUT", &path, &c.root_token(), Some(moved)).0, 200);
+    for node in [a, b] {
+        eventually(PROPAGATION, || node.token(&form, creds).1["error"] == "invalid_target")
+            .expect("the resource renamed at C is refused by its old name at A and B");
+    }
+}

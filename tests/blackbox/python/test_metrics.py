@@ -103,5 +103,8 @@ def test_gauges_are_read_at_the_scrape(base_url, admin):
     apps = value(families, "tessera_registered", kind="app")
     admin.create_app(["read_app"])
     assert value(scrape(base_url), "tessera_registered", kind="app") == apps + 1
+    resources = value(families, "tessera_registered", kind="resource")
+    admin.create_resource(f"https://{uuid.uuid4().hex[:8]}.metrics.example", [])
+    assert value(scrape(base_url), "tessera_registered", kind="resource") == resources + 1
     commits = "tessera_store_commit_duration_seconds"
     assert value(families, commits, f"{commits}_count") > 0
