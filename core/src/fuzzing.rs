@@ -118,26 +118,28 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// The input as a candidate: byte 0 = 0 means the rest as is; otherwise the rest edits one of
+/// `genuine` (pairs of position, byte), so the fuzzer explores near misses of what verifies.
+fn near_miss(data: &[u8], genuine: &[String]) -> Option<String> {
+    let (&mode, rest) = data.split_first()?;
+    if mode == 0 {
+        return Some(String::from_utf8_lossy(rest).into_owned());
+    }
+    let mut bytes = genuine[mode as usize % genuine.len()].clone().into_bytes();
+    for pair in rest.chunks_exact(2) {
+        let at = pair[0] as usize * 7 % bytes.len();
+        bytes[at] = pair[1];
+    }
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// The bearer verifier accepts only tokens our signer produced, byte for byte.
 ///
 /// Input layout: byte 0 = 0 means the rest is a token as is; otherwise the rest edits one of
 /// the genuine tokens (pairs of position, byte), so the fuzzer explores near misses.
 pub fn verifier_accepts_only_our_tokens(data: &[u8]) {
     let fixture = fixture();
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    let candidate = if mode == 0 {
-        String::from_utf8_lossy(rest).into_owned()
-    } else {
-        let base = &fixture.signed[mode as usize % fixture.signed.len()];
-        let mut bytes = base.clone().into_bytes();
-        for pair in rest.chunks_exact(2) {
-            let at = pair[0] as usize * 7 % bytes.len();
-            bytes[at] = pair[1];
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
+    let Some(candidate) = near_miss(data, &fixture.signed) else { return };
     if let Ok(payload) = jws::verify(&candidate, &fixture.keys) {
         assert!(
             fixture.signed.contains(&candidate),
@@ -209,20 +211,8 @@ fn jwk_map(v: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> 
 /// proof as is; otherwise the rest edits one of the genuine proofs (pairs of position, byte).
 pub fn dpop_accepts_only_genuine_proofs(data: &[u8]) {
     let proofs = proofs();
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    let candidate = if mode == 0 {
-        String::from_utf8_lossy(rest).into_owned()
-    } else {
-        let base = &proofs.signed[mode as usize % proofs.signed.len()].0;
-        let mut bytes = base.clone().into_bytes();
-        for pair in rest.chunks_exact(2) {
-            let at = pair[0] as usize * 7 % bytes.len();
-            bytes[at] = pair[1];
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
+    let genuine: Vec<String> = proofs.signed.iter().map(|(p, _)| p.clone()).collect();
+    let Some(candidate) = near_miss(data, &genuine) else { return };
     if let Ok(proof) = crate::oauth::dpop::check(&candidate, &PROOF_REQUEST) {
         let genuine = proofs.signed.iter().find(|(p, _)| *p == candidate);
         let (_, jkt) =
