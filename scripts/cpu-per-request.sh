@@ -5,7 +5,7 @@
 # them, or two modes of one build (BENCHMARKS.md):
 #
 #   for b in old new old new old new; do scripts/cpu-per-request.sh ./tessera-$b token; done
-#   for m in token token-tls token token-tls token token-tls; do
+#   for m in token token-dpop token token-dpop token token-dpop; do
 #     scripts/cpu-per-request.sh target/release/tessera $m 6; done
 #
 #   scripts/cpu-per-request.sh BINARY [MODE] [seconds, default 8]
@@ -16,20 +16,26 @@
 #   token-tls         the same over HTTPS (TLS 1.3, keep-alive as always with wrk), with a
 #                     throwaway self-signed P-256 certificate for 127.0.0.1
 #   token-resource    naming a registered resource (RFC 8707) that the root app is granted
+#   token-dpop        with a DPoP proof (RFC 9449) signed ES256, a new one each request
+#   token-dpop-eddsa  the same signed EdDSA (Ed25519)
 #
-# Each run fails on any answer but 200.
+# DPoP proofs are signed before the server starts, by scripts/dpop-proofs.py, as many as
+# DPOP_RATE (default 15000) requests a second would need, since wrk cannot sign. A run that
+# outgrows them stops early and fails: raise DPOP_RATE. Each run fails on any answer but 200.
 set -euo pipefail
 BIN="${1:?usage: scripts/cpu-per-request.sh BINARY [MODE] [seconds]}"
 WHAT="${2:-token}"
 SECS="${3:-8}"
 WARMUP=2
-# One wrk thread: the other core is the server's.
+# One wrk thread: the other core is the server's. The DPoP script splits its proofs by thread
+# all the same, should this change.
 THREADS=1
 CONNS=32
 case "$WHAT" in
-  token | healthz | token-tls | token-resource) ;;
-  *) echo "mode: token, healthz, token-tls or token-resource" >&2; exit 2 ;;
+  token | healthz | token-tls | token-resource | token-dpop | token-dpop-eddsa) ;;
+  *) echo "mode: token, healthz, token-tls, token-resource, token-dpop or token-dpop-eddsa" >&2; exit 2 ;;
 esac
+HERE=$(cd "$(dirname "$0")" && pwd)
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null
 DATA=$(mktemp -d)
 PORT=$((18300 + RANDOM % 500))
@@ -49,6 +55,22 @@ if [[ $WHAT == token-tls ]]; then
   CURL=(curl -sfk)
 fi
 URL="$SCHEME://127.0.0.1:$PORT"
+if [[ $WHAT == token-dpop* ]]; then
+  PY=python3
+  if ! python3 -c 'import cryptography' 2>/dev/null; then
+    # A venv of its own in /tmp, kept between runs, rather than anything installed system-wide.
+    PY=/tmp/tessera-bench-venv/bin/python3
+    [[ -x $PY ]] || python3 -m venv /tmp/tessera-bench-venv
+    "$PY" -c 'import cryptography' 2>/dev/null || /tmp/tessera-bench-venv/bin/pip install -q cryptography
+  fi
+  ALG=ES256
+  [[ $WHAT == token-dpop-eddsa ]] && ALG=EdDSA
+  RATE="${DPOP_RATE:-15000}"
+  # htu is exactly the URL posted to. Separate files for the warm-up and the measured run, each
+  # wrk reading its own from the start: no jti is sent twice. One more for the check below.
+  "$PY" "$HERE/dpop-proofs.py" "$ALG" "$URL/oauth2/v1/token" "$DATA/check.txt:1" \
+    "$DATA/warm.txt:$((RATE * WARMUP))" "$DATA/run.txt:$((RATE * SECS))"
+fi
 SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '/+=' | head -c 43)
 TESSERA_ROOT_CLIENT_ID=cpu-root TESSERA_ROOT_CLIENT_SECRET=$SECRET RUST_LOG=warn \
   TESSERA_DATA_DIR="$DATA/data" "$BIN" serve --listen "127.0.0.1:$PORT" "${TLS_ARGS[@]}" \
@@ -78,32 +100,77 @@ wrk.body = "$BODY"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic $BASIC"
 LUA
+# Each thread takes every THREADS-th proof of the file it is given (after --) and sends each
+# once. Out of proofs, it stops and counts the shortfall, which fails the run: a replayed proof
+# would be refused and a request without one would measure something else.
+cat >"$DATA/dpop.lua" <<LUA
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads)
+end
+function init(args)
+  proofs = {}
+  local i = 0
+  for line in io.lines(args[1]) do
+    if i % $THREADS == id - 1 then table.insert(proofs, line) end
+    i = i + 1
+  end
+  sent = 0
+  short = 0
+end
+function request()
+  sent = sent + 1
+  local proof = proofs[sent]
+  if not proof then
+    short = short + 1
+    wrk.thread:stop()
+    proof = "exhausted"
+  end
+  return wrk.format("POST", "/oauth2/v1/token", {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["Authorization"] = "Basic $BASIC",
+    ["DPoP"] = proof,
+  }, "$BODY")
+end
+function done(summary, latency, requests)
+  local short = 0
+  for _, thread in ipairs(threads) do short = short + thread:get("short") end
+  if short > 0 then io.write(string.format("OUT OF PROOFS %d\n", short)) end
+end
+LUA
 # One request by hand first: the answer must be what the mode says it measures.
 CHECK=(-H "Authorization: Basic $BASIC" -d "$BODY")
+[[ $WHAT == token-dpop* ]] && CHECK+=(-H "DPoP: $(cat "$DATA/check.txt")")
 if [[ $WHAT != healthz ]]; then
   "${CURL[@]}" "${CHECK[@]}" "$URL/oauth2/v1/token" | python3 -c '
 import base64, json, sys
 mode, answer = sys.argv[1], json.load(sys.stdin)
 payload = answer["access_token"].split(".")[1]
 claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-want = {"token_type": "Bearer"}
+want = {"token_type": "DPoP" if mode.startswith("token-dpop") else "Bearer"}
 got = {"token_type": answer["token_type"]}
 if mode == "token-resource":
     want["aud"], got["aud"] = "https://api.example/", claims["aud"]
+if mode.startswith("token-dpop"):
+    want["cnf"], got["cnf"] = True, "jkt" in claims.get("cnf", {})
 if got != want:
     sys.exit(f"{mode}: the check request got {got}, not {want}")
 ' "$WHAT"
 fi
 case "$WHAT" in
   healthz) ARGS=("$URL/healthz") ;;
+  token-dpop*) ARGS=(-s "$DATA/dpop.lua" "$URL/oauth2/v1/token" --) ;;
   *) ARGS=(-s "$DATA/token.lua" "$URL/oauth2/v1/token") ;;
 esac
+WARM_ARGS=("${ARGS[@]}")
+[[ $WHAT == token-dpop* ]] && WARM_ARGS+=("$DATA/warm.txt") && ARGS+=("$DATA/run.txt")
 # wrk prints these lines only when they are not zero.
 clean() {
-  ! grep -qE 'Non-2xx|Socket errors' "$1" ||
+  ! grep -qE 'Non-2xx|Socket errors|OUT OF PROOFS' "$1" ||
     { echo "$WHAT: the run had errors:" >&2; cat "$1" >&2; exit 1; }
 }
-wrk -t$THREADS -c$CONNS -d${WARMUP}s "${ARGS[@]}" >"$DATA/warm.out"
+wrk -t$THREADS -c$CONNS -d${WARMUP}s "${WARM_ARGS[@]}" >"$DATA/warm.out"
 clean "$DATA/warm.out"
 cpu() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 BEFORE=$(cpu)
