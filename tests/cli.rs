@@ -310,7 +310,7 @@ fn issue_12_resources_from_the_cli_and_verify_refuses_a_bound_token_without_its_
     assert!(!ok && answer["reason"].as_str().unwrap().contains("DPoP"), "{answer}");
     let call = format!("{api}/42");
     let good = key.proof("GET", &call, Some(&token));
-    assert_eq!(verify(&["--dpop-proof", &good, "--htm", "GET", "--htu", &call]).0, true);
+    assert!(verify(&["--dpop-proof", &good, "--htm", "GET", "--htu", &call]).0);
     let thief = Key::ed25519(32).proof("GET", &call, Some(&token));
     let (ok, answer) = verify(&["--dpop-proof", &thief, "--htm", "GET", "--htu", &call]);
     assert!(!ok && answer["reason"].as_str().unwrap().contains("key"), "{answer}");
