@@ -763,3 +763,34 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn issue_12_a_dpop_bound_user_token_is_no_bearer_credential_at_the_hosted_pages() {
+    let provider = stand_in_provider();
+    let s = setup(&provider);
+    let body = r#"{"username":"ada","password":"correct horse"}"#;
+    let json_type = [("content-type", "application/json")];
+    let login = s.server.request("POST", "/consumer/login", &json_type, Some(body.as_bytes()));
+    let refresh = login.json()["refresh_token"].as_str().unwrap().to_string();
+    // The user's refresh, with a proof: a token bound to the client's key.
+    let key = crate::dpop::Key::ed25519(41);
+    let proof = key.proof("POST", &format!("{}/oauth2/v1/token", s.server.url), None);
+    let form = format!("grant_type=refresh_token&refresh_token={}", crate::support::form(&refresh));
+    let headers = [FORM, ("dpop", proof.as_str())];
+    let res = s.server.request("POST", "/oauth2/v1/token", &headers, Some(form.as_bytes()));
+    assert_eq!(res.json()["token_type"], "DPoP", "{}", res.body);
+    let bound = format!("Bearer {}", res.json()["access_token"].as_str().unwrap());
+
+    let reauth = ask(&s, &["repo"], "https://app.acme.com/cb").json()["reauth_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hosted = path_of(&reauth, &s.server);
+    // Copied and presented as a bearer token, it signs nobody in: the sign-in page answers.
+    let res = s.server.get(&hosted, &[("authorization", &bound)]);
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.body.contains("csrf"), "{}", res.body);
+    // An unbound user token still does.
+    let res = s.server.get(&hosted, &[("authorization", &bearer(&s.server, "ada"))]);
+    assert_eq!(res.status, 303);
+}
