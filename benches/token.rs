@@ -107,8 +107,9 @@ fn token_path(c: &mut Criterion) {
         let name = key.alg();
         let expected = dpop::Expected { htm: "POST", htu, now: now(), access_token: None };
         let proof = key.proof(htu);
+        let keys = dpop::Keys::new(16);
         group.bench_function(format!("dpop_proof_check_{name}"), |b| {
-            b.iter(|| dpop::check(black_box(&proof), &expected).expect("valid"))
+            b.iter(|| dpop::check(black_box(&proof), &expected, &keys).expect("valid"))
         });
         group.bench_function(format!("whole_request_dpop_{name}"), |b| {
             b.iter_batched(

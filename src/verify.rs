@@ -188,7 +188,8 @@ fn check_binding(
                 now,
                 access_token: Some(token),
             };
-            let proof = dpop::check(&request.proof, &expected).map_err(VerifyError::BadProof)?;
+            let proof = dpop::check(&request.proof, &expected, &dpop::Keys::new(1))
+                .map_err(VerifyError::BadProof)?;
             if proof.jkt != bound {
                 return Err(VerifyError::BadProof(ProofError::WrongKey));
             }

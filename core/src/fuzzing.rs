@@ -153,6 +153,9 @@ pub fn verifier_accepts_only_our_tokens(data: &[u8]) {
 struct Proofs {
     /// (proof, the thumbprint of the key that signed it).
     signed: Vec<(String, String)>,
+    /// Shared by every run, as a node's are, so that a key remembered from one input is
+    /// trusted by the next only as far as it deserves.
+    keys: crate::oauth::dpop::Keys,
 }
 
 /// The request every fixture proof was made for.
@@ -194,6 +197,7 @@ fn proofs() -> &'static Proofs {
                 (format!("{ed_input}.{}", B64.encode(ed_sig)), ed_jkt),
                 (format!("{ec_input}.{}", B64.encode(ec_sig.to_bytes())), ec_jkt),
             ],
+            keys: crate::oauth::dpop::Keys::new(64),
         }
     })
 }
@@ -213,7 +217,7 @@ pub fn dpop_accepts_only_genuine_proofs(data: &[u8]) {
     let proofs = proofs();
     let genuine: Vec<String> = proofs.signed.iter().map(|(p, _)| p.clone()).collect();
     let Some(candidate) = near_miss(data, &genuine) else { return };
-    if let Ok(proof) = crate::oauth::dpop::check(&candidate, &PROOF_REQUEST) {
+    if let Ok(proof) = crate::oauth::dpop::check(&candidate, &PROOF_REQUEST, &proofs.keys) {
         let genuine = proofs.signed.iter().find(|(p, _)| *p == candidate);
         let (_, jkt) =
             genuine.unwrap_or_else(|| panic!("accepted a proof nobody signed: {candidate}"));
@@ -242,11 +246,12 @@ mod tests {
     #[test]
     fn issue_12_genuine_proofs_pass_and_edited_ones_do_not() {
         for (proof, jkt) in &proofs().signed {
-            let checked = crate::oauth::dpop::check(proof, &PROOF_REQUEST).expect("genuine");
+            let checked =
+                crate::oauth::dpop::check(proof, &PROOF_REQUEST, &proofs().keys).expect("genuine");
             assert_eq!(&checked.jkt, jkt);
             let stale =
                 crate::oauth::dpop::Expected { now: PROOF_REQUEST.now + 61, ..PROOF_REQUEST };
-            assert!(crate::oauth::dpop::check(proof, &stale).is_err());
+            assert!(crate::oauth::dpop::check(proof, &stale, &proofs().keys).is_err());
         }
         dpop_accepts_only_genuine_proofs(&[1, 3, b'A', 200, b'x']);
         dpop_accepts_only_genuine_proofs(&[2, 255, b'-']);

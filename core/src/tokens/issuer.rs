@@ -23,7 +23,7 @@ use crate::clock::SharedClock;
 use crate::grants::{GrantError, GrantStore};
 use crate::keys::keyset::{SharedKeySet, Signer};
 use crate::oauth::assertion;
-use crate::oauth::dpop::{self, ProofError, ReplayWindow, Seen};
+use crate::oauth::dpop::{self, Keys, ProofError, ReplayWindow, Seen};
 use crate::oauth::request::{Credentials, TokenRequest};
 use crate::oauth::{OAuthError, TARGET_REFUSED};
 use crate::policy::grant_scope;
@@ -31,6 +31,10 @@ use crate::tables::client::{Client, ClientTable};
 use crate::tables::user::UserTable;
 use crate::tokens::claims::{Confirmation, OutgoingClaims};
 use crate::tokens::jws;
+
+/// DPoP keys a node keeps decoded: one per client; up to ~2 KB each (a P-256 key's table),
+/// so at most ~16 MB.
+const PROOF_KEYS: usize = 8_192;
 
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
@@ -96,6 +100,8 @@ pub struct Issuer {
     pub analytics: Arc<Analytics>,
     /// The DPoP proofs this node has accepted lately, token endpoint and admin API alike.
     pub(super) proofs: ReplayWindow,
+    /// The keys those proofs were signed by, decoded once each.
+    pub(super) proof_keys: Keys,
 }
 
 /// A successful token response (RFC 6749 §5.1, plus `expires_on` of Melody Auth's S2S API).
@@ -203,6 +209,7 @@ impl Issuer {
             counters: Counters::default(),
             analytics: Arc::default(),
             proofs: ReplayWindow::new(settings_proofs),
+            proof_keys: Keys::new(PROOF_KEYS),
         }
     }
 
@@ -407,7 +414,8 @@ impl Issuer {
         expected: &dpop::Expected<'_>,
         bound: Option<&str>,
     ) -> Result<String, OAuthError> {
-        let checked = dpop::check(proof, expected).map_err(OAuthError::InvalidDpopProof)?;
+        let checked =
+            dpop::check(proof, expected, &self.proof_keys).map_err(OAuthError::InvalidDpopProof)?;
         if bound.is_some_and(|key| key != checked.jkt) {
             return Err(OAuthError::InvalidDpopProof(ProofError::WrongKey));
         }
