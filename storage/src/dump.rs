@@ -31,6 +31,7 @@ pub struct Dump {
     pub subscriptions: Vec<(String, Vec<u8>)>,
     pub providers: Vec<(String, Vec<u8>)>,
     pub resources: Vec<(String, Vec<u8>)>,
+    pub issuers: Vec<(String, Vec<u8>)>,
     pub connects: Vec<(String, Vec<u8>)>,
     /// The state we gave a provider → the request's state.
     pub provider_states: Vec<(String, String)>,
@@ -60,6 +61,7 @@ impl Dump {
             ("subscriptions", self.subscriptions.len()),
             ("providers", self.providers.len()),
             ("resources", self.resources.len()),
+            ("issuers", self.issuers.len()),
             ("connects", self.connects.len()),
             ("provider_states", self.provider_states.len()),
             ("provider_grants", self.provider_grants.len()),
@@ -88,6 +90,7 @@ impl Dump {
         by_key(&mut self.subscriptions);
         by_key(&mut self.providers);
         by_key(&mut self.resources);
+        by_key(&mut self.issuers);
         by_key(&mut self.connects);
         by_key(&mut self.provider_states);
         by_key(&mut self.provider_grants);

@@ -32,8 +32,9 @@ pub use postgres::PgStore;
 pub use postgres::test_cluster;
 pub use redb::Store;
 pub use registry::{
-    ApiKeyRecord, AppRecord, DisabledBy, ProviderRecord, RegistryChange, ResourceRecord,
-    RoleRecord, ScopeRecord, ServiceRecord, SubscriptionRecord, TlsClientAuth, UserRecord,
+    ApiKeyRecord, AppRecord, DisabledBy, FederatedIdentity, IssuerRecord, ProviderRecord,
+    RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, SubscriptionRecord,
+    TlsClientAuth, UserRecord,
 };
 pub use seal::{Kek, KekError};
 
@@ -81,6 +82,8 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Option<ProviderGrant>, StoreError>;
     /// Every resource.
     fn load_resources(&self) -> Result<Vec<ResourceRecord>, StoreError>;
+    /// Every trusted issuer.
+    fn load_issuers(&self) -> Result<Vec<IssuerRecord>, StoreError>;
     /// Every provider, secrets opened with the KEK.
     fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError>;
     /// The signing keys, private parts opened with the KEK.

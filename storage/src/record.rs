@@ -55,4 +55,36 @@ mod tests {
         let json = String::from_utf8(encode(&user)[1..].to_vec()).unwrap();
         assert!(json.contains(r#""disabledBy":"operator""#), "{json}");
     }
+
+    /// Apps written before workload identity federation still load, with no federated
+    /// identity and no token exchange, and an app that uses neither is written as before; an
+    /// issuer needs only its id, `iss`, algorithms and times.
+    #[test]
+    fn records_without_federation_fields_still_load() {
+        let old_app = br#"{"id":"a","clientId":"c","name":"n","scopes":[],"grantTypes":["client_credentials"],"isActive":true,"secretHash":"00","createdAt":1,"updatedAt":1}"#;
+        let app: crate::AppRecord = decode(&[&[1u8][..], old_app].concat()).unwrap();
+        assert!(app.federated_identities.is_empty());
+        assert!(!app.can_exchange);
+        let json = String::from_utf8(encode(&app)[1..].to_vec()).unwrap();
+        assert!(!json.contains("federatedIdentities") && !json.contains("canExchange"), "{json}");
+        let mut app = app;
+        app.federated_identities.push(crate::FederatedIdentity {
+            issuer: "https://issuer.example.com".into(),
+            subject: "ci:*".into(),
+            audience: None,
+            claims: Default::default(),
+        });
+        app.can_exchange = true;
+        let json = String::from_utf8(encode(&app)[1..].to_vec()).unwrap();
+        assert!(
+            json.contains(
+                r#""federatedIdentities":[{"issuer":"https://issuer.example.com","subject":"ci:*""#
+            ),
+            "{json}"
+        );
+        assert!(json.contains(r#""canExchange":true"#), "{json}");
+        let minimal = br#"{"id":"i","issuer":"https://issuer.example.com","algorithms":["ES256"],"createdAt":1,"updatedAt":1}"#;
+        let issuer: crate::IssuerRecord = decode(&[&[1u8][..], minimal].concat()).unwrap();
+        assert_eq!((issuer.jwks_uri, issuer.jwks, issuer.max_token_age_secs), (None, None, None));
+    }
 }

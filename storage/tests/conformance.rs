@@ -7,10 +7,11 @@ mod fixtures;
 use fixtures::{app, token};
 use tessera_storage::test_cluster::{TestDatabase, fresh_database};
 use tessera_storage::{
-    ApiKeyRecord, AuditEvent, AuditOutcome, ConnectRecord, ConnectRefusal, FamilyRecord, GrantOp,
-    GrantOutcome, Kek, KeyRecord, KeyState, PgStore, ProviderGrant, ProviderRecord, Refusal,
-    RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage, Store,
-    StoreError, SubscriptionRecord, TokenKey, UserRecord,
+    ApiKeyRecord, AppRecord, AuditEvent, AuditOutcome, ConnectRecord, ConnectRefusal, FamilyRecord,
+    FederatedIdentity, GrantOp, GrantOutcome, IssuerRecord, Kek, KeyRecord, KeyState, PgStore,
+    ProviderGrant, ProviderRecord, Refusal, RegistryChange, ResourceRecord, RoleRecord,
+    ScopeRecord, ServiceRecord, Storage, Store, StoreError, SubscriptionRecord, TokenKey,
+    UserRecord,
 };
 
 /// Instantiates each case once per backend.
@@ -33,6 +34,7 @@ conformance!(
     a_key_ring_changed_meanwhile_is_not_replaced,
     registry_changes_log_one_version_each_and_secrets_stay_sealed,
     issue_12_resources_are_stored_logged_and_named_in_app_grants,
+    trusted_issuers_are_stored_logged_and_named_in_app_identities,
     meta_values_are_set_and_replaced,
     the_change_log_answers_since_any_version,
     a_refresh_token_is_spent_once_and_its_reuse_ends_the_family,
@@ -450,6 +452,91 @@ fn issue_12_resources_are_stored_logged_and_named_in_app_grants(open: Open) {
     assert!(store.load_resources().unwrap().is_empty());
     let logged: Vec<String> = store.changes_since(0).unwrap().into_iter().map(|(_, w)| w).collect();
     assert_eq!(logged, ["resource:res", "app:a", "resource:res"]);
+}
+
+/// A trusted issuer that publishes its keys, and one whose key set the operator gave as JSON
+/// text, kept byte for byte.
+fn issuer_record() -> IssuerRecord {
+    IssuerRecord {
+        id: "iss".into(),
+        issuer: "https://token.actions.githubusercontent.com".into(),
+        jwks_uri: Some("https://token.actions.githubusercontent.com/.well-known/jwks".into()),
+        jwks: None,
+        algorithms: vec!["RS256".into()],
+        max_token_age_secs: Some(300),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn offline_issuer_record() -> IssuerRecord {
+    IssuerRecord {
+        id: "iss-offline".into(),
+        issuer: "https://kubernetes.default.svc".into(),
+        jwks_uri: None,
+        jwks: Some(r#"{ "keys": [{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}] }"#.into()),
+        algorithms: vec!["EdDSA".into(), "ES256".into()],
+        max_token_age_secs: None,
+        created_at: 2,
+        updated_at: 2,
+    }
+}
+
+/// An app that authenticates with tokens of [`issuer_record`] and may exchange tokens.
+fn federated_app(id: &str, client_id: &str) -> AppRecord {
+    let mut federated = app(id, client_id);
+    federated.federated_identities = vec![
+        FederatedIdentity {
+            issuer: issuer_record().issuer,
+            subject: "repo:acme/api:*".into(),
+            audience: Some("https://tessera.example.com".into()),
+            claims: [("repository_owner".to_string(), "acme".to_string())].into(),
+        },
+        FederatedIdentity {
+            issuer: offline_issuer_record().issuer,
+            subject: "system:serviceaccount:prod:api".into(),
+            audience: None,
+            claims: Default::default(),
+        },
+    ];
+    federated.can_exchange = true;
+    federated
+}
+
+/// Trusted issuers are one more registry kind: put, loaded back in id order, replaced, logged
+/// as "issuer:id" for followers, and deleted; the identities an app accepts travel inside its
+/// record.
+fn trusted_issuers_are_stored_logged_and_named_in_app_identities(open: Open) {
+    use RegistryChange::*;
+    let Some(mut backend) = open(None) else { return };
+    let (issuer, offline) = (issuer_record(), offline_issuer_record());
+    let federated = federated_app("a", "ca");
+    let store = backend.store();
+    let puts = [PutIssuer(offline.clone()), PutIssuer(issuer.clone()), PutApp(federated.clone())];
+    assert_eq!(store.apply_registry(&puts).unwrap(), 3);
+    backend.reopen(None);
+    let store = backend.store();
+    assert_eq!(store.load_issuers().unwrap(), vec![issuer.clone(), offline.clone()]);
+    assert_eq!(store.load_apps().unwrap(), vec![federated]);
+    // A put replaces.
+    let moved = IssuerRecord {
+        jwks_uri: None,
+        jwks: Some(r#"{"keys":[]}"#.into()),
+        algorithms: vec!["ES256".into()],
+        updated_at: 9,
+        ..issuer.clone()
+    };
+    assert_eq!(store.apply_registry(&[PutIssuer(moved.clone())]).unwrap(), 4);
+    assert_eq!(store.load_issuers().unwrap(), vec![moved, offline.clone()]);
+    let deletes = [DeleteIssuer("iss".into()), DeleteIssuer("absent".into())];
+    assert_eq!(store.apply_registry(&deletes).unwrap(), 6);
+    assert_eq!(store.load_issuers().unwrap(), vec![offline]);
+    let logged: Vec<String> = store.changes_since(0).unwrap().into_iter().map(|(_, w)| w).collect();
+    assert_eq!(
+        logged,
+        ["issuer:iss-offline", "issuer:iss", "app:a", "issuer:iss", "issuer:iss", "issuer:absent"]
+    );
+    assert_eq!(DeleteIssuer("iss".into()).entry().as_deref(), Some("issuer:iss"));
 }
 
 /// The change log is what a follower replays, so its entries and the one version bump per
@@ -957,7 +1044,7 @@ fn a_lease_has_one_holder_until_it_expires(open: Open) {
 fn fill(store: &dyn Storage) {
     use RegistryChange::*;
     store.create_root_app(&app("root", "croot"), "root").unwrap();
-    store.create_app(&app("a", "ca"), None).unwrap();
+    store.create_app(&federated_app("a", "ca"), None).unwrap();
     store.save_keys(&[key("k1")]).unwrap();
     let puts = [
         PutScope(scope_record()),
@@ -969,6 +1056,8 @@ fn fill(store: &dyn Storage) {
         PutSubscription(subscription_record()),
         PutProvider(provider_record()),
         PutResource(resource_record()),
+        PutIssuer(issuer_record()),
+        PutIssuer(offline_issuer_record()),
         Audit(audit_event("scope.create", 5)),
     ];
     store.apply_registry(&puts).unwrap();
@@ -1009,6 +1098,8 @@ fn a_dump_moves_every_row_into_an_empty_store_of_either_backend(open: Open) {
         assert_eq!(store.export().unwrap(), dump);
         assert_eq!(store.version().unwrap(), dump.version);
         assert_eq!(store.load_apps().unwrap(), source.store().load_apps().unwrap());
+        assert!(store.load_apps().unwrap().contains(&federated_app("a", "ca")));
+        assert_eq!(store.load_issuers().unwrap(), vec![issuer_record(), offline_issuer_record()]);
         assert_eq!(store.load_keys().unwrap(), vec![key("k1")]);
         assert_eq!(store.load_providers().unwrap(), vec![provider_record()]);
         assert!(!target.holds(b"provider-secret-in-clear"));

@@ -28,6 +28,7 @@ const TABLES: &[&str] = &[
     "subscriptions",
     "providers",
     "resources",
+    "issuers",
     "connects",
     "provider_states",
     "provider_grants",
@@ -79,6 +80,7 @@ pub(super) async fn export(client: &impl GenericClient) -> Result<Dump, StoreErr
         .await?,
         providers: read(client, "SELECT id, record FROM providers", records).await?,
         resources: read(client, "SELECT id, record FROM resources", records).await?,
+        issuers: read(client, "SELECT id, record FROM issuers", records).await?,
         connects: read(client, "SELECT state, record FROM connects", records).await?,
         provider_states: read(client, "SELECT provider_state, state FROM provider_states", |r| {
             Ok((col(r, 0)?, col(r, 1)?))
@@ -184,6 +186,7 @@ pub(super) async fn import(w: &Writer<'_>, dump: &Dump) -> Result<(), StoreError
         ("api_keys", &dump.api_keys),
         ("providers", &dump.providers),
         ("resources", &dump.resources),
+        ("issuers", &dump.issuers),
     ] {
         insert(txn, &format!("{table} (id, record)"), rows, id_record).await?;
     }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(u32, &str, Runs)] = &[
     (4, include_str!("migrations/0004_change_notify.sql"), Runs::PostgresOnly),
     (5, include_str!("migrations/0005_audit.sql"), Runs::Everywhere),
     (6, include_str!("migrations/0006_resources.sql"), Runs::Everywhere),
+    (7, include_str!("migrations/0007_issuers.sql"), Runs::Everywhere),
 ];
 
 /// Applies what the database lacks, in one transaction; the versions it applied.

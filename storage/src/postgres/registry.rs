@@ -121,5 +121,6 @@ pub(super) fn table_name(table: Table) -> &'static str {
         Table::Subscriptions => "subscriptions",
         Table::Providers => "providers",
         Table::Resources => "resources",
+        Table::Issuers => "issuers",
     }
 }

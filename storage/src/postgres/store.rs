@@ -25,9 +25,9 @@ use crate::record::{decode, encode};
 use crate::registry::{StoredProvider, Table};
 use crate::{
     ApiKeyRecord, AppRecord, AuditEvent, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome,
-    Kek, KeyRecord, Logged, ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus,
-    RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
-    SubscriptionRecord, TokenKey, Unavailable, UserRecord, revocation_entry,
+    IssuerRecord, Kek, KeyRecord, Logged, ProviderGrant, ProviderRecord, RefreshRecord,
+    RefreshStatus, RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage,
+    StoreError, SubscriptionRecord, TokenKey, Unavailable, UserRecord, revocation_entry,
 };
 
 /// How long opening a connection may take: an outage is answered, not waited out.
@@ -418,6 +418,10 @@ impl Storage for PgStore {
 
     fn load_resources(&self) -> Result<Vec<ResourceRecord>, StoreError> {
         self.load_all(Table::Resources)
+    }
+
+    fn load_issuers(&self) -> Result<Vec<IssuerRecord>, StoreError> {
+        self.load_all(Table::Issuers)
     }
 
     fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError> {

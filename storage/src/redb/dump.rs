@@ -8,9 +8,9 @@ use redb::{
 use super::db;
 use super::store::u64_from;
 use super::tables::{
-    API_KEYS, APPS, ASSERTIONS, AUDIT, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, LEASES, META,
-    PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, RESOURCES, REVOKED_JTIS, ROLES,
-    SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
+    API_KEYS, APPS, ASSERTIONS, AUDIT, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, ISSUERS, KEYS,
+    LEASES, META, PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, RESOURCES,
+    REVOKED_JTIS, ROLES, SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
 };
 use crate::record::decode;
 use crate::{AppRecord, Dump, StoreError};
@@ -49,6 +49,7 @@ pub(super) fn export(txn: &ReadTransaction) -> Result<Dump, StoreError> {
         subscriptions: records(SUBSCRIPTIONS)?,
         providers: records(PROVIDERS)?,
         resources: records(RESOURCES)?,
+        issuers: records(ISSUERS)?,
         connects: records(CONNECTS)?,
         provider_states: all(txn, PROVIDER_STATES, |k, v| (k.to_string(), v.to_string()))?,
         provider_grants: records(PROVIDER_GRANTS)?,
@@ -109,6 +110,7 @@ pub(super) fn import(txn: &WriteTransaction, dump: &Dump) -> Result<(), StoreErr
     put_records(SUBSCRIPTIONS, &dump.subscriptions)?;
     put_records(PROVIDERS, &dump.providers)?;
     put_records(RESOURCES, &dump.resources)?;
+    put_records(ISSUERS, &dump.issuers)?;
     put_records(CONNECTS, &dump.connects)?;
     {
         let mut states = txn.open_table(PROVIDER_STATES).map_err(db)?;
@@ -155,6 +157,7 @@ fn check_empty(txn: &WriteTransaction) -> Result<(), StoreError> {
         count(txn, SUBSCRIPTIONS)?,
         count(txn, PROVIDERS)?,
         count(txn, RESOURCES)?,
+        count(txn, ISSUERS)?,
         count(txn, CONNECTS)?,
         count(txn, PROVIDER_STATES)?,
         count(txn, PROVIDER_GRANTS)?,

@@ -5,8 +5,8 @@ use redb::{TableDefinition, WriteTransaction};
 
 use super::db;
 use super::tables::{
-    API_KEYS, APPS, PROVIDERS, RESOURCES, ROLES, SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS,
-    USERS,
+    API_KEYS, APPS, ISSUERS, PROVIDERS, RESOURCES, ROLES, SCOPES, SERVICE_USERS, SERVICES,
+    SUBSCRIPTIONS, USERS,
 };
 use crate::StoreError;
 use crate::registry::{Key, Row, Table};
@@ -33,6 +33,7 @@ fn records(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]
         Table::Subscriptions => SUBSCRIPTIONS,
         Table::Providers => PROVIDERS,
         Table::Resources => RESOURCES,
+        Table::Issuers => ISSUERS,
     }
 }
 

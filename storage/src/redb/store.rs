@@ -7,9 +7,9 @@ use redb::{
 };
 
 use super::tables::{
-    API_KEYS, APPS, ASSERTIONS, AUDIT, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, KEYS, LEASES, META,
-    PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, RESOURCES, REVOKED_JTIS, ROLES,
-    SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
+    API_KEYS, APPS, ASSERTIONS, AUDIT, CHANGES, CLIENT_IDS, CONNECTS, FAMILIES, ISSUERS, KEYS,
+    LEASES, META, PROVIDER_GRANTS, PROVIDER_STATES, PROVIDERS, REFRESH_TOKENS, RESOURCES,
+    REVOKED_JTIS, ROLES, SCOPES, SERVICE_USERS, SERVICES, SUBSCRIPTIONS, USERS, VERSION,
 };
 use super::{audit, connect, db, dump, grant, registry};
 use crate::connect::grant_key;
@@ -18,9 +18,9 @@ use crate::record::{decode, encode};
 use crate::registry::StoredProvider;
 use crate::{
     ApiKeyRecord, AppRecord, AuditEvent, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome,
-    Kek, KeyRecord, Logged, ProviderGrant, ProviderRecord, RefreshRecord, RefreshStatus,
-    RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage, StoreError,
-    SubscriptionRecord, TokenKey, UserRecord, revocation_entry,
+    IssuerRecord, Kek, KeyRecord, Logged, ProviderGrant, ProviderRecord, RefreshRecord,
+    RefreshStatus, RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage,
+    StoreError, SubscriptionRecord, TokenKey, UserRecord, revocation_entry,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -69,6 +69,7 @@ impl Store {
             txn.open_table(SUBSCRIPTIONS).map_err(db)?;
             txn.open_table(PROVIDERS).map_err(db)?;
             txn.open_table(RESOURCES).map_err(db)?;
+            txn.open_table(ISSUERS).map_err(db)?;
             txn.open_table(CONNECTS).map_err(db)?;
             txn.open_table(PROVIDER_STATES).map_err(db)?;
             txn.open_table(PROVIDER_GRANTS).map_err(db)?;
@@ -338,6 +339,10 @@ impl Storage for Store {
 
     fn load_resources(&self) -> Result<Vec<ResourceRecord>, StoreError> {
         self.load_all(RESOURCES)
+    }
+
+    fn load_issuers(&self) -> Result<Vec<IssuerRecord>, StoreError> {
+        self.load_all(ISSUERS)
     }
 
     fn load_providers(&self) -> Result<Vec<ProviderRecord>, StoreError> {

@@ -47,6 +47,8 @@ pub(crate) const SUBSCRIPTIONS: TableDefinition<&str, &[u8]> =
 pub(crate) const PROVIDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("providers");
 /// resource id → encoded [`crate::ResourceRecord`].
 pub(crate) const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("resources");
+/// issuer id → encoded [`crate::IssuerRecord`].
+pub(crate) const ISSUERS: TableDefinition<&str, &[u8]> = TableDefinition::new("issuers");
 /// connect state (the reauth URL's last segment) → encoded [`crate::ConnectRecord`].
 pub(crate) const CONNECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("connects");
 /// the state we gave a provider → connect state.

@@ -46,6 +46,28 @@ pub struct AppRecord {
     /// `self_signed_tls_client_auth` (RFC 8705 §2.2): its certificates, PEM.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub self_signed_certificates: Vec<String>,
+    /// External identities that authenticate as this app with no secret (workload identity
+    /// federation): a token from `issuer` whose `sub` matches `subject` (exact, or `*` for one
+    /// path segment), whose `aud` is `audience` when given, and whose claims equal `claims`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub federated_identities: Vec<FederatedIdentity>,
+    /// May use token exchange (RFC 8693) to act on behalf of the subject of a token it holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub can_exchange: bool,
+}
+
+/// One external identity an app accepts in place of a secret: a token of a registered issuer
+/// whose claims match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FederatedIdentity {
+    /// An issuer's `issuer` URL, as registered.
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
 }
 
 /// The name a `tls_client_auth` app's certificate carries: exactly one of these, as the RFC

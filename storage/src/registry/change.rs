@@ -5,8 +5,8 @@
 use crate::record::encode;
 use crate::registry::provider::StoredProvider;
 use crate::{
-    ApiKeyRecord, AppRecord, AuditEvent, Kek, ProviderRecord, ResourceRecord, RoleRecord,
-    ScopeRecord, ServiceRecord, StoreError, SubscriptionRecord, UserRecord,
+    ApiKeyRecord, AppRecord, AuditEvent, IssuerRecord, Kek, ProviderRecord, ResourceRecord,
+    RoleRecord, ScopeRecord, ServiceRecord, StoreError, SubscriptionRecord, UserRecord,
 };
 
 /// One registry change. Related changes (a scope renamed, and every app and role that named
@@ -37,6 +37,8 @@ pub enum RegistryChange {
     DeleteProvider(String),
     PutResource(ResourceRecord),
     DeleteResource(String),
+    PutIssuer(IssuerRecord),
+    DeleteIssuer(String),
     /// The audit event of the changes it travels with; no follower reads it.
     Audit(AuditEvent),
 }
@@ -53,6 +55,7 @@ pub(crate) enum Table {
     Subscriptions,
     Providers,
     Resources,
+    Issuers,
 }
 
 impl Table {
@@ -68,6 +71,7 @@ impl Table {
             Table::Subscriptions => "subscription",
             Table::Providers => "provider",
             Table::Resources => "resource",
+            Table::Issuers => "issuer",
         }
     }
 }
@@ -134,6 +138,7 @@ impl RegistryChange {
             C::PutSubscription(sub) => Some(encode(sub)),
             C::PutProvider(p) => Some(encode(&StoredProvider::seal(p, kek)?)),
             C::PutResource(r) => Some(encode(r)),
+            C::PutIssuer(i) => Some(encode(i)),
             C::DeleteScope(_)
             | C::DeleteRole(_)
             | C::DeleteUser(_)
@@ -141,7 +146,8 @@ impl RegistryChange {
             | C::DeleteApiKey(_)
             | C::DeleteSubscription(..)
             | C::DeleteProvider(_)
-            | C::DeleteResource(_) => None,
+            | C::DeleteResource(_)
+            | C::DeleteIssuer(_) => None,
             C::LinkUser(..) | C::UnlinkUser(..) | C::Audit(_) => {
                 return Err(StoreError::Corrupt("a change without a record".into()));
             }
@@ -181,6 +187,8 @@ impl RegistryChange {
             C::DeleteProvider(id) => (Providers, Key::Id(id)),
             C::PutResource(r) => (Resources, Key::Id(&r.id)),
             C::DeleteResource(id) => (Resources, Key::Id(id)),
+            C::PutIssuer(i) => (Issuers, Key::Id(&i.id)),
+            C::DeleteIssuer(id) => (Issuers, Key::Id(id)),
             C::Audit(_) => return None,
         };
         Some((Some(table), key))
