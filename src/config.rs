@@ -29,6 +29,7 @@ pub struct FileConfig {
     pub password_queue: Option<usize>,
     pub strict_delegation: Option<bool>,
     pub dpop_proofs: Option<usize>,
+    pub max_delegation_depth: Option<usize>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
@@ -192,6 +193,8 @@ pub struct Config {
     /// DPoP proofs a node remembers for the `jti` replay check (RFC 9449 §11.1), per two
     /// minutes; past it, proofs are answered `503` until the oldest are forgotten.
     pub dpop_proofs: usize,
+    /// The most actors a token made by token exchange may name (RFC 8693 `act`).
+    pub max_delegation_depth: usize,
     /// HTTPS: the server's certificate chain and private key, PEM.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -234,6 +237,7 @@ impl Default for Config {
             strict_delegation: false,
             // ≈ 8,700 proofs a second, and at most ≈ 50 MB for the two generations kept.
             dpop_proofs: 1 << 20,
+            max_delegation_depth: 4,
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -315,6 +319,7 @@ impl Config {
         self.password_queue = file.password_queue.unwrap_or(self.password_queue);
         self.strict_delegation = file.strict_delegation.unwrap_or(self.strict_delegation);
         self.dpop_proofs = file.dpop_proofs.unwrap_or(self.dpop_proofs);
+        self.max_delegation_depth = file.max_delegation_depth.unwrap_or(self.max_delegation_depth);
         self.tls_cert = file.tls_cert.or(self.tls_cert.take());
         self.tls_key = file.tls_key.or(self.tls_key.take());
         self.tls_client_ca = file.tls_client_ca.or(self.tls_client_ca.take());
@@ -379,6 +384,12 @@ impl Config {
             return out_of_range(
                 "grant_cleanup_every",
                 "grant_cleanup_every must be between 1 second and 1 day",
+            );
+        }
+        if !(1..=16).contains(&self.max_delegation_depth) {
+            return out_of_range(
+                "max_delegation_depth",
+                "max_delegation_depth must be between 1 and 16",
             );
         }
         if !(1024..=1 << 26).contains(&self.dpop_proofs) {

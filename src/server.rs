@@ -178,6 +178,7 @@ pub fn prepare(
         max_assertion_lifetime: config.max_assertion_lifetime,
         assertion_audiences,
         dpop_proofs: config.dpop_proofs,
+        max_delegation_depth: config.max_delegation_depth,
     };
     let limits = Limits {
         window_secs: config.rate_window,
@@ -186,15 +187,18 @@ pub fn prepare(
     };
     let callback_url = format!("{issuer_url}{}", api::connect::CALLBACK_PATH);
     let provider_flow = ProviderFlow::new(grants.clone(), Arc::clone(&clock), callback_url);
-    let issuer = Arc::new(Issuer::new(
-        settings,
-        keyring.key_set(),
-        registry.client_table(),
-        limits,
-        grants.clone(),
-        registry.user_table(),
-        clock,
-    ));
+    let issuer = Arc::new(
+        Issuer::new(
+            settings,
+            keyring.key_set(),
+            registry.client_table(),
+            limits,
+            grants.clone(),
+            registry.user_table(),
+            clock,
+        )
+        .with_federation(registry.federation()),
+    );
 
     // The actors get a thread of their own: their durable commits (fsync) never stall a worker.
     let arbiter = Arbiter::new();
@@ -210,6 +214,7 @@ pub fn prepare(
         store_health = follower.health();
         arbiter.spawn(follower.run());
     }
+    arbiter.spawn(refresh_issuer_keys(Arc::clone(&issuer)));
     let metrics = Arc::new(api::metrics::Metrics::new(Arc::clone(grants.commit_times()), shared));
     let tls = crate::tls::Tls::load(&config)?.map(Arc::new);
     // Certificates reach the token endpoint from the TLS handshake or a trusted proxy's header.
@@ -235,6 +240,15 @@ pub fn prepare(
         tls,
     });
     Ok(Prepared { state, arbiter, root_credentials_file })
+}
+
+/// Fetches every trusted issuer's JWK Set whose `max-age` ran out, off the token path.
+async fn refresh_issuer_keys(issuer: Arc<Issuer>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        issuer.federation().refresh_stale(issuer.now()).await;
+    }
 }
 
 /// Starts Tessera: must run inside an actix system (`#[actix_web::main]` or `actix_rt`).

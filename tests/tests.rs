@@ -18,6 +18,10 @@ mod dpop;
 mod durability;
 // The escalation rules as properties, over HTTP and the registry, against a reference model.
 mod escalation;
+// Token exchange (RFC 8693): delegation chains with `act`.
+mod exchange;
+// Workload identity federation, against a stand-in OIDC issuer.
+mod federation;
 // Every saved fuzz input replayed through the fuzz targets' property checks.
 mod fuzz_corpus;
 // Refresh tokens, revocation, introspection, `private_key_jwt` and cleanup.

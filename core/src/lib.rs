@@ -10,6 +10,7 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod federation;
 pub mod follower;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

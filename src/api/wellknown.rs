@@ -82,9 +82,12 @@ pub fn metadata(issuer: &str, takes_certificates: bool) -> Vec<u8> {
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "introspection_endpoint": format!("{issuer}/oauth2/v1/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth2/v1/revoke"),
-        "grant_types_supported": ["client_credentials", "refresh_token"],
+        "grant_types_supported": ["client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
+        // private_key_jwt's. A trusted issuer's workload tokens may use RS256 or ES256 as well,
+        // but listing them would send clients with such keys to private_key_jwt, which they
+        // cannot use.
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,

@@ -48,6 +48,30 @@ pub struct TokenRequest {
     pub audience: Option<String>,
     pub refresh_token: Option<String>,
     pub credentials: Credentials,
+    /// Token exchange (RFC 8693 §2.1), when that is the grant.
+    pub exchange: Exchange,
+}
+
+/// The parameters of a token exchange request (RFC 8693 §2.1). `Debug` hides the tokens.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Exchange {
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub actor_token: Option<String>,
+    pub actor_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("has_subject_token", &self.subject_token.is_some())
+            .field("subject_token_type", &self.subject_token_type)
+            .field("has_actor_token", &self.actor_token.is_some())
+            .field("actor_token_type", &self.actor_token_type)
+            .field("requested_token_type", &self.requested_token_type)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for TokenRequest {
@@ -58,6 +82,7 @@ impl std::fmt::Debug for TokenRequest {
             .field("audience", &self.audience)
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("credentials", &self.credentials)
+            .field("exchange", &self.exchange)
             .finish()
     }
 }
@@ -103,6 +128,7 @@ struct Params {
     client_assertion: Option<String>,
     token: Option<String>,
     token_type_hint: Option<String>,
+    exchange: Exchange,
     /// `resource` or `audience` came twice: RFC 8707 §2 answers `invalid_target`, not the
     /// `invalid_request` of any other repeated parameter.
     has_two_targets: bool,
@@ -123,6 +149,11 @@ impl Params {
             "client_assertion" => &mut self.client_assertion,
             "token" => &mut self.token,
             "token_type_hint" => &mut self.token_type_hint,
+            "subject_token" => &mut self.exchange.subject_token,
+            "subject_token_type" => &mut self.exchange.subject_token_type,
+            "actor_token" => &mut self.exchange.actor_token,
+            "actor_token_type" => &mut self.exchange.actor_token_type,
+            "requested_token_type" => &mut self.exchange.requested_token_type,
             _ => return Ok(()), // RFC 6749 §3.2: unrecognized parameters are ignored
         };
         if value.is_empty() {
@@ -206,6 +237,7 @@ pub fn parse(
         audience: params.resource.or(params.audience),
         refresh_token: params.refresh_token,
         credentials,
+        exchange: params.exchange,
     })
 }
 
@@ -312,6 +344,11 @@ fn is_known(name: &str) -> bool {
             | "client_assertion_type"
             | "client_assertion"
             | "token"
+            | "subject_token"
+            | "subject_token_type"
+            | "actor_token"
+            | "actor_token_type"
+            | "requested_token_type"
             | "token_type_hint"
     )
 }
@@ -330,6 +367,19 @@ impl TokenRequest {
         }
         if let Some(token) = &self.refresh_token {
             form.append_pair("refresh_token", token);
+        }
+        let ex = &self.exchange;
+        let exchange = [
+            ("subject_token", &ex.subject_token),
+            ("subject_token_type", &ex.subject_token_type),
+            ("actor_token", &ex.actor_token),
+            ("actor_token_type", &ex.actor_token_type),
+            ("requested_token_type", &ex.requested_token_type),
+        ];
+        for (name, value) in exchange {
+            if let Some(value) = value {
+                form.append_pair(name, value);
+            }
         }
         let mut authorization = None;
         match &self.credentials {
@@ -439,6 +489,11 @@ mod tests {
             credentials: Credentials::Basic {
                 client_id: "i d:+".into(),
                 secret: "p@ss:w%rd".into(),
+            },
+            exchange: Exchange {
+                subject_token: Some("a.b.c".into()),
+                subject_token_type: Some("urn:ietf:params:oauth:token-type:access_token".into()),
+                ..Exchange::default()
             },
         };
         let (auth, body) = req.to_form();

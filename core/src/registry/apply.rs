@@ -38,6 +38,7 @@ impl Registry {
             }
             C::PutProvider(p) => self.providers.get(&p.id) == Some(p),
             C::PutResource(r) => self.resources.get(&r.id) == Some(r),
+            C::PutIssuer(i) => self.issuers.get(&i.id) == Some(i),
             _ => false,
         }
     }
@@ -72,6 +73,14 @@ impl Registry {
             }
             RegistryChange::DeleteResource(id) => {
                 self.resources.remove(&id);
+            }
+            RegistryChange::PutIssuer(issuer) => {
+                self.issuers.insert(issuer.id.clone(), issuer);
+                self.publish_issuers();
+            }
+            RegistryChange::DeleteIssuer(id) => {
+                self.issuers.remove(&id);
+                self.publish_issuers();
             }
             RegistryChange::PutScope(scope) => {
                 self.scopes.insert(scope.id.clone(), scope);

@@ -66,6 +66,10 @@ pub enum ConflictKind {
     RoleName(String),
     ProviderName(String),
     ResourceIdentifier(String),
+    /// An issuer with this URL is already trusted.
+    Issuer,
+    /// Apps' federated identities name the issuer.
+    IssuerInUse,
     Login,
     Subscription,
     RotationUnderWay,
@@ -81,6 +85,10 @@ impl ConflictKind {
             ConflictKind::ProviderName(name) => format!("a provider named '{name}' already exists"),
             ConflictKind::ResourceIdentifier(identifier) => {
                 format!("a resource with the identifier '{identifier}' already exists")
+            }
+            ConflictKind::Issuer => "an issuer with that issuer URL is already registered".into(),
+            ConflictKind::IssuerInUse => {
+                "apps' federated identities name this issuer; remove them first".into()
             }
             ConflictKind::Login => "a user with that username or email already exists".into(),
             ConflictKind::Subscription => "the user already has a subscription; PATCH it".into(),

@@ -21,6 +21,7 @@ pub struct Touched {
     pub subscriptions: bool,
     pub providers: bool,
     pub resources: bool,
+    pub issuers: bool,
 }
 
 impl Touched {
@@ -38,6 +39,7 @@ impl Touched {
             "subscription" => &mut self.subscriptions,
             "provider" => &mut self.providers,
             "resource" => &mut self.resources,
+            "issuer" => &mut self.issuers,
             _ => return false,
         };
         *flag = true;
@@ -65,6 +67,7 @@ impl Registry {
             touched.subscriptions.then(|| store.load_subscriptions()).transpose()?;
         let providers = touched.providers.then(|| store.load_providers()).transpose()?;
         let resources = touched.resources.then(|| store.load_resources()).transpose()?;
+        let issuers = touched.issuers.then(|| store.load_issuers()).transpose()?;
 
         // Before the apps: their grants are published with the resources' lifetimes.
         let resources_moved = resources.is_some();
@@ -85,6 +88,10 @@ impl Registry {
                     self.publish_app(app);
                 }
             }
+        }
+        if let Some(issuers) = issuers {
+            self.issuers = keyed(issuers, |i| i.id.clone());
+            self.publish_issuers();
         }
         if let Some(scopes) = scopes {
             self.scopes = keyed(scopes, |s| s.id.clone());
@@ -142,11 +149,12 @@ mod tests {
         assert!(!touched.any());
         assert!(touched.mark("app:a1"));
         assert!(touched.mark("service_user:svc:u1"));
+        assert!(touched.mark("issuer:i1"));
         assert!(!touched.mark("keys:"));
         assert!(!touched.mark("revoked:1:jti"));
         assert_eq!(
             touched,
-            Touched { apps: true, service_users: true, ..Touched::default() },
+            Touched { apps: true, service_users: true, issuers: true, ..Touched::default() },
             "only the kinds named"
         );
     }

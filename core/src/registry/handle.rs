@@ -3,11 +3,14 @@
 //! reaches the same checks through the one actor.
 
 use actix::{Actor, Addr, ArbiterHandle};
-use tessera_storage::{AppRecord, ProviderRecord, ResourceRecord, SubscriptionRecord};
+use tessera_storage::{
+    AppRecord, IssuerRecord, ProviderRecord, ResourceRecord, SubscriptionRecord,
+};
 
 use super::apps::RotationStep;
 use super::apps::fields::{AppPatch, NewApp};
 use super::follow::Touched;
+use super::issuers::IssuerInput;
 use super::providers::{NewProvider, ProviderView};
 use super::resources::ResourcePatch;
 use super::scopes::{RolePatch, RoleView, ScopePatch, ScopeView};
@@ -238,6 +241,15 @@ commands! {
     DeleteResource => fn delete_resource(caller: Caller, id: String) -> (),
         audit "resource.delete" on "resource" id
         = |r| r.delete_resource(&caller, &id);
+    ListIssuers => fn list_issuers(page: Page) -> Listed<IssuerRecord>
+        = |r| Ok(r.list_issuers(page));
+    GetIssuer => fn issuer(id: String) -> IssuerRecord = |r| r.issuer(&id).cloned();
+    CreateIssuer => fn create_issuer(input: IssuerInput) -> IssuerRecord,
+        audit "issuer.create"
+        = |r| r.create_issuer(input);
+    DeleteIssuer => fn delete_issuer(id: String) -> (),
+        audit "issuer.delete" on "issuer" id
+        = |r| r.delete_issuer(&id);
 
     /// Another node changed these kinds: reload them from the store.
     Reload => fn reload(touched: Touched) -> () = |r| r.reload(touched).map_err(RegistryError::from);

@@ -8,6 +8,7 @@ mod audit;
 mod error;
 pub mod follow;
 mod handle;
+pub mod issuers;
 mod page;
 pub mod providers;
 pub mod resources;
@@ -20,12 +21,13 @@ use std::sync::Arc;
 
 use actix::{Actor, Context};
 use tessera_storage::{
-    ApiKeyRecord, AppRecord, GrantOp, ProviderRecord, ResourceRecord, RoleRecord, ScopeRecord,
-    ServiceRecord, Storage, StoreError, SubscriptionRecord, UserRecord,
+    ApiKeyRecord, AppRecord, GrantOp, IssuerRecord, ProviderRecord, ResourceRecord, RoleRecord,
+    ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, UserRecord,
 };
 
 use crate::auth::secret::{new_client_id, new_secret};
 use crate::clock::SharedClock;
+use crate::federation::Federation;
 use crate::grants::GrantStore;
 use crate::tables::client::{Client, ClientTable};
 use crate::tables::service_keys::ServiceKeys;
@@ -93,6 +95,10 @@ pub struct Registry {
     providers: BTreeMap<String, ProviderRecord>,
     /// Resources by id.
     resources: BTreeMap<String, ResourceRecord>,
+    /// Trusted issuers by id.
+    issuers: BTreeMap<String, IssuerRecord>,
+    /// The trusted issuers as the token path reads them.
+    federation: Arc<Federation>,
     client_table: ClientTable,
     user_table: UserTable,
     service_keys: ServiceKeys,
@@ -138,6 +144,8 @@ impl Registry {
                 .collect(),
             providers: keyed(store.load_providers()?, |p| p.id.clone()),
             resources: keyed(store.load_resources()?, |r| r.id.clone()),
+            issuers: keyed(store.load_issuers()?, |i| i.id.clone()),
+            federation: Arc::default(),
             client_table: ClientTable::default(),
             user_table: UserTable::default(),
             service_keys: ServiceKeys::default(),
@@ -154,6 +162,7 @@ impl Registry {
             registry.service_keys.put(key);
         }
         registry.republish_users();
+        registry.publish_issuers();
         // A custom scope stored before a built-in took its name now grants the built-in's power
         // to whoever holds it: the operator must hear of it.
         for scope in registry.scopes.values().filter(|s| crate::policy::is_built_in_scope(&s.name))
@@ -179,6 +188,11 @@ impl Registry {
     /// The published apps, for the issuer.
     pub fn client_table(&self) -> ClientTable {
         self.client_table.clone()
+    }
+
+    /// The trusted issuers, for the issuer.
+    pub fn federation(&self) -> Arc<Federation> {
+        self.federation.clone()
     }
 
     /// The published users, for the issuer.

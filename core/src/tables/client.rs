@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use tessera_storage::{AppRecord, ResourceRecord};
+use tessera_storage::{AppRecord, FederatedIdentity, ResourceRecord};
 
 use crate::auth::certificate::{CertificateAuth, ExpectedName, registered_thumbprint};
 use crate::auth::secret::{SecretHash, from_hex, hash_matches, hash_secret};
+use crate::federation::{Identity, SubjectPattern};
 
 /// What authentication and issuance need of an app, prepared once per change.
 #[derive(Debug)]
@@ -31,6 +32,10 @@ pub struct Client {
     /// How it proves itself with a client certificate (RFC 8705), if it does; then no secret
     /// or assertion speaks for it.
     pub certificate: Option<CertificateAuth>,
+    /// External workload identities that authenticate as it, with no secret.
+    pub federated: Vec<Identity>,
+    /// May trade a token it was sent for one on that token's subject's behalf (RFC 8693).
+    pub can_exchange: bool,
 }
 
 /// An app's grant for one resource, with the resource's token lifetime folded in so that a
@@ -86,6 +91,8 @@ impl Client {
                 .collect(),
             require_dpop: app.require_dpop,
             certificate: certificate_auth(app),
+            federated: app.federated_identities.iter().filter_map(identity).collect(),
+            can_exchange: app.can_exchange,
         }
     }
 
@@ -94,6 +101,17 @@ impl Client {
         let at = self.resources.binary_search_by(|g| g.identifier.as_str().cmp(identifier)).ok()?;
         Some(&self.resources[at])
     }
+}
+
+/// An identity as the token path matches it; one whose pattern no longer parses (written
+/// under older rules) accepts nothing.
+fn identity(entry: &FederatedIdentity) -> Option<Identity> {
+    Some(Identity {
+        issuer: entry.issuer.clone(),
+        subject: SubjectPattern::parse(&entry.subject).ok()?,
+        audience: entry.audience.clone(),
+        claims: entry.claims.clone(),
+    })
 }
 
 /// The `client_id` of tokens issued to people who signed in (consumer login, user credentials):
@@ -122,6 +140,8 @@ impl Client {
             resources: Vec::new(),
             require_dpop: false,
             certificate: None,
+            federated: Vec::new(),
+            can_exchange: false,
         }
     }
 }

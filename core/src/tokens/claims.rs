@@ -61,6 +61,25 @@ pub(crate) struct OutgoingClaims<'a> {
     pub sid: Option<&'a str>,
     #[serde(skip_serializing_if = "Confirmation::is_empty")]
     pub cnf: Confirmation<'a>,
+    /// RFC 8693 §4.1: who acts on the subject's behalf, for a token made by token exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<&'a Actor>,
+}
+
+/// RFC 8693 §4.1: the current actor, with the actor before it nested inside, and so on back
+/// to the first. Only `sub` is kept at each level: the app that acted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// How many actors the chain names.
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_ref().map_or(0, |a| a.depth())
+    }
 }
 
 /// The claims as read back from a verified token.
@@ -80,6 +99,8 @@ pub struct AccessClaims {
     pub sid: Option<String>,
     #[serde(default)]
     pub cnf: Option<BoundTo>,
+    #[serde(default)]
+    pub act: Option<Actor>,
 }
 
 impl AccessClaims {

@@ -20,6 +20,7 @@ use crate::auth::certificate::ClientCertificate;
 use crate::auth::limiter::{FailureLimiter, Full, LimitKey, Limits, Reservation};
 use crate::auth::secret::time_ordered_id;
 use crate::clock::SharedClock;
+use crate::federation::{self, Federation, Refusal, TrustedIssuer};
 use crate::grants::{GrantError, GrantStore};
 use crate::keys::keyset::{SharedKeySet, Signer};
 use crate::oauth::assertion;
@@ -30,6 +31,7 @@ use crate::policy::grant_scope;
 use crate::tables::client::{Client, ClientTable};
 use crate::tables::user::UserTable;
 use crate::tokens::claims::{Confirmation, OutgoingClaims};
+use crate::tokens::exchange::GRANT_TOKEN_EXCHANGE;
 use crate::tokens::jws;
 
 /// DPoP keys a node keeps decoded: one per client; up to ~2 KB each (a P-256 key's table),
@@ -51,6 +53,8 @@ pub struct TokenSettings {
     pub assertion_audiences: Vec<String>,
     /// How many DPoP proofs a node remembers per replay generation (RFC 9449 §11.1).
     pub dpop_proofs: usize,
+    /// The most actors a token made by token exchange may name (RFC 8693 §4.1 `act`).
+    pub max_delegation_depth: usize,
 }
 
 /// What the HTTP layer knows of a token request besides its parameters.
@@ -102,6 +106,8 @@ pub struct Issuer {
     pub(super) proofs: ReplayWindow,
     /// The keys those proofs were signed by, decoded once each.
     pub(super) proof_keys: Keys,
+    /// The external issuers whose tokens authenticate apps, as the registry publishes them.
+    federation: Arc<Federation>,
 }
 
 /// A successful token response (RFC 6749 §5.1, plus `expires_on` of Melody Auth's S2S API).
@@ -114,6 +120,9 @@ pub struct Issued {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// RFC 8693 §2.2.1: what a token exchange issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     #[serde(skip)]
     pub client_id: String,
 }
@@ -210,7 +219,18 @@ impl Issuer {
             analytics: Arc::default(),
             proofs: ReplayWindow::new(settings_proofs),
             proof_keys: Keys::new(PROOF_KEYS),
+            federation: Arc::default(),
         }
+    }
+
+    /// Trusts the issuers the registry publishes there (workload identity federation).
+    pub fn with_federation(mut self, federation: Arc<Federation>) -> Issuer {
+        self.federation = federation;
+        self
+    }
+
+    pub fn federation(&self) -> &Federation {
+        &self.federation
     }
 
     pub fn users(&self) -> &UserTable {
@@ -311,6 +331,7 @@ impl Issuer {
         let result = match req.grant_type.as_str() {
             "client_credentials" => self.client_credentials(req, channel).await,
             "refresh_token" => self.refresh(req, channel).await,
+            GRANT_TOKEN_EXCHANGE => self.token_exchange(req, channel).await,
             _ => Err(OAuthError::UnsupportedGrantType),
         };
         let counter = match &result {
@@ -377,6 +398,7 @@ impl Issuer {
             expires_on: now + ttl,
             scope,
             refresh_token,
+            issued_token_type: None,
             client_id: minted.client_id,
         }
     }
@@ -474,6 +496,13 @@ impl Issuer {
             Credentials::Post { client_id, .. } => (client_id.as_str(), false),
             Credentials::Assertion { client_id, assertion } => {
                 let claimed = assertion::claimed_client(assertion);
+                // A workload's token names its own issuer, never the app: the app is the
+                // client_id the request sends beside it.
+                let trusted = claimed.as_deref().and_then(|iss| self.federation.get(iss));
+                if let (Some(id), Some(trusted)) = (client_id, trusted) {
+                    let client = self.authenticate_federated(id, assertion, &trusted, addr);
+                    return client.await.map(Some);
+                }
                 let id = client_id.clone().or(claimed).unwrap_or_default();
                 return self.authenticate_assertion(&id, assertion, addr).await.map(Some);
             }
@@ -553,6 +582,79 @@ impl Issuer {
             }
             _ => Err(fail),
         }
+    }
+
+    /// Workload identity federation: the assertion is an external issuer's token, and the app
+    /// accepts it when one of its federated identities matches. Every refusal is the one
+    /// `invalid_client`; the reason goes to the debug log and the audit log only.
+    async fn authenticate_federated(
+        &self,
+        client_id: &str,
+        assertion: &str,
+        trusted: &TrustedIssuer,
+        addr: Option<IpAddr>,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let fail = OAuthError::InvalidClient { is_basic: false };
+        let now = self.clock.now();
+        let attempt = self.begin_attempt(client_id, addr, now)?;
+        let checked = async {
+            let rules = &trusted.rules;
+            let client = self
+                .clients
+                .get(client_id)
+                .filter(|c| c.is_active && c.certificate.is_none())
+                .filter(|c| c.federated.iter().any(|i| i.issuer == rules.issuer))
+                .ok_or(Refusal::NoIdentity)?;
+            let head = federation::assertion::header(assertion, rules)?;
+            let keys = self.federation.keys_for(trusted, head.kid.as_deref(), now).await;
+            let audiences = &self.settings.assertion_audiences;
+            let identities = &client.federated;
+            let found = federation::assertion::check(
+                assertion, &head, rules, &keys, identities, audiences, now,
+            )?;
+            Ok::<_, Refusal>((client, found))
+        };
+        let (client, found) = match checked.await {
+            Ok(passed) => passed,
+            Err(refusal) => {
+                self.refuse_federated(client_id, &trusted.rules.issuer, &refusal, now);
+                return Err(fail);
+            }
+        };
+        // RFC 7523 §3 item 7, as for private_key_jwt: a jti is accepted once, per issuer.
+        if let Some(jti) = &found.jti {
+            let key = format!("{}\0{}", trusted.rules.issuer, jti);
+            let exp = found.exp.saturating_add(federation::assertion::SKEW);
+            let op = GrantOp::RecordAssertion { key, exp };
+            match self.grants.submit(op).await.map_err(grant_failure)? {
+                GrantOutcome::Recorded => {}
+                _ => {
+                    self.refuse_federated(
+                        client_id,
+                        &trusted.rules.issuer,
+                        &Refusal::Replayed,
+                        now,
+                    );
+                    return Err(fail);
+                }
+            }
+        }
+        self.refund(attempt);
+        Ok(client)
+    }
+
+    fn refuse_federated(&self, client_id: &str, issuer: &str, refusal: &Refusal, now: u64) {
+        tracing::debug!(client_id, issuer, reason = %refusal, "federated client assertion refused");
+        let origin = Origin::app(client_id, None);
+        let reason = format!("federated assertion from {issuer}: {refusal}");
+        let event = origin.refusal(
+            "app.federated_authentication",
+            Some(format!("app:{client_id}")),
+            reason,
+            now,
+        );
+        audit::emit(&event);
+        self.grants.submit_detached(GrantOp::Audit(event));
     }
 
     /// Counts a failed authentication for a name (client id or login) from an address
@@ -653,15 +755,12 @@ pub fn mint_with(
     sid: Option<&str>,
     cnf: Confirmation<'_>,
 ) -> Minted {
-    let mut jti_bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut jti_bytes);
-    let jti = URL_SAFE_NO_PAD.encode(jti_bytes);
-    let exp = now + ttl;
+    let jti = new_jti();
     let claims = OutgoingClaims {
         iss,
         sub,
         aud: audience,
-        exp,
+        exp: now + ttl,
         iat: now,
         nbf: now,
         jti: &jti,
@@ -669,15 +768,28 @@ pub fn mint_with(
         scope,
         sid,
         cnf,
+        act: None,
     };
+    sign_claims(signer, client, &claims)
+}
+
+/// A token id no one can guess or repeat: 128 random bits.
+pub(super) fn new_jti() -> String {
+    let mut jti_bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut jti_bytes);
+    URL_SAFE_NO_PAD.encode(jti_bytes)
+}
+
+/// Serializes the claims with the client's `tokenClaims` spliced in, and signs them.
+pub(super) fn sign_claims(signer: &Signer, client: &Client, claims: &OutgoingClaims<'_>) -> Minted {
     let mut json = Vec::with_capacity(256 + client.claims_fragment.len());
     // unwrap: a struct of strings and integers always serializes
-    serde_json::to_writer(&mut json, &claims).expect("claims serialize");
+    serde_json::to_writer(&mut json, claims).expect("claims serialize");
     if !client.claims_fragment.is_empty() {
         json.pop();
         json.push(b',');
         json.extend_from_slice(client.claims_fragment.as_bytes());
         json.push(b'}');
     }
-    Minted { token: jws::sign(signer, &json), exp, client_id: client.client_id.clone() }
+    Minted { token: jws::sign(signer, &json), exp: claims.exp, client_id: client.client_id.clone() }
 }

@@ -4,6 +4,7 @@
 
 pub mod bearer;
 pub mod claims;
+pub mod exchange;
 pub mod issuer;
 pub mod jws;
 pub mod refresh;

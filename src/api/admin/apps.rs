@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tessera_core::registry::apps::RotationStep;
 use tessera_core::registry::apps::fields::{AppPatch, NewApp};
-use tessera_storage::{AppRecord, TlsClientAuth};
+use tessera_storage::{AppRecord, FederatedIdentity, TlsClientAuth};
 
 use super::{AdminError, Bearer, PageQuery, rfc3339};
 use crate::api::AppState;
@@ -50,6 +50,13 @@ struct NewAppBody {
     /// `self_signed_tls_client_auth` (RFC 8705): PEM certificates.
     #[serde(default)]
     self_signed_certificates: Vec<String>,
+    /// External workload identities that authenticate as the app with no secret:
+    /// `{issuer, subject, audience?, claims?}`.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    federated_identities: Vec<FederatedIdentity>,
+    /// May use token exchange (RFC 8693).
+    can_exchange: Option<bool>,
 }
 
 impl From<NewAppBody> for NewApp {
@@ -69,6 +76,8 @@ impl From<NewAppBody> for NewApp {
             require_dpop: b.require_dpop,
             tls_client_auth: b.tls_client_auth,
             self_signed_certificates: b.self_signed_certificates,
+            federated_identities: b.federated_identities,
+            can_exchange: b.can_exchange,
         }
     }
 }
@@ -96,6 +105,10 @@ struct AppPatchBody {
     #[schema(value_type = Option<Object>)]
     tls_client_auth: Option<Option<TlsClientAuth>>,
     self_signed_certificates: Option<Vec<String>>,
+    /// Replaces every federated identity.
+    #[schema(value_type = Option<Vec<Object>>)]
+    federated_identities: Option<Vec<FederatedIdentity>>,
+    can_exchange: Option<bool>,
 }
 
 /// A field that is there, even as `null`, is `Some`.
@@ -121,6 +134,8 @@ impl From<AppPatchBody> for AppPatch {
             require_dpop: b.require_dpop,
             tls_client_auth: b.tls_client_auth,
             self_signed_certificates: b.self_signed_certificates,
+            federated_identities: b.federated_identities,
+            can_exchange: b.can_exchange,
         }
     }
 }
@@ -140,6 +155,8 @@ pub fn view(app: &AppRecord) -> Value {
         "tokenClaims": app.token_claims,
         "resources": app.resources,
         "requireDpop": app.require_dpop,
+        "federatedIdentities": app.federated_identities,
+        "canExchange": app.can_exchange,
         "isSecretRotating": app.next_secret_hash.is_some(),
         "createdAt": rfc3339(app.created_at),
         "updatedAt": rfc3339(app.updated_at),

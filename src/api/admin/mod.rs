@@ -6,6 +6,7 @@ pub mod audit;
 pub(crate) mod bearer;
 pub(crate) mod error;
 pub(crate) mod info;
+pub(crate) mod issuers;
 pub mod keys;
 pub(crate) mod providers;
 pub(crate) mod resources;
@@ -33,6 +34,7 @@ pub const AREAS: &[Area] = &[
     (services::ROUTES, services::configure),
     (providers::ROUTES, providers::configure),
     (resources::ROUTES, resources::configure),
+    (issuers::ROUTES, issuers::configure),
 ];
 
 /// JSON bodies: bounded, and any fault (syntax, unknown field, wrong type) is a `400` that

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use tessera_storage::TlsClientAuth;
+use tessera_storage::{FederatedIdentity, TlsClientAuth};
 
 use crate::auth::certificate;
 use crate::policy::is_scope_token;
@@ -35,6 +35,8 @@ pub struct NewApp {
     pub require_dpop: Option<bool>,
     pub tls_client_auth: Option<TlsClientAuth>,
     pub self_signed_certificates: Vec<String>,
+    pub federated_identities: Vec<FederatedIdentity>,
+    pub can_exchange: Option<bool>,
 }
 
 /// A change to an app: each field present replaces the stored one; the lifetime and the key
@@ -55,6 +57,9 @@ pub struct AppPatch {
     pub require_dpop: Option<bool>,
     pub tls_client_auth: Option<Option<TlsClientAuth>>,
     pub self_signed_certificates: Option<Vec<String>>,
+    /// Replaces every federated identity.
+    pub federated_identities: Option<Vec<FederatedIdentity>>,
+    pub can_exchange: Option<bool>,
 }
 
 const MAX_SCOPES: usize = 100;

@@ -73,6 +73,8 @@ impl Registry {
             require_dpop: false,
             tls_client_auth: None,
             self_signed_certificates: Vec::new(),
+            federated_identities: Vec::new(),
+            can_exchange: false,
         };
         match self.store.create_root_app(&record, ROOT_MARKER) {
             Err(StoreError::Conflict(_)) => {
@@ -149,6 +151,7 @@ impl Registry {
         let tls_client_auth = tls_client_auth.transpose()?;
         fields::check_certificates(&input.self_signed_certificates)?;
         check_one_certificate_method(&tls_client_auth, &input.self_signed_certificates)?;
+        let federated_identities = self.check_federated(&input.federated_identities)?;
         let secret = new_secret();
         let now = self.clock.now();
         let record = AppRecord {
@@ -172,6 +175,8 @@ impl Registry {
             require_dpop: input.require_dpop.unwrap_or(false),
             tls_client_auth,
             self_signed_certificates: input.self_signed_certificates,
+            federated_identities,
+            can_exchange: input.can_exchange.unwrap_or(false),
         };
         self.commit_new(record.clone())?;
         Ok((record, secret))
@@ -242,9 +247,18 @@ impl Registry {
             record.self_signed_certificates = certs;
         }
         check_one_certificate_method(&record.tls_client_auth, &record.self_signed_certificates)?;
-        if adds_certificate {
-            // A certificate is a credential like a key: whoever registers one gets the app's
-            // scopes.
+        let mut adds_identity = false;
+        if let Some(identities) = &patch.federated_identities {
+            let identities = self.check_federated(identities)?;
+            adds_identity = identities.iter().any(|i| !record.federated_identities.contains(i));
+            record.federated_identities = identities;
+        }
+        if let Some(can) = patch.can_exchange {
+            record.can_exchange = can;
+        }
+        // A certificate or a federated identity is a credential like a key: whoever registers
+        // one gets the app's scopes.
+        if adds_certificate || adds_identity {
             let strict = self.limits.strict_delegation;
             policy::check_app_credential(caller, strict, &all_scopes(&record))?;
         }

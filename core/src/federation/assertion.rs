@@ -1,0 +1,179 @@
+//! A workload's identity token presented as a client assertion (RFC 7523 §2.2, with an
+//! external `iss`): checked against a trusted issuer's keys and the federated identities of
+//! the app it names. Every refusal is one answer to the client; the [`Refusal`] is for the log.
+
+use std::collections::{BTreeMap, HashSet};
+
+use jwt_simple::prelude::*;
+use serde_json::Value;
+
+use super::jwks::{ALGORITHMS, KeySet};
+use super::subject::SubjectPattern;
+
+/// Clock skew allowed either way on `exp`, `nbf` and `iat` (RFC 7519 §4.1.4 leeway).
+pub const SKEW: u64 = 60;
+/// Longer than any workload token (Kubernetes and GitHub Actions tokens are ~1–2 KB).
+pub const MAX_ASSERTION: usize = 16 * 1024;
+
+/// What an issuer's record asks of its tokens.
+#[derive(Debug, Clone)]
+pub struct IssuerRules {
+    pub issuer: String,
+    pub algorithms: Vec<String>,
+    pub max_token_age: Option<u64>,
+}
+
+/// One federated identity of an app, compiled.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: SubjectPattern,
+    /// The `aud` the token must carry; when absent, one of Tessera's own (its issuer or token
+    /// endpoint URLs).
+    pub audience: Option<String>,
+    /// Claims the token must carry with exactly these values. A name starting with `/` is a
+    /// JSON Pointer (RFC 6901) into the claims, for nested ones such as Kubernetes'
+    /// `/kubernetes.io/namespace`; any other name is a top-level claim.
+    pub claims: BTreeMap<String, String>,
+}
+
+/// A token that passed: which identity it matched, and what the replay record needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Federated {
+    pub identity: usize,
+    pub subject: String,
+    pub jti: Option<String>,
+    pub exp: u64,
+}
+
+/// Why a token was refused: for the debug log and the audit log, never for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Malformed,
+    /// `alg` not one the issuer is trusted with, or a header that brings its own key.
+    Header,
+    /// No key of the issuer's set has the token's `kid` (after a refresh, if one was allowed).
+    UnknownKey,
+    /// Signature, `iss`, time or age: jwt-simple's words.
+    Invalid(String),
+    MissingExpiry,
+    MissingIssuedAt,
+    /// Valid, but no federated identity of the app accepts its `sub`, `aud` and claims.
+    NoIdentity,
+    /// Its `jti` was already used.
+    Replayed,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Malformed => f.write_str("not a JWT"),
+            Refusal::Header => {
+                f.write_str("alg not allowed for the issuer, or a key in the header")
+            }
+            Refusal::UnknownKey => f.write_str("no key of the issuer has the token's kid"),
+            Refusal::Invalid(why) => write!(f, "{why}"),
+            Refusal::MissingExpiry => f.write_str("no exp"),
+            Refusal::MissingIssuedAt => f.write_str("no iat, and the issuer limits token age"),
+            Refusal::NoIdentity => {
+                f.write_str("sub, aud or claims match no federated identity of the app")
+            }
+            Refusal::Replayed => f.write_str("its jti was already used"),
+        }
+    }
+}
+
+/// The header fields that choose the key: read before any key is trusted.
+pub struct Header {
+    pub alg: String,
+    pub kid: Option<String>,
+}
+
+/// Reads and judges the header: an allowed `alg`, and no key, key URL or certificate of the
+/// token's own choosing (RFC 8725 §3.1, §3.10).
+pub fn header(assertion: &str, rules: &IssuerRules) -> Result<Header, Refusal> {
+    if assertion.len() > MAX_ASSERTION {
+        return Err(Refusal::Malformed);
+    }
+    let meta = Token::decode_metadata(assertion).map_err(|_| Refusal::Malformed)?;
+    let alg = meta.algorithm();
+    let allowed = ALGORITHMS.contains(&alg) && rules.algorithms.iter().any(|a| a == alg);
+    if !allowed
+        || meta.public_key().is_some()
+        || meta.key_set_url().is_some()
+        || meta.certificate_url().is_some()
+        || meta.certificate_chain().is_some()
+        || meta.critical().is_some()
+    {
+        return Err(Refusal::Header);
+    }
+    Ok(Header { alg: alg.to_string(), kid: meta.key_id().map(str::to_string) })
+}
+
+/// Checks a token whose header passed [`header`] against the issuer's keys and the app's
+/// identities for this issuer; `audiences` are Tessera's own.
+pub fn check(
+    assertion: &str,
+    head: &Header,
+    rules: &IssuerRules,
+    keys: &KeySet,
+    identities: &[Identity],
+    audiences: &[String],
+    now: u64,
+) -> Result<Federated, Refusal> {
+    let mut candidates = keys.candidates(head.kid.as_deref(), &head.alg).peekable();
+    if candidates.peek().is_none() {
+        return Err(Refusal::UnknownKey);
+    }
+    let options = || VerificationOptions {
+        allowed_issuers: Some(HashSet::from([rules.issuer.clone()])),
+        time_tolerance: Some(Duration::from_secs(SKEW)),
+        artificial_time: Some(UnixTimeStamp::from_secs(now)),
+        max_validity: rules.max_token_age.map(|age| Duration::from_secs(age.saturating_add(SKEW))),
+        max_token_length: Some(MAX_ASSERTION),
+        ..Default::default()
+    };
+    let mut last = Refusal::UnknownKey;
+    let claims = candidates.find_map(|k| match k.key.verify(assertion, options()) {
+        Ok(claims) => Some(claims),
+        Err(e) => {
+            last = Refusal::Invalid(e.to_string());
+            None
+        }
+    });
+    let claims = claims.ok_or(last)?;
+    let exp = claims.expires_at.ok_or(Refusal::MissingExpiry)?.as_secs();
+    if rules.max_token_age.is_some() && claims.issued_at.is_none() {
+        return Err(Refusal::MissingIssuedAt);
+    }
+    let subject = claims.subject.clone().unwrap_or_default();
+    let token_audiences: HashSet<String> =
+        claims.audiences.clone().map(|a| a.into_set()).unwrap_or_default();
+    let custom = Value::Object(claims.custom.clone());
+    let identity = identities.iter().position(|id| {
+        id.issuer == rules.issuer
+            && id.subject.matches(&subject)
+            && match &id.audience {
+                Some(aud) => token_audiences.contains(aud),
+                None => audiences.iter().any(|a| token_audiences.contains(a)),
+            }
+            && id.claims.iter().all(|(name, want)| claim(&custom, name).as_deref() == Some(want))
+    });
+    let identity = identity.ok_or(Refusal::NoIdentity)?;
+    let jti = claims.jwt_id.filter(|j| !j.is_empty());
+    if jti.as_ref().is_some_and(|j| j.len() > 256) {
+        return Err(Refusal::Malformed);
+    }
+    Ok(Federated { identity, subject, jti, exp })
+}
+
+/// A claim's value as text: strings as they are, numbers and booleans as JSON writes them.
+/// Objects, arrays and null match nothing.
+fn claim(claims: &Value, name: &str) -> Option<String> {
+    let value = if name.starts_with('/') { claims.pointer(name) } else { claims.get(name) }?;
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(value.to_string()),
+        _ => None,
+    }
+}
