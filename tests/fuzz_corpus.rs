@@ -35,3 +35,8 @@ fn issue_8_connect_forms_corpus() {
 fn issue_12_dpop_proof_corpus() {
     replay("dpop_proof", tessera_core::fuzzing::dpop_accepts_only_genuine_proofs);
 }
+
+#[test]
+fn issue_13_subject_pattern_corpus() {
+    replay("subject_pattern", tessera_core::fuzzing::subject_patterns_match_one_segment);
+}

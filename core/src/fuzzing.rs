@@ -225,6 +225,35 @@ pub fn dpop_accepts_only_genuine_proofs(data: &[u8]) {
     }
 }
 
+/// Federated subject patterns: parsing never panics, a pattern it accepts has a literal
+/// segment and `*` only as whole segments, and it matches exactly what the
+/// character-by-character reference matches.
+///
+/// Input layout: the bytes up to the first NUL are the pattern, the rest the subject.
+pub fn subject_patterns_match_one_segment(data: &[u8]) {
+    use crate::federation::subject::{SubjectPattern, reference_matches};
+    let (pattern, subject) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let (Ok(pattern), Ok(subject)) = (std::str::from_utf8(pattern), std::str::from_utf8(subject))
+    else {
+        return;
+    };
+    let Ok(parsed) = SubjectPattern::parse(pattern) else { return };
+    let segments: Vec<&str> = pattern.split([':', '/']).collect();
+    assert!(
+        segments.iter().any(|s| !s.is_empty() && *s != "*"),
+        "accepted a bare pattern: {pattern}"
+    );
+    assert!(segments.iter().all(|s| *s == "*" || !s.contains('*')), "half a segment: {pattern}");
+    assert_eq!(
+        parsed.matches(subject),
+        reference_matches(pattern, subject),
+        "{pattern} vs {subject}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +285,15 @@ mod tests {
         dpop_accepts_only_genuine_proofs(&[1, 3, b'A', 200, b'x']);
         dpop_accepts_only_genuine_proofs(&[2, 255, b'-']);
         dpop_accepts_only_genuine_proofs(b"\0eyJ.eyJ.sig");
+    }
+
+    #[test]
+    fn issue_13_subject_patterns_hold_their_rule() {
+        subject_patterns_match_one_segment(b"repo:acme/*\0repo:acme/web");
+        subject_patterns_match_one_segment(b"repo:acme/*\0repo:acme/x/y");
+        subject_patterns_match_one_segment(b"*:*\0a:b");
+        subject_patterns_match_one_segment(
+            b"system:serviceaccount:*:api\0system:serviceaccount::api",
+        );
     }
 }

@@ -177,3 +177,86 @@ fn claim(claims: &Value, name: &str) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::federation::jwks::{ExternalKey, VerifyKey};
+    use crate::federation::subject::reference_matches;
+    use proptest::prelude::*;
+
+    const ISS: &str = "https://issuer.example";
+    const SUBJECTS: [&str; 5] =
+        ["repo:acme/web", "repo:acme/x/y", "repo:acme/web:ref:main", "ns:prod:api", "ns:dev:api"];
+    const PATTERNS: [&str; 5] =
+        ["repo:acme/*", "repo:acme/web", "repo:*/web:ref:main", "ns:*:api", "ns:prod:*"];
+    const AUDIENCES: [&str; 3] = ["tessera", "https://tessera.example/oauth2/v1/token", "other"];
+    const OURS: [&str; 1] = ["https://tessera.example/oauth2/v1/token"];
+
+    fn key() -> &'static Ed25519KeyPair {
+        static KEY: std::sync::OnceLock<Ed25519KeyPair> = std::sync::OnceLock::new();
+        KEY.get_or_init(|| Ed25519KeyPair::generate().with_key_id("k"))
+    }
+
+    /// An identity, with its pattern's text for the reference.
+    fn identity() -> impl Strategy<Value = (Identity, &'static str)> {
+        (
+            0..PATTERNS.len(),
+            proptest::option::of(0..AUDIENCES.len()),
+            proptest::option::of(0..2usize),
+        )
+            .prop_map(|(p, a, env)| {
+                let identity = Identity {
+                    issuer: ISS.to_string(),
+                    subject: SubjectPattern::parse(PATTERNS[p]).expect("valid"),
+                    audience: a.map(|a| AUDIENCES[a].to_string()),
+                    claims: env
+                        .map(|e| [("env".to_string(), ["prod", "dev"][e].to_string())].into())
+                        .unwrap_or_default(),
+                };
+                (identity, PATTERNS[p])
+            })
+    }
+
+    /// What an identity accepts, written out from the documented rule.
+    fn reference(id: &Identity, pattern: &str, sub: &str, aud: &str, env: &str) -> bool {
+        reference_matches(pattern, sub)
+            && id.audience.as_deref().map_or(OURS.contains(&aud), |a| a == aud)
+            && id.claims.get("env").is_none_or(|want| want == env)
+    }
+
+    proptest! {
+        /// An accepted assertion always matched one identity of the app, and one that matches
+        /// an identity is never refused.
+        #[test]
+        fn issue_13_an_accepted_assertion_matched_one_identity(
+            picks in proptest::collection::vec(identity(), 0..4),
+            sub in 0..SUBJECTS.len(), aud in 0..AUDIENCES.len(), env in 0..2usize,
+        ) {
+            let (identities, patterns): (Vec<Identity>, Vec<&str>) = picks.into_iter().unzip();
+            let (sub, aud, env) = (SUBJECTS[sub], AUDIENCES[aud], ["prod", "dev"][env]);
+            let now = 1_700_000_000;
+            let mut claims = Claims::with_custom_claims(serde_json::json!({"env": env}), Duration::from_secs(300))
+                .with_issuer(ISS).with_subject(sub).with_audience(aud);
+            claims.issued_at = Some(UnixTimeStamp::from_secs(now));
+            claims.invalid_before = Some(UnixTimeStamp::from_secs(now));
+            claims.expires_at = Some(UnixTimeStamp::from_secs(now + 300));
+            let token = key().sign(claims).expect("signs");
+            let rules = IssuerRules { issuer: ISS.into(), algorithms: vec!["EdDSA".into()], max_token_age: Some(600) };
+            let keys = KeySet { keys: vec![ExternalKey { kid: Some("k".into()), key: VerifyKey::EdDsa(key().public_key()) }] };
+            let head = header(&token, &rules).expect("header");
+            let ours: Vec<String> = OURS.iter().map(|s| s.to_string()).collect();
+            let result = check(&token, &head, &rules, &keys, &identities, &ours, now);
+            let matching: Vec<usize> = (0..identities.len())
+                .filter(|&i| reference(&identities[i], patterns[i], sub, aud, env))
+                .collect();
+            match result {
+                Ok(found) => prop_assert!(matching.contains(&found.identity), "{found:?} not in {matching:?}"),
+                Err(refusal) => {
+                    prop_assert!(matching.is_empty(), "refused ({refusal}) though {matching:?} match");
+                    prop_assert_eq!(refusal, Refusal::NoIdentity);
+                }
+            }
+        }
+    }
+}

@@ -116,6 +116,28 @@ fn split(s: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The rule written a second way, for the property tests and the fuzz target: walk both
+/// strings a character at a time, a `*` taking one or more characters that are not separators.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn reference_matches(pattern: &str, subject: &str) -> bool {
+    let mut s = subject.chars().peekable();
+    for c in pattern.chars() {
+        if c == '*' {
+            let mut took = 0;
+            while s.peek().is_some_and(|c| !SEPARATORS.contains(c)) {
+                s.next();
+                took += 1;
+            }
+            if took == 0 {
+                return false;
+            }
+        } else if s.next() != Some(c) {
+            return false;
+        }
+    }
+    s.next().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +181,14 @@ mod tests {
         fn issue_13_a_literal_accepts_only_itself(p in "[a-z:/.]{1,20}", s in "[a-z:/.]{0,20}") {
             if let Ok(pattern) = SubjectPattern::parse(&p) {
                 prop_assert_eq!(pattern.matches(&s), p == s);
+            }
+        }
+
+        /// The matcher and the character-by-character reference agree on every valid pattern.
+        #[test]
+        fn issue_13_matcher_agrees_with_the_reference(p in "[ab*:/]{1,12}", s in "[ab:/]{0,16}") {
+            if let Ok(pattern) = SubjectPattern::parse(&p) {
+                prop_assert_eq!(pattern.matches(&s), reference_matches(&p, &s), "{} vs {}", p, s);
             }
         }
 
