@@ -247,7 +247,7 @@ fn issue_8_a_taken_name_is_refused_before_the_password_is_hashed() {
     assert_eq!(server.passwords.computed(), hashed + 1);
 }
 
-const APP_CREDENTIAL: &str = "With strict_delegation on, a caller without the root scope can start a secret rotation of, or set the publicKeyJwk or a client certificate of, only an app whose scopes it holds.";
+const APP_CREDENTIAL: &str = "With strict_delegation on, a caller without the root scope can start a secret rotation of, or set the publicKeyJwk, a client certificate or a federated identity of, only an app whose scopes it holds.";
 const SCOPE_RENAME: &str = "With strict_delegation on, only an app with the root scope can rename a scope that apps or roles hold.";
 const PRIVILEGED_ROLE: &str = "Only an app with the root scope can manage a privileged role.";
 

@@ -145,7 +145,7 @@ impl PolicyError {
                 "With strict_delegation on, a caller without the root scope can grant only scopes it holds."
             }
             PolicyError::StrictAppCredential => {
-                "With strict_delegation on, a caller without the root scope can start a secret rotation of, or set the publicKeyJwk or a client certificate of, only an app whose scopes it holds."
+                "With strict_delegation on, a caller without the root scope can start a secret rotation of, or set the publicKeyJwk, a client certificate or a federated identity of, only an app whose scopes it holds."
             }
             PolicyError::StrictScopeRename => {
                 "With strict_delegation on, only an app with the root scope can rename a scope that apps or roles hold."
