@@ -18,6 +18,9 @@
 #   token-resource    naming a registered resource (RFC 8707) that the root app is granted
 #   token-dpop        with a DPoP proof (RFC 9449) signed ES256, a new one each request
 #   token-dpop-eddsa  the same signed EdDSA (Ed25519)
+#   token-federated   an app with no secret, authenticated by a workload's RS256 token from a
+#                     trusted issuer (one RSA verification before the signature; the token has
+#                     no jti, so the one token is sent every time)
 #
 # DPoP proofs are signed before the server starts, by scripts/dpop-proofs.py, as many as
 # DPOP_RATE (default 15000) requests a second would need, since wrk cannot sign. A run that
@@ -32,8 +35,8 @@ WARMUP=2
 THREADS=1
 CONNS=32
 case "$WHAT" in
-  token | healthz | token-tls | token-resource | token-dpop | token-dpop-eddsa) ;;
-  *) echo "mode: token, healthz, token-tls, token-resource, token-dpop or token-dpop-eddsa" >&2; exit 2 ;;
+  token | healthz | token-tls | token-resource | token-dpop | token-dpop-eddsa | token-federated) ;;
+  *) echo "mode: token, healthz, token-tls, token-resource, token-dpop, token-dpop-eddsa or token-federated" >&2; exit 2 ;;
 esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null
@@ -55,7 +58,7 @@ if [[ $WHAT == token-tls ]]; then
   CURL=(curl -sfk)
 fi
 URL="$SCHEME://127.0.0.1:$PORT"
-if [[ $WHAT == token-dpop* ]]; then
+if [[ $WHAT == token-dpop* || $WHAT == token-federated ]]; then
   PY=python3
   if ! python3 -c 'import cryptography' 2>/dev/null; then
     # A venv of its own in /tmp, kept between runs, rather than anything installed system-wide.
@@ -63,6 +66,8 @@ if [[ $WHAT == token-dpop* ]]; then
     [[ -x $PY ]] || python3 -m venv /tmp/tessera-bench-venv
     "$PY" -c 'import cryptography' 2>/dev/null || /tmp/tessera-bench-venv/bin/pip install -q cryptography
   fi
+fi
+if [[ $WHAT == token-dpop* ]]; then
   ALG=ES256
   [[ $WHAT == token-dpop-eddsa ]] && ALG=EdDSA
   RATE="${DPOP_RATE:-15000}"
@@ -94,12 +99,29 @@ if [[ $WHAT == token-resource ]]; then
     "$URL/api/v1/apps/$ROOT_APP" >/dev/null
   BODY="$BODY&resource=https%3A%2F%2Fapi.example%2F"
 fi
+AUTH="Basic $BASIC"
+if [[ $WHAT == token-federated ]]; then
+  # A trusted issuer given its keys (nothing to fetch) and an app that accepts its workload.
+  ISS=https://ci.example
+  "$PY" "$HERE/workload-token.py" "$ISS" repo:acme/web:ref:refs/heads/main \
+    "$URL/oauth2/v1/token" >"$DATA/workload.json"
+  ROOT_TOKEN=$("${CURL[@]}" -H "Authorization: $AUTH" -d "$BODY" "$URL/oauth2/v1/token" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  ADMIN=(-H "Authorization: Bearer $ROOT_TOKEN" -H 'Content-Type: application/json')
+  python3 -c 'import json,sys; print(json.dumps({"issuer": sys.argv[1], "jwks": json.load(open(sys.argv[2]))["jwks"]}))' \
+    "$ISS" "$DATA/workload.json" | "${CURL[@]}" "${ADMIN[@]}" -d @- "$URL/api/v1/issuers" >/dev/null
+  APP_ID=$("${CURL[@]}" "${ADMIN[@]}" -d "{\"name\":\"deploy\",\"federatedIdentities\":[{\"issuer\":\"$ISS\",\"subject\":\"repo:acme/*:ref:refs/heads/main\"}]}" \
+    "$URL/api/v1/apps" | python3 -c 'import json,sys; print(json.load(sys.stdin)["app"]["clientId"])')
+  ASSERTION=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$DATA/workload.json")
+  BODY="$BODY&client_id=$APP_ID&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=$ASSERTION"
+  AUTH=
+fi
 cat >"$DATA/token.lua" <<LUA
 wrk.method = "POST"
 wrk.body = "$BODY"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic $BASIC"
 LUA
+[[ -n $AUTH ]] && echo "wrk.headers[\"Authorization\"] = \"$AUTH\"" >>"$DATA/token.lua"
 # Each thread takes every THREADS-th proof of the file it is given (after --) and sends each
 # once. Out of proofs, it stops and counts the shortfall, which fails the run: a replayed proof
 # would be refused and a request without one would measure something else.
@@ -140,7 +162,8 @@ function done(summary, latency, requests)
 end
 LUA
 # One request by hand first: the answer must be what the mode says it measures.
-CHECK=(-H "Authorization: Basic $BASIC" -d "$BODY")
+CHECK=(-d "$BODY")
+[[ -n $AUTH ]] && CHECK+=(-H "Authorization: $AUTH")
 [[ $WHAT == token-dpop* ]] && CHECK+=(-H "DPoP: $(cat "$DATA/check.txt")")
 if [[ $WHAT != healthz ]]; then
   "${CURL[@]}" "${CHECK[@]}" "$URL/oauth2/v1/token" | python3 -c '

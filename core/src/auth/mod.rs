@@ -4,5 +4,6 @@
 pub mod certificate;
 pub mod limiter;
 pub mod password;
+pub mod public_key;
 pub mod secret;
 pub mod url_rule;

@@ -4,8 +4,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwt_simple::prelude::*;
 use serde_json::Value;
+
+use crate::auth::public_key::PublicKey;
 
 /// The algorithms an external issuer may sign with: what Kubernetes, GitHub Actions and most
 /// OIDC providers use (RS256), and the two elliptic-curve ones.
@@ -14,46 +15,13 @@ pub const ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
 pub const MAX_JWKS: usize = 256 * 1024;
 
 /// One usable key of a set.
-#[derive(Clone)]
 pub struct ExternalKey {
     pub kid: Option<String>,
-    pub key: VerifyKey,
-}
-
-/// A public key, by the algorithm it verifies.
-#[derive(Clone)]
-pub enum VerifyKey {
-    Rs256(Box<RS256PublicKey>),
-    Es256(ES256PublicKey),
-    EdDsa(Ed25519PublicKey),
-}
-
-impl VerifyKey {
-    pub fn algorithm(&self) -> &'static str {
-        match self {
-            VerifyKey::Rs256(_) => "RS256",
-            VerifyKey::Es256(_) => "ES256",
-            VerifyKey::EdDsa(_) => "EdDSA",
-        }
-    }
-
-    /// Verifies signature and claims; jwt-simple refuses any `alg` but this key's own.
-    pub fn verify(
-        &self,
-        token: &str,
-        options: VerificationOptions,
-    ) -> Result<JWTClaims<serde_json::Map<String, Value>>, jwt_simple::Error> {
-        type Claims = serde_json::Map<String, Value>;
-        match self {
-            VerifyKey::Rs256(k) => k.verify_token::<Claims>(token, Some(options)),
-            VerifyKey::Es256(k) => k.verify_token::<Claims>(token, Some(options)),
-            VerifyKey::EdDsa(k) => k.verify_token::<Claims>(token, Some(options)),
-        }
-    }
+    pub key: PublicKey,
 }
 
 /// The usable keys of a set.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct KeySet {
     pub keys: Vec<ExternalKey>,
 }
@@ -112,25 +80,16 @@ fn read_key(jwk: &Value) -> Option<ExternalKey> {
         return None;
     }
     let declared = text("alg");
+    let fixed = |b: Vec<u8>| <[u8; 32]>::try_from(b).ok();
     let key = match (text("kty")?, text("crv")) {
         ("RSA", _) if declared.is_none_or(|a| a == "RS256") => {
-            let n = bytes("n")?;
-            // RFC 7518 §3.3: 2048 bits at least.
-            if n.len() < 256 {
-                return None;
-            }
-            VerifyKey::Rs256(Box::new(RS256PublicKey::from_components(&n, &bytes("e")?).ok()?))
+            PublicKey::rsa(&bytes("n")?, &bytes("e")?)?
         }
         ("EC", Some("P-256")) if declared.is_none_or(|a| a == "ES256") => {
-            let (x, y) = (bytes("x")?, bytes("y")?);
-            if x.len() != 32 || y.len() != 32 {
-                return None;
-            }
-            let point = [&[0x04][..], &x, &y].concat();
-            VerifyKey::Es256(ES256PublicKey::from_bytes(&point).ok()?)
+            PublicKey::p256(&fixed(bytes("x")?)?, &fixed(bytes("y")?)?)?
         }
         ("OKP", Some("Ed25519")) if declared.is_none_or(|a| a == "EdDSA" || a == "Ed25519") => {
-            VerifyKey::EdDsa(Ed25519PublicKey::from_bytes(&bytes("x")?).ok()?)
+            PublicKey::ed25519(&fixed(bytes("x")?)?)?
         }
         _ => return None,
     };
@@ -140,6 +99,7 @@ fn read_key(jwk: &Value) -> Option<ExternalKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jwt_simple::prelude::*;
 
     #[test]
     fn issue_13_usable_keys_are_read_and_others_skipped() {

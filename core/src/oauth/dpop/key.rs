@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::{ALGORITHMS, ProofError};
+use crate::auth::public_key::PublicKey;
 
 /// Independent locks, as in the replay window.
 const SHARDS: usize = 16;
@@ -99,89 +100,12 @@ impl RawKey {
         URL_SAFE_NO_PAD.encode(Sha256::digest(json.as_bytes()))
     }
 
-    fn decode(&self) -> Result<Decoded, ProofError> {
-        match self {
-            RawKey::Ed25519(x) => {
-                let key =
-                    ed25519_dalek::VerifyingKey::from_bytes(x).map_err(|_| ProofError::Key)?;
-                // A small-order key "verifies" signatures nobody made; refused here, once, so
-                // that every proof by an accepted key can be checked with the cheaper
-                // cofactorless equation.
-                if key.is_weak() {
-                    return Err(ProofError::Key);
-                }
-                Ok(Decoded::Ed25519(key))
-            }
-            RawKey::P256 { x, y } => {
-                let mut point = [0u8; 65];
-                point[0] = 0x04;
-                point[1..33].copy_from_slice(x);
-                point[33..].copy_from_slice(y);
-                p256_verifier(&point)
-            }
-        }
-    }
-}
-
-/// A decoded key, ready to verify with.
-enum Decoded {
-    Ed25519(ed25519_dalek::VerifyingKey),
-    P256(p256::ecdsa::VerifyingKey),
-    /// The same curve in formally verified assembly, about four times faster; only where the
-    /// CPU has the instructions it needs.
-    #[cfg(target_arch = "x86_64")]
-    P256Fast(Box<graviola::signing::ecdsa::VerifyingKey<graviola::signing::ecdsa::P256>>),
-}
-
-fn p256_verifier(point: &[u8; 65]) -> Result<Decoded, ProofError> {
-    #[cfg(target_arch = "x86_64")]
-    if fast_p256() {
-        return graviola::signing::ecdsa::VerifyingKey::from_x962_uncompressed(point)
-            .map(|key| Decoded::P256Fast(Box::new(key)))
-            .map_err(|_| ProofError::Key);
-    }
-    p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
-        .map(Decoded::P256)
-        .map_err(|_| ProofError::Key)
-}
-
-/// Whether this CPU has what graviola requires of an x86-64 (it refuses to run without).
-#[cfg(target_arch = "x86_64")]
-fn fast_p256() -> bool {
-    std::arch::is_x86_feature_detected!("aes")
-        && std::arch::is_x86_feature_detected!("pclmulqdq")
-        && std::arch::is_x86_feature_detected!("bmi1")
-        && std::arch::is_x86_feature_detected!("bmi2")
-        && std::arch::is_x86_feature_detected!("adx")
-        && std::arch::is_x86_feature_detected!("avx")
-        && std::arch::is_x86_feature_detected!("avx2")
-}
-
-impl Decoded {
-    fn verify(&self, signed: &[u8], signature: &[u8]) -> Result<(), ProofError> {
-        match self {
-            Decoded::Ed25519(key) => {
-                let signature = ed25519_dalek::Signature::from_slice(signature)
-                    .map_err(|_| ProofError::Signature)?;
-                // Not `verify_strict`: the key was checked not to be weak when decoded, and a
-                // second spelling of a signature gains nothing, since replay is judged by
-                // (key, jti), never by the signature's bytes.
-                ed25519_dalek::Verifier::verify(key, signed, &signature)
-                    .map_err(|_| ProofError::Signature)
-            }
-            // JWS ES256 is the 64-byte r‖s form (RFC 7518 §3.4), never DER. Both s and n−s
-            // verify, and both are accepted: WebCrypto and RFC 6979 signers emit either.
-            Decoded::P256(key) => {
-                use p256::ecdsa::signature::Verifier;
-                let signature = p256::ecdsa::Signature::from_slice(signature)
-                    .map_err(|_| ProofError::Signature)?;
-                key.verify(signed, &signature).map_err(|_| ProofError::Signature)
-            }
-            #[cfg(target_arch = "x86_64")]
-            Decoded::P256Fast(key) => key
-                .verify::<graviola::hashing::Sha256>(&[signed], signature)
-                .map_err(|_| ProofError::Signature),
-        }
+    fn decode(&self) -> Result<PublicKey, ProofError> {
+        let key = match self {
+            RawKey::Ed25519(x) => PublicKey::ed25519(x),
+            RawKey::P256 { x, y } => PublicKey::p256(x, y),
+        };
+        key.ok_or(ProofError::Key)
     }
 }
 
@@ -189,7 +113,7 @@ type Shard = HashMap<RawKey, Arc<Known>>;
 
 /// A key as remembered: decoded, with its thumbprint.
 struct Known {
-    verifier: Decoded,
+    verifier: PublicKey,
     jkt: String,
 }
 
@@ -215,7 +139,9 @@ impl Keys {
         signature: &[u8],
     ) -> Result<String, ProofError> {
         let known = self.known(key)?;
-        known.verifier.verify(signed, signature)?;
+        if !known.verifier.verify(signed, signature) {
+            return Err(ProofError::Signature);
+        }
         Ok(known.jkt.clone())
     }
 
@@ -277,40 +203,5 @@ mod tests {
         signature[0] = 1;
         let raw = RawKey::Ed25519(identity);
         assert_eq!(keys.verify(&raw, b"anything", &signature), Err(ProofError::Key));
-    }
-
-    #[test]
-    fn both_p256_verifiers_agree() {
-        use p256::ecdsa::signature::Signer;
-        let signer = p256::ecdsa::SigningKey::from_slice(&[7; 32]).expect("scalar");
-        let point = signer.verifying_key().to_sec1_point(false);
-        let point: [u8; 65] = point.as_bytes().try_into().expect("uncompressed");
-        let portable = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map(Decoded::P256);
-        let chosen = p256_verifier(&point);
-        let (Ok(portable), Ok(chosen)) = (portable, chosen) else { panic!("valid point") };
-        for message in [&b"a"[..], b"another message", b""] {
-            let signature: p256::ecdsa::Signature = signer.sign(message);
-            let mut bytes = signature.to_bytes().to_vec();
-            assert_eq!(portable.verify(message, &bytes), Ok(()));
-            assert_eq!(chosen.verify(message, &bytes), Ok(()));
-            // (r, n − s) is the same signature to both.
-            let high = p256::ecdsa::Signature::from_scalars(signature.r(), -*signature.s())
-                .expect("nonzero")
-                .to_bytes();
-            assert_eq!(portable.verify(message, &high), Ok(()));
-            assert_eq!(chosen.verify(message, &high), Ok(()));
-            bytes[40] ^= 1;
-            assert_eq!(portable.verify(message, &bytes), Err(ProofError::Signature));
-            assert_eq!(chosen.verify(message, &bytes), Err(ProofError::Signature));
-            assert_eq!(
-                portable.verify(b"other", &signature.to_bytes()),
-                Err(ProofError::Signature)
-            );
-            assert_eq!(chosen.verify(b"other", &signature.to_bytes()), Err(ProofError::Signature));
-        }
-        let mut off_curve = point;
-        off_curve[64] ^= 1;
-        assert!(p256_verifier(&off_curve).is_err());
-        assert!(p256::ecdsa::VerifyingKey::from_sec1_bytes(&off_curve).is_err());
     }
 }
