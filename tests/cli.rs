@@ -320,3 +320,35 @@ fn issue_12_resources_from_the_cli_and_verify_refuses_a_bound_token_without_its_
     root(&["resources", "delete", &id]);
     assert_eq!(root(&["resources", "list"])["count"], 0);
 }
+
+#[test]
+fn issue_13_issuers_from_the_cli() {
+    let server = TestServer::start();
+    let run = |args: &[&str]| remote(&server, ROOT_ID, ROOT_SECRET, args);
+    let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+    let out = run(&[
+        "issuers",
+        "create",
+        "--issuer",
+        "https://spire.example.org",
+        "--jwks",
+        jwks,
+        "--algorithm",
+        "EdDSA",
+        "--max-token-age",
+        "600",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created = json(&out);
+    assert_eq!(created["issuer"]["keys"], json!(["k1"]));
+    assert_eq!(created["issuer"]["maxTokenAgeSecs"], 600);
+    let id = created["issuer"]["id"].as_str().unwrap().to_string();
+    assert_eq!(json(&run(&["issuers", "list"]))["count"], 1);
+    // Refused by the server, with its words.
+    let out = run(&["issuers", "create", "--issuer", "https://x.example", "--jwks", "not json"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("JWK Set"), "{}", stderr(&out));
+    let out = run(&["issuers", "delete", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&run(&["issuers", "list"]))["count"], 0);
+}

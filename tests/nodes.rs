@@ -1014,3 +1014,52 @@ fn issue_12_a_resource_and_its_grants_are_in_force_at_every_node_within_a_second
             .expect("the resource renamed at C is refused by its old name at A and B");
     }
 }
+
+#[test]
+fn issue_13_a_trusted_issuer_is_in_force_at_every_node_and_a_jti_is_spent_at_all() {
+    use jwt_simple::prelude::*;
+    let Some((_db, nodes)) = three_nodes() else { return };
+    let [a, b, c] = &nodes;
+    let key = Ed25519KeyPair::generate().with_key_id("k1");
+    let x = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        key.public_key().to_bytes(),
+    );
+    let iss = "https://spire.example.org";
+    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": x}]});
+    let body = json!({"issuer": iss, "jwks": jwks, "algorithms": ["EdDSA"]});
+    let (status, made) = a.admin("POST", "/api/v1/issuers", &a.root_token(), Some(body));
+    assert_eq!(status, 201, "{made}");
+    let identity = json!([{"issuer": iss, "subject": "spiffe://example.org/ns/prod/sa/api", "audience": "tessera"}]);
+    let (client_id, _) =
+        app_known_everywhere(&nodes, a, json!({"name": "api", "federatedIdentities": identity}));
+    let assertion = |jti: &str| {
+        let claims = Claims::create(Duration::from_secs(300))
+            .with_issuer(iss)
+            .with_subject("spiffe://example.org/ns/prod/sa/api")
+            .with_audience("tessera")
+            .with_jwt_id(jti);
+        let token = key.sign(claims).unwrap();
+        format!(
+            "grant_type=client_credentials&client_id={client_id}&client_assertion_type={}&client_assertion={token}",
+            crate::support::form("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        )
+    };
+    for (n, node) in [b, c].into_iter().enumerate() {
+        eventually(PROPAGATION, || {
+            node.token(&assertion(&format!("probe-{n}-{}", rand_id())), None).0 == 200
+        })
+        .expect("the issuer and the identity made at A are in force at B and C");
+    }
+    // One jti, spent at B, is refused at C and at A.
+    let once = assertion("spent-once");
+    assert_eq!(b.token(&once, None).0, 200);
+    assert_eq!(c.token(&once, None).0, 401);
+    assert_eq!(a.token(&once, None).0, 401);
+}
+
+fn rand_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

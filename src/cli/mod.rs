@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: remote::Records<remote::ResourceWrite>,
     },
+    /// Manage trusted issuers (workload identity federation) on a running server.
+    Issuers {
+        #[command(subcommand)]
+        command: remote::Records<remote::IssuerWrite>,
+    },
     /// Read a running server's audit log.
     Audit(remote::AuditArgs),
     /// Print a shell completion script.
@@ -173,6 +178,7 @@ pub fn run() -> ExitCode {
         Command::Store { command } => store::run(command),
         Command::Scopes { command } => print(remote::run_records(&remote::SCOPES, &command)),
         Command::Resources { command } => print(remote::run_records(&remote::RESOURCES, &command)),
+        Command::Issuers { command } => print(remote::run_records(&remote::ISSUERS, &command)),
         Command::Roles { command } => print(remote::run_records(&remote::ROLES, &command)),
         Command::Users { command } => print(remote::run_records(&remote::USERS, &command)),
         Command::Services { command } => print(remote::run_records(&remote::SERVICES, &command)),

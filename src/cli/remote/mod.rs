@@ -7,9 +7,9 @@ mod records;
 mod table;
 
 pub use records::{
-    APPS, AuditArgs, KEYS, RESOURCES, ROLES, Records, ResourceWrite, RoleWrite, SCOPES, SERVICES,
-    ScopeWrite, ServiceWrite, USERS, UserWrite, call, fields, run_audit, run_records, segment,
-    token_get,
+    APPS, AuditArgs, ISSUERS, IssuerWrite, KEYS, RESOURCES, ROLES, Records, ResourceWrite,
+    RoleWrite, SCOPES, SERVICES, ScopeWrite, ServiceWrite, USERS, UserWrite, call, fields,
+    run_audit, run_records, segment, token_get,
 };
 pub use table::Output;
 

@@ -77,6 +77,18 @@ pub const RESOURCES: Kind = Kind {
         ("TTL", "accessTokenTtlSecs"),
     ],
 };
+pub const ISSUERS: Kind = Kind {
+    path: "/api/v1/issuers",
+    many: "issuers",
+    one: "issuer",
+    columns: &[
+        ("ID", "id"),
+        ("ISSUER", "issuer"),
+        ("ALGORITHMS", "algorithms"),
+        ("KEYS", "keys"),
+        ("MAX AGE", "maxTokenAgeSecs"),
+    ],
+};
 pub const KEYS: Kind = Kind {
     path: "/api/v1/keys",
     many: "keys",
@@ -239,6 +251,54 @@ impl Write for ResourceWrite {
                 ("PUT", segment(id), Some(body(json!(identifier), json!(name), json!(scopes), ttl)))
             }
         }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IssuerWrite {
+    /// Trust an external token issuer (workload identity federation).
+    Create {
+        /// The exact `iss` of its tokens.
+        #[arg(long)]
+        issuer: String,
+        /// Where its JWK Set is; without this and --jwks, its OIDC discovery document says.
+        #[arg(long)]
+        jwks_uri: Option<String>,
+        /// Its JWK Set as JSON, for an issuer the server cannot reach
+        /// (`--jwks "$(kubectl get --raw /openid/v1/jwks)"`).
+        #[arg(long)]
+        jwks: Option<String>,
+        /// RS256, ES256 or EdDSA; repeat for several (RS256 when none).
+        #[arg(long = "algorithm")]
+        algorithms: Vec<String>,
+        /// The oldest a token may be, in seconds.
+        #[arg(long)]
+        max_token_age: Option<u64>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+impl Write for IssuerWrite {
+    fn server(&self) -> &ServerArgs {
+        match self {
+            IssuerWrite::Create { server, .. } => server,
+        }
+    }
+
+    fn request(&self) -> (&'static str, String, Option<Value>) {
+        let IssuerWrite::Create { issuer, jwks_uri, jwks, algorithms, max_token_age, .. } = self;
+        // Sent as the object it is; text that is not JSON goes as text, for the server to refuse.
+        let jwks = jwks.as_deref().map(|t| serde_json::from_str(t).unwrap_or_else(|_| json!(t)));
+        let algorithms = (!algorithms.is_empty()).then_some(algorithms);
+        let body = fields([
+            ("issuer", json!(issuer)),
+            ("jwksUri", json!(jwks_uri)),
+            ("jwks", json!(jwks)),
+            ("algorithms", json!(algorithms)),
+            ("maxTokenAgeSecs", json!(max_token_age)),
+        ]);
+        ("POST", String::new(), Some(body))
     }
 }
 
