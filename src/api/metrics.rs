@@ -294,6 +294,7 @@ async fn scrape(state: web::Data<AppState>) -> HttpResponse {
             ("user", counts.users),
             ("service", counts.services),
             ("resource", counts.resources),
+            ("issuer", counts.issuers),
         ] {
             metrics.registered.get_or_create(&KindLabels { kind }).set(gauge(n));
         }

@@ -72,6 +72,7 @@ pub struct Counts {
     pub users: usize,
     pub services: usize,
     pub resources: usize,
+    pub issuers: usize,
 }
 
 pub struct Registry {
@@ -113,6 +114,7 @@ impl Registry {
             users: self.users.len(),
             services: self.services.len(),
             resources: self.resources.len(),
+            issuers: self.issuers.len(),
         }
     }
 
