@@ -158,6 +158,13 @@ fn issue_13_a_chain_of_three_services_carries_act_and_never_widens() {
     let res = exchange(&server, pair(&ch.a), &t1, &resource(API_B));
     assert_eq!(res.json()["error"], "invalid_grant", "{}", res.body);
 
+    // Counted under a grant label of its own.
+    let metrics = server.get("/metrics", &[]).body;
+    assert!(
+        metrics
+            .contains(r#"tessera_token_requests_total{grant="token_exchange",outcome="issued"} 3"#),
+        "{metrics}"
+    );
     // Metadata says so.
     let metadata = server.get("/.well-known/oauth-authorization-server", &[]).json();
     assert!(metadata["grant_types_supported"].as_array().unwrap().contains(&json!(EXCHANGE)));

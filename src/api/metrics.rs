@@ -50,6 +50,11 @@ struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IssuerLabels {
+    issuer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -80,11 +85,16 @@ impl AuthMethod {
 
 /// The label index of a grant type: one we support, or `other`.
 pub fn grant_index(grant_type: &str) -> usize {
-    GRANT_LABELS[..2].iter().position(|g| *g == grant_type).unwrap_or(2)
+    match grant_type {
+        "client_credentials" => 0,
+        "refresh_token" => 1,
+        tessera_core::tokens::exchange::GRANT_TOKEN_EXCHANGE => 2,
+        _ => 3,
+    }
 }
 
 /// The label index of a request whose body could not be read.
-pub const UNKNOWN_GRANT: usize = 3;
+pub const UNKNOWN_GRANT: usize = 4;
 
 /// A histogram over [`Timings`], so that an observation is a few relaxed atomic adds.
 #[derive(Clone, Debug, Default)]
@@ -121,7 +131,8 @@ const OUTCOMES: [&str; 11] = [
 ];
 
 /// Every grant label, in [`grant_index`] order.
-const GRANT_LABELS: [&str; 4] = ["client_credentials", "refresh_token", "other", "unknown"];
+const GRANT_LABELS: [&str; 5] =
+    ["client_credentials", "refresh_token", "token_exchange", "other", "unknown"];
 
 /// Route pattern → status → counter, as one worker thread has met them.
 type RouteCounters = HashMap<String, HashMap<u16, Counter>>;
@@ -137,6 +148,8 @@ pub struct Metrics {
     failed_auth: Family<MethodLabels, Counter>,
     signing_keys: Family<StateLabels, Gauge>,
     registered: Family<KindLabels, Gauge>,
+    /// Failed JWK Set fetches per trusted issuer, as the federation counts them.
+    jwks_failures: Family<IssuerLabels, Counter>,
     change_lag: Option<Gauge<f64, AtomicU64>>,
 }
 
@@ -197,6 +210,12 @@ impl Metrics {
         );
         let registered = Family::<KindLabels, Gauge>::default();
         registry.register("registered", "Records by kind", registered.clone());
+        let jwks_failures = Family::<IssuerLabels, Counter>::default();
+        registry.register(
+            "federation_jwks_failures",
+            "Failed fetches of a trusted issuer's JWK Set (the last good set is kept)",
+            jwks_failures.clone(),
+        );
         let change_lag = shared.then(|| {
             let gauge = Gauge::<f64, AtomicU64>::default();
             registry.register_with_unit(
@@ -216,6 +235,7 @@ impl Metrics {
             failed_auth,
             signing_keys,
             registered,
+            jwks_failures,
             change_lag,
         }
     }
@@ -298,6 +318,12 @@ async fn scrape(state: web::Data<AppState>) -> HttpResponse {
         ] {
             metrics.registered.get_or_create(&KindLabels { kind }).set(gauge(n));
         }
+    }
+    for trusted in state.issuer.federation().all() {
+        let counted = trusted.failures.load(std::sync::atomic::Ordering::Relaxed);
+        let labels = IssuerLabels { issuer: trusted.rules.issuer.clone() };
+        let counter = metrics.jwks_failures.get_or_create(&labels);
+        counter.inc_by(counted.saturating_sub(counter.get()));
     }
     if let (Some(lag), Some(gauge)) = (state.store_health.change_lag(), &metrics.change_lag) {
         gauge.set(lag.as_secs_f64());
