@@ -280,6 +280,14 @@ fn issue_13_kubernetes_and_github_workloads_get_tokens_with_no_secret() {
     refused(&federated_token(&server, &billing_id, &token));
     assert_eq!(stand_in.fetches.load(Ordering::SeqCst), fetched + 1);
 
+    // Past the set's max-age (300 s here), the node's timer fetches it again on its own.
+    server.clock.advance(301);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stand_in.fetches.load(Ordering::SeqCst) == fetched + 1 {
+        assert!(std::time::Instant::now() < deadline, "no refetch after max-age");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
     // The issuer cannot go while an app names it; the reasons are in the audit log.
     let issuers = server.admin("GET", "/api/v1/issuers", &root, None).json();
     let id = issuers["issuers"][0]["id"].as_str().unwrap().to_string();

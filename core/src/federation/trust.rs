@@ -140,7 +140,8 @@ impl Federation {
     }
 
     /// The set to check a token with `kid` against: the current one when it knows the key
-    /// (or the token names none), otherwise a fresh fetch if one is allowed.
+    /// (or the token names none), even past its `max-age`, which the timer looks after;
+    /// otherwise a fresh fetch if one is allowed.
     pub async fn keys_for(
         &self,
         issuer: &TrustedIssuer,
@@ -152,7 +153,7 @@ impl Federation {
             Some(kid) => keys.knows(kid),
             None => !keys.keys.is_empty(),
         };
-        if known && !issuer.is_stale(now) {
+        if known {
             return keys;
         }
         issuer.refetch(&self.agent, now).await
