@@ -148,6 +148,8 @@ fn issue_13_kubernetes_and_github_workloads_get_tokens_with_no_secret() {
         json!({"issuer": "https://unknown.example", "subject": "system:serviceaccount:prod:billing"}),
         json!({"issuer": iss, "subject": "*"}),
         json!({"issuer": iss, "subject": "repo:acme/web-*"}),
+        // A misspelt condition is refused, never dropped.
+        json!({"issuer": iss, "subject": "system:serviceaccount:prod:billing", "claim": {"a": "b"}}),
     ] {
         let res = server.admin(
             "POST",

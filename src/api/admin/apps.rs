@@ -54,7 +54,7 @@ struct NewAppBody {
     /// `{issuer, subject, audience?, claims?}`.
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
-    federated_identities: Vec<FederatedIdentity>,
+    federated_identities: Vec<FederatedIdentityBody>,
     /// May use token exchange (RFC 8693).
     can_exchange: Option<bool>,
 }
@@ -76,8 +76,31 @@ impl From<NewAppBody> for NewApp {
             require_dpop: b.require_dpop,
             tls_client_auth: b.tls_client_auth,
             self_signed_certificates: b.self_signed_certificates,
-            federated_identities: b.federated_identities,
+            federated_identities: b.federated_identities.into_iter().map(Into::into).collect(),
             can_exchange: b.can_exchange,
+        }
+    }
+}
+
+/// One federated identity as the API takes it. Unknown fields are refused: a misspelt
+/// `claims` or `audience` would otherwise drop a condition and accept more workloads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FederatedIdentityBody {
+    issuer: String,
+    subject: String,
+    audience: Option<String>,
+    #[serde(default)]
+    claims: BTreeMap<String, String>,
+}
+
+impl From<FederatedIdentityBody> for FederatedIdentity {
+    fn from(b: FederatedIdentityBody) -> FederatedIdentity {
+        FederatedIdentity {
+            issuer: b.issuer,
+            subject: b.subject,
+            audience: b.audience,
+            claims: b.claims,
         }
     }
 }
@@ -107,7 +130,7 @@ struct AppPatchBody {
     self_signed_certificates: Option<Vec<String>>,
     /// Replaces every federated identity.
     #[schema(value_type = Option<Vec<Object>>)]
-    federated_identities: Option<Vec<FederatedIdentity>>,
+    federated_identities: Option<Vec<FederatedIdentityBody>>,
     can_exchange: Option<bool>,
 }
 
@@ -134,7 +157,9 @@ impl From<AppPatchBody> for AppPatch {
             require_dpop: b.require_dpop,
             tls_client_auth: b.tls_client_auth,
             self_signed_certificates: b.self_signed_certificates,
-            federated_identities: b.federated_identities,
+            federated_identities: b
+                .federated_identities
+                .map(|ids| ids.into_iter().map(Into::into).collect()),
             can_exchange: b.can_exchange,
         }
     }
