@@ -33,8 +33,8 @@ pub use postgres::test_cluster;
 pub use redb::Store;
 pub use registry::{
     ApiKeyRecord, AppRecord, DisabledBy, FederatedIdentity, IssuerRecord, ProviderRecord,
-    RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, SubscriptionRecord,
-    TlsClientAuth, UserRecord,
+    RegistryChange, RegistryWrite, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord,
+    SubscriptionRecord, TlsClientAuth, UserRecord, WriteOutcomes,
 };
 pub use seal::{Kek, KekError};
 
@@ -43,15 +43,30 @@ pub use seal::{Kek, KekError};
 pub trait Storage: Send + Sync + 'static {
     /// Every app, in id order.
     fn load_apps(&self) -> Result<Vec<AppRecord>, StoreError>;
+    /// Commits `writes` in one durable transaction, in order, each checked against what those
+    /// before it left. A write whose condition fails ([`StoreError::is_condition`]) writes
+    /// nothing and gets its own error while the others commit; any other error fails them all.
+    fn commit_registry(&self, writes: &[RegistryWrite]) -> Result<WriteOutcomes, StoreError>;
     /// Inserts a new app; `Conflict` when the id or client id is taken. Each app write
     /// appends `audit`, when given, in its transaction.
-    fn create_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError>;
+    fn create_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
+        let write = RegistryWrite::CreateApp(app.clone(), audit.cloned());
+        registry::only(self.commit_registry(&[write]))
+    }
     /// Replaces an existing app; `NotFound` when it is gone.
-    fn update_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError>;
+    fn update_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
+        let write = RegistryWrite::UpdateApp(app.clone(), audit.cloned());
+        registry::only(self.commit_registry(&[write]))
+    }
     /// Removes an app; `NotFound` when it is gone.
-    fn delete_app(&self, id: &str, audit: Option<&AuditEvent>) -> Result<u64, StoreError>;
+    fn delete_app(&self, id: &str, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
+        let write = RegistryWrite::DeleteApp(id.to_string(), audit.cloned());
+        registry::only(self.commit_registry(&[write]))
+    }
     /// Applies related registry changes in one transaction; one version bump each.
-    fn apply_registry(&self, changes: &[RegistryChange]) -> Result<u64, StoreError>;
+    fn apply_registry(&self, changes: &[RegistryChange]) -> Result<u64, StoreError> {
+        registry::only(self.commit_registry(&[RegistryWrite::Changes(changes.to_vec())]))
+    }
     /// Every custom scope.
     fn load_scopes(&self) -> Result<Vec<ScopeRecord>, StoreError>;
     /// Every custom role.

@@ -1,25 +1,24 @@
-//! The one way a change reaches the registry's memory: durable first (one transaction), then
-//! the in-memory maps, then the published tables. A change the store refused is never seen.
+//! The one way a change reaches the registry's memory: the in-memory maps, where the commands
+//! after it see it, then one transaction (`batch`), and only once that is durable the
+//! published tables. A change the store refused is never published.
 
-use tessera_storage::RegistryChange;
+use tessera_storage::{RegistryChange, RegistryWrite};
 
 use super::{Registry, RegistryError, users};
 
 impl Registry {
-    /// Commits related changes in one transaction, with the running command's audit event
-    /// when they change something, then applies them. They are committed even when memory
-    /// already holds them: on a shared store memory may trail another node's write, and an
-    /// acknowledged write must land.
+    /// Queues related changes for one transaction (`batch`), with the running command's audit
+    /// event when they change something, and applies them to memory; they are published once
+    /// durable. They are committed even when memory already holds them: on a shared store memory
+    /// may trail another node's write, and an acknowledged write must land.
     pub(super) fn apply(&mut self, mut changes: Vec<RegistryChange>) -> Result<(), RegistryError> {
         let changes_something = changes.iter().any(|c| !self.already_holds(c));
         let first = changes.first().and_then(RegistryChange::entry);
         let event = if changes_something { self.audit_event(first) } else { None };
-        changes.extend(event.clone().map(RegistryChange::Audit));
-        let started = std::time::Instant::now();
-        self.store.apply_registry(&changes)?;
-        self.grants.commit_times().record(started.elapsed());
-        self.audit_committed(event);
-        self.remember(changes);
+        self.audit_staged(&event);
+        changes.extend(event.map(RegistryChange::Audit));
+        self.remember(changes.clone());
+        self.stage(RegistryWrite::Changes(changes));
         Ok(())
     }
 
@@ -43,7 +42,7 @@ impl Registry {
         }
     }
 
-    /// Brings memory and the published tables in line with changes the store has committed.
+    /// Brings memory in line with changes about to commit, and notes what they will publish.
     pub(super) fn remember(&mut self, changes: Vec<RegistryChange>) {
         // A role's scopes reach every user holding it.
         let moves_user_scopes = changes
@@ -53,22 +52,24 @@ impl Registry {
             self.remember_one(change);
         }
         if moves_user_scopes {
-            self.republish_users();
+            self.unpublished().all_users();
         }
     }
 
     fn remember_one(&mut self, change: RegistryChange) {
         match change {
             RegistryChange::PutApp(app) => {
-                self.publish_app(&app);
+                self.unpublished().app(&app.id);
                 self.apps.insert(app.id.clone(), app);
             }
             RegistryChange::PutResource(resource) => {
                 let identifier = resource.identifier.clone();
                 self.resources.insert(resource.id.clone(), resource);
                 // Its lifetime travels in the grants of the apps that hold one.
-                for app in self.apps.values().filter(|a| a.resources.contains_key(&identifier)) {
-                    self.publish_app(app);
+                let holders = self.apps.values().filter(|a| a.resources.contains_key(&identifier));
+                let holders: Vec<String> = holders.map(|a| a.id.clone()).collect();
+                for id in holders {
+                    self.unpublished().app(&id);
                 }
             }
             RegistryChange::DeleteResource(id) => {
@@ -76,11 +77,11 @@ impl Registry {
             }
             RegistryChange::PutIssuer(issuer) => {
                 self.issuers.insert(issuer.id.clone(), issuer);
-                self.publish_issuers();
+                self.unpublished().issuers();
             }
             RegistryChange::DeleteIssuer(id) => {
                 self.issuers.remove(&id);
-                self.publish_issuers();
+                self.unpublished().issuers();
             }
             RegistryChange::PutScope(scope) => {
                 self.scopes.insert(scope.id.clone(), scope);
@@ -96,7 +97,7 @@ impl Registry {
             }
             RegistryChange::PutUser(user) => {
                 self.forget_logins(&user.auth_id);
-                self.publish_user(&user);
+                self.unpublished().user(&user.auth_id);
                 for key in users::login_keys(&user) {
                     self.logins.insert(key, user.auth_id.clone());
                 }
@@ -104,8 +105,8 @@ impl Registry {
             }
             RegistryChange::DeleteUser(id) => {
                 self.forget_logins(&id);
+                self.unpublished().user(&id);
                 self.users.remove(&id);
-                self.user_table.remove(&id);
             }
             RegistryChange::PutService(s) => {
                 self.services.insert(s.id.clone(), s);
@@ -114,11 +115,11 @@ impl Registry {
                 self.services.remove(&id);
             }
             RegistryChange::PutApiKey(k) => {
-                self.service_keys.put(&k);
+                self.unpublished().api_key(&k.key_id);
                 self.api_keys.insert(k.key_id.clone(), k);
             }
             RegistryChange::DeleteApiKey(id) => {
-                self.service_keys.remove(&id);
+                self.unpublished().api_key(&id);
                 self.api_keys.remove(&id);
             }
             RegistryChange::LinkUser(service, user, _) => {

@@ -1,11 +1,11 @@
 //! The registry's side of the audit log: each audited command opens a pending event, the one
-//! commit the command makes carries it, and a refusal leaves an event of its own that changes
-//! nothing else. A command that changes nothing (a patch equal to what is held) leaves none.
+//! commit the command makes carries it (logged once that commit is durable), and a refusal
+//! leaves an event of its own that changes nothing else. A command that changes nothing (a patch equal to what is held) leaves none.
 
-use tessera_storage::{AuditEvent, RegistryChange};
+use tessera_storage::{AuditEvent, RegistryChange, RegistryWrite};
 
 use super::{Registry, RegistryError};
-use crate::audit::{Origin, emit};
+use crate::audit::Origin;
 
 /// The event a running command will leave.
 pub(super) struct Pending {
@@ -34,11 +34,10 @@ impl Registry {
         Some(pending.origin.success(pending.action, target, self.clock.now()))
     }
 
-    /// The commit carrying `event` is durable.
-    pub(super) fn audit_committed(&mut self, event: Option<AuditEvent>) {
-        if let (Some(event), Some(pending)) = (event, self.audit.as_mut()) {
+    /// The commit carrying `event` is queued; it is logged once durable.
+    pub(super) fn audit_staged(&mut self, event: &Option<AuditEvent>) {
+        if let (Some(_), Some(pending)) = (event, self.audit.as_mut()) {
             pending.is_written = true;
-            emit(&event);
         }
     }
 
@@ -60,11 +59,6 @@ impl Registry {
             error.to_string(),
             self.clock.now(),
         );
-        match self.store.apply_registry(&[RegistryChange::Audit(event.clone())]) {
-            Ok(_) => emit(&event),
-            Err(e) => {
-                tracing::error!(error = %e, action = pending.action, "audit event not written")
-            }
-        }
+        self.stage(RegistryWrite::Changes(vec![RegistryChange::Audit(event)]));
     }
 }

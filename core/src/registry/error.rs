@@ -1,6 +1,8 @@
 //! What a registry command answers when it refuses: typed, so the HTTP layer picks the status
 //! and the CLI the exit code, while every message lives here once.
 
+use std::sync::Arc;
+
 use tessera_storage::StoreError;
 
 use crate::grants::GrantError;
@@ -20,8 +22,9 @@ pub enum RegistryError {
     /// Allowed to no caller of this kind, whatever it sends (the service API's `403`).
     #[error("{}", .0.message())]
     Forbidden(Forbidden),
+    /// The store did not commit. Shared: one failed group commit fails every command in it.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Arc<StoreError>),
     /// Ending refresh families (before a disable or delete) did not commit.
     #[error(transparent)]
     Grants(#[from] GrantError),
@@ -42,6 +45,12 @@ impl RegistryError {
 
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> RegistryError {
         RegistryError::Invalid { field, reason: reason.into() }
+    }
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> Self {
+        RegistryError::Store(Arc::new(e))
     }
 }
 

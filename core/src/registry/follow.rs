@@ -46,6 +46,23 @@ impl Touched {
         true
     }
 
+    /// Every kind.
+    pub fn all() -> Touched {
+        Touched {
+            apps: true,
+            scopes: true,
+            roles: true,
+            users: true,
+            services: true,
+            api_keys: true,
+            service_users: true,
+            subscriptions: true,
+            providers: true,
+            resources: true,
+            issuers: true,
+        }
+    }
+
     pub fn any(&self) -> bool {
         *self != Touched::default()
     }

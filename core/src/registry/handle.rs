@@ -1,6 +1,7 @@
 //! The registry's boundary: [`RegistryHandle`] has one typed async method per command, each a
 //! message private to this file, so callers never see the mailbox and every path (HTTP, CLI)
-//! reaches the same checks through the one actor.
+//! reaches the same checks through the one actor. Each answer waits for the group commit
+//! (`batch`) of what it wrote or read.
 
 use actix::{Actor, Addr, ArbiterHandle};
 use tessera_storage::{
@@ -63,23 +64,32 @@ macro_rules! commands {
             }
 
             impl actix::Handler<$message> for Registry {
-                type Result = actix::MessageResult<$message>;
+                type Result = actix::ResponseFuture<Result<$out, RegistryError>>;
 
-                fn handle(&mut self, msg: $message, _: &mut actix::Context<Self>) -> Self::Result {
+                fn handle(&mut self, msg: $message, ctx: &mut actix::Context<Self>) -> Self::Result {
                     let $message { $($arg,)* origin } = msg;
-                    let action: Option<&'static str> = None $(.or(Some($action)))?;
-                    let Some(action) = action else {
-                        drop(origin);
-                        let $registry = self;
-                        return actix::MessageResult($call);
+                    let first = match self.begin_command() {
+                        Ok(first) => first,
+                        Err(e) => return Box::pin(std::future::ready(Err(e))),
                     };
-                    let target: Option<String> =
-                        None $($(.or(Some(format!("{}:{}", $kind, $target))))?)?;
-                    self.begin_audit(origin.unwrap_or_else(Origin::system), action, target);
-                    let $registry = &mut *self;
-                    let result = $call;
-                    self.end_audit(&result);
-                    actix::MessageResult(result)
+                    let action: Option<&'static str> = None $(.or(Some($action)))?;
+                    let result = match action {
+                        None => {
+                            drop(origin);
+                            let $registry = &mut *self;
+                            $call
+                        }
+                        Some(action) => {
+                            let target: Option<String> =
+                                None $($(.or(Some(format!("{}:{}", $kind, $target))))?)?;
+                            self.begin_audit(origin.unwrap_or_else(Origin::system), action, target);
+                            let $registry = &mut *self;
+                            let result = $call;
+                            self.end_audit(&result);
+                            result
+                        }
+                    };
+                    self.answer(first, result, ctx)
                 }
             }
         )*
@@ -251,6 +261,10 @@ commands! {
         audit "issuer.delete" on "issuer" id
         = |r| r.delete_issuer(&id);
 
-    /// Another node changed these kinds: reload them from the store.
-    Reload => fn reload(touched: Touched) -> () = |r| r.reload(touched).map_err(RegistryError::from);
+    /// Another node changed these kinds: reload them from the store (after committing what is
+    /// queued here, which the reload would otherwise drop from memory).
+    Reload => fn reload(touched: Touched) -> () = |r| {
+        r.flush();
+        r.reload(touched).map_err(RegistryError::from)
+    };
 }

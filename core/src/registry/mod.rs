@@ -1,10 +1,12 @@
 //! The registry: the one owner of apps and their secrets, scopes, roles, users, services with
-//! their API keys, providers and resources. Every change passes `policy`, commits durably, and only then
+//! their API keys, providers and resources. Every change passes `policy`, commits durably (the
+//! changes that queue up while a commit runs go in one transaction: `batch`), and only then
 //! reaches the published tables (`tables/`) that the hot path reads; one module per record kind.
 
 mod apply;
 pub mod apps;
 mod audit;
+mod batch;
 mod error;
 pub mod follow;
 mod handle;
@@ -105,6 +107,8 @@ pub struct Registry {
     service_keys: ServiceKeys,
     /// The event the command now running will leave, if it is audited.
     audit: Option<audit::Pending>,
+    /// What is queued for the next group commit.
+    batch: batch::Batch,
 }
 
 impl Registry {
@@ -152,6 +156,7 @@ impl Registry {
             user_table: UserTable::default(),
             service_keys: ServiceKeys::default(),
             audit: None,
+            batch: batch::Batch::default(),
             store,
             grants,
             clock,
@@ -224,6 +229,18 @@ fn keyed<T>(rows: Vec<T>, key: impl Fn(&T) -> String) -> BTreeMap<String, T> {
     rows.into_iter().map(|r| (key(&r), r)).collect()
 }
 
+/// How many commands may wait in the mailbox, and so at most how many share a group commit.
+const MAILBOX: usize = 1024;
+
 impl Actor for Registry {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX);
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> actix::Running {
+        self.flush();
+        actix::Running::Stop
+    }
 }

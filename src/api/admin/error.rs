@@ -251,14 +251,14 @@ mod tests {
             "message": "the store cannot be reached; retry later",
         });
         for e in [
-            AdminError::from(RegistryError::Store(unreachable())),
+            AdminError::from(RegistryError::from(unreachable())),
             AdminError::from(RegistryError::Grants(GrantError::Store(Arc::new(unreachable())))),
             AdminError::from(KeyRingError::Store(unreachable())),
         ] {
             assert_eq!(answer(e), (503, Some("2".into()), expected.clone()));
         }
         for e in [
-            AdminError::from(RegistryError::Store(StoreError::Corrupt("x".into()))),
+            AdminError::from(RegistryError::from(StoreError::Corrupt("x".into()))),
             AdminError::from(RegistryError::Grants(GrantError::Stopped)),
             AdminError::from(KeyRingError::Stopped),
         ] {

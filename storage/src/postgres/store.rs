@@ -26,8 +26,9 @@ use crate::registry::{StoredProvider, Table};
 use crate::{
     ApiKeyRecord, AppRecord, AuditEvent, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome,
     IssuerRecord, Kek, KeyRecord, Logged, ProviderGrant, ProviderRecord, RefreshRecord,
-    RefreshStatus, RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage,
-    StoreError, SubscriptionRecord, TokenKey, Unavailable, UserRecord, revocation_entry,
+    RefreshStatus, RegistryWrite, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage,
+    StoreError, SubscriptionRecord, TokenKey, Unavailable, UserRecord, WriteOutcomes,
+    revocation_entry,
 };
 
 /// How long opening a connection may take: an outage is answered, not waited out.
@@ -229,22 +230,89 @@ async fn record_app(
     w.record_change(&format!("app:{id}")).await
 }
 
+/// A write of a batch made ready outside the transaction: records encoded, secrets sealed.
+enum Prepared {
+    CreateApp { id: String, client_id: String, record: Vec<u8>, audit: Option<AuditEvent> },
+    UpdateApp { id: String, client_id: String, record: Vec<u8>, audit: Option<AuditEvent> },
+    DeleteApp { id: String, audit: Option<AuditEvent> },
+    Changes(Vec<Write>),
+}
+
+impl Prepared {
+    fn new(write: &RegistryWrite, kek: Option<&Kek>) -> Result<Prepared, StoreError> {
+        Ok(match write {
+            RegistryWrite::CreateApp(app, audit) => Prepared::CreateApp {
+                id: app.id.clone(),
+                client_id: app.client_id.clone(),
+                record: encode(app),
+                audit: audit.clone(),
+            },
+            RegistryWrite::UpdateApp(app, audit) => Prepared::UpdateApp {
+                id: app.id.clone(),
+                client_id: app.client_id.clone(),
+                record: encode(app),
+                audit: audit.clone(),
+            },
+            RegistryWrite::DeleteApp(id, audit) => {
+                Prepared::DeleteApp { id: id.clone(), audit: audit.clone() }
+            }
+            RegistryWrite::Changes(changes) => Prepared::Changes(
+                changes
+                    .iter()
+                    .map(|change| change.row(kek).and_then(|row| Write::new(&row)))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Prepared::Changes(writes) if writes.is_empty())
+    }
+
+    /// Writes it inside the batch's transaction; its conditions are checked before it writes
+    /// anything, so a failed one leaves the transaction as it found it.
+    async fn commit(&self, w: &mut Writer<'_>) -> Result<u64, StoreError> {
+        match self {
+            Prepared::CreateApp { id, client_id, record, audit } => {
+                insert_app(w, id, client_id, record).await?;
+                record_app(w, id, audit.as_ref()).await
+            }
+            Prepared::UpdateApp { id, client_id, record, audit } => {
+                let query = "SELECT client_id FROM apps WHERE id = $1 FOR UPDATE";
+                let Some(old) = row(w.txn(), query, &[id]).await? else {
+                    return Err(StoreError::NotFound);
+                };
+                if col::<String>(&old, 0)? != *client_id {
+                    return Err(StoreError::Conflict("client id change"));
+                }
+                execute(w.txn(), "UPDATE apps SET record = $2 WHERE id = $1", &[id, record])
+                    .await?;
+                record_app(w, id, audit.as_ref()).await
+            }
+            Prepared::DeleteApp { id, audit } => {
+                // The client id goes with the row: it is free again at once.
+                if execute(w.txn(), "DELETE FROM apps WHERE id = $1", &[id]).await? == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                record_app(w, id, audit.as_ref()).await
+            }
+            Prepared::Changes(writes) => {
+                let mut version = 0;
+                for write in writes {
+                    write.apply(w.txn()).await?;
+                    if let Some(logged) = write.logged() {
+                        version = w.record_change(logged).await?;
+                    }
+                }
+                Ok(version)
+            }
+        }
+    }
+}
+
 impl Storage for PgStore {
     fn load_apps(&self) -> Result<Vec<AppRecord>, StoreError> {
         self.load_all(Table::Apps)
-    }
-
-    fn create_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
-        let (id, client_id, record) = (app.id.clone(), app.client_id.clone(), encode(app));
-        let audit = audit.cloned();
-        self.run(|pool| async move {
-            let mut client = connection(&pool).await?;
-            let mut w = Writer::begin(&mut client).await?;
-            insert_app(&w, &id, &client_id, &record).await?;
-            let version = record_app(&mut w, &id, audit.as_ref()).await?;
-            w.commit().await?;
-            Ok(version)
-        })
     }
 
     fn create_root_app(&self, app: &AppRecord, marker: &str) -> Result<u64, StoreError> {
@@ -264,63 +332,28 @@ impl Storage for PgStore {
         })
     }
 
-    fn update_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
-        let (id, client_id, record) = (app.id.clone(), app.client_id.clone(), encode(app));
-        let audit = audit.cloned();
-        self.run(|pool| async move {
-            let mut client = connection(&pool).await?;
-            let mut w = Writer::begin(&mut client).await?;
-            let query = "SELECT client_id FROM apps WHERE id = $1 FOR UPDATE";
-            let Some(old) = row(w.txn(), query, &[&id]).await? else {
-                return Err(StoreError::NotFound);
-            };
-            if col::<String>(&old, 0)? != client_id {
-                return Err(StoreError::Conflict("client id change"));
-            }
-            execute(w.txn(), "UPDATE apps SET record = $2 WHERE id = $1", &[&id, &record]).await?;
-            let version = record_app(&mut w, &id, audit.as_ref()).await?;
-            w.commit().await?;
-            Ok(version)
-        })
-    }
-
-    fn delete_app(&self, id: &str, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
-        let (id, audit) = (id.to_string(), audit.cloned());
-        self.run(|pool| async move {
-            let mut client = connection(&pool).await?;
-            let mut w = Writer::begin(&mut client).await?;
-            // The client id goes with the row: it is free again at once.
-            if execute(w.txn(), "DELETE FROM apps WHERE id = $1", &[&id]).await? == 0 {
-                return Err(StoreError::NotFound);
-            }
-            let version = record_app(&mut w, &id, audit.as_ref()).await?;
-            w.commit().await?;
-            Ok(version)
-        })
-    }
-
-    fn apply_registry(&self, changes: &[RegistryChange]) -> Result<u64, StoreError> {
+    fn commit_registry(&self, writes: &[RegistryWrite]) -> Result<WriteOutcomes, StoreError> {
         // Sealed and encoded before the transaction begins, so that no other writer waits on
         // it; a sealing failure still commits nothing.
-        let writes = changes
+        let prepared = writes
             .iter()
-            .map(|change| change.row(self.kek.as_ref()).and_then(|row| Write::new(&row)))
+            .map(|write| Prepared::new(write, self.kek.as_ref()))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        if writes.is_empty() {
-            return Ok(0);
+        if prepared.iter().all(Prepared::is_empty) {
+            return Ok(prepared.iter().map(|_| Ok(0)).collect());
         }
         self.run(|pool| async move {
             let mut client = connection(&pool).await?;
             let mut w = Writer::begin(&mut client).await?;
-            let mut version = 0;
-            for write in &writes {
-                write.apply(w.txn()).await?;
-                if let Some(logged) = write.logged() {
-                    version = w.record_change(logged).await?;
+            let mut outcomes = Vec::with_capacity(prepared.len());
+            for write in &prepared {
+                match write.commit(&mut w).await {
+                    Err(e) if !e.is_condition() => return Err(e),
+                    outcome => outcomes.push(outcome),
                 }
             }
             w.commit().await?;
-            Ok(version)
+            Ok(outcomes)
         })
     }
 

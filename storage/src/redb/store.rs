@@ -15,12 +15,12 @@ use super::{audit, connect, db, dump, grant, registry};
 use crate::connect::grant_key;
 use crate::key::{StoredKey, is_same_ring};
 use crate::record::{decode, encode};
-use crate::registry::StoredProvider;
+use crate::registry::{Row, StoredProvider};
 use crate::{
     ApiKeyRecord, AppRecord, AuditEvent, ConnectRecord, Dump, FamilyRecord, GrantOp, GrantOutcome,
     IssuerRecord, Kek, KeyRecord, Logged, ProviderGrant, ProviderRecord, RefreshRecord,
-    RefreshStatus, RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage,
-    StoreError, SubscriptionRecord, TokenKey, UserRecord, revocation_entry,
+    RefreshStatus, RegistryWrite, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, Storage,
+    StoreError, SubscriptionRecord, TokenKey, UserRecord, WriteOutcomes, revocation_entry,
 };
 
 /// The embedded store: one redb file in the data directory, opened by one process at a time.
@@ -92,6 +92,55 @@ impl Store {
         apps.insert(app.id.as_str(), encode(app).as_slice()).map_err(db)?;
         ids.insert(app.client_id.as_str(), app.id.as_str()).map_err(db)?;
         Ok(())
+    }
+
+    /// One write of a batch; its conditions are checked before it writes anything, so a
+    /// failed one leaves the transaction as it found it.
+    fn commit_write(
+        txn: &WriteTransaction,
+        write: &RegistryWrite,
+        rows: &[Row<'_>],
+    ) -> Result<u64, StoreError> {
+        match write {
+            RegistryWrite::CreateApp(app, audit) => {
+                Self::insert_app(txn, app)?;
+                Self::record_app(txn, &app.id, audit.as_ref())
+            }
+            RegistryWrite::UpdateApp(app, audit) => {
+                let mut apps = txn.open_table(APPS).map_err(db)?;
+                let old: AppRecord = match apps.get(app.id.as_str()).map_err(db)? {
+                    Some(v) => decode(v.value())?,
+                    None => return Err(StoreError::NotFound),
+                };
+                if old.client_id != app.client_id {
+                    return Err(StoreError::Conflict("client id change"));
+                }
+                apps.insert(app.id.as_str(), encode(app).as_slice()).map_err(db)?;
+                drop(apps);
+                Self::record_app(txn, &app.id, audit.as_ref())
+            }
+            RegistryWrite::DeleteApp(id, audit) => {
+                let mut apps = txn.open_table(APPS).map_err(db)?;
+                let old: AppRecord = match apps.remove(id.as_str()).map_err(db)? {
+                    Some(v) => decode(v.value())?,
+                    None => return Err(StoreError::NotFound),
+                };
+                let mut ids = txn.open_table(CLIENT_IDS).map_err(db)?;
+                ids.remove(old.client_id.as_str()).map_err(db)?;
+                drop(apps);
+                Self::record_app(txn, id, audit.as_ref())
+            }
+            RegistryWrite::Changes(_) => {
+                let mut version = 0;
+                for row in rows {
+                    registry::write(txn, row)?;
+                    if let Some(logged) = row.logged() {
+                        version = Self::record_change(txn, &logged)?;
+                    }
+                }
+                Ok(version)
+            }
+        }
     }
 
     /// Runs `body` in one write transaction committed with `Durability::Immediate`: when this
@@ -199,13 +248,6 @@ impl Storage for Store {
         self.load_all(APPS)
     }
 
-    fn create_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
-        self.write(|txn| {
-            Self::insert_app(txn, app)?;
-            Self::record_app(txn, &app.id, audit)
-        })
-    }
-
     fn create_root_app(&self, app: &AppRecord, marker: &str) -> Result<u64, StoreError> {
         self.write(|txn| {
             let mut meta = txn.open_table(META).map_err(db)?;
@@ -219,51 +261,27 @@ impl Storage for Store {
         })
     }
 
-    fn update_app(&self, app: &AppRecord, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
-        self.write(|txn| {
-            let mut apps = txn.open_table(APPS).map_err(db)?;
-            let old: AppRecord = match apps.get(app.id.as_str()).map_err(db)? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NotFound),
-            };
-            if old.client_id != app.client_id {
-                return Err(StoreError::Conflict("client id change"));
-            }
-            apps.insert(app.id.as_str(), encode(app).as_slice()).map_err(db)?;
-            drop(apps);
-            Self::record_app(txn, &app.id, audit)
-        })
-    }
-
-    fn delete_app(&self, id: &str, audit: Option<&AuditEvent>) -> Result<u64, StoreError> {
-        self.write(|txn| {
-            let mut apps = txn.open_table(APPS).map_err(db)?;
-            let old: AppRecord = match apps.remove(id).map_err(db)? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NotFound),
-            };
-            txn.open_table(CLIENT_IDS).map_err(db)?.remove(old.client_id.as_str()).map_err(db)?;
-            drop(apps);
-            Self::record_app(txn, id, audit)
-        })
-    }
-
-    fn apply_registry(&self, changes: &[RegistryChange]) -> Result<u64, StoreError> {
+    fn commit_registry(&self, writes: &[RegistryWrite]) -> Result<WriteOutcomes, StoreError> {
         // Sealed and encoded before the write transaction begins, so that no other writer waits
         // on it; a sealing failure still commits nothing.
-        let rows = changes
+        let rows = writes
             .iter()
-            .map(|change| change.row(self.kek.as_ref()))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .map(|write| match write {
+                RegistryWrite::Changes(changes) => {
+                    changes.iter().map(|change| change.row(self.kek.as_ref())).collect()
+                }
+                _ => Ok(Vec::new()),
+            })
+            .collect::<Result<Vec<Vec<Row<'_>>>, StoreError>>()?;
         self.write(|txn| {
-            let mut version = 0;
-            for row in &rows {
-                registry::write(txn, row)?;
-                if let Some(logged) = row.logged() {
-                    version = Self::record_change(txn, &logged)?;
+            let mut outcomes = Vec::with_capacity(writes.len());
+            for (write, rows) in writes.iter().zip(&rows) {
+                match Self::commit_write(txn, write, rows) {
+                    Err(e) if !e.is_condition() => return Err(e),
+                    outcome => outcomes.push(outcome),
                 }
             }
-            Ok(version)
+            Ok(outcomes)
         })
     }
 

@@ -10,6 +10,7 @@ mod resource;
 mod scope;
 mod service;
 mod user;
+mod write;
 
 pub use app::{AppRecord, FederatedIdentity, TlsClientAuth};
 pub use change::RegistryChange;
@@ -21,3 +22,5 @@ pub use resource::ResourceRecord;
 pub use scope::{RoleRecord, ScopeRecord};
 pub use service::{ApiKeyRecord, ServiceRecord, SubscriptionRecord};
 pub use user::{DisabledBy, UserRecord};
+pub(crate) use write::only;
+pub use write::{RegistryWrite, WriteOutcomes};

@@ -3,7 +3,7 @@
 
 pub mod fields;
 
-use tessera_storage::{AppRecord, RegistryChange, StoreError};
+use tessera_storage::{AppRecord, RegistryChange, RegistryWrite, StoreError};
 
 use super::follow::Touched;
 use super::resources::all_scopes;
@@ -81,31 +81,21 @@ impl Registry {
                 self.reload(Touched { apps: true, ..Touched::default() })?;
                 Ok(false)
             }
-            created => self.publish_new(record, created).map(|()| true),
+            Err(e) => Err(e.into()),
+            Ok(_) => {
+                self.publish_app(&record);
+                self.apps.insert(record.id.clone(), record);
+                Ok(true)
+            }
         }
     }
 
+    /// Queues a new app's create; the store refuses it (a conflict) if its ids are taken.
     fn commit_new(&mut self, record: AppRecord) -> Result<(), RegistryError> {
         let event = self.audit_event(Some(format!("app:{}", record.id)));
-        let created = self.store.create_app(&record, event.as_ref());
-        let published = self.publish_new(record, created);
-        if published.is_ok() {
-            self.audit_committed(event);
-        }
-        published
-    }
-
-    /// After a create: a taken id is a conflict; otherwise the new app goes live.
-    fn publish_new(
-        &mut self,
-        record: AppRecord,
-        created: Result<u64, StoreError>,
-    ) -> Result<(), RegistryError> {
-        created.map_err(|e| match e {
-            StoreError::Conflict(what) => ConflictKind::Taken(what).into(),
-            other => RegistryError::Store(other),
-        })?;
-        self.remember(vec![RegistryChange::PutApp(record)]);
+        self.audit_staged(&event);
+        self.remember(vec![RegistryChange::PutApp(record.clone())]);
+        self.stage(RegistryWrite::CreateApp(record, event));
         Ok(())
     }
 
@@ -114,9 +104,9 @@ impl Registry {
         let changes_something = self.apps.get(&record.id) != Some(&record);
         let target = Some(format!("app:{}", record.id));
         let event = if changes_something { self.audit_event(target) } else { None };
-        self.store.update_app(&record, event.as_ref())?;
-        self.audit_committed(event);
+        self.audit_staged(&event);
         self.remember(vec![RegistryChange::PutApp(record.clone())]);
+        self.stage(RegistryWrite::UpdateApp(record.clone(), event));
         Ok(record)
     }
 
@@ -277,14 +267,14 @@ impl Registry {
             // saw the app active read its clock before that (the issuer reads it before the
             // lookup), so all it issues is dated at or before `disabledAt` and stays refused after
             // a re-enable — even a family it opens after the families below were ended.
+            // (A commit that then fails reloads and republishes every app.)
             self.publish_app(&record);
             record.disabled_at = Some(self.clock.now());
-            let ended = self.end_families(&record.client_id, None);
-            let committed = ended.and_then(|()| self.commit_update(record));
-            if committed.is_err() {
+            if let Err(e) = self.end_families(&record.client_id, None) {
                 self.republish_app(id);
+                return Err(e);
             }
-            return committed;
+            return self.commit_update(record);
         }
         self.commit_update(record)
     }
@@ -302,10 +292,10 @@ impl Registry {
         let client_id = record.client_id.clone();
         self.end_families(&client_id, None)?;
         let event = self.audit_event(Some(format!("app:{id}")));
-        self.store.delete_app(id, event.as_ref())?;
-        self.audit_committed(event);
-        self.client_table.remove(&client_id);
+        self.audit_staged(&event);
+        self.unpublished().gone_client(&client_id);
         self.apps.remove(id);
+        self.stage(RegistryWrite::DeleteApp(id.to_string(), event));
         Ok(())
     }
 
