@@ -352,3 +352,70 @@ fn issue_13_issuers_from_the_cli() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(json(&run(&["issuers", "list"]))["count"], 0);
 }
+
+#[test]
+fn issue_14_apps_import_writes_made_secrets_to_a_private_file_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let lines = [
+        json!({"name": "kept", "scopes": ["orders:read"], "clientId": "kept-id", "secret": "a-secret-the-fleet-already-uses"}),
+        json!({"name": "made", "scopes": ["orders:read"]}),
+    ];
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("fleet.jsonl");
+    std::fs::write(&file, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let file = file.to_str().unwrap();
+
+    // On a stopped server's data dir.
+    let server = TestServer::start();
+    let dir = server.stop();
+    let out = tessera(&["apps", "import", file], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer = json(&out);
+    assert_eq!(answer["imported"], 2);
+    let secrets = work.path().join("fleet.secrets.jsonl");
+    assert_eq!(answer["secretsFile"], secrets.to_str().unwrap());
+    let mode = std::fs::metadata(&secrets).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let written: Vec<Value> = std::fs::read_to_string(&secrets)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(written.len(), 2);
+    assert_eq!(written[0]["clientId"], "kept-id");
+    assert!(written[0].get("secret").is_none());
+    let made = written[1]["secret"].as_str().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(made), "no secret on the terminal");
+    // An existing secrets file is never overwritten, and then nothing is imported.
+    let again = tessera(&["apps", "import", file], dir.path());
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("fleet.secrets.jsonl"), "{}", stderr(&again));
+    let listed = json(&tessera(&["apps", "list"], dir.path()));
+    assert_eq!(listed["count"], 3, "root and the two imported");
+
+    // Against a running server, with a refusal that names its line and leaves no file behind.
+    let config = tessera::config::Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let server = TestServer::start_in(dir, config, crate::support::now());
+    let run = |args: &[&str]| remote(&server, ROOT_ID, ROOT_SECRET, args);
+    let bad = work.path().join("bad.jsonl");
+    std::fs::write(&bad, format!("{}\n{{\"name\":\"x\",\"scopes\":\"no\"}}\n", lines[1])).unwrap();
+    let out = run(&["apps", "import", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+    assert!(!work.path().join("bad.secrets.jsonl").exists());
+    let out_path = work.path().join("elsewhere.jsonl");
+    let out = run(&["apps", "import", file, "--secrets-out", out_path.to_str().unwrap()]);
+    assert!(!out.status.success(), "the kept client id is taken now");
+    assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
+    let only_made = work.path().join("made.jsonl");
+    std::fs::write(&only_made, format!("{}\n", lines[1])).unwrap();
+    let out = run(&["apps", "import", only_made.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = std::fs::read_to_string(work.path().join("made.secrets.jsonl")).unwrap();
+    let made: Value = serde_json::from_str(written.trim()).unwrap();
+    server.token(made["clientId"].as_str().unwrap(), made["secret"].as_str().unwrap(), None);
+}

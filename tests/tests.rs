@@ -30,6 +30,8 @@ mod grants;
 mod guesses;
 // Privileged targets, strict delegation and registration (issue 8).
 mod hardening;
+// Bulk import of apps: JSON Lines, all or none, over HTTP and the CLI.
+mod import;
 // Scopes and roles: built-ins fixed, custom ones managed, no path to root.
 mod identity;
 // Keys, the JWKS and the rotation invariant as a property.

@@ -37,7 +37,7 @@ pub struct DataDirArgs {
 impl DataDirArgs {
     /// The running server to send the command to, if one was named: `--server` alone, since
     /// a command given both would leave it unclear which store it changed.
-    fn remote(&self) -> Result<Option<&ServerArgs>, CliError> {
+    pub(super) fn remote(&self) -> Result<Option<&ServerArgs>, CliError> {
         match (&self.server.server, &self.data_dir) {
             (Some(_), Some(_)) => Err(RemoteError::BothTargets.into()),
             (Some(_), None) => Ok(Some(&self.server)),
@@ -109,6 +109,18 @@ pub enum AppsCommand {
         id: String,
         #[arg(long, value_parser = ["start", "complete", "cancel"], default_value = "start")]
         step: String,
+    },
+    /// Create the apps of a JSON Lines file (one `POST /api/v1/apps` body per line, with an
+    /// optional clientId and secret), all or none. Each app's ids, and the secret of each that
+    /// brought none, go to a new file only you can read.
+    Import {
+        /// The JSON Lines file.
+        file: PathBuf,
+        /// Where the ids and made secrets go (default: FILE's name with `.secrets.jsonl`).
+        #[arg(long)]
+        secrets_out: Option<PathBuf>,
+        #[command(flatten)]
+        dir: DataDirArgs,
     },
 }
 
@@ -183,6 +195,9 @@ pub fn apps(command: AppsCommand) -> ExitCode {
         | AppsCommand::Update { dir, .. }
         | AppsCommand::Delete { dir, .. }
         | AppsCommand::RotateSecret { dir, .. } => dir,
+        AppsCommand::Import { file, secrets_out, dir } => {
+            return finish(super::import::run(dir, file, secrets_out.as_deref()));
+        }
     };
     match dir.remote() {
         Ok(Some(server)) => return super::print(remote_apps(server, &command)),
@@ -190,21 +205,27 @@ pub fn apps(command: AppsCommand) -> ExitCode {
         Err(e) => return fail(&e),
     }
     let dir = dir.clone();
-    finish((|| {
-        let (store, config) = open(&dir)?;
-        let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{}", config.listen));
-        let limits = config.app_limits(&issuer);
-        let clock = Arc::new(SystemClock);
-        let grants = GrantStore::start(Arc::clone(&store), clock.clone(), config.sweep())?;
-        let registry = Registry::load(store, grants.clone(), clock, limits)?;
-        let answer = actix::System::new().block_on(async move {
-            let registry = RegistryHandle::start(registry, &actix::Arbiter::current())
-                .on_behalf(Origin::operator());
-            apps_command(&registry, command).await
-        });
-        grants.stop();
-        answer
-    })())
+    finish(with_registry(&dir, |registry| apps_command(registry, command)))
+}
+
+/// Runs `work` against the registry of a stopped server's store, as the operator.
+pub(super) fn with_registry<F: Future<Output = Result<serde_json::Value, CliError>>>(
+    dir: &DataDirArgs,
+    work: impl FnOnce(RegistryHandle) -> F,
+) -> Result<serde_json::Value, CliError> {
+    let (store, config) = open(dir)?;
+    let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+    let limits = config.app_limits(&issuer);
+    let clock = Arc::new(SystemClock);
+    let grants = GrantStore::start(Arc::clone(&store), clock.clone(), config.sweep())?;
+    let registry = Registry::load(store, grants.clone(), clock, limits)?;
+    let answer = actix::System::new().block_on(async move {
+        let registry = RegistryHandle::start(registry, &actix::Arbiter::current())
+            .on_behalf(Origin::operator());
+        work(registry).await
+    });
+    grants.stop();
+    answer
 }
 
 /// An `apps` command as the admin API call it stands for.
@@ -217,6 +238,8 @@ fn remote_apps(server: &ServerArgs, command: &AppsCommand) -> Result<String, Rem
             ("POST", String::new(), Some(body))
         }
         AppsCommand::List(_) => ("GET", "?pageSize=1000".into(), None),
+        // Sent as JSON Lines, not JSON: `import::run` sends it.
+        AppsCommand::Import { .. } => return Err(RemoteError::NoServer),
         AppsCommand::Get { id, .. } => ("GET", path(id, ""), None),
         AppsCommand::Delete { id, .. } => ("DELETE", path(id, ""), None),
         AppsCommand::Update { id, name, scopes, description, active, .. } => {
@@ -241,7 +264,7 @@ fn remote_apps(server: &ServerArgs, command: &AppsCommand) -> Result<String, Rem
 }
 
 async fn apps_command(
-    registry: &RegistryHandle,
+    registry: RegistryHandle,
     command: AppsCommand,
 ) -> Result<serde_json::Value, CliError> {
     Ok(match command {
@@ -252,7 +275,10 @@ async fn apps_command(
             v["secret"] = serde_json::json!(secret);
             serde_json::json!({ "app": v })
         }
-        AppsCommand::Get { .. } | AppsCommand::Update { .. } | AppsCommand::Delete { .. } => {
+        AppsCommand::Get { .. }
+        | AppsCommand::Update { .. }
+        | AppsCommand::Delete { .. }
+        | AppsCommand::Import { .. } => {
             return Err(RemoteError::NoServer.into());
         }
         AppsCommand::List(_) => {

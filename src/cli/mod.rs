@@ -1,6 +1,7 @@
 //! The `tessera` command line (docs/api.md, Running and CLI).
 
 mod admin;
+mod import;
 mod remote;
 mod serve;
 mod store;
@@ -301,6 +302,11 @@ enum CliError {
     KeyRing(#[from] KeyRingError),
     #[error(transparent)]
     Remote(#[from] remote::RemoteError),
+    #[error("{}: {error}", .path.display())]
+    File { path: PathBuf, error: std::io::Error },
+    /// A file the command reads is refused, in the words the admin API would use.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Prints what a command rendered, or its error.

@@ -9,9 +9,9 @@ use tessera_storage::test_cluster::{TestDatabase, fresh_database};
 use tessera_storage::{
     ApiKeyRecord, AppRecord, AuditEvent, AuditOutcome, ConnectRecord, ConnectRefusal, FamilyRecord,
     FederatedIdentity, GrantOp, GrantOutcome, IssuerRecord, Kek, KeyRecord, KeyState, PgStore,
-    ProviderGrant, ProviderRecord, Refusal, RegistryChange, ResourceRecord, RoleRecord,
-    ScopeRecord, ServiceRecord, Storage, Store, StoreError, SubscriptionRecord, TokenKey,
-    UserRecord,
+    ProviderGrant, ProviderRecord, Refusal, RegistryChange, RegistryWrite, ResourceRecord,
+    RoleRecord, ScopeRecord, ServiceRecord, Storage, Store, StoreError, SubscriptionRecord,
+    TokenKey, UserRecord,
 };
 
 /// Instantiates each case once per backend.
@@ -51,6 +51,7 @@ conformance!(
     a_dump_moves_every_row_into_an_empty_store_of_either_backend,
     a_store_that_holds_anything_takes_no_dump,
     issue_11_audit_events_commit_with_their_change_and_page_in_order,
+    issue_14_a_group_commit_keeps_each_writes_conditions,
 );
 
 /// Opens a backend with a KEK, or says there is none to be had (PostgreSQL outside CI).
@@ -206,6 +207,52 @@ fn apps_keep_their_conditions(open: Open) {
     // The client id of a deleted app is free again.
     assert_eq!(store.create_app(&app("c", "ca"), None).unwrap(), 5);
     assert_eq!(store.version().unwrap(), 5, "refused operations bump nothing");
+}
+
+/// One transaction, many writes: each checked against those before it; one whose condition
+/// fails writes nothing (an import nothing of itself) and the rest commit.
+fn issue_14_a_group_commit_keeps_each_writes_conditions(open: Open) {
+    let Some(backend) = open(None) else { return };
+    let store = backend.store();
+    let mut renamed = app("a", "ca");
+    renamed.name = "renamed".into();
+    let writes = [
+        RegistryWrite::CreateApp(app("a", "ca"), None),
+        RegistryWrite::CreateApp(app("b", "ca"), None),
+        RegistryWrite::UpdateApp(app("z", "cz"), None),
+        RegistryWrite::UpdateApp(renamed.clone(), None),
+        RegistryWrite::ImportApps(vec![app("i1", "ci1"), app("i2", "ca")], None),
+        RegistryWrite::ImportApps(vec![app("j1", "cj1"), app("j2", "cj2")], None),
+        RegistryWrite::Changes(vec![RegistryChange::DeleteRole("nothing".into())]),
+        RegistryWrite::DeleteApp("gone".into(), None),
+    ];
+    let outcomes = store.commit_registry(&writes).unwrap();
+    let shown: Vec<String> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(version) => format!("ok {version}"),
+            Err(e) => e.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "ok 1",
+            "client id already exists",
+            "not found",
+            "ok 2",
+            "client id already exists",
+            "ok 3",
+            "ok 4",
+            "not found",
+        ]
+    );
+    let ids: Vec<String> = store.load_apps().unwrap().into_iter().map(|a| a.id).collect();
+    assert_eq!(ids, ["a", "j1", "j2"]);
+    assert_eq!(store.load_apps().unwrap()[0], renamed);
+    // One change-log entry for the import, which followers read as "reload the apps".
+    let logged: Vec<String> = store.changes_since(0).unwrap().into_iter().map(|c| c.1).collect();
+    assert_eq!(logged, ["app:a", "app:a", "app:import", "role:nothing"]);
 }
 
 fn the_root_app_is_created_once(open: Open) {

@@ -40,7 +40,13 @@ pub fn hash_matches(a: &SecretHash, b: &SecretHash) -> bool {
 
 /// Lowercase hex, the form every digest and selector is stored and compared in.
 pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 pub fn from_hex(text: &str) -> Option<SecretHash> {

@@ -39,7 +39,8 @@ struct Waiter {
 /// memory at that point, so a record changed twice in one batch is published once, as it ended.
 #[derive(Default)]
 pub(super) struct Unpublished {
-    apps: BTreeSet<String>,
+    /// Ids, each once or more (publishing twice is publishing once, and cheaper than a set).
+    apps: Vec<String>,
     /// Client ids of deleted apps, unpublished before any app is published.
     gone_clients: Vec<String>,
     users: BTreeSet<String>,
@@ -51,7 +52,7 @@ pub(super) struct Unpublished {
 
 impl Unpublished {
     pub(super) fn app(&mut self, id: &str) {
-        self.apps.insert(id.to_string());
+        self.apps.push(id.to_string());
     }
 
     pub(super) fn gone_client(&mut self, client_id: &str) {
@@ -146,6 +147,7 @@ impl Registry {
         let started = Instant::now();
         let committed = self.store.commit_registry(&batch.writes);
         self.grants.commit_times().record(started.elapsed());
+
         let mut failures: Vec<Option<RegistryError>> = match committed {
             Ok(outcomes) => {
                 outcomes.into_iter().zip(&batch.writes).map(|(o, w)| failure(w, o)).collect()
@@ -208,9 +210,10 @@ impl Registry {
 fn failure(write: &RegistryWrite, outcome: Result<u64, StoreError>) -> Option<RegistryError> {
     let e = outcome.err()?;
     Some(match (write, e) {
-        (RegistryWrite::CreateApp(..), StoreError::Conflict(what)) => {
-            ConflictKind::Taken(what).into()
-        }
+        (
+            RegistryWrite::CreateApp(..) | RegistryWrite::ImportApps(..),
+            StoreError::Conflict(what),
+        ) => ConflictKind::Taken(what).into(),
         (_, e) => e.into(),
     })
 }
@@ -220,7 +223,8 @@ fn audit_events(write: &RegistryWrite) -> impl Iterator<Item = &tessera_storage:
     let (one, changes) = match write {
         RegistryWrite::CreateApp(_, event)
         | RegistryWrite::UpdateApp(_, event)
-        | RegistryWrite::DeleteApp(_, event) => (event.as_ref(), &[][..]),
+        | RegistryWrite::DeleteApp(_, event)
+        | RegistryWrite::ImportApps(_, event) => (event.as_ref(), &[][..]),
         RegistryWrite::Changes(changes) => (None, changes.as_slice()),
     };
     let carried = changes.iter().filter_map(|c| match c {

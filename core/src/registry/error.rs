@@ -31,6 +31,9 @@ pub enum RegistryError {
     /// The registry actor is gone (the server is stopping).
     #[error("the registry is not running")]
     Stopped,
+    /// An import refused at this line of its file, for this reason.
+    #[error("line {0}: {1}")]
+    AtLine(usize, Box<RegistryError>),
 }
 
 impl RegistryError {
@@ -38,6 +41,7 @@ impl RegistryError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             RegistryError::Store(e) => e.is_unavailable(),
+            RegistryError::AtLine(_, e) => e.is_unavailable(),
             RegistryError::Grants(e) => e.is_unavailable(),
             _ => false,
         }

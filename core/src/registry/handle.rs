@@ -10,6 +10,7 @@ use tessera_storage::{
 
 use super::apps::RotationStep;
 use super::apps::fields::{AppPatch, NewApp};
+use super::apps::import::{Imported, ImportedApp};
 use super::follow::Touched;
 use super::issuers::IssuerInput;
 use super::providers::{NewProvider, ProviderView};
@@ -117,6 +118,10 @@ commands! {
     CreateApp => fn create_app(caller: Caller, input: NewApp) -> (AppRecord, String),
         audit "app.create"
         = |r| r.create_app(&caller, input);
+    /// Many apps at once, all or none; each made secret is shown only in this answer.
+    ImportApps => fn import_apps(caller: Caller, apps: Vec<ImportedApp>) -> Vec<Imported>,
+        audit "app.import"
+        = |r| r.import_apps(&caller, apps);
     UpdateApp => fn update_app(caller: Caller, id: String, patch: AppPatch) -> AppRecord,
         audit "app.update" on "app" id
         = |r| r.update_app(&caller, &id, patch);

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tessera_core::registry::apps::RotationStep;
 use tessera_core::registry::apps::fields::{AppPatch, NewApp};
+use tessera_core::registry::apps::import::{Imported, ImportedApp};
 use tessera_storage::{AppRecord, FederatedIdentity, TlsClientAuth};
 
 use super::{AdminError, Bearer, PageQuery, rfc3339};
@@ -15,6 +16,8 @@ use crate::api::routes::routes;
 
 routes! {
     "/api/v1/apps" => { get: list, post: create },
+    // Before `{id}`, which would otherwise take this path and answer 405.
+    "/api/v1/apps/import" => { post: import },
     "/api/v1/apps/{id}" => { get: get, put: update, delete: delete },
     "/api/v1/apps/{id}/secrets/rotate/start" => { post: rotate_start },
     "/api/v1/apps/{id}/secrets/rotate" => { post: rotate_complete },
@@ -275,6 +278,84 @@ async fn create(
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({ "app": v })))
+}
+
+/// The largest import body: about a million apps of a typical line. Larger than
+/// `body_limit`, which bounds ordinary calls; only a `write_app` caller can send one.
+const MAX_IMPORT_BYTES: usize = 256 << 20;
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/apps/import",
+    tag = "apps",
+    operation_id = "apps_import",
+    security(("bearer" = ["write_app"])),
+    description = "Create many apps at once, all or none: one JSON object per line, each the body of `POST /api/v1/apps` plus an optional `clientId` and `secret` (hashed on import). A refusal names the first bad line. Requires the scope `write_app` (or `root`).",
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses(
+        (status = 201, description = "Done: each app's id and client id, and the secret of each that was given none.", body = Object, content_type = "application/json"),
+        (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
+    ),
+)]
+async fn import(
+    caller: Bearer,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    caller.require("write_app")?;
+    let body = match payload.to_bytes_limited(MAX_IMPORT_BYTES).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return Err(AdminError::TooLarge),
+        Err(e) => return Err(AdminError::BadRequest(format!("the body could not be read: {e}"))),
+    };
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| AdminError::BadRequest("the body is not UTF-8".into()))?;
+    let apps = parse_import(text)?;
+    let imported = caller.registry(&state).import_apps(caller.caller(), apps).await?;
+    tracing::info!(by = %caller.claims.client_id, apps = imported.len(), "apps imported");
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(import_view(&imported)))
+}
+
+/// One app per line (JSON Lines); blank lines are skipped but counted, so a refusal's line
+/// number is the file's.
+pub(crate) fn parse_import(text: &str) -> Result<Vec<ImportedApp>, AdminError> {
+    let mut apps = Vec::new();
+    for (at, line) in text.lines().enumerate() {
+        let line_no = at + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let refuse = |why: String| AdminError::BadRequest(format!("line {line_no}: {why}"));
+        let mut object: Map<String, Value> =
+            serde_json::from_str(line).map_err(|e| refuse(format!("not a JSON object: {e}")))?;
+        let mut take = |key: &str| match object.remove(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(refuse(format!("{key} must be a string"))),
+        };
+        let (client_id, secret) = (take("clientId")?, take("secret")?);
+        let app: NewAppBody =
+            serde_json::from_value(Value::Object(object)).map_err(|e| refuse(e.to_string()))?;
+        apps.push(ImportedApp { line: line_no, app: app.into(), client_id, secret });
+    }
+    Ok(apps)
+}
+
+/// What an import answers: each app's ids, and the secret it was given when it brought none.
+pub(crate) fn import_view(imported: &[Imported]) -> Value {
+    let apps: Vec<Value> = imported
+        .iter()
+        .map(|i| {
+            let mut v = json!({ "line": i.line, "id": i.id, "clientId": i.client_id });
+            if let Some(secret) = &i.secret {
+                v["secret"] = json!(secret);
+            }
+            v
+        })
+        .collect();
+    json!({ "imported": apps.len(), "apps": apps })
 }
 
 #[utoipa::path(

@@ -98,6 +98,20 @@ impl AdminError {
     }
 }
 
+impl AdminError {
+    /// The refusal of one line of an import, its message saying which.
+    fn at_line(self, line: usize) -> AdminError {
+        match self {
+            AdminError::BadRequest(m) => AdminError::BadRequest(format!("line {line}: {m}")),
+            AdminError::Denied(m) => AdminError::Denied(format!("line {line}: {m}")),
+            AdminError::Conflict { message, safe_at } => {
+                AdminError::Conflict { message: format!("line {line}: {message}"), safe_at }
+            }
+            other => other,
+        }
+    }
+}
+
 impl From<RegistryError> for AdminError {
     fn from(e: RegistryError) -> Self {
         match e {
@@ -108,6 +122,7 @@ impl From<RegistryError> for AdminError {
                 AdminError::Conflict { message: kind.message(), safe_at: None }
             }
             RegistryError::Forbidden(f) => AdminError::Denied(f.message().to_string()),
+            RegistryError::AtLine(line, e) => AdminError::from(*e).at_line(line),
             e if e.is_unavailable() => {
                 tracing::warn!(error = %e, "registry change not made: the store cannot be reached");
                 AdminError::unavailable()

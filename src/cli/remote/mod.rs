@@ -107,13 +107,24 @@ impl Remote {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, RemoteError> {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        self.send(method, path, "application/json", body)
+    }
+
+    /// Calls the admin API with a body of another type; the answer's JSON.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> Result<Value, RemoteError> {
         let url = self.url(path);
         let request = ureq::http::Request::builder()
             .method(method)
             .uri(&url)
             .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json");
-        let body = body.map(Value::to_string).unwrap_or_default();
+            .header("content-type", content_type);
         let request = request.body(body).map_err(|e| RemoteError::Unreachable {
             url: url.clone(),
             error: ureq::Error::Http(e),

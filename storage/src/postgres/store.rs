@@ -232,9 +232,28 @@ async fn record_app(
 
 /// A write of a batch made ready outside the transaction: records encoded, secrets sealed.
 enum Prepared {
-    CreateApp { id: String, client_id: String, record: Vec<u8>, audit: Option<AuditEvent> },
-    UpdateApp { id: String, client_id: String, record: Vec<u8>, audit: Option<AuditEvent> },
-    DeleteApp { id: String, audit: Option<AuditEvent> },
+    CreateApp {
+        id: String,
+        client_id: String,
+        record: Vec<u8>,
+        audit: Option<AuditEvent>,
+    },
+    UpdateApp {
+        id: String,
+        client_id: String,
+        record: Vec<u8>,
+        audit: Option<AuditEvent>,
+    },
+    DeleteApp {
+        id: String,
+        audit: Option<AuditEvent>,
+    },
+    ImportApps {
+        ids: Vec<String>,
+        client_ids: Vec<String>,
+        records: Vec<Vec<u8>>,
+        audit: Option<AuditEvent>,
+    },
     Changes(Vec<Write>),
 }
 
@@ -256,6 +275,12 @@ impl Prepared {
             RegistryWrite::DeleteApp(id, audit) => {
                 Prepared::DeleteApp { id: id.clone(), audit: audit.clone() }
             }
+            RegistryWrite::ImportApps(apps, audit) => Prepared::ImportApps {
+                ids: apps.iter().map(|a| a.id.clone()).collect(),
+                client_ids: apps.iter().map(|a| a.client_id.clone()).collect(),
+                records: apps.iter().map(encode).collect(),
+                audit: audit.clone(),
+            },
             RegistryWrite::Changes(changes) => Prepared::Changes(
                 changes
                     .iter()
@@ -295,6 +320,20 @@ impl Prepared {
                     return Err(StoreError::NotFound);
                 }
                 record_app(w, id, audit.as_ref()).await
+            }
+            Prepared::ImportApps { ids, client_ids, records, audit } => {
+                let taken = "SELECT 1 FROM apps WHERE id = ANY($1) OR client_id = ANY($2) LIMIT 1";
+                if row(w.txn(), taken, &[ids, client_ids]).await?.is_some() {
+                    return Err(StoreError::Conflict("client id"));
+                }
+                let insert = "INSERT INTO apps (id, client_id, record) \
+                              SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])";
+                execute(w.txn(), insert, &[ids, client_ids, records]).await?;
+                if let Some(event) = audit {
+                    audit::append(w.txn(), event).await?;
+                }
+                // Followers reload every app on any app entry: one entry says it for them all.
+                w.record_change("app:import").await
             }
             Prepared::Changes(writes) => {
                 let mut version = 0;

@@ -130,6 +130,38 @@ impl Store {
                 drop(apps);
                 Self::record_app(txn, id, audit.as_ref())
             }
+            RegistryWrite::ImportApps(new, audit) => {
+                let mut apps = txn.open_table(APPS).map_err(db)?;
+                let mut ids = txn.open_table(CLIENT_IDS).map_err(db)?;
+                // In key order: each lookup and insert lands beside the last, on a page already
+                // in hand. Every id is checked before anything is written.
+                let mut by_id: Vec<&AppRecord> = new.iter().collect();
+                by_id.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+                let mut by_client: Vec<&AppRecord> = by_id.clone();
+                by_client.sort_unstable_by(|a, b| a.client_id.cmp(&b.client_id));
+                for app in &by_id {
+                    if apps.get(app.id.as_str()).map_err(db)?.is_some() {
+                        return Err(StoreError::Conflict("app id"));
+                    }
+                }
+                for app in &by_client {
+                    if ids.get(app.client_id.as_str()).map_err(db)?.is_some() {
+                        return Err(StoreError::Conflict("client id"));
+                    }
+                }
+                for app in by_id {
+                    apps.insert(app.id.as_str(), encode(app).as_slice()).map_err(db)?;
+                }
+                for app in by_client {
+                    ids.insert(app.client_id.as_str(), app.id.as_str()).map_err(db)?;
+                }
+                drop((apps, ids));
+                if let Some(event) = audit {
+                    audit::append(txn, event)?;
+                }
+                // Followers reload every app on any app entry: one entry says it for them all.
+                Self::record_change(txn, "app:import")
+            }
             RegistryWrite::Changes(_) => {
                 let mut version = 0;
                 for row in rows {

@@ -12,6 +12,8 @@ pub enum RegistryWrite {
     CreateApp(AppRecord, Option<AuditEvent>),
     UpdateApp(AppRecord, Option<AuditEvent>),
     DeleteApp(String, Option<AuditEvent>),
+    /// New apps, all or none: a taken id or client id refuses them all. Logged as one change.
+    ImportApps(Vec<AppRecord>, Option<AuditEvent>),
     /// Related changes, each bumping the version once; an audit event among them is appended.
     Changes(Vec<RegistryChange>),
 }

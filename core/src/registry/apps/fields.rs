@@ -229,6 +229,14 @@ pub fn check_certificates(certs: &[String]) -> Result<(), RegistryError> {
     Ok(())
 }
 
+/// A client id an operator chooses (the root's, an imported app's): 1 to 128 characters that
+/// need no escaping in a URL or a Basic credential.
+pub fn is_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

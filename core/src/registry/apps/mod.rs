@@ -2,13 +2,16 @@
 //! secret rotation, and the disable that ends an app's refresh families before it commits.
 
 pub mod fields;
+pub mod import;
 
 use tessera_storage::{AppRecord, RegistryChange, RegistryWrite, StoreError};
 
 use super::follow::Touched;
 use super::resources::all_scopes;
 use super::{ConflictKind, Listed, Page, Registry, RegistryError, RootCredentials};
-use crate::auth::secret::{hash_secret, new_client_id, new_secret, random_token, to_hex};
+use crate::auth::secret::{
+    SecretHash, hash_secret, new_client_id, new_secret, random_token, to_hex,
+};
 use crate::policy::{self, Caller, ROOT};
 use crate::tables::client::{CONSUMER_CLIENT_ID, GRANT_CLIENT_CREDENTIALS};
 use fields::{AppPatch, NewApp};
@@ -42,10 +45,7 @@ impl Registry {
                 "TESSERA_ROOT_CLIENT_SECRET must be at least 32 characters",
             ));
         }
-        if creds.client_id.is_empty()
-            || creds.client_id.len() > 128
-            || !creds.client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-        {
+        if !fields::is_client_id(&creds.client_id) {
             return Err(RegistryError::invalid(
                 "TESSERA_ROOT_CLIENT_ID",
                 "TESSERA_ROOT_CLIENT_ID must be 1 to 128 characters of [A-Za-z0-9._~-]",
@@ -119,6 +119,20 @@ impl Registry {
         caller: &Caller,
         input: NewApp,
     ) -> Result<(AppRecord, String), RegistryError> {
+        let secret = new_secret();
+        let record = self.new_app(caller, input, new_client_id(), hash_secret(&secret))?;
+        self.commit_new(record.clone())?;
+        Ok((record, secret))
+    }
+
+    /// A new app's record, after every check a create makes.
+    fn new_app(
+        &self,
+        caller: &Caller,
+        input: NewApp,
+        client_id: String,
+        secret_hash: SecretHash,
+    ) -> Result<AppRecord, RegistryError> {
         let name = fields::check_name(&input.name)?;
         if input.kind.as_deref().is_some_and(|k| k != "s2s") {
             return Err(RegistryError::invalid("type", "type must be \"s2s\""));
@@ -142,11 +156,10 @@ impl Registry {
         fields::check_certificates(&input.self_signed_certificates)?;
         check_one_certificate_method(&tls_client_auth, &input.self_signed_certificates)?;
         let federated_identities = self.check_federated(&input.federated_identities)?;
-        let secret = new_secret();
         let now = self.clock.now();
-        let record = AppRecord {
+        Ok(AppRecord {
             id: random_token(12),
-            client_id: new_client_id(),
+            client_id,
             name,
             description: input.description,
             scopes,
@@ -156,7 +169,7 @@ impl Registry {
             token_claims: input.token_claims,
             access_token_ttl_secs: input.access_token_ttl_secs,
             public_key_jwk: input.public_key_jwk,
-            secret_hash: to_hex(&hash_secret(&secret)),
+            secret_hash: to_hex(&secret_hash),
             next_secret_hash: None,
             created_at: now,
             updated_at: now,
@@ -167,9 +180,7 @@ impl Registry {
             self_signed_certificates: input.self_signed_certificates,
             federated_identities,
             can_exchange: input.can_exchange.unwrap_or(false),
-        };
-        self.commit_new(record.clone())?;
-        Ok((record, secret))
+        })
     }
 
     pub(super) fn update_app(
