@@ -34,7 +34,7 @@ pub use redb::Store;
 pub use registry::{
     ApiKeyRecord, AppRecord, DisabledBy, FederatedIdentity, IssuerRecord, ProviderRecord,
     RegistryChange, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord, SubscriptionRecord,
-    TlsClientAuth, UserRecord,
+    TlsClientAuth, TokenQuota, UserRecord,
 };
 pub use seal::{Kek, KekError};
 

@@ -11,7 +11,7 @@ mod scope;
 mod service;
 mod user;
 
-pub use app::{AppRecord, FederatedIdentity, TlsClientAuth};
+pub use app::{AppRecord, FederatedIdentity, TlsClientAuth, TokenQuota};
 pub use change::RegistryChange;
 pub(crate) use change::{Key, Row, Table};
 pub use issuer::IssuerRecord;
