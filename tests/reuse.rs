@@ -479,3 +479,28 @@ proptest! {
         }
     }
 }
+
+/// Found while adding `quota`: answers with no outcome of their own were counted as
+/// `temporarily_unavailable`.
+#[test]
+fn issue_14_invalid_target_and_invalid_dpop_proof_are_counted_under_their_own_codes() {
+    let server = TestServer::start();
+    let (_, id, secret) = server.create_app(json!({"name": "a"}));
+    assert_eq!(cc(&server, &id, &secret, "&resource=https%3A%2F%2Fnope.example").status, 400);
+    let auth = basic(&id, &secret);
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", auth.as_str()),
+        ("dpop", "not-a-proof"),
+    ];
+    let body = b"grant_type=client_credentials";
+    assert_eq!(server.request("POST", "/oauth2/v1/token", &headers, Some(body)).status, 400);
+    let counted = |outcome: &str| {
+        let line = format!(
+            r#"tessera_token_requests_total{{grant="client_credentials",outcome="{outcome}"}} 1"#
+        );
+        metric(&server, &line)
+    };
+    assert!(counted("invalid_target") && counted("invalid_dpop_proof"));
+    assert!(!counted("temporarily_unavailable"));
+}

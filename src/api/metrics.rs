@@ -118,7 +118,7 @@ impl EncodeMetric for Histogram {
 /// The outcomes a token request can end in: `issued`, `reused` (a token handed out again by
 /// `client_credentials`, or a spent refresh token that came back), `quota` (over the app's
 /// `tokenQuota`), or an OAuth error code.
-const OUTCOMES: [&str; 12] = [
+const OUTCOMES: [&str; 14] = [
     "issued",
     "reused",
     "quota",
@@ -128,6 +128,8 @@ const OUTCOMES: [&str; 12] = [
     "unauthorized_client",
     "unsupported_grant_type",
     "invalid_scope",
+    "invalid_target",
+    "invalid_dpop_proof",
     "slow_down",
     "server_error",
     "temporarily_unavailable",
