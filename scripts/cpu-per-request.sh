@@ -21,6 +21,13 @@
 #   token-federated   an app with no secret, authenticated by a workload's RS256 token from a
 #                     trusted issuer (one RSA verification before the signature; the token has
 #                     no jti, so the one token is sent every time)
+#   token-reuse       as token, on a server with token_reuse on: after the first request every
+#                     answer is the same token handed out again, with no signature
+#
+# Token reuse against plain issuance, same run (BENCHMARKS.md):
+#
+#   for m in token token-reuse token token-reuse token token-reuse; do
+#     scripts/cpu-per-request.sh target/release/tessera $m 6; done
 #
 # DPoP proofs are signed before the server starts, by scripts/dpop-proofs.py, as many as
 # DPOP_RATE (default 15000) requests a second would need, since wrk cannot sign. A run that
@@ -35,8 +42,8 @@ WARMUP=2
 THREADS=1
 CONNS=32
 case "$WHAT" in
-  token | healthz | token-tls | token-resource | token-dpop | token-dpop-eddsa | token-federated) ;;
-  *) echo "mode: token, healthz, token-tls, token-resource, token-dpop, token-dpop-eddsa or token-federated" >&2; exit 2 ;;
+  token | healthz | token-tls | token-resource | token-dpop | token-dpop-eddsa | token-federated | token-reuse) ;;
+  *) echo "mode: token, healthz, token-tls, token-resource, token-dpop, token-dpop-eddsa, token-federated or token-reuse" >&2; exit 2 ;;
 esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null
@@ -76,10 +83,15 @@ if [[ $WHAT == token-dpop* ]]; then
   "$PY" "$HERE/dpop-proofs.py" "$ALG" "$URL/oauth2/v1/token" "$DATA/check.txt:1" \
     "$DATA/warm.txt:$((RATE * WARMUP))" "$DATA/run.txt:$((RATE * SECS))"
 fi
+CONFIG_ARGS=()
+if [[ $WHAT == token-reuse ]]; then
+  echo 'token_reuse = true' >"$DATA/reuse.toml"
+  CONFIG_ARGS=(--config "$DATA/reuse.toml")
+fi
 SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '/+=' | head -c 43)
 TESSERA_ROOT_CLIENT_ID=cpu-root TESSERA_ROOT_CLIENT_SECRET=$SECRET RUST_LOG=warn \
   TESSERA_DATA_DIR="$DATA/data" "$BIN" serve --listen "127.0.0.1:$PORT" "${TLS_ARGS[@]}" \
-  >/dev/null 2>&1 &
+  "${CONFIG_ARGS[@]}" >/dev/null 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 50); do "${CURL[@]}" "$URL/healthz" >/dev/null && break; sleep 0.1; done
@@ -165,6 +177,16 @@ LUA
 CHECK=(-d "$BODY")
 [[ -n $AUTH ]] && CHECK+=(-H "Authorization: $AUTH")
 [[ $WHAT == token-dpop* ]] && CHECK+=(-H "DPoP: $(cat "$DATA/check.txt")")
+if [[ $WHAT == token-reuse ]]; then
+  FIRST=$("${CURL[@]}" "${CHECK[@]}" "$URL/oauth2/v1/token")
+  SECOND=$("${CURL[@]}" "${CHECK[@]}" "$URL/oauth2/v1/token")
+  python3 -c '
+import json, sys
+first, second = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+if first["access_token"] != second["access_token"]:
+    sys.exit("token-reuse: the second request got another token")
+' "$FIRST" "$SECOND"
+fi
 if [[ $WHAT != healthz ]]; then
   "${CURL[@]}" "${CHECK[@]}" "$URL/oauth2/v1/token" | python3 -c '
 import base64, json, sys

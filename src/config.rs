@@ -30,6 +30,7 @@ pub struct FileConfig {
     pub strict_delegation: Option<bool>,
     pub dpop_proofs: Option<usize>,
     pub max_delegation_depth: Option<usize>,
+    pub token_reuse: Option<bool>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
@@ -195,6 +196,8 @@ pub struct Config {
     pub dpop_proofs: usize,
     /// The most actors a token made by token exchange may name (RFC 8693 `act`).
     pub max_delegation_depth: usize,
+    /// Token reuse for every app that does not set `tokenReuse` (docs/api.md, Token reuse).
+    pub token_reuse: bool,
     /// HTTPS: the server's certificate chain and private key, PEM.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -238,6 +241,7 @@ impl Default for Config {
             // ≈ 8,700 proofs a second, and at most ≈ 50 MB for the two generations kept.
             dpop_proofs: 1 << 20,
             max_delegation_depth: 4,
+            token_reuse: false,
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -320,6 +324,7 @@ impl Config {
         self.strict_delegation = file.strict_delegation.unwrap_or(self.strict_delegation);
         self.dpop_proofs = file.dpop_proofs.unwrap_or(self.dpop_proofs);
         self.max_delegation_depth = file.max_delegation_depth.unwrap_or(self.max_delegation_depth);
+        self.token_reuse = file.token_reuse.unwrap_or(self.token_reuse);
         self.tls_cert = file.tls_cert.or(self.tls_cert.take());
         self.tls_key = file.tls_key.or(self.tls_key.take());
         self.tls_client_ca = file.tls_client_ca.or(self.tls_client_ca.take());
@@ -486,12 +491,13 @@ mod tests {
         let path = dir.path().join("t.toml");
         std::fs::write(
             &path,
-            "access_token_ttl = \"15m\"\nstrict_delegation = true\n[keys]\njwks_max_age = 60\n",
+            "access_token_ttl = \"15m\"\nstrict_delegation = true\ntoken_reuse = true\n[keys]\njwks_max_age = 60\n",
         )
         .unwrap();
         let config = Config::from_file(&path).unwrap();
         assert!(config.strict_delegation);
         assert!(!Config::default().strict_delegation);
+        assert!(config.token_reuse && !Config::default().token_reuse);
         assert_eq!(config.access_token_ttl, 900);
         assert_eq!(config.jwks_max_age, 60);
         std::fs::write(&path, "max_access_token_ttl = \"99999d\"\n").unwrap();

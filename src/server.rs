@@ -179,6 +179,7 @@ pub fn prepare(
         assertion_audiences,
         dpop_proofs: config.dpop_proofs,
         max_delegation_depth: config.max_delegation_depth,
+        token_reuse: config.token_reuse,
     };
     let limits = Limits {
         window_secs: config.rate_window,

@@ -48,6 +48,8 @@ mod operating;
 mod regression;
 // Resources (RFC 8707): registered APIs, per-app grants, tokens that name them.
 mod resources;
+// Token reuse and issuance quotas (issue 14).
+mod reuse;
 // Services and API keys: admin management and `X-API-Key` authentication.
 mod services;
 // The token endpoint and the tokens it writes.

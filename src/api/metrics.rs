@@ -115,16 +115,21 @@ impl EncodeMetric for Histogram {
     }
 }
 
-/// The outcomes a token request can end in: `issued`, `reused`, or an OAuth error code.
-const OUTCOMES: [&str; 11] = [
+/// The outcomes a token request can end in: `issued`, `reused` (a token handed out again by
+/// `client_credentials`, or a spent refresh token that came back), `quota` (over the app's
+/// `tokenQuota`), or an OAuth error code.
+const OUTCOMES: [&str; 14] = [
     "issued",
     "reused",
+    "quota",
     "invalid_request",
     "invalid_client",
     "invalid_grant",
     "unauthorized_client",
     "unsupported_grant_type",
     "invalid_scope",
+    "invalid_target",
+    "invalid_dpop_proof",
     "slow_down",
     "server_error",
     "temporarily_unavailable",
@@ -240,11 +245,18 @@ impl Metrics {
         }
     }
 
-    /// One token request: its grant ([`grant_index`]), how it ended, and how long it took.
-    pub fn token(&self, grant: usize, answer: Result<(), &OAuthError>, took: std::time::Duration) {
+    /// One token request: its grant ([`grant_index`]), how it ended (`Ok(true)`: a token
+    /// handed out again), and how long it took.
+    pub fn token(
+        &self,
+        grant: usize,
+        answer: Result<bool, &OAuthError>,
+        took: std::time::Duration,
+    ) {
         let outcome = match answer {
-            Ok(()) => "issued",
-            Err(OAuthError::RefreshReused) => "reused",
+            Ok(false) => "issued",
+            Ok(true) | Err(OAuthError::RefreshReused) => "reused",
+            Err(OAuthError::QuotaExceeded { .. }) => "quota",
             Err(e) => e.code(),
         };
         let outcome = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(OUTCOMES.len() - 1);

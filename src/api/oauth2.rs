@@ -120,7 +120,7 @@ async fn token(
     };
     let answer = answer.await;
     let (grant, method) = asked;
-    state.metrics.token(grant, answer.as_ref().map(|_| ()), started.elapsed());
+    state.metrics.token(grant, answer.as_ref().map(|i| i.reused), started.elapsed());
     if let (Err(OAuthError::InvalidClient { .. }), Some(method)) = (&answer, method) {
         state.metrics.failed_authentication(method);
     }
@@ -344,6 +344,7 @@ pub fn error_response(e: &OAuthError) -> HttpResponse {
             ));
         }
         OAuthError::TooManyRequests { retry_after }
+        | OAuthError::QuotaExceeded { retry_after }
         | OAuthError::TemporarilyUnavailable { retry_after, .. } => {
             builder.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }

@@ -34,7 +34,7 @@ pub use redb::Store;
 pub use registry::{
     ApiKeyRecord, AppRecord, DisabledBy, FederatedIdentity, IssuerRecord, ProviderRecord,
     RegistryChange, RegistryWrite, ResourceRecord, RoleRecord, ScopeRecord, ServiceRecord,
-    SubscriptionRecord, TlsClientAuth, UserRecord, WriteOutcomes,
+    SubscriptionRecord, TlsClientAuth, TokenQuota, UserRecord, WriteOutcomes,
 };
 pub use seal::{Kek, KekError};
 

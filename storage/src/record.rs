@@ -87,4 +87,21 @@ mod tests {
         let issuer: crate::IssuerRecord = decode(&[&[1u8][..], minimal].concat()).unwrap();
         assert_eq!((issuer.jwks_uri, issuer.jwks, issuer.max_token_age_secs), (None, None, None));
     }
+
+    /// Issue 14: apps written before token reuse and quotas load as following the server
+    /// with no quota, are written as before, and keep both once set.
+    #[test]
+    fn issue_14_records_without_reuse_or_quota_still_load() {
+        let old_app = br#"{"id":"a","clientId":"c","name":"n","scopes":[],"grantTypes":["client_credentials"],"isActive":true,"secretHash":"00","createdAt":1,"updatedAt":1}"#;
+        let mut app: crate::AppRecord = decode(&[&[1u8][..], old_app].concat()).unwrap();
+        assert_eq!((app.token_reuse, app.token_quota), (None, None));
+        let json = String::from_utf8(encode(&app)[1..].to_vec()).unwrap();
+        assert!(!json.contains("tokenReuse") && !json.contains("tokenQuota"), "{json}");
+        app.token_reuse = Some(false);
+        app.token_quota = Some(crate::TokenQuota { per_minute: 7 });
+        let bytes = encode(&app);
+        let json = String::from_utf8(bytes[1..].to_vec()).unwrap();
+        assert!(json.contains(r#""tokenReuse":false,"tokenQuota":{"perMinute":7}"#), "{json}");
+        assert_eq!(decode::<crate::AppRecord>(&bytes).unwrap(), app);
+    }
 }

@@ -33,6 +33,9 @@ pub enum OAuthError {
     InvalidDpopProof(ProofError),
     /// RFC 6585 §4: too many failed authentications from this client or address.
     TooManyRequests { retry_after: u64 },
+    /// RFC 6585 §4: the app has had all the tokens its `tokenQuota` gives it this minute at
+    /// this node. Answered as the limiter's 429 is, in words of its own.
+    QuotaExceeded { retry_after: u64 },
     /// RFC 9110 §15.5.16: neither form nor JSON, or an encoded body.
     UnsupportedMediaType,
     /// RFC 9110 §15.5.14: the body is over the limit.
@@ -78,7 +81,7 @@ impl OAuthError {
     pub fn status(&self) -> u16 {
         match self {
             OAuthError::InvalidClient { .. } => 401,
-            OAuthError::TooManyRequests { .. } => 429,
+            OAuthError::TooManyRequests { .. } | OAuthError::QuotaExceeded { .. } => 429,
             OAuthError::UnsupportedMediaType => 415,
             OAuthError::PayloadTooLarge => 413,
             OAuthError::ServerError => 500,
@@ -99,7 +102,7 @@ impl OAuthError {
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
-            OAuthError::TooManyRequests { .. } => "slow_down",
+            OAuthError::TooManyRequests { .. } | OAuthError::QuotaExceeded { .. } => "slow_down",
             OAuthError::ServerError => "server_error",
             OAuthError::TemporarilyUnavailable { .. } => "temporarily_unavailable",
         }
@@ -122,6 +125,9 @@ impl OAuthError {
             }
             OAuthError::TooManyRequests { .. } => {
                 Cow::Borrowed("too many failed authentications; retry later")
+            }
+            OAuthError::QuotaExceeded { .. } => {
+                Cow::Borrowed("the app has had its token quota for this minute; retry later")
             }
             OAuthError::UnsupportedMediaType => Cow::Borrowed(
                 "the body must be application/x-www-form-urlencoded or application/json, without Content-Encoding",

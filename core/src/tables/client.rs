@@ -36,6 +36,10 @@ pub struct Client {
     pub federated: Vec<Identity>,
     /// May trade a token it was sent for one on that token's subject's behalf (RFC 8693).
     pub can_exchange: bool,
+    /// Its own say on token reuse; `None` follows the server (`tokens/reuse.rs`).
+    pub token_reuse: Option<bool>,
+    /// Tokens a node issues it per minute at most (`tokens/quota.rs`).
+    pub tokens_per_minute: Option<u32>,
 }
 
 /// An app's grant for one resource, with the resource's token lifetime folded in so that a
@@ -93,6 +97,8 @@ impl Client {
             certificate: certificate_auth(app),
             federated: app.federated_identities.iter().filter_map(identity).collect(),
             can_exchange: app.can_exchange,
+            token_reuse: app.token_reuse,
+            tokens_per_minute: app.token_quota.map(|q| q.per_minute),
         }
     }
 
@@ -142,6 +148,8 @@ impl Client {
             certificate: None,
             federated: Vec::new(),
             can_exchange: false,
+            token_reuse: None,
+            tokens_per_minute: None,
         }
     }
 }

@@ -86,6 +86,7 @@ impl Issuer {
         }
         let jkt = self.sender_key(&caller, channel, now, None)?;
         let cnf = channel.confirmation(jkt.as_deref());
+        self.take_quota(&caller, now)?;
         let exp = now.saturating_add(target.ttl).min(subject.exp);
         let keys = self.keys.load();
         let signer = keys.signer.as_ref().ok_or(OAuthError::ServerError)?;

@@ -33,6 +33,8 @@ use crate::tables::user::UserTable;
 use crate::tokens::claims::{Confirmation, OutgoingClaims};
 use crate::tokens::exchange::GRANT_TOKEN_EXCHANGE;
 use crate::tokens::jws;
+use crate::tokens::quota::Quotas;
+use crate::tokens::reuse::ReuseCache;
 
 /// DPoP keys a node keeps decoded: one per client; up to ~2 KB each (a P-256 key's table),
 /// so at most ~16 MB.
@@ -55,6 +57,8 @@ pub struct TokenSettings {
     pub dpop_proofs: usize,
     /// The most actors a token made by token exchange may name (RFC 8693 §4.1 `act`).
     pub max_delegation_depth: usize,
+    /// Token reuse for apps that do not say (`tokens/reuse.rs`).
+    pub token_reuse: bool,
 }
 
 /// What the HTTP layer knows of a token request besides its parameters.
@@ -108,6 +112,10 @@ pub struct Issuer {
     pub(super) proof_keys: Keys,
     /// The external issuers whose tokens authenticate apps, as the registry publishes them.
     federation: Arc<Federation>,
+    /// The last token issued per reuse key (`tokens/reuse.rs`).
+    pub(super) reuse: ReuseCache,
+    /// Each quota app's window at this node (`tokens/quota.rs`).
+    pub(super) quotas: Quotas,
 }
 
 /// A successful token response (RFC 6749 §5.1, plus `expires_on` of Melody Auth's S2S API).
@@ -125,6 +133,9 @@ pub struct Issued {
     pub issued_token_type: Option<&'static str>,
     #[serde(skip)]
     pub client_id: String,
+    /// Handed out again from the reuse cache, for the metrics.
+    #[serde(skip)]
+    pub reused: bool,
 }
 
 /// Failures reserved by [`Issuer::begin_attempt`], one per window (address, name).
@@ -220,6 +231,8 @@ impl Issuer {
             proofs: ReplayWindow::new(settings_proofs),
             proof_keys: Keys::new(PROOF_KEYS),
             federation: Arc::default(),
+            reuse: ReuseCache::default(),
+            quotas: Quotas::default(),
         }
     }
 
@@ -370,9 +383,18 @@ impl Issuer {
         let Target { audience, ttl, resource, .. } = target;
         let sub = client.client_id.as_str();
         if !client.has_refresh_token {
+            let reuse = self.reuse_key(&client, &scope, audience, cnf);
+            if let Some(issued) = reuse.as_ref().and_then(|key| self.reused(key, &client, now)) {
+                return Ok(issued);
+            }
+            self.take_quota(&client, now)?;
             let minted = self.mint(&client, sub, &scope, audience, (ttl, now), None, cnf)?;
+            if let Some(key) = reuse {
+                self.remember(key, &client, &minted, &scope, cnf, now);
+            }
             return Ok(self.issued(minted, ttl, now, scope, None, cnf));
         }
+        self.take_quota(&client, now)?;
         let family = time_ordered_id();
         let minted = self.mint(&client, sub, &scope, audience, (ttl, now), Some(&family), cnf)?;
         let opened = Opened { subject: sub, scope: &scope, resource, jkt: jkt.as_deref() };
@@ -400,6 +422,7 @@ impl Issuer {
             refresh_token,
             issued_token_type: None,
             client_id: minted.client_id,
+            reused: false,
         }
     }
 

@@ -7,4 +7,6 @@ pub mod claims;
 pub mod exchange;
 pub mod issuer;
 pub mod jws;
+pub mod quota;
 pub mod refresh;
+pub mod reuse;

@@ -144,6 +144,8 @@ impl Issuer {
         // its refresh tokens holds nothing without that key, and the token stays unspent.
         let jkt = self.sender_key(&client, channel, now, family.jkt.as_deref())?;
         let cnf = channel.confirmation(jkt.as_deref());
+        // Before the spend: a refused refresh leaves its token unspent.
+        self.take_quota(&client, now)?;
         let (audience, ttl, sid) = (target.audience, target.ttl, Some(family.id.as_str()));
         let minted = self.mint(&client, &family.subject, &scope, audience, (ttl, now), sid, cnf)?;
         let (next, next_key) = new_split_secret();

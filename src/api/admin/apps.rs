@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use tessera_core::registry::apps::RotationStep;
 use tessera_core::registry::apps::fields::{AppPatch, NewApp};
 use tessera_core::registry::apps::import::{Imported, ImportedApp};
-use tessera_storage::{AppRecord, FederatedIdentity, TlsClientAuth};
+use tessera_storage::{AppRecord, FederatedIdentity, TlsClientAuth, TokenQuota};
 
 use super::{AdminError, Bearer, PageQuery, rfc3339};
 use crate::api::AppState;
@@ -60,6 +60,11 @@ struct NewAppBody {
     federated_identities: Vec<FederatedIdentityBody>,
     /// May use token exchange (RFC 8693).
     can_exchange: Option<bool>,
+    /// Token reuse for this app whatever the server's `token_reuse` says; absent follows it.
+    token_reuse: Option<bool>,
+    /// `{"perMinute": N}`: at most N tokens a minute at each node, then `429`.
+    #[schema(value_type = Option<Object>)]
+    token_quota: Option<TokenQuota>,
 }
 
 impl From<NewAppBody> for NewApp {
@@ -81,6 +86,8 @@ impl From<NewAppBody> for NewApp {
             self_signed_certificates: b.self_signed_certificates,
             federated_identities: b.federated_identities.into_iter().map(Into::into).collect(),
             can_exchange: b.can_exchange,
+            token_reuse: b.token_reuse,
+            token_quota: b.token_quota,
         }
     }
 }
@@ -135,6 +142,13 @@ struct AppPatchBody {
     #[schema(value_type = Option<Vec<Object>>)]
     federated_identities: Option<Vec<FederatedIdentityBody>>,
     can_exchange: Option<bool>,
+    /// `null` follows the server's `token_reuse` again.
+    #[serde(default, deserialize_with = "present")]
+    token_reuse: Option<Option<bool>>,
+    /// `null` removes the quota.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    token_quota: Option<Option<TokenQuota>>,
 }
 
 /// A field that is there, even as `null`, is `Some`.
@@ -164,6 +178,8 @@ impl From<AppPatchBody> for AppPatch {
                 .federated_identities
                 .map(|ids| ids.into_iter().map(Into::into).collect()),
             can_exchange: b.can_exchange,
+            token_reuse: b.token_reuse,
+            token_quota: b.token_quota,
         }
     }
 }
@@ -200,6 +216,12 @@ pub fn view(app: &AppRecord) -> Value {
     }
     if !app.self_signed_certificates.is_empty() {
         v["selfSignedCertificates"] = json!(app.self_signed_certificates);
+    }
+    if let Some(reuse) = app.token_reuse {
+        v["tokenReuse"] = json!(reuse);
+    }
+    if let Some(quota) = app.token_quota {
+        v["tokenQuota"] = json!({ "perMinute": quota.per_minute });
     }
     v
 }

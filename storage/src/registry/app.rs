@@ -54,6 +54,20 @@ pub struct AppRecord {
     /// May use token exchange (RFC 8693) to act on behalf of the subject of a token it holds.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub can_exchange: bool,
+    /// Token reuse (docs/api.md, Token reuse): `Some` overrides the server's `token_reuse`,
+    /// `None` follows it. Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_reuse: Option<bool>,
+    /// How many tokens a node issues the app per minute (docs/api.md, Issuance quotas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_quota: Option<TokenQuota>,
+}
+
+/// An app's issuance quota, counted at each node on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenQuota {
+    pub per_minute: u32,
 }
 
 /// One external identity an app accepts in place of a secret: a token of a registered issuer

@@ -12,7 +12,7 @@ mod service;
 mod user;
 mod write;
 
-pub use app::{AppRecord, FederatedIdentity, TlsClientAuth};
+pub use app::{AppRecord, FederatedIdentity, TlsClientAuth, TokenQuota};
 pub use change::RegistryChange;
 pub(crate) use change::{Key, Row, Table};
 pub use issuer::IssuerRecord;

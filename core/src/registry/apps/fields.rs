@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use tessera_storage::{FederatedIdentity, TlsClientAuth};
+use tessera_storage::{FederatedIdentity, TlsClientAuth, TokenQuota};
 
 use crate::auth::certificate;
 use crate::policy::is_scope_token;
@@ -37,6 +37,9 @@ pub struct NewApp {
     pub self_signed_certificates: Vec<String>,
     pub federated_identities: Vec<FederatedIdentity>,
     pub can_exchange: Option<bool>,
+    /// `None` follows the server's `token_reuse`.
+    pub token_reuse: Option<bool>,
+    pub token_quota: Option<TokenQuota>,
 }
 
 /// A change to an app: each field present replaces the stored one; the lifetime and the key
@@ -60,6 +63,10 @@ pub struct AppPatch {
     /// Replaces every federated identity.
     pub federated_identities: Option<Vec<FederatedIdentity>>,
     pub can_exchange: Option<bool>,
+    /// `Some(None)` goes back to following the server's `token_reuse`.
+    pub token_reuse: Option<Option<bool>>,
+    /// `Some(None)` removes the quota.
+    pub token_quota: Option<Option<TokenQuota>>,
 }
 
 const MAX_SCOPES: usize = 100;
@@ -155,6 +162,20 @@ pub fn check_ttl(ttl: Option<u64>, max: u64) -> Result<(), RegistryError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// The most tokens per minute a quota may allow: past this a quota limits nothing a node could
+/// sign anyway, and the window's count fits its bits (`tokens/quota.rs`).
+pub const MAX_TOKENS_PER_MINUTE: u32 = 1_000_000;
+
+pub fn check_token_quota(quota: TokenQuota) -> Result<TokenQuota, RegistryError> {
+    if !(1..=MAX_TOKENS_PER_MINUTE).contains(&quota.per_minute) {
+        return Err(invalid(
+            "tokenQuota",
+            format!("tokenQuota.perMinute must be between 1 and {MAX_TOKENS_PER_MINUTE}"),
+        ));
+    }
+    Ok(quota)
 }
 
 /// An Ed25519 public JWK (RFC 8037): `kty` OKP, `crv` Ed25519, `x` of 32 bytes; no private part.

@@ -75,6 +75,8 @@ impl Registry {
             self_signed_certificates: Vec::new(),
             federated_identities: Vec::new(),
             can_exchange: false,
+            token_reuse: None,
+            token_quota: None,
         };
         match self.store.create_root_app(&record, ROOT_MARKER) {
             Err(StoreError::Conflict(_)) => {
@@ -180,6 +182,8 @@ impl Registry {
             self_signed_certificates: input.self_signed_certificates,
             federated_identities,
             can_exchange: input.can_exchange.unwrap_or(false),
+            token_reuse: input.token_reuse,
+            token_quota: input.token_quota.map(fields::check_token_quota).transpose()?,
         })
     }
 
@@ -256,6 +260,12 @@ impl Registry {
         }
         if let Some(can) = patch.can_exchange {
             record.can_exchange = can;
+        }
+        if let Some(reuse) = patch.token_reuse {
+            record.token_reuse = reuse;
+        }
+        if let Some(quota) = patch.token_quota {
+            record.token_quota = quota.map(fields::check_token_quota).transpose()?;
         }
         // A certificate or a federated identity is a credential like a key: whoever registers
         // one gets the app's scopes.
