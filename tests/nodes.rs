@@ -198,6 +198,21 @@ impl Node {
         self.call(method, path, Some(token), body)
     }
 
+    /// `POST /api/v1/apps/import` with a JSON Lines body.
+    fn import(&self, token: &str, lines: &str) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let req = agent
+            .post(format!("{}/api/v1/apps/import", self.url))
+            .header("authorization", format!("Bearer {token}"))
+            .content_type("application/x-ndjson");
+        let answer = Answer::read(req.send(lines.to_string()).expect("HTTP exchange"));
+        (answer.status, answer.body)
+    }
+
     /// Creates an app; its client id and secret.
     fn create_app(&self, token: &str, body: Value) -> (String, String) {
         let (status, created) = self.admin("POST", "/api/v1/apps", token, Some(body));
@@ -1062,4 +1077,37 @@ fn rand_id() -> String {
     let mut bytes = [0u8; 8];
     rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn issue_14_apps_imported_at_one_node_are_in_force_at_every_node() {
+    let Some((_db, nodes)) = three_nodes() else { return };
+    let [a, b, c] = &nodes;
+    let secret = "the-secret-this-fleet-already-uses";
+    let lines = format!(
+        "{}\n{}\n",
+        json!({"name": "billing", "scopes": ["orders:read"], "clientId": "billing-svc", "secret": secret}),
+        json!({"name": "shipping", "scopes": ["orders:read"]}),
+    );
+    let (status, answer) = a.import(&a.root_token(), &lines);
+    assert_eq!(status, 201, "{answer}");
+    let made = &answer["apps"][1];
+    let made = (made["clientId"].as_str().unwrap(), made["secret"].as_str().unwrap());
+    for node in [b, c] {
+        eventually(PROPAGATION, || {
+            node.token("grant_type=client_credentials", Some(("billing-svc", secret))).0 == 200
+                && node.token("grant_type=client_credentials", Some(made)).0 == 200
+        })
+        .expect("the imported apps are in force at B and C");
+    }
+    // The client id is taken for every node: a second import at B is refused whole.
+    let again = format!(
+        "{}\n{}\n",
+        json!({"name": "other", "scopes": []}),
+        json!({"name": "dup", "scopes": [], "clientId": "billing-svc"})
+    );
+    let (status, refused) = b.import(&b.root_token(), &again);
+    assert_eq!(status, 409, "{refused}");
+    let (_, listed) = c.admin("GET", "/api/v1/apps?pageSize=1000", &c.root_token(), None);
+    assert!(!listed.to_string().contains("\"other\""), "nothing of the refused import landed");
 }

@@ -54,6 +54,7 @@ use crate::config::Config;
         crate::api::admin::info::info,
         crate::api::admin::apps::list,
         crate::api::admin::apps::create,
+        crate::api::admin::apps::import,
         crate::api::admin::apps::get,
         crate::api::admin::apps::update,
         crate::api::admin::apps::delete,
