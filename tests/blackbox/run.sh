@@ -99,7 +99,7 @@ st_rc=0
 # From the work directory, where it keeps its example database. One worker: with two threads,
 # Hypothesis's ast.parse calls race inside CPython 3.11 ("AST constructor recursion depth
 # mismatch") and schemathesis reports that as an error of ours.
-(cd "$WORK" && "$HERE/.venv-fuzz/bin/schemathesis" run "$TESSERA_URL/openapi.json" \
+(cd "$WORK" && SCHEMATHESIS_HOOKS="$HERE/fuzz_hooks.py" "$HERE/.venv-fuzz/bin/schemathesis" run "$TESSERA_URL/openapi.json" \
   -H "Authorization: Bearer $ADMIN_TOKEN" -H "X-API-Key: $SERVICE_KEY" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-time "${SCHEMATHESIS_SECONDS:-90}" --workers 1 --no-color) \

@@ -67,6 +67,20 @@ struct NewAppBody {
     token_quota: Option<TokenQuota>,
 }
 
+/// One line of an import, for the OpenAPI document only: `parse_import` reads each line
+/// itself so that a refusal can name the line.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[expect(dead_code, reason = "describes the wire format; never built")]
+struct ImportLine {
+    #[serde(flatten)]
+    app: NewAppBody,
+    /// The client id the app had at the token service it comes from; generated when absent.
+    client_id: Option<String>,
+    /// Its secret in plaintext, hashed on import; generated (and answered) when absent.
+    secret: Option<String>,
+}
+
 impl From<NewAppBody> for NewApp {
     fn from(b: NewAppBody) -> NewApp {
         NewApp {
@@ -313,7 +327,7 @@ const MAX_IMPORT_BYTES: usize = 256 << 20;
     operation_id = "apps_import",
     security(("bearer" = ["write_app"])),
     description = "Create many apps at once, all or none: one JSON object per line, each the body of `POST /api/v1/apps` plus an optional `clientId` and `secret` (hashed on import). A refusal names the first bad line. Requires the scope `write_app` (or `root`).",
-    request_body(content = String, content_type = "application/x-ndjson"),
+    request_body(content = Vec<ImportLine>, content_type = "application/x-ndjson", description = "JSON Lines: one `ImportLine` object per line."),
     responses(
         (status = 201, description = "Done: each app's id and client id, and the secret of each that was given none.", body = Object, content_type = "application/json"),
         (status = "default", description = "An error, in the envelope docs/api.md gives each area.", body = Object, content_type = "application/json"),
