@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load test of scripts/load.sh on the embedded store and on a PostgreSQL node, alternated
+# The load test of scripts/load.py on the embedded store and on a PostgreSQL node, alternated
 # in one run so the ratios hold on a noisy machine (BENCHMARKS.md): the token hot path must
 # not care which store is behind it; durable grants pay the database's round trips.
 #
@@ -23,12 +23,15 @@ runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PG/data" -l "$PG/log" -w \
   -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PG" start >/dev/null
 trap 'runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PG/data" -m fast -w stop >/dev/null; rm -rf "$PG"' EXIT
 
+cargo build --release --quiet
 OUT=$(mktemp -d)
 for round in $(seq 1 "$ROUNDS"); do
-  env -u TESSERA_STORE scripts/load.sh "$DURATION" "$CONNS" >"$OUT/redb-$round.txt"
+  env -u TESSERA_STORE scripts/load.py --bin target/release/tessera --seconds "$DURATION" \
+    --conns "$CONNS" --json "$OUT/redb-$round.json" >/dev/null
   db="load_$round"
   runuser -u postgres -- "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -qc "CREATE DATABASE $db" >/dev/null
-  TESSERA_STORE="postgres://postgres@127.0.0.1:$PGPORT/$db" scripts/load.sh "$DURATION" "$CONNS" >"$OUT/pg-$round.txt"
+  TESSERA_STORE="postgres://postgres@127.0.0.1:$PGPORT/$db" scripts/load.py \
+    --bin target/release/tessera --seconds "$DURATION" --conns "$CONNS" --json "$OUT/pg-$round.json" >/dev/null
 done
 scripts/load-table.py "$OUT" "$ROUNDS" redb pg
 rm -rf "$OUT"

@@ -1,41 +1,29 @@
 #!/usr/bin/env python3
-"""Tabulates alternated runs of scripts/load.sh: rates per scenario for two setups A and B,
-B/A per scenario, and token/healthz for each, round by round.
+"""Tabulates alternated runs of scripts/load.py: per scenario, requests/s and server CPU per
+request for two setups A and B, and B/A of each, round by round.
 
     scripts/load-table.py DIR ROUNDS A B
 
-reads DIR/A-<round>.txt and DIR/B-<round>.txt (the output of scripts/load.sh)."""
+reads DIR/A-<round>.json and DIR/B-<round>.json (written by scripts/load.py --json)."""
 
-import re
+import json
 import sys
 
-ROWS = {
-    "healthz": "GET  /healthz",
-    "token": "POST token: access token only",
-    "cc-refresh": "POST token: + refresh token (durable)",
-    "redeem": "POST token: refresh redemption (durable)",
-}
-
-
-def rates(path):
-    text = open(path).read()
-    return {
-        k: float(re.search(re.escape(label) + r"\s+(\d+) req/s", text).group(1))
-        for k, label in ROWS.items()
-    }
+SCENARIOS = ["healthz", "jwks", "token", "cc-refresh", "redeem"]
 
 
 def main(out, rounds, a, b):
-    print(f"{'round':<6} {'setup':<10} " + " ".join(f"{k:>11}" for k in ROWS))
+    print(f"{'round':<6} {'setup':<10} " + " ".join(f"{k:>17}" for k in SCENARIOS)
+          + f" {'floor ratio':>12}")
+    print(f"{'':<17} " + " ".join(f"{'req/s  CPU µs':>17}" for _ in SCENARIOS))
     for r in range(1, rounds + 1):
-        ra, rb = rates(f"{out}/{a}-{r}.txt"), rates(f"{out}/{b}-{r}.txt")
+        ra, rb = (json.load(open(f"{out}/{s}-{r}.json")) for s in (a, b))
         for name, v in ((a, ra), (b, rb)):
-            print(f"{r:<6} {name:<10} " + " ".join(f"{v[k]:>11.0f}" for k in ROWS))
-        print(f"{r:<6} {b + '/' + a:<10} " + " ".join(f"{rb[k] / ra[k]:>11.2f}" for k in ROWS))
-        print(
-            f"{r:<6} {'token/hz':<10} {a} {ra['token'] / ra['healthz']:.2f}"
-            f"  {b} {rb['token'] / rb['healthz']:.2f}"
-        )
+            cells = (f"{v['runs'][k]['rps']:>9.0f} {v['runs'][k]['cpu_us']:>7.1f}" for k in SCENARIOS)
+            print(f"{r:<6} {name:<10} " + " ".join(cells) + f" {v['floor_ratio']:>12.2f}")
+        cells = (f"{rb['runs'][k]['rps'] / ra['runs'][k]['rps']:>9.2f} "
+                 f"{rb['runs'][k]['cpu_us'] / ra['runs'][k]['cpu_us']:>7.2f}" for k in SCENARIOS)
+        print(f"{r:<6} {b + '/' + a:<10} " + " ".join(cells))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load test of scripts/load.sh on two builds, alternated in one run so the ratios hold on a
+# The load test of scripts/load.py on two builds, alternated in one run so the ratios hold on a
 # noisy machine (BENCHMARKS.md): this working tree against an earlier revision, for example the
 # commit before a change on the hot path.
 #
@@ -27,8 +27,10 @@ git worktree add --quiet --detach "$TREE" "$REV"
 cp "$TARGET/load-vs-base/release/tessera" "$OUT/tessera-base"
 
 for round in $(seq 1 "$ROUNDS"); do
-  TESSERA_BIN="$OUT/tessera-base" scripts/load.sh "$DURATION" "$CONNS" >"$OUT/base-$round.txt"
-  TESSERA_BIN="$OUT/tessera-new" scripts/load.sh "$DURATION" "$CONNS" >"$OUT/new-$round.txt"
+  for build in base new; do
+    scripts/load.py --bin "$OUT/tessera-$build" --seconds "$DURATION" --conns "$CONNS" \
+      --json "$OUT/$build-$round.json" >/dev/null
+  done
 done
 echo "base = $REV, new = working tree"
 scripts/load-table.py "$OUT" "$ROUNDS" base new

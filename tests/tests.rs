@@ -6,6 +6,8 @@ mod support;
 
 // The admin API's bearer checks, apps CRUD and secret rotation.
 mod admin;
+// Heap allocations per token request, by a counting global allocator.
+mod allocations;
 // The audit log: each admin write in its commit, refusals, rotations, reuse, limits.
 mod audit;
 // The `tessera` command line, against a data directory and a running server.

@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 use tessera_core::oauth::OAuthError;
+use tessera_core::oauth::request::GrantType;
 use tessera_core::timing::Timings;
 use tessera_storage::KeyState;
 
@@ -84,12 +85,12 @@ impl AuthMethod {
 }
 
 /// The label index of a grant type: one we support, or `other`.
-pub fn grant_index(grant_type: &str) -> usize {
+pub fn grant_index(grant_type: GrantType) -> usize {
     match grant_type {
-        "client_credentials" => 0,
-        "refresh_token" => 1,
-        tessera_core::tokens::exchange::GRANT_TOKEN_EXCHANGE => 2,
-        _ => 3,
+        GrantType::ClientCredentials => 0,
+        GrantType::RefreshToken => 1,
+        GrantType::TokenExchange => 2,
+        GrantType::Unsupported => 3,
     }
 }
 

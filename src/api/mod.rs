@@ -26,9 +26,10 @@ use tracing::Instrument;
 
 pub use state::AppState;
 
-/// Set by a handler that knows which client a request came from, for the request log.
+/// Set by a handler that knows which client a request came from, for the request log: the
+/// published client itself, so tagging copies no id.
 #[derive(Clone)]
-pub struct ClientTag(pub String);
+pub struct ClientTag(pub std::sync::Arc<tessera_core::tables::client::Client>);
 
 /// Every area but `/metrics`, which has a listener of its own when `metrics_listen` is set.
 const AREAS: &[routes::Area] = &[
@@ -108,7 +109,12 @@ async fn log_request(
     let logged = span.enter();
     let status = res.status().as_u16();
     let latency_us = started.elapsed().as_micros() as u64;
-    let pattern = res.request().match_pattern();
+    // Routes the `routes!` table registers are named by their pattern; services mounted
+    // otherwise (Swagger UI) are asked for theirs.
+    let pattern = match res.request().match_name() {
+        Some(name) => Some(std::borrow::Cow::Borrowed(name)),
+        None => res.request().match_pattern().map(std::borrow::Cow::Owned),
+    };
     let route = pattern.as_deref().unwrap_or("(unmatched)");
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
         state.metrics.http_request(route, status);
@@ -117,7 +123,7 @@ async fn log_request(
         && (route.ends_with("/token") || route.contains("jwks") || route.ends_with('z'));
     {
         let extensions = res.request().extensions();
-        let client_id = extensions.get::<ClientTag>().map_or("-", |t| t.0.as_str());
+        let client_id = extensions.get::<ClientTag>().map_or("-", |t| t.0.client_id.as_str());
         if is_routine {
             tracing::debug!(%method, route, status, latency_us, client_id, "request");
         } else {

@@ -2,6 +2,7 @@
 //! (RFC 7009). Thin: read the body within its limit, hand it to the parser and the issuer,
 //! write the answer.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -105,7 +106,7 @@ async fn token(
     let answer = async {
         let (kind, body) = read(&req, payload, &state).await?;
         let parsed = request::parse(kind, authorization(&req)?, &body)?;
-        asked = (grant_index(&parsed.grant_type), AuthMethod::of(&parsed.credentials));
+        asked = (grant_index(parsed.grant_type), AuthMethod::of(&parsed.credentials));
         let certificate = tls::client_certificate(&req, &state.config, state.tls.as_deref());
         let channel = Channel {
             addr: req.peer_addr().map(|a| a.ip()),
@@ -126,10 +127,11 @@ async fn token(
     }
     match answer {
         Ok(issued) => {
-            req.extensions_mut().insert(ClientTag(issued.client_id.clone()));
-            // unwrap: a struct of strings and integers always serializes
-            let body = serde_json::to_vec(&issued).expect("token response serializes");
-            no_store(HttpResponse::Ok()).content_type("application/json").body(body)
+            req.extensions_mut().insert(ClientTag(Arc::clone(&issued.client)));
+            let body = issued.to_json();
+            no_store(HttpResponse::Ok())
+                .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+                .body(body)
         }
         Err(e) => error_response(&e),
     }
@@ -149,7 +151,7 @@ async fn user_or_app(
     else {
         return state.issuer.answer(parsed, channel).await;
     };
-    if parsed.grant_type != "client_credentials" {
+    if parsed.grant_type != request::GrantType::ClientCredentials {
         return state.issuer.answer(parsed, channel).await;
     }
     let addr = channel.addr;
@@ -197,7 +199,7 @@ async fn caller(
         }
         Err(e) => return Err(e),
     };
-    req.extensions_mut().insert(ClientTag(client.client_id.clone()));
+    req.extensions_mut().insert(ClientTag(Arc::clone(&client)));
     Ok((client, query))
 }
 

@@ -16,8 +16,11 @@ macro_rules! routes {
 
         pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
             $(
+                // Named by its pattern: the request log reads the name, which it can borrow,
+                // where `match_pattern` would build the pattern again for every request.
                 cfg.service(
                     actix_web::web::resource($path)
+                        .name($path)
                         $(.route(actix_web::web::$method().to($handler)))+
                 );
             )*

@@ -8,17 +8,25 @@
 //! fills the table, when newcomers share wide overflow windows); guessing a 256-bit secret is
 //! hopeless anyway, and the per-address window bounds the noise.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LimitKey {
-    /// A client id as presented, from one address (or from anywhere when none is known).
-    Client(String, Option<IpAddr>),
+    /// A client id as presented, from one address (or from anywhere when none is known). The
+    /// id is kept as its keyed 64-bit digest, so that counting an attempt copies nothing: two
+    /// ids share a window only if their digests meet, which nobody can aim for without this
+    /// process's random key, and which then makes a limit stricter, never absent.
+    Client {
+        digest: u64,
+        addr: Option<IpAddr>,
+        is_long: bool,
+    },
     Addr(IpAddr),
     /// One of a fixed number of shared windows, for keys that get no window of their own (too
     /// long to keep, or the table is full): they are still counted, never let through.
@@ -107,7 +115,12 @@ impl LimitKey {
     /// A client id (or login) as presented from an address. IPv6 addresses count per /64, the
     /// block one host usually holds, so a host cannot mint fresh keys from its own subnet.
     pub fn client(client_id: &str, addr: Option<IpAddr>) -> LimitKey {
-        LimitKey::Client(client_id.to_string(), addr.map(prefix))
+        static NAMES: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+        LimitKey::Client {
+            digest: NAMES.hash_one(client_id),
+            addr: addr.map(prefix),
+            is_long: client_id.len() > MAX_TRACKED_ID,
+        }
     }
 
     pub fn addr(addr: IpAddr) -> LimitKey {
@@ -116,7 +129,7 @@ impl LimitKey {
 }
 
 fn is_long(key: &LimitKey) -> bool {
-    matches!(key, LimitKey::Client(id, _) if id.len() > MAX_TRACKED_ID)
+    matches!(key, LimitKey::Client { is_long: true, .. })
 }
 
 /// An IPv4 client reaching a dual-stack (`[::]`) listener arrives as `::ffff:a.b.c.d`: it is
@@ -145,7 +158,7 @@ impl FailureLimiter {
 
     fn limit(&self, key: &LimitKey) -> u32 {
         match key {
-            LimitKey::Client(..) => self.limits.per_client,
+            LimitKey::Client { .. } => self.limits.per_client,
             LimitKey::Addr(_) => self.limits.per_addr,
             // Shared by every key that lands in it: a flood of unrelated failures must be
             // enormous before it fills the window a newcomer with the right secret lands in.
@@ -199,7 +212,7 @@ impl FailureLimiter {
             return Ok(Reservation { key, window });
         }
         let key = self.window_key(key, now);
-        let mut entry = match self.windows.entry(key.clone()) {
+        let mut entry = match self.windows.entry(key) {
             Entry::Occupied(held) => held.into_ref(),
             Entry::Vacant(empty) => {
                 self.size.fetch_add(1, Ordering::Relaxed);
@@ -277,7 +290,7 @@ impl FailureLimiter {
         }
         let len = self.size.load(Ordering::Relaxed);
         match key {
-            LimitKey::Client(..) => len < HARD_CAP,
+            LimitKey::Client { .. } => len < HARD_CAP,
             LimitKey::Addr(_) => len < ADDR_CAP,
             LimitKey::Overflow { .. } => true,
         }
@@ -295,13 +308,13 @@ mod tests {
     #[test]
     fn a_key_over_its_failures_waits_out_its_window_and_others_do_not() {
         let limiter = FailureLimiter::new(Limits { window_secs: 60, per_client: 2, per_addr: 5 });
-        let a = LimitKey::Client("a".into(), None);
-        limiter.record_failure(a.clone(), 100);
+        let a = LimitKey::client("a", None);
+        limiter.record_failure(a, 100);
         assert!(limiter.check(&a, 100).is_ok());
-        limiter.record_failure(a.clone(), 110);
+        limiter.record_failure(a, 110);
         assert_eq!(limiter.check(&a, 120), Err(40));
-        assert!(limiter.check(&LimitKey::Client("b".into(), None), 120).is_ok());
-        let elsewhere = LimitKey::Client("a".into(), Some(IpAddr::from([10, 0, 0, 1])));
+        assert!(limiter.check(&LimitKey::client("b", None), 120).is_ok());
+        let elsewhere = LimitKey::client("a", Some(IpAddr::from([10, 0, 0, 1])));
         assert!(limiter.check(&elsewhere, 120).is_ok(), "another address is not locked out");
         assert!(limiter.check(&a, 160).is_ok());
     }
@@ -320,22 +333,22 @@ mod tests {
     #[test]
     fn issue_8_reservations_admit_at_most_the_limit_and_refunds_give_back() {
         let limiter = FailureLimiter::new(Limits { window_secs: 60, per_client: 3, per_addr: 9 });
-        let a = LimitKey::Client("a".into(), None);
+        let a = LimitKey::client("a", None);
         // Three attempts in flight at once: the fourth is refused before it is evaluated.
-        let held: Vec<_> = (0..3).map(|_| limiter.reserve(a.clone(), 100).unwrap()).collect();
-        assert_eq!(limiter.reserve(a.clone(), 101), Err(Full { retry_after: 59, is_trip: true }));
-        let again = limiter.reserve(a.clone(), 101);
+        let held: Vec<_> = (0..3).map(|_| limiter.reserve(a, 100).unwrap()).collect();
+        assert_eq!(limiter.reserve(a, 101), Err(Full { retry_after: 59, is_trip: true }));
+        let again = limiter.reserve(a, 101);
         assert_eq!(again, Err(Full { retry_after: 59, is_trip: false }), "a window trips once");
         // Two of them succeed: their reservations are given back.
         limiter.refund(&held[0]);
         limiter.refund(&held[1]);
-        let again = limiter.reserve(a.clone(), 102).unwrap();
+        let again = limiter.reserve(a, 102).unwrap();
         limiter.refund(&again);
         limiter.refund(&held[2]);
         assert_eq!(limiter.check(&a, 103), Ok(()), "a window back at zero holds nothing");
         // An attempt from an ended window succeeding takes nothing from the new one.
-        let old = limiter.reserve(a.clone(), 200).unwrap();
-        let _new = limiter.reserve(a.clone(), 261).unwrap();
+        let old = limiter.reserve(a, 200).unwrap();
+        let _new = limiter.reserve(a, 261).unwrap();
         limiter.refund(&old);
         assert_eq!(
             limiter.windows.get(&a).map(|w| (w.start, w.count)),
@@ -348,30 +361,30 @@ mod tests {
     fn issue_8_a_full_table_is_swept_once_per_window_and_never_lets_a_key_through() {
         let limiter = FailureLimiter::new(Limits { window_secs: 60, per_client: 3, per_addr: 9 });
         for i in 0..HARD_CAP {
-            limiter.record_failure(LimitKey::Client(format!("c{i}"), None), 100);
+            limiter.record_failure(LimitKey::client(&format!("c{i}"), None), 100);
         }
         assert_eq!(limiter.tracked(), HARD_CAP);
         // Still fresh: no new client window of its own, and no sweep per request.
-        limiter.record_failure(LimitKey::Client("new".into(), None), 101);
+        limiter.record_failure(LimitKey::client("new", None), 101);
         let swept_at = limiter.last_sweep.load(Ordering::Relaxed);
-        limiter.record_failure(LimitKey::Client("newer".into(), None), 102);
+        limiter.record_failure(LimitKey::client("newer", None), 102);
         assert_eq!(limiter.last_sweep.load(Ordering::Relaxed), swept_at);
         // A newcomer is counted in a shared window: limited, not let through.
-        let newcomer = LimitKey::Client("victim".into(), None);
-        let admitted = (0..200).filter(|_| limiter.reserve(newcomer.clone(), 102).is_ok()).count();
+        let newcomer = LimitKey::client("victim", None);
+        let admitted = (0..200).filter(|_| limiter.reserve(newcomer, 102).is_ok()).count();
         assert!(admitted <= 3 * OVERFLOW_SHARE as usize, "{admitted}");
         // An address still gets its own window.
         limiter.record_failure(LimitKey::Addr(IpAddr::from([10, 0, 0, 1])), 102);
         assert!(limiter.windows.contains_key(&LimitKey::Addr(IpAddr::from([10, 0, 0, 1]))));
         // A window later the stale ones go in one sweep.
-        limiter.record_failure(LimitKey::Client("later".into(), None), 200);
+        limiter.record_failure(LimitKey::client("later", None), 200);
         assert_eq!(limiter.tracked(), 1);
         // A name too long to keep shares a window too: still limited.
-        let long = LimitKey::Client("x".repeat(300), None);
-        let admitted = (0..200).filter(|_| limiter.reserve(long.clone(), 201).is_ok()).count();
+        let long = LimitKey::client(&"x".repeat(300), None);
+        let admitted = (0..200).filter(|_| limiter.reserve(long, 201).is_ok()).count();
         assert_eq!(admitted, 3 * OVERFLOW_SHARE as usize);
         assert!(!limiter.windows.contains_key(&long));
-        limiter.forgive(long.clone());
+        limiter.forgive(long);
         assert!(limiter.reserve(long, 201).is_ok(), "a forgiven failure frees its place");
     }
 
@@ -406,7 +419,7 @@ mod tests {
             let limit = 3;
             let limiter =
                 FailureLimiter::new(Limits { window_secs: 60, per_client: limit, per_addr: 100 });
-            let key = |k: u8| LimitKey::Client(format!("c{k}"), None);
+            let key = |k: u8| LimitKey::client(&format!("c{k}"), None);
             // Per key: (window start, counted), and the attempts in flight (window each began in).
             let mut model: std::collections::HashMap<u8, (u64, u32)> = Default::default();
             let mut in_flight: std::collections::HashMap<u8, Vec<Reservation>> = Default::default();

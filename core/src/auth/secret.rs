@@ -98,7 +98,7 @@ pub fn time_ordered_bytes() -> [u8; 16] {
 
 /// A time-ordered id as 32 hex digits (hex keeps the byte order when compared as text).
 pub fn time_ordered_id() -> String {
-    time_ordered_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    to_hex(&time_ordered_bytes())
 }
 
 const SELECTOR_CHARS: usize = 22;

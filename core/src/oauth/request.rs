@@ -1,6 +1,8 @@
 //! Parsing a token request (RFC 6749 §4.4, §2.3.1, §3.2) from its body and `Authorization`
 //! header. No actix here: this is the code the fuzzer drives.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use percent_encoding::percent_decode_str;
@@ -9,6 +11,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use crate::oauth::OAuthError;
 
 pub const CLIENT_ASSERTION_JWT: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// How the client said who it is. `Debug` never shows a secret or an assertion.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -39,10 +42,43 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The grants this endpoint knows; any other `grant_type` is `unsupported_grant_type`, which
+/// the issuer answers once the client is known (RFC 6749 §5.2 orders no checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GrantType {
+    #[default]
+    ClientCredentials,
+    RefreshToken,
+    /// RFC 8693.
+    TokenExchange,
+    Unsupported,
+}
+
+impl GrantType {
+    fn of(name: &str) -> GrantType {
+        match name {
+            "client_credentials" => GrantType::ClientCredentials,
+            "refresh_token" => GrantType::RefreshToken,
+            GRANT_TOKEN_EXCHANGE => GrantType::TokenExchange,
+            _ => GrantType::Unsupported,
+        }
+    }
+
+    /// Its `grant_type` value; an unsupported one's stands for every value we do not know.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::TokenExchange => GRANT_TOKEN_EXCHANGE,
+            GrantType::Unsupported => "urn:tessera:unsupported",
+        }
+    }
+}
+
 /// A parsed token request. `Debug` hides the refresh token.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct TokenRequest {
-    pub grant_type: String,
+    pub grant_type: GrantType,
     pub scope: Option<String>,
     /// `resource` (RFC 8707) or `audience`; becomes `aud`.
     pub audience: Option<String>,
@@ -117,7 +153,7 @@ pub fn body_kind(content_type: Option<&str>, body: &[u8]) -> Result<BodyKind, OA
 /// The parameters as sent, before the authentication method is decided.
 #[derive(Default)]
 struct Params {
-    grant_type: Option<String>,
+    grant_type: Option<GrantType>,
     scope: Option<String>,
     resource: Option<String>,
     audience: Option<String>,
@@ -135,10 +171,19 @@ struct Params {
 }
 
 impl Params {
-    /// RFC 6749 §3.2: no parameter twice; an empty value counts as omitted.
-    fn set(&mut self, name: &str, value: String) -> Result<(), OAuthError> {
+    /// RFC 6749 §3.2: no parameter twice; an empty value counts as omitted. A value is
+    /// copied only into the slot that keeps it.
+    fn set(&mut self, name: &str, value: Cow<'_, str>) -> Result<(), OAuthError> {
+        if value.is_empty() {
+            return Ok(());
+        }
         let slot = match name {
-            "grant_type" => &mut self.grant_type,
+            "grant_type" => {
+                if self.grant_type.replace(GrantType::of(&value)).is_some() {
+                    return Err(OAuthError::InvalidRequest("a parameter was sent more than once"));
+                }
+                return Ok(());
+            }
             "scope" => &mut self.scope,
             "resource" => &mut self.resource,
             "audience" => &mut self.audience,
@@ -156,9 +201,6 @@ impl Params {
             "requested_token_type" => &mut self.exchange.requested_token_type,
             _ => return Ok(()), // RFC 6749 §3.2: unrecognized parameters are ignored
         };
-        if value.is_empty() {
-            return Ok(());
-        }
         if slot.is_some() && matches!(name, "resource" | "audience") {
             self.has_two_targets = true;
             return Ok(());
@@ -166,7 +208,7 @@ impl Params {
         if slot.is_some() {
             return Err(OAuthError::InvalidRequest("a parameter was sent more than once"));
         }
-        *slot = Some(value);
+        *slot = Some(value.into_owned());
         Ok(())
     }
 }
@@ -176,7 +218,7 @@ fn read_params(kind: BodyKind, body: &[u8]) -> Result<Params, OAuthError> {
     match kind {
         BodyKind::Form => {
             for (name, value) in form_urlencoded::parse(body) {
-                params.set(&name, value.into_owned())?;
+                params.set(&name, value)?;
             }
         }
         BodyKind::Json => {
@@ -290,19 +332,36 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     let rest = rest.trim();
     let decoded =
         STANDARD.decode(rest).or_else(|_| STANDARD_NO_PAD.decode(rest)).map_err(|_| bad.clone())?;
-    let text = String::from_utf8(decoded).map_err(|_| bad.clone())?;
-    let (id, secret) = text.split_once(':').ok_or_else(|| bad.clone())?;
-    let id = form_decode(id).ok_or_else(|| bad.clone())?;
-    let secret = form_decode(secret).ok_or_else(|| bad.clone())?;
+    let mut text = String::from_utf8(decoded).map_err(|_| bad.clone())?;
+    let colon = text.find(':').ok_or_else(|| bad.clone())?;
+    if colon == 0 {
+        return Err(bad);
+    }
+    // Most clients send ids and secrets with nothing escaped: then the decoded header becomes
+    // the id and only the secret is copied out of it.
+    let secret = form_decode(&text[colon + 1..]).ok_or_else(|| bad.clone())?.into_owned();
+    let unescaped = match form_decode(&text[..colon]).ok_or_else(|| bad.clone())? {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(id) => Some(id),
+    };
+    let id = unescaped.unwrap_or_else(|| {
+        text.truncate(colon);
+        text
+    });
     if id.is_empty() {
         return Err(bad);
     }
     Ok((id, secret))
 }
 
-fn form_decode(text: &str) -> Option<String> {
+/// `application/x-www-form-urlencoded` decoding (`+` is a space), borrowing when nothing is
+/// escaped.
+fn form_decode(text: &str) -> Option<Cow<'_, str>> {
+    if !text.bytes().any(|b| b == b'+' || b == b'%') {
+        return Some(Cow::Borrowed(text));
+    }
     let spaced = text.replace('+', " ");
-    percent_decode_str(&spaced).decode_utf8().ok().map(|s| s.into_owned())
+    percent_decode_str(&spaced).decode_utf8().ok().map(|s| Cow::Owned(s.into_owned()))
 }
 
 /// Reads a JSON object into [`Params`], refusing repeated keys, which serde_json alone would
@@ -325,7 +384,9 @@ impl<'de> Visitor<'de> for JsonParams<'_> {
                 _ if !is_known(&name) => continue,
                 _ => return Err(serde::de::Error::custom("values must be strings")),
             };
-            self.0.set(&name, value).map_err(|_| serde::de::Error::custom("repeated parameter"))?;
+            self.0
+                .set(&name, Cow::Owned(value))
+                .map_err(|_| serde::de::Error::custom("repeated parameter"))?;
         }
         Ok(())
     }
@@ -358,7 +419,7 @@ impl TokenRequest {
     /// [`parse`] for every request it returns (the fuzzer checks this).
     pub fn to_form(&self) -> (Option<String>, String) {
         let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", &self.grant_type);
+        form.append_pair("grant_type", self.grant_type.as_str());
         if let Some(scope) = &self.scope {
             form.append_pair("scope", scope);
         }
@@ -482,7 +543,7 @@ mod tests {
     #[test]
     fn to_form_round_trips() {
         let req = TokenRequest {
-            grant_type: "client_credentials".into(),
+            grant_type: GrantType::ClientCredentials,
             scope: Some("a b:c".into()),
             audience: Some("https://api/x?y=1&z".into()),
             refresh_token: None,

@@ -5,12 +5,11 @@
 //! every app in the chain (§4.1).
 
 use super::claims::{AccessClaims, Actor, OutgoingClaims};
-use super::issuer::{Channel, Issued, Issuer, new_jti, sign_claims};
+use super::issuer::{Channel, Issued, Issuer, Jti, sign_claims};
 use crate::oauth::OAuthError;
 use crate::oauth::request::TokenRequest;
 use crate::policy::grant_scope;
 
-pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// RFC 8693 §3: the only token type taken and issued here.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
@@ -90,7 +89,7 @@ impl Issuer {
         let exp = now.saturating_add(target.ttl).min(subject.exp);
         let keys = self.keys.load();
         let signer = keys.signer.as_ref().ok_or(OAuthError::ServerError)?;
-        let jti = new_jti();
+        let jti = Jti::new();
         // The chain shares one revocation handle: the first token's family (or the first
         // token itself), so revoking where the chain began ends every token made from it.
         let sid = subject.sid.as_deref().unwrap_or(&subject.jti);
@@ -101,7 +100,7 @@ impl Issuer {
             exp,
             iat: now,
             nbf: now,
-            jti: &jti,
+            jti: jti.as_str(),
             client_id: &caller.client_id,
             scope: &scope,
             sid: Some(sid),
@@ -109,7 +108,7 @@ impl Issuer {
             act: Some(&act),
         };
         let minted = sign_claims(signer, &caller, &claims);
-        let mut issued = self.issued(minted, exp - now, now, scope, None, cnf);
+        let mut issued = self.issued(&caller, minted, exp - now, now, scope, None, cnf);
         issued.issued_token_type = Some(ACCESS_TOKEN_TYPE);
         Ok(issued)
     }

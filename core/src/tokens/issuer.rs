@@ -25,13 +25,12 @@ use crate::grants::{GrantError, GrantStore};
 use crate::keys::keyset::{SharedKeySet, Signer};
 use crate::oauth::assertion;
 use crate::oauth::dpop::{self, Keys, ProofError, ReplayWindow, Seen};
-use crate::oauth::request::{Credentials, TokenRequest};
+use crate::oauth::request::{Credentials, GrantType, TokenRequest};
 use crate::oauth::{OAuthError, TARGET_REFUSED};
 use crate::policy::grant_scope;
 use crate::tables::client::{Client, ClientTable};
 use crate::tables::user::UserTable;
 use crate::tokens::claims::{Confirmation, OutgoingClaims};
-use crate::tokens::exchange::GRANT_TOKEN_EXCHANGE;
 use crate::tokens::jws;
 use crate::tokens::quota::Quotas;
 use crate::tokens::reuse::ReuseCache;
@@ -101,7 +100,7 @@ pub struct Issuer {
     pub(super) limiter: FailureLimiter,
     pub(super) grants: GrantStore,
     pub(super) users: UserTable,
-    pub(super) consumer: Client,
+    pub(super) consumer: Arc<Client>,
     pub(super) clock: SharedClock,
     pub counters: Counters,
     /// What the service analytics report; shared with the provider-token flow.
@@ -131,11 +130,24 @@ pub struct Issued {
     /// RFC 8693 §2.2.1: what a token exchange issued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,
+    /// The app it was issued to (the stand-in client for a person's token), for the request
+    /// log: shared, not copied.
     #[serde(skip)]
-    pub client_id: String,
+    pub client: Arc<Client>,
     /// Handed out again from the reuse cache, for the metrics.
     #[serde(skip)]
     pub reused: bool,
+}
+
+impl Issued {
+    /// The answer's JSON (RFC 6749 §5.1), in one buffer sized for it: the tokens are most of it.
+    pub fn to_json(&self) -> Vec<u8> {
+        let tokens = self.access_token.len() + self.refresh_token.as_ref().map_or(0, String::len);
+        let mut body = Vec::with_capacity(tokens + self.scope.len() + 192);
+        // unwrap: a struct of strings and integers always serializes
+        serde_json::to_writer(&mut body, self).expect("token response serializes");
+        body
+    }
 }
 
 /// Failures reserved by [`Issuer::begin_attempt`], one per window (address, name).
@@ -167,8 +179,6 @@ pub(super) struct Opened<'a> {
 pub struct Minted {
     pub token: String,
     pub exp: u64,
-    /// Whom it was issued to, for the access log.
-    pub client_id: String,
 }
 
 pub(super) const INVALID_GRANT: OAuthError =
@@ -224,7 +234,7 @@ impl Issuer {
             limiter: FailureLimiter::new(limits),
             grants,
             users,
-            consumer: Client::consumer(),
+            consumer: Arc::new(Client::consumer()),
             clock,
             counters: Counters::default(),
             analytics: Arc::default(),
@@ -295,8 +305,7 @@ impl Issuer {
             self.mint(&self.consumer, auth_id, &scope, &audience, (ttl, now), Some(&family), cnf)?;
         let opened = Opened { subject: auth_id, scope: &scope, resource: None, jkt: cnf.jkt };
         let refresh = self.open_family(family, &self.consumer, opened, now).await?;
-        let mut issued = self.issued(minted, ttl, now, scope, Some(refresh), cnf);
-        issued.client_id = auth_id.to_string();
+        let issued = self.issued(&self.consumer, minted, ttl, now, scope, Some(refresh), cnf);
         self.analytics.count_user_token(auth_id, now);
         Ok(issued)
     }
@@ -341,14 +350,14 @@ impl Issuer {
         req: &TokenRequest,
         channel: &Channel<'_>,
     ) -> Result<Issued, OAuthError> {
-        let result = match req.grant_type.as_str() {
-            "client_credentials" => self.client_credentials(req, channel).await,
-            "refresh_token" => self.refresh(req, channel).await,
-            GRANT_TOKEN_EXCHANGE => self.token_exchange(req, channel).await,
-            _ => Err(OAuthError::UnsupportedGrantType),
+        let result = match req.grant_type {
+            GrantType::ClientCredentials => self.client_credentials(req, channel).await,
+            GrantType::RefreshToken => self.refresh(req, channel).await,
+            GrantType::TokenExchange => self.token_exchange(req, channel).await,
+            GrantType::Unsupported => Err(OAuthError::UnsupportedGrantType),
         };
         let counter = match &result {
-            Ok(i) if i.refresh_token.is_some() && req.grant_type == "refresh_token" => {
+            Ok(i) if i.refresh_token.is_some() && req.grant_type == GrantType::RefreshToken => {
                 &self.counters.refreshed
             }
             Ok(_) => &self.counters.issued,
@@ -392,18 +401,20 @@ impl Issuer {
             if let Some(key) = reuse {
                 self.remember(key, &client, &minted, &scope, cnf, now);
             }
-            return Ok(self.issued(minted, ttl, now, scope, None, cnf));
+            return Ok(self.issued(&client, minted, ttl, now, scope, None, cnf));
         }
         self.take_quota(&client, now)?;
         let family = time_ordered_id();
         let minted = self.mint(&client, sub, &scope, audience, (ttl, now), Some(&family), cnf)?;
         let opened = Opened { subject: sub, scope: &scope, resource, jkt: jkt.as_deref() };
         let refresh_token = self.open_family(family, &client, opened, now).await?;
-        Ok(self.issued(minted, ttl, now, scope, Some(refresh_token), cnf))
+        Ok(self.issued(&client, minted, ttl, now, scope, Some(refresh_token), cnf))
     }
 
+    #[allow(clippy::too_many_arguments)] // each is a distinct part of the answer
     pub(super) fn issued(
         &self,
+        client: &Arc<Client>,
         minted: Minted,
         ttl: u64,
         now: u64,
@@ -421,7 +432,7 @@ impl Issuer {
             scope,
             refresh_token,
             issued_token_type: None,
-            client_id: minted.client_id,
+            client: Arc::clone(client),
             reused: false,
         }
     }
@@ -505,7 +516,9 @@ impl Issuer {
         channel: &Channel<'_>,
     ) -> Result<Option<Arc<Client>>, OAuthError> {
         let addr = channel.addr;
-        let (client_id, is_basic) = match credentials {
+        let (client_id, secret, is_basic) = match credentials {
+            Credentials::Basic { client_id, secret } => (client_id, secret, true),
+            Credentials::Post { client_id, secret } => (client_id, secret, false),
             Credentials::ClientId(id) => {
                 return match (channel.certificate, self.clients.get(id)) {
                     (Some(cert), Some(c)) if c.certificate.is_some() => {
@@ -515,8 +528,6 @@ impl Issuer {
                 };
             }
             Credentials::None => return Ok(None),
-            Credentials::Basic { client_id, .. } => (client_id.as_str(), true),
-            Credentials::Post { client_id, .. } => (client_id.as_str(), false),
             Credentials::Assertion { client_id, assertion } => {
                 let claimed = assertion::claimed_client(assertion);
                 // A workload's token names its own issuer, never the app: the app is the
@@ -530,12 +541,7 @@ impl Issuer {
                 return self.authenticate_assertion(&id, assertion, addr).await.map(Some);
             }
         };
-        let now = self.clock.now();
-        let attempt = self.begin_attempt(client_id, addr, now)?;
-        let secret = match credentials {
-            Credentials::Basic { secret, .. } | Credentials::Post { secret, .. } => secret,
-            _ => unreachable!("matched above"),
-        };
+        let attempt = self.begin_attempt(client_id, addr, self.clock.now())?;
         match self.clients.authenticate(client_id, secret) {
             Some(client) => {
                 self.refund(attempt);
@@ -778,7 +784,7 @@ pub fn mint_with(
     sid: Option<&str>,
     cnf: Confirmation<'_>,
 ) -> Minted {
-    let jti = new_jti();
+    let jti = Jti::new();
     let claims = OutgoingClaims {
         iss,
         sub,
@@ -786,7 +792,7 @@ pub fn mint_with(
         exp: now + ttl,
         iat: now,
         nbf: now,
-        jti: &jti,
+        jti: jti.as_str(),
         client_id: &client.client_id,
         scope,
         sid,
@@ -796,11 +802,22 @@ pub fn mint_with(
     sign_claims(signer, client, &claims)
 }
 
-/// A token id no one can guess or repeat: 128 random bits.
-pub(super) fn new_jti() -> String {
-    let mut jti_bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut jti_bytes);
-    URL_SAFE_NO_PAD.encode(jti_bytes)
+/// A token id no one can guess or repeat: 128 random bits, base64url, kept on the stack.
+pub(super) struct Jti([u8; 22]);
+
+impl Jti {
+    pub(super) fn new() -> Jti {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        let mut text = [0u8; 22];
+        // 16 bytes are exactly 22 characters unpadded, so this always fits.
+        let _ = URL_SAFE_NO_PAD.encode_slice(bytes, &mut text);
+        Jti(text)
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// Serializes the claims with the client's `tokenClaims` spliced in, and signs them.
@@ -814,5 +831,5 @@ pub(super) fn sign_claims(signer: &Signer, client: &Client, claims: &OutgoingCla
         json.extend_from_slice(client.claims_fragment.as_bytes());
         json.push(b'}');
     }
-    Minted { token: jws::sign(signer, &json), exp: claims.exp, client_id: client.client_id.clone() }
+    Minted { token: jws::sign(signer, &json), exp: claims.exp }
 }

@@ -162,7 +162,7 @@ impl Issuer {
                 if record.client_id == CONSUMER_CLIENT_ID {
                     self.analytics.count_user_token(&family.subject, now);
                 }
-                Ok(self.issued(minted, ttl, now, scope, Some(next), cnf))
+                Ok(self.issued(&client, minted, ttl, now, scope, Some(next), cnf))
             }
             GrantOutcome::Refused { why, .. } => {
                 tracing::info!(client_id = %record.client_id, ?why, "refresh refused");

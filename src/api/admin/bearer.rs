@@ -147,12 +147,12 @@ fn authenticate(req: &HttpRequest) -> Result<Bearer, AdminError> {
         return Err(AdminError::Unauthorized);
     }
     let refused = if is_dpop { AdminError::DpopToken } else { AdminError::Unauthorized };
-    let (claims, _client) = state.issuer.verify_bearer(token).map_err(|_| {
+    let (claims, client) = state.issuer.verify_bearer(token).map_err(|_| {
         state.metrics.failed_authentication(AuthMethod::Bearer);
         refused
     })?;
     check_binding(req, state, token, &claims, is_dpop)?;
-    req.extensions_mut().insert(ClientTag(claims.client_id.clone()));
+    req.extensions_mut().insert(ClientTag(client));
     let route = format!("route:{} {}", req.method(), req.match_pattern().unwrap_or_default());
     let denials = Denials { grants: state.grants.clone(), route, at: state.issuer.now() };
     Ok(Bearer { claims, request_id: crate::api::request_id::of_request(req), denials })
