@@ -170,3 +170,42 @@ fn health_and_readiness() {
     // The embedded store is always reachable.
     assert_eq!(res.json(), json!({"status": "ready", "store": "ok"}));
 }
+
+/// A node remembers the signature check of a bearer token it verified (`tokens/verified.rs`);
+/// everything else about the token is still judged on every call.
+#[test]
+fn issue_14_a_bearer_token_verified_before_is_still_refused_once_revoked_expired_or_disabled() {
+    use crate::support::{basic, form};
+    let server = TestServer::start();
+    let (app, id, secret) = server.create_app(json!({"name": "reader", "scopes": ["read_key"]}));
+    let reads = |token: &str| server.admin("GET", "/api/v1/keys", token, None).status;
+
+    let revoked = server.token(&id, &secret, None);
+    assert_eq!((reads(&revoked), reads(&revoked)), (200, 200), "verified, then remembered");
+    let body = format!("token={}", form(&revoked));
+    assert_eq!(
+        server.post_form("/oauth2/v1/revoke", Some(&basic(&id, &secret)), &body).status,
+        200
+    );
+    assert_eq!(reads(&revoked), 401, "revoked after it was remembered");
+
+    let expiring = server.token(&id, &secret, None);
+    assert_eq!(reads(&expiring), 200);
+    server.clock.advance(3601);
+    assert_eq!(reads(&expiring), 401, "expired after it was remembered");
+
+    let disabled = server.token(&id, &secret, None);
+    assert_eq!(reads(&disabled), 200);
+    let path = format!("/api/v1/apps/{}", app["id"].as_str().unwrap());
+    let res = server.admin("PUT", &path, &server.root_token(), Some(json!({"isActive": false})));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(reads(&disabled), 401, "its app disabled after it was remembered");
+
+    // A token that differs by one byte is verified afresh, and fails.
+    let root = server.root_token();
+    assert_eq!(reads(&root), 200);
+    let at = root.len() - 10;
+    let swapped = if &root[at..=at] == "A" { "B" } else { "A" };
+    let forged = format!("{}{swapped}{}", &root[..at], &root[at + 1..]);
+    assert_eq!(reads(&forged), 401);
+}

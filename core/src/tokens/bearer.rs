@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::claims::AccessClaims;
 use super::issuer::Issuer;
 use super::jws;
+use super::verified::VerifiedTokens;
 use crate::tables::client::{CONSUMER_CLIENT_ID, Client};
 
 /// Why a bearer token was refused; the HTTP layer answers all of them alike (401).
@@ -76,12 +77,18 @@ impl Issuer {
 
     /// Signature and issuer only: for revocation, where an expired token is still ours.
     pub fn verify_signature(&self, token: &str) -> Result<AccessClaims, BearerError> {
-        let payload = jws::verify(token, &self.keys.load()).map_err(|_| BearerError::Invalid)?;
+        let keys = self.keys.load();
+        let digest = VerifiedTokens::digest(token);
+        if let Some(claims) = self.verified.get(&digest, token, &keys) {
+            return Ok(claims);
+        }
+        let payload = jws::verify(token, &keys).map_err(|_| BearerError::Invalid)?;
         let claims: AccessClaims =
             serde_json::from_slice(&payload).map_err(|_| BearerError::Invalid)?;
         if claims.iss != self.settings.issuer {
             return Err(BearerError::Invalid);
         }
+        self.verified.put(digest, &claims);
         Ok(claims)
     }
 }

@@ -34,6 +34,7 @@ use crate::tokens::claims::{Confirmation, OutgoingClaims};
 use crate::tokens::jws;
 use crate::tokens::quota::Quotas;
 use crate::tokens::reuse::ReuseCache;
+use crate::tokens::verified::VerifiedTokens;
 
 /// DPoP keys a node keeps decoded: one per client; up to ~2 KB each (a P-256 key's table),
 /// so at most ~16 MB.
@@ -115,6 +116,8 @@ pub struct Issuer {
     pub(super) reuse: ReuseCache,
     /// Each quota app's window at this node (`tokens/quota.rs`).
     pub(super) quotas: Quotas,
+    /// Our own tokens whose signatures this node has checked (`tokens/verified.rs`).
+    pub(super) verified: VerifiedTokens,
 }
 
 /// A successful token response (RFC 6749 §5.1, plus `expires_on` of Melody Auth's S2S API).
@@ -243,6 +246,7 @@ impl Issuer {
             federation: Arc::default(),
             reuse: ReuseCache::default(),
             quotas: Quotas::default(),
+            verified: VerifiedTokens::default(),
         }
     }
 

@@ -10,3 +10,4 @@ pub mod jws;
 pub mod quota;
 pub mod refresh;
 pub mod reuse;
+pub mod verified;
