@@ -197,7 +197,7 @@ async fn caller(
         }
         Err(e) => return Err(e),
     };
-    req.extensions_mut().insert(ClientTag(client.client_id.clone()));
+    req.extensions_mut().insert(ClientTag(client.client_id.to_string()));
     Ok((client, query))
 }
 
@@ -297,7 +297,7 @@ async fn revoke(
     let issuer = &state.issuer;
     let op = if is_jwt(&query.token) {
         match issuer.verify_signature(&query.token) {
-            Ok(c) if c.client_id == client.client_id && c.exp > issuer.now() => {
+            Ok(c) if *c.client_id == *client.client_id && c.exp > issuer.now() => {
                 Some(GrantOp::RevokeAccess { jti: c.jti, exp: c.exp })
             }
             _ => None,
@@ -306,7 +306,7 @@ async fn revoke(
         parse_split_secret(&query.token).map(|token| GrantOp::RevokeFamily {
             horizon: issuer.revocation_horizon(),
             token,
-            client_id: Some(client.client_id.clone()),
+            client_id: Some(client.client_id.to_string()),
             audit: None,
         })
     };

@@ -104,6 +104,11 @@ impl Registry {
         Ok(self.batch.writes.len())
     }
 
+    /// The commits queued so far, in order.
+    pub(super) fn queued(&self) -> &[RegistryWrite] {
+        &self.batch.writes
+    }
+
     /// Queues one commit of the running command.
     pub(super) fn stage(&mut self, write: RegistryWrite) {
         self.batch.writes.push(write);
@@ -181,8 +186,11 @@ impl Registry {
         for client_id in &unpublished.gone_clients {
             self.client_table.remove(client_id);
         }
-        for app in unpublished.apps.iter().filter_map(|id| self.apps.get(id)) {
-            self.publish_app(app);
+        for id in &unpublished.apps {
+            // Regranted here, not when queued: a resource changed later in the batch counts.
+            if let Some(client) = self.apps.regrant(id, &self.resources) {
+                self.client_table.put(client);
+            }
         }
         if unpublished.all_users {
             self.republish_users();

@@ -218,7 +218,7 @@ impl Issuer {
             scope: hit.scope,
             refresh_token: None,
             issued_token_type: None,
-            client_id: client.client_id.clone(),
+            client_id: client.client_id.to_string(),
             reused: true,
         })
     }

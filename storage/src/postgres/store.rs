@@ -354,6 +354,35 @@ impl Storage for PgStore {
         self.load_all(Table::Apps)
     }
 
+    fn scan_apps(&self, each: &mut dyn FnMut(AppRecord)) -> Result<(), StoreError> {
+        let found = self.run(|pool| async move {
+            let client = connection(&pool).await?;
+            let mut out = Vec::new();
+            for r in rows(&client, "SELECT record FROM apps", &[]).await? {
+                out.push(col::<Vec<u8>>(&r, 0)?);
+            }
+            Ok(out)
+        })?;
+        for bytes in found {
+            each(decode(&bytes)?);
+        }
+        Ok(())
+    }
+
+    fn apps_by_id(&self, ids: &[&str]) -> Result<Vec<AppRecord>, StoreError> {
+        let asked: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        let mut found = self.run(|pool| async move {
+            let client = connection(&pool).await?;
+            let query = "SELECT id, record FROM apps WHERE id = ANY($1)";
+            let mut out = std::collections::HashMap::new();
+            for r in rows(&client, query, &[&asked]).await? {
+                out.insert(col::<String>(&r, 0)?, col::<Vec<u8>>(&r, 1)?);
+            }
+            Ok(out)
+        })?;
+        ids.iter().filter_map(|id| found.remove(*id)).map(|bytes| decode(&bytes)).collect()
+    }
+
     fn create_root_app(&self, app: &AppRecord, marker: &str) -> Result<u64, StoreError> {
         let (id, client_id, record) = (app.id.clone(), app.client_id.clone(), encode(app));
         let marker = marker.to_string();

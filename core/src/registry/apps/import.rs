@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use tessera_storage::{RegistryChange, RegistryWrite};
+use tessera_storage::RegistryWrite;
 
 use super::fields::{NewApp, is_client_id};
 use crate::auth::secret::{hash_secret, new_client_id, new_secret};
@@ -84,8 +84,11 @@ impl Registry {
         }
         let event = self.audit_event(None);
         self.audit_staged(&event);
-        self.stage(RegistryWrite::ImportApps(records.clone(), event));
-        self.remember(records.into_iter().map(RegistryChange::PutApp).collect());
+        // In id order, so that a read behind the import finds its record by binary search
+        // (`records.rs`); the store writes them in that order too.
+        records.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        self.remember_apps(&records);
+        self.stage(RegistryWrite::ImportApps(records, event));
         Ok(imported)
     }
 
