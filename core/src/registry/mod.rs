@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use actix::{Actor, Context};
 use tessera_storage::{
-    ApiKeyRecord, GrantOp, IssuerRecord, ProviderRecord, ResourceRecord, RoleRecord,
-    ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, UserRecord,
+    ApiKeyRecord, GrantOp, IssuerRecord, ProviderRecord, ResourceRecord, RoleRecord, ScopeRecord,
+    ServiceRecord, Storage, StoreError, SubscriptionRecord, UserRecord,
 };
 
 use crate::auth::secret::{new_client_id, new_secret};
@@ -164,6 +164,7 @@ impl Registry {
         };
         // After the resources: grants are published with their lifetimes.
         registry.apps.load(&*registry.store, &registry.resources)?;
+        registry.client_table = ClientTable::with_capacity(registry.apps.len());
         for (_, client) in registry.apps.iter() {
             registry.client_table.put(Arc::clone(client));
         }

@@ -139,8 +139,12 @@ impl Registry {
     ) -> Result<Vec<RegistryChange>, RegistryError> {
         let now = self.clock.now();
         let mut changes = Vec::new();
-        let holders: Vec<&str> =
-            self.apps.iter().filter(|(_, a)| a.has_grant_for(identifier)).map(|(id, _)| id).collect();
+        let holders: Vec<&str> = self
+            .apps
+            .iter()
+            .filter(|(_, a)| a.has_grant_for(identifier))
+            .map(|(id, _)| id)
+            .collect();
         for mut app in self.app_records(&holders)? {
             let Some(scopes) = app.resources.remove(identifier) else { continue };
             if let Some((identifier, scopes)) = rewrite(&scopes) {

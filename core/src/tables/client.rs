@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use tessera_storage::{AppRecord, FederatedIdentity};
 
 use super::scopes::{Interner, Scope, ScopeSet, holds};
@@ -290,9 +291,14 @@ const DUMMY: SecretHash = [0x5a; 32];
 /// client id → client, shared by the registry (writer) and the workers (readers). The key is
 /// the client's own `client_id`, not a copy.
 #[derive(Clone, Default)]
-pub struct ClientTable(Arc<DashMap<Arc<str>, Arc<Client>>>);
+pub struct ClientTable(Arc<DashMap<Arc<str>, Arc<Client>, RandomState>>);
 
 impl ClientTable {
+    /// A table with room for `apps` clients, so that loading a fleet never rehashes it.
+    pub fn with_capacity(apps: usize) -> ClientTable {
+        ClientTable(Arc::new(DashMap::with_capacity_and_hasher(apps, RandomState::default())))
+    }
+
     pub fn get(&self, client_id: &str) -> Option<Arc<Client>> {
         self.0.get(client_id).map(|c| Arc::clone(&c))
     }

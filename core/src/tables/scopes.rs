@@ -3,8 +3,10 @@
 //! own, which was most of what an app cost in memory.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
+
+use foldhash::fast::RandomState;
 
 /// A scope name (or resource identifier, or issuer URL), shared by everything that holds it.
 pub type Scope = Arc<str>;
@@ -22,9 +24,9 @@ pub fn holds(scopes: &[Scope], name: &str) -> bool {
 /// and deleted scopes do not pile up.
 #[derive(Debug, Default)]
 pub struct Interner {
-    names: HashSet<Scope>,
+    names: HashSet<Scope, RandomState>,
     /// By the hash of their names in order; a bucket holds more than one set only on a collision.
-    sets: HashMap<u64, Vec<ScopeSet>>,
+    sets: HashMap<u64, Vec<ScopeSet>, RandomState>,
     hasher: RandomState,
     size: usize,
     pruned_at: usize,

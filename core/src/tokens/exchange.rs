@@ -69,7 +69,8 @@ impl Issuer {
                 return Err(OAuthError::InvalidGrant(ACTOR_REFUSED));
             }
         }
-        let act = Actor { sub: caller.client_id.to_string(), act: subject.act.clone().map(Box::new) };
+        let act =
+            Actor { sub: caller.client_id.to_string(), act: subject.act.clone().map(Box::new) };
         if act.depth() > self.settings.max_delegation_depth {
             return Err(OAuthError::InvalidGrant("the delegation chain is too long"));
         }

@@ -815,5 +815,9 @@ pub(super) fn sign_claims(signer: &Signer, client: &Client, claims: &OutgoingCla
         json.extend_from_slice(client.claims_fragment().as_bytes());
         json.push(b'}');
     }
-    Minted { token: jws::sign(signer, &json), exp: claims.exp, client_id: client.client_id.to_string() }
+    Minted {
+        token: jws::sign(signer, &json),
+        exp: claims.exp,
+        client_id: client.client_id.to_string(),
+    }
 }

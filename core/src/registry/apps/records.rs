@@ -24,7 +24,8 @@ impl Registry {
         &self,
         ids: &[&str],
     ) -> Result<Vec<AppRecord>, RegistryError> {
-        let held: Vec<&str> = ids.iter().copied().filter(|id| self.apps.get(id).is_some()).collect();
+        let held: Vec<&str> =
+            ids.iter().copied().filter(|id| self.apps.get(id).is_some()).collect();
         let from_store: Vec<&str> =
             held.iter().copied().filter(|id| self.queued_app(id).is_none()).collect();
         let mut stored = self.store.apps_by_id(&from_store)?.into_iter().peekable();
