@@ -10,13 +10,14 @@ server once so that it creates its root app, then starts it again and measures:
   start-up   process start until GET /healthz answers
   RSS        VmRSS of the server after start-up, and again after the token load; B/app is
              what each app adds over the smallest count
-  token/s    wrk -t1 -c32, client_credentials for one of the imported apps
+  token/s    wrk -t1 -c32, client_credentials for one of the imported apps: every server
+             stays up and their runs take turns (--rounds of --seconds each); the median
 
 One table at the end; the last line is the token rate at the largest count over the smallest,
 both from this run, since the machine may be shared.
 
   scripts/apps-at-scale.py [BINARY, default target/release/tessera] [--counts 1000,100000,1000000]
-                           [--seconds 5]
+                           [--seconds 5] [--rounds 3]
 
 Data directories go under target/ (on disk, not in a /tmp that may be memory) and are removed
 afterwards. Installs wrk when missing (Debian). Python 3.11 standard library only.
@@ -28,6 +29,7 @@ import os
 import random
 import secrets
 import shutil
+import statistics
 import socket
 import subprocess
 import sys
@@ -127,34 +129,35 @@ end
     return next(float(l.split()[1]) for l in out.splitlines() if l.startswith("Requests/sec"))
 
 
-def measure(binary, count, seconds):
+def start(binary, count):
+    """A data directory holding `count` imported apps, and its server, started and measured."""
     (ROOT / "target").mkdir(exist_ok=True)
     data = Path(tempfile.mkdtemp(prefix="apps-at-scale.", dir=ROOT / "target"))
     try:
-        bench_secret = secrets.token_urlsafe(32)
-        root_secret = secrets.token_urlsafe(32)
-        apps = data / "apps.jsonl"
-        write_apps(apps, count, bench_secret)
-        began = time.monotonic()
-        subprocess.run([binary, "apps", "import", str(apps), "--secrets-out", str(data / "secrets.jsonl"),
-                        "--data-dir", str(data / "store")],
-                       check=True, stdout=subprocess.DEVNULL, env=dict(os.environ, RUST_LOG="warn"))
-        imported = time.monotonic() - began
-        apps.unlink()
-        (data / "secrets.jsonl").unlink()
-        Server(binary, data, root_secret).stop()  # creates the root app
-        server = Server(binary, data, root_secret)
-        try:
-            rss_start = rss_mib(server.proc.pid)
-            rate = token_rate(server.port, data, bench_secret, seconds)
-            rss_load = rss_mib(server.proc.pid)
-        finally:
-            server.stop()
-        store_mib = sum(f.stat().st_size for f in (data / "store").rglob("*") if f.is_file()) / 2**20
-        return dict(count=count, imported=imported, startup=server.startup, rss_start=rss_start,
-                    rss_load=rss_load, rate=rate, store=store_mib)
-    finally:
+        return start_in(binary, count, data)
+    except BaseException:
         shutil.rmtree(data, ignore_errors=True)
+        raise
+
+
+def start_in(binary, count, data):
+    bench_secret = secrets.token_urlsafe(32)
+    root_secret = secrets.token_urlsafe(32)
+    apps = data / "apps.jsonl"
+    write_apps(apps, count, bench_secret)
+    began = time.monotonic()
+    subprocess.run([binary, "apps", "import", str(apps), "--secrets-out", str(data / "secrets.jsonl"),
+                    "--data-dir", str(data / "store")],
+                   check=True, stdout=subprocess.DEVNULL, env=dict(os.environ, RUST_LOG="warn"))
+    imported = time.monotonic() - began
+    apps.unlink()
+    (data / "secrets.jsonl").unlink()
+    Server(binary, data, root_secret).stop()  # creates the root app
+    server = Server(binary, data, root_secret)
+    store_mib = sum(f.stat().st_size for f in (data / "store").rglob("*") if f.is_file()) / 2**20
+    row = dict(count=count, imported=imported, startup=server.startup,
+               rss_start=rss_mib(server.proc.pid), store=store_mib, rates=[])
+    return data, server, bench_secret, row
 
 
 def main():
@@ -162,17 +165,32 @@ def main():
     parser.add_argument("binary", nargs="?", default=str(ROOT / "target/release/tessera"))
     parser.add_argument("--counts", default="1000,100000,1000000")
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         subprocess.run("apt-get update -qq && apt-get install -y -qq wrk", shell=True, check=True,
                        stdout=subprocess.DEVNULL)
     binary = str(Path(args.binary).resolve())
-    rows = []
-    for count in (int(c) for c in args.counts.split(",")):
-        row = measure(binary, count, args.seconds)
-        print(f"{count} apps: imported in {row['imported']:.1f} s, started in {row['startup']:.2f} s",
-              file=sys.stderr)
-        rows.append(row)
+    running = []
+    try:
+        for count in (int(c) for c in args.counts.split(",")):
+            running.append(start(binary, count))
+            row = running[-1][3]
+            print(f"{count} apps: imported in {row['imported']:.1f} s, started in {row['startup']:.2f} s",
+                  file=sys.stderr)
+        # Every server stays up and the token runs take turns, so that whatever else the
+        # machine does meanwhile falls on each count alike; the median of the rounds counts.
+        for _ in range(args.rounds):
+            for data, server, secret, row in running:
+                row["rates"].append(token_rate(server.port, data, secret, args.seconds))
+        for _, server, _, row in running:
+            row["rss_load"] = rss_mib(server.proc.pid)
+            row["rate"] = statistics.median(row["rates"])
+    finally:
+        for data, server, _, _ in running:
+            server.stop()
+            shutil.rmtree(data, ignore_errors=True)
+    rows = [row for _, _, _, row in running]
     print(f"{'apps':>9}  {'import s':>8}  {'store MiB':>9}  {'start-up s':>10}  {'RSS MiB':>7}"
           f"  {'RSS loaded':>10}  {'B/app':>6}  {'token/s':>8}")
     first = rows[0]

@@ -370,7 +370,9 @@ impl Storage for PgStore {
     }
 
     fn apps_by_id(&self, ids: &[&str]) -> Result<Vec<AppRecord>, StoreError> {
-        let asked: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        // An id with a NUL was never stored, and sending one would fail the whole query.
+        let asked: Vec<String> =
+            ids.iter().filter(|id| storable(id)).map(|id| id.to_string()).collect();
         let mut found = self.run(|pool| async move {
             let client = connection(&pool).await?;
             let query = "SELECT id, record FROM apps WHERE id = ANY($1)";
