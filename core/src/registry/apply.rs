@@ -26,7 +26,7 @@ impl Registry {
     fn already_holds(&self, change: &RegistryChange) -> bool {
         use RegistryChange as C;
         match change {
-            // Read, as admin reads it: memory keeps no record of an app.
+            // Read back from its client, as admin reads it.
             C::PutApp(a) => self.app(&a.id).is_ok_and(|held| held == *a),
             C::PutScope(s) => self.scopes.get(&s.id) == Some(s),
             C::PutRole(r) => self.roles.get(&r.id) == Some(r),

@@ -104,11 +104,6 @@ impl Registry {
         Ok(self.batch.writes.len())
     }
 
-    /// The commits queued so far, in order.
-    pub(super) fn queued(&self) -> &[RegistryWrite] {
-        &self.batch.writes
-    }
-
     /// Queues one commit of the running command.
     pub(super) fn stage(&mut self, write: RegistryWrite) {
         self.batch.writes.push(write);

@@ -107,7 +107,7 @@ impl Registry {
             changes.extend(self.rewrite_grants(&old.identifier, |scopes| {
                 let kept = scopes.iter().filter(|s| record.scopes.contains(s)).cloned().collect();
                 Some((record.identifier.clone(), kept))
-            })?);
+            }));
         }
         self.apply(changes)?;
         Ok(record)
@@ -121,7 +121,7 @@ impl Registry {
         let identifier = self.resource(id)?.identifier.clone();
         policy::check_resource_of_root_app(caller, self.is_granted_to_root_app(&identifier))?;
         let mut changes = vec![RegistryChange::DeleteResource(id.to_string())];
-        changes.extend(self.rewrite_grants(&identifier, |_| None)?);
+        changes.extend(self.rewrite_grants(&identifier, |_| None));
         self.apply(changes)
     }
 
@@ -136,7 +136,7 @@ impl Registry {
         &self,
         identifier: &str,
         rewrite: impl Fn(&[String]) -> Option<(String, Vec<String>)>,
-    ) -> Result<Vec<RegistryChange>, RegistryError> {
+    ) -> Vec<RegistryChange> {
         let now = self.clock.now();
         let mut changes = Vec::new();
         let holders: Vec<&str> = self
@@ -145,7 +145,7 @@ impl Registry {
             .filter(|(_, a)| a.has_grant_for(identifier))
             .map(|(id, _)| id)
             .collect();
-        for mut app in self.app_records(&holders)? {
+        for mut app in self.app_records(&holders) {
             let Some(scopes) = app.resources.remove(identifier) else { continue };
             if let Some((identifier, scopes)) = rewrite(&scopes) {
                 app.resources.insert(identifier, scopes);
@@ -153,7 +153,7 @@ impl Registry {
             app.updated_at = now;
             changes.push(RegistryChange::PutApp(app));
         }
-        Ok(changes)
+        changes
     }
 
     /// RFC 8707 §2: an absolute URI without a fragment, kept as sent (a token's `aud` is

@@ -189,7 +189,7 @@ impl Registry {
             policy::check_manage_role(caller, self.is_held_by_privileged_role(&old))?;
             let strict = self.limits.strict_delegation;
             policy::check_scope_rename(caller, strict, self.is_held(&old))?;
-            changes.extend(self.replace_scope_everywhere(&old, Some(&new))?);
+            changes.extend(self.replace_scope_everywhere(&old, Some(&new)));
         }
         self.apply(changes)?;
         Ok(scope_view(&record))
@@ -203,16 +203,12 @@ impl Registry {
         policy::check_scope_of_root_app(caller, self.is_held_by_root_app(&record.name))?;
         policy::check_manage_role(caller, self.is_held_by_privileged_role(&record.name))?;
         let mut changes = vec![RegistryChange::DeleteScope(id.to_string())];
-        changes.extend(self.replace_scope_everywhere(&record.name, None)?);
+        changes.extend(self.replace_scope_everywhere(&record.name, None));
         self.apply(changes)
     }
 
     /// The app, role and resource changes that rename (or, with `None`, remove) a scope name.
-    fn replace_scope_everywhere(
-        &self,
-        old: &str,
-        new: Option<&str>,
-    ) -> Result<Vec<RegistryChange>, RegistryError> {
+    fn replace_scope_everywhere(&self, old: &str, new: Option<&str>) -> Vec<RegistryChange> {
         let rewrite = |scopes: &[String]| -> Option<Vec<String>> {
             if !scopes.iter().any(|s| s == old) {
                 return None;
@@ -230,7 +226,7 @@ impl Registry {
         let mut changes = Vec::new();
         let holders: Vec<&str> =
             self.apps.iter().filter(|(_, a)| a.holds_anywhere(old)).map(|(id, _)| id).collect();
-        for app in self.app_records(&holders)? {
+        for app in self.app_records(&holders) {
             let mut changed = app.clone();
             if let Some(scopes) = rewrite(&app.scopes) {
                 changed.scopes = scopes;
@@ -261,7 +257,7 @@ impl Registry {
                 changes.push(RegistryChange::PutRole(role));
             }
         }
-        Ok(changes)
+        changes
     }
 
     fn check_role_name(

@@ -4,19 +4,21 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
-use tessera_storage::{AppRecord, FederatedIdentity};
+use serde_json::{Map, Value};
+use tessera_storage::{AppRecord, FederatedIdentity, TlsClientAuth, TokenQuota};
 
 use super::scopes::{Interner, Scope, ScopeSet, holds};
 
 use crate::auth::certificate::{CertificateAuth, ExpectedName, registered_thumbprint};
-use crate::auth::secret::{SecretHash, from_hex, hash_matches, hash_secret};
+use crate::auth::secret::{SecretHash, from_hex, hash_matches, hash_secret, to_hex};
 use crate::federation::{Identity, SubjectPattern};
 
-/// What authentication and issuance need of an app, prepared once per change. It is the one
-/// copy of an app in memory: the registry's index and the published table hold the same `Arc`,
-/// and what the registry's checks ask of apps (their scopes and grants as registered, the
-/// issuers they name) is kept here too. Most apps have no claims, keys, certificates,
-/// identities or resource grants: those sit behind one pointer, absent for them.
+/// An app as memory holds it: what authentication and issuance need, prepared once per
+/// change, and the rest of its record, so that it is the one copy of the app. The registry's
+/// index and the published table hold the same `Arc`; admin reads and the registry's checks
+/// read the record back from it (`record`). Most apps have no description, metadata, claims,
+/// keys, certificates, identities or resource grants: those sit behind one pointer, absent
+/// for them.
 #[derive(Debug, Clone)]
 pub struct Client {
     pub client_id: Arc<str>,
@@ -25,8 +27,18 @@ pub struct Client {
     secrets: [Option<SecretHash>; 2],
     /// As registered: the order is the order of a token's `scope` when none is asked for.
     pub scopes: ScopeSet,
+    pub name: Box<str>,
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// When the app was last disabled: its tokens issued at or before then stay refused.
+    pub disabled_at: Option<u64>,
+    pub ttl: Option<u64>,
+    /// Tokens a node issues it per minute at most (`tokens/quota.rs`).
+    pub tokens_per_minute: Option<u32>,
     pub has_client_credentials: bool,
     pub has_refresh_token: bool,
+    /// Its grant types were registered refresh token first.
+    is_refresh_first: bool,
     pub is_active: bool,
     /// Every token request must carry a DPoP proof.
     pub require_dpop: bool,
@@ -34,11 +46,6 @@ pub struct Client {
     pub can_exchange: bool,
     /// Its own say on token reuse; `None` follows the server (`tokens/reuse.rs`).
     pub token_reuse: Option<bool>,
-    /// When the app was last disabled: its tokens issued at or before then stay refused.
-    pub disabled_at: Option<u64>,
-    pub ttl: Option<u64>,
-    /// Tokens a node issues it per minute at most (`tokens/quota.rs`).
-    pub tokens_per_minute: Option<u32>,
     rare: Option<Box<Rare>>,
 }
 
@@ -59,8 +66,19 @@ struct Rare {
     certificate: Option<CertificateAuth>,
     /// External workload identities that authenticate as it, with no secret.
     federated: Box<[Identity]>,
-    /// The issuer of each of its federated identities, including any that no longer parses.
-    issuers: Box<[Scope]>,
+    /// The rest of the record as registered, for admin reads.
+    description: Box<str>,
+    metadata: Map<String, Value>,
+    token_claims: Map<String, Value>,
+    public_key_jwk: Option<Value>,
+    tls_client_auth: Option<TlsClientAuth>,
+    self_signed_certificates: Box<[String]>,
+    /// Every federated identity, those that no longer parse included.
+    federated_identities: Box<[FederatedIdentity]>,
+    /// Grant types and digests as stored when the common fields cannot say them exactly
+    /// (written under other rules): a record read back is the record stored.
+    odd_grant_types: Option<Box<[String]>>,
+    odd_secrets: Option<(String, Option<String>)>,
 }
 
 impl Rare {
@@ -69,7 +87,15 @@ impl Rare {
             && self.public_key.is_none()
             && self.granted.is_empty()
             && self.certificate.is_none()
-            && self.issuers.is_empty()
+            && self.description.is_empty()
+            && self.metadata.is_empty()
+            && self.token_claims.is_empty()
+            && self.public_key_jwk.is_none()
+            && self.tls_client_auth.is_none()
+            && self.self_signed_certificates.is_empty()
+            && self.federated_identities.is_empty()
+            && self.odd_grant_types.is_none()
+            && self.odd_secrets.is_none()
     }
 }
 
@@ -107,7 +133,12 @@ impl Client {
         is_claim_kept: impl Fn(&str) -> bool,
         interner: &mut Interner,
     ) -> Client {
-        let secret = |h: &Option<String>| h.as_deref().and_then(from_hex);
+        let has = |grant: &str| app.grant_types.iter().any(|g| g == grant);
+        let (has_client_credentials, has_refresh_token) =
+            (has(GRANT_CLIENT_CREDENTIALS), has(GRANT_REFRESH_TOKEN));
+        let is_refresh_first = app.grant_types.first().is_some_and(|g| g == GRANT_REFRESH_TOKEN);
+        let secrets =
+            [from_hex(&app.secret_hash), app.next_secret_hash.as_deref().and_then(from_hex)];
         // A BTreeMap iterates in key order: sorted, as `grant` searches it.
         let granted = app
             .resources
@@ -124,24 +155,106 @@ impl Client {
             granted,
             certificate: certificate_auth(app),
             federated: app.federated_identities.iter().filter_map(identity).collect(),
-            issuers: app.federated_identities.iter().map(|f| interner.name(&f.issuer)).collect(),
+            description: app.description.as_str().into(),
+            metadata: app.metadata.clone(),
+            token_claims: app.token_claims.clone(),
+            public_key_jwk: app.public_key_jwk.clone(),
+            tls_client_auth: app.tls_client_auth.clone(),
+            self_signed_certificates: app.self_signed_certificates.clone().into(),
+            federated_identities: app.federated_identities.clone().into(),
+            odd_grant_types: None,
+            odd_secrets: None,
         };
         rare.resources = published(&rare.granted, resource_of, interner);
-        Client {
+        let mut client = Client {
             client_id: Arc::from(app.client_id.as_str()),
-            secrets: [from_hex(&app.secret_hash), secret(&app.next_secret_hash)],
+            secrets,
             scopes: interner.set(&app.scopes),
-            has_client_credentials: app.grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS),
-            has_refresh_token: app.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN),
+            name: app.name.as_str().into(),
+            created_at: app.created_at,
+            updated_at: app.updated_at,
+            disabled_at: app.disabled_at,
+            ttl: app.access_token_ttl_secs,
+            tokens_per_minute: app.token_quota.map(|q| q.per_minute),
+            has_client_credentials,
+            has_refresh_token,
+            is_refresh_first,
             is_active: app.is_active,
             require_dpop: app.require_dpop,
             can_exchange: app.can_exchange,
             token_reuse: app.token_reuse,
-            disabled_at: app.disabled_at,
-            ttl: app.access_token_ttl_secs,
-            tokens_per_minute: app.token_quota.map(|q| q.per_minute),
-            rare: (!rare.is_empty()).then(|| Box::new(rare)),
+            rare: None,
+        };
+        if client.grant_types() != app.grant_types {
+            rare.odd_grant_types = Some(app.grant_types.clone().into());
         }
+        let (secret, next) = client.secret_hashes();
+        if secret != app.secret_hash || next != app.next_secret_hash {
+            rare.odd_secrets = Some((app.secret_hash.clone(), app.next_secret_hash.clone()));
+        }
+        client.rare = (!rare.is_empty()).then(|| Box::new(rare));
+        client
+    }
+
+    /// The app's record, as it was built from (`id` is the index's key).
+    pub fn record(&self, id: &str) -> AppRecord {
+        let rare = self.rare.as_deref();
+        let (secret_hash, next_secret_hash) = self.secret_hashes();
+        let granted = self
+            .granted()
+            .iter()
+            .map(|g| (g.identifier.to_string(), g.scopes.iter().map(|s| s.to_string()).collect()));
+        AppRecord {
+            id: id.to_string(),
+            client_id: self.client_id.to_string(),
+            name: self.name.to_string(),
+            description: rare.map(|r| r.description.to_string()).unwrap_or_default(),
+            scopes: self.scopes.iter().map(|s| s.to_string()).collect(),
+            grant_types: self.grant_types(),
+            is_active: self.is_active,
+            metadata: rare.map(|r| r.metadata.clone()).unwrap_or_default(),
+            token_claims: rare.map(|r| r.token_claims.clone()).unwrap_or_default(),
+            access_token_ttl_secs: self.ttl,
+            public_key_jwk: rare.and_then(|r| r.public_key_jwk.clone()),
+            secret_hash,
+            next_secret_hash,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            disabled_at: self.disabled_at,
+            resources: granted.collect(),
+            require_dpop: self.require_dpop,
+            tls_client_auth: rare.and_then(|r| r.tls_client_auth.clone()),
+            self_signed_certificates: rare
+                .map(|r| r.self_signed_certificates.to_vec())
+                .unwrap_or_default(),
+            federated_identities: rare.map(|r| r.federated_identities.to_vec()).unwrap_or_default(),
+            can_exchange: self.can_exchange,
+            token_reuse: self.token_reuse,
+            token_quota: self.tokens_per_minute.map(|per_minute| TokenQuota { per_minute }),
+        }
+    }
+
+    fn grant_types(&self) -> Vec<String> {
+        if let Some(odd) = self.rare.as_ref().and_then(|r| r.odd_grant_types.as_ref()) {
+            return odd.to_vec();
+        }
+        let mut grants = Vec::with_capacity(2);
+        if self.has_client_credentials {
+            grants.push(GRANT_CLIENT_CREDENTIALS.to_string());
+        }
+        if self.has_refresh_token {
+            let at = if self.is_refresh_first { 0 } else { grants.len() };
+            grants.insert(at, GRANT_REFRESH_TOKEN.to_string());
+        }
+        grants
+    }
+
+    fn secret_hashes(&self) -> (String, Option<String>) {
+        if let Some(odd) = self.rare.as_ref().and_then(|r| r.odd_secrets.as_ref()) {
+            return odd.clone();
+        }
+        let [secret, next] = &self.secrets;
+        (secret.as_ref().map(|h| to_hex(h)).unwrap_or_default(), next.as_ref().map(|h| to_hex(h)))
     }
 
     /// This client with its grants published afresh from `resource_of`, or `None` when it
@@ -180,9 +293,9 @@ impl Client {
         holds(&self.scopes, name) || self.granted().iter().any(|g| holds(&g.scopes, name))
     }
 
-    /// Whether one of its federated identities names the issuer `url`.
+    /// Whether one of its federated identities (usable or not) names the issuer `url`.
     pub fn names_issuer(&self, url: &str) -> bool {
-        self.rare.as_ref().is_some_and(|r| r.issuers.iter().any(|i| &**i == url))
+        self.rare.as_ref().is_some_and(|r| r.federated_identities.iter().any(|f| f.issuer == url))
     }
 
     /// `tokenClaims` serialized without braces (`"k":v,…`), spliced into every token.
@@ -270,15 +383,19 @@ impl Client {
             client_id: CONSUMER_CLIENT_ID.into(),
             secrets: [None, None],
             scopes: ScopeSet::from([]),
+            name: Box::default(),
+            created_at: 0,
+            updated_at: 0,
+            disabled_at: None,
+            ttl: None,
+            tokens_per_minute: None,
             has_client_credentials: false,
             has_refresh_token: true,
+            is_refresh_first: false,
             is_active: true,
             require_dpop: false,
             can_exchange: false,
             token_reuse: None,
-            disabled_at: None,
-            ttl: None,
-            tokens_per_minute: None,
             rare: None,
         }
     }

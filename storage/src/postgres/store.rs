@@ -369,22 +369,6 @@ impl Storage for PgStore {
         Ok(())
     }
 
-    fn apps_by_id(&self, ids: &[&str]) -> Result<Vec<AppRecord>, StoreError> {
-        // An id with a NUL was never stored, and sending one would fail the whole query.
-        let asked: Vec<String> =
-            ids.iter().filter(|id| storable(id)).map(|id| id.to_string()).collect();
-        let mut found = self.run(|pool| async move {
-            let client = connection(&pool).await?;
-            let query = "SELECT id, record FROM apps WHERE id = ANY($1)";
-            let mut out = std::collections::HashMap::new();
-            for r in rows(&client, query, &[&asked]).await? {
-                out.insert(col::<String>(&r, 0)?, col::<Vec<u8>>(&r, 1)?);
-            }
-            Ok(out)
-        })?;
-        ids.iter().filter_map(|id| found.remove(*id)).map(|bytes| decode(&bytes)).collect()
-    }
-
     fn create_root_app(&self, app: &AppRecord, marker: &str) -> Result<u64, StoreError> {
         let (id, client_id, record) = (app.id.clone(), app.client_id.clone(), encode(app));
         let marker = marker.to_string();

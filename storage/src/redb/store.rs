@@ -296,18 +296,6 @@ impl Storage for Store {
         Ok(())
     }
 
-    fn apps_by_id(&self, ids: &[&str]) -> Result<Vec<AppRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db)?;
-        let table = txn.open_table(APPS).map_err(db)?;
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(value) = table.get(*id).map_err(db)? {
-                found.push(decode(value.value())?);
-            }
-        }
-        Ok(found)
-    }
-
     fn create_root_app(&self, app: &AppRecord, marker: &str) -> Result<u64, StoreError> {
         self.write(|txn| {
             let mut meta = txn.open_table(META).map_err(db)?;

@@ -84,9 +84,6 @@ impl Registry {
         }
         let event = self.audit_event(None);
         self.audit_staged(&event);
-        // In id order, so that a read behind the import finds its record by binary search
-        // (`records.rs`); the store writes them in that order too.
-        records.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         self.remember_apps(&records);
         self.stage(RegistryWrite::ImportApps(records, event));
         Ok(imported)

