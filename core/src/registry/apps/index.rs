@@ -88,7 +88,7 @@ impl AppIndex {
         let mut by_id = BTreeMap::new();
         // A few records at a time: a million decoded records held at once would outweigh the
         // clients built from them, and the allocator keeps what it was once given. One thread
-        // reads and decodes while this one builds, which halves a start on two cores.
+        // reads and decodes while this one builds, which shortens a start when a core is free.
         let (chunks, built) = std::sync::mpsc::sync_channel::<Vec<AppRecord>>(4);
         let scanned = std::thread::scope(|scope| {
             let reader = scope.spawn(move || {

@@ -19,7 +19,9 @@ impl Registry {
     }
 
     pub(in crate::registry) fn list_apps(&self, page: Page) -> Listed<AppRecord> {
-        let apps = self.apps.iter().map(|(id, client)| client.record(id));
-        page.of(apps, self.apps.len())
+        // Paged first: the apps skipped are never read back.
+        let listed = page.of(self.apps.iter(), self.apps.len());
+        let items = listed.items.into_iter().map(|(id, client)| client.record(id)).collect();
+        Listed { items, total: listed.total }
     }
 }
