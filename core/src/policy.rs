@@ -278,15 +278,25 @@ pub fn is_scope_token(s: &str) -> bool {
 
 /// The scope a token gets. Omitted (or empty, RFC 6749 §3.1) means everything assigned; a
 /// requested scope the client does not hold is refused by name, never silently dropped.
-pub fn grant_scope<'r>(requested: Option<&'r str>, assigned: &[String]) -> Result<String, &'r str> {
+pub fn grant_scope<'r, S: AsRef<str>>(
+    requested: Option<&'r str>,
+    assigned: &[S],
+) -> Result<String, &'r str> {
     // Omitted, empty or only separators: all the same, "no particular scope asked for".
     let requested = requested.filter(|r| r.bytes().any(|b| b != b' '));
     let Some(requested) = requested else {
-        return Ok(assigned.join(" "));
+        let mut all = String::new();
+        for scope in assigned {
+            if !all.is_empty() {
+                all.push(' ');
+            }
+            all.push_str(scope.as_ref());
+        }
+        return Ok(all);
     };
     let mut granted = String::with_capacity(requested.len());
     for token in requested.split(' ').filter(|t| !t.is_empty()) {
-        if !assigned.iter().any(|a| a == token) {
+        if !assigned.iter().any(|a| a.as_ref() == token) {
             return Err(token);
         }
         if !granted.split(' ').any(|g| g == token) {

@@ -123,7 +123,7 @@ async fn log_request(
         && (route.ends_with("/token") || route.contains("jwks") || route.ends_with('z'));
     {
         let extensions = res.request().extensions();
-        let client_id = extensions.get::<ClientTag>().map_or("-", |t| t.0.client_id.as_str());
+        let client_id = extensions.get::<ClientTag>().map_or("-", |t| &*t.0.client_id);
         if is_routine {
             tracing::debug!(%method, route, status, latency_us, client_id, "request");
         } else {

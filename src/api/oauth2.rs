@@ -299,7 +299,7 @@ async fn revoke(
     let issuer = &state.issuer;
     let op = if is_jwt(&query.token) {
         match issuer.verify_signature(&query.token) {
-            Ok(c) if c.client_id == client.client_id && c.exp > issuer.now() => {
+            Ok(c) if *c.client_id == *client.client_id && c.exp > issuer.now() => {
                 Some(GrantOp::RevokeAccess { jti: c.jti, exp: c.exp })
             }
             _ => None,
@@ -308,7 +308,7 @@ async fn revoke(
         parse_split_secret(&query.token).map(|token| GrantOp::RevokeFamily {
             horizon: issuer.revocation_horizon(),
             token,
-            client_id: Some(client.client_id.clone()),
+            client_id: Some(client.client_id.to_string()),
             audit: None,
         })
     };

@@ -43,6 +43,9 @@ pub use seal::{Kek, KekError};
 pub trait Storage: Send + Sync + 'static {
     /// Every app, in id order.
     fn load_apps(&self) -> Result<Vec<AppRecord>, StoreError>;
+    /// Every app, one at a time, in no particular order: loading a fleet holds one decoded
+    /// record at a time, never all of them.
+    fn scan_apps(&self, each: &mut dyn FnMut(AppRecord)) -> Result<(), StoreError>;
     /// Commits `writes` in one durable transaction, in order, each checked against what those
     /// before it left. A write whose condition fails ([`StoreError::is_condition`]) writes
     /// nothing and gets its own error while the others commit; any other error fails them all.

@@ -52,6 +52,7 @@ conformance!(
     a_store_that_holds_anything_takes_no_dump,
     issue_11_audit_events_commit_with_their_change_and_page_in_order,
     issue_14_a_group_commit_keeps_each_writes_conditions,
+    issue_14_apps_are_scanned_one_at_a_time,
 );
 
 /// Opens a backend with a KEK, or says there is none to be had (PostgreSQL outside CI).
@@ -207,6 +208,23 @@ fn apps_keep_their_conditions(open: Open) {
     // The client id of a deleted app is free again.
     assert_eq!(store.create_app(&app("c", "ca"), None).unwrap(), 5);
     assert_eq!(store.version().unwrap(), 5, "refused operations bump nothing");
+}
+
+/// At start, every app once, one at a time: what the registry loads its clients from.
+fn issue_14_apps_are_scanned_one_at_a_time(open: Open) {
+    let Some(backend) = open(None) else { return };
+    let store = backend.store();
+    for (id, client_id) in [("b", "cb"), ("a", "ca"), ("c", "cc")] {
+        store.create_app(&app(id, client_id), None).unwrap();
+    }
+    let mut renamed = app("c", "cc");
+    renamed.name = "renamed".into();
+    store.update_app(&renamed, None).unwrap();
+    store.delete_app("b", None).unwrap();
+    let mut scanned = Vec::new();
+    store.scan_apps(&mut |a| scanned.push(a)).unwrap();
+    scanned.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(scanned, [app("a", "ca"), renamed]);
 }
 
 /// One transaction, many writes: each checked against those before it; one whose condition

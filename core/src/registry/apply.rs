@@ -2,7 +2,7 @@
 //! after it see it, then one transaction (`batch`), and only once that is durable the
 //! published tables. A change the store refused is never published.
 
-use tessera_storage::{RegistryChange, RegistryWrite};
+use tessera_storage::{AppRecord, RegistryChange, RegistryWrite};
 
 use super::{Registry, RegistryError, users};
 
@@ -17,7 +17,7 @@ impl Registry {
         let event = if changes_something { self.audit_event(first) } else { None };
         self.audit_staged(&event);
         changes.extend(event.map(RegistryChange::Audit));
-        self.remember(changes.clone());
+        self.remember(&changes);
         self.stage(RegistryWrite::Changes(changes));
         Ok(())
     }
@@ -26,7 +26,8 @@ impl Registry {
     fn already_holds(&self, change: &RegistryChange) -> bool {
         use RegistryChange as C;
         match change {
-            C::PutApp(a) => self.apps.get(&a.id) == Some(a),
+            // Read back from its client, as admin reads it.
+            C::PutApp(a) => self.app(&a.id).is_ok_and(|held| held == *a),
             C::PutScope(s) => self.scopes.get(&s.id) == Some(s),
             C::PutRole(r) => self.roles.get(&r.id) == Some(r),
             C::PutUser(u) => self.users.get(&u.auth_id) == Some(u),
@@ -43,7 +44,7 @@ impl Registry {
     }
 
     /// Brings memory in line with changes about to commit, and notes what they will publish.
-    pub(super) fn remember(&mut self, changes: Vec<RegistryChange>) {
+    pub(super) fn remember(&mut self, changes: &[RegistryChange]) {
         // A role's scopes reach every user holding it.
         let moves_user_scopes = changes
             .iter()
@@ -56,18 +57,29 @@ impl Registry {
         }
     }
 
-    fn remember_one(&mut self, change: RegistryChange) {
-        match change {
-            RegistryChange::PutApp(app) => {
-                self.unpublished().app(&app.id);
-                self.apps.insert(app.id.clone(), app);
-            }
+    /// New apps, as `remember` would put them one by one.
+    pub(super) fn remember_apps(&mut self, apps: &[AppRecord]) {
+        for app in apps {
+            self.unpublished().app(&app.id);
+            self.apps.put(app, &self.resources);
+        }
+    }
+
+    fn remember_one(&mut self, change: &RegistryChange) {
+        // The record stays in the queued write only; memory keeps its client.
+        if let RegistryChange::PutApp(app) = change {
+            return self.remember_apps(std::slice::from_ref(app));
+        }
+        match change.clone() {
+            RegistryChange::PutApp(_) => {}
             RegistryChange::PutResource(resource) => {
                 let identifier = resource.identifier.clone();
                 self.resources.insert(resource.id.clone(), resource);
                 // Its lifetime travels in the grants of the apps that hold one.
-                let holders = self.apps.values().filter(|a| a.resources.contains_key(&identifier));
-                let holders: Vec<String> = holders.map(|a| a.id.clone()).collect();
+                let holders = self.apps.iter().filter(|(_, client)| {
+                    client.granted().iter().any(|g| *g.identifier == *identifier)
+                });
+                let holders: Vec<String> = holders.map(|(id, _)| id.to_string()).collect();
                 for id in holders {
                     self.unpublished().app(&id);
                 }

@@ -181,8 +181,11 @@ impl Registry {
         for client_id in &unpublished.gone_clients {
             self.client_table.remove(client_id);
         }
-        for app in unpublished.apps.iter().filter_map(|id| self.apps.get(id)) {
-            self.publish_app(app);
+        for id in &unpublished.apps {
+            // Regranted here, not when queued: a resource changed later in the batch counts.
+            if let Some(client) = self.apps.regrant(id, &self.resources) {
+                self.client_table.put(client);
+            }
         }
         if unpublished.all_users {
             self.republish_users();

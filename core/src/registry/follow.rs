@@ -3,6 +3,7 @@
 //! once the follower has polled. The store is the truth; what this node held is replaced.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tessera_storage::StoreError;
 
@@ -73,7 +74,6 @@ impl Registry {
     /// happen before anything is replaced, so a failed load leaves this node as it was.
     pub(super) fn reload(&mut self, touched: Touched) -> Result<(), StoreError> {
         let store = &self.store;
-        let apps = touched.apps.then(|| store.load_apps()).transpose()?;
         let scopes = touched.scopes.then(|| store.load_scopes()).transpose()?;
         let roles = touched.roles.then(|| store.load_roles()).transpose()?;
         let users = touched.users.then(|| store.load_users()).transpose()?;
@@ -86,23 +86,36 @@ impl Registry {
         let resources = touched.resources.then(|| store.load_resources()).transpose()?;
         let issuers = touched.issuers.then(|| store.load_issuers()).transpose()?;
 
-        // Before the apps: their grants are published with the resources' lifetimes.
+        // Before the apps: their grants are published with the resources' lifetimes. The apps
+        // are loaded last and replace memory only when the whole load succeeds, so a failed
+        // load still leaves this node as it was.
+        let resources = resources.map(|r| keyed(r, |r| r.id.clone()));
+        let before = match touched.apps {
+            true => Some(self.apps.load(&**store, resources.as_ref().unwrap_or(&self.resources))?),
+            false => None,
+        };
         let resources_moved = resources.is_some();
         if let Some(resources) = resources {
-            self.resources = keyed(resources, |r| r.id.clone());
+            self.resources = resources;
         }
-
-        if let Some(apps) = apps {
-            let apps = keyed(apps, |a| a.id.clone());
-            for gone in self.apps.values().filter(|a| !apps.contains_key(&a.id)) {
+        if let Some(before) = before {
+            for (_, gone) in before.iter().filter(|(id, _)| self.apps.get(id).is_none()) {
                 self.client_table.remove(&gone.client_id);
             }
-            self.apps = apps;
-        }
-        if touched.apps || resources_moved {
-            for app in self.apps.values() {
-                if touched.apps || !app.resources.is_empty() {
-                    self.publish_app(app);
+            drop(before);
+            for (_, client) in self.apps.iter() {
+                self.client_table.put(Arc::clone(client));
+            }
+        } else if resources_moved {
+            let granted: Vec<String> = self
+                .apps
+                .iter()
+                .filter(|(_, client)| !client.granted().is_empty())
+                .map(|(id, _)| id.to_string())
+                .collect();
+            for id in granted {
+                if let Some(client) = self.apps.regrant(&id, &self.resources) {
+                    self.client_table.put(client);
                 }
             }
         }

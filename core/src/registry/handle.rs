@@ -113,7 +113,7 @@ commands! {
     /// How many records of each kind there are, for `/metrics`.
     CountRecords => fn counts() -> Counts = |r| Ok(r.counts());
     ListApps => fn list_apps(page: Page) -> Listed<AppRecord> = |r| Ok(r.list_apps(page));
-    GetApp => fn app(id: String) -> AppRecord = |r| r.app(&id).cloned();
+    GetApp => fn app(id: String) -> AppRecord = |r| r.app(&id);
     /// A new app and its secret, shown only in this answer.
     CreateApp => fn create_app(caller: Caller, input: NewApp) -> (AppRecord, String),
         audit "app.create"

@@ -92,8 +92,7 @@ impl Registry {
     /// new issuer registered later under the same URL would silently gain it.
     pub(super) fn delete_issuer(&mut self, id: &str) -> Result<(), RegistryError> {
         let url = self.issuer(id)?.issuer.clone();
-        let named =
-            self.apps.values().any(|a| a.federated_identities.iter().any(|f| f.issuer == url));
+        let named = self.apps.iter().any(|(_, a)| a.names_issuer(&url));
         if named {
             return Err(RegistryError::Conflict(ConflictKind::IssuerInUse));
         }

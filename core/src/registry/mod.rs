@@ -23,18 +23,17 @@ use std::sync::Arc;
 
 use actix::{Actor, Context};
 use tessera_storage::{
-    ApiKeyRecord, AppRecord, GrantOp, IssuerRecord, ProviderRecord, ResourceRecord, RoleRecord,
-    ScopeRecord, ServiceRecord, Storage, StoreError, SubscriptionRecord, UserRecord,
+    ApiKeyRecord, GrantOp, IssuerRecord, ProviderRecord, ResourceRecord, RoleRecord, ScopeRecord,
+    ServiceRecord, Storage, StoreError, SubscriptionRecord, UserRecord,
 };
 
 use crate::auth::secret::{new_client_id, new_secret};
 use crate::clock::SharedClock;
 use crate::federation::Federation;
 use crate::grants::GrantStore;
-use crate::tables::client::{Client, ClientTable};
+use crate::tables::client::ClientTable;
 use crate::tables::service_keys::ServiceKeys;
 use crate::tables::user::UserTable;
-use crate::tokens::claims::REGISTERED_CLAIMS;
 
 pub use error::{ConflictKind, Forbidden, RegistryError};
 pub use handle::RegistryHandle;
@@ -82,7 +81,8 @@ pub struct Registry {
     grants: GrantStore,
     clock: SharedClock,
     limits: AppLimits,
-    apps: BTreeMap<String, AppRecord>,
+    /// Every app once, as the client the token path reads (`apps/index.rs`).
+    apps: apps::index::AppIndex,
     /// Custom scopes by id (built-ins are constants in `policy`).
     scopes: BTreeMap<String, ScopeRecord>,
     /// Custom roles by id (built-ins are constants in `policy`).
@@ -130,8 +130,8 @@ impl Registry {
         limits: AppLimits,
     ) -> Result<Registry, StoreError> {
         let users = keyed(store.load_users()?, |u| u.auth_id.clone());
-        let registry = Registry {
-            apps: keyed(store.load_apps()?, |a| a.id.clone()),
+        let mut registry = Registry {
+            apps: apps::index::AppIndex::default(),
             scopes: keyed(store.load_scopes()?, |s| s.id.clone()),
             roles: keyed(store.load_roles()?, |r| r.id.clone()),
             logins: users::login_index(users.values()),
@@ -162,8 +162,11 @@ impl Registry {
             clock,
             limits,
         };
-        for app in registry.apps.values() {
-            registry.publish_app(app);
+        // After the resources: grants are published with their lifetimes.
+        registry.apps.load(&*registry.store, &registry.resources)?;
+        registry.client_table = ClientTable::with_capacity(registry.apps.len());
+        for (_, client) in registry.apps.iter() {
+            registry.client_table.put(Arc::clone(client));
         }
         for key in registry.api_keys.values() {
             registry.service_keys.put(key);
@@ -177,19 +180,6 @@ impl Registry {
             tracing::warn!(scope = %scope.name, id = %scope.id, "a custom scope has a built-in scope's name; whoever holds it holds the built-in");
         }
         Ok(registry)
-    }
-
-    /// Publishes an app to the hot path, each of its grants with its resource's lifetime.
-    /// `tokenClaims` that a record written before a claim was registered still holds never
-    /// reach a token.
-    fn publish_app(&self, app: &AppRecord) {
-        let resource_of = |identifier: &str| self.resource_by_identifier(identifier);
-        if app.token_claims.keys().any(|k| REGISTERED_CLAIMS.contains(&k.as_str())) {
-            let mut app = app.clone();
-            app.token_claims.retain(|k, _| !REGISTERED_CLAIMS.contains(&k.as_str()));
-            return self.client_table.put(Client::from_record(&app, resource_of));
-        }
-        self.client_table.put(Client::from_record(app, resource_of));
     }
 
     /// The published apps, for the issuer.

@@ -11,6 +11,7 @@ use super::apps::fields;
 use super::{ConflictKind, Listed, Page, Registry, RegistryError};
 use crate::auth::secret::random_token;
 use crate::policy::{self, Caller, ROOT};
+use crate::tables::scopes::holds;
 
 /// A new resource, or a change to one: each field present replaces the stored one; the
 /// lifetime can also be cleared (`Some(None)`).
@@ -99,7 +100,7 @@ impl Registry {
             policy::check_resource_of_root_app(caller, granted_to_root)?;
         }
         if is_moved {
-            let is_granted = self.apps.values().any(|a| a.resources.contains_key(&old.identifier));
+            let is_granted = self.apps.iter().any(|(_, a)| a.has_grant_for(&old.identifier));
             policy::check_resource_rename(caller, self.limits.strict_delegation, is_granted)?;
         }
         if is_moved || is_narrowed {
@@ -126,9 +127,7 @@ impl Registry {
 
     /// Whether an app holding `root` has a grant for the resource `identifier`.
     fn is_granted_to_root_app(&self, identifier: &str) -> bool {
-        self.apps
-            .values()
-            .any(|a| a.scopes.iter().any(|s| s == ROOT) && a.resources.contains_key(identifier))
+        self.apps.iter().any(|(_, a)| holds(&a.scopes, ROOT) && a.has_grant_for(identifier))
     }
 
     /// The app changes that move (`Some((identifier, scopes))`) or drop (`None`) every app's
@@ -140,11 +139,15 @@ impl Registry {
     ) -> Vec<RegistryChange> {
         let now = self.clock.now();
         let mut changes = Vec::new();
-        for app in self.apps.values() {
-            let Some(scopes) = app.resources.get(identifier) else { continue };
-            let mut app = app.clone();
-            app.resources.remove(identifier);
-            if let Some((identifier, scopes)) = rewrite(scopes) {
+        let holders: Vec<&str> = self
+            .apps
+            .iter()
+            .filter(|(_, a)| a.has_grant_for(identifier))
+            .map(|(id, _)| id)
+            .collect();
+        for mut app in self.app_records(&holders) {
+            let Some(scopes) = app.resources.remove(identifier) else { continue };
+            if let Some((identifier, scopes)) = rewrite(&scopes) {
                 app.resources.insert(identifier, scopes);
             }
             app.updated_at = now;

@@ -5,10 +5,10 @@
 
 use tessera_storage::{RegistryChange, RoleRecord, ScopeRecord};
 
-use super::resources::all_scopes;
 use super::{ConflictKind, Listed, Page, Registry, RegistryError};
 use crate::auth::secret::random_token;
 use crate::policy::{self, BUILT_IN_ROLES, BUILT_IN_SCOPES, Caller, PolicyError};
+use crate::tables::scopes::holds;
 
 /// A scope, built in or custom.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,9 +141,7 @@ impl Registry {
 
     /// Whether an app holding `root` also holds the scope `name`, for itself or for a resource.
     fn is_held_by_root_app(&self, name: &str) -> bool {
-        self.apps.values().any(|a| {
-            a.scopes.iter().any(|s| s == policy::ROOT) && all_scopes(a).iter().any(|s| s == name)
-        })
+        self.apps.iter().any(|(_, a)| holds(&a.scopes, policy::ROOT) && a.holds_anywhere(name))
     }
 
     /// Whether a privileged role holds the scope `name`: renaming or deleting it would rewrite
@@ -155,7 +153,7 @@ impl Registry {
     /// Whether any app (for itself or a resource), role or resource holds the scope `name`.
     fn is_held(&self, name: &str) -> bool {
         let holds = |scopes: &[String]| scopes.iter().any(|s| s == name);
-        self.apps.values().any(|a| holds(&all_scopes(a)))
+        self.apps.iter().any(|(_, a)| a.holds_anywhere(name))
             || self.roles.values().any(|r| holds(&r.scopes))
             || self.resources.values().any(|r| holds(&r.scopes))
     }
@@ -226,7 +224,9 @@ impl Registry {
         };
         let now = self.clock.now();
         let mut changes = Vec::new();
-        for app in self.apps.values() {
+        let holders: Vec<&str> =
+            self.apps.iter().filter(|(_, a)| a.holds_anywhere(old)).map(|(id, _)| id).collect();
+        for app in self.app_records(&holders) {
             let mut changed = app.clone();
             if let Some(scopes) = rewrite(&app.scopes) {
                 changed.scopes = scopes;
@@ -236,7 +236,7 @@ impl Registry {
                     *granted = scopes;
                 }
             }
-            if changed != *app {
+            if changed != app {
                 changed.updated_at = now;
                 changes.push(RegistryChange::PutApp(changed));
             }

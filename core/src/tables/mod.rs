@@ -2,5 +2,6 @@
 //! nothing above them, so the registry and the issuer can both use them.
 
 pub mod client;
+pub mod scopes;
 pub mod service_keys;
 pub mod user;

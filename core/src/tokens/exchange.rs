@@ -63,19 +63,20 @@ impl Issuer {
             self.live_token(subject_token).ok_or(OAuthError::InvalidGrant(SUBJECT_REFUSED))?;
         if let Some(actor_token) = ex.actor_token.as_deref() {
             // RFC 8693 §2.1: the actor is the party acting; here it can only be the caller.
-            let actor = self.live_token(actor_token).filter(|a| a.client_id == caller.client_id);
+            let actor = self.live_token(actor_token).filter(|a| *a.client_id == *caller.client_id);
             if actor.is_none() {
                 return Err(OAuthError::InvalidGrant(ACTOR_REFUSED));
             }
         }
-        let act = Actor { sub: caller.client_id.clone(), act: subject.act.clone().map(Box::new) };
+        let act =
+            Actor { sub: caller.client_id.to_string(), act: subject.act.clone().map(Box::new) };
         if act.depth() > self.settings.max_delegation_depth {
             return Err(OAuthError::InvalidGrant("the delegation chain is too long"));
         }
         let target = self.target(&caller, req.audience.as_deref())?;
         let allowed: Vec<String> = subject
             .scopes()
-            .filter(|s| target.scopes.iter().any(|t| t == s))
+            .filter(|s| target.scopes.iter().any(|t| **t == **s))
             .map(str::to_string)
             .collect();
         let scope = grant_scope(req.scope.as_deref(), &allowed)

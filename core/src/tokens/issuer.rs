@@ -29,6 +29,7 @@ use crate::oauth::request::{Credentials, GrantType, TokenRequest};
 use crate::oauth::{OAuthError, TARGET_REFUSED};
 use crate::policy::grant_scope;
 use crate::tables::client::{Client, ClientTable};
+use crate::tables::scopes::Scope;
 use crate::tables::user::UserTable;
 use crate::tokens::claims::{Confirmation, OutgoingClaims};
 use crate::tokens::jws;
@@ -163,7 +164,7 @@ pub struct Attempt {
 pub(super) struct Target<'c> {
     pub audience: &'c str,
     /// The scopes it may ask for there.
-    pub scopes: &'c [String],
+    pub scopes: &'c [Scope],
     pub ttl: u64,
     /// The resource named, kept with a refresh family so that its refreshes stay there.
     pub resource: Option<&'c str>,
@@ -394,7 +395,7 @@ impl Issuer {
         let jkt = self.sender_key(&client, channel, now, None)?;
         let cnf = channel.confirmation(jkt.as_deref());
         let Target { audience, ttl, resource, .. } = target;
-        let sub = client.client_id.as_str();
+        let sub = &*client.client_id;
         if !client.has_refresh_token {
             let reuse = self.reuse_key(&client, &scope, audience, cnf);
             if let Some(issued) = reuse.as_ref().and_then(|key| self.reused(key, &client, now)) {
@@ -505,10 +506,10 @@ impl Issuer {
         // says: such a token would open the admin API.
         let grant = client
             .grant(identifier)
-            .filter(|g| g.identifier != settings.issuer)
+            .filter(|g| *g.identifier != *settings.issuer)
             .ok_or(OAuthError::InvalidTarget(TARGET_REFUSED))?;
         let ttl = grant.ttl.or(client.ttl).unwrap_or(settings.default_ttl).min(settings.max_ttl);
-        let audience = grant.identifier.as_str();
+        let audience = &*grant.identifier;
         Ok(Target { audience, scopes: &grant.scopes, ttl, resource: Some(audience) })
     }
 
@@ -525,7 +526,7 @@ impl Issuer {
             Credentials::Post { client_id, secret } => (client_id, secret, false),
             Credentials::ClientId(id) => {
                 return match (channel.certificate, self.clients.get(id)) {
-                    (Some(cert), Some(c)) if c.certificate.is_some() => {
+                    (Some(cert), Some(c)) if c.certificate().is_some() => {
                         self.authenticate_certificate(c, cert, addr).map(Some)
                     }
                     _ => Ok(None),
@@ -565,7 +566,7 @@ impl Issuer {
     ) -> Result<Arc<Client>, OAuthError> {
         let attempt = self.begin_attempt(&client.client_id, addr, self.clock.now())?;
         let accepted =
-            client.is_active && client.certificate.as_ref().is_some_and(|auth| auth.accepts(cert));
+            client.is_active && client.certificate().is_some_and(|auth| auth.accepts(cert));
         if !accepted {
             return Err(OAuthError::InvalidClient { is_basic: false });
         }
@@ -582,9 +583,9 @@ impl Issuer {
         let fail = OAuthError::InvalidClient { is_basic: false };
         let now = self.clock.now();
         let attempt = self.begin_attempt(client_id, addr, now)?;
-        let usable = |c: &Arc<Client>| c.is_active && c.certificate.is_none();
+        let usable = |c: &Arc<Client>| c.is_active && c.certificate().is_none();
         let checked = self.clients.get(client_id).filter(usable).and_then(|client| {
-            let key = client.public_key?;
+            let key = *client.public_key()?;
             let s = &self.settings;
             assertion::verify(
                 assertion,
@@ -635,13 +636,13 @@ impl Issuer {
             let client = self
                 .clients
                 .get(client_id)
-                .filter(|c| c.is_active && c.certificate.is_none())
-                .filter(|c| c.federated.iter().any(|i| i.issuer == rules.issuer))
+                .filter(|c| c.is_active && c.certificate().is_none())
+                .filter(|c| c.federated().iter().any(|i| i.issuer == rules.issuer))
                 .ok_or(Refusal::NoIdentity)?;
             let head = federation::assertion::header(assertion, rules)?;
             let keys = self.federation.keys_for(trusted, head.kid.as_deref(), now).await;
             let audiences = &self.settings.assertion_audiences;
-            let identities = &client.federated;
+            let identities = client.federated();
             let found = federation::assertion::check(
                 assertion, &head, rules, &keys, identities, audiences, now,
             )?;
@@ -826,13 +827,13 @@ impl Jti {
 
 /// Serializes the claims with the client's `tokenClaims` spliced in, and signs them.
 pub(super) fn sign_claims(signer: &Signer, client: &Client, claims: &OutgoingClaims<'_>) -> Minted {
-    let mut json = Vec::with_capacity(256 + client.claims_fragment.len());
+    let mut json = Vec::with_capacity(256 + client.claims_fragment().len());
     // unwrap: a struct of strings and integers always serializes
     serde_json::to_writer(&mut json, claims).expect("claims serialize");
-    if !client.claims_fragment.is_empty() {
+    if !client.claims_fragment().is_empty() {
         json.pop();
         json.push(b',');
-        json.extend_from_slice(client.claims_fragment.as_bytes());
+        json.extend_from_slice(client.claims_fragment().as_bytes());
         json.push(b'}');
     }
     Minted { token: jws::sign(signer, &json), exp: claims.exp }

@@ -44,7 +44,7 @@ impl Issuer {
         let expires_at = now.saturating_add(self.settings.refresh_ttl);
         let family = FamilyRecord {
             id,
-            client_id: client.client_id.clone(),
+            client_id: client.client_id.to_string(),
             subject: opened.subject.to_string(),
             scope: opened.scope.to_string(),
             created_at: now,
@@ -97,7 +97,7 @@ impl Issuer {
         // Whoever the request names, by credentials or a bare client_id, must own the token.
         let named = match &req.credentials {
             request::Credentials::ClientId(id) => Some(id.as_str()),
-            _ => authenticated.as_ref().map(|c| c.client_id.as_str()),
+            _ => authenticated.as_ref().map(|c| &*c.client_id),
         };
         if named.is_some_and(|id| id != record.client_id) {
             return Err(INVALID_GRANT);
@@ -110,7 +110,7 @@ impl Issuer {
         let client = if record.client_id == CONSUMER_CLIENT_ID {
             // A person's family: its scopes come from the user's roles now.
             match self.users.get(&family.subject) {
-                Some(u) => Arc::new(Client::consumer_with(u.scopes.clone())),
+                Some(u) => Arc::new(Client::consumer_with(&u.scopes)),
                 None => return Err(self.end_family(hash, None).await),
             }
         } else {
@@ -132,7 +132,7 @@ impl Issuer {
         let held: Vec<String> = family
             .scope
             .split(' ')
-            .filter(|s| !s.is_empty() && target.scopes.iter().any(|c| c == s))
+            .filter(|s| !s.is_empty() && target.scopes.iter().any(|c| **c == **s))
             .map(String::from)
             .collect();
         let scope = match req.scope.as_deref() {

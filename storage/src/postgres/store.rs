@@ -354,6 +354,21 @@ impl Storage for PgStore {
         self.load_all(Table::Apps)
     }
 
+    fn scan_apps(&self, each: &mut dyn FnMut(AppRecord)) -> Result<(), StoreError> {
+        let found = self.run(|pool| async move {
+            let client = connection(&pool).await?;
+            let mut out = Vec::new();
+            for r in rows(&client, "SELECT record FROM apps", &[]).await? {
+                out.push(col::<Vec<u8>>(&r, 0)?);
+            }
+            Ok(out)
+        })?;
+        for bytes in found {
+            each(decode(&bytes)?);
+        }
+        Ok(())
+    }
+
     fn create_root_app(&self, app: &AppRecord, marker: &str) -> Result<u64, StoreError> {
         let (id, client_id, record) = (app.id.clone(), app.client_id.clone(), encode(app));
         let marker = marker.to_string();

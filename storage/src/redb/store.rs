@@ -29,6 +29,12 @@ pub struct Store {
     kek: Option<Kek>,
 }
 
+/// redb's page cache. Its default (1 GiB) fills with the apps table as the registry loads it
+/// at start, and stays full: every app is in memory already, as the client the token path
+/// reads, so that cache would be a second copy of the fleet. What the store still reads at run
+/// time (refresh tokens and families, an admin read of one app) fits in this.
+const CACHE_BYTES: usize = 64 << 20;
+
 impl Store {
     pub const FILE: &'static str = "tessera.redb";
 
@@ -37,7 +43,7 @@ impl Store {
     pub fn open(dir: &Path, kek: Option<Kek>) -> Result<Store, StoreError> {
         create_private_dir(dir)?;
         let path = dir.join(Self::FILE);
-        let database = match Database::create(&path) {
+        let database = match Database::builder().set_cache_size(CACHE_BYTES).create(&path) {
             Ok(database) => database,
             Err(DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::InUse),
             Err(e) => return Err(db(e)),
@@ -278,6 +284,16 @@ pub(super) fn u64_from(bytes: &[u8]) -> Result<u64, StoreError> {
 impl Storage for Store {
     fn load_apps(&self) -> Result<Vec<AppRecord>, StoreError> {
         self.load_all(APPS)
+    }
+
+    fn scan_apps(&self, each: &mut dyn FnMut(AppRecord)) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(APPS).map_err(db)?;
+        for entry in table.iter().map_err(db)? {
+            let (_, value) = entry.map_err(db)?;
+            each(decode(value.value())?);
+        }
+        Ok(())
     }
 
     fn create_root_app(&self, app: &AppRecord, marker: &str) -> Result<u64, StoreError> {

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use tessera_storage::{RegistryChange, RegistryWrite};
+use tessera_storage::RegistryWrite;
 
 use super::fields::{NewApp, is_client_id};
 use crate::auth::secret::{hash_secret, new_client_id, new_secret};
@@ -84,8 +84,8 @@ impl Registry {
         }
         let event = self.audit_event(None);
         self.audit_staged(&event);
-        self.stage(RegistryWrite::ImportApps(records.clone(), event));
-        self.remember(records.into_iter().map(RegistryChange::PutApp).collect());
+        self.remember_apps(&records);
+        self.stage(RegistryWrite::ImportApps(records, event));
         Ok(imported)
     }
 

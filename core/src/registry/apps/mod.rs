@@ -3,12 +3,16 @@
 
 pub mod fields;
 pub mod import;
+pub(super) mod index;
+mod records;
 
-use tessera_storage::{AppRecord, RegistryChange, RegistryWrite, StoreError};
+use std::sync::Arc;
+
+use tessera_storage::{AppRecord, RegistryWrite, StoreError};
 
 use super::follow::Touched;
 use super::resources::all_scopes;
-use super::{ConflictKind, Listed, Page, Registry, RegistryError, RootCredentials};
+use super::{ConflictKind, Registry, RegistryError, RootCredentials};
 use crate::auth::secret::{
     SecretHash, hash_secret, new_client_id, new_secret, random_token, to_hex,
 };
@@ -85,8 +89,8 @@ impl Registry {
             }
             Err(e) => Err(e.into()),
             Ok(_) => {
-                self.publish_app(&record);
-                self.apps.insert(record.id.clone(), record);
+                let client = self.apps.put(&record, &self.resources);
+                self.client_table.put(client);
                 Ok(true)
             }
         }
@@ -96,24 +100,25 @@ impl Registry {
     fn commit_new(&mut self, record: AppRecord) -> Result<(), RegistryError> {
         let event = self.audit_event(Some(format!("app:{}", record.id)));
         self.audit_staged(&event);
-        self.remember(vec![RegistryChange::PutApp(record.clone())]);
+        self.remember_apps(std::slice::from_ref(&record));
         self.stage(RegistryWrite::CreateApp(record, event));
         Ok(())
     }
 
-    fn commit_update(&mut self, record: AppRecord) -> Result<AppRecord, RegistryError> {
+    /// Queues an app's update from `before`, the record as the commands so far left it.
+    fn commit_update(
+        &mut self,
+        before: &AppRecord,
+        record: AppRecord,
+    ) -> Result<AppRecord, RegistryError> {
         // Committed even when memory holds it already (see `apply`), audited only when not.
-        let changes_something = self.apps.get(&record.id) != Some(&record);
+        let changes_something = *before != record;
         let target = Some(format!("app:{}", record.id));
         let event = if changes_something { self.audit_event(target) } else { None };
         self.audit_staged(&event);
-        self.remember(vec![RegistryChange::PutApp(record.clone())]);
+        self.remember_apps(std::slice::from_ref(&record));
         self.stage(RegistryWrite::UpdateApp(record.clone(), event));
         Ok(record)
-    }
-
-    pub(super) fn app(&self, id: &str) -> Result<&AppRecord, RegistryError> {
-        self.apps.get(id).ok_or(RegistryError::NotFound)
     }
 
     pub(super) fn create_app(
@@ -193,7 +198,8 @@ impl Registry {
         id: &str,
         patch: AppPatch,
     ) -> Result<AppRecord, RegistryError> {
-        let mut record = self.app(id)?.clone();
+        let before = self.app(id)?;
+        let mut record = before.clone();
         // Rule 1 first: a request carrying root is answered with rule 1's message.
         if let Some(scopes) = &patch.scopes {
             let scopes = fields::check_scopes(scopes)?;
@@ -289,21 +295,22 @@ impl Registry {
             // lookup), so all it issues is dated at or before `disabledAt` and stays refused after
             // a re-enable — even a family it opens after the families below were ended.
             // (A commit that then fails reloads and republishes every app.)
-            self.publish_app(&record);
+            let disabled = self.apps.client_of(&record, &self.resources);
+            self.client_table.put(disabled);
             record.disabled_at = Some(self.clock.now());
             if let Err(e) = self.end_families(&record.client_id, None) {
                 self.republish_app(id);
                 return Err(e);
             }
-            return self.commit_update(record);
+            return self.commit_update(&before, record);
         }
-        self.commit_update(record)
+        self.commit_update(&before, record)
     }
 
-    /// Publishes an app as the store holds it (after a change that did not commit).
+    /// Publishes an app as memory holds it (after a change that did not commit).
     fn republish_app(&self, id: &str) {
-        if let Some(app) = self.apps.get(id) {
-            self.publish_app(app);
+        if let Some(client) = self.apps.get(id) {
+            self.client_table.put(Arc::clone(client));
         }
     }
 
@@ -328,7 +335,8 @@ impl Registry {
         id: &str,
         step: RotationStep,
     ) -> Result<(AppRecord, Option<String>), RegistryError> {
-        let mut record = self.app(id)?.clone();
+        let before = self.app(id)?;
+        let mut record = before.clone();
         policy::check_manage_app(caller, &record.scopes)?;
         let mut shown = None;
         match step {
@@ -352,11 +360,7 @@ impl Registry {
             }
         }
         record.updated_at = self.clock.now();
-        Ok((self.commit_update(record)?, shown))
-    }
-
-    pub(super) fn list_apps(&self, page: Page) -> Listed<AppRecord> {
-        page.of(self.apps.values().cloned(), self.apps.len())
+        Ok((self.commit_update(&before, record)?, shown))
     }
 }
 
