@@ -67,8 +67,10 @@ struct NewAppBody {
     token_quota: Option<TokenQuota>,
 }
 
-/// One line of an import, for the OpenAPI document only: `parse_import` reads each line
-/// itself so that a refusal can name the line.
+// For the OpenAPI document only: `parse_import` reads each line itself, so that a refusal can
+// name the line.
+/// One line of an import: the body of `POST /api/v1/apps`, and optionally the app's client id
+/// and secret from the token service it comes from.
 #[derive(utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[expect(dead_code, reason = "describes the wire format; never built")]
