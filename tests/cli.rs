@@ -419,3 +419,24 @@ fn issue_14_apps_import_writes_made_secrets_to_a_private_file_only() {
     let made: Value = serde_json::from_str(written.trim()).unwrap();
     server.token(made["clientId"].as_str().unwrap(), made["secret"].as_str().unwrap(), None);
 }
+
+/// Ids are base64url and may begin with `-` (a service's id once did, and the CLI read it as a
+/// flag): every id argument takes it as the id it is.
+#[test]
+fn issue_14_an_id_that_begins_with_a_hyphen_is_an_id() {
+    let server = TestServer::start();
+    for args in [
+        &["apps", "get", "-no-such-app"][..],
+        &["services", "get", "-no-such-service"],
+        &["services", "revoke-key", "-no-such-service", "-no-such-key"],
+    ] {
+        let out = remote(&server, ROOT_ID, ROOT_SECRET, args);
+        let said = stderr(&out);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(!said.contains("unexpected argument"), "{args:?} read as a flag: {said}");
+        assert!(
+            said.to_lowercase().contains("not found") || said.contains("404"),
+            "{args:?}: {said}"
+        );
+    }
+}

@@ -78,12 +78,15 @@ pub enum AppsCommand {
     List(DataDirArgs),
     /// Show an app (running server only).
     Get {
+        // Ids are base64url, so one may begin with `-`: still an id, not a flag.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[command(flatten)]
         dir: DataDirArgs,
     },
     /// Change an app; `--scope` replaces its scopes (running server only).
     Update {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long)]
         name: Option<String>,
@@ -98,6 +101,7 @@ pub enum AppsCommand {
     },
     /// Delete an app, ending every token it holds (running server only).
     Delete {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[command(flatten)]
         dir: DataDirArgs,
@@ -106,6 +110,7 @@ pub enum AppsCommand {
     RotateSecret {
         #[command(flatten)]
         dir: DataDirArgs,
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long, value_parser = ["start", "complete", "cancel"], default_value = "start")]
         step: String,

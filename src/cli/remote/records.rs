@@ -125,12 +125,15 @@ pub enum Records<W: Subcommand> {
     },
     /// Show one.
     Get {
+        // Ids are base64url, so one may begin with `-`: still an id, not a flag.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Delete one.
     Delete {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[command(flatten)]
         server: ServerArgs,
@@ -159,6 +162,7 @@ pub enum ScopeWrite {
     },
     /// Rename a scope or change its note (apps and roles holding it follow a rename).
     Update {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long)]
         name: Option<String>,
@@ -210,6 +214,7 @@ pub enum ResourceWrite {
     },
     /// Change a resource; a new identifier or fewer scopes reach every app's grant.
     Update {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long)]
         identifier: Option<String>,
@@ -321,6 +326,7 @@ pub enum RoleWrite {
     },
     /// Change a role; `--scope` replaces its scopes.
     Update {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long)]
         name: Option<String>,
@@ -366,6 +372,7 @@ fn role(name: Value, scopes: Value, note: &Option<String>, privileged: Value) ->
 pub enum UserWrite {
     /// Change a user; `--role` replaces their roles.
     Update {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long = "role")]
         roles: Option<Vec<String>>,
@@ -434,6 +441,7 @@ pub enum ServiceWrite {
     },
     /// Change a service.
     Update {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long)]
         name: Option<String>,
@@ -444,13 +452,16 @@ pub enum ServiceWrite {
     },
     /// Issue another API key; printed once.
     IssueKey {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Revoke an API key.
     RevokeKey {
+        #[arg(allow_hyphen_values = true)]
         id: String,
+        #[arg(allow_hyphen_values = true)]
         key_id: String,
         #[command(flatten)]
         server: ServerArgs,
