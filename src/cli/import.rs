@@ -35,7 +35,7 @@ pub(super) fn run(
             Err(refused) => Err(CliError::Refused(refused.to_string())),
             Ok(apps) => with_registry(dir, |registry| async move {
                 let imported = registry.import_apps(Caller::Operator, apps).await?;
-                Ok(import_view(&imported))
+                Ok(json!(import_view(&imported)))
             }),
         },
     };
