@@ -4,8 +4,10 @@
 For each scenario it runs wrk and reads the server process's own CPU time (utime + stime in
 /proc) around the run, so it prints requests/s, p50/p99 and **server CPU per request**. The
 raw Ed25519 signature is timed in the same run (criterion, `benches/token.rs`), which gives
-the floor of a token request: healthz CPU (HTTP and the kernel) plus one signature. Ratios
-hold on a noisy shared machine where absolute rates do not (BENCHMARKS.md).
+the floor of a token request: healthz CPU (HTTP and the kernel) plus one signature, with
+healthz taken both at full load and at the token run's own rate (a request costs less CPU on
+a busier server). Ratios hold on a noisy shared machine where absolute rates do not
+(BENCHMARKS.md).
 
     scripts/load.py [--seconds 10] [--conns 64] [--rounds 3] [--bin BINARY] [--json FILE]
 
